@@ -1,0 +1,123 @@
+/**
+ * Every error graceful-drain throws or reports extends {@link GracefulDrainError}: it has a stable
+ * `code` to branch on, a `name` equal to its class name, and passes `cause` through.
+ * The codes are listed in `docs/errors.md`.
+ *
+ * @packageDocumentation
+ */
+
+/** Options every graceful-drain error accepts. */
+export interface GracefulDrainErrorOptions {
+  /** The error that led to this one. */
+  readonly cause?: unknown;
+}
+
+/** The base class of every error graceful-drain throws. Branch on `code`, not on the message. */
+export class GracefulDrainError extends Error {
+  /** A stable, documented code, such as `ERR_DRAIN_CLOSED`. */
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: GracefulDrainErrorOptions) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+  }
+}
+
+/** Thrown by `track()` (as a rejection) once shutdown has begun, or before `start()`: intake is closed. */
+export class DrainClosedError extends GracefulDrainError {
+  constructor(
+    message = 'Intake is closed: the controller is shutting down',
+    options?: GracefulDrainErrorOptions,
+  ) {
+    super('ERR_DRAIN_CLOSED', message, options);
+  }
+}
+
+/** The reason of a task's `signal` when the drain deadline passes, and of waits that ran out of budget. */
+export class DrainTimeoutError extends GracefulDrainError {
+  constructor(message = 'The drain deadline passed', options?: GracefulDrainErrorOptions) {
+    super('ERR_DRAIN_TIMEOUT', message, options);
+  }
+}
+
+/** The reason of a task's `signal` when a shutdown is escalated with `force` (or a second signal). */
+export class DrainForcedError extends GracefulDrainError {
+  constructor(message = 'The shutdown was forced', options?: GracefulDrainErrorOptions) {
+    super('ERR_DRAIN_FORCED', message, options);
+  }
+}
+
+/** Rejected by `Coordinator.acquire()` when the lock could not be taken within `timeoutMs`. */
+export class LockTimeoutError extends GracefulDrainError {
+  constructor(message = 'The lock could not be acquired in time', options?: GracefulDrainErrorOptions) {
+    super('ERR_LOCK_TIMEOUT', message, options);
+  }
+}
+
+/**
+ * The reason a `Lease.signal` is aborted with: the lease could not be renewed and is about to expire
+ * (or has been taken away). Raised *before* another holder can acquire the lock.
+ */
+export class LockLostError extends GracefulDrainError {
+  constructor(message = 'The lock was lost', options?: GracefulDrainErrorOptions) {
+    super('ERR_LOCK_LOST', message, options);
+  }
+}
+
+/** The reason a `Membership.signal` is aborted with: the member is no longer in its group. */
+export class MembershipLostError extends GracefulDrainError {
+  constructor(message = 'The group membership was lost', options?: GracefulDrainErrorOptions) {
+    super('ERR_MEMBERSHIP_LOST', message, options);
+  }
+}
+
+/** Rejected by a `WorkflowStore` write whose fencing token is lower than one it has already seen. */
+export class StaleTokenError extends GracefulDrainError {
+  /** The token the write carried. */
+  readonly token: bigint;
+  /** The highest token the store had seen. */
+  readonly highest: bigint;
+
+  constructor(token: bigint, highest: bigint, options?: GracefulDrainErrorOptions) {
+    super(
+      'ERR_STALE_TOKEN',
+      `Fencing token ${token} is stale: the store has already seen token ${highest}`,
+      options,
+    );
+    this.token = token;
+    this.highest = highest;
+  }
+}
+
+/** Thrown by a constructor or a function given an option or argument it cannot use. */
+export class ConfigurationError extends GracefulDrainError {
+  constructor(message: string, options?: GracefulDrainErrorOptions) {
+    super('ERR_CONFIGURATION', message, options);
+  }
+}
+
+/** Rejected by an adapter whose backend cannot be reached or answered with an error. */
+export class CoordinatorUnavailableError extends GracefulDrainError {
+  constructor(message = 'The coordinator could not be reached', options?: GracefulDrainErrorOptions) {
+    super('ERR_COORDINATOR_UNAVAILABLE', message, options);
+  }
+}
+
+/** Rejected by an operation on an adapter that has been closed. */
+export class ClosedError extends GracefulDrainError {
+  constructor(message = 'The adapter is closed', options?: GracefulDrainErrorOptions) {
+    super('ERR_CLOSED', message, options);
+  }
+}
+
+/** Rejected by an optional adapter whose driver package is not installed. */
+export class MissingDriverError extends GracefulDrainError {
+  constructor(driver: string, adapter: string, options?: GracefulDrainErrorOptions) {
+    super(
+      'ERR_MISSING_DRIVER',
+      `${adapter} needs the package \`${driver}\`: install it with \`npm install ${driver}\``,
+      options,
+    );
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * Monotonic time and bounded, cancellable waits shared by the core and the adapters.
+ * Every timer here is cleared when its wait ends, so nothing is left holding the process.
+ *
+ * @internal
+ */
+
+/** Milliseconds on a monotonic clock (`performance.now()`), immune to wall-clock jumps. */
+export function now(): number {
+  return performance.now();
+}
+
+/** A rejection reason for a signal without one. */
+function reasonOf(signal: AbortSignal): unknown {
+  return signal.reason ?? new Error('Aborted');
+}
+
+/**
+ * Resolves after `ms` milliseconds; rejects with `signal.reason` as soon as `signal` aborts.
+ * The timer is unref'd only when `unref` is set: a wait the caller depends on keeps the process alive.
+ */
+export function delay(ms: number, signal?: AbortSignal, unref = false): Promise<void> {
+  if (signal?.aborted) return Promise.reject(reasonOf(signal));
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(reasonOf(signal as AbortSignal));
+    };
+    const timer = setTimeout(
+      () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      },
+      Math.max(0, ms),
+    );
+    if (unref) timer.unref();
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * Settles with `promise`, or rejects with `onTimeout()` after `ms` milliseconds, or with
+ * `signal.reason` when `signal` aborts, whichever comes first. The timer is always cleared.
+ */
+export function bounded<T>(
+  promise: Promise<T>,
+  ms: number,
+  onTimeout: () => unknown,
+  signal?: AbortSignal,
+): Promise<T> {
+  if (signal?.aborted) {
+    promise.catch(() => {});
+    return Promise.reject(reasonOf(signal));
+  }
+  return new Promise<T>((resolve, reject) => {
+    let done = false;
+    const finish = (): boolean => {
+      if (done) return false;
+      done = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      return true;
+    };
+    const onAbort = (): void => {
+      if (finish()) reject(reasonOf(signal as AbortSignal));
+    };
+    const timer = setTimeout(
+      () => {
+        if (finish()) reject(onTimeout());
+      },
+      Math.max(0, ms),
+    );
+    signal?.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        if (finish()) resolve(value);
+      },
+      (error: unknown) => {
+        if (finish()) reject(error);
+      },
+    );
+  });
+}
+
+/** An `AbortSignal` that aborts when any of `signals` does (skipping undefined ones). */
+export function anySignal(...signals: (AbortSignal | undefined)[]): AbortSignal {
+  const present = signals.filter((s): s is AbortSignal => s !== undefined);
+  if (present.length === 1) return present[0] as AbortSignal;
+  return AbortSignal.any(present);
+}
+
+/** A random id, for member ids, incarnations and owner keys. */
+export function randomId(): string {
+  return crypto.randomUUID();
+}
