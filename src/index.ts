@@ -1,3 +1,25 @@
+/**
+ * graceful-drain: track in-flight work, drain within one budget, and hand running workflows off
+ * across a cluster when the last member of a group stops.
+ *
+ * @packageDocumentation
+ */
+export { DrainController } from './controller.js';
+export type {
+  DrainEvents,
+  DrainState,
+  OnIdleOptions,
+  ShutdownOptions,
+  TaskContext,
+  TrackOptions,
+} from './controller.js';
+export type { DrainControllerOptions, UnreachablePolicy } from './options.js';
+export type { HandOffDecision, PhaseName, PhaseReport, ReportedError, ShutdownReport } from './report.js';
+export type { ParkProgress, ResumeProgress, ResumeReport } from './hand-off.js';
+export { installSignalHandlers } from './signals.js';
+export type { SignalHandlerOptions } from './signals.js';
+export { createProbeHandler } from './probes.js';
+export type { ProbeHandler, ProbeHandlerOptions } from './probes.js';
 export * from './errors.js';
 export type * from './coordinator.js';
 export type * from './workflow-store.js';

@@ -1,0 +1,53 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { DrainController } from './controller.js';
+import { checkName, checkOptionsObject } from './validate.js';
+
+/** Options of {@link createProbeHandler}. */
+export interface ProbeHandlerOptions {
+  /**
+   * The path of the readiness probe: 200 while running, 503 from the first moment of shutdown.
+   * @defaultValue `'/readyz'`
+   */
+  readonly readinessPath?: string;
+  /**
+   * The path of the liveness probe: 200 while the process works, draining included; 503 once `failed`.
+   * @defaultValue `'/livez'`
+   */
+  readonly livenessPath?: string;
+}
+
+/** A `node:http` request handler: returns `true` when it answered the request, `false` to pass it on. */
+export type ProbeHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
+
+/**
+ * Kubernetes probes for a `node:http` server you own: readiness fails from the first moment of
+ * shutdown so no new traffic is routed here, liveness holds while draining so the pod is not killed
+ * early. The handler answers its two paths and returns `false` for anything else.
+ *
+ * @example
+ * ```ts
+ * const probes = createProbeHandler(drain);
+ * http.createServer((req, res) => probes(req, res) || app(req, res)).listen(8080);
+ * ```
+ */
+export function createProbeHandler(drain: DrainController, options?: ProbeHandlerOptions): ProbeHandler {
+  const o = checkOptionsObject('createProbeHandler', options, ['readinessPath', 'livenessPath']);
+  const readinessPath =
+    o.readinessPath === undefined ? '/readyz' : checkName('readinessPath', o.readinessPath);
+  const livenessPath = o.livenessPath === undefined ? '/livez' : checkName('livenessPath', o.livenessPath);
+  return (req, res) => {
+    const path = (req.url ?? '/').split('?', 1)[0];
+    let ok: boolean;
+    if (path === readinessPath) ok = drain.ready;
+    else if (path === livenessPath) ok = drain.state !== 'failed';
+    else return false;
+    const body = JSON.stringify({ ok, state: drain.state, inFlight: drain.inFlight });
+    res.writeHead(ok ? 200 : 503, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(body),
+      'cache-control': 'no-store',
+    });
+    res.end(req.method === 'HEAD' ? undefined : body);
+    return true;
+  };
+}

@@ -1,0 +1,77 @@
+/** The phases of a shutdown, in the order they run. */
+export type PhaseName = 'stop-intake' | 'drain' | 'grace' | 'leave' | 'lock' | 'members' | 'park' | 'release';
+
+/** One phase of a shutdown and how long it took. */
+export interface PhaseReport {
+  /** The phase. */
+  readonly name: PhaseName;
+  /** How long it took, in milliseconds (monotonic clock). */
+  readonly durationMs: number;
+  /** `ok`, or why it ended otherwise: `timeout`, `error`, `forced`, `skipped`. */
+  readonly outcome: 'ok' | 'timeout' | 'error' | 'forced' | 'skipped';
+}
+
+/** An error met during a shutdown, with the phase it was met in. */
+export interface ReportedError {
+  /** The phase, or `intake-stopper` for an intake stopper that threw or hung. */
+  readonly phase: PhaseName | 'intake-stopper';
+  /** The error itself (never swallowed). */
+  readonly error: unknown;
+}
+
+/** Why the hand-off did or did not park. */
+export type HandOffDecision =
+  /** No coordinator or store was configured: there is no hand-off. */
+  | 'disabled'
+  /** A live peer remains: it keeps running the group's workflows. */
+  | 'peers-remain'
+  /** This member was the last: it parked the active workflows. */
+  | 'parked'
+  /** The coordinator could not be reached and the policy is `skip`. */
+  | 'unreachable-skipped'
+  /** The coordinator could not be reached and the policy is `park`: parked unfenced. */
+  | 'unreachable-parked'
+  /** The start-stop lock could not be taken within the budget. */
+  | 'lock-timeout'
+  /** The lease was lost while parking: parking stopped before the next batch. */
+  | 'lease-lost'
+  /** The budget ran out, or the shutdown was forced, before the hand-off could finish. */
+  | 'aborted';
+
+/** What a shutdown did, exactly. Every caller of `shutdown()` gets the same report. */
+export interface ShutdownReport {
+  /** The reason given to `shutdown()` (for example the signal's name). */
+  readonly reason: string | undefined;
+  /** `clean` when everything in flight settled and nothing failed; otherwise why not. */
+  readonly outcome: 'clean' | 'timed-out' | 'forced' | 'failed';
+  /** Whether the shutdown was escalated with `force`. */
+  readonly forced: boolean;
+  /** From `shutdown()` to this report, in milliseconds. */
+  readonly durationMs: number;
+  /** The phases that ran, in order. */
+  readonly phases: readonly PhaseReport[];
+  /** Tasks in flight when the shutdown began. */
+  readonly inFlightAtStart: number;
+  /** Of those, how many settled before the drain deadline. */
+  readonly completed: number;
+  /** Tasks still in flight at the drain deadline, whose `signal` was aborted. */
+  readonly aborted: number;
+  /** The labels of the aborted tasks that had one. */
+  readonly abortedLabels: readonly string[];
+  /** Tasks still in flight when the shutdown gave up on them (after the grace). */
+  readonly stragglers: number;
+  /** The labels of the stragglers that had one. */
+  readonly stragglerLabels: readonly string[];
+  /** Whether this member was the last of its group; `undefined` when it could not be told. */
+  readonly lastMember: boolean | undefined;
+  /** What the hand-off decided. */
+  readonly handOff: HandOffDecision;
+  /** Workflows parked by this member. */
+  readonly parked: number;
+  /** Of those, how many the host was still winding down (`pausing`) when parked. */
+  readonly stillPausing: number;
+  /** The fencing token the parking ran under, if any. */
+  readonly token: bigint | undefined;
+  /** Every error met on the way, in order. */
+  readonly errors: readonly ReportedError[];
+}

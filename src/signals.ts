@@ -1,0 +1,109 @@
+import createDebug from 'debug';
+import type { DrainController } from './controller.js';
+import type { ShutdownReport } from './report.js';
+import { checkFunction, checkOptionsObject, invalid } from './validate.js';
+
+const log = createDebug('graceful-drain:signals');
+
+/** Options of {@link installSignalHandlers}. */
+export interface SignalHandlerOptions {
+  /**
+   * The signals that start a shutdown. The first starts a graceful one, the second escalates it to
+   * `force`, a third exits at once.
+   * @defaultValue `['SIGTERM', 'SIGINT']`
+   */
+  readonly signals?: readonly NodeJS.Signals[];
+  /**
+   * Ends the process with a code once the shutdown has finished.
+   * @defaultValue `(code) => process.exit(code)`
+   */
+  readonly exit?: (code: number) => void;
+  /**
+   * The exit code for a report.
+   * @defaultValue `0` for a `clean` shutdown, `1` for a timed-out, forced or failed one
+   */
+  readonly exitCode?: (report: ShutdownReport) => number;
+  /**
+   * Runs after the shutdown, before exiting, with its report (to log it, flush telemetry, close a
+   * server). When it throws, the exit code is `1`.
+   */
+  readonly onShutdown?: (report: ShutdownReport, signal: NodeJS.Signals) => unknown;
+}
+
+const defaultExitCode = (report: ShutdownReport): number => (report.outcome === 'clean' ? 0 : 1);
+
+/**
+ * Opt-in signal handling: the first signal starts `drain.shutdown({ reason })`, the second escalates
+ * to `force`, a third exits at once with code 1. After the shutdown the process exits with `exitCode(report)`.
+ * The controller itself never exits the process: only this helper does, through `exit`.
+ *
+ * @returns `uninstall()`, which removes the handlers.
+ * @example
+ * ```ts
+ * const uninstall = installSignalHandlers(drain, { onShutdown: (report) => console.log(report) });
+ * ```
+ */
+export function installSignalHandlers(drain: DrainController, options?: SignalHandlerOptions): () => void {
+  const o = checkOptionsObject('installSignalHandlers', options, [
+    'signals',
+    'exit',
+    'exitCode',
+    'onShutdown',
+  ]);
+  const signals = (o.signals ?? ['SIGTERM', 'SIGINT']) as readonly NodeJS.Signals[];
+  if (!Array.isArray(signals) || signals.length === 0 || signals.some((s) => typeof s !== 'string')) {
+    invalid('signals', 'a non-empty array of signal names', o.signals);
+  }
+  const exit =
+    o.exit === undefined
+      ? (code: number): void => process.exit(code)
+      : checkFunction<(code: number) => void>('exit', o.exit);
+  const exitCode =
+    o.exitCode === undefined
+      ? defaultExitCode
+      : checkFunction<(r: ShutdownReport) => number>('exitCode', o.exitCode);
+  const onShutdown =
+    o.onShutdown === undefined
+      ? undefined
+      : checkFunction<NonNullable<SignalHandlerOptions['onShutdown']>>('onShutdown', o.onShutdown);
+
+  let received = 0;
+  let exited = false;
+  const finish = (code: number): void => {
+    if (exited) return;
+    exited = true;
+    exit(code);
+  };
+  const handler = (signal: NodeJS.Signals): void => {
+    received++;
+    log('received %s (#%d)', signal, received);
+    if (received === 1) {
+      drain
+        .shutdown({ reason: signal })
+        .then(async (report) => {
+          let code = exitCode(report);
+          if (onShutdown !== undefined) {
+            try {
+              await onShutdown(report, signal);
+            } catch (error) {
+              log('onShutdown failed: %O', error);
+              code = 1;
+            }
+          }
+          finish(code);
+        })
+        .catch((error: unknown) => {
+          log('shutdown failed: %O', error);
+          finish(1);
+        });
+    } else if (received === 2) {
+      void drain.shutdown({ force: true, reason: signal });
+    } else {
+      finish(1);
+    }
+  };
+  for (const signal of signals) process.on(signal, handler);
+  return () => {
+    for (const signal of signals) process.removeListener(signal, handler);
+  };
+}
