@@ -387,15 +387,13 @@ export class DrainController extends EventEmitter<DrainEvents> {
       try {
         await this.#join();
       } catch (error) {
-        this.#setState('failed');
+        // A start cancelled by shutdown is not a failure: the shutdown takes over from here.
+        if (!this.#lifecycle.signal.aborted) this.#setState('failed');
         throw error;
       }
       this.#resumeTask = this.#resume();
     }
-    if (this.#lifecycle.signal.aborted) {
-      this.#setState('failed');
-      throw this.#lifecycle.signal.reason;
-    }
+    if (this.#lifecycle.signal.aborted) throw this.#lifecycle.signal.reason;
     this.#open = true;
     this.#setState('running');
   }
@@ -511,14 +509,15 @@ export class DrainController extends EventEmitter<DrainEvents> {
       ).catch(() => {});
     }
 
+    const handOffEnabled = o.coordinator !== undefined && o.store !== undefined;
     let handOff: HandOffResult = {
-      decision: 'disabled',
+      decision: handOffEnabled ? 'not-joined' : 'disabled',
       lastMember: undefined,
       parked: 0,
       stillPausing: 0,
       token: undefined,
     };
-    if (o.coordinator !== undefined && o.store !== undefined && started) {
+    if (o.coordinator !== undefined && o.store !== undefined && this.#membership !== undefined) {
       this.#setState('handing-off');
       handOff = await handOffAtShutdown({
         options: o,

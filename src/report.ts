@@ -23,6 +23,8 @@ export interface ReportedError {
 export type HandOffDecision =
   /** No coordinator or store was configured: there is no hand-off. */
   | 'disabled'
+  /** This member never joined its group (`start()` was not called, failed or was cancelled): it hands nothing off. */
+  | 'not-joined'
   /** A live peer remains: it keeps running the group's workflows. */
   | 'peers-remain'
   /** This member was the last: it parked the active workflows. */
