@@ -13,6 +13,7 @@ import {
   resumeAtStart,
 } from './hand-off.js';
 import { bounded, delay, now } from './internal/time.js';
+import { publish } from './metrics.js';
 import { type CompiledOptions, type DrainControllerOptions, compileOptions } from './options.js';
 import type { PhaseName, PhaseReport, ReportedError, ShutdownReport } from './report.js';
 import { checkBoolean, checkFunction, checkOptionsObject, describeValue } from './validate.js';
@@ -366,6 +367,13 @@ export class DrainController extends EventEmitter<DrainEvents> {
     if (from === to) return;
     this.#state = to;
     log('state %s -> %s', from, to);
+    publish('state', () => ({
+      group: this.group,
+      memberId: this.memberId,
+      from,
+      to,
+      inFlight: this.#inFlight,
+    }));
     this.emit('stateChange', { from, to });
   }
 
@@ -447,7 +455,10 @@ export class DrainController extends EventEmitter<DrainEvents> {
       coordinator,
       store,
       signal: this.#lifecycle.signal,
-      onRound: (progress) => this.emit('resume', progress),
+      onRound: (progress) => {
+        publish('resume', () => ({ group: this.group, memberId: this.memberId, ...progress }));
+        this.emit('resume', progress);
+      },
     });
   }
 
@@ -499,6 +510,15 @@ export class DrainController extends EventEmitter<DrainEvents> {
       if (stragglers > 0) log('%d straggler(s) left behind: %o', stragglers, stragglerLabels);
     }
 
+    publish('drain', () => ({
+      group: this.group,
+      memberId: this.memberId,
+      durationMs: now() - t0,
+      inFlightAtStart: this.#inFlightAtShutdown,
+      aborted,
+      stragglers,
+    }));
+
     // Let the background resume wind down (it was cancelled when shutdown began) before handing off.
     if (this.#resumeTask !== undefined) {
       await bounded(
@@ -527,7 +547,10 @@ export class DrainController extends EventEmitter<DrainEvents> {
         budgetEnd,
         signal: this.#force.signal,
         record: this.#recorder,
-        onPark: (progress) => this.emit('park', progress),
+        onPark: (progress) => {
+          publish('park', () => ({ group: this.group, memberId: this.memberId, ...progress }));
+          this.emit('park', progress);
+        },
       });
     }
 

@@ -5,9 +5,10 @@
  * @internal
  */
 import createDebug from 'debug';
-import type { Coordinator, Lease, MemberInfo, Membership } from './coordinator.js';
+import type { AcquireOptions, Coordinator, Lease, MemberInfo, Membership } from './coordinator.js';
 import { DrainTimeoutError, LockTimeoutError } from './errors.js';
 import { bounded, delay, now } from './internal/time.js';
+import { publish } from './metrics.js';
 import type { CompiledOptions } from './options.js';
 import type { HandOffDecision, PhaseName, PhaseReport, ReportedError } from './report.js';
 import type { WorkflowStore } from './workflow-store.js';
@@ -71,6 +72,32 @@ function budgetError(what: string): () => DrainTimeoutError {
   return () => new DrainTimeoutError(`The shutdown budget ran out while ${what}`);
 }
 
+/** Takes the group's start-stop lock, publishing how long the wait took. */
+async function timedAcquire(
+  coordinator: Coordinator,
+  options: CompiledOptions,
+  reason: 'shutdown' | 'resume',
+  acquire: AcquireOptions,
+): Promise<Lease> {
+  const lock = lockName(options.group);
+  const startedAt = now();
+  let acquired = false;
+  try {
+    const lease = await coordinator.acquire(lock, acquire);
+    acquired = true;
+    return lease;
+  } finally {
+    publish('lockWait', () => ({
+      group: options.group,
+      memberId: options.memberId,
+      lock,
+      waitMs: now() - startedAt,
+      acquired,
+      reason,
+    }));
+  }
+}
+
 /** A member seems dead when it has missed a heartbeat: less than half its TTL left. */
 function nearExpiry(member: MemberInfo, fallbackTtlMs: number): boolean {
   if (member.expiresInMs === undefined) return false;
@@ -117,7 +144,7 @@ export async function handOffAtShutdown(ctx: ShutdownContext): Promise<HandOffRe
 
   // The lock wait takes at most half of what is left, so that parking keeps the other half.
   const acquired = await step('lock', () =>
-    coordinator.acquire(lockName(options.group), {
+    timedAcquire(coordinator, options, 'shutdown', {
       ttlMs: options.lockTtlMs,
       timeoutMs: remaining(budgetEnd) / 2,
       signal,
@@ -337,7 +364,7 @@ export async function resumeAtStart(ctx: ResumeContext): Promise<ResumeReport> {
     let pending = 0;
     let failed = false;
     try {
-      const lease = await coordinator.acquire(lockName(options.group), {
+      const lease = await timedAcquire(coordinator, options, 'resume', {
         ttlMs: options.lockTtlMs,
         timeoutMs: remaining(end),
         signal,

@@ -20,6 +20,8 @@ export { installSignalHandlers } from './signals.js';
 export type { SignalHandlerOptions } from './signals.js';
 export { createProbeHandler } from './probes.js';
 export type { ProbeHandler, ProbeHandlerOptions } from './probes.js';
+export { channels } from './metrics.js';
+export type { DrainMessage, LockWaitMessage, StateMessage } from './metrics.js';
 export * from './errors.js';
 export type * from './coordinator.js';
 export type * from './workflow-store.js';

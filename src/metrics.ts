@@ -1,0 +1,65 @@
+/**
+ * Metrics through `node:diagnostics_channel`: subscribe to feed Prometheus, OpenTelemetry or logs
+ * without a new dependency. Nothing is published while a channel has no subscriber.
+ *
+ * The in-flight gauge is not published per task (that would tax `track()`): read `drain.inFlight`
+ * when your metrics library collects (a Prometheus `collect()`, an OpenTelemetry observable gauge).
+ *
+ * @packageDocumentation
+ */
+import diagnosticsChannel from 'node:diagnostics_channel';
+import type { DrainState } from './controller.js';
+
+/** The channel names, stable across versions. */
+export const channels = Object.freeze({
+  /** `{ group, memberId, from, to, inFlight }` on every state change. */
+  state: 'graceful-drain:state',
+  /** `{ group, memberId, durationMs, inFlightAtStart, aborted, stragglers }` when the drain phase ends. */
+  drain: 'graceful-drain:drain',
+  /** `{ group, memberId, parked, stillPausing, skipped, token }` after every parked batch. */
+  park: 'graceful-drain:park',
+  /** `{ group, memberId, resumed, skipped, stillPausing, rounds, complete }` after every resume round. */
+  resume: 'graceful-drain:resume',
+  /** `{ group, memberId, lock, waitMs, acquired, reason }` after every lock acquisition attempt. */
+  lockWait: 'graceful-drain:lock-wait',
+});
+
+/** Published on `graceful-drain:state`. */
+export interface StateMessage {
+  readonly group: string;
+  readonly memberId: string;
+  readonly from: DrainState;
+  readonly to: DrainState;
+  readonly inFlight: number;
+}
+
+/** Published on `graceful-drain:drain`. */
+export interface DrainMessage {
+  readonly group: string;
+  readonly memberId: string;
+  readonly durationMs: number;
+  readonly inFlightAtStart: number;
+  readonly aborted: number;
+  readonly stragglers: number;
+}
+
+/** Published on `graceful-drain:lock-wait`. */
+export interface LockWaitMessage {
+  readonly group: string;
+  readonly memberId: string;
+  readonly lock: string;
+  readonly waitMs: number;
+  readonly acquired: boolean;
+  /** `shutdown` or `resume`: which half of the protocol waited. */
+  readonly reason: 'shutdown' | 'resume';
+}
+
+const byName = Object.fromEntries(
+  Object.entries(channels).map(([key, name]) => [key, diagnosticsChannel.channel(name)]),
+) as Record<keyof typeof channels, diagnosticsChannel.Channel>;
+
+/** Publishes on a channel; builds the message only when someone subscribes. @internal */
+export function publish(name: keyof typeof channels, message: () => object): void {
+  const channel = byName[name];
+  if (channel.hasSubscribers) channel.publish(message());
+}
