@@ -1,0 +1,240 @@
+import createDebug from 'debug';
+import type {
+  AcquireOptions,
+  Coordinator,
+  CoordinatorCapabilities,
+  JoinOptions,
+  Lease,
+  MemberInfo,
+  Membership,
+} from '../../coordinator.js';
+import { ClosedError, LockTimeoutError } from '../../errors.js';
+import { now, randomId } from '../../internal/time.js';
+import {
+  checkFunction,
+  checkName,
+  checkNonNegative,
+  checkOptionsObject,
+  checkPositive,
+  invalid,
+} from '../../validate.js';
+import { backgroundTimer, type HandleContext } from './handle-context.js';
+import { type BackendState, defaultBackend, MemoryBackend, stateOf } from './memory-backend.js';
+import { MemoryLease } from './memory-lease.js';
+import { MemoryMembership } from './memory-membership.js';
+
+const debug = createDebug('graceful-drain:memory');
+
+/** Options of {@link MemoryCoordinator}. */
+export interface MemoryCoordinatorOptions {
+  /**
+   * The state this coordinator shares with others: coordinators on one backend see each other's
+   * locks and members.
+   * @defaultValue one backend shared by every coordinator of the process
+   */
+  readonly backend?: MemoryBackend | undefined;
+  /**
+   * The monotonic clock, in milliseconds, that expiry is judged by and local deadlines are set on.
+   * Coordinators sharing a backend must share a clock. Timers are plain `setTimeout`s, so vitest's
+   * fake timers (which also fake `performance.now()`) drive the whole coordinator.
+   * @defaultValue `() => performance.now()`
+   */
+  readonly clock?: (() => number) | undefined;
+}
+
+const CAPABILITIES: CoordinatorCapabilities = Object.freeze({
+  scope: 'process',
+  liveness: 'ttl',
+  fencing: 'monotonic',
+});
+
+const OPTION_NAMES = Object.freeze(['backend', 'clock']);
+const ACQUIRE_OPTION_NAMES = Object.freeze(['ttlMs', 'timeoutMs', 'signal']);
+const JOIN_OPTION_NAMES = Object.freeze(['ttlMs', 'signal']);
+
+function checkSignal(value: unknown): AbortSignal | undefined {
+  if (value !== undefined && !(value instanceof AbortSignal)) invalid('signal', 'an AbortSignal', value);
+  return value;
+}
+
+/**
+ * A {@link Coordinator} whose locks and groups live in memory, shared by the coordinators of one
+ * {@link MemoryBackend}: for a single process, and for tests.
+ *
+ * Leases renew every `ttlMs / 3`, and their signal aborts with `LockLostError` at a local deadline
+ * ahead of the backend's expiry when renewal stops. Memberships send a heartbeat every `ttlMs / 3`
+ * and expire `ttlMs` after the last one. Tokens strictly increase per lock name on a backend.
+ * Waiters for a lock are woken when it is released or expires.
+ *
+ * @example
+ * ```ts
+ * const coordinator = new MemoryCoordinator();
+ * const lease = await coordinator.acquire('start-stop', { ttlMs: 5_000, timeoutMs: 1_000 });
+ * try {
+ *   await store.park(ids, { memberId, token: lease.token });
+ * } finally {
+ *   await lease.release();
+ * }
+ * ```
+ */
+export class MemoryCoordinator implements Coordinator {
+  /** `{ scope: 'process', liveness: 'ttl', fencing: 'monotonic' }`. */
+  readonly capabilities: CoordinatorCapabilities = CAPABILITIES;
+  readonly #backend: BackendState;
+  readonly #clock: () => number;
+  readonly #leases = new Set<MemoryLease>();
+  readonly #memberships = new Set<MemoryMembership>();
+  readonly #waits = new Set<(error: Error) => void>();
+  readonly #context: HandleContext;
+  #state: 'open' | 'crashed' | 'closed' = 'open';
+
+  constructor(options?: MemoryCoordinatorOptions) {
+    const o = checkOptionsObject('MemoryCoordinator', options, OPTION_NAMES);
+    const backend = o.backend ?? defaultBackend;
+    if (!(backend instanceof MemoryBackend)) invalid('backend', 'a MemoryBackend', backend);
+    this.#backend = stateOf(backend);
+    this.#clock = o.clock === undefined ? now : checkFunction<() => number>('clock', o.clock);
+    const isCrashed = (): boolean => this.#state === 'crashed';
+    this.#context = {
+      backend: this.#backend,
+      clock: this.#clock,
+      get crashed() {
+        return isCrashed();
+      },
+      forget: (handle) => {
+        this.#leases.delete(handle as MemoryLease);
+        this.#memberships.delete(handle as MemoryMembership);
+      },
+    };
+  }
+
+  /** Takes the lock `name`, waiting up to `timeoutMs` for its holder to release it or expire. */
+  async acquire(name: string, options: AcquireOptions): Promise<Lease> {
+    this.#checkOpen();
+    checkName('name', name);
+    const o = checkOptionsObject('acquire()', options, ACQUIRE_OPTION_NAMES);
+    const ttlMs = checkPositive('ttlMs', o.ttlMs);
+    const timeoutMs = checkNonNegative('timeoutMs', o.timeoutMs);
+    const signal = checkSignal(o.signal);
+    signal?.throwIfAborted();
+    const owner = randomId();
+    return new Promise<Lease>((resolve, reject) => {
+      let settled = false;
+      let lease: MemoryLease | undefined;
+      const wait: {
+        recheck?: ReturnType<typeof setTimeout> | undefined;
+        timeout?: ReturnType<typeof setTimeout> | undefined;
+        unsubscribe?: (() => void) | undefined;
+      } = {};
+      const finish = (): void => {
+        settled = true;
+        clearTimeout(wait.recheck);
+        clearTimeout(wait.timeout);
+        wait.unsubscribe?.();
+        signal?.removeEventListener('abort', onAbort);
+        this.#waits.delete(cancel);
+      };
+      const cancel = (error: unknown): void => {
+        if (settled) return;
+        finish();
+        reject(error);
+      };
+      const onAbort = (): void => cancel(signal?.reason);
+      const attempt = (): boolean => {
+        if (settled) return true;
+        const result = this.#backend.tryAcquire(name, owner, ttlMs, this.#clock(), (why) =>
+          lease?.lost(`it ${why} in the backend`),
+        );
+        if (result.acquired) {
+          finish();
+          lease = new MemoryLease(this.#context, name, owner, result.token, ttlMs, result.expiresAt);
+          this.#leases.add(lease);
+          debug('lease %s acquired (token %s)', name, result.token);
+          resolve(lease);
+          return true;
+        }
+        // Expiry frees a lock without any event, so look again when the holder's TTL runs out.
+        clearTimeout(wait.recheck);
+        wait.recheck = backgroundTimer(Math.max(1, result.expiresAt - this.#clock()), attempt);
+        return false;
+      };
+      if (attempt()) return;
+      const timedOut = (): void =>
+        cancel(new LockTimeoutError(`The lock "${name}" could not be acquired within ${timeoutMs} ms`));
+      if (timeoutMs === 0) {
+        timedOut();
+        return;
+      }
+      wait.unsubscribe = this.#backend.onFree(name, attempt);
+      // Not unref'd: the caller is waiting on this, and it is cleared as soon as the wait ends.
+      wait.timeout = setTimeout(() => {
+        if (!attempt()) timedOut();
+      }, timeoutMs);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#waits.add(cancel);
+    });
+  }
+
+  /** Joins `group` as `memberId` with a fresh incarnation, replacing a live member of that id. */
+  async join(group: string, memberId: string, options: JoinOptions): Promise<Membership> {
+    this.#checkOpen();
+    checkName('group', group);
+    checkName('memberId', memberId);
+    const o = checkOptionsObject('join()', options, JOIN_OPTION_NAMES);
+    const ttlMs = checkPositive('ttlMs', o.ttlMs);
+    checkSignal(o.signal)?.throwIfAborted();
+    const incarnation = randomId();
+    const ref: { membership?: MemoryMembership } = {};
+    const expiresAt = this.#backend.join(group, memberId, incarnation, ttlMs, this.#clock(), (why) =>
+      ref.membership?.lost(why === 'replaced' ? 'a newer incarnation joined' : 'it expired in the backend'),
+    );
+    const membership = new MemoryMembership(this.#context, group, memberId, incarnation, ttlMs, expiresAt);
+    ref.membership = membership;
+    this.#memberships.add(membership);
+    debug('member %s joined %s (%s)', memberId, group, incarnation);
+    return membership;
+  }
+
+  /** Lists the live members of `group`, each with `expiresInMs` and `ttlMs`. */
+  async members(group: string): Promise<readonly MemberInfo[]> {
+    this.#checkOpen();
+    checkName('group', group);
+    return this.#backend.members(group, this.#clock());
+  }
+
+  /**
+   * Releases this instance's leases, leaves its groups and clears every timer. Pending `acquire()`
+   * calls reject with `ClosedError`. Idempotent; never throws.
+   */
+  async close(): Promise<void> {
+    if (this.#state === 'closed') return;
+    const crashed = this.#state === 'crashed';
+    this.#state = 'closed';
+    // A crashed instance stays crashed: dispose() must not touch the backend for it.
+    const release = !crashed;
+    for (const cancel of [...this.#waits]) cancel(new ClosedError('The MemoryCoordinator was closed'));
+    for (const lease of [...this.#leases]) lease.dispose(release);
+    for (const membership of [...this.#memberships]) membership.dispose(release);
+    debug('coordinator closed%s', crashed ? ' (after a simulated crash)' : '');
+  }
+
+  /**
+   * Simulates a SIGKILL, for tests: renewals and heartbeats stop, but nothing is released or left,
+   * so this instance's locks and memberships expire after their TTL, and lease signals abort at
+   * their local deadline. Pending and later calls reject with `ClosedError`; `close()` then only
+   * clears what is left of the timers. `FaultyCoordinator.crash()` calls this.
+   */
+  simulateCrash(): void {
+    if (this.#state !== 'open') return;
+    this.#state = 'crashed';
+    for (const cancel of [...this.#waits]) cancel(new ClosedError('The MemoryCoordinator crashed'));
+    for (const lease of this.#leases) lease.crash();
+    for (const membership of this.#memberships) membership.crash();
+    debug('coordinator crashed (simulated)');
+  }
+
+  #checkOpen(): void {
+    if (this.#state === 'closed') throw new ClosedError('The MemoryCoordinator is closed');
+    if (this.#state === 'crashed') throw new ClosedError('The MemoryCoordinator crashed');
+  }
+}

@@ -1,0 +1,345 @@
+import createDebug from 'debug';
+import { ClosedError, ConfigurationError, StaleTokenError } from '../../errors.js';
+import {
+  checkCount,
+  checkName,
+  checkNonNegative,
+  checkOneOf,
+  checkOptionsObject,
+  invalid,
+} from '../../validate.js';
+import type {
+  Fence,
+  ItemResult,
+  ListOptions,
+  Page,
+  ParkedState,
+  ParkedWorkflow,
+  ParkOutcome,
+  UnparkOutcome,
+  WorkflowStore,
+  WorkflowStoreCapabilities,
+} from '../../workflow-store.js';
+
+const debug = createDebug('graceful-drain:memory');
+
+/** The host's status of a workflow in a {@link MemoryWorkflowStore}. */
+export type MemoryWorkflowStatus = 'running' | 'pausing' | 'paused' | 'succeeded' | 'cancelled';
+
+const STATUSES: readonly MemoryWorkflowStatus[] = Object.freeze([
+  'running',
+  'pausing',
+  'paused',
+  'succeeded',
+  'cancelled',
+]);
+
+/** Options of {@link MemoryWorkflowStore}. */
+export interface MemoryWorkflowStoreOptions {
+  /**
+   * How long the simulated host takes to pause a parked workflow, in milliseconds. With `0` a park
+   * pauses at once (outcome `paused`); above, it leaves the workflow `pausing` (outcome `pausing`)
+   * and pauses it after this delay, unless the host or a user set its status meanwhile.
+   * @defaultValue 0
+   */
+  readonly pauseDelayMs?: number | undefined;
+}
+
+/** A workflow of a {@link MemoryWorkflowStore}, as {@link MemoryWorkflowStore.get} returns it. */
+export interface MemoryWorkflow {
+  /** The workflow's id. */
+  readonly id: string;
+  /** The host's status of it. */
+  readonly status: MemoryWorkflowStatus;
+  /** Whether it carries a parked-by-shutdown mark. */
+  readonly parked: boolean;
+}
+
+/** Counts of effective writes, for tests of racing starts and shutdowns. */
+export interface MemoryWorkflowStoreStats {
+  /** Parks that paused a running workflow (skipped ones are not counted). */
+  readonly parks: number;
+  /** Unparks that resumed a workflow (skipped ones are not counted). */
+  readonly resumes: number;
+}
+
+const DEFAULTS = Object.freeze({ pauseDelayMs: 0 });
+const OPTION_NAMES = Object.freeze(Object.keys(DEFAULTS));
+const LIST_OPTION_NAMES = Object.freeze(['limit', 'cursor']);
+const CAPABILITIES: WorkflowStoreCapabilities = Object.freeze({ fencing: 'monotonic' });
+
+interface Entry {
+  status: MemoryWorkflowStatus;
+  mark: { readonly memberId: string; readonly token: bigint | undefined } | undefined;
+  parks: number;
+  resumes: number;
+  pauseTimer: ReturnType<typeof setTimeout> | undefined;
+}
+
+function checkIds(ids: unknown): readonly string[] {
+  if (!Array.isArray(ids)) invalid('ids', 'an array of workflow ids', ids);
+  ids.forEach((id: unknown, i) => checkName(`ids[${i}]`, id));
+  return ids as readonly string[];
+}
+
+function checkFence(fence: unknown): Fence {
+  if (fence === null || typeof fence !== 'object') invalid('fence', 'an object', fence);
+  const { memberId, token } = fence as Record<string, unknown>;
+  checkName('fence.memberId', memberId);
+  if (token !== undefined && typeof token !== 'bigint')
+    invalid('fence.token', 'a bigint or undefined', token);
+  return fence as Fence;
+}
+
+/**
+ * A {@link WorkflowStore} over an in-memory host table, with the host's side to drive it: for tests,
+ * demos and single-process hosts. Ids are kept sorted; pages resume after the last id returned
+ * (a keyset cursor), so paging stays correct while workflows are added or change state between
+ * pages. Fencing is `monotonic`: a write with a token lower than the highest seen rejects with
+ * `StaleTokenError` and writes nothing.
+ *
+ * After `close()`, the `WorkflowStore` methods reject with `ClosedError`; the host side keeps working.
+ *
+ * @example
+ * ```ts
+ * const store = new MemoryWorkflowStore({ pauseDelayMs: 50 });
+ * store.add('wf-1');
+ * await store.park(['wf-1'], { memberId: 'a', token: 1n }); // [{ id: 'wf-1', outcome: 'pausing' }]
+ * store.get('wf-1'); // { id: 'wf-1', status: 'pausing', parked: true }
+ * ```
+ */
+export class MemoryWorkflowStore implements WorkflowStore {
+  /** `{ fencing: 'monotonic' }`. */
+  readonly capabilities: WorkflowStoreCapabilities = CAPABILITIES;
+  readonly #pauseDelayMs: number;
+  readonly #entries = new Map<string, Entry>();
+  #ids: string[] = [];
+  #sorted = true;
+  #highest: bigint | undefined;
+  #parks = 0;
+  #resumes = 0;
+  #closed = false;
+
+  constructor(options?: MemoryWorkflowStoreOptions) {
+    const o = { ...DEFAULTS, ...checkOptionsObject('MemoryWorkflowStore', options, OPTION_NAMES) };
+    this.#pauseDelayMs = checkNonNegative('pauseDelayMs', o.pauseDelayMs ?? DEFAULTS.pauseDelayMs);
+  }
+
+  // The WorkflowStore side.
+
+  /** Lists running, unmarked workflows in id order, after `cursor`. */
+  async listActive(options: ListOptions): Promise<Page<string>> {
+    this.#checkOpen();
+    return this.#page('listActive()', options, (id, e) =>
+      e.status === 'running' && e.mark === undefined ? id : undefined,
+    );
+  }
+
+  /** Pauses and marks each running, unmarked workflow; one result per id, in order. */
+  async park(ids: readonly string[], fence: Fence): Promise<readonly ItemResult<ParkOutcome>[]> {
+    this.#checkOpen();
+    const list = checkIds(ids);
+    const { memberId, token } = checkFence(fence);
+    this.#checkToken(token);
+    const results = list.map((id) => Object.freeze({ id, outcome: this.#parkOne(id, memberId, token) }));
+    debug('park of %d workflows by %s (token %s)', list.length, memberId, token);
+    return results;
+  }
+
+  /** Lists marked workflows in id order, after `cursor`, with the host's state of each. */
+  async listParked(options: ListOptions): Promise<Page<ParkedWorkflow>> {
+    this.#checkOpen();
+    return this.#page('listParked()', options, (id, e) => {
+      if (e.mark === undefined) return undefined;
+      const state: ParkedState = e.status === 'pausing' || e.status === 'paused' ? e.status : 'other';
+      return Object.freeze({ id, state, memberId: e.mark.memberId, token: e.mark.token });
+    });
+  }
+
+  /** Resumes each marked, paused workflow and clears marks; one result per id, in order. */
+  async unpark(ids: readonly string[], fence: Fence): Promise<readonly ItemResult<UnparkOutcome>[]> {
+    this.#checkOpen();
+    const list = checkIds(ids);
+    const { memberId, token } = checkFence(fence);
+    this.#checkToken(token);
+    const results = list.map((id) => Object.freeze({ id, outcome: this.#unparkOne(id) }));
+    debug('unpark of %d workflows by %s (token %s)', list.length, memberId, token);
+    return results;
+  }
+
+  /** Clears the pending pause timers. Idempotent; never throws. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const e of this.#entries.values()) {
+      clearTimeout(e.pauseTimer);
+      e.pauseTimer = undefined;
+    }
+  }
+
+  // The host side.
+
+  /** Adds a workflow to the host's table. Throws `ConfigurationError` when the id exists. */
+  add(id: string, status: MemoryWorkflowStatus = 'running'): void {
+    checkName('id', id);
+    checkOneOf('status', status, STATUSES);
+    if (this.#entries.has(id)) throw new ConfigurationError(`Workflow ${JSON.stringify(id)} already exists`);
+    this.#entries.set(id, { status, mark: undefined, parks: 0, resumes: 0, pauseTimer: undefined });
+    const last = this.#ids.at(-1);
+    if (last !== undefined && id < last) this.#sorted = false;
+    this.#ids.push(id);
+  }
+
+  /** A workflow's status and whether it is marked; `undefined` when unknown. */
+  get(id: string): MemoryWorkflow | undefined {
+    const e = this.#entries.get(id);
+    return e === undefined
+      ? undefined
+      : Object.freeze({ id, status: e.status, parked: e.mark !== undefined });
+  }
+
+  /** Every workflow in id order: a snapshot, for assertions. */
+  snapshot(): readonly MemoryWorkflow[] {
+    return this.#sortedIds().map((id) => this.get(id) as MemoryWorkflow);
+  }
+
+  /** A user pauses the workflow: it becomes `paused`, and a park mark is dropped (the user owns it now). */
+  userPause(id: string): void {
+    const e = this.#entry(id);
+    e.mark = undefined;
+    this.#set(e, 'paused');
+  }
+
+  /** A user resumes the workflow: it becomes `running`, and a park mark is dropped. */
+  userResume(id: string): void {
+    const e = this.#entry(id);
+    e.mark = undefined;
+    this.#set(e, 'running');
+  }
+
+  /** The workflow finishes: `succeeded`. */
+  complete(id: string): void {
+    this.#set(this.#entry(id), 'succeeded');
+  }
+
+  /** A user cancels the workflow: `cancelled`. */
+  cancel(id: string): void {
+    this.#set(this.#entry(id), 'cancelled');
+  }
+
+  /** Sets the host's status as the engine would (e.g. `pausing` -> `paused`); marks are kept. */
+  setStatus(id: string, status: MemoryWorkflowStatus): void {
+    this.#set(this.#entry(id), checkOneOf('status', status, STATUSES));
+  }
+
+  /** Effective parks and resumes so far. */
+  get stats(): MemoryWorkflowStoreStats {
+    return Object.freeze({ parks: this.#parks, resumes: this.#resumes });
+  }
+
+  /** How many times this workflow was effectively parked (0 when unknown). */
+  parkCount(id: string): number {
+    return this.#entries.get(id)?.parks ?? 0;
+  }
+
+  /** How many times this workflow was effectively resumed (0 when unknown). */
+  resumeCount(id: string): number {
+    return this.#entries.get(id)?.resumes ?? 0;
+  }
+
+  /** The highest fencing token a write carried; `undefined` before any fenced write. */
+  get highestToken(): bigint | undefined {
+    return this.#highest;
+  }
+
+  #parkOne(id: string, memberId: string, token: bigint | undefined): ParkOutcome {
+    const e = this.#entries.get(id);
+    if (e === undefined || e.status !== 'running' || e.mark !== undefined) return 'skipped';
+    e.mark = { memberId, token };
+    e.parks += 1;
+    this.#parks += 1;
+    if (this.#pauseDelayMs === 0) {
+      this.#set(e, 'paused');
+      return 'paused';
+    }
+    this.#set(e, 'pausing');
+    e.pauseTimer = setTimeout(() => {
+      e.pauseTimer = undefined;
+      if (e.status === 'pausing') e.status = 'paused';
+    }, this.#pauseDelayMs);
+    e.pauseTimer.unref();
+    return 'pausing';
+  }
+
+  #unparkOne(id: string): UnparkOutcome {
+    const e = this.#entries.get(id);
+    if (e === undefined || e.mark === undefined || e.status === 'pausing') return 'skipped';
+    e.mark = undefined;
+    if (e.status !== 'paused') return 'skipped';
+    this.#set(e, 'running');
+    e.resumes += 1;
+    this.#resumes += 1;
+    return 'resumed';
+  }
+
+  // Any status set by the host or a user cancels a pending simulated pause: they took over.
+  #set(e: Entry, status: MemoryWorkflowStatus): void {
+    clearTimeout(e.pauseTimer);
+    e.pauseTimer = undefined;
+    e.status = status;
+  }
+
+  #checkToken(token: bigint | undefined): void {
+    if (token === undefined) return;
+    if (this.#highest !== undefined && token < this.#highest) throw new StaleTokenError(token, this.#highest);
+    this.#highest = token;
+  }
+
+  #entry(id: string): Entry {
+    const e = this.#entries.get(id);
+    if (e === undefined) throw new ConfigurationError(`Unknown workflow ${JSON.stringify(id)}`);
+    return e;
+  }
+
+  #sortedIds(): readonly string[] {
+    if (!this.#sorted) {
+      this.#ids.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      this.#sorted = true;
+    }
+    return this.#ids;
+  }
+
+  #page<T>(where: string, options: ListOptions, pick: (id: string, e: Entry) => T | undefined): Page<T> {
+    const o = checkOptionsObject(where, options, LIST_OPTION_NAMES);
+    const limit = checkCount('limit', o.limit);
+    const cursor = o.cursor;
+    if (cursor !== undefined && typeof cursor !== 'string')
+      invalid('cursor', 'a string or undefined', cursor);
+    const ids = this.#sortedIds();
+    // Keyset paging: start after the cursor id, whether or not that id still qualifies.
+    let lo = 0;
+    if (cursor !== undefined) {
+      let hi = ids.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if ((ids[mid] as string) <= cursor) lo = mid + 1;
+        else hi = mid;
+      }
+    }
+    const items: T[] = [];
+    let lastId: string | undefined;
+    for (let i = lo; i < ids.length; i++) {
+      const id = ids[i] as string;
+      const item = pick(id, this.#entries.get(id) as Entry);
+      if (item === undefined) continue;
+      if (items.length === limit) return Object.freeze({ items: Object.freeze(items), cursor: lastId });
+      items.push(item);
+      lastId = id;
+    }
+    return Object.freeze({ items: Object.freeze(items), cursor: undefined });
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new ClosedError('The MemoryWorkflowStore is closed');
+  }
+}

@@ -1,0 +1,8 @@
+/**
+ * `graceful-drain/redis`: a {@link RedisCoordinator} on ioredis (an optional peer dependency, 5 or
+ * later). See docs/adapters/redis.md.
+ *
+ * @packageDocumentation
+ */
+export { RedisCoordinator } from './redis-coordinator.js';
+export type { RedisCoordinatorOptions, RedisPersistence } from './redis-options.js';

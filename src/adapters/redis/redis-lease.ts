@@ -1,0 +1,174 @@
+import createDebug from 'debug';
+import type { Lease } from '../../coordinator.js';
+import { LockLostError } from '../../errors.js';
+import { bounded, now } from '../../internal/time.js';
+import type { LockKeys } from './redis-keys.js';
+import { RELEASE, RENEW } from './redis-scripts.js';
+import { type Cleanup, describeError, type RedisSession, type SessionWatcher } from './redis-session.js';
+import { backgroundTimer, safetyMarginOf } from './redis-timing.js';
+
+const debug = createDebug('graceful-drain:redis');
+
+/** What a lease or a membership needs from its coordinator. @internal */
+export interface HandleContext {
+  readonly session: RedisSession;
+  /** Stops tracking a handle that is released, left or lost. */
+  forget(handle: object): void;
+}
+
+/** The owner-checked delete of a lock, as a clean-up. @internal */
+export function releaseCleanup(name: string, keys: LockKeys, owner: string, ttlMs: number): Cleanup {
+  return {
+    what: `release lock "${name}"`,
+    script: RELEASE,
+    keys: [keys.owner],
+    args: [owner],
+    expiresAt: now() + ttlMs,
+  };
+}
+
+/**
+ * A lock held through a `RedisCoordinator`. Renewed every `ttlMs / 3`; its local deadline is the send
+ * time of the last successful acquire or renewal plus `ttlMs` minus a safety margin, so the signal
+ * aborts before the server can expire the key. It also aborts when the connection it was taken on
+ * closes.
+ *
+ * @internal
+ */
+export class RedisLease implements Lease, SessionWatcher {
+  readonly name: string;
+  readonly token: bigint;
+  readonly #ctx: HandleContext;
+  readonly #keys: LockKeys;
+  readonly #owner: string;
+  readonly #ttlMs: number;
+  readonly #controller = new AbortController();
+  #deadline = 0;
+  #deadlineTimer: ReturnType<typeof setTimeout> | undefined;
+  #renewTimer: ReturnType<typeof setTimeout> | undefined;
+  #state: 'held' | 'released' | 'lost' = 'held';
+  #release: Promise<void> | undefined;
+
+  constructor(
+    ctx: HandleContext,
+    name: string,
+    keys: LockKeys,
+    owner: string,
+    token: bigint,
+    ttlMs: number,
+    sentAt: number,
+  ) {
+    this.#ctx = ctx;
+    this.name = name;
+    this.#keys = keys;
+    this.#owner = owner;
+    this.token = token;
+    this.#ttlMs = ttlMs;
+    this.#setDeadline(sentAt);
+    this.#scheduleRenewal(sentAt);
+    ctx.session.watch(this);
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  get deadline(): number {
+    return this.#deadline;
+  }
+
+  /**
+   * Deletes the lock if this lease still owns it. Never rejects: when Redis cannot be reached the
+   * delete is retried on the next connection, and the lock expires within its TTL anyway. The signal
+   * is not aborted: nothing was lost.
+   */
+  release(): Promise<void> {
+    this.#release ??= this.#doRelease();
+    return this.#release;
+  }
+
+  async #doRelease(): Promise<void> {
+    if (this.#state !== 'held') return;
+    this.#end('released');
+    const cleanup = releaseCleanup(this.name, this.#keys, this.#owner, this.#ttlMs);
+    const session = this.#ctx.session;
+    try {
+      await bounded(session.eval(cleanup.script, cleanup.keys, cleanup.args), session.timeoutMs, () => {
+        return new Error(`no answer within ${session.timeoutMs} ms`);
+      });
+      debug('lease %s (token %s) released', this.name, this.token);
+    } catch (error) {
+      debug(
+        'lease %s (token %s): release failed, retrying later: %s',
+        this.name,
+        this.token,
+        describeError(error),
+      );
+      session.cleanup(cleanup);
+    }
+  }
+
+  /** The connection this lease was taken on closed. */
+  sessionLost(): void {
+    this.lost('the connection to Redis was lost');
+  }
+
+  /**
+   * Ends the lease: aborts the signal first, then deletes the lock if it is still ours, so that the
+   * holder has been told before anyone else can take it.
+   */
+  lost(message: string): void {
+    if (this.#state !== 'held') return;
+    this.#end('lost');
+    debug('lease %s (token %s) lost: %s', this.name, this.token, message);
+    this.#controller.abort(new LockLostError(`The lock "${this.name}" was lost: ${message}`));
+    this.#ctx.session.cleanup(releaseCleanup(this.name, this.#keys, this.#owner, this.#ttlMs));
+  }
+
+  #end(state: 'released' | 'lost'): void {
+    this.#state = state;
+    clearTimeout(this.#renewTimer);
+    clearTimeout(this.#deadlineTimer);
+    this.#ctx.session.unwatch(this);
+    this.#ctx.forget(this);
+  }
+
+  #setDeadline(sentAt: number): void {
+    this.#deadline = sentAt + this.#ttlMs - safetyMarginOf(this.#ttlMs);
+    clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimer = backgroundTimer(this.#deadline - now(), () =>
+      this.lost('it could not be renewed before its local deadline'),
+    );
+  }
+
+  #scheduleRenewal(from: number): void {
+    this.#renewTimer = backgroundTimer(from + this.#ttlMs / 3 - now(), () => void this.#renew());
+  }
+
+  // One renewal in flight at a time: one that hangs is overtaken by the local deadline.
+  async #renew(): Promise<void> {
+    if (this.#state !== 'held') return;
+    const sentAt = now();
+    let reply: unknown;
+    try {
+      reply = await this.#ctx.session.eval(RENEW, [this.#keys.owner], [this.#owner, this.#ttlMs]);
+    } catch (error) {
+      if (this.#state !== 'held') return;
+      debug('lease %s: renewal failed, retrying: %s', this.name, describeError(error));
+      this.#renewTimer = backgroundTimer(Math.max(10, this.#ttlMs / 10), () => void this.#renew());
+      return;
+    }
+    if (this.#state !== 'held') return;
+    if (reply !== 1) {
+      this.lost('Redis no longer holds it for this lease (it expired or was deleted)');
+      return;
+    }
+    // Answered, but after the deadline the holder may already have acted on: keep the promise.
+    if (now() >= this.#deadline) {
+      this.lost('the renewal was answered after its local deadline');
+      return;
+    }
+    this.#setDeadline(sentAt);
+    this.#scheduleRenewal(sentAt);
+  }
+}

@@ -1,0 +1,245 @@
+/**
+ * The SQLite handle an adapter works through: the user's `database`, or one opened from `path` (the
+ * driver loaded lazily). Every piece of work runs as one synchronous function (better-sqlite3 is
+ * synchronous, so no transaction is ever held across an `await`) under a short busy timeout; while
+ * another connection holds the write lock, the work is retried asynchronously with a small jittered
+ * backoff, so the event loop is never blocked for longer than one busy timeout.
+ *
+ * @internal
+ */
+
+import type BetterSqlite3 from 'better-sqlite3';
+import createDebug from 'debug';
+import {
+  ClosedError,
+  ConfigurationError,
+  CoordinatorUnavailableError,
+  GracefulDrainError,
+  MissingDriverError,
+} from '../../errors.js';
+import { checkNonNegative, checkPositive, invalid } from '../../validate.js';
+import { delay, now } from '../../internal/time.js';
+
+const debug = createDebug('graceful-drain:sqlite');
+
+/** A better-sqlite3 database handle. */
+export type SqliteDatabase = BetterSqlite3.Database;
+
+/** Raised inside a work function to ask for a retry, as if the database were busy. */
+class HostTransactionOpen extends Error {}
+
+/** Whether `error` means another connection holds the lock: worth retrying. */
+export function isBusy(error: unknown): boolean {
+  if (error instanceof HostTransactionOpen) return true;
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
+}
+
+/** The validated source of a connection. */
+export type ConnectionSource =
+  | { readonly database: SqliteDatabase; readonly path?: undefined }
+  | { readonly path: string; readonly database?: undefined };
+
+/** Checks that exactly one of `database` and `path` is given. */
+export function checkSource(where: string, database: unknown, path: unknown): ConnectionSource {
+  if ((database === undefined) === (path === undefined)) {
+    throw new ConfigurationError(
+      `${where} needs exactly one of \`database\` (a better-sqlite3 Database) and \`path\` (a file path), got ${
+        database === undefined ? 'neither' : 'both'
+      }`,
+    );
+  }
+  if (path !== undefined) {
+    if (typeof path !== 'string' || path.length === 0) invalid('path', 'a non-empty file path', path);
+    return { path };
+  }
+  const db = database as Partial<SqliteDatabase> | null;
+  if (
+    db === null ||
+    typeof db !== 'object' ||
+    typeof db.prepare !== 'function' ||
+    typeof db.pragma !== 'function'
+  ) {
+    invalid('database', 'a better-sqlite3 Database', database);
+  }
+  return { database: database as SqliteDatabase };
+}
+
+/** Options of {@link SqliteConnection}. */
+export interface ConnectionOptions {
+  /** The adapter's name, for messages. */
+  readonly adapter: string;
+  /** The longest SQLite may block waiting for a lock, per attempt. */
+  readonly busyTimeoutMs: number;
+  /** How long work keeps being retried while the database is busy. */
+  readonly operationTimeoutMs: number;
+  /** Run once on the handle before any work (pragmas, tables); retried while busy. */
+  readonly setup: (db: SqliteDatabase) => void;
+}
+
+/** Options of one piece of work. */
+export interface WorkOptions {
+  /** What is being done, for messages. */
+  readonly what: string;
+  /** Stops the retries: the work rejects with `signal.reason`. */
+  readonly signal?: AbortSignal | undefined;
+  /** Retry until this moment on the `now()` clock; defaults to `operationTimeoutMs` from the start. */
+  readonly until?: number | undefined;
+  /** Run under `PRAGMA synchronous = FULL`, so the commit survives a power loss. */
+  readonly durable?: boolean | undefined;
+}
+
+/** Checks the shared timing options. */
+export function checkTimings(busyTimeoutMs: unknown, operationTimeoutMs: unknown): [number, number] {
+  return [
+    checkNonNegative('busyTimeoutMs', busyTimeoutMs),
+    checkPositive('operationTimeoutMs', operationTimeoutMs),
+  ];
+}
+
+async function loadDriver(adapter: string): Promise<typeof BetterSqlite3> {
+  try {
+    return (await import('better-sqlite3')).default;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') {
+      throw new MissingDriverError('better-sqlite3', adapter, { cause: error });
+    }
+    throw error;
+  }
+}
+
+/** A SQLite handle with busy-aware, asynchronous retries. */
+export class SqliteConnection {
+  readonly #source: ConnectionSource;
+  readonly #options: ConnectionOptions;
+  #ready: Promise<SqliteDatabase> | undefined;
+  #db: SqliteDatabase | undefined;
+  #closed = false;
+
+  constructor(source: ConnectionSource, options: ConnectionOptions) {
+    this.#source = source;
+    this.#options = options;
+  }
+
+  /** Opens the handle (once) and runs the setup. */
+  #open(): Promise<SqliteDatabase> {
+    this.#ready ??= (async () => {
+      let db: SqliteDatabase;
+      if (this.#source.database === undefined) {
+        const Driver = await loadDriver(this.#options.adapter);
+        if (this.#closed) throw new ClosedError();
+        try {
+          db = new Driver(this.#source.path, { timeout: this.#options.busyTimeoutMs });
+        } catch (error) {
+          throw new CoordinatorUnavailableError(
+            `${this.#options.adapter} could not open the SQLite database ${JSON.stringify(this.#source.path)}: ${
+              (error as Error).message
+            }`,
+            { cause: error },
+          );
+        }
+        debug('opened %s', this.#source.path);
+      } else {
+        db = this.#source.database;
+      }
+      try {
+        await this.#retry(db, this.#options.setup, { what: 'set up the database' });
+        if (this.#closed) throw new ClosedError();
+      } catch (error) {
+        if (this.#source.database === undefined) db.close();
+        throw error;
+      }
+      this.#db = db;
+      return db;
+    })();
+    const ready = this.#ready;
+    // A failed open is retried by the next call rather than remembered forever.
+    ready.catch(() => {
+      if (this.#ready === ready) this.#ready = undefined;
+    });
+    return ready;
+  }
+
+  /** Runs `work` once, synchronously, under a busy timeout of `busyMs`. */
+  #attempt<T>(db: SqliteDatabase, work: (db: SqliteDatabase) => T, busyMs: number, durable: boolean): T {
+    // A transaction the host left open would swallow ours as a savepoint: wait for it to end.
+    if (db.inTransaction) throw new HostTransactionOpen('The database is inside a transaction');
+    const owned = this.#source.database === undefined;
+    const timeout = Math.max(0, Math.floor(busyMs));
+    const previousTimeout = owned ? undefined : db.pragma('busy_timeout', { simple: true });
+    const previousSync = durable ? db.pragma('synchronous', { simple: true }) : undefined;
+    db.pragma(`busy_timeout = ${timeout}`);
+    if (durable) db.pragma('synchronous = FULL');
+    try {
+      return work(db);
+    } finally {
+      // Leave a handle the user passed in as it was found; ours goes back to its configured timeout.
+      db.pragma(`busy_timeout = ${Number(previousTimeout ?? this.#options.busyTimeoutMs)}`);
+      if (previousSync !== undefined) db.pragma(`synchronous = ${Number(previousSync)}`);
+    }
+  }
+
+  /**
+   * Runs `work` (one synchronous function: one transaction at most), retrying asynchronously with a
+   * jittered backoff while the database is busy, until `until` or `operationTimeoutMs`.
+   */
+  async run<T>(work: (db: SqliteDatabase) => T, options: WorkOptions): Promise<T> {
+    if (this.#closed) throw new ClosedError();
+    const db = this.#db ?? (await this.#open());
+    if (this.#closed) throw new ClosedError();
+    return this.#retry(db, work, options);
+  }
+
+  async #retry<T>(db: SqliteDatabase, work: (db: SqliteDatabase) => T, options: WorkOptions): Promise<T> {
+    const until = options.until ?? now() + this.#options.operationTimeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      if (options.signal?.aborted) throw options.signal.reason;
+      const left = until - now();
+      try {
+        return this.#attempt(
+          db,
+          work,
+          Math.min(this.#options.busyTimeoutMs, Math.max(0, left)),
+          !!options.durable,
+        );
+      } catch (error) {
+        if (!isBusy(error)) throw this.#wrap(error, options.what);
+        if (until - now() <= 0) {
+          throw new CoordinatorUnavailableError(
+            `${this.#options.adapter} could not ${options.what}: the SQLite database stayed busy`,
+            { cause: error },
+          );
+        }
+        debug('busy (%s), retry %d', options.what, attempt + 1);
+      }
+      // A short, growing, jittered pause: competing processes spread out and the event loop breathes.
+      const backoff = Math.min(50, 2 * 2 ** Math.min(attempt, 5)) * (0.5 + Math.random() / 2);
+      await delay(Math.min(backoff, Math.max(0, until - now())), options.signal);
+      if (this.#closed) throw new ClosedError();
+    }
+  }
+
+  #wrap(error: unknown, what: string): unknown {
+    if (error instanceof GracefulDrainError) return error;
+    if (this.#closed) return new ClosedError(undefined, { cause: error });
+    return new CoordinatorUnavailableError(
+      `${this.#options.adapter} could not ${what}: ${(error as Error)?.message ?? String(error)}`,
+      { cause: error },
+    );
+  }
+
+  /** Stops all work; closes the handle when it was opened here, never the user's. Never throws. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#source.database === undefined && this.#db !== undefined) {
+      try {
+        this.#db.close();
+        debug('closed %s', this.#source.path);
+      } catch (error) {
+        debug('close failed: %O', error);
+      }
+    }
+    this.#db = undefined;
+  }
+}

@@ -1,0 +1,337 @@
+import type BetterSqlite3 from 'better-sqlite3';
+import createDebug from 'debug';
+import { ConfigurationError, StaleTokenError } from '../../errors.js';
+import { checkCount, checkName, checkOptionsObject, describeValue, invalid } from '../../validate.js';
+import type {
+  Fence,
+  ItemResult,
+  ListOptions,
+  Page,
+  ParkedWorkflow,
+  ParkOutcome,
+  UnparkOutcome,
+  WorkflowStore,
+  WorkflowStoreCapabilities,
+} from '../../workflow-store.js';
+import { checkSource, checkTimings, SqliteConnection } from './connection.js';
+import { checkIdentifier, checkTableName } from './identifiers.js';
+import {
+  CHUNK,
+  checkHostTable,
+  createStoreTables,
+  StoreStatements,
+  type StoreNames,
+} from './store-tables.js';
+
+const debug = createDebug('graceful-drain:sqlite');
+
+/** The host's status values, as stored in its status column. */
+export interface SqliteWorkflowStatuses {
+  /** A running workflow. */
+  readonly running: string;
+  /**
+   * A workflow asked to pause that the host is still winding down. Omit it when the host pauses at
+   * once: `park()` then sets `paused` directly.
+   */
+  readonly pausing?: string | undefined;
+  /** A paused workflow. */
+  readonly paused: string;
+}
+
+/** Options of {@link SqliteWorkflowStore}. Give exactly one of `database` and `path`. */
+export interface SqliteWorkflowStoreOptions {
+  /** The host's better-sqlite3 database; the store never closes it. */
+  readonly database?: BetterSqlite3.Database | undefined;
+  /** The path of the host's database file, opened by the store (loading `better-sqlite3` lazily) and closed by `close()`. */
+  readonly path?: string | undefined;
+  /** The host's existing table of workflows: `name` or `schema.name`, plain identifiers. */
+  readonly table: string;
+  /**
+   * The column holding a workflow's id (unique).
+   * @defaultValue `'id'`
+   */
+  readonly idColumn?: string | undefined;
+  /**
+   * The column holding a workflow's status.
+   * @defaultValue `'status'`
+   */
+  readonly statusColumn?: string | undefined;
+  /**
+   * The host's status values. When given, list every state your host has: `running` and `paused`
+   * are required, `pausing` only when the host pauses in two steps.
+   * @defaultValue `{ running: 'running', pausing: 'pausing', paused: 'paused' }`
+   */
+  readonly statuses?: SqliteWorkflowStatuses | undefined;
+  /**
+   * The store's own table of parked-by-shutdown marks (and, beside it, `<marksTable>_fence` holding the
+   * highest fencing token seen). One per host table.
+   * @defaultValue `'graceful_drain_marks'`
+   */
+  readonly marksTable?: string | undefined;
+  /**
+   * The longest one statement may block the event loop waiting for another connection's write lock,
+   * in milliseconds; past it the statement is retried asynchronously.
+   * @defaultValue `50`
+   */
+  readonly busyTimeoutMs?: number | undefined;
+  /**
+   * How long an operation keeps retrying while the database stays busy before rejecting with
+   * `CoordinatorUnavailableError`, in milliseconds.
+   * @defaultValue `5000`
+   */
+  readonly operationTimeoutMs?: number | undefined;
+}
+
+const DEFAULTS = Object.freeze({
+  idColumn: 'id',
+  statusColumn: 'status',
+  statuses: Object.freeze({ running: 'running', pausing: 'pausing', paused: 'paused' }),
+  marksTable: 'graceful_drain_marks',
+  busyTimeoutMs: 50,
+  operationTimeoutMs: 5000,
+});
+
+const OPTION_NAMES = [
+  'database',
+  'path',
+  'table',
+  'idColumn',
+  'statusColumn',
+  'statuses',
+  'marksTable',
+  'busyTimeoutMs',
+  'operationTimeoutMs',
+];
+
+/**
+ * A {@link WorkflowStore} over a table the host already has in SQLite. It reads the id and status
+ * columns, writes only the status column (to the host's own values), and keeps its parked-by-shutdown
+ * marks and the highest fencing token in tables of its own. Each `park()` and `unpark()` is one
+ * transaction, whatever the batch size; stale tokens are rejected with `StaleTokenError`.
+ *
+ * Ids are strings: give them as `listActive()` and `listParked()` return them.
+ *
+ * @example
+ * ```ts
+ * import Database from 'better-sqlite3';
+ * import { SqliteWorkflowStore } from 'graceful-drain/sqlite';
+ * const store = new SqliteWorkflowStore({
+ *   database: new Database('/var/lib/engine/engine.db'),
+ *   table: 'executions',
+ *   statusColumn: 'state',
+ *   statuses: { running: 'RUNNING', pausing: 'PAUSING', paused: 'PAUSED' },
+ * });
+ * ```
+ */
+export class SqliteWorkflowStore implements WorkflowStore {
+  /** Stale tokens are rejected. */
+  readonly capabilities: WorkflowStoreCapabilities = Object.freeze({ fencing: 'monotonic' });
+
+  readonly #connection: SqliteConnection;
+  readonly #statuses: { readonly running: string; readonly pausing: string | null; readonly paused: string };
+  #sql: StoreStatements | undefined;
+
+  constructor(options: SqliteWorkflowStoreOptions) {
+    const given = checkOptionsObject('SqliteWorkflowStore', options, OPTION_NAMES);
+    const source = checkSource('SqliteWorkflowStore', given.database, given.path);
+    const table = given.table;
+    const names: StoreNames = {
+      table: checkTableName('table', table),
+      idColumn: checkIdentifier('idColumn', given.idColumn ?? DEFAULTS.idColumn),
+      statusColumn: checkIdentifier('statusColumn', given.statusColumn ?? DEFAULTS.statusColumn),
+      marksTable: checkTableName('marksTable', given.marksTable ?? DEFAULTS.marksTable),
+    };
+    this.#statuses = checkStatuses(given.statuses);
+    const [busyTimeoutMs, operationTimeoutMs] = checkTimings(
+      given.busyTimeoutMs ?? DEFAULTS.busyTimeoutMs,
+      given.operationTimeoutMs ?? DEFAULTS.operationTimeoutMs,
+    );
+    this.#connection = new SqliteConnection(source, {
+      adapter: 'SqliteWorkflowStore',
+      busyTimeoutMs,
+      operationTimeoutMs,
+      setup: (db) => {
+        checkHostTable(db, names, table as string);
+        createStoreTables(db, names);
+        this.#sql = new StoreStatements(db, names);
+      },
+    });
+  }
+
+  get #statements(): StoreStatements {
+    return this.#sql as StoreStatements;
+  }
+
+  /** Lists running, unmarked workflows in id order, `limit` at a time. */
+  async listActive(options: ListOptions): Promise<Page<string>> {
+    const { limit, cursor } = checkList('listActive', options);
+    const ids = await this.#connection.run(
+      () => {
+        const sql = this.#statements;
+        const { running } = this.#statuses;
+        const rows =
+          cursor === undefined
+            ? sql.active.all(running, limit + 1)
+            : sql.activeAfter.all(running, cursor, limit + 1);
+        return (rows as unknown[]).map((value) => String(value));
+      },
+      { what: 'list the active workflows' },
+    );
+    return page(ids, limit, (id) => id);
+  }
+
+  /** Lists marked workflows in id order with the host's state of each, `limit` at a time. */
+  async listParked(options: ListOptions): Promise<Page<ParkedWorkflow>> {
+    const { limit, cursor } = checkList('listParked', options);
+    const rows = await this.#connection.run(
+      () => {
+        const sql = this.#statements;
+        const { pausing, paused } = this.#statuses;
+        return cursor === undefined
+          ? sql.parked.all(pausing, paused, limit + 1)
+          : sql.parkedAfter.all(pausing, paused, cursor, limit + 1);
+      },
+      { what: 'list the parked workflows' },
+    );
+    const items = rows.map((row): ParkedWorkflow => ({
+      id: String(row.id),
+      state: row.state,
+      memberId: row.member_id,
+      token: row.token ?? undefined,
+    }));
+    return page(items, limit, (item) => item.id);
+  }
+
+  /** Pauses and marks the running, unmarked ones among `ids`, in one transaction. */
+  async park(ids: readonly string[], fence: Fence): Promise<readonly ItemResult<ParkOutcome>[]> {
+    checkIds('park', ids);
+    checkFence(fence);
+    const { running, pausing, paused } = this.#statuses;
+    const target = pausing ?? paused;
+    const outcome: ParkOutcome = pausing === null ? 'paused' : 'pausing';
+    const parked = await this.#connection.run(
+      (db) =>
+        db
+          .transaction(() => {
+            this.#checkFence(fence.token);
+            const sql = this.#statements;
+            const done = new Set<string>();
+            const at = Date.now();
+            for (let i = 0; i < ids.length; i += CHUNK) {
+              for (const id of sql.pause(ids.slice(i, i + CHUNK), target, running)) {
+                sql.mark.run(id, fence.memberId, fence.token ?? null, at);
+                done.add(id);
+              }
+            }
+            return done;
+          })
+          .immediate(),
+      { what: 'park workflows' },
+    );
+    debug('parked %d of %d (token %s)', parked.size, ids.length, fence.token);
+    return results(ids, parked, outcome);
+  }
+
+  /** Resumes the paused, marked ones among `ids` and clears marks that are done with, in one transaction. */
+  async unpark(ids: readonly string[], fence: Fence): Promise<readonly ItemResult<UnparkOutcome>[]> {
+    checkIds('unpark', ids);
+    checkFence(fence);
+    const { running, pausing, paused } = this.#statuses;
+    const resumed = await this.#connection.run(
+      (db) =>
+        db
+          .transaction(() => {
+            this.#checkFence(fence.token);
+            const sql = this.#statements;
+            const done = new Set<string>();
+            for (let i = 0; i < ids.length; i += CHUNK) {
+              const chunk = ids.slice(i, i + CHUNK);
+              for (const id of sql.resume(chunk, running, paused)) done.add(id);
+              // Resumed ones are running now, so their marks go too; only `pausing` ones keep theirs.
+              sql.unmark(chunk, pausing);
+            }
+            return done;
+          })
+          .immediate(),
+      { what: 'unpark workflows' },
+    );
+    debug('resumed %d of %d (token %s)', resumed.size, ids.length, fence.token);
+    return results(ids, resumed, 'resumed');
+  }
+
+  /** Inside the write transaction: rejects a stale token (rolling everything back) or records it. */
+  #checkFence(token: bigint | undefined): void {
+    if (token === undefined) return;
+    const sql = this.#statements;
+    const highest = sql.highest.get();
+    if (highest !== undefined && token < highest) throw new StaleTokenError(token, highest);
+    if (highest === undefined || token > highest) sql.raiseHighest.run(token);
+  }
+
+  /** Closes the database if the store opened it (never the user's). Idempotent; never throws. */
+  async close(): Promise<void> {
+    this.#connection.close();
+  }
+}
+
+function checkStatuses(value: unknown): { running: string; pausing: string | null; paused: string } {
+  if (value === undefined) return { ...DEFAULTS.statuses };
+  const given = checkOptionsObject('statuses', value, ['running', 'pausing', 'paused']);
+  const running = checkName('statuses.running', given.running);
+  const paused = checkName('statuses.paused', given.paused);
+  const pausing = given.pausing === undefined ? null : checkName('statuses.pausing', given.pausing);
+  const values = [running, paused, ...(pausing === null ? [] : [pausing])];
+  if (new Set(values).size !== values.length) {
+    throw new ConfigurationError(
+      `Expected \`statuses\` to hold distinct values, got ${JSON.stringify(value)}`,
+    );
+  }
+  return { running, pausing, paused };
+}
+
+function checkList(where: string, options: ListOptions): { limit: number; cursor: string | undefined } {
+  const given = checkOptionsObject(where, options, ['limit', 'cursor']);
+  const limit = checkCount('limit', given.limit);
+  if (given.cursor !== undefined && typeof given.cursor !== 'string')
+    invalid('cursor', 'a string', given.cursor);
+  return { limit, cursor: given.cursor as string | undefined };
+}
+
+function checkIds(where: string, ids: readonly string[]): void {
+  if (!Array.isArray(ids)) invalid(`${where} ids`, 'an array of strings', ids);
+  ids.forEach((id, index) => {
+    if (typeof id !== 'string') invalid(`ids[${index}]`, 'a string', id);
+  });
+}
+
+function checkFence(fence: Fence): void {
+  if (fence === null || typeof fence !== 'object') invalid('fence', 'an object', fence);
+  checkName('fence.memberId', fence.memberId);
+  if (fence.token !== undefined && typeof fence.token !== 'bigint') {
+    throw new ConfigurationError(
+      `Expected \`fence.token\` to be a bigint or undefined, got ${describeValue(fence.token)}`,
+    );
+  }
+}
+
+function page<T>(items: T[], limit: number, key: (item: T) => string): Page<T> {
+  if (items.length <= limit) return { items, cursor: undefined };
+  const kept = items.slice(0, limit);
+  return { items: kept, cursor: key(kept[kept.length - 1] as T) };
+}
+
+/** One result per id in the order given; a repeated id counts once. */
+function results<O extends string>(
+  ids: readonly string[],
+  done: Set<string>,
+  outcome: O,
+): ItemResult<O | 'skipped'>[] {
+  const reported = new Set<string>();
+  return ids.map((id) => {
+    if (done.has(id) && !reported.has(id)) {
+      reported.add(id);
+      return { id, outcome };
+    }
+    return { id, outcome: 'skipped' };
+  });
+}

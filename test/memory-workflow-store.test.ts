@@ -1,0 +1,248 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { MemoryWorkflowStore } from '../src/adapters/memory/index.js';
+import { ClosedError, ConfigurationError, StaleTokenError } from '../src/errors.js';
+import { memoryStoreHarness, workflowStoreContract } from '../src/testing/index.js';
+
+const fence = (token?: bigint) => ({ memberId: 'm', token });
+
+describe('MemoryWorkflowStore', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('capabilities: monotonic fencing', () => {
+    expect(new MemoryWorkflowStore().capabilities).toEqual({ fencing: 'monotonic' });
+  });
+
+  describe('constructor', () => {
+    it('rejects unknown options and a bad pauseDelayMs, naming them and the value', () => {
+      expect(() => new MemoryWorkflowStore({ pauseDelay: 1 } as never)).toThrow(
+        /Unknown option `pauseDelay`/,
+      );
+      expect(() => new MemoryWorkflowStore({ pauseDelayMs: -1 })).toThrow(/`pauseDelayMs`.*`-1` \(number\)/);
+      expect(() => new MemoryWorkflowStore({ pauseDelayMs: Infinity })).toThrow(ConfigurationError);
+    });
+  });
+
+  describe('host side', () => {
+    it('add() defaults to running; get() shows status and park mark; unknown ids are undefined', async () => {
+      const store = new MemoryWorkflowStore();
+      store.add('a');
+      store.add('b', 'paused');
+      expect(store.get('a')).toEqual({ id: 'a', status: 'running', parked: false });
+      expect(store.get('b')).toEqual({ id: 'b', status: 'paused', parked: false });
+      expect(store.get('nope')).toBeUndefined();
+      await store.park(['a'], fence());
+      expect(store.get('a')).toEqual({ id: 'a', status: 'paused', parked: true });
+    });
+
+    it('add() rejects a duplicate id, an empty id and an unknown status', () => {
+      const store = new MemoryWorkflowStore();
+      store.add('a');
+      expect(() => store.add('a')).toThrow(/already exists/);
+      expect(() => store.add('')).toThrow(/`id`/);
+      expect(() => store.add('c', 'done' as never)).toThrow(/`status`.*"done"/);
+    });
+
+    it('the status changes of the host: complete, cancel, setStatus; unknown ids throw', () => {
+      const store = new MemoryWorkflowStore();
+      store.add('a');
+      store.add('b');
+      store.add('c');
+      store.complete('a');
+      store.cancel('b');
+      store.setStatus('c', 'pausing');
+      expect(store.snapshot().map((w) => w.status)).toEqual(['succeeded', 'cancelled', 'pausing']);
+      expect(() => store.complete('x')).toThrow(/Unknown workflow "x"/);
+      expect(() => store.setStatus('c', 'gone' as never)).toThrow(ConfigurationError);
+    });
+
+    it('userPause() pauses without a mark, so unpark never resumes it', async () => {
+      const store = new MemoryWorkflowStore();
+      store.add('a');
+      store.userPause('a');
+      expect(await store.unpark(['a'], fence())).toEqual([{ id: 'a', outcome: 'skipped' }]);
+      expect(store.get('a')?.status).toBe('paused');
+    });
+
+    it('userPause() of a parked workflow takes it over: the mark is dropped', async () => {
+      const store = new MemoryWorkflowStore();
+      store.add('a');
+      await store.park(['a'], fence());
+      store.userPause('a');
+      expect(store.get('a')).toEqual({ id: 'a', status: 'paused', parked: false });
+      expect(await store.unpark(['a'], fence())).toEqual([{ id: 'a', outcome: 'skipped' }]);
+      expect(store.get('a')?.status).toBe('paused');
+    });
+
+    it('userResume() runs it again and clears the park mark', async () => {
+      const store = new MemoryWorkflowStore();
+      store.add('a');
+      await store.park(['a'], fence());
+      store.userResume('a');
+      expect(store.get('a')).toEqual({ id: 'a', status: 'running', parked: false });
+      expect((await store.listParked({ limit: 10 })).items).toEqual([]);
+      expect((await store.listActive({ limit: 10 })).items).toEqual(['a']);
+    });
+
+    it('counts effective parks and resumes, in total and per workflow', async () => {
+      const store = new MemoryWorkflowStore();
+      store.add('a');
+      store.add('b');
+      await store.park(['a', 'b', 'a', 'x'], fence());
+      await store.park(['a'], fence());
+      await store.unpark(['a', 'a'], fence());
+      await store.park(['a'], fence());
+      expect(store.stats).toEqual({ parks: 3, resumes: 1 });
+      expect([store.parkCount('a'), store.resumeCount('a')]).toEqual([2, 1]);
+      expect([store.parkCount('b'), store.resumeCount('b')]).toEqual([1, 0]);
+      expect(store.parkCount('x')).toBe(0);
+    });
+  });
+
+  describe('pauseDelayMs (fake timers)', () => {
+    it('0: park pauses at once', async () => {
+      const store = new MemoryWorkflowStore();
+      store.add('a');
+      expect(await store.park(['a'], fence())).toEqual([{ id: 'a', outcome: 'paused' }]);
+      expect(store.get('a')?.status).toBe('paused');
+    });
+
+    it('> 0: park leaves it pausing, and it becomes paused after the delay', async () => {
+      vi.useFakeTimers();
+      const store = new MemoryWorkflowStore({ pauseDelayMs: 100 });
+      store.add('a');
+      expect(await store.park(['a'], fence())).toEqual([{ id: 'a', outcome: 'pausing' }]);
+      expect(store.get('a')?.status).toBe('pausing');
+      expect((await store.listParked({ limit: 5 })).items[0]?.state).toBe('pausing');
+      expect(await store.unpark(['a'], fence())).toEqual([{ id: 'a', outcome: 'skipped' }]);
+      vi.advanceTimersByTime(99);
+      expect(store.get('a')?.status).toBe('pausing');
+      vi.advanceTimersByTime(1);
+      expect(store.get('a')).toEqual({ id: 'a', status: 'paused', parked: true });
+      expect(await store.unpark(['a'], fence())).toEqual([{ id: 'a', outcome: 'resumed' }]);
+    });
+
+    it('> 0: a status change meanwhile wins over the delayed pause', async () => {
+      vi.useFakeTimers();
+      const store = new MemoryWorkflowStore({ pauseDelayMs: 100 });
+      store.add('a');
+      store.add('b');
+      await store.park(['a', 'b'], fence());
+      store.cancel('a');
+      store.userResume('b');
+      vi.advanceTimersByTime(1000);
+      expect(store.get('a')?.status).toBe('cancelled');
+      expect(store.get('b')?.status).toBe('running');
+      expect(vi.getTimerCount()).toBe(0);
+    });
+
+    it('close() clears pending pauses; the store methods then reject with ClosedError', async () => {
+      vi.useFakeTimers();
+      const store = new MemoryWorkflowStore({ pauseDelayMs: 100 });
+      store.add('a');
+      await store.park(['a'], fence());
+      await store.close();
+      await store.close();
+      expect(vi.getTimerCount()).toBe(0);
+      await expect(store.listActive({ limit: 1 })).rejects.toThrow(ClosedError);
+      await expect(store.park(['a'], fence())).rejects.toThrow(ClosedError);
+      await expect(store.unpark(['a'], fence())).rejects.toThrow(ClosedError);
+      await expect(store.listParked({ limit: 1 })).rejects.toThrow(ClosedError);
+      // the host side keeps working
+      store.setStatus('a', 'paused');
+      expect(store.get('a')?.status).toBe('paused');
+    });
+  });
+
+  describe('fencing', () => {
+    it('remembers the highest token; a lower one rejects with StaleTokenError naming both, writing nothing', async () => {
+      const store = new MemoryWorkflowStore();
+      store.add('a');
+      store.add('b');
+      expect(store.highestToken).toBeUndefined();
+      await store.park(['a'], fence(7n));
+      expect(store.highestToken).toBe(7n);
+      const error = await store.park(['b'], fence(6n)).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StaleTokenError);
+      expect(error).toMatchObject({ token: 6n, highest: 7n, message: expect.stringMatching(/6.*7/) });
+      expect(store.get('b')).toEqual({ id: 'b', status: 'running', parked: false });
+      expect(store.stats.parks).toBe(1);
+      // a rejected token does not lower the bar
+      await expect(store.unpark(['a'], fence(6n))).rejects.toThrow(StaleTokenError);
+      expect(store.highestToken).toBe(7n);
+    });
+  });
+
+  describe('validation', () => {
+    it('park and unpark reject bad ids and fences, naming them', async () => {
+      const store = new MemoryWorkflowStore();
+      await expect(store.park('a' as never, fence())).rejects.toThrow(/`ids`/);
+      await expect(store.park(['a', ''], fence())).rejects.toThrow(/`ids\[1\]`/);
+      await expect(store.park(['a'], undefined as never)).rejects.toThrow(/`fence`/);
+      await expect(store.park(['a'], { memberId: '', token: 1n })).rejects.toThrow(/`fence.memberId`/);
+      await expect(store.unpark(['a'], { memberId: 'm', token: 1 as never })).rejects.toThrow(
+        /`fence.token`/,
+      );
+    });
+
+    it('listing rejects a bad limit or cursor', async () => {
+      const store = new MemoryWorkflowStore();
+      await expect(store.listActive({ limit: 0 })).rejects.toThrow(/`limit`.*`0`/);
+      await expect(store.listParked({ limit: 1.5 })).rejects.toThrow(/`limit`/);
+      await expect(store.listActive({ limit: 1, cursor: 3 as never })).rejects.toThrow(/`cursor`/);
+    });
+  });
+
+  describe('paging', () => {
+    it('lists in id order whatever the insertion order, and ends with cursor undefined', async () => {
+      const store = new MemoryWorkflowStore();
+      for (const id of ['c', 'a', 'e', 'b', 'd']) store.add(id);
+      const first = await store.listActive({ limit: 2 });
+      expect(first).toEqual({ items: ['a', 'b'], cursor: 'b' });
+      const second = await store.listActive({ limit: 2, cursor: first.cursor });
+      expect(second).toEqual({ items: ['c', 'd'], cursor: 'd' });
+      expect(await store.listActive({ limit: 2, cursor: second.cursor })).toEqual({
+        items: ['e'],
+        cursor: undefined,
+      });
+      // an exactly full last page says it is the last
+      expect(await store.listActive({ limit: 5 })).toEqual({
+        items: ['a', 'b', 'c', 'd', 'e'],
+        cursor: undefined,
+      });
+    });
+
+    it('resumes after the cursor even when the cursor id left the listing or never existed', async () => {
+      const store = new MemoryWorkflowStore();
+      for (const id of ['a', 'b', 'c', 'd']) store.add(id);
+      const first = await store.listActive({ limit: 2 });
+      store.complete('b');
+      store.add('bb');
+      expect((await store.listActive({ limit: 10, cursor: first.cursor })).items).toEqual(['bb', 'c', 'd']);
+      expect((await store.listActive({ limit: 10, cursor: 'a0' })).items).toEqual(['bb', 'c', 'd']);
+    });
+
+    it('handles a million workflows with flat pages', async () => {
+      const store = new MemoryWorkflowStore();
+      for (let i = 0; i < 1_000_000; i++) store.add(`wf-${String(i).padStart(7, '0')}`);
+      let cursor: string | undefined;
+      let count = 0;
+      for (let pages = 0; pages < 200; pages++) {
+        const page = await store.listActive(
+          cursor === undefined ? { limit: 10_000 } : { limit: 10_000, cursor },
+        );
+        count += page.items.length;
+        cursor = page.cursor;
+        if (cursor === undefined) break;
+      }
+      expect(cursor).toBeUndefined();
+      expect(count).toBe(1_000_000);
+    });
+  });
+});
+
+workflowStoreContract(() => memoryStoreHarness());
+workflowStoreContract(() => memoryStoreHarness({ pauseDelayMs: 5 }), {
+  name: 'MemoryWorkflowStore (pauseDelayMs: 5)',
+});

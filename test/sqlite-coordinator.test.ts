@@ -1,0 +1,346 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { SqliteCoordinator, type SqliteCoordinatorOptions } from '../src/adapters/sqlite/index.js';
+import {
+  ClosedError,
+  ConfigurationError,
+  LockLostError,
+  LockTimeoutError,
+  MembershipLostError,
+} from '../src/errors.js';
+import { delay, now, randomId } from '../src/internal/time.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const FIXTURE = fileURLToPath(new URL('./fixtures/sqlite-process.ts', import.meta.url));
+const NO_DRIVER = fileURLToPath(new URL('./fixtures/sqlite-no-driver.ts', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'gd-sqlite-coordinator-'));
+const file = join(dir, 'coordination.db');
+
+const made: SqliteCoordinator[] = [];
+const databases: Database.Database[] = [];
+const children: ChildProcess[] = [];
+
+function make(options: Omit<SqliteCoordinatorOptions, 'path' | 'database'> = {}): SqliteCoordinator {
+  const coordinator = new SqliteCoordinator({ path: file, ...options });
+  made.push(coordinator);
+  return coordinator;
+}
+
+function open(path = file): Database.Database {
+  const db = new Database(path);
+  databases.push(db);
+  return db;
+}
+
+/** Starts a fixture in its own process; resolves what follows `ready ` on its stdout. */
+async function fixture(path: string, args: string[]): Promise<{ process: ChildProcess; value: string }> {
+  const proc = spawn(process.execPath, ['--import', 'tsx', path, ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(proc);
+  let stdout = '';
+  let stderr = '';
+  proc.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const value = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`fixture not ready in time: ${stderr}`)), 20_000);
+    proc.stdout?.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      const match = /^ready (.+)$/m.exec(stdout);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1] as string);
+      }
+    });
+    proc.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`fixture exited with ${code} before ready: ${stderr}`));
+    });
+  });
+  return { process: proc, value };
+}
+
+/** Starts `test/fixtures/sqlite-process.ts` with these arguments. */
+function child(...args: string[]): Promise<{ process: ChildProcess; value: string }> {
+  return fixture(FIXTURE, args);
+}
+
+/** Kills a child with SIGKILL and waits until it has been reaped. */
+async function kill(proc: ChildProcess): Promise<void> {
+  const exited = once(proc, 'exit');
+  proc.kill('SIGKILL');
+  await exited;
+}
+
+afterEach(async () => {
+  await Promise.all(made.splice(0).map((c) => c.close()));
+  for (const db of databases.splice(0)) if (db.open) db.close();
+  for (const proc of children.splice(0))
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+});
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('SqliteCoordinator constructor', () => {
+  it('needs exactly one of database and path', () => {
+    const db = open(join(dir, 'either.db'));
+    expect(() => new SqliteCoordinator({})).toThrow(ConfigurationError);
+    expect(() => new SqliteCoordinator({})).toThrow(/`database`.*`path`.*neither/);
+    expect(() => new SqliteCoordinator({ database: db, path: file })).toThrow(/`database`.*`path`.*both/);
+  });
+
+  it('refuses unknown options, bad values and an in-memory database', () => {
+    expect(() => new SqliteCoordinator({ path: file, busyTimeoutMS: 5 } as SqliteCoordinatorOptions)).toThrow(
+      /busyTimeoutMS.*did you mean `busyTimeoutMs`/,
+    );
+    expect(() => new SqliteCoordinator({ path: file, pollIntervalMs: 0 })).toThrow(/`pollIntervalMs`.*`0`/);
+    expect(() => new SqliteCoordinator({ path: file, busyTimeoutMs: -1 })).toThrow(/`busyTimeoutMs`.*`-1`/);
+    expect(() => new SqliteCoordinator({ path: ':memory:' })).toThrow(/in-memory/);
+    expect(() => new SqliteCoordinator({ database: open(':memory:') })).toThrow(/in-memory/);
+    expect(() => new SqliteCoordinator({ database: {} as Database.Database })).toThrow(/`database`/);
+  });
+
+  it('rejects the first call with MissingDriverError when better-sqlite3 is not installed and path is given', async () => {
+    const { value } = await fixture(NO_DRIVER, []);
+    expect(value).toBe('ERR_MISSING_DRIVER ERR_MISSING_DRIVER');
+  });
+
+  it('refuses a tablePrefix that is not a plain identifier, naming the option and the value', () => {
+    for (const bad of ['x"; DROP TABLE y; --', 'a b', '1abc', 'a.b', '']) {
+      expect(() => new SqliteCoordinator({ path: file, tablePrefix: bad })).toThrow(ConfigurationError);
+      expect(() => new SqliteCoordinator({ path: file, tablePrefix: bad })).toThrow(
+        `\`tablePrefix\` to be a plain SQL identifier`,
+      );
+      expect(() => new SqliteCoordinator({ path: file, tablePrefix: bad })).toThrow(JSON.stringify(bad));
+    }
+  });
+});
+
+describe('SqliteCoordinator on a database file', () => {
+  it('creates its tables under tablePrefix, switches the file to WAL, and leaves a user database open', async () => {
+    const db = open(join(dir, `${randomId()}.db`));
+    const prefix = `p_${randomId().slice(0, 8)}_`;
+    const coordinator = new SqliteCoordinator({ database: db, tablePrefix: prefix });
+    made.push(coordinator);
+    const lease = await coordinator.acquire('l', { ttlMs: 1000, timeoutMs: 100 });
+    await lease.release();
+    const tables = db
+      .prepare<[string], string>(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE ? ORDER BY name",
+      )
+      .pluck()
+      .all(`${prefix}%`);
+    expect(tables).toEqual([`${prefix}locks`, `${prefix}members`]);
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    const timeout = db.pragma('busy_timeout', { simple: true });
+    await coordinator.close();
+    expect(db.open).toBe(true);
+    // the user's handle is left as it was found
+    expect(db.pragma('busy_timeout', { simple: true })).toBe(timeout);
+  });
+
+  it('fencing tokens survive the release of the row, a new instance and another process', async () => {
+    const lock = `lock-${randomId()}`;
+    const a = make();
+    const first = await a.acquire(lock, { ttlMs: 1000, timeoutMs: 100 });
+    await first.release();
+    const second = await a.acquire(lock, { ttlMs: 1000, timeoutMs: 100 });
+    await second.release();
+    expect(second.token).toBeGreaterThan(first.token);
+    await a.close();
+    const { value } = await child('once', file, lock);
+    expect(BigInt(value)).toBeGreaterThan(second.token);
+    const b = make();
+    const third = await b.acquire(lock, { ttlMs: 1000, timeoutMs: 100 });
+    expect(third.token).toBe(BigInt(value) + 1n);
+    await third.release();
+  });
+
+  it('a lock held by a process killed with SIGKILL is free at once, long before its TTL', async () => {
+    const lock = `lock-${randomId()}`;
+    const holder = await child('hold', file, lock, '60000');
+    const c = make();
+    await expect(c.acquire(lock, { ttlMs: 1000, timeoutMs: 200 })).rejects.toBeInstanceOf(LockTimeoutError);
+    await kill(holder.process);
+    const started = now();
+    const lease = await c.acquire(lock, { ttlMs: 1000, timeoutMs: 2000 });
+    expect(now() - started).toBeLessThan(500);
+    expect(lease.token).toBeGreaterThan(BigInt(holder.value));
+    await lease.release();
+  });
+
+  it('a member killed with SIGKILL disappears from members() at once', async () => {
+    const group = `group-${randomId()}`;
+    const member = await child('join', file, group, 'worker-1', '60000');
+    const c = make();
+    const listed = await c.members(group);
+    expect(listed).toHaveLength(1);
+    expect(listed[0]).toMatchObject({ memberId: 'worker-1', incarnation: member.value, ttlMs: 60000 });
+    expect(listed[0]?.expiresInMs).toBeGreaterThan(50_000);
+    await kill(member.process);
+    expect(await c.members(group)).toEqual([]);
+  });
+
+  it('processes competing for one lock never overlap, and tokens strictly increase', async () => {
+    const lock = `lock-${randomId()}`;
+    const logs = [0, 1, 2].map((i) => join(dir, `compete-${lock}-${i}.log`));
+    await Promise.all(logs.map((log) => child('compete', file, lock, '15', log)));
+    const rounds = logs
+      .flatMap((log) => readFileSync(log, 'utf8').trim().split('\n'))
+      .map((line) => {
+        const [token, acquired, releasing] = line.split(' ').map(BigInt) as [bigint, bigint, bigint];
+        return { token, acquired, releasing };
+      })
+      .sort((x, y) => (x.acquired < y.acquired ? -1 : 1));
+    expect(rounds).toHaveLength(45);
+    for (let i = 1; i < rounds.length; i++) {
+      const [previous, next] = [rounds[i - 1], rounds[i]] as [(typeof rounds)[0], (typeof rounds)[0]];
+      expect(next.acquired).toBeGreaterThan(previous.releasing);
+      expect(next.token).toBeGreaterThan(previous.token);
+    }
+  });
+
+  it('a busy database does not block the event loop while an acquire waits', async () => {
+    const c = make();
+    const lock = `lock-${randomId()}`;
+    await (await c.acquire(`warm-${randomId()}`, { ttlMs: 1000, timeoutMs: 100 })).release();
+    const blocker = open();
+    blocker.exec('BEGIN IMMEDIATE');
+    let last = now();
+    let longest = 0;
+    const ticker = setInterval(() => {
+      const t = now();
+      longest = Math.max(longest, t - last);
+      last = t;
+    }, 1);
+    setTimeout(() => blocker.exec('COMMIT'), 500);
+    const started = now();
+    const lease = await c.acquire(lock, { ttlMs: 1000, timeoutMs: 5000 });
+    const waited = now() - started;
+    clearInterval(ticker);
+    expect(waited).toBeGreaterThanOrEqual(450);
+    expect(longest).toBeLessThan(200);
+    await lease.release();
+  });
+
+  it('a lease whose renewals cannot get through aborts with LockLostError before its recorded expiry', async () => {
+    const c = make();
+    const lock = `lock-${randomId()}`;
+    const ttlMs = 600;
+    const lease = await c.acquire(lock, { ttlMs, timeoutMs: 100 });
+    const reader = open();
+    const expiresAt = (): number =>
+      reader
+        .prepare<[string], number>('SELECT expires_at FROM graceful_drain_locks WHERE name = ?')
+        .pluck()
+        .get(lock) as number;
+    const blocker = open();
+    blocker.exec('BEGIN IMMEDIATE');
+    try {
+      const recorded = expiresAt();
+      const lost = once(lease.signal, 'abort');
+      await lost;
+      const abortedAt = Date.now();
+      expect(lease.signal.reason).toBeInstanceOf(LockLostError);
+      expect(lease.signal.reason).toMatchObject({ code: 'ERR_LOCK_LOST' });
+      // no renewal got through, so the row still holds the expiry of the last one: not yet reached
+      expect(expiresAt()).toBe(recorded);
+      expect(abortedAt).toBeLessThan(recorded);
+    } finally {
+      blocker.exec('COMMIT');
+    }
+    await lease.release();
+  });
+
+  it('a lease taken away behind its back aborts at the next renewal; release() then resolves', async () => {
+    const c = make();
+    const lock = `lock-${randomId()}`;
+    const lease = await c.acquire(lock, { ttlMs: 600, timeoutMs: 100 });
+    open().prepare("UPDATE graceful_drain_locks SET owner = 'someone-else' WHERE name = ?").run(lock);
+    const started = now();
+    await once(lease.signal, 'abort');
+    expect(now() - started).toBeLessThan(450);
+    expect(lease.signal.reason).toBeInstanceOf(LockLostError);
+    await expect(lease.release()).resolves.toBeUndefined();
+    // owner-checked: the other owner's row was not freed
+    expect(open().prepare('SELECT owner FROM graceful_drain_locks WHERE name = ?').pluck().get(lock)).toBe(
+      'someone-else',
+    );
+  });
+
+  it('a membership whose row was removed aborts with MembershipLostError and is never re-added', async () => {
+    const c = make();
+    const group = `group-${randomId()}`;
+    const membership = await c.join(group, 'm1', { ttlMs: 600 });
+    open().prepare('DELETE FROM graceful_drain_members WHERE group_name = ?').run(group);
+    await once(membership.signal, 'abort');
+    expect(membership.signal.reason).toBeInstanceOf(MembershipLostError);
+    expect(membership.signal.reason).toMatchObject({ code: 'ERR_MEMBERSHIP_LOST' });
+    await delay(500);
+    expect(await c.members(group)).toEqual([]);
+    await expect(membership.leave()).resolves.toBeUndefined();
+  });
+
+  it('joining again as the same member replaces the older incarnation, whose signal aborts', async () => {
+    const [a, b] = [make(), make()];
+    const group = `group-${randomId()}`;
+    const older = await a.join(group, 'm1', { ttlMs: 600 });
+    const newer = await b.join(group, 'm1', { ttlMs: 600 });
+    await once(older.signal, 'abort');
+    expect(older.signal.reason).toBeInstanceOf(MembershipLostError);
+    await older.leave();
+    expect((await a.members(group)).map((m) => m.incarnation)).toEqual([newer.incarnation]);
+  });
+
+  it('close() aborts a waiting acquire with ClosedError', async () => {
+    const [a, b] = [make(), make()];
+    const lock = `lock-${randomId()}`;
+    const held = await a.acquire(lock, { ttlMs: 1000, timeoutMs: 100 });
+    const waiting = b.acquire(lock, { ttlMs: 1000, timeoutMs: 10_000 });
+    await delay(100);
+    await b.close();
+    await expect(waiting).rejects.toBeInstanceOf(ClosedError);
+    await held.release();
+  });
+
+  it('close() aborts the signals of what it held, frees the rows, and nothing renews them afterwards', async () => {
+    const c = make();
+    const [lock, group] = [`lock-${randomId()}`, `group-${randomId()}`];
+    const lease = await c.acquire(lock, { ttlMs: 300, timeoutMs: 100 });
+    const membership = await c.join(group, 'm1', { ttlMs: 300 });
+    await c.close();
+    expect(lease.signal.reason).toBeInstanceOf(LockLostError);
+    expect(membership.signal.reason).toBeInstanceOf(MembershipLostError);
+    const db = open();
+    const rows = () => [
+      db.prepare('SELECT owner FROM graceful_drain_locks WHERE name = ?').pluck().get(lock),
+      db.prepare('SELECT count(*) FROM graceful_drain_members WHERE group_name = ?').pluck().get(group),
+    ];
+    expect(rows()).toEqual([null, 0]);
+    await delay(400);
+    expect(rows()).toEqual([null, 0]);
+    await expect(lease.release()).resolves.toBeUndefined();
+    await expect(membership.leave()).resolves.toBeUndefined();
+  });
+
+  it('its renewal timers never hold the process open', async () => {
+    const lingering = await child('linger', file, `lock-${randomId()}`, `group-${randomId()}`);
+    const exited = once(lingering.process, 'exit');
+    const timeout = delay(5000).then(() => 'still running');
+    expect(await Promise.race([exited.then(([code]) => code as number), timeout])).toBe(0);
+  });
+
+  it('close() before any use opens nothing', async () => {
+    const path = join(dir, `${randomId()}.db`);
+    const c = new SqliteCoordinator({ path });
+    await c.close();
+    expect(() => readFileSync(path)).toThrow(/ENOENT/);
+    await expect(c.members('g')).rejects.toBeInstanceOf(ClosedError);
+  });
+});
