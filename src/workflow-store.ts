@@ -6,13 +6,15 @@
  *
  * ## What a store guarantees
  *
- * - **Active** workflows are those running and not parked. `listActive()` returns them a page at a
- *   time, in a stable order, resuming after `cursor`.
+ * - **Active** workflows are those the host runs (status running). `listActive()` returns them a page
+ *   at a time, in a stable order, resuming after `cursor`. A parked workflow is paused or pausing, so it
+ *   is not active; a mark left on a running workflow (a user resumed it without an unpark) is stale.
  * - **`park(ids, fence)`** requests a pause of each workflow that is still running and records a
  *   parked-by-shutdown mark (member id and fencing token) kept apart from the host's own pause state.
  *   Per id the outcome is `paused` (paused now), `pausing` (the host is still winding it down) or
- *   `skipped` (no longer running, unknown, or already parked: parking twice is a no-op). The marks and
- *   the pause requests of one call are written together or not at all.
+ *   `skipped` (not running, unknown, or already parked: parking twice is a no-op). A stale mark on a
+ *   running workflow is replaced. The marks and the pause requests of one call are written together
+ *   or not at all.
  * - **`listParked()`** returns the marked workflows with the host's state of each: `pausing`,
  *   `paused`, or `other` (a user cancelled, completed or resumed it since), a page at a time.
  * - **`unpark(ids, fence)`** resumes each workflow that is still paused *and* marked, and clears the
@@ -97,7 +99,7 @@ export interface WorkflowStoreCapabilities {
 export interface WorkflowStore {
   /** What this store can guarantee. */
   readonly capabilities: WorkflowStoreCapabilities;
-  /** Lists active (running, not parked) workflows, a page at a time. */
+  /** Lists active (running) workflows, a page at a time. */
   listActive(options: ListOptions): Promise<Page<string>>;
   /** Pauses and marks a batch of workflows; one result per id, in the order given. */
   park(ids: readonly string[], fence: Fence): Promise<readonly ItemResult<ParkOutcome>[]>;

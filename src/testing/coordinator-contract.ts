@@ -338,9 +338,14 @@ export function coordinatorContract(
           const group = groupName();
           // long TTLs: only close() can free these within the checks below
           const lease: Lease = await a.acquire(lock, { ttlMs: 20 * ttl, timeoutMs: ttl });
-          await a.join(group, 'm1', { ttlMs: 20 * ttl });
+          const membership = await a.join(group, 'm1', { ttlMs: 20 * ttl });
           await b.join(group, 'm2', { ttlMs: ttl });
           await a.close();
+          // The holder is told: its signals abort (before another instance can take the lock).
+          expect(lease.signal.aborted).toBe(true);
+          expect(lease.signal.reason).toMatchObject({ code: 'ERR_LOCK_LOST' });
+          expect(membership.signal.aborted).toBe(true);
+          expect(membership.signal.reason).toMatchObject({ code: 'ERR_MEMBERSHIP_LOST' });
           expect(await canAcquire(b, lock, 3 * ttl)).toBe(true);
           const gone = await eventually(async () => (await memberIds(b, group)).join() === 'm2', 3 * ttl);
           expect(gone).toBe(true);

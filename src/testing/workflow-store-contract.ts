@@ -233,16 +233,18 @@ export function workflowStoreContract(
           ]);
         });
 
-        it('a marked workflow a user resumed is neither active nor parked again until unpark clears the mark', async () => {
+        it('a marked workflow a user resumed is active again, and parking it replaces the stale mark', async () => {
           const h = await make();
           await h.add('a', 'running');
           await parkAndPause(h, ['a']);
           await h.setStatus('a', 'running');
-          expect(await active(h)).toEqual([]);
-          expect(await h.store.park(['a'], UNFENCED)).toEqual([{ id: 'a', outcome: 'skipped' }]);
-          expect(await h.status('a')).toBe('running');
-          expect(await h.store.unpark(['a'], UNFENCED)).toEqual([{ id: 'a', outcome: 'skipped' }]);
           expect(await active(h)).toEqual(['a']);
+          const token = nextToken();
+          const again = await h.store.park(['a'], { memberId: 'later', token });
+          expect(again).toHaveLength(1);
+          expect(['paused', 'pausing']).toContain(again[0]?.outcome);
+          const marks = await parked(h);
+          expect(marks.map((p) => [p.id, p.memberId, p.token])).toEqual([['a', 'later', token]]);
         });
 
         it('parked workflows leave listActive', async () => {

@@ -213,8 +213,10 @@ export class MemoryCoordinator implements Coordinator {
     // A crashed instance stays crashed: dispose() must not touch the backend for it.
     const release = !crashed;
     for (const cancel of [...this.#waits]) cancel(new ClosedError('The MemoryCoordinator was closed'));
-    for (const lease of [...this.#leases]) lease.dispose(release);
-    for (const membership of [...this.#memberships]) membership.dispose(release);
+    // Holders are told before the lock is free, as the contract's loss signal promises.
+    for (const lease of [...this.#leases]) lease.dispose(release, 'the coordinator was closed');
+    for (const membership of [...this.#memberships])
+      membership.dispose(release, 'the coordinator was closed');
     debug('coordinator closed%s', crashed ? ' (after a simulated crash)' : '');
   }
 

@@ -70,10 +70,15 @@ export class MemoryLease implements Lease {
     clearTimeout(this.#renewTimer);
   }
 
-  /** Stops every timer; frees the lock too unless the coordinator crashed. */
-  dispose(release: boolean): void {
+  /**
+   * Stops every timer; frees the lock too unless the coordinator crashed. With a `reason` (the
+   * coordinator is closing under a holder), the signal aborts first, before the lock is free.
+   */
+  dispose(release: boolean, reason?: string): void {
     if (this.#done) return;
     this.#end();
+    if (reason !== undefined)
+      this.#controller.abort(new LockLostError(`The lock "${this.name}" was lost: ${reason}`));
     if (release && !this.#ctx.crashed) {
       this.#ctx.backend.release(this.name, this.#owner);
       debug('lease %s (token %s) released', this.name, this.token);

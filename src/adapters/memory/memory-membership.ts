@@ -59,10 +59,18 @@ export class MemoryMembership implements Membership {
     clearTimeout(this.#heartbeatTimer);
   }
 
-  /** Stops every timer; leaves the group too unless the coordinator crashed. */
-  dispose(leave: boolean): void {
+  /**
+   * Stops every timer; leaves the group too unless the coordinator crashed. With a `reason` (the
+   * coordinator is closing under a member), the signal aborts first.
+   */
+  dispose(leave: boolean, reason?: string): void {
     if (this.#done) return;
     this.#end();
+    if (reason !== undefined) {
+      this.#controller.abort(
+        new MembershipLostError(`Member "${this.memberId}" of group "${this.group}" was lost: ${reason}`),
+      );
+    }
     if (leave && !this.#ctx.crashed) {
       this.#ctx.backend.leave(this.group, this.memberId, this.incarnation);
       debug('member %s left %s', this.memberId, this.group);

@@ -127,15 +127,13 @@ export class MemoryWorkflowStore implements WorkflowStore {
 
   // The WorkflowStore side.
 
-  /** Lists running, unmarked workflows in id order, after `cursor`. */
+  /** Lists running workflows in id order, after `cursor`. */
   async listActive(options: ListOptions): Promise<Page<string>> {
     this.#checkOpen();
-    return this.#page('listActive()', options, (id, e) =>
-      e.status === 'running' && e.mark === undefined ? id : undefined,
-    );
+    return this.#page('listActive()', options, (id, e) => (e.status === 'running' ? id : undefined));
   }
 
-  /** Pauses and marks each running, unmarked workflow; one result per id, in order. */
+  /** Pauses and marks each running workflow (replacing a stale mark); one result per id, in order. */
   async park(ids: readonly string[], fence: Fence): Promise<readonly ItemResult<ParkOutcome>[]> {
     this.#checkOpen();
     const list = checkIds(ids);
@@ -254,7 +252,7 @@ export class MemoryWorkflowStore implements WorkflowStore {
 
   #parkOne(id: string, memberId: string, token: bigint | undefined): ParkOutcome {
     const e = this.#entries.get(id);
-    if (e === undefined || e.status !== 'running' || e.mark !== undefined) return 'skipped';
+    if (e === undefined || e.status !== 'running') return 'skipped';
     e.mark = { memberId, token };
     e.parks += 1;
     this.#parks += 1;

@@ -162,7 +162,7 @@ export class SqliteWorkflowStore implements WorkflowStore {
     return this.#sql as StoreStatements;
   }
 
-  /** Lists running, unmarked workflows in id order, `limit` at a time. */
+  /** Lists running workflows in id order, `limit` at a time. */
   async listActive(options: ListOptions): Promise<Page<string>> {
     const { limit, cursor } = checkList('listActive', options);
     const ids = await this.#connection.run(
@@ -202,7 +202,7 @@ export class SqliteWorkflowStore implements WorkflowStore {
     return page(items, limit, (item) => item.id);
   }
 
-  /** Pauses and marks the running, unmarked ones among `ids`, in one transaction. */
+  /** Pauses and marks the running ones among `ids`, in one transaction. */
   async park(ids: readonly string[], fence: Fence): Promise<readonly ItemResult<ParkOutcome>[]> {
     checkIds('park', ids);
     checkFence(fence);

@@ -111,9 +111,12 @@ export class StoreStatements {
       `INSERT INTO ${fence} (id, highest) VALUES (1, ?)
        ON CONFLICT (id) DO UPDATE SET highest = max(highest, excluded.highest)`,
     );
-    this.mark = db.prepare(`INSERT INTO ${marks} (id, member_id, token, parked_at) VALUES (?, ?, ?, ?)`);
-    const active = `SELECT t.${id} FROM ${host} AS t
-      WHERE t.${status} = ? AND NOT EXISTS (SELECT 1 FROM ${marks} AS m WHERE m.id = t.${id})`;
+    // A mark on a running workflow is stale (a user resumed it without an unpark): parking replaces it.
+    this.mark = db.prepare(
+      `INSERT INTO ${marks} (id, member_id, token, parked_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET member_id = excluded.member_id, token = excluded.token, parked_at = excluded.parked_at`,
+    );
+    const active = `SELECT t.${id} FROM ${host} AS t WHERE t.${status} = ?`;
     this.active = db
       .prepare<[string, number]>(`${active} ORDER BY t.${id} LIMIT ?`)
       .pluck()
@@ -146,16 +149,15 @@ export class StoreStatements {
     return statement;
   }
 
-  /** Sets `target` on the running, unmarked ones among `ids`; returns their ids. */
+  /** Sets `target` on the running ones among `ids`; returns their ids. */
   pause(ids: readonly string[], target: string, running: string): string[] {
-    const [host, id, status, marks] = [this.#host, this.#id, this.#status, this.#marks];
+    const [host, id, status] = [this.#host, this.#id, this.#status];
     const size = bucket(ids.length);
     const statement = this.#chunk(
       'pause',
       size,
       (list) =>
-        `UPDATE ${host} AS t SET ${status} = ? WHERE t.${id} IN (${list}) AND t.${status} = ?
-       AND NOT EXISTS (SELECT 1 FROM ${marks} AS m WHERE m.id = t.${id}) RETURNING ${id}`,
+        `UPDATE ${host} AS t SET ${status} = ? WHERE t.${id} IN (${list}) AND t.${status} = ? RETURNING ${id}`,
     );
     return returned(statement, [target, ...pad(ids, size), running]);
   }
