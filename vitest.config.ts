@@ -7,6 +7,9 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',
+    // One file at a time: the machine has two cores, the timing tests use real TTLs against real
+    // servers, and the Redis fault tests pause every client of the server (CLIENT PAUSE).
+    fileParallelism: false,
     reporters: ['default', new SummaryReporter()],
   },
 });

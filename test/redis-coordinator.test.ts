@@ -14,6 +14,7 @@ import {
 } from '../src/errors.js';
 import { delay, now, randomId } from '../src/internal/time.js';
 import { coordinatorContract } from '../src/testing/index.js';
+import { safetyMarginOf } from '../src/adapters/redis/redis-timing.js';
 import { REDIS_URL, uniqueName } from './support/env.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
@@ -22,7 +23,7 @@ import { TcpProxy } from './support/tcp-proxy.js';
 
 const PREFIX = `${uniqueName('gd_redis_test')}:`;
 const FIXTURE = fileURLToPath(new URL('./fixtures/redis-holder.ts', import.meta.url));
-const TTL = 600;
+const TTL = 1_000;
 
 /** Fails fast when the server is missing: a command never waits for a connection that is not there. */
 const admin = new Redis(REDIS_URL, { maxRetriesPerRequest: 1, connectionName: 'gd-test-admin' });
@@ -171,8 +172,8 @@ describe('RedisCoordinator', () => {
       await c.members('warm-up'); // connected, so the send time is close to the call
       const before = now();
       const lease = await c.acquire(`lock-${randomId()}`, { ttlMs: TTL, timeoutMs: TTL });
-      expect(lease.deadline).toBeGreaterThanOrEqual(before + TTL - 25);
-      expect(lease.deadline).toBeLessThanOrEqual(before + TTL - 25 + (now() - before));
+      expect(lease.deadline).toBeGreaterThanOrEqual(before + TTL - safetyMarginOf(TTL));
+      expect(lease.deadline).toBeLessThanOrEqual(before + TTL - safetyMarginOf(TTL) + (now() - before));
       await lease.release();
     });
 
