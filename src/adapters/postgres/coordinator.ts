@@ -1,0 +1,356 @@
+import createDebug from 'debug';
+import type {
+  AcquireOptions,
+  Coordinator,
+  CoordinatorCapabilities,
+  JoinOptions,
+  Lease,
+  MemberInfo,
+  Membership,
+} from '../../coordinator.js';
+import {
+  ClosedError,
+  CoordinatorUnavailableError,
+  GracefulDrainError,
+  LockTimeoutError,
+} from '../../errors.js';
+import { anySignal, bounded, delay, now, randomId } from '../../internal/time.js';
+import { checkName, checkNonNegative, checkOptionsObject, checkPositive, invalid } from '../../validate.js';
+import { compileCoordinatorOptions, type PostgresCoordinatorOptions } from './coordinator-options.js';
+import { advisoryKey } from './identifiers.js';
+import { checkSchema } from './migrate.js';
+import type { PgSessionClient } from './queryable.js';
+import { PgSession, type SessionSettings } from './session.js';
+import { PgLease, PgMembership } from './session-items.js';
+
+const debug = createDebug('graceful-drain:postgres');
+
+const FIRST_POLL_MS = 10;
+const CAPABILITIES: CoordinatorCapabilities = Object.freeze({
+  scope: 'cluster',
+  liveness: 'connection',
+  fencing: 'monotonic',
+});
+
+function checkSignal(name: string, value: unknown): AbortSignal | undefined {
+  if (value !== undefined && !(value instanceof AbortSignal)) invalid(name, 'an AbortSignal', value);
+  return value;
+}
+
+/** Settles with `promise`, or rejects with `signal.reason` as soon as `signal` aborts. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  return bounded(promise, 2 ** 31 - 1, () => new Error('unreachable'), signal);
+}
+
+/** Our own errors pass; anything else (the driver's) means the backend failed us. */
+function unavailable(error: unknown, doing: string): unknown {
+  if (error instanceof GracefulDrainError) return error;
+  return new CoordinatorUnavailableError(`PostgreSQL failed while ${doing}`, { cause: error });
+}
+
+/**
+ * A `Coordinator` on PostgreSQL: session advisory locks with fencing tokens, and group membership bound
+ * to the session, so a crashed process frees its locks and leaves its groups as soon as the server sees
+ * its connection close.
+ *
+ * Capabilities: `{ scope: 'cluster', liveness: 'connection', fencing: 'monotonic' }`. Call
+ * `migrate()` once before use. One dedicated connection per instance; never behind a
+ * transaction-pooling proxy (it refuses to start there).
+ *
+ * @example
+ * ```ts
+ * import { migrate, PostgresCoordinator } from 'graceful-drain/postgres';
+ *
+ * await migrate(pool);
+ * const coordinator = new PostgresCoordinator({ connectionString: process.env.DATABASE_URL });
+ * ```
+ */
+export class PostgresCoordinator implements Coordinator {
+  readonly capabilities: CoordinatorCapabilities = CAPABILITIES;
+  readonly #createClient: () => Promise<PgSessionClient>;
+  readonly #schema: string;
+  readonly #settings: SessionSettings;
+  readonly #closeTimeoutMs: number;
+  readonly #pollIntervalMs: number;
+  readonly #closing = new AbortController();
+  /** The lock names this instance holds or is trying: the session would grant them twice. */
+  readonly #locks = new Map<string, PgLease | 'pending'>();
+  readonly #memberships = new Set<PgMembership>();
+  #session: PgSession | undefined;
+  #opening: Promise<PgSession> | undefined;
+  #schemaChecked = false;
+  #closed: Promise<void> | undefined;
+
+  constructor(options: PostgresCoordinatorOptions) {
+    const o = compileCoordinatorOptions(options);
+    this.#schema = o.schema;
+    this.#settings = o.settings;
+    this.#closeTimeoutMs = o.closeTimeoutMs;
+    this.#pollIntervalMs = o.pollIntervalMs;
+    this.#createClient = o.createClient;
+  }
+
+  async acquire(name: string, options: AcquireOptions): Promise<Lease> {
+    checkName('name', name);
+    const o = checkOptionsObject('acquire()', options, ['ttlMs', 'timeoutMs', 'signal']);
+    const ttlMs = checkPositive('ttlMs', o.ttlMs);
+    const timeoutMs = checkNonNegative('timeoutMs', o.timeoutMs);
+    const signal = checkSignal('signal', o.signal);
+    this.#assertOpen();
+    signal?.throwIfAborted();
+    const wait = anySignal(signal, this.#closing.signal);
+    const deadline = now() + timeoutMs;
+    let pause = FIRST_POLL_MS;
+    for (;;) {
+      const lease = await this.#tryAcquire(name, ttlMs, wait);
+      if (lease !== undefined) return lease;
+      const remaining = deadline - now();
+      if (remaining <= 0) {
+        throw new LockTimeoutError(`The lock "${name}" could not be acquired within ${timeoutMs} ms`);
+      }
+      // Jitter spreads the retries of processes that all started waiting at once.
+      await delay(Math.min(pause * (0.5 + Math.random() / 2), remaining), wait);
+      pause = Math.min(pause * 2, this.#pollIntervalMs);
+    }
+  }
+
+  /** One attempt: the lease, or `undefined` when someone (maybe this instance) holds the lock. */
+  async #tryAcquire(name: string, ttlMs: number, wait: AbortSignal): Promise<PgLease | undefined> {
+    if (this.#locks.has(name)) return undefined;
+    this.#locks.set(name, 'pending');
+    const attempt = this.#attempt(name, ttlMs);
+    try {
+      return await untilAborted(attempt, wait);
+    } catch (error) {
+      // Abandoned while the statement runs: a lock it takes after all is given back at once.
+      void attempt.then(
+        (lease) => lease?.release(),
+        () => {},
+      );
+      throw error;
+    }
+  }
+
+  async #attempt(name: string, ttlMs: number): Promise<PgLease | undefined> {
+    const key = advisoryKey(this.#schema, 'lock', name);
+    let session: PgSession | undefined;
+    try {
+      session = await this.#sessionNow();
+      // The token is bumped in the same statement (one transaction) that takes the lock, so tokens
+      // follow the order in which holders got it. The table is durable: tokens survive a server crash.
+      const { rows } = await session.query(
+        `WITH l AS (SELECT pg_try_advisory_lock($1::bigint) AS got)
+         INSERT INTO ${this.#settings.schemaSql}.lock_fences AS f (name, token)
+         SELECT $2, 1 FROM l WHERE l.got
+         ON CONFLICT (name) DO UPDATE SET token = f.token + 1
+         RETURNING f.token::text AS token`,
+        [key, name],
+      );
+      const row = rows[0] as { token: string } | undefined;
+      if (row === undefined || !session.alive) {
+        this.#locks.delete(name);
+        return undefined;
+      }
+      const lease = new PgLease(session, name, key, BigInt(row.token), ttlMs, (done) => {
+        if (this.#locks.get(name) === done) this.#locks.delete(name);
+      });
+      this.#locks.set(name, lease);
+      session.track(lease);
+      debug('acquire %s: token %s', name, lease.token);
+      return lease;
+    } catch (error) {
+      // The statement may have taken the lock before failing (session locks ignore rollbacks).
+      if (session?.alive === true) {
+        await session.query('SELECT pg_advisory_unlock($1::bigint)', [key]).catch(() => {});
+      }
+      this.#locks.delete(name);
+      throw unavailable(error, `acquiring the lock "${name}"`);
+    }
+  }
+
+  async join(group: string, memberId: string, options: JoinOptions): Promise<Membership> {
+    checkName('group', group);
+    checkName('memberId', memberId);
+    const o = checkOptionsObject('join()', options, ['ttlMs', 'signal']);
+    const ttlMs = checkPositive('ttlMs', o.ttlMs);
+    const signal = checkSignal('signal', o.signal);
+    this.#assertOpen();
+    signal?.throwIfAborted();
+    const attempt = this.#join(group, memberId, ttlMs);
+    try {
+      return await untilAborted(attempt, anySignal(signal, this.#closing.signal));
+    } catch (error) {
+      void attempt
+        .then(
+          (membership) => membership.leave(),
+          () => {},
+        )
+        .catch(() => {});
+      throw error;
+    }
+  }
+
+  async #join(group: string, memberId: string, ttlMs: number): Promise<PgMembership> {
+    const s = this.#settings.schemaSql;
+    const key = advisoryKey(this.#schema, 'member', group, memberId);
+    const incarnation = randomId();
+    try {
+      const session = await this.#sessionNow();
+      // The lock is taken before the row exists, so members() never mistakes a joining member for a
+      // dead one. Shared: a restarted process may rejoin under the same id while its former session
+      // lingers; the newer row wins and the former membership notices.
+      const { rows } = await session.query(
+        `WITH l AS (SELECT pg_try_advisory_lock_shared($1::bigint) AS got)
+         INSERT INTO ${s}.members AS m (group_name, member_id, incarnation, backend_pid, lock_key, ttl_ms)
+         SELECT $2, $3, $4, pg_backend_pid(), $1::bigint, $5 FROM l WHERE l.got
+         ON CONFLICT (group_name, member_id) DO UPDATE SET incarnation = EXCLUDED.incarnation,
+           backend_pid = EXCLUDED.backend_pid, lock_key = EXCLUDED.lock_key, ttl_ms = EXCLUDED.ttl_ms,
+           joined_at = now()
+         RETURNING m.incarnation`,
+        [key, group, memberId, incarnation, Math.ceil(ttlMs)],
+      );
+      if (rows.length !== 1 || !session.alive) {
+        throw new CoordinatorUnavailableError(`Could not join group "${group}" as "${memberId}"`);
+      }
+      const membership = new PgMembership(
+        session,
+        s,
+        { group, memberId, incarnation, key, ttlMs },
+        {
+          done: (m) => this.#memberships.delete(m),
+          deleteRow: (gone) => this.#deleteMember(gone),
+        },
+      );
+      for (const former of this.#memberships) {
+        if (former.group === group && former.memberId === memberId) {
+          former.lost(new Error('Replaced by a newer join of the same member id'));
+        }
+      }
+      this.#memberships.add(membership);
+      session.track(membership);
+      debug('join %s as %s: incarnation %s', group, memberId, incarnation);
+      return membership;
+    } catch (error) {
+      throw unavailable(error, `joining group "${group}"`);
+    }
+  }
+
+  async #deleteMember(incarnation: string): Promise<void> {
+    // After close() the session is gone, and a row counts only while its session holds the lock.
+    if (this.#closed !== undefined) return;
+    try {
+      const session = await this.#sessionNow();
+      await session.query(`DELETE FROM ${this.#settings.schemaSql}.members WHERE incarnation = $1`, [
+        incarnation,
+      ]);
+    } catch (error) {
+      throw unavailable(error, 'leaving a group');
+    }
+  }
+
+  async members(group: string): Promise<readonly MemberInfo[]> {
+    checkName('group', group);
+    this.#assertOpen();
+    const s = this.#settings.schemaSql;
+    try {
+      const session = await untilAborted(this.#sessionNow(), this.#closing.signal);
+      // A row counts while its backend holds the member's advisory lock; the others belong to dead
+      // sessions and are deleted on the way. pg_locks is read once, in one snapshot.
+      const { rows } = await untilAborted(
+        session.query(
+          `WITH held AS MATERIALIZED (
+             SELECT l.pid, (l.classid::bigint << 32) | l.objid::bigint AS key
+             FROM pg_locks l
+             WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted
+               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+           ),
+           listed AS MATERIALIZED (
+             SELECT m.member_id, m.incarnation, m.ttl_ms,
+               EXISTS (SELECT 1 FROM held h WHERE h.key = m.lock_key AND h.pid = m.backend_pid) AS alive
+             FROM ${s}.members m WHERE m.group_name = $1
+           ),
+           dead AS (
+             DELETE FROM ${s}.members d USING listed
+             WHERE NOT listed.alive AND d.group_name = $1 AND d.incarnation = listed.incarnation
+           )
+           SELECT member_id, incarnation, ttl_ms::float8 AS ttl_ms FROM listed WHERE alive ORDER BY member_id`,
+          [group],
+        ),
+        this.#closing.signal,
+      );
+      return (rows as { member_id: string; incarnation: string; ttl_ms: number }[]).map((row) => ({
+        memberId: row.member_id,
+        incarnation: row.incarnation,
+        ttlMs: row.ttl_ms,
+      }));
+    } catch (error) {
+      throw unavailable(error, `listing group "${group}"`);
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async #close(): Promise<void> {
+    const reason = new ClosedError('The PostgresCoordinator was closed');
+    this.#closing.abort(reason);
+    const deadline = now() + this.#closeTimeoutMs;
+    try {
+      let session = this.#session;
+      if (session === undefined && this.#opening !== undefined) {
+        session = await bounded(this.#opening, this.#closeTimeoutMs / 2, () => reason).catch(() => undefined);
+      }
+      await session?.close(reason, Math.max(0, deadline - now()));
+    } catch (error) {
+      debug('close: %s', error instanceof Error ? error.message : String(error));
+    }
+    debug('closed');
+  }
+
+  #assertOpen(): void {
+    if (this.#closed !== undefined) throw new ClosedError('The PostgresCoordinator is closed');
+  }
+
+  /** The live session, or a new one. */
+  #sessionNow(): Promise<PgSession> {
+    if (this.#closed !== undefined) {
+      return Promise.reject(new ClosedError('The PostgresCoordinator is closed'));
+    }
+    if (this.#session?.alive === true) return Promise.resolve(this.#session);
+    this.#opening ??= this.#open().finally(() => {
+      this.#opening = undefined;
+    });
+    return this.#opening;
+  }
+
+  async #open(): Promise<PgSession> {
+    let client: PgSessionClient;
+    try {
+      client = await this.#createClient();
+    } catch (error) {
+      throw unavailable(error, 'creating a client');
+    }
+    const session = new PgSession(client, this.#settings, (lost) => {
+      if (this.#session === lost) this.#session = undefined;
+    });
+    try {
+      await session.connect();
+      if (!this.#schemaChecked) {
+        await checkSchema(session, this.#schema, 'PostgresCoordinator');
+        this.#schemaChecked = true;
+      }
+    } catch (error) {
+      session.lose(error);
+      throw unavailable(error, 'connecting');
+    }
+    if (this.#closed !== undefined) {
+      await session.close(new ClosedError(), this.#closeTimeoutMs / 2);
+      throw new ClosedError('The PostgresCoordinator is closed');
+    }
+    this.#session = session;
+    return session;
+  }
+}

@@ -1,0 +1,181 @@
+/**
+ * The tables of the PostgreSQL adapters, created by an explicit, idempotent, versioned `migrate()`.
+ *
+ * Each migration is one `DO` block: one statement, hence one transaction, which first takes a
+ * transaction-scoped advisory lock so that concurrent `migrate()` calls (every replica of a deployment
+ * at once) wait for each other and the later ones find the work done. Being single statements, they
+ * run on any queryable: a client, a pool, even through a transaction-pooling proxy.
+ *
+ * The adapters never migrate on their own: at first use they read the version and, when it is missing
+ * or old, throw a `ConfigurationError` asking for a call to `migrate()`.
+ */
+
+import createDebug from 'debug';
+import { ConfigurationError } from '../../errors.js';
+import { checkOptionsObject } from '../../validate.js';
+import { advisoryKey, checkIdentifier, quote } from './identifiers.js';
+import type { PgQueryable } from './queryable.js';
+
+const debug = createDebug('graceful-drain:postgres');
+
+/** The schema both adapters use when none is given. */
+export const DEFAULT_SCHEMA = 'graceful_drain';
+
+/** The schema version this release of graceful-drain needs; `migrate()` brings a schema up to it. */
+export const SCHEMA_VERSION = 1;
+
+/** One migration: the DDL that takes a schema from `version - 1` to `version`. `s` is the quoted schema. */
+interface Migration {
+  readonly version: number;
+  readonly ddl: (s: string) => string;
+}
+
+// Append only: a released migration is never edited, and every one is additive, so that instances of
+// an older release keep working against a newer schema during a rolling deploy.
+const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    ddl: (s) => `
+      -- The fencing token of every lock name, bumped each time the lock is taken.
+      CREATE TABLE ${s}.lock_fences (
+        name text PRIMARY KEY,
+        token bigint NOT NULL
+      );
+      -- Group members; a row counts only while its backend holds the member's advisory lock.
+      CREATE TABLE ${s}.members (
+        group_name text NOT NULL,
+        member_id text NOT NULL,
+        incarnation text NOT NULL UNIQUE,
+        backend_pid integer NOT NULL,
+        lock_key bigint NOT NULL,
+        ttl_ms bigint NOT NULL,
+        joined_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (group_name, member_id)
+      );
+      -- Parked-by-shutdown marks, per store (its table) and workflow id (as text, "C" order for paging).
+      CREATE TABLE ${s}.parked (
+        store_key text NOT NULL,
+        workflow_id text COLLATE "C" NOT NULL,
+        member_id text NOT NULL,
+        token bigint,
+        parked_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (store_key, workflow_id)
+      );
+      -- The highest fencing token each store has accepted.
+      CREATE TABLE ${s}.store_fences (
+        store_key text PRIMARY KEY,
+        token bigint NOT NULL
+      );`,
+  },
+];
+
+/** Options of {@link migrate}. */
+export interface MigrateOptions {
+  /**
+   * The schema to create (if needed) and keep the tables in; a plain identifier, used as written.
+   * @defaultValue `'graceful_drain'`
+   */
+  readonly schema?: string;
+}
+
+/** What {@link migrate} did. */
+export interface MigrateResult {
+  /** The schema migrated. */
+  readonly schema: string;
+  /** Its version now. */
+  readonly version: number;
+}
+
+/** The `DO` block applying `migration` to `schema` unless already applied. */
+function migrationSql(schema: string, migration: Migration): string {
+  const s = quote(schema);
+  // `schema` is a validated plain identifier, so it can sit inside a string literal as it is.
+  return `DO $graceful_drain$
+BEGIN
+  PERFORM pg_advisory_xact_lock(${advisoryKey(schema, 'migrate')});
+  -- Existence checks rather than IF NOT EXISTS: those demand CREATE rights even when nothing is created.
+  IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = '${schema}') THEN
+    CREATE SCHEMA ${s};
+  END IF;
+  IF to_regclass('${s}.schema_version') IS NULL THEN
+    CREATE TABLE ${s}.schema_version (
+      singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+      version integer NOT NULL
+    );
+    INSERT INTO ${s}.schema_version (singleton, version) VALUES (true, 0);
+  END IF;
+  IF (SELECT version FROM ${s}.schema_version) < ${migration.version} THEN
+    ${migration.ddl(s)}
+    UPDATE ${s}.schema_version SET version = ${migration.version};
+  END IF;
+END
+$graceful_drain$`;
+}
+
+/**
+ * Creates or upgrades the tables of `PostgresCoordinator` and `PostgresWorkflowStore` in `schema`.
+ * Idempotent and safe to run concurrently; each migration runs in its own transaction. Call it
+ * explicitly (at deploy time, or before building the adapters): the adapters never migrate on their
+ * own, and refuse to start on a missing or old schema.
+ *
+ * @param queryable - A `pg.Client`, `pg.Pool` or anything with `query(text, values)`, with the rights
+ *   to create the schema (or to create tables in it, when it exists).
+ * @example
+ * ```ts
+ * import pg from 'pg';
+ * import { migrate } from 'graceful-drain/postgres';
+ *
+ * const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL });
+ * await migrate(pool); // schema "graceful_drain"
+ * ```
+ */
+export async function migrate(queryable: PgQueryable, options?: MigrateOptions): Promise<MigrateResult> {
+  if (queryable === null || typeof queryable !== 'object' || typeof queryable.query !== 'function') {
+    throw new ConfigurationError(
+      'Expected the first argument of migrate() to be a pg.Client, a pg.Pool or an object with query(text, values)',
+    );
+  }
+  const given = checkOptionsObject('migrate()', options, ['schema']);
+  const schema = checkIdentifier('schema', given.schema ?? DEFAULT_SCHEMA);
+  for (const migration of MIGRATIONS) {
+    await queryable.query(migrationSql(schema, migration));
+  }
+  const version = await readVersion(queryable, schema);
+  debug('migrate: schema %s at version %d', schema, version);
+  return { schema, version: version ?? 0 };
+}
+
+/** The schema's version, or `undefined` when it has none (no schema or no version table). */
+async function readVersion(queryable: PgQueryable, schema: string): Promise<number | undefined> {
+  try {
+    const { rows } = await queryable.query(`SELECT version FROM ${quote(schema)}.schema_version`);
+    const row = rows[0] as { version: number } | undefined;
+    return row?.version;
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    // undefined_table, invalid_schema_name
+    if (code === '42P01' || code === '3F000') return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Throws a `ConfigurationError` asking for `migrate()` when `schema` is missing or older than this
+ * release needs. A newer schema is accepted: migrations are additive.
+ */
+export async function checkSchema(queryable: PgQueryable, schema: string, adapter: string): Promise<void> {
+  const version = await readVersion(queryable, schema);
+  if (version === undefined || version < SCHEMA_VERSION) {
+    const found =
+      version === undefined
+        ? `has no graceful-drain tables (version ${SCHEMA_VERSION} needed)`
+        : `is at version ${version}; this release needs version ${SCHEMA_VERSION}`;
+    throw new ConfigurationError(
+      `${adapter}: the schema "${schema}" ${found}. Run \`await migrate(client, { schema: '${schema}' })\` ` +
+        "from 'graceful-drain/postgres' first (once per deploy: adapters never change the database on their own)",
+    );
+  }
+  if (version > SCHEMA_VERSION) {
+    debug('%s: schema %s is at version %d, newer than %d', adapter, schema, version, SCHEMA_VERSION);
+  }
+}

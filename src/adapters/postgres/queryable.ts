@@ -1,0 +1,47 @@
+/**
+ * The few shapes of `pg` the PostgreSQL adapters rely on, typed structurally so that users never need
+ * more of the driver's types than this: a `pg.Client`, a `pg.Pool` and a `pg.PoolClient` fit them.
+ *
+ * @packageDocumentation
+ */
+
+/** What a query resolves with: the rows (parsed by the driver) and, for writes, how many were affected. */
+export interface PgQueryResult {
+  /** The rows, one object per row, keyed by column name. */
+  readonly rows: readonly unknown[];
+  /** How many rows the statement affected, when the driver says. */
+  readonly rowCount?: number | null;
+}
+
+/** Anything that runs a parameterised statement: a `pg.Client`, a `pg.Pool`, a `pg.PoolClient`. */
+export interface PgQueryable {
+  /** Runs `text` with the parameters `$1, $2, ...` bound to `values`. */
+  query(text: string, values?: unknown[]): Promise<PgQueryResult>;
+}
+
+/**
+ * One dedicated connection, as a `pg.Client` is: the coordinator connects it, keeps it for its
+ * session advisory locks, and ends it on `close()`.
+ */
+export interface PgSessionClient extends PgQueryable {
+  /** Opens the connection. */
+  connect(): Promise<unknown>;
+  /** Closes the connection. */
+  end(): Promise<unknown>;
+  /** Called when the connection fails: without a listener, Node would crash the process. */
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  /** Called when the connection has ended, for whatever reason. */
+  on(event: 'end', listener: () => void): unknown;
+}
+
+/** A connection checked out of a pool (`pg.PoolClient`). */
+export interface PgPoolClient extends PgQueryable {
+  /** Returns the connection to its pool; an error (or `true`) destroys it instead. */
+  release(error?: Error | boolean): void;
+}
+
+/** A connection pool (`pg.Pool`): statements on any connection, transactions on a checked-out one. */
+export interface PgPool extends PgQueryable {
+  /** Checks out one connection, for a transaction. */
+  connect(): Promise<PgPoolClient>;
+}

@@ -1,0 +1,348 @@
+/**
+ * One PostgreSQL session of `PostgresCoordinator`: the dedicated connection its session advisory
+ * locks live on, the liveness check that keeps watch over it, and what happens when it is lost.
+ *
+ * Session advisory locks die with the session, so everything held on a session (leases and
+ * memberships, its "items") shares its fate: when the connection errors, ends, changes backend, or
+ * cannot complete a round trip in time, every item is aborted at once and the connection destroyed,
+ * so that the server frees the locks as soon as it notices. The coordinator opens a new session for
+ * later calls; nothing lost is ever re-created silently.
+ *
+ * @internal
+ */
+
+import createDebug from 'debug';
+import { ConfigurationError, CoordinatorUnavailableError } from '../../errors.js';
+import { bounded, now } from '../../internal/time.js';
+import type { PgQueryResult, PgSessionClient } from './queryable.js';
+
+const debug = createDebug('graceful-drain:postgres');
+
+/** The settings of a session, compiled from the coordinator's options. */
+export interface SessionSettings {
+  /** The quoted schema of the adapter's tables. */
+  readonly schemaSql: string;
+  readonly keepAliveIdleMs: number;
+  readonly keepAliveIntervalMs: number;
+  readonly keepAliveCount: number;
+  readonly idleInTransactionTimeoutMs: number;
+  readonly connectTimeoutMs: number;
+  readonly queryTimeoutMs: number;
+}
+
+/** A lease or a membership: kept alive by the session, lost with it. */
+export interface SessionItem {
+  /** The TTL it was taken with; the session checks liveness every third of the shortest one. */
+  readonly ttlMs: number;
+  /** The membership's incarnation, checked to still be in the members table; `undefined` for a lease. */
+  readonly incarnation: string | undefined;
+  /** Aborts its signal; called once, after the item was untracked. */
+  lost(cause: unknown): void;
+}
+
+/** Whole seconds, at least one, as the server's keepalive settings take them. */
+function seconds(ms: number): number {
+  return Math.max(1, Math.ceil(ms / 1000));
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Destroys the client's socket (pg keeps it at `client.connection.stream`); falls back to `end()` for
+ * clients that do not look like a `pg.Client`.
+ */
+export function destroyClient(client: PgSessionClient): void {
+  const stream = (client as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream;
+  if (typeof stream?.destroy === 'function') {
+    stream.destroy();
+  } else {
+    client.end().catch(() => {});
+  }
+}
+
+/** A dedicated connection with the coordinator's locks and memberships on it. */
+export class PgSession {
+  readonly #client: PgSessionClient;
+  readonly #settings: SessionSettings;
+  readonly #onLost: (session: PgSession) => void;
+  readonly #items = new Set<SessionItem>();
+  /** The backend serving this session; a change means a proxy moved us to another connection. */
+  #pid = 0;
+  #lost: unknown = undefined;
+  #isLost = false;
+  /** When the last successful round trip was *sent*: the server had heard from us by then. */
+  #lastOk = now();
+  #checking = false;
+  #checkTimer: NodeJS.Timeout | undefined;
+  #watchdog: NodeJS.Timeout | undefined;
+
+  constructor(client: PgSessionClient, settings: SessionSettings, onLost: (session: PgSession) => void) {
+    this.#client = client;
+    this.#settings = settings;
+    this.#onLost = onLost;
+    // Without an 'error' listener a dropped connection would crash the host process.
+    client.on('error', (error: Error) => this.lose(error));
+    client.on('end', () => this.lose(new Error('The connection to PostgreSQL ended')));
+  }
+
+  /** The backend process id of this session. */
+  get pid(): number {
+    return this.#pid;
+  }
+
+  /** False once the session is lost or closed: nothing held on it survives. */
+  get alive(): boolean {
+    return !this.#isLost;
+  }
+
+  /**
+   * How long an item may go without a confirmed round trip: its TTL, but never longer than the
+   * server's keepalive window, after which the server may drop a silent session and free its locks.
+   */
+  effectiveTtl(ttlMs: number): number {
+    const s = this.#settings;
+    const windowMs = (seconds(s.keepAliveIdleMs) + seconds(s.keepAliveIntervalMs) * s.keepAliveCount) * 1000;
+    return Math.min(ttlMs, windowMs);
+  }
+
+  /** The local deadline of an item with this TTL, on the `performance.now()` clock. */
+  deadline(ttlMs: number): number {
+    return this.#lastOk + this.effectiveTtl(ttlMs);
+  }
+
+  /**
+   * Connects, applies the session settings, and refuses a connection whose backend changes between
+   * two statements (a transaction-pooling proxy), where session advisory locks cannot work.
+   */
+  async connect(): Promise<void> {
+    const s = this.#settings;
+    await bounded(
+      this.#client.connect(),
+      s.connectTimeoutMs,
+      () =>
+        new CoordinatorUnavailableError(`Could not connect to PostgreSQL within ${s.connectTimeoutMs} ms`),
+    );
+    // Server-side keepalives drop the session of a vanished host within seconds, freeing its locks,
+    // and nothing drops it sooner than our deadline expects (tcp_user_timeout, idle_session_timeout).
+    // Fencing tokens are committed durably whatever the database's default. Settings this server
+    // does not know (older versions) are skipped.
+    const settings = await this.#query(
+      `SELECT pg_backend_pid() AS pid, (SELECT count(*) FROM (
+         SELECT set_config(v.name, v.setting, false)
+         FROM (VALUES ('tcp_keepalives_idle', $1::text), ('tcp_keepalives_interval', $2::text),
+                      ('tcp_keepalives_count', $3::text), ('tcp_user_timeout', '0'),
+                      ('idle_in_transaction_session_timeout', $4::text), ('idle_session_timeout', '0'),
+                      ('synchronous_commit', 'on'))
+              AS v(name, setting)
+         WHERE EXISTS (SELECT 1 FROM pg_settings p WHERE p.name = v.name)) AS applied) AS applied`,
+      [
+        String(seconds(s.keepAliveIdleMs)),
+        String(seconds(s.keepAliveIntervalMs)),
+        String(s.keepAliveCount),
+        String(Math.ceil(s.idleInTransactionTimeoutMs)),
+      ],
+    );
+    const first = (settings.rows[0] as { pid: number }).pid;
+    const second = ((await this.#query('SELECT pg_backend_pid() AS pid')).rows[0] as { pid: number }).pid;
+    if (first !== second) {
+      throw new ConfigurationError(
+        `PostgresCoordinator: two consecutive statements ran on different PostgreSQL backends (pid ${first}, ` +
+          `then ${second}). The connection goes through a pooler in transaction or statement mode (PgBouncer ` +
+          '`pool_mode = transaction`, for instance), which hands each statement to any server connection: ' +
+          'session advisory locks would be taken on one backend and checked or released on another. Give the ' +
+          'coordinator a direct connection to PostgreSQL, or a pooler in session mode.',
+      );
+    }
+    this.#pid = first;
+    debug('session: connected, backend pid %d', first);
+  }
+
+  /** Runs a statement on this session; a statement that does not finish in time loses the session. */
+  async query(text: string, values?: unknown[]): Promise<PgQueryResult> {
+    if (this.#isLost) {
+      throw new CoordinatorUnavailableError('The PostgreSQL session was lost', { cause: this.#lost });
+    }
+    const sentAt = now();
+    const result = await this.#query(text, values);
+    this.#confirmed(sentAt);
+    return result;
+  }
+
+  async #query(text: string, values?: unknown[]): Promise<PgQueryResult> {
+    const ms = this.#settings.queryTimeoutMs;
+    try {
+      return await bounded(
+        this.#client.query(text, values),
+        ms,
+        () => new CoordinatorUnavailableError(`PostgreSQL did not answer within ${ms} ms`),
+      );
+    } catch (error) {
+      // A stuck statement blocks every later one on this connection: give the session up.
+      if (error instanceof CoordinatorUnavailableError) this.lose(error);
+      throw error;
+    }
+  }
+
+  /** Keeps `item` alive with this session; it is lost with the session. */
+  track(item: SessionItem): void {
+    if (this.#isLost) {
+      item.lost(this.#lost);
+      return;
+    }
+    this.#items.add(item);
+    this.#schedule();
+  }
+
+  /** Stops keeping `item` alive (released or left). */
+  untrack(item: SessionItem): void {
+    if (this.#items.delete(item)) this.#schedule();
+  }
+
+  /** The incarnations of the memberships on this session. */
+  incarnations(): string[] {
+    const result: string[] = [];
+    for (const item of this.#items) if (item.incarnation !== undefined) result.push(item.incarnation);
+    return result;
+  }
+
+  #confirmed(sentAt: number): void {
+    if (sentAt <= this.#lastOk) return;
+    this.#lastOk = sentAt;
+    if (this.#items.size > 0 && !this.#checking) this.#schedule();
+  }
+
+  /** Arms the next liveness check and the watchdog, from the shortest TTL held. */
+  #schedule(): void {
+    clearTimeout(this.#checkTimer);
+    clearTimeout(this.#watchdog);
+    this.#checkTimer = undefined;
+    this.#watchdog = undefined;
+    if (this.#isLost || this.#items.size === 0) return;
+    let ttl = Infinity;
+    for (const item of this.#items) ttl = Math.min(ttl, this.effectiveTtl(item.ttlMs));
+    const at = now();
+    // The watchdog fires ahead of the server's own timeout: our items are aborted before anyone else
+    // can take their locks.
+    this.#watchdog = setTimeout(
+      () =>
+        this.lose(
+          new CoordinatorUnavailableError(
+            `No round trip to PostgreSQL completed within ${Math.round(ttl)} ms`,
+          ),
+        ),
+      Math.max(0, this.#lastOk + ttl - at),
+    );
+    this.#watchdog.unref();
+    if (!this.#checking) {
+      this.#checkTimer = setTimeout(() => void this.#check(), Math.max(0, this.#lastOk + ttl / 3 - at));
+      this.#checkTimer.unref();
+    }
+  }
+
+  /** The cheap liveness check: the same backend, and every membership still in its group. */
+  async #check(): Promise<void> {
+    if (this.#isLost || this.#checking) return;
+    this.#checking = true;
+    const incarnations = this.incarnations();
+    const sentAt = now();
+    let row: { pid: number; present?: string[] };
+    try {
+      const result =
+        incarnations.length === 0
+          ? await this.#query('SELECT pg_backend_pid() AS pid')
+          : await this.#query(
+              `SELECT pg_backend_pid() AS pid, ARRAY(SELECT incarnation FROM ${this.#settings.schemaSql}.members
+                 WHERE incarnation = ANY($1::text[])) AS present`,
+              [incarnations],
+            );
+      row = result.rows[0] as typeof row;
+    } catch (error) {
+      this.#checking = false;
+      this.lose(error);
+      return;
+    }
+    this.#checking = false;
+    if (this.#isLost) return;
+    if (row.pid !== this.#pid) {
+      this.lose(
+        new CoordinatorUnavailableError(
+          `The PostgreSQL backend changed from pid ${this.#pid} to ${row.pid}: a proxy moved this session ` +
+            'to another server connection, and its advisory locks with it are gone',
+        ),
+      );
+      return;
+    }
+    if (row.present !== undefined) {
+      const present = new Set(row.present);
+      // Only the memberships asked about: one that joined while the check ran was not.
+      const asked = new Set(incarnations);
+      for (const item of [...this.#items]) {
+        const incarnation = item.incarnation;
+        if (incarnation !== undefined && asked.has(incarnation) && !present.has(incarnation)) {
+          this.#items.delete(item);
+          item.lost(new Error('The membership row was deleted or replaced by a newer join'));
+        }
+      }
+    }
+    this.#lastOk = Math.max(this.#lastOk, sentAt);
+    this.#schedule();
+  }
+
+  /** Gives the session up: aborts every item, then destroys the connection. Idempotent. */
+  lose(cause: unknown): void {
+    if (this.#isLost) return;
+    this.#isLost = true;
+    this.#lost = cause;
+    clearTimeout(this.#checkTimer);
+    clearTimeout(this.#watchdog);
+    debug('session %d: lost (%s)', this.#pid, errorMessage(cause));
+    this.#abortItems(cause);
+    this.#onLost(this);
+    destroyClient(this.#client);
+  }
+
+  #abortItems(cause: unknown): void {
+    const items = [...this.#items];
+    this.#items.clear();
+    for (const item of items) item.lost(cause);
+  }
+
+  /**
+   * Closes the session within `budgetMs`: aborts every item first (their locks are about to go), then
+   * deletes the membership rows and unlocks everything, then ends the connection; destroys the socket
+   * if the server does not answer in time. Never throws.
+   */
+  async close(cause: unknown, budgetMs: number): Promise<void> {
+    if (this.#isLost) return;
+    const incarnations = this.incarnations();
+    this.#isLost = true;
+    this.#lost = cause;
+    clearTimeout(this.#checkTimer);
+    clearTimeout(this.#watchdog);
+    this.#abortItems(cause);
+    this.#onLost(this);
+    const deadline = now() + budgetMs;
+    const timeout = (): Error => new Error('timeout');
+    try {
+      await bounded(
+        this.#client.query(
+          `WITH gone AS (DELETE FROM ${this.#settings.schemaSql}.members WHERE incarnation = ANY($1::text[]))
+           SELECT pg_advisory_unlock_all()`,
+          [incarnations],
+        ),
+        budgetMs / 2,
+        timeout,
+      );
+    } catch (error) {
+      debug('session %d: cleanup on close failed (%s)', this.#pid, errorMessage(error));
+    }
+    try {
+      await bounded(this.#client.end(), Math.max(0, deadline - now()), timeout);
+    } catch {
+      destroyClient(this.#client);
+    }
+    debug('session %d: closed', this.#pid);
+  }
+}

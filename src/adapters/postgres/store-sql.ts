@@ -1,0 +1,110 @@
+/**
+ * The statements of `PostgresWorkflowStore`, built once from validated, quoted names.
+ *
+ * Ids travel as text. Each statement compares the host's id column with the ids cast to the column's
+ * own type (`byType`), so its index serves the lookups; a batch with an id that does not parse as that
+ * type is run again comparing text (`id::text = $id`), which is correct but cannot use the index.
+ *
+ * @internal
+ */
+
+/** The names a store's statements are made of, all ready for SQL. */
+export interface StoreNames {
+  /** The quoted, possibly qualified host table. */
+  readonly table: string;
+  /** The quoted id column. */
+  readonly id: string;
+  /** The quoted status column. */
+  readonly status: string;
+  /** The id column's type as the catalog names it (`format_type`), without modifiers. */
+  readonly idType: string;
+  /** The id column's collation as the catalog names it, or `undefined` for a type without collations. */
+  readonly idCollation: string | undefined;
+  /** The quoted schema of the marks. */
+  readonly schema: string;
+}
+
+/** The statements of one store. Parameter lists are documented on each. */
+export interface StoreSql {
+  /** $1 running, $2 limit [, $3 cursor]. Rows: `id`. */
+  readonly listActive: (withCursor: boolean) => string;
+  /** $1 store key, $2 limit [, $3 cursor]. Rows: `id`, `member_id`, `token`, `status`. */
+  readonly listParked: (withCursor: boolean) => string;
+  /** $1 store key, $2 token. Rows: `token`, the highest token now recorded. */
+  readonly fence: string;
+  /** $1 ids, $2 new status, $3 running, $4 store key, $5 member, $6 token. Rows: `ord` of each parked id. */
+  readonly park: (byType: boolean) => string;
+  /** $1 ids, $2 store key, $3 running, $4 paused, $5 pausing. Rows: `ord` of each resumed id. */
+  readonly unpark: string;
+}
+
+/** The deduplicated input ids of `$1`, each with the position of its first occurrence. */
+const INPUT = `input AS (
+    SELECT u.id, min(u.ord) AS ord FROM unnest($1::text[]) WITH ORDINALITY AS u(id, ord) GROUP BY u.id
+  )`;
+
+/** Builds the statements of a store over `names`. */
+export function storeSql(names: StoreNames): StoreSql {
+  const { table: T, id: ID, status: ST, idType: TY, schema: S } = names;
+  // Text as a value of the id column, in the column's collation: comparisons the column's index serves.
+  const asId = (text: string): string =>
+    `(${text})::${TY}${names.idCollation === undefined ? '' : ` COLLATE ${names.idCollation}`}`;
+  return {
+    listActive: (withCursor) => `
+      SELECT t.${ID}::text AS id FROM ${T} t
+      WHERE t.${ST} = $1${withCursor ? ` AND t.${ID} > ${asId('$3')}` : ''}
+      ORDER BY t.${ID} LIMIT $2`,
+    listParked: (withCursor) => `
+      SELECT p.workflow_id AS id, p.member_id, p.token::text AS token, t.${ST}::text AS status
+      FROM ${S}.parked p LEFT JOIN ${T} t ON t.${ID} = ${asId('p.workflow_id')}
+      WHERE p.store_key = $1${withCursor ? ' AND p.workflow_id > ($3 COLLATE "C")' : ''}
+      ORDER BY p.workflow_id LIMIT $2`,
+    // An upsert rather than SELECT .. FOR UPDATE then UPDATE: one round trip, the same row lock held to
+    // the end of the transaction, and the row created on first use.
+    fence: `
+      INSERT INTO ${S}.store_fences AS f (store_key, token) VALUES ($1, $2::bigint)
+      ON CONFLICT (store_key) DO UPDATE SET token = GREATEST(f.token, EXCLUDED.token)
+      RETURNING f.token::text AS token`,
+    // One set-based UPDATE of the ids still running, and the marks of exactly those. A mark already
+    // there is stale (a user resumed the workflow without an unpark): this park's mark replaces it.
+    park: (byType) => `
+      WITH ${INPUT},
+      paused AS (
+        UPDATE ${T} AS t SET ${ST} = $2
+        FROM input i
+        WHERE ${byType ? `t.${ID} = ${asId('i.id')}` : `(t.${ID}::text COLLATE "C") = (i.id COLLATE "C")`}
+          AND t.${ST} = $3
+        RETURNING t.${ID}::text AS workflow_id, i.ord
+      ),
+      marked AS (
+        INSERT INTO ${S}.parked (store_key, workflow_id, member_id, token)
+        SELECT $4, workflow_id, $5, $6::bigint FROM paused
+        ON CONFLICT (store_key, workflow_id) DO UPDATE
+          SET member_id = EXCLUDED.member_id, token = EXCLUDED.token, parked_at = now()
+      )
+      SELECT ord FROM paused`,
+    // Resume the marked ones still paused; clear the marks of those resumed and of those the host no
+    // longer holds paused or pausing (a user resumed or cancelled them). A mark whose workflow is still
+    // pausing, or turned paused after this statement's snapshot, stays for the next round.
+    unpark: `
+      WITH ${INPUT},
+      marks AS (
+        SELECT p.workflow_id, i.ord FROM input i
+        JOIN ${S}.parked p ON p.store_key = $2 AND p.workflow_id = (i.id COLLATE "C")
+      ),
+      resumed AS (
+        UPDATE ${T} AS t SET ${ST} = $3
+        FROM marks m
+        WHERE t.${ID} = ${asId('m.workflow_id')} AND t.${ST} = $4
+        RETURNING m.workflow_id, m.ord
+      ),
+      cleared AS (
+        DELETE FROM ${S}.parked p USING marks m
+        WHERE p.store_key = $2 AND p.workflow_id = m.workflow_id
+          AND (m.workflow_id IN (SELECT workflow_id FROM resumed)
+            OR NOT EXISTS (SELECT 1 FROM ${T} t
+              WHERE t.${ID} = ${asId('m.workflow_id')} AND t.${ST} IN ($4, $5)))
+      )
+      SELECT ord FROM resumed`,
+  };
+}

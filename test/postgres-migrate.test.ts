@@ -1,0 +1,129 @@
+import pg from 'pg';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  migrate,
+  PostgresCoordinator,
+  PostgresWorkflowStore,
+  SCHEMA_VERSION,
+} from '../src/adapters/postgres/index.js';
+import { ConfigurationError } from '../src/errors.js';
+import { POSTGRES_URL, uniqueName } from './support/env.js';
+
+const pool = new pg.Pool({ connectionString: POSTGRES_URL, max: 6, connectionTimeoutMillis: 5000 });
+pool.on('error', () => {});
+const schemas: string[] = [];
+
+function freshSchema(): string {
+  const schema = uniqueName('gd_pg_migrate');
+  schemas.push(schema);
+  return schema;
+}
+
+async function tables(schema: string): Promise<string[]> {
+  const { rows } = await pool.query<{ table_name: string }>(
+    'SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY table_name',
+    [schema],
+  );
+  return rows.map((row) => row.table_name);
+}
+
+afterAll(async () => {
+  for (const schema of schemas) await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  await pool.end();
+});
+
+describe('migrate', () => {
+  it('creates the schema and the tables of both adapters, at the current version', async () => {
+    const schema = freshSchema();
+    expect(await migrate(pool, { schema })).toEqual({ schema, version: SCHEMA_VERSION });
+    expect(await tables(schema)).toEqual([
+      'lock_fences',
+      'members',
+      'parked',
+      'schema_version',
+      'store_fences',
+    ]);
+  });
+
+  it('is idempotent: a second run changes nothing and keeps the data', async () => {
+    const schema = freshSchema();
+    await migrate(pool, { schema });
+    await pool.query(`INSERT INTO "${schema}".lock_fences (name, token) VALUES ('kept', 41)`);
+    expect(await migrate(pool, { schema })).toEqual({ schema, version: SCHEMA_VERSION });
+    const { rows } = await pool.query(`SELECT token::int AS token FROM "${schema}".lock_fences`);
+    expect(rows).toEqual([{ token: 41 }]);
+    const { rows: versions } = await pool.query(`SELECT version FROM "${schema}".schema_version`);
+    expect(versions).toEqual([{ version: SCHEMA_VERSION }]);
+  });
+
+  it('is safe when run concurrently on separate connections', async () => {
+    const schema = freshSchema();
+    const clients = Array.from({ length: 5 }, () => new pg.Client({ connectionString: POSTGRES_URL }));
+    await Promise.all(clients.map((c) => c.connect()));
+    try {
+      const results = await Promise.all(clients.map((c) => migrate(c, { schema })));
+      expect(results).toEqual(Array.from({ length: 5 }, () => ({ schema, version: SCHEMA_VERSION })));
+      expect(await tables(schema)).toEqual([
+        'lock_fences',
+        'members',
+        'parked',
+        'schema_version',
+        'store_fences',
+      ]);
+    } finally {
+      await Promise.all(clients.map((c) => c.end()));
+    }
+  });
+
+  it('refuses a schema that is not a plain identifier, naming the option and the value', async () => {
+    for (const schema of ['', 'a.b', 'x"; DROP TABLE y; --', '1abc', 'a'.repeat(64), 42]) {
+      const error = await migrate(pool, { schema: schema as string }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ConfigurationError);
+      expect((error as Error).message).toContain('`schema`');
+      expect((error as Error).message).toContain(JSON.stringify(schema));
+    }
+    await expect(migrate(pool, { schma: 'x' } as never)).rejects.toThrow(/Unknown option `schma`/);
+    await expect(migrate({} as never)).rejects.toThrow(ConfigurationError);
+  });
+});
+
+describe('adapters before migrate()', () => {
+  it('PostgresCoordinator refuses to start on a missing schema, asking for migrate()', async () => {
+    const schema = freshSchema();
+    const coordinator = new PostgresCoordinator({ url: POSTGRES_URL, schema });
+    try {
+      const error = await coordinator.acquire('x', { ttlMs: 1000, timeoutMs: 0 }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ConfigurationError);
+      expect((error as Error).message).toMatch(/migrate\(/);
+      expect((error as Error).message).toContain(schema);
+      // nothing was created behind the user's back
+      expect(await tables(schema)).toEqual([]);
+    } finally {
+      await coordinator.close();
+    }
+  });
+
+  it('PostgresCoordinator refuses an old schema version, and starts once migrate() has run', async () => {
+    const schema = freshSchema();
+    await migrate(pool, { schema });
+    await pool.query(`UPDATE "${schema}".schema_version SET version = 0`);
+    const coordinator = new PostgresCoordinator({ url: POSTGRES_URL, schema });
+    try {
+      await expect(coordinator.members('g')).rejects.toThrow(/version 0.*migrate\(/);
+      await pool.query(`DROP SCHEMA "${schema}" CASCADE`);
+      await migrate(pool, { schema });
+      expect(await coordinator.members('g')).toEqual([]);
+    } finally {
+      await coordinator.close();
+    }
+  });
+
+  it('PostgresWorkflowStore refuses to start on a missing schema, asking for migrate()', async () => {
+    const schema = freshSchema();
+    const store = new PostgresWorkflowStore({ pool, table: 'whatever', schema });
+    const error = await store.listActive({ limit: 10 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigurationError);
+    expect((error as Error).message).toMatch(/PostgresWorkflowStore.*migrate\(/);
+    await store.close();
+  });
+});
