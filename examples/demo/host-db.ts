@@ -1,0 +1,170 @@
+/**
+ * The host's database, as a workflow engine would have it: a `workflows` table (id, status, step,
+ * steps, owner, lease_until, ...), a step log, and an audit log of status changes written by a trigger.
+ * graceful-drain's stores map onto the `workflows` table (id and status columns) and keep their marks
+ * apart. Two implementations: SQLite (`host-db-sqlite.ts`) and PostgreSQL (`host-db-postgres.ts`).
+ *
+ * Every write that must be atomic is one statement or one transaction, so that any number of worker
+ * processes can share the table: a claim is one `UPDATE` that sets an owner and a lease; a step is
+ * recorded, and the workflow advanced and released, in one transaction that checks the owner first.
+ */
+
+/** The host's status values. graceful-drain's store is configured with the first three. */
+export const STATUS = Object.freeze({
+  running: 'running',
+  pausing: 'pausing',
+  paused: 'paused',
+  succeeded: 'succeeded',
+} as const);
+
+/** A workflow's status. */
+export type WorkflowStatus = (typeof STATUS)[keyof typeof STATUS];
+
+/** The statuses graceful-drain's stores are configured with. */
+export const STORE_STATUSES = Object.freeze({
+  running: STATUS.running,
+  pausing: STATUS.pausing,
+  paused: STATUS.paused,
+});
+
+/** The host table's name (and, for PostgreSQL, the table inside the run's schema). */
+export const WORKFLOWS_TABLE = 'workflows';
+
+/** A workflow claimed by one worker to run its next step. */
+export interface Claim {
+  /** The workflow. */
+  readonly id: string;
+  /** The step to run (0-based): the number of steps done so far. */
+  readonly step: number;
+  /** How many steps the workflow has. */
+  readonly steps: number;
+  /** The owner written by the claim: unique per claim, so a late commit of an old claim is refused. */
+  readonly owner: string;
+  /** When it was claimed (epoch ms). */
+  readonly claimedAt: number;
+}
+
+/**
+ * What recording a step did: `advanced` (the workflow runs on), `finished` (that was its last step),
+ * `paused` (the workflow was `pausing`: the step was recorded and the pause completed), or `lost` (the
+ * claim was no longer ours, its lease expired and was taken over: nothing recorded).
+ */
+export type CommitOutcome = 'advanced' | 'finished' | 'paused' | 'lost';
+
+/** Counters of the table, for progress lines and the timeline. */
+export interface Counts {
+  readonly total: number;
+  /** Status `running` (claimed or waiting). */
+  readonly running: number;
+  /** Running with a step in flight (a live claim). */
+  readonly inFlight: number;
+  readonly pausing: number;
+  readonly paused: number;
+  readonly succeeded: number;
+  /** Steps recorded so far. */
+  readonly stepsDone: number;
+  /** Steps of every workflow. */
+  readonly stepsTotal: number;
+}
+
+/** A row of `workflows`. */
+export interface WorkflowRow {
+  readonly id: string;
+  readonly status: string;
+  readonly step: number;
+  readonly steps: number;
+  readonly owner: string | null;
+}
+
+/** A row of the step log: one per step recorded. */
+export interface StepLogRow {
+  readonly seq: number;
+  readonly workflowId: string;
+  readonly step: number;
+  readonly worker: string;
+  readonly claim: string;
+  readonly startedAt: number;
+  readonly finishedAt: number;
+}
+
+/** A row of the status audit log, written by a trigger on every status change, whoever makes it. */
+export interface StatusLogRow {
+  readonly seq: number;
+  readonly workflowId: string;
+  readonly from: string;
+  readonly to: string;
+  readonly step: number;
+  readonly at: number;
+}
+
+/**
+ * A workflow a user paused: when, at which step, the audit row of that pause, and the claim of the step
+ * that was in flight then (which may still finish and be recorded: the pause completes after it).
+ */
+export interface UserPauseRow {
+  readonly workflowId: string;
+  /** Steps done when the user paused it. */
+  readonly step: number;
+  /** The `seq` of the status log row of the pause: any later row of this workflow is a change after it. */
+  readonly statusSeq: number;
+  readonly pausedAt: number;
+  /** The owner of the step in flight at the pause (the pause went through `pausing`), or `null`. */
+  readonly claim: string | null;
+}
+
+/** Everything the checks read, taken at the end of a run. */
+export interface HostSnapshot {
+  readonly workflows: readonly WorkflowRow[];
+  readonly stepLog: readonly StepLogRow[];
+  readonly statusLog: readonly StatusLogRow[];
+  readonly userPauses: readonly UserPauseRow[];
+}
+
+/** The host database: the engine's operations, and the orchestrator's. */
+export interface HostDb {
+  /** `sqlite` or `postgres`. */
+  readonly kind: 'sqlite' | 'postgres';
+  /** Creates the tables and the audit trigger (idempotent). */
+  createSchema(): Promise<void>;
+  /** Inserts workflows, all `running` at step 0. */
+  seed(workflows: readonly { readonly id: string; readonly steps: number }[], at: number): Promise<void>;
+  /**
+   * Claims one runnable workflow (`running`, unowned or with an expired lease) for `leaseMs`, in one
+   * `UPDATE`; the least recently advanced first, so workflows progress side by side.
+   */
+  claim(owner: string, leaseMs: number, at: number): Promise<Claim | undefined>;
+  /**
+   * In one transaction, if the claim is still ours: records the step in the step log, advances the
+   * workflow (finishing it after its last step, completing a pause requested meanwhile) and releases it.
+   */
+  commit(claim: Claim, worker: string, startedAt: number, at: number): Promise<CommitOutcome>;
+  /** Releases a claim whose step did not run (or was abandoned); `false` when it was no longer ours. */
+  release(claim: Claim, at: number): Promise<boolean>;
+  /**
+   * Completes pauses the way a host does: a `pausing` workflow with no step in flight (no owner, or an
+   * expired lease) becomes `paused`. Returns how many did.
+   */
+  completePauses(at: number): Promise<number>;
+  /**
+   * What a user could pause now: running workflows, except those running their last step (which would
+   * finish rather than pause).
+   */
+  pauseCandidates(at: number): Promise<WorkflowRow[]>;
+  /**
+   * A user pauses `id` directly in the table, with no park mark, as a host's API would: `paused` at
+   * once, or `pausing` when a step is in flight (the engine completes the pause after it). Recorded in
+   * `user_pauses`. `undefined` when it was no longer running.
+   */
+  userPause(id: string, at: number): Promise<UserPauseRow | undefined>;
+  /** The counters, `at` deciding which leases are live. */
+  counts(at: number): Promise<Counts>;
+  /** Everything the checks need. */
+  snapshot(): Promise<HostSnapshot>;
+  /** Closes what this instance opened. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** `wf-007` for 7 of 24 workflows: ids that sort in creation order. */
+export function workflowId(index: number, total: number): string {
+  return `wf-${String(index).padStart(Math.max(2, String(total).length), '0')}`;
+}
