@@ -1,13 +1,7 @@
 import createDebug from 'debug';
+import { checkFence, checkIds, checkList } from '../../internal/store-args.js';
 import { ClosedError, ConfigurationError, StaleTokenError } from '../../errors.js';
-import {
-  checkCount,
-  checkName,
-  checkNonNegative,
-  checkOneOf,
-  checkOptionsObject,
-  invalid,
-} from '../../validate.js';
+import { checkName, checkNonNegative, checkOneOf, checkOptionsObject } from '../../validate.js';
 import type {
   Fence,
   ItemResult,
@@ -65,7 +59,6 @@ export interface MemoryWorkflowStoreStats {
 
 const DEFAULTS = Object.freeze({ pauseDelayMs: 0 });
 const OPTION_NAMES = Object.freeze(Object.keys(DEFAULTS));
-const LIST_OPTION_NAMES = Object.freeze(['limit', 'cursor']);
 const CAPABILITIES: WorkflowStoreCapabilities = Object.freeze({ fencing: 'monotonic' });
 
 interface Entry {
@@ -74,21 +67,6 @@ interface Entry {
   parks: number;
   resumes: number;
   pauseTimer: ReturnType<typeof setTimeout> | undefined;
-}
-
-function checkIds(ids: unknown): readonly string[] {
-  if (!Array.isArray(ids)) invalid('ids', 'an array of workflow ids', ids);
-  ids.forEach((id: unknown, i) => checkName(`ids[${i}]`, id));
-  return ids as readonly string[];
-}
-
-function checkFence(fence: unknown): Fence {
-  if (fence === null || typeof fence !== 'object') invalid('fence', 'an object', fence);
-  const { memberId, token } = fence as Record<string, unknown>;
-  checkName('fence.memberId', memberId);
-  if (token !== undefined && typeof token !== 'bigint')
-    invalid('fence.token', 'a bigint or undefined', token);
-  return fence as Fence;
 }
 
 /**
@@ -308,11 +286,7 @@ export class MemoryWorkflowStore implements WorkflowStore {
   }
 
   #page<T>(where: string, options: ListOptions, pick: (id: string, e: Entry) => T | undefined): Page<T> {
-    const o = checkOptionsObject(where, options, LIST_OPTION_NAMES);
-    const limit = checkCount('limit', o.limit);
-    const cursor = o.cursor;
-    if (cursor !== undefined && typeof cursor !== 'string')
-      invalid('cursor', 'a string or undefined', cursor);
+    const { limit, cursor } = checkList(where, options);
     const ids = this.#sortedIds();
     // Keyset paging: start after the cursor id, whether or not that id still qualifies.
     let lo = 0;

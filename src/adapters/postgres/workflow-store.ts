@@ -1,7 +1,7 @@
 import createDebug from 'debug';
 import { ClosedError, ConfigurationError, StaleTokenError } from '../../errors.js';
 import { bounded } from '../../internal/time.js';
-import { checkCount, checkName, checkOptionsObject, describeValue, invalid } from '../../validate.js';
+import { describeValue } from '../../validate.js';
 import type {
   Fence,
   ItemResult,
@@ -14,6 +14,7 @@ import type {
   WorkflowStore,
   WorkflowStoreCapabilities,
 } from '../../workflow-store.js';
+import { checkFence, checkIds, checkList } from '../../internal/store-args.js';
 import { quote, type TableName } from './identifiers.js';
 import { checkSchema } from './migrate.js';
 import type { PgQueryable } from './queryable.js';
@@ -34,30 +35,6 @@ const TEXT_TYPES = new Set(['text', 'character varying', 'character', 'name', 'c
 function isDataException(error: unknown): boolean {
   const code = (error as { code?: unknown }).code;
   return typeof code === 'string' && code.startsWith('22');
-}
-
-function checkIds(ids: unknown): readonly string[] {
-  if (!Array.isArray(ids) || !ids.every((id) => typeof id === 'string')) {
-    invalid('ids', 'an array of strings', ids);
-  }
-  return ids as readonly string[];
-}
-
-function checkFence(fence: unknown): Fence {
-  if (fence === null || typeof fence !== 'object') invalid('fence', 'an object', fence);
-  const { memberId, token } = fence as Record<string, unknown>;
-  checkName('fence.memberId', memberId);
-  if (token !== undefined && typeof token !== 'bigint')
-    invalid('fence.token', 'a bigint or undefined', token);
-  return fence as Fence;
-}
-
-function checkList(options: unknown): { limit: number; cursor: string | undefined } {
-  const o = checkOptionsObject('list options', options, ['limit', 'cursor']);
-  const limit = checkCount('limit', o.limit);
-  if (o.cursor !== undefined && typeof o.cursor !== 'string')
-    invalid('cursor', 'a string or undefined', o.cursor);
-  return { limit, cursor: o.cursor as string | undefined };
 }
 
 /** What the store learns about the host's table at first use. */
@@ -104,7 +81,7 @@ export class PostgresWorkflowStore implements WorkflowStore {
   }
 
   async listActive(options: ListOptions): Promise<Page<string>> {
-    const { limit, cursor } = checkList(options);
+    const { limit, cursor } = checkList('list options', options);
     const { sql } = await this.#prepare();
     const values: unknown[] = [this.#statuses.running, limit + 1];
     if (cursor !== undefined) values.push(cursor);
@@ -114,7 +91,7 @@ export class PostgresWorkflowStore implements WorkflowStore {
   }
 
   async listParked(options: ListOptions): Promise<Page<ParkedWorkflow>> {
-    const { limit, cursor } = checkList(options);
+    const { limit, cursor } = checkList('list options', options);
     const { sql, storeKey } = await this.#prepare();
     const values: unknown[] = [storeKey, limit + 1];
     if (cursor !== undefined) values.push(cursor);

@@ -1,7 +1,8 @@
 import type BetterSqlite3 from 'better-sqlite3';
 import createDebug from 'debug';
+import { checkFence, checkIds, checkList, pageOf } from '../../internal/store-args.js';
 import { ConfigurationError, StaleTokenError } from '../../errors.js';
-import { checkCount, checkName, checkOptionsObject, describeValue, invalid } from '../../validate.js';
+import { checkName, checkOptionsObject } from '../../validate.js';
 import type {
   Fence,
   ItemResult,
@@ -177,7 +178,7 @@ export class SqliteWorkflowStore implements WorkflowStore {
       },
       { what: 'list the active workflows' },
     );
-    return page(ids, limit, (id) => id);
+    return pageOf(ids, limit, (id) => id);
   }
 
   /** Lists marked workflows in id order with the host's state of each, `limit` at a time. */
@@ -199,12 +200,12 @@ export class SqliteWorkflowStore implements WorkflowStore {
       memberId: row.member_id,
       token: row.token ?? undefined,
     }));
-    return page(items, limit, (item) => item.id);
+    return pageOf(items, limit, (item) => item.id);
   }
 
   /** Pauses and marks the running ones among `ids`, in one transaction. */
   async park(ids: readonly string[], fence: Fence): Promise<readonly ItemResult<ParkOutcome>[]> {
-    checkIds('park', ids);
+    checkIds(ids);
     checkFence(fence);
     const { running, pausing, paused } = this.#statuses;
     const target = pausing ?? paused;
@@ -234,7 +235,7 @@ export class SqliteWorkflowStore implements WorkflowStore {
 
   /** Resumes the paused, marked ones among `ids` and clears marks that are done with, in one transaction. */
   async unpark(ids: readonly string[], fence: Fence): Promise<readonly ItemResult<UnparkOutcome>[]> {
-    checkIds('unpark', ids);
+    checkIds(ids);
     checkFence(fence);
     const { running, pausing, paused } = this.#statuses;
     const resumed = await this.#connection.run(
@@ -287,37 +288,6 @@ function checkStatuses(value: unknown): { running: string; pausing: string | nul
     );
   }
   return { running, pausing, paused };
-}
-
-function checkList(where: string, options: ListOptions): { limit: number; cursor: string | undefined } {
-  const given = checkOptionsObject(where, options, ['limit', 'cursor']);
-  const limit = checkCount('limit', given.limit);
-  if (given.cursor !== undefined && typeof given.cursor !== 'string')
-    invalid('cursor', 'a string', given.cursor);
-  return { limit, cursor: given.cursor as string | undefined };
-}
-
-function checkIds(where: string, ids: readonly string[]): void {
-  if (!Array.isArray(ids)) invalid(`${where} ids`, 'an array of strings', ids);
-  ids.forEach((id, index) => {
-    if (typeof id !== 'string') invalid(`ids[${index}]`, 'a string', id);
-  });
-}
-
-function checkFence(fence: Fence): void {
-  if (fence === null || typeof fence !== 'object') invalid('fence', 'an object', fence);
-  checkName('fence.memberId', fence.memberId);
-  if (fence.token !== undefined && typeof fence.token !== 'bigint') {
-    throw new ConfigurationError(
-      `Expected \`fence.token\` to be a bigint or undefined, got ${describeValue(fence.token)}`,
-    );
-  }
-}
-
-function page<T>(items: T[], limit: number, key: (item: T) => string): Page<T> {
-  if (items.length <= limit) return { items, cursor: undefined };
-  const kept = items.slice(0, limit);
-  return { items: kept, cursor: key(kept[kept.length - 1] as T) };
 }
 
 /** One result per id in the order given; a repeated id counts once. */
