@@ -16,7 +16,7 @@ import { bounded, delay, now } from './internal/time.js';
 import { publish } from './metrics.js';
 import { type CompiledOptions, type DrainControllerOptions, compileOptions } from './options.js';
 import type { PhaseName, PhaseReport, ReportedError, ShutdownReport } from './report.js';
-import { checkBoolean, checkFunction, checkOptionsObject, describeValue } from './validate.js';
+import { checkBoolean, checkFunction, checkOptionsObject, describeValue, invalid } from './validate.js';
 
 const log = createDebug('graceful-drain:controller');
 
@@ -180,11 +180,11 @@ export class DrainController extends EventEmitter<DrainEvents> {
     if (typeof fn !== 'function') {
       throw new TypeError(`Expected \`fn\` to be a function, got ${describeValue(fn)}`);
     }
-    if (!this.#open) return Promise.reject(this.#closedError());
     if (options !== undefined) {
       const label = labelOf(options);
+      if (!this.#open) return Promise.reject(this.#closedError());
       if (label !== undefined) return this.#trackLabeled(fn, label);
-    }
+    } else if (!this.#open) return Promise.reject(this.#closedError());
     this.#inFlight++;
     let result: unknown;
     try {
@@ -218,12 +218,25 @@ export class DrainController extends EventEmitter<DrainEvents> {
 
   /** Resolves once nothing is in flight (at once when nothing is); rejects with `signal.reason` on abort. */
   async onIdle(options?: OnIdleOptions): Promise<void> {
-    const signal = checkOptionsObject('onIdle', options, ['signal']).signal as AbortSignal | undefined;
+    const signal = checkOptionsObject('onIdle', options, ['signal']).signal;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) invalid('signal', 'an AbortSignal', signal);
     signal?.throwIfAborted();
     if (this.#inFlight === 0) return;
     this.#idleWatchers++;
     try {
-      await pEvent(this as EventEmitter, 'idle', signal === undefined ? {} : { signal });
+      // Both listeners go when either fires: a long-lived signal does not collect them.
+      await new Promise<void>((resolve, reject) => {
+        const onAbort = (): void => {
+          this.off('idle', onIdle);
+          reject((signal as AbortSignal).reason);
+        };
+        const onIdle = (): void => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        this.once('idle', onIdle);
+        signal?.addEventListener('abort', onAbort, { once: true });
+      });
     } finally {
       this.#idleWatchers--;
     }
@@ -337,8 +350,9 @@ export class DrainController extends EventEmitter<DrainEvents> {
       settle();
       return Promise.reject(error);
     }
-    return Promise.resolve(result as T).then(
-      (value) => {
+    const settled = result instanceof Promise ? result : Promise.resolve(result);
+    return settled.then(
+      (value: unknown) => {
         settle();
         return value as Awaited<T>;
       },
@@ -362,6 +376,18 @@ export class DrainController extends EventEmitter<DrainEvents> {
     return this.#labeled === undefined ? [] : [...this.#labeled].map((e) => e.label);
   }
 
+  /**
+   * Emits to the user's listeners; one that throws is logged and never breaks a start, a shutdown
+   * or the background resume.
+   */
+  #emit<K extends keyof DrainEvents>(event: K, ...args: DrainEvents[K]): void {
+    try {
+      (this.emit as (event: K, ...args: DrainEvents[K]) => boolean)(event, ...args);
+    } catch (error) {
+      log('a %s listener threw: %O', event, error);
+    }
+  }
+
   #setState(to: DrainState): void {
     const from = this.#state;
     if (from === to) return;
@@ -374,7 +400,7 @@ export class DrainController extends EventEmitter<DrainEvents> {
       to,
       inFlight: this.#inFlight,
     }));
-    this.emit('stateChange', { from, to });
+    this.#emit('stateChange', { from, to });
   }
 
   #escalate(reason: string | undefined): void {
@@ -385,7 +411,7 @@ export class DrainController extends EventEmitter<DrainEvents> {
     );
     this.#force.abort(error);
     if (!this.#abort.signal.aborted) this.#abort.abort(error);
-    this.emit('escalate', { reason, inFlight: this.#inFlight });
+    this.#emit('escalate', { reason, inFlight: this.#inFlight });
   }
 
   async #runStart(): Promise<void> {
@@ -409,26 +435,45 @@ export class DrainController extends EventEmitter<DrainEvents> {
   async #join(): Promise<void> {
     const { coordinator, group, memberId, memberTtlMs, startTimeoutMs } = this.#options;
     if (coordinator === undefined) return;
-    const signal = this.#lifecycle.signal;
-    const membership = await bounded(
-      coordinator.join(group, memberId, { ttlMs: memberTtlMs, signal }),
-      startTimeoutMs,
-      () =>
-        new DrainTimeoutError(
-          `Joining group "${group}" took longer than startTimeoutMs (${startTimeoutMs} ms)`,
-        ),
-      signal,
-    );
+    this.#lifecycle.signal.throwIfAborted();
+    const timeUp = new AbortController();
+    const signal = AbortSignal.any([this.#lifecycle.signal, timeUp.signal]);
+    const joining = coordinator.join(group, memberId, { ttlMs: memberTtlMs, signal });
+    let membership: Membership;
+    try {
+      membership = await bounded(
+        joining,
+        startTimeoutMs,
+        () => {
+          const error = new DrainTimeoutError(
+            `Joining group "${group}" took longer than startTimeoutMs (${startTimeoutMs} ms)`,
+          );
+          timeUp.abort(error);
+          return error;
+        },
+        this.#lifecycle.signal,
+      );
+    } catch (error) {
+      // An adapter that completes the join after all must not leave a phantom member behind.
+      joining.then(
+        (late) =>
+          late.leave().catch((leaveError: unknown) => log('leaving a late join failed: %O', leaveError)),
+        () => {},
+      );
+      throw error;
+    }
     this.#membership = membership;
     log('joined %s as %s (incarnation %s)', group, memberId, membership.incarnation);
-    membership.signal.addEventListener('abort', () => this.#onMembershipLost(membership), { once: true });
+    if (membership.signal.aborted) queueMicrotask(() => this.#onMembershipLost(membership));
+    else
+      membership.signal.addEventListener('abort', () => this.#onMembershipLost(membership), { once: true });
   }
 
   #onMembershipLost(membership: Membership): void {
     if (this.#membership !== membership || this.#lifecycle.signal.aborted) return;
     const error = membership.signal.reason ?? new MembershipLostError();
     log('membership lost: %O', error);
-    this.emit('membershipLost', error);
+    this.#emit('membershipLost', error);
     // Re-join under a new incarnation, then resume what a peer may have parked while this member
     // looked gone. Retried until shutdown begins.
     const rejoin = async (): Promise<void> => {
@@ -444,7 +489,8 @@ export class DrainController extends EventEmitter<DrainEvents> {
         }
       }
     };
-    void rejoin();
+    // Outside the adapter's abort dispatch: re-entering it synchronously would race its own clean-up.
+    queueMicrotask(() => void rejoin());
   }
 
   #resume(): Promise<ResumeReport> {
@@ -457,8 +503,11 @@ export class DrainController extends EventEmitter<DrainEvents> {
       signal: this.#lifecycle.signal,
       onRound: (progress) => {
         publish('resume', () => ({ group: this.group, memberId: this.memberId, ...progress }));
-        this.emit('resume', progress);
+        this.#emit('resume', progress);
       },
+    }).catch((error: unknown) => {
+      log('the background resume failed: %O', error);
+      return { resumed: 0, skipped: 0, stillPausing: 0, rounds: 0, complete: false, errors: [error] };
     });
   }
 
@@ -492,7 +541,7 @@ export class DrainController extends EventEmitter<DrainEvents> {
     const drained = await this.#waitIdle(abortAt);
     this.#recorder.phase('drain', drainStart, drained === 'idle' ? 'ok' : drained);
     if (drained === 'idle') {
-      this.emit('drained', { durationMs: now() - t0, completed: this.#inFlightAtShutdown });
+      this.#emit('drained', { durationMs: now() - t0, completed: this.#inFlightAtShutdown });
     } else {
       aborted = this.#inFlight;
       abortedLabels = this.#labels();
@@ -500,7 +549,7 @@ export class DrainController extends EventEmitter<DrainEvents> {
         this.#abort.abort(
           new DrainTimeoutError(`The drain deadline passed with ${aborted} task(s) in flight: stop now`),
         );
-        this.emit('drainTimeout', { inFlight: aborted, labels: abortedLabels });
+        this.#emit('drainTimeout', { inFlight: aborted, labels: abortedLabels });
       }
       const graceStart = now();
       const settled = drained === 'forced' ? 'forced' : await this.#waitIdle(drainEnd);
@@ -549,7 +598,7 @@ export class DrainController extends EventEmitter<DrainEvents> {
         record: this.#recorder,
         onPark: (progress) => {
           publish('park', () => ({ group: this.group, memberId: this.memberId, ...progress }));
-          this.emit('park', progress);
+          this.#emit('park', progress);
         },
       });
     }
@@ -582,15 +631,27 @@ export class DrainController extends EventEmitter<DrainEvents> {
     });
     this.#setState('stopped');
     log('shutdown finished: %o', { ...report, errors: report.errors.length });
-    this.emit('stopped', report);
+    this.#emit('stopped', report);
     return report;
   }
 
   async #stopIntake(deadline: number): Promise<void> {
     if (this.#stoppers.length === 0) return;
     const startedAt = now();
+    // A copy: a stopper that unregisters itself must not make the next one be skipped.
+    const stoppers = [...this.#stoppers];
+    if (this.#force.signal.aborted) {
+      // Forced from the start: every stopper is still called, none is awaited.
+      for (const stopper of stoppers) {
+        Promise.resolve()
+          .then(() => stopper(this.#force.signal))
+          .catch((error: unknown) => log('intake stopper failed after force: %O', error));
+      }
+      this.#recorder.phase('stop-intake', startedAt, 'forced');
+      return;
+    }
     let outcome: PhaseReport['outcome'] = 'ok';
-    for (const [index, stopper] of this.#stoppers.entries()) {
+    for (const [index, stopper] of stoppers.entries()) {
       const timeUp = new AbortController();
       const signal = AbortSignal.any([timeUp.signal, this.#force.signal]);
       try {
@@ -604,8 +665,12 @@ export class DrainController extends EventEmitter<DrainEvents> {
         );
       } catch (error) {
         timeUp.abort(error);
-        outcome = this.#force.signal.aborted ? 'forced' : 'error';
-        this.#recorder.error('intake-stopper', error);
+        if (this.#force.signal.aborted) {
+          outcome = 'forced';
+        } else {
+          outcome = 'error';
+          this.#recorder.error('intake-stopper', error);
+        }
       }
     }
     this.#recorder.phase('stop-intake', startedAt, outcome);
@@ -633,11 +698,15 @@ export class DrainController extends EventEmitter<DrainEvents> {
 }
 
 function labelOf(options: TrackOptions): string | undefined {
-  const o = checkOptionsObject('track', options, trackOptionNames);
-  if (o.label !== undefined && typeof o.label !== 'string') {
-    throw new TypeError(`Expected \`label\` to be a string, got ${describeValue(o.label)}`);
+  if (options === null || typeof options !== 'object') invalid('track options', 'an object', options);
+  const label: unknown = options.label;
+  if (typeof label === 'string') return label;
+  if (label !== undefined) {
+    throw new TypeError(`Expected \`label\` to be a string, got ${describeValue(label)}`);
   }
-  return o.label as string | undefined;
+  // No label: the only option is missing, so a misspelt one (`lable`) is the likely cause.
+  checkOptionsObject('track', options, trackOptionNames);
+  return undefined;
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

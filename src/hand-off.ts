@@ -6,7 +6,7 @@
  */
 import createDebug from 'debug';
 import type { AcquireOptions, Coordinator, Lease, MemberInfo, Membership } from './coordinator.js';
-import { DrainTimeoutError, LockTimeoutError } from './errors.js';
+import { DrainTimeoutError, LockLostError, LockTimeoutError } from './errors.js';
 import { bounded, delay, now } from './internal/time.js';
 import { publish } from './metrics.js';
 import type { CompiledOptions } from './options.js';
@@ -72,7 +72,17 @@ function budgetError(what: string): () => DrainTimeoutError {
   return () => new DrainTimeoutError(`The shutdown budget ran out while ${what}`);
 }
 
-/** Takes the group's start-stop lock, publishing how long the wait took. */
+/**
+ * How much longer than `timeoutMs` an adapter may take to answer an acquire before the core gives up
+ * on it (some adapters give a first try a minimum time, so `timeoutMs: 0` works as a try-lock).
+ */
+const ACQUIRE_SLACK_MS = 750;
+
+/**
+ * Takes the group's start-stop lock, publishing how long the wait took. Bounded here too, so that an
+ * adapter that ignores its `timeoutMs` cannot overrun the budget; a lease that arrives too late is
+ * released at once.
+ */
 async function timedAcquire(
   coordinator: Coordinator,
   options: CompiledOptions,
@@ -82,10 +92,22 @@ async function timedAcquire(
   const lock = lockName(options.group);
   const startedAt = now();
   let acquired = false;
+  const acquiring = coordinator.acquire(lock, acquire);
   try {
-    const lease = await coordinator.acquire(lock, acquire);
+    const lease = await bounded(
+      acquiring,
+      acquire.timeoutMs + ACQUIRE_SLACK_MS,
+      () => new LockTimeoutError(`The coordinator did not answer an acquire of "${lock}" within its timeout`),
+      acquire.signal,
+    );
     acquired = true;
     return lease;
+  } catch (error) {
+    acquiring.then(
+      (late) => late.release().catch(() => {}),
+      () => {},
+    );
+    throw error;
   } finally {
     publish('lockWait', () => ({
       group: options.group,
@@ -112,33 +134,45 @@ export async function handOffAtShutdown(ctx: ShutdownContext): Promise<HandOffRe
   const { options, coordinator, record, signal, budgetEnd } = ctx;
   let unreachable: Unreachable | undefined;
   let lease: Lease | undefined;
+  const nothing = (decision: HandOffDecision, token?: bigint): HandOffResult => ({
+    decision,
+    lastMember: undefined,
+    parked: 0,
+    stillPausing: 0,
+    token,
+  });
 
-  const step = async <T>(name: PhaseName, run: () => Promise<T>): Promise<T | Unreachable | undefined> => {
+  /** Runs one phase: its value, or why not (`forced`, `timeout`, `lease-lost`, or unreachable). */
+  const step = async <T>(
+    name: PhaseName,
+    run: () => Promise<T>,
+  ): Promise<{ value: T } | 'forced' | 'timeout' | 'lease-lost' | Unreachable> => {
     const startedAt = now();
     try {
       const value = await run();
       record.phase(name, startedAt, 'ok');
-      return value;
+      return { value };
     } catch (error) {
       record.error(name, error);
       if (signal.aborted) {
         record.phase(name, startedAt, 'forced');
-        return undefined;
+        return 'forced';
       }
       if (error instanceof DrainTimeoutError || error instanceof LockTimeoutError) {
         record.phase(name, startedAt, 'timeout');
-        return undefined;
+        return 'timeout';
       }
       record.phase(name, startedAt, 'error');
-      return new Unreachable(error);
+      return error instanceof LockLostError ? 'lease-lost' : new Unreachable(error);
     }
   };
 
   const membership = ctx.membership;
   if (membership !== undefined) {
-    // A failed leave is recorded; the members list still decides, and this member filters itself out.
+    // A failed leave is recorded; the members list still decides, and this member filters itself
+    // out. A quarter of what is left at most, so a hung leave cannot starve the lock and the park.
     await step('leave', () =>
-      bounded(membership.leave(), remaining(budgetEnd), budgetError('leaving'), signal),
+      bounded(membership.leave(), remaining(budgetEnd) / 4, budgetError('leaving'), signal),
     );
   }
 
@@ -151,55 +185,36 @@ export async function handOffAtShutdown(ctx: ShutdownContext): Promise<HandOffRe
     }),
   );
   if (acquired instanceof Unreachable) unreachable = acquired;
-  else if (acquired === undefined) {
-    return {
-      decision: signal.aborted ? 'aborted' : 'lock-timeout',
-      lastMember: undefined,
-      parked: 0,
-      stillPausing: 0,
-      token: undefined,
-    };
-  } else lease = acquired;
+  else if (typeof acquired === 'string') return nothing(acquired === 'timeout' ? 'lock-timeout' : 'aborted');
+  else lease = acquired.value;
 
+  // A coordinator without fencing hands out tokens the store must not trust.
+  const token = coordinator.capabilities.fencing === 'none' ? undefined : lease?.token;
   try {
     if (unreachable === undefined && lease !== undefined) {
       const held = lease;
       const last = await step('members', () => isLast(ctx, held));
       if (last instanceof Unreachable) unreachable = last;
-      else if (last === undefined) {
-        return { decision: 'aborted', lastMember: undefined, parked: 0, stillPausing: 0, token: lease.token };
-      } else if (!last) {
-        return {
-          decision: 'peers-remain',
-          lastMember: false,
-          parked: 0,
-          stillPausing: 0,
-          token: lease.token,
-        };
-      }
+      else if (last === 'lease-lost') return nothing('lease-lost', token);
+      else if (typeof last === 'string') return nothing('aborted', token);
+      else if (!last.value) return { ...nothing('peers-remain', token), lastMember: false };
     }
     if (unreachable !== undefined) {
       log('coordinator unreachable at shutdown, policy %s', options.unreachablePolicy);
       if (options.unreachablePolicy === 'skip') {
         record.phase('park', now(), 'skipped');
-        return {
-          decision: 'unreachable-skipped',
-          lastMember: undefined,
-          parked: 0,
-          stillPausing: 0,
-          token: undefined,
-        };
+        return nothing('unreachable-skipped');
       }
     }
-    const parked = await park(ctx, lease);
-    const decision: HandOffDecision =
-      unreachable !== undefined ? 'unreachable-parked' : (parked.stopped ?? 'parked');
+    // Parking stops short of the budget's end so that releasing the lock still has time.
+    const parkEnd = budgetEnd - Math.min(1_000, remaining(budgetEnd) / 10);
+    const parked = await park(ctx, lease, token, parkEnd);
     return {
-      decision,
+      decision: unreachable !== undefined ? 'unreachable-parked' : (parked.stopped ?? 'parked'),
       lastMember: unreachable === undefined ? true : undefined,
       parked: parked.parked,
       stillPausing: parked.stillPausing,
-      token: lease?.token,
+      token,
     };
   } finally {
     if (lease !== undefined) {
@@ -220,7 +235,10 @@ async function isLast(ctx: ShutdownContext, lease: Lease): Promise<boolean> {
       budgetError('listing members'),
       stop,
     );
-    const others = members.filter((m) => m.memberId !== options.memberId);
+    // Only this member's own incarnation is itself (its leave may have failed); another process
+    // under the same id is a peer.
+    const own = ctx.membership?.incarnation;
+    const others = members.filter((m) => !(m.memberId === options.memberId && m.incarnation === own));
     if (others.length === 0) return true;
     if (others.some((m) => !nearExpiry(m, options.memberTtlMs))) {
       log(
@@ -251,10 +269,12 @@ async function isLast(ctx: ShutdownContext, lease: Lease): Promise<boolean> {
 async function park(
   ctx: ShutdownContext,
   lease: Lease | undefined,
+  token: bigint | undefined,
+  budgetEnd: number,
 ): Promise<{ parked: number; stillPausing: number; stopped?: HandOffDecision }> {
-  const { store, options, record, signal, budgetEnd } = ctx;
+  const { store, options, record, signal } = ctx;
   const startedAt = now();
-  const fence = { memberId: options.memberId, token: lease?.token };
+  const fence = { memberId: options.memberId, token };
   let parked = 0;
   let stillPausing = 0;
   let skipped = 0;
@@ -370,19 +390,33 @@ export async function resumeAtStart(ctx: ResumeContext): Promise<ResumeReport> {
         signal,
       });
       try {
-        const fence = { memberId: options.memberId, token: lease.token };
+        const token = coordinator.capabilities.fencing === 'none' ? undefined : lease.token;
+        const fence = { memberId: options.memberId, token };
+        // Every store call is bounded by the resume budget and stops at shutdown or on lease loss.
+        const stop = AbortSignal.any([signal, lease.signal]);
         let cursor: string | undefined;
         do {
-          if (lease.signal.aborted) throw lease.signal.reason;
-          const page = await store.listParked({ limit: options.batchSize, cursor });
+          stop.throwIfAborted();
+          const page = await bounded(
+            store.listParked({ limit: options.batchSize, cursor }),
+            remaining(end),
+            () => new DrainTimeoutError('The resume budget ran out while listing parked workflows'),
+            stop,
+          );
           const ready: string[] = [];
           for (const w of page.items) {
             if (w.state === 'pausing') pending++;
             else ready.push(w.id);
           }
           if (ready.length > 0) {
-            if (lease.signal.aborted) throw lease.signal.reason;
-            for (const r of await store.unpark(ready, fence)) {
+            stop.throwIfAborted();
+            const results = await bounded(
+              store.unpark(ready, fence),
+              remaining(end),
+              () => new DrainTimeoutError('The resume budget ran out while unparking'),
+              stop,
+            );
+            for (const r of results) {
               if (r.outcome === 'resumed') resumed++;
               else skipped++;
             }

@@ -1,6 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { DrainController } from './controller.js';
-import { checkName, checkOptionsObject } from './validate.js';
+import { checkName, checkOptionsObject, invalid } from './validate.js';
+
+function checkPath(name: string, value: unknown): string {
+  const path = checkName(name, value);
+  if (!path.startsWith('/')) invalid(name, 'a path starting with "/"', value);
+  return path;
+}
 
 /** Options of {@link createProbeHandler}. */
 export interface ProbeHandlerOptions {
@@ -33,8 +39,8 @@ export type ProbeHandler = (req: IncomingMessage, res: ServerResponse) => boolea
 export function createProbeHandler(drain: DrainController, options?: ProbeHandlerOptions): ProbeHandler {
   const o = checkOptionsObject('createProbeHandler', options, ['readinessPath', 'livenessPath']);
   const readinessPath =
-    o.readinessPath === undefined ? '/readyz' : checkName('readinessPath', o.readinessPath);
-  const livenessPath = o.livenessPath === undefined ? '/livez' : checkName('livenessPath', o.livenessPath);
+    o.readinessPath === undefined ? '/readyz' : checkPath('readinessPath', o.readinessPath);
+  const livenessPath = o.livenessPath === undefined ? '/livez' : checkPath('livenessPath', o.livenessPath);
   return (req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0];
     let ok: boolean;

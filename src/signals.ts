@@ -1,3 +1,4 @@
+import { constants } from 'node:os';
 import createDebug from 'debug';
 import type { DrainController } from './controller.js';
 import type { ShutdownReport } from './report.js';
@@ -30,6 +31,8 @@ export interface SignalHandlerOptions {
   readonly onShutdown?: (report: ShutdownReport, signal: NodeJS.Signals) => unknown;
 }
 
+const uncatchable: readonly string[] = ['SIGKILL', 'SIGSTOP'];
+
 const defaultExitCode = (report: ShutdownReport): number => (report.outcome === 'clean' ? 0 : 1);
 
 /**
@@ -50,10 +53,17 @@ export function installSignalHandlers(drain: DrainController, options?: SignalHa
     'exitCode',
     'onShutdown',
   ]);
-  const signals = (o.signals ?? ['SIGTERM', 'SIGINT']) as readonly NodeJS.Signals[];
-  if (!Array.isArray(signals) || signals.length === 0 || signals.some((s) => typeof s !== 'string')) {
+  const given = (o.signals ?? ['SIGTERM', 'SIGINT']) as readonly NodeJS.Signals[];
+  if (!Array.isArray(given) || given.length === 0) {
     invalid('signals', 'a non-empty array of signal names', o.signals);
   }
+  for (const name of given) {
+    if (typeof name !== 'string' || !(name in constants.signals) || uncatchable.includes(name)) {
+      invalid('signals', 'catchable signal names such as "SIGTERM"', name);
+    }
+  }
+  // One handler per signal, however often it is named: a duplicate would count one signal twice.
+  const signals = [...new Set(given)];
   const exit =
     o.exit === undefined
       ? (code: number): void => process.exit(code)
@@ -102,7 +112,17 @@ export function installSignalHandlers(drain: DrainController, options?: SignalHa
       finish(1);
     }
   };
-  for (const signal of signals) process.on(signal, handler);
+  const installed: NodeJS.Signals[] = [];
+  try {
+    for (const signal of signals) {
+      process.on(signal, handler);
+      installed.push(signal);
+    }
+  } catch (error) {
+    // All or nothing: a signal the platform refuses leaves none of the handlers behind.
+    for (const signal of installed) process.removeListener(signal, handler);
+    throw error;
+  }
   return () => {
     for (const signal of signals) process.removeListener(signal, handler);
   };

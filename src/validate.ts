@@ -19,19 +19,24 @@ export function invalid(name: string, expected: string, value: unknown): never {
   throw new ConfigurationError(`Expected \`${name}\` to be ${expected}, got ${describeValue(value)}`);
 }
 
-/** A finite number greater than zero (a duration or a TTL). */
+/** The longest delay a Node.js timer accepts; a longer one fires after 1 ms. */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/** A duration in milliseconds greater than zero that a timer can wait (at most about 24.8 days). */
 export function checkPositive(name: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
     invalid(name, 'a finite number greater than 0', value);
   }
+  if (value > MAX_TIMER_MS) invalid(name, `a number of milliseconds up to ${MAX_TIMER_MS}`, value);
   return value;
 }
 
-/** A finite number from zero up. */
+/** A duration in milliseconds from zero up that a timer can wait. */
 export function checkNonNegative(name: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
     invalid(name, 'a finite number from 0 up', value);
   }
+  if (value > MAX_TIMER_MS) invalid(name, `a number of milliseconds up to ${MAX_TIMER_MS}`, value);
   return value;
 }
 
