@@ -1,0 +1,258 @@
+import type { ShutdownReport, WorkflowStore } from 'graceful-drain';
+import { bytes, duration, iqr, times } from './format.js';
+import { heapUsed, PeakMemory, rss } from './heap.js';
+import { core, memory } from './library.js';
+import { status, type Check, type SuiteBody, type SuiteContext } from './result.js';
+import { ratios, shuffle, summarize } from './stats.js';
+import { uniqueName } from './servers.js';
+
+/** A database holding a host table of workflows, a store over it, and the raw SQL to compare with. */
+export interface ParkBackend {
+  /** For example `PostgreSQL 15.4`. */
+  readonly name: string;
+  /** What a reader needs to know of the set-up (table, indexes, settings, the raw statements). */
+  readonly description: string;
+  readonly store: WorkflowStore;
+  /** Leaves `n` workflows, all running, and no marks (the store's or the raw ones). */
+  reset(n: number): Promise<void>;
+  /** One set-based statement (or transaction): pause every running workflow and mark it. Returns the count. */
+  rawPark(): Promise<number>;
+  /** One set-based statement (or transaction): resume every marked paused workflow, clear the marks. */
+  rawUnpark(): Promise<number>;
+  /** How many workflows are running and paused now. */
+  count(): Promise<{ readonly running: number; readonly paused: number }>;
+  close(): Promise<void>;
+}
+
+interface Timed {
+  readonly ms: number;
+  readonly rssGrowth: number;
+}
+
+/**
+ * Parks and unparks `n` workflows through a DrainController's own hand-off (a last-member shutdown
+ * on an in-process coordinator, so that the store is what is measured), against the backend's raw
+ * set-based statements, interleaved round by round; then checks that the retained heap during a park
+ * does not grow with the number of workflows.
+ */
+export async function runParkSuite(
+  context: SuiteContext,
+  open: () => Promise<ParkBackend>,
+): Promise<SuiteBody> {
+  const { quick, progress } = context;
+  const { DrainController } = await core();
+  const { MemoryBackend, MemoryCoordinator } = await memory();
+  const size = quick ? 5_000 : 100_000;
+  const rounds = quick ? 2 : 5;
+  const memorySizes = quick ? [1_000, 5_000] : [10_000, 100_000];
+  const backend = await open();
+  // One backend for every controller of the suite, so fencing tokens keep increasing across runs.
+  const coordination = new MemoryBackend();
+  const group = uniqueName('bench');
+  const budgetMs = 600_000;
+
+  const coordinators: { close(): Promise<void> }[] = [];
+  const controller = (): InstanceType<typeof DrainController> => {
+    const coordinator = new MemoryCoordinator({ backend: coordination });
+    coordinators.push(coordinator);
+    return new DrainController({ group, coordinator, store: backend.store, shutdownTimeoutMs: budgetMs });
+  };
+
+  /** A last-member shutdown: parks everything page by page. */
+  const park = async (onBatch?: () => void): Promise<{ ms: number; report: ShutdownReport }> => {
+    const drain = controller();
+    await drain.start();
+    await drain.whenResumed();
+    if (onBatch !== undefined) drain.on('park', onBatch);
+    const t0 = performance.now();
+    const report = await drain.shutdown();
+    const ms = performance.now() - t0;
+    if (report.handOff !== 'parked') {
+      throw new Error(`the hand-off did not park: ${report.handOff} (${String(report.errors[0]?.error)})`);
+    }
+    return { ms, report };
+  };
+
+  /** A start: resumes everything parked, in the background; timed until it is done. */
+  const unpark = async (expected: number): Promise<number> => {
+    const drain = controller();
+    const t0 = performance.now();
+    await drain.start();
+    const resumed = await drain.whenResumed();
+    const ms = performance.now() - t0;
+    if (resumed === undefined || !resumed.complete || resumed.resumed !== expected) {
+      throw new Error(`the resume did not finish: ${JSON.stringify(resumed, (_, v: unknown) => String(v))}`);
+    }
+    // A peer stays in the group, so that this controller's shutdown does not park everything again.
+    const other = new MemoryCoordinator({ backend: coordination });
+    coordinators.push(other);
+    const peer = await other.join(group, 'peer', { ttlMs: 60_000 });
+    const report = await drain.shutdown();
+    await peer.leave();
+    await Promise.all(coordinators.splice(0).map((c) => c.close()));
+    if (report.handOff !== 'peers-remain') throw new Error(`unexpected hand-off: ${report.handOff}`);
+    return ms;
+  };
+
+  const expect = async (running: number, paused: number, after: string): Promise<void> => {
+    const c = await backend.count();
+    if (c.running !== running || c.paused !== paused) {
+      throw new Error(
+        `after ${after}: ${c.running} running and ${c.paused} paused, expected ${running} and ${paused}`,
+      );
+    }
+  };
+
+  const measure = async <T>(work: () => Promise<T>): Promise<Timed & { value: T }> => {
+    heapUsed();
+    const before = rss();
+    const peak = new PeakMemory();
+    const t0 = performance.now();
+    const value = await work();
+    const ms = performance.now() - t0;
+    return { ms, rssGrowth: peak.stop().rss - before, value };
+  };
+
+  try {
+    const samples = {
+      park: [] as number[],
+      rawPark: [] as number[],
+      unpark: [] as number[],
+      rawUnpark: [] as number[],
+      parkPhase: [] as number[],
+      rssPark: [] as number[],
+      rssRawPark: [] as number[],
+      shutdownVsPark: [] as number[],
+    };
+    // A warm-up of both contenders, untimed: connections, statement caches, the JIT.
+    const warm = Math.min(size, 2_000);
+    await backend.reset(warm);
+    await park();
+    await unpark(warm);
+    await backend.reset(warm);
+    await backend.rawPark();
+    await backend.rawUnpark();
+
+    for (let round = 1; round <= rounds; round++) {
+      for (const who of shuffle(['store', 'raw'] as const)) {
+        progress(
+          `round ${round}/${rounds}: ${who === 'store' ? 'store' : 'raw SQL'}, resetting ${size.toLocaleString('en-US')} rows`,
+        );
+        await backend.reset(size);
+        progress(`round ${round}/${rounds}: ${who === 'store' ? 'store' : 'raw SQL'}, parking`);
+        if (who === 'store') {
+          const p = await measure(() => park());
+          samples.park.push(p.ms);
+          samples.rssPark.push(p.rssGrowth);
+          samples.parkPhase.push(
+            p.value.report.phases.find((ph) => ph.name === 'park')?.durationMs ?? Number.NaN,
+          );
+          if (p.value.report.parked !== size) throw new Error(`parked ${p.value.report.parked} of ${size}`);
+          await expect(0, size, 'parking');
+          progress(`round ${round}/${rounds}: store, unparking`);
+          samples.unpark.push(await unpark(size));
+        } else {
+          const p = await measure(() => backend.rawPark());
+          if (p.value !== size) throw new Error(`the raw park marked ${p.value} of ${size}`);
+          samples.rawPark.push(p.ms);
+          samples.rssRawPark.push(p.rssGrowth);
+          await expect(0, size, 'the raw park');
+          progress(`round ${round}/${rounds}: raw SQL, unparking`);
+          const u = await measure(() => backend.rawUnpark());
+          if (u.value !== size) throw new Error(`the raw unpark resumed ${u.value} of ${size}`);
+          samples.rawUnpark.push(u.ms);
+        }
+        await expect(size, 0, 'unparking');
+      }
+    }
+
+    // Retained heap while parking, sampled after forced collections every few batches (untimed).
+    const retained: { n: number; growth: number; rssGrowth: number }[] = [];
+    for (const n of memorySizes) {
+      progress(`memory while parking ${n.toLocaleString('en-US')}`);
+      await backend.reset(n);
+      const base = heapUsed();
+      const rssBase = rss();
+      let batches = 0;
+      let highest = base;
+      const peak = new PeakMemory();
+      await park(() => {
+        if (batches++ % 10 === 0) highest = Math.max(highest, heapUsed());
+      });
+      highest = Math.max(highest, heapUsed());
+      retained.push({ n, growth: highest - base, rssGrowth: peak.stop().rss - rssBase });
+      await unpark(n);
+    }
+
+    const s = (xs: number[]) => summarize(xs);
+    const parkRatio = s(ratios(samples.park, samples.rawPark));
+    const unparkRatio = s(ratios(samples.unpark, samples.rawUnpark));
+    const [small, large] = retained as [(typeof retained)[0], (typeof retained)[0]];
+    const flat = large.growth <= small.growth + 1024 ** 2;
+    const n = size.toLocaleString('en-US');
+    const checks: Check[] = [
+      {
+        target: `park ${n} running workflows within 2x of one raw set-based UPDATE plus marks (${backend.name})`,
+        measured: `${iqr(s(samples.park), duration)} vs ${iqr(s(samples.rawPark), duration)}: ${iqr(parkRatio, times)}`,
+        status: status(parkRatio.median <= 2),
+      },
+      {
+        target: `unpark them within 2x of the raw statements (${backend.name})`,
+        measured: `${iqr(s(samples.unpark), duration)} vs ${iqr(s(samples.rawUnpark), duration)}: ${iqr(unparkRatio, times)}`,
+        status: status(unparkRatio.median <= 2),
+      },
+      {
+        target: `memory flat while parking (${backend.name}): retained heap does not grow with the workflow count`,
+        measured: `${bytes(small.growth)} at ${small.n.toLocaleString('en-US')}, ${bytes(large.growth)} at ${large.n.toLocaleString('en-US')}`,
+        status: status(flat),
+      },
+    ];
+    return {
+      method:
+        `${n} running workflows in a host table; ${rounds} rounds, each parking and unparking them once ` +
+        `through graceful-drain and once with raw SQL, in random order, from a freshly reset table. ` +
+        `Park: a DrainController's last-member shutdown (\`shutdown()\` to its report), which pages ` +
+        `through \`listActive\` and parks batch by batch (default \`batchSize\` 500) under the ` +
+        `start-stop lock of an in-process MemoryCoordinator, so that the store is what is measured. ` +
+        `Unpark: a new controller's \`start()\` until \`whenResumed()\` resolves. ${backend.description} ` +
+        `Figures: median [interquartile range] over rounds; ratios are taken round by round.`,
+      tables: [
+        {
+          title: `${backend.name}: ${n} workflows`,
+          columns: ['Operation', 'graceful-drain', 'raw SQL (baseline)', 'ratio'],
+          rows: [
+            [
+              'park',
+              iqr(s(samples.park), duration),
+              iqr(s(samples.rawPark), duration),
+              iqr(parkRatio, times),
+            ],
+            [
+              'unpark',
+              iqr(s(samples.unpark), duration),
+              iqr(s(samples.rawUnpark), duration),
+              iqr(unparkRatio, times),
+            ],
+            ["park: the report's `park` phase alone", iqr(s(samples.parkPhase), duration), '', ''],
+            [
+              'RSS growth while parking',
+              iqr(s(samples.rssPark), bytes),
+              iqr(s(samples.rssRawPark), bytes),
+              '',
+            ],
+          ],
+        },
+        {
+          title: `${backend.name}: retained heap while parking (sampled after full collections every 10 batches)`,
+          columns: ['Workflows', 'Retained heap growth, highest', 'RSS growth, peak'],
+          rows: retained.map((r) => [r.n.toLocaleString('en-US'), bytes(r.growth), bytes(r.rssGrowth)]),
+        },
+      ],
+      checks,
+      notes: [],
+    };
+  } finally {
+    await Promise.all(coordinators.map((c) => c.close()));
+    await backend.close();
+  }
+}

@@ -1,0 +1,58 @@
+/** What a suite hands back to `main.ts`: plain data, so it crosses the child-process boundary as JSON. */
+
+/** A table, its cells already formatted. */
+export interface Table {
+  readonly title: string;
+  readonly columns: readonly string[];
+  readonly rows: readonly (readonly string[])[];
+}
+
+/** Whether a target of the issue was met by this run's medians. */
+export type CheckStatus = 'met' | 'missed' | 'not measured';
+
+/** One target of the issue, and what this run measured against it. */
+export interface Check {
+  /** The target, as the issue states it. */
+  readonly target: string;
+  /** What this run measured (a median and its spread). */
+  readonly measured: string;
+  readonly status: CheckStatus;
+}
+
+/** What a suite measured. */
+export interface SuiteBody {
+  /** How the figures were taken: sizes, rounds, baselines, what is timed. */
+  readonly method: string;
+  readonly tables: readonly Table[];
+  readonly checks: readonly Check[];
+  /** Findings worth keeping beside the figures (causes of misses, caveats). */
+  readonly notes: readonly string[];
+}
+
+/** One suite's part of a run. */
+export interface SuiteResult extends SuiteBody {
+  readonly id: string;
+  readonly title: string;
+  /** Wall-clock time the suite took, in milliseconds (set by the runner). */
+  readonly elapsedMs?: number;
+  /** Set when the suite failed; its figures are then missing. */
+  readonly error?: string;
+}
+
+/** What a suite receives. */
+export interface SuiteContext {
+  /** `--quick`: small sizes and few rounds, to check that the bench runs. */
+  readonly quick: boolean;
+  /** Reports progress (one short line; the runner shows it). */
+  progress(text: string): void;
+}
+
+/** A benchmark suite: one target (or one group of targets) of the issue. */
+export interface Suite {
+  run(context: SuiteContext): Promise<SuiteBody>;
+}
+
+/** `met` when `ok`, else `missed`. */
+export function status(ok: boolean): CheckStatus {
+  return ok ? 'met' : 'missed';
+}

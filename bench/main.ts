@@ -1,0 +1,140 @@
+// `npm run bench`: every target of the performance issue, each figure against a baseline measured in
+// the same run. Suites run one at a time, each in a child process of its own (with --expose-gc);
+// results go to stdout and, on full runs or with --out, into docs/performance.md.
+import { fork } from 'node:child_process';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import type { ChildMessage } from './child.js';
+import { parseArgs, USAGE } from './lib/args.js';
+import { buildLibrary, removeBuild } from './lib/build.js';
+import { writeDocument } from './lib/document.js';
+import { LIBRARY_ENV } from './lib/library.js';
+import { describeMachine } from './lib/machine.js';
+import { Progress } from './lib/progress.js';
+import { renderChecksText, renderMarkdown, renderSuiteText } from './lib/render.js';
+import type { SuiteBody, SuiteResult } from './lib/result.js';
+import { suites } from './suites/registry.js';
+
+const DEFAULT_OUT = fileURLToPath(new URL('../docs/performance.md', import.meta.url));
+const CHILD = fileURLToPath(new URL('./child.ts', import.meta.url));
+/** How long a suite may take before it is stopped (a hung server, a lost wake-up). */
+const SUITE_TIMEOUT_MS = { quick: 60_000, full: 20 * 60_000 };
+
+const argv = process.argv.slice(2);
+let args;
+try {
+  args = parseArgs(
+    argv,
+    suites.map((s) => s.id),
+  );
+} catch (error) {
+  console.error((error as Error).message);
+  process.exit(2);
+}
+if (args.help) {
+  console.log(`${USAGE}\n\nSuites: ${suites.map((s) => s.id).join(', ')}`);
+  process.exit(0);
+}
+
+const selected = args.only.length === 0 ? suites : suites.filter((s) => args.only.includes(s.id));
+// Only a full run of every suite replaces the figures of docs/performance.md.
+const out = args.out ?? (args.quick || args.only.length > 0 ? undefined : DEFAULT_OUT);
+const machine = describeMachine();
+const progress = new Progress(selected.length);
+const results: SuiteResult[] = [];
+
+console.log(
+  `graceful-drain benchmarks${args.quick ? ' (--quick)' : ''}: ${machine.cpu}, ${machine.cores} cores, ` +
+    `Node.js ${machine.node}, load ${machine.loadAtStart.toFixed(2)}`,
+);
+
+const buildStart = performance.now();
+const library = buildLibrary();
+process.on('exit', () => removeBuild(library));
+console.error(`Built the library from src/ in ${((performance.now() - buildStart) / 1000).toFixed(1)} s`);
+
+for (const { id, title } of selected) {
+  progress.begin(title);
+  const startedAt = performance.now();
+  const result = await runChild(id, title, args.quick, (text) => progress.update(text));
+  const elapsedMs = performance.now() - startedAt;
+  const done = { ...result, elapsedMs };
+  results.push(done);
+  const missed = done.checks.filter((c) => c.status === 'missed').length;
+  progress.end(
+    done.error !== undefined
+      ? 'FAILED'
+      : `done, ${done.checks.length - missed}/${done.checks.length} targets met`,
+  );
+  console.log(`\n${renderSuiteText(done)}\n`);
+}
+machine.loadAtEnd = os.loadavg()[0] ?? 0;
+
+console.log(renderChecksText(results));
+const command = `npm run bench${argv.length > 0 ? ` -- ${argv.join(' ')}` : ''}`;
+if (out !== undefined) {
+  await writeDocument(out, renderMarkdown({ machine, command, quick: args.quick, suites: results }));
+  console.log(`\nWrote ${out}`);
+} else {
+  console.log(`\n${args.quick ? '--quick' : '--only'}: no document written (give --out <path> to write one)`);
+}
+
+const failed = results.filter((r) => r.error !== undefined).length;
+const missed = results.flatMap((r) => r.checks).filter((c) => c.status === 'missed').length;
+if (failed > 0) console.error(`${failed} suite(s) failed`);
+process.exitCode = failed > 0 || (args.strict && missed > 0) ? 1 : 0;
+
+/** Runs suite `id` in a child process and collects its result; a crash or a hang becomes an error. */
+function runChild(
+  id: string,
+  title: string,
+  quick: boolean,
+  onProgress: (text: string) => void,
+): Promise<SuiteResult> {
+  return new Promise((resolve) => {
+    const child = fork(CHILD, [id, quick ? 'quick' : 'full'], {
+      execArgv: ['--expose-gc', '--import', import.meta.resolve('tsx')],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      env: { ...process.env, [LIBRARY_ENV]: library },
+    });
+    let result: SuiteResult | undefined;
+    const notes: string[] = [];
+    const fail = (error: string): SuiteResult => ({
+      id,
+      title,
+      method: '',
+      tables: [],
+      checks: [],
+      notes: [],
+      error,
+    });
+    const timeoutMs = quick ? SUITE_TIMEOUT_MS.quick : SUITE_TIMEOUT_MS.full;
+    const timer = setTimeout(() => {
+      result ??= fail(`timed out after ${timeoutMs / 1000} s`);
+      child.kill('SIGKILL');
+    }, timeoutMs);
+    let exitTimer: NodeJS.Timeout | undefined;
+    child.on('message', (message: ChildMessage) => {
+      if (message.type === 'progress') onProgress(message.text);
+      else if (message.type === 'result') result = { id, title, ...(message.result as SuiteBody) };
+      else if (message.type === 'error') result = fail(message.error);
+      else if (message.type === 'handles') {
+        if (message.handles.length > 0) {
+          notes.push(`Once the suite was done, still open in its process: ${message.handles.join(', ')}.`);
+        }
+        // The suite is done: it should exit on its own; if something holds it, stop it and say so.
+        exitTimer = setTimeout(() => {
+          notes.push('The suite process did not exit on its own within 3 s and was killed.');
+          child.kill('SIGKILL');
+        }, 3_000);
+      }
+    });
+    child.on('exit', (code, signal) => {
+      clearTimeout(timer);
+      clearTimeout(exitTimer);
+      const final =
+        result ?? fail(`the suite process exited (code ${code}, signal ${signal}) without a result`);
+      resolve({ ...final, notes: [...final.notes, ...notes] });
+    });
+  });
+}

@@ -1,0 +1,126 @@
+import pg from 'pg';
+import type { ShutdownReport } from 'graceful-drain';
+import { duration, iqr, times } from '../lib/format.js';
+import { core, postgres } from '../lib/library.js';
+import { status, type Suite } from '../lib/result.js';
+import { POSTGRES_URL, serverMissing, uniqueName } from '../lib/servers.js';
+import { ratios, shuffle, summarize } from '../lib/stats.js';
+
+const PHASES = ['leave', 'lock', 'members', 'park', 'release'] as const;
+
+export const suite: Suite = {
+  async run({ quick, progress }) {
+    const { DrainController } = await core();
+    const { migrate, PostgresCoordinator, PostgresWorkflowStore } = await postgres();
+    const size = quick ? 2_000 : 10_000;
+    const rounds = quick ? 2 : 9;
+    const pool = new pg.Pool({ connectionString: POSTGRES_URL, max: 4 });
+    try {
+      await pool.query('SELECT 1');
+    } catch (error) {
+      await pool.end();
+      throw serverMissing('PostgreSQL', 'GD_POSTGRES_URL', error);
+    }
+    const schema = uniqueName('gd_bench');
+    const s = `"${schema}"`;
+    try {
+      await migrate(pool, { schema });
+      await pool.query(`CREATE TABLE ${s}.workflows (id text PRIMARY KEY, status text NOT NULL)`);
+      await pool.query(`CREATE INDEX ON ${s}.workflows (status)`);
+      await pool.query(`CREATE TABLE ${s}.raw_marks (LIKE ${s}.parked INCLUDING ALL)`);
+      const store = new PostgresWorkflowStore({ pool, table: `${schema}.workflows`, schema });
+      const reset = async (): Promise<void> => {
+        await pool.query(`TRUNCATE ${s}.workflows, ${s}.parked, ${s}.raw_marks`);
+        await pool.query(
+          `INSERT INTO ${s}.workflows SELECT 'wf-' || lpad(g::text, 8, '0'), 'running' FROM generate_series(1, $1::int) g`,
+          [size],
+        );
+        for (const table of ['workflows', 'parked', 'raw_marks'])
+          await pool.query(`VACUUM ANALYZE ${s}.${table}`);
+      };
+
+      /** Starts a member alone in its group, then times its shutdown: it is the last, and parks everything. */
+      const lastMember = async (): Promise<{ ms: number; report: ShutdownReport }> => {
+        const coordinator = new PostgresCoordinator({ connectionString: POSTGRES_URL, schema });
+        try {
+          const drain = new DrainController({ group: uniqueName('bench'), coordinator, store });
+          await drain.start();
+          await drain.whenResumed();
+          const t0 = performance.now();
+          const report = await drain.shutdown();
+          const ms = performance.now() - t0;
+          if (report.handOff !== 'parked' || report.parked !== size) {
+            throw new Error(
+              `the last member did not park all ${size}: ${report.handOff}, ${report.parked} parked (${String(report.errors[0]?.error)})`,
+            );
+          }
+          return { ms, report };
+        } finally {
+          await coordinator.close();
+        }
+      };
+      const rawPark = async (): Promise<number> => {
+        const t0 = performance.now();
+        const { rowCount } = await pool.query(
+          `WITH p AS (UPDATE ${s}.workflows SET status = 'paused' WHERE status = 'running' RETURNING id)
+           INSERT INTO ${s}.raw_marks (store_key, workflow_id, member_id, token) SELECT 'raw', id, 'raw', 1 FROM p`,
+        );
+        const ms = performance.now() - t0;
+        if (rowCount !== size) throw new Error(`the raw park marked ${rowCount} of ${size}`);
+        return ms;
+      };
+
+      await reset();
+      await lastMember(); // warm-up: connections, statement plans, the JIT
+      const subject: number[] = [];
+      const baseline: number[] = [];
+      const phases = new Map<string, number[]>(PHASES.map((p) => [p, []]));
+      for (let round = 1; round <= rounds; round++) {
+        for (const who of shuffle(['member', 'raw'] as const)) {
+          progress(`round ${round}/${rounds}: ${who === 'member' ? 'last-member shutdown' : 'raw park'}`);
+          await reset();
+          if (who === 'raw') baseline.push(await rawPark());
+          else {
+            const { ms, report } = await lastMember();
+            subject.push(ms);
+            for (const phase of report.phases) phases.get(phase.name)?.push(phase.durationMs);
+          }
+        }
+      }
+      const total = summarize(subject);
+      const ratio = summarize(ratios(subject, baseline));
+      const n = size.toLocaleString('en-US');
+      return {
+        method:
+          `A DrainController on PostgresCoordinator and PostgresWorkflowStore (a \`pg.Pool\`, max 4), alone ` +
+          `in its group, with ${n} running workflows and nothing in flight: \`shutdown()\` to its report ` +
+          `(leave the group, take the start-stop lock, list the members, park page by page with the default ` +
+          `\`batchSize\` 500, release). Baseline in the same run: one raw set-based UPDATE of the same rows ` +
+          `plus their marks. ${rounds} rounds in random order, each from a freshly rebuilt table; figures: ` +
+          `median [interquartile range].`,
+        tables: [
+          {
+            title: `Last-member shutdown, ${n} running workflows`,
+            columns: ['Measure', 'Time', 'vs raw park'],
+            rows: [
+              ['`shutdown()` to report', iqr(total, duration), iqr(ratio, times)],
+              ['raw set-based park (baseline)', iqr(summarize(baseline), duration), '1x'],
+              ...PHASES.map((p) => [`phase \`${p}\``, iqr(summarize(phases.get(p) ?? []), duration), '']),
+            ],
+          },
+        ],
+        checks: [
+          {
+            target: `last-member shutdown with ${n} running workflows on PostgreSQL under 1 s`,
+            measured: `${iqr(total, duration)} (${iqr(ratio, times)} a raw park)`,
+            status: status(total.median < 1000),
+          },
+        ],
+        notes: [],
+      };
+    } finally {
+      await pool.query(`DROP SCHEMA ${s} CASCADE`).catch(() => undefined);
+      await pool.end();
+    }
+  },
+};

@@ -1,0 +1,352 @@
+import { randomUUID } from 'node:crypto';
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redlock } from '@sesamecare-oss/redlock';
+import { Mutex } from 'async-mutex';
+import Database from 'better-sqlite3';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import type { Coordinator } from 'graceful-drain';
+import { duration, iqr, times } from '../lib/format.js';
+import { blocksOf, interleaveLatency, type LatencyVariant } from '../lib/interleave.js';
+import { memory, postgres, redis, sqlite } from '../lib/library.js';
+import { status, type Check, type Suite } from '../lib/result.js';
+import { POSTGRES_URL, REDIS_URL, serverMissing, uniqueName } from '../lib/servers.js';
+import { summarize } from '../lib/stats.js';
+
+const TTL_MS = 10_000;
+const OPTIONS = { ttlMs: TTL_MS, timeoutMs: 2_000 };
+
+/** One acquire and release through a Coordinator. */
+function coordinatorVariant(name: string, coordinator: Coordinator, lock: string): LatencyVariant {
+  return {
+    name,
+    async once() {
+      const lease = await coordinator.acquire(lock, OPTIONS);
+      await lease.release();
+    },
+  };
+}
+
+/** A comparison: the adapter against its baseline; `target` when the issue sets one. */
+interface Pair {
+  readonly adapter: string;
+  readonly baseline: string;
+  readonly baselineLabel: string;
+  readonly target: boolean;
+}
+
+export const suite: Suite = {
+  async run({ quick, progress }) {
+    const cleanups: (() => Promise<unknown> | unknown)[] = [];
+    const cleanUp = async (): Promise<void> => {
+      for (const c of cleanups.reverse())
+        await Promise.resolve()
+          .then(c)
+          .catch(() => undefined);
+    };
+    try {
+      const variants: LatencyVariant[] = [];
+      const lock = uniqueName('bench_lock');
+
+      // In-process: MemoryCoordinator against async-mutex (there is no backend round trip to compare with).
+      const { MemoryCoordinator, MemoryBackend } = await memory();
+      const mem = new MemoryCoordinator({ backend: new MemoryBackend() });
+      cleanups.push(() => mem.close());
+      const mutex = new Mutex();
+      variants.push(coordinatorVariant('MemoryCoordinator', mem, lock), {
+        name: 'async-mutex',
+        async once() {
+          const release = await mutex.acquire();
+          release();
+        },
+      });
+
+      // SQLite: the coordinator on a host's handle (WAL, synchronous NORMAL), against a conditional
+      // upsert and an owner-checked delete on two more handles to the same file: the take at
+      // synchronous FULL (the adapter commits its takes durably, for its fencing tokens), the release not.
+      const { SqliteCoordinator } = await sqlite();
+      const path = join(tmpdir(), `${uniqueName('gd-bench-locks')}.sqlite`);
+      cleanups.push(() => {
+        for (const suffix of ['', '-wal', '-shm']) rmSync(`${path}${suffix}`, { force: true });
+      });
+      const hostDb = new Database(path);
+      cleanups.push(() => hostDb.close());
+      hostDb.pragma('journal_mode = WAL');
+      hostDb.pragma('synchronous = NORMAL');
+      hostDb.exec(
+        'CREATE TABLE raw_locks (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at INTEGER NOT NULL)',
+      );
+      const sqliteCoordinator = new SqliteCoordinator({ database: hostDb });
+      cleanups.push(() => sqliteCoordinator.close());
+      const takeDb = new Database(path);
+      const freeDb = new Database(path);
+      cleanups.push(
+        () => takeDb.close(),
+        () => freeDb.close(),
+      );
+      takeDb.pragma('synchronous = FULL');
+      freeDb.pragma('synchronous = NORMAL');
+      const take = takeDb.prepare(
+        `INSERT INTO raw_locks (name, owner, expires_at) VALUES (?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+         WHERE raw_locks.expires_at <= ?`,
+      );
+      const free = freeDb.prepare('DELETE FROM raw_locks WHERE name = ? AND owner = ?');
+      variants.push(coordinatorVariant('SqliteCoordinator', sqliteCoordinator, lock), {
+        name: 'SQLite raw',
+        async once() {
+          const owner = randomUUID();
+          const wall = Date.now();
+          if (take.run(lock, owner, wall + TTL_MS, wall).changes !== 1)
+            throw new Error('raw SQLite lock held');
+          await Promise.resolve();
+          free.run(lock, owner);
+        },
+      });
+
+      // Redis: the coordinator, SET NX PX plus an owner-checked delete script, and redlock.
+      const { RedisCoordinator } = await redis();
+      const raw = new Redis(REDIS_URL, { lazyConnect: true, maxRetriesPerRequest: 1 });
+      try {
+        await raw.connect();
+      } catch (error) {
+        raw.disconnect();
+        throw serverMissing('Redis', 'GD_REDIS_URL', error);
+      }
+      cleanups.push(() => raw.quit());
+      const redisVersion = ((await raw.info('server')).match(/redis_version:(\S+)/) ?? [])[1] ?? '?';
+      const prefix = `${uniqueName('gd-bench')}:`;
+      const redisCoordinator = new RedisCoordinator({ url: REDIS_URL, keyPrefix: prefix });
+      cleanups.push(() => redisCoordinator.close());
+      const release = raw.defineCommand.bind(raw);
+      release('gdBenchRelease', {
+        numberOfKeys: 1,
+        lua: "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end",
+      });
+      const rawKey = `${prefix}raw`;
+      // The same work with a fencing token, as the adapter must do it: one script that bumps a counter
+      // and takes the lock, sent with EVALSHA; then the owner-checked delete.
+      release('gdBenchFencedAcquire', {
+        numberOfKeys: 2,
+        lua: `if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('PTTL', KEYS[1]) end
+          redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+          return tostring(redis.call('INCR', KEYS[2]))`,
+      });
+      const fencedRedisKey = `${prefix}fenced`;
+      const redlockClient = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+      cleanups.push(() => redlockClient.quit());
+      const redlock = new Redlock([redlockClient], { retryCount: 0 });
+      const redlockKey = `${prefix}redlock`;
+      cleanups.push(async () => {
+        const keys = await raw.keys(`${prefix}*`);
+        if (keys.length > 0) await raw.del(...keys);
+      });
+      variants.push(
+        coordinatorVariant('RedisCoordinator', redisCoordinator, lock),
+        {
+          name: 'Redis raw',
+          async once() {
+            const owner = randomUUID();
+            if ((await raw.set(rawKey, owner, 'PX', TTL_MS, 'NX')) !== 'OK')
+              throw new Error('raw Redis lock held');
+            const r = raw as unknown as { gdBenchRelease(key: string, owner: string): Promise<number> };
+            if ((await r.gdBenchRelease(rawKey, owner)) !== 1) throw new Error('raw Redis lock lost');
+          },
+        },
+        {
+          name: 'Redis raw fenced',
+          async once() {
+            const owner = randomUUID();
+            const r = raw as unknown as {
+              gdBenchFencedAcquire(key: string, fence: string, owner: string, ttl: number): Promise<unknown>;
+              gdBenchRelease(key: string, owner: string): Promise<number>;
+            };
+            const token = await r.gdBenchFencedAcquire(
+              fencedRedisKey,
+              `${fencedRedisKey}:fence`,
+              owner,
+              TTL_MS,
+            );
+            if (typeof token !== 'string') throw new Error('raw fenced Redis lock held');
+            if ((await r.gdBenchRelease(fencedRedisKey, owner)) !== 1)
+              throw new Error('raw fenced Redis lock lost');
+          },
+        },
+        {
+          name: 'redlock',
+          async once() {
+            const held = await redlock.acquire([redlockKey], TTL_MS);
+            await held.release();
+          },
+        },
+      );
+
+      // PostgreSQL: the coordinator against pg_try_advisory_lock and pg_advisory_unlock on one client.
+      const { migrate, PostgresCoordinator } = await postgres();
+      const client = new pg.Client({ connectionString: POSTGRES_URL });
+      try {
+        await client.connect();
+      } catch (error) {
+        throw serverMissing('PostgreSQL', 'GD_POSTGRES_URL', error);
+      }
+      cleanups.push(() => client.end());
+      const pgVersion = (
+        await client.query<{ v: string }>("SELECT current_setting('server_version') AS v")
+      ).rows[0]?.v.split(' ')[0];
+      const schema = uniqueName('gd_bench');
+      await migrate(client, { schema });
+      cleanups.push(() => client.query(`DROP SCHEMA "${schema}" CASCADE`));
+      const pgCoordinator = new PostgresCoordinator({ connectionString: POSTGRES_URL, schema });
+      cleanups.push(() => pgCoordinator.close());
+      const randomKey = (): string =>
+        String(BigInt.asIntN(64, BigInt(`0x${randomUUID().replaceAll('-', '').slice(0, 16)}`)));
+      const key = randomKey();
+      const fencedKey = randomKey();
+      await client.query(
+        `CREATE TABLE "${schema}".raw_fences (name text PRIMARY KEY, token bigint NOT NULL)`,
+      );
+      const fencedTake = `WITH l AS (SELECT pg_try_advisory_lock($1::bigint) AS got)
+        INSERT INTO "${schema}".raw_fences AS f (name, token) SELECT 'raw', 1 FROM l WHERE l.got
+        ON CONFLICT (name) DO UPDATE SET token = f.token + 1 RETURNING f.token`;
+      variants.push(
+        coordinatorVariant('PostgresCoordinator', pgCoordinator, lock),
+        {
+          name: 'PostgreSQL raw',
+          async once() {
+            const { rows } = await client.query<{ ok: boolean }>(
+              'SELECT pg_try_advisory_lock($1::bigint) AS ok',
+              [key],
+            );
+            if (rows[0]?.ok !== true) throw new Error('raw advisory lock held');
+            await client.query('SELECT pg_advisory_unlock($1::bigint)', [key]);
+          },
+        },
+        {
+          // The same with a durable fencing token, bumped in the statement that takes the lock.
+          name: 'PostgreSQL raw fenced',
+          async once() {
+            const { rows } = await client.query(fencedTake, [fencedKey]);
+            if (rows.length !== 1) throw new Error('raw fenced advisory lock held');
+            await client.query('SELECT pg_advisory_unlock($1::bigint)', [fencedKey]);
+          },
+        },
+      );
+
+      const iterations = quick ? 150 : 2_000;
+      const warmup = quick ? 20 : 100;
+      const samples = await interleaveLatency(variants, {
+        iterations,
+        warmup,
+        onProgress: (i, of) =>
+          progress(`iteration ${i.toLocaleString('en-US')}/${of.toLocaleString('en-US')}`),
+      });
+
+      const pairs: Pair[] = [
+        {
+          adapter: 'MemoryCoordinator',
+          baseline: 'async-mutex',
+          baselineLabel: 'async-mutex acquire + release',
+          target: false,
+        },
+        {
+          adapter: 'SqliteCoordinator',
+          baseline: 'SQLite raw',
+          baselineLabel: 'conditional upsert + owner-checked DELETE',
+          target: true,
+        },
+        {
+          adapter: 'RedisCoordinator',
+          baseline: 'Redis raw',
+          baselineLabel: 'SET NX PX + owner-checked DEL script',
+          target: true,
+        },
+        {
+          adapter: 'RedisCoordinator',
+          baseline: 'Redis raw fenced',
+          baselineLabel: 'raw, with a fencing token (one EVALSHA script + DEL script)',
+          target: false,
+        },
+        {
+          adapter: 'RedisCoordinator',
+          baseline: 'redlock',
+          baselineLabel: '@sesamecare-oss/redlock, one Redis',
+          target: false,
+        },
+        {
+          adapter: 'PostgresCoordinator',
+          baseline: 'PostgreSQL raw',
+          baselineLabel: 'pg_try_advisory_lock + pg_advisory_unlock',
+          target: true,
+        },
+        {
+          adapter: 'PostgresCoordinator',
+          baseline: 'PostgreSQL raw fenced',
+          baselineLabel: 'raw, with a durable fencing token (lock + token upsert in one statement)',
+          target: false,
+        },
+      ];
+      const blocks = 10;
+      const rows: string[][] = [];
+      const checks: Check[] = [];
+      const get = (name: string): number[] => samples.get(name) ?? [];
+      const labelled = new Set<string>();
+      for (const pair of pairs) {
+        const a = get(pair.adapter);
+        const b = get(pair.baseline);
+        const sa = summarize(a);
+        const sb = summarize(b);
+        // The p50 ratio block by block (blocks of consecutive iterations), for its spread.
+        const blockRatios = summarize(
+          blocksOf(a, blocks).map(
+            (block, i) => summarize(block).median / summarize(blocksOf(b, blocks)[i] ?? []).median,
+          ),
+        );
+        const p99Ratio = sa.p99 / sb.p99;
+        if (!labelled.has(pair.adapter)) {
+          rows.push([pair.adapter, duration(sa.median), duration(sa.p99), '', '']);
+          labelled.add(pair.adapter);
+        }
+        rows.push([
+          `↳ vs ${pair.baselineLabel}`,
+          duration(sb.median),
+          duration(sb.p99),
+          iqr(blockRatios, times),
+          times(p99Ratio),
+        ]);
+        if (pair.target) {
+          checks.push({
+            target: `${pair.adapter} acquire + release within 1.2x of raw round trips`,
+            measured: `p50 ${duration(sa.median)} vs ${duration(sb.median)}: ${iqr(blockRatios, times)}; p99 ${times(p99Ratio)}`,
+            status: status(blockRatios.median <= 1.2),
+          });
+        }
+      }
+      return {
+        method:
+          `Acquire then release of one uncontended lock (TTL ${TTL_MS / 1000} s), timed as one operation. ` +
+          `Every iteration runs all contenders once, in a fresh random order: ${iterations.toLocaleString('en-US')} ` +
+          `iterations after ${warmup} warm-up ones. Baselines, each on a connection of its own: SQLite ` +
+          `(better-sqlite3, WAL), a conditional upsert committed at synchronous FULL plus an owner-checked ` +
+          `DELETE (the adapter runs on the host's handle at synchronous NORMAL and commits its takes at FULL); ` +
+          `Redis ${redisVersion}, \`SET key owner NX PX\` plus an owner-checked delete script (EVALSHA), and ` +
+          `@sesamecare-oss/redlock on the same single Redis; PostgreSQL ${pgVersion ?? '?'}, ` +
+          `\`pg_try_advisory_lock\` plus \`pg_advisory_unlock\`. MemoryCoordinator has no backend: it is shown ` +
+          `against async-mutex for scale, without a target. Ratios: the p50 ratio in ${blocks} blocks of ` +
+          `consecutive iterations, median [interquartile range]; and the ratio of the overall p99s.`,
+        tables: [
+          {
+            title: 'Acquire + release',
+            columns: ['Contender', 'p50', 'p99', 'p50 ratio', 'p99 ratio'],
+            rows,
+          },
+        ],
+        checks,
+        notes: [],
+      };
+    } finally {
+      await cleanUp();
+    }
+  },
+};

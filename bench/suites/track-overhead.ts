@@ -1,0 +1,158 @@
+import pLimit from 'p-limit';
+import { iqr, times } from '../lib/format.js';
+import { interleaveThroughput, type ThroughputVariant } from '../lib/interleave.js';
+import { core } from '../lib/library.js';
+import { status, type Check, type Suite } from '../lib/result.js';
+import { ratios, summarize } from '../lib/stats.js';
+
+const BURST = 1_000;
+
+/** The trivial async function every contender runs. */
+const task = async (): Promise<number> => 1;
+
+let sink = 0;
+
+export const suite: Suite = {
+  async run({ quick, progress }) {
+    const { DrainController } = await core();
+    const drain = new DrainController();
+    await drain.start();
+    const limit = pLimit(Number.POSITIVE_INFINITY);
+    const label = { label: 'job' };
+
+    // One loop per contender, written out, so each call site stays monomorphic as in real code
+    // (a shared loop taking the contender as an argument would be polymorphic and slow every one).
+    const variants: ThroughputVariant[] = [
+      {
+        name: 'seq bare',
+        run: async (ops) => {
+          for (let i = 0; i < ops; i++) sink += await task();
+        },
+      },
+      {
+        name: 'seq track',
+        run: async (ops) => {
+          for (let i = 0; i < ops; i++) sink += await drain.track(task);
+        },
+      },
+      {
+        name: 'seq track labeled',
+        run: async (ops) => {
+          for (let i = 0; i < ops; i++) sink += await drain.track(task, label);
+        },
+      },
+      {
+        name: 'seq p-limit',
+        run: async (ops) => {
+          for (let i = 0; i < ops; i++) sink += await limit(task);
+        },
+      },
+      {
+        name: 'burst bare',
+        run: async (ops) => {
+          const batch = new Array<Promise<number>>(BURST);
+          for (let done = 0; done < ops; done += BURST) {
+            for (let i = 0; i < BURST; i++) batch[i] = task();
+            for (const value of await Promise.all(batch)) sink += value;
+          }
+        },
+      },
+      {
+        name: 'burst track',
+        run: async (ops) => {
+          const batch = new Array<Promise<number>>(BURST);
+          for (let done = 0; done < ops; done += BURST) {
+            for (let i = 0; i < BURST; i++) batch[i] = drain.track(task);
+            for (const value of await Promise.all(batch)) sink += value;
+          }
+        },
+      },
+      {
+        name: 'burst track labeled',
+        run: async (ops) => {
+          const batch = new Array<Promise<number>>(BURST);
+          for (let done = 0; done < ops; done += BURST) {
+            for (let i = 0; i < BURST; i++) batch[i] = drain.track(task, label);
+            for (const value of await Promise.all(batch)) sink += value;
+          }
+        },
+      },
+      {
+        name: 'burst p-limit',
+        run: async (ops) => {
+          const batch = new Array<Promise<number>>(BURST);
+          for (let done = 0; done < ops; done += BURST) {
+            for (let i = 0; i < BURST; i++) batch[i] = limit(task);
+            for (const value of await Promise.all(batch)) sink += value;
+          }
+        },
+      },
+    ];
+    const ops = quick ? 20_000 : 100_000;
+    const rounds = quick ? 5 : 25;
+    const warmup = quick ? 2 : 4;
+    const samples = await interleaveThroughput(variants, {
+      ops,
+      rounds,
+      warmup,
+      onRound: (r, of) => progress(`round ${r}/${of}`),
+    });
+    await drain.shutdown();
+    if (sink !== ops * (rounds + warmup) * variants.length) throw new Error('not every task ran');
+
+    const get = (name: string): number[] => samples.get(name) ?? [];
+    const rows: string[][] = [];
+    const checks: Check[] = [];
+    for (const mode of ['seq', 'burst'] as const) {
+      const bare = get(`${mode} bare`);
+      const track = get(`${mode} track`);
+      const labeled = get(`${mode} track labeled`);
+      const pl = get(`${mode} p-limit`);
+      const vsBare = summarize(ratios(track, bare));
+      const pLimitVsTrack = summarize(ratios(pl, track));
+      const shape = mode === 'seq' ? 'one at a time' : `bursts of ${BURST.toLocaleString('en-US')}`;
+      rows.push(
+        [shape, 'bare call (baseline)', iqr(summarize(bare)), '1x'],
+        [shape, 'track(fn)', iqr(summarize(track)), iqr(vsBare, times)],
+        [
+          shape,
+          'track(fn, { label })',
+          iqr(summarize(labeled)),
+          iqr(summarize(ratios(labeled, bare)), times),
+        ],
+        [shape, 'p-limit(Infinity)', iqr(summarize(pl)), iqr(summarize(ratios(pl, bare)), times)],
+      );
+      checks.push(
+        {
+          target: `track within 2.5x of a bare call (${shape})`,
+          measured: `${iqr(vsBare, times)} of bare`,
+          status: status(vsBare.median <= 2.5),
+        },
+        {
+          target: `track at least 5x faster than p-limit(Infinity) (${shape})`,
+          measured: `p-limit takes ${iqr(pLimitVsTrack, times)} track's time`,
+          status: status(pLimitVsTrack.median >= 5),
+        },
+      );
+    }
+    return {
+      method:
+        `A trivial \`async () => 1\` called bare, through \`drain.track()\` on a running DrainController, ` +
+        `and through \`pLimit(Infinity)\` (p-limit 7). Two shapes: one call at a time, each awaited; and ` +
+        `bursts of ${BURST.toLocaleString('en-US')} calls in flight, awaited with \`Promise.all\`. ` +
+        `Each sample is ${ops.toLocaleString('en-US')} calls; ${rounds} rounds after ${warmup} warm-up ` +
+        `rounds; every round runs all contenders in a fresh random order, and ratios are taken round by ` +
+        `round, so noise on the machine hits subject and baseline alike. Figures: median [interquartile range] ` +
+        `over rounds. \`track(fn, { label })\` is shown for information (no target).`,
+      tables: [
+        {
+          title: 'Time per call (ns) and ratio to the bare call',
+          columns: ['Shape', 'Contender', 'ns per call', 'vs bare'],
+          rows,
+        },
+      ],
+      checks,
+      notes: [],
+    };
+  },
+};
