@@ -38,6 +38,13 @@ export interface PgSessionClient extends PgQueryable {
 export interface PgPoolClient extends PgQueryable {
   /** Returns the connection to its pool; an error (or `true`) destroys it instead. */
   release(error?: Error | boolean): void;
+  /**
+   * Listens for a failure of the connection while it is checked out (the pool's own listener covers
+   * only idle connections): without one, Node would crash the process.
+   */
+  on?(event: 'error', listener: (error: Error) => void): unknown;
+  /** Stops listening, before the connection goes back to its pool. */
+  removeListener?(event: 'error', listener: (error: Error) => void): unknown;
 }
 
 /** A connection pool (`pg.Pool`): statements on any connection, transactions on a checked-out one. */

@@ -144,10 +144,17 @@ function poolRunner(pool: PgPool, end: () => Promise<void>): Runner {
     async transaction(work) {
       const connection = await pool.connect();
       let broken: Error | undefined;
+      // While checked out, a connection has no listener of the pool's: one that drops mid-transaction
+      // would emit an unhandled 'error' and crash the host. Ours records it (the query rejects anyway).
+      const onError = (error: Error): void => {
+        broken ??= error;
+      };
+      connection.on?.('error', onError);
       try {
-        return await inTransaction(connection, work, (error) => (broken = error));
+        return await inTransaction(connection, work, (error) => (broken ??= error));
       } finally {
-        // A connection that could not roll back is destroyed rather than handed to the next user.
+        connection.removeListener?.('error', onError);
+        // A connection that failed, or could not roll back, is destroyed rather than handed on.
         connection.release(broken);
       }
     },

@@ -36,6 +36,8 @@ export interface StoreSql {
   readonly park: (byType: boolean) => string;
   /** $1 ids, $2 store key, $3 running, $4 paused, $5 pausing. Rows: `ord` of each resumed id. */
   readonly unpark: string;
+  /** No parameters: refreshes the planner's statistics of the marks table. */
+  readonly analyzeMarks: string;
 }
 
 /** The deduplicated input ids of `$1`, each with the position of its first occurrence. */
@@ -54,11 +56,17 @@ export function storeSql(names: StoreNames): StoreSql {
       SELECT t.${ID}::text AS id FROM ${T} t
       WHERE t.${ST} = $1${withCursor ? ` AND t.${ID} > ${asId('$3')}` : ''}
       ORDER BY t.${ID} LIMIT $2`,
+    // The page of marks is taken first, from the marks' own index, and only then joined with the host:
+    // planned the other way round (from stale statistics) every page scanned all remaining marks.
     listParked: (withCursor) => `
       SELECT p.workflow_id AS id, p.member_id, p.token::text AS token, t.${ST}::text AS status
-      FROM ${S}.parked p LEFT JOIN ${T} t ON t.${ID} = ${asId('p.workflow_id')}
-      WHERE p.store_key = $1${withCursor ? ' AND p.workflow_id > ($3 COLLATE "C")' : ''}
-      ORDER BY p.workflow_id LIMIT $2`,
+      FROM (
+        SELECT workflow_id, member_id, token FROM ${S}.parked
+        WHERE store_key = $1${withCursor ? ' AND workflow_id > ($3 COLLATE "C")' : ''}
+        ORDER BY workflow_id LIMIT $2
+      ) p
+      LEFT JOIN ${T} t ON t.${ID} = ${asId('p.workflow_id')}
+      ORDER BY p.workflow_id`,
     // An upsert rather than SELECT .. FOR UPDATE then UPDATE: one round trip, the same row lock held to
     // the end of the transaction, and the row created on first use.
     fence: `
@@ -106,5 +114,6 @@ export function storeSql(names: StoreNames): StoreSql {
               WHERE t.${ID} = ${asId('m.workflow_id')} AND t.${ST} IN ($4, $5)))
       )
       SELECT ord FROM resumed`,
+    analyzeMarks: `ANALYZE ${S}.parked`,
   };
 }

@@ -93,6 +93,7 @@ export class PostgresWorkflowStore implements WorkflowStore {
   async listParked(options: ListOptions): Promise<Page<ParkedWorkflow>> {
     const { limit, cursor } = checkList('list options', options);
     const { sql, storeKey } = await this.#prepare();
+    if (cursor === undefined) await this.#analyzeMarks(sql);
     const values: unknown[] = [storeKey, limit + 1];
     if (cursor !== undefined) values.push(cursor);
     const rows = (await this.#runner.query(sql.listParked(cursor !== undefined), values)) as {
@@ -170,6 +171,18 @@ export class PostgresWorkflowStore implements WorkflowStore {
     });
     debug('unpark: %d of %d ids resumed', resumed.size, ids.length);
     return ids.map((id, index) => ({ id, outcome: resumed.has(index + 1) ? 'resumed' : 'skipped' }));
+  }
+
+  /**
+   * Refreshes the statistics of the marks table (the store's own) when a resume round begins (rounds
+   * are `resumeIntervalMs` apart; ANALYZE samples, so it stays cheap at any size): the member that parked wrote them in bulk moments ago, and planned from stale
+   * statistics every batch of the resume scanned all remaining marks (quadratic in their number).
+   * Without the privilege to analyze, PostgreSQL only warns; any error here is ignored.
+   */
+  async #analyzeMarks(sql: StoreSql): Promise<void> {
+    await this.#runner.query(sql.analyzeMarks, []).catch((error: unknown) => {
+      debug('analyze of the marks failed: %s', error instanceof Error ? error.message : String(error));
+    });
   }
 
   /** Records the token as the store's high-water mark, or throws `StaleTokenError` (the caller rolls back). */

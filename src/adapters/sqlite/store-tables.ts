@@ -149,6 +149,10 @@ export class StoreStatements {
     return statement;
   }
 
+  // In the updates below, `+status` keeps SQLite from driving them from an index on the host's status
+  // column: the ids (the primary key) are the selective side, and a status-driven plan made every
+  // batch scan all remaining rows of that status.
+
   /** Sets `target` on the running ones among `ids`; returns their ids. */
   pause(ids: readonly string[], target: string, running: string): string[] {
     const [host, id, status] = [this.#host, this.#id, this.#status];
@@ -157,7 +161,7 @@ export class StoreStatements {
       'pause',
       size,
       (list) =>
-        `UPDATE ${host} AS t SET ${status} = ? WHERE t.${id} IN (${list}) AND t.${status} = ? RETURNING ${id}`,
+        `UPDATE ${host} AS t SET ${status} = ? WHERE t.${id} IN (${list}) AND +t.${status} = ? RETURNING ${id}`,
     );
     return returned(statement, [target, ...pad(ids, size), running]);
   }
@@ -170,7 +174,7 @@ export class StoreStatements {
       'resume',
       size,
       (list) =>
-        `UPDATE ${host} AS t SET ${status} = ? WHERE t.${id} IN (${list}) AND t.${status} = ?
+        `UPDATE ${host} AS t SET ${status} = ? WHERE t.${id} IN (${list}) AND +t.${status} = ?
        AND EXISTS (SELECT 1 FROM ${marks} AS m WHERE m.id = t.${id}) RETURNING ${id}`,
     );
     return returned(statement, [running, ...pad(ids, size), paused]);
