@@ -120,6 +120,20 @@ async function timedAcquire(
   }
 }
 
+/**
+ * Whether a lease can no longer be written under: its signal aborted, or its local deadline passed
+ * already (a stalled event loop can run code past the deadline before the lease's own timer fires).
+ */
+function lost(lease: Lease): boolean {
+  return lease.signal.aborted || now() >= lease.deadline;
+}
+
+function leaseLostReason(lease: Lease): unknown {
+  return lease.signal.aborted
+    ? lease.signal.reason
+    : new LockLostError(`The lease on "${lease.name}" passed its local deadline before the next write`);
+}
+
 /** A member seems dead when it has missed a heartbeat: less than half its TTL left. */
 function nearExpiry(member: MemberInfo, fallbackTtlMs: number): boolean {
   if (member.expiresInMs === undefined) return false;
@@ -282,8 +296,8 @@ async function park(
   let stopped: HandOffDecision | undefined;
   try {
     for (;;) {
-      if (lease?.signal.aborted) {
-        record.error('park', lease.signal.reason);
+      if (lease !== undefined && lost(lease)) {
+        record.error('park', leaseLostReason(lease));
         stopped = 'lease-lost';
         break;
       }
@@ -298,7 +312,9 @@ async function park(
         signal,
       );
       if (page.items.length > 0) {
-        if (lease?.signal.aborted) continue;
+        // Checked again right before the write: the loop may have stalled past the deadline while
+        // listing, before the lease's timer could run.
+        if (lease !== undefined && lost(lease)) continue;
         const results = await bounded(
           store.park(page.items, fence),
           remaining(budgetEnd),
@@ -410,6 +426,7 @@ export async function resumeAtStart(ctx: ResumeContext): Promise<ResumeReport> {
           }
           if (ready.length > 0) {
             stop.throwIfAborted();
+            if (lost(lease)) throw leaseLostReason(lease);
             const results = await bounded(
               store.unpark(ready, fence),
               remaining(end),
