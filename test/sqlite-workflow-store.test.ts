@@ -142,6 +142,33 @@ describe('SqliteWorkflowStore', () => {
     expect((await s.listParked({ limit: 5 })).items).toEqual([]);
   });
 
+  it('works with an INTEGER status column, given the host status values as strings', async () => {
+    const { db } = hostDatabase('CREATE TABLE workflows (id TEXT PRIMARY KEY, status INTEGER NOT NULL)');
+    insert(db, [
+      ['w1', 1 as unknown as string],
+      ['w2', 1 as unknown as string],
+      ['w3', 9 as unknown as string],
+    ]);
+    const s = store({
+      database: db,
+      table: 'workflows',
+      statuses: { running: '1', pausing: '2', paused: '3' },
+    });
+    expect((await s.listActive({ limit: 10 })).items).toEqual(['w1', 'w2']);
+    expect(await s.park(['w1', 'w2', 'w3'], fence(1n))).toEqual([
+      { id: 'w1', outcome: 'pausing' },
+      { id: 'w2', outcome: 'pausing' },
+      { id: 'w3', outcome: 'skipped' },
+    ]);
+    expect(db.prepare('SELECT status FROM workflows ORDER BY id').pluck().all()).toEqual([2, 2, 9]);
+    db.prepare('UPDATE workflows SET status = 3 WHERE status = 2').run();
+    expect(await s.unpark(['w1', 'w2'], fence(2n))).toEqual([
+      { id: 'w1', outcome: 'resumed' },
+      { id: 'w2', outcome: 'resumed' },
+    ]);
+    expect(db.prepare('SELECT status FROM workflows ORDER BY id').pluck().all()).toEqual([1, 1, 9]);
+  });
+
   it('works with an INTEGER id column: numeric order, ids as strings', async () => {
     const { db } = hostDatabase('CREATE TABLE workflows (id INTEGER PRIMARY KEY, status TEXT NOT NULL)');
     insert(

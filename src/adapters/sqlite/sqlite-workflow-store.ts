@@ -184,22 +184,13 @@ export class SqliteWorkflowStore implements WorkflowStore {
   /** Lists marked workflows in id order with the host's state of each, `limit` at a time. */
   async listParked(options: ListOptions): Promise<Page<ParkedWorkflow>> {
     const { limit, cursor } = checkList('listParked', options);
-    const rows = await this.#connection.run(
+    const items: ParkedWorkflow[] = await this.#connection.run(
       () => {
-        const sql = this.#statements;
         const { pausing, paused } = this.#statuses;
-        return cursor === undefined
-          ? sql.parked.all(pausing, paused, limit + 1)
-          : sql.parkedAfter.all(pausing, paused, cursor, limit + 1);
+        return this.#statements.parked(pausing, paused, cursor, limit + 1);
       },
       { what: 'list the parked workflows' },
     );
-    const items = rows.map((row): ParkedWorkflow => ({
-      id: String(row.id),
-      state: row.state,
-      memberId: row.member_id,
-      token: row.token ?? undefined,
-    }));
     return pageOf(items, limit, (item) => item.id);
   }
 
@@ -208,7 +199,7 @@ export class SqliteWorkflowStore implements WorkflowStore {
     checkIds(ids);
     checkFence(fence);
     const { running, pausing, paused } = this.#statuses;
-    const target = pausing ?? paused;
+    const statuses = { running, target: pausing ?? paused };
     const outcome: ParkOutcome = pausing === null ? 'paused' : 'pausing';
     const parked = await this.#connection.run(
       (db) =>
@@ -219,8 +210,8 @@ export class SqliteWorkflowStore implements WorkflowStore {
             const done = new Set<string>();
             const at = Date.now();
             for (let i = 0; i < ids.length; i += CHUNK) {
-              for (const id of sql.pause(ids.slice(i, i + CHUNK), target, running)) {
-                sql.mark.run(id, fence.memberId, fence.token ?? null, at);
+              const chunk = ids.slice(i, i + CHUNK);
+              for (const id of sql.park(chunk, statuses, fence.memberId, fence.token ?? null, at)) {
                 done.add(id);
               }
             }
@@ -237,7 +228,7 @@ export class SqliteWorkflowStore implements WorkflowStore {
   async unpark(ids: readonly string[], fence: Fence): Promise<readonly ItemResult<UnparkOutcome>[]> {
     checkIds(ids);
     checkFence(fence);
-    const { running, pausing, paused } = this.#statuses;
+    const statuses = this.#statuses;
     const resumed = await this.#connection.run(
       (db) =>
         db
@@ -246,10 +237,7 @@ export class SqliteWorkflowStore implements WorkflowStore {
             const sql = this.#statements;
             const done = new Set<string>();
             for (let i = 0; i < ids.length; i += CHUNK) {
-              const chunk = ids.slice(i, i + CHUNK);
-              for (const id of sql.resume(chunk, running, paused)) done.add(id);
-              // Resumed ones are running now, so their marks go too; only `pausing` ones keep theirs.
-              sql.unmark(chunk, pausing);
+              for (const id of sql.unpark(ids.slice(i, i + CHUNK), statuses)) done.add(id);
             }
             return done;
           })

@@ -10,7 +10,10 @@ import { ConfigurationError } from '../../errors.js';
 import type { SqliteDatabase } from './connection.js';
 import { quote, quoteTable, siblingTable, type TableName } from './identifiers.js';
 
-/** Ids per statement: far below SQLite's variable limit (32766 since 3.32, 999 before). */
+/**
+ * Ids per statement. They travel as one JSON array read with `json_each`, so SQLite's variable limit
+ * does not apply; chunks only bound the temporary data of one statement.
+ */
 export const CHUNK = 512;
 
 /** The names the store works with. */
@@ -69,40 +72,58 @@ export function createStoreTables(db: SqliteDatabase, names: StoreNames): void {
   }).immediate();
 }
 
-/** A parked row as read. */
+/** A marked workflow as a `listParked` page reads it. */
 export interface ParkedRow {
   readonly id: string;
-  readonly member_id: string;
-  readonly token: bigint | null;
   readonly state: 'pausing' | 'paused' | 'other';
+  readonly memberId: string;
+  readonly token: bigint | undefined;
 }
+
+/** One parked row as JSON: id, member, token as text (it may not fit a double), state. */
+type ParkedJson = [string, string, string | null, ParkedRow['state']];
 
 type Statement = BetterSqlite3.Statement<unknown[], unknown>;
 
-/** The store's statements on one handle; the chunked ones are built per size and kept. */
+/**
+ * The store's statements on one handle, each prepared once. The ids of a chunk are bound as one JSON
+ * array and read with `json_each`: one statement per chunk, whatever its size.
+ *
+ * Plans. The ids are the selective side of every write: each row is found through the host's id
+ * column (its primary key). The status tests of those statements are written `(status = ?) IS TRUE`,
+ * which SQLite cannot drive from an index on the status column: driven from one, every batch scanned
+ * all rows of that status, and a park or a resume was quadratic. (`+status = ?` avoids the index too,
+ * but drops the column's affinity: the text `'1'` would never equal the 1 of an INTEGER status column.)
+ * `listActive` walks the id order: `likelihood(status = ?, 1.0)` tells the planner not to count on the
+ * status test to be selective, so that it does not read every remaining row of that status through a
+ * status index and sort them by id, for each page. An index that serves both, on `(status, id)` (or on
+ * `status` alone in a WITHOUT ROWID or INTEGER PRIMARY KEY table), is still used.
+ */
 export class StoreStatements {
-  readonly #db: SqliteDatabase;
-  readonly #chunked = new Map<string, Statement>();
-  readonly #host: string;
-  readonly #id: string;
-  readonly #status: string;
-  readonly #marks: string;
   readonly highest: BetterSqlite3.Statement<[], bigint>;
   readonly raiseHighest: BetterSqlite3.Statement<[bigint]>;
-  readonly mark: BetterSqlite3.Statement<[string, string, bigint | null, number]>;
   readonly active: BetterSqlite3.Statement<[string, number]>;
   readonly activeAfter: BetterSqlite3.Statement<[string, string, number]>;
-  readonly parked: BetterSqlite3.Statement<[string | null, string, number], ParkedRow>;
-  readonly parkedAfter: BetterSqlite3.Statement<[string | null, string, string, number], ParkedRow>;
+  readonly #transition: Statement;
+  readonly #transitionCount: Statement;
+  readonly #mark: Statement;
+  readonly #unmark: Statement;
+  readonly #unmarkCount: Statement;
+  readonly #unmarkUnlessPausing: Statement;
+  readonly #unmarkUnlessPausingCount: Statement;
+  readonly #savepoint: Statement;
+  readonly #rollbackTo: Statement;
+  readonly #release: Statement;
+  readonly #parked: BetterSqlite3.Statement<[string | null, string, number], string>;
+  readonly #parkedAfter: BetterSqlite3.Statement<[string | null, string, string, number], string>;
 
   constructor(db: SqliteDatabase, names: StoreNames) {
-    this.#db = db;
-    this.#host = quoteTable(names.table);
-    this.#id = quote(names.idColumn);
-    this.#status = quote(names.statusColumn);
-    this.#marks = quoteTable(names.marksTable);
+    const host = quoteTable(names.table);
+    const id = quote(names.idColumn);
+    const status = quote(names.statusColumn);
+    const marks = quoteTable(names.marksTable);
     const fence = quoteTable(siblingTable(names.marksTable, '_fence'));
-    const [host, id, status, marks] = [this.#host, this.#id, this.#status, this.#marks];
+    const chunk = '(SELECT value FROM json_each(?))';
     this.highest = db
       .prepare<[], bigint>(`SELECT highest FROM ${fence} WHERE id = 1`)
       .pluck()
@@ -111,12 +132,7 @@ export class StoreStatements {
       `INSERT INTO ${fence} (id, highest) VALUES (1, ?)
        ON CONFLICT (id) DO UPDATE SET highest = max(highest, excluded.highest)`,
     );
-    // A mark on a running workflow is stale (a user resumed it without an unpark): parking replaces it.
-    this.mark = db.prepare(
-      `INSERT INTO ${marks} (id, member_id, token, parked_at) VALUES (?, ?, ?, ?)
-       ON CONFLICT (id) DO UPDATE SET member_id = excluded.member_id, token = excluded.token, parked_at = excluded.parked_at`,
-    );
-    const active = `SELECT t.${id} FROM ${host} AS t WHERE t.${status} = ?`;
+    const active = `SELECT t.${id} FROM ${host} AS t WHERE likelihood(t.${status} = ?, 1.0)`;
     this.active = db
       .prepare<[string, number]>(`${active} ORDER BY t.${id} LIMIT ?`)
       .pluck()
@@ -125,95 +141,98 @@ export class StoreStatements {
       .prepare<[string, string, number]>(`${active} AND t.${id} > ? ORDER BY t.${id} LIMIT ?`)
       .pluck()
       .safeIntegers(true);
-    // The host's values are compared in SQL, so that column affinity (e.g. INTEGER statuses) applies.
-    const parked = `SELECT m.id, m.member_id, m.token,
-        CASE WHEN t.${status} = ? THEN 'pausing' WHEN t.${status} = ? THEN 'paused' ELSE 'other' END AS state
-      FROM ${marks} AS m LEFT JOIN ${host} AS t ON t.${id} = m.id`;
-    this.parked = db
-      .prepare<[string | null, string, number], ParkedRow>(`${parked} ORDER BY m.id LIMIT ?`)
-      .safeIntegers(true);
-    this.parkedAfter = db
-      .prepare<[string | null, string, string, number], ParkedRow>(
-        `${parked} WHERE m.id > ? ORDER BY m.id LIMIT ?`,
-      )
-      .safeIntegers(true);
+    const transition = `UPDATE ${host} AS t SET ${status} = ? WHERE t.${id} IN ${chunk} AND (t.${status} = ?) IS TRUE`;
+    this.#transition = db.prepare(`${transition} RETURNING ${id}`).pluck().safeIntegers(true);
+    this.#transitionCount = db.prepare(transition);
+    // A mark on a running workflow is stale (a user resumed it without an unpark): parking replaces it.
+    this.#mark = db.prepare(
+      `INSERT INTO ${marks} (id, member_id, token, parked_at) SELECT value, ?, ?, ? FROM json_each(?) WHERE true
+       ON CONFLICT (id) DO UPDATE SET member_id = excluded.member_id, token = excluded.token, parked_at = excluded.parked_at`,
+    );
+    const unmark = `DELETE FROM ${marks} AS m WHERE m.id IN ${chunk}`;
+    const unlessPausing = `${unmark}
+      AND NOT EXISTS (SELECT 1 FROM ${host} AS t WHERE t.${id} = m.id AND (t.${status} = ?) IS TRUE)`;
+    this.#unmark = db.prepare(`${unmark} RETURNING id`).pluck();
+    this.#unmarkCount = db.prepare(unmark);
+    this.#unmarkUnlessPausing = db.prepare(`${unlessPausing} RETURNING id`).pluck();
+    this.#unmarkUnlessPausingCount = db.prepare(unlessPausing);
+    this.#savepoint = db.prepare('SAVEPOINT graceful_drain_unpark');
+    this.#rollbackTo = db.prepare('ROLLBACK TO graceful_drain_unpark');
+    this.#release = db.prepare('RELEASE graceful_drain_unpark');
+    // Each row travels as one JSON text, one value to hand over instead of four. The host's values
+    // are compared in SQL, so that column affinity (e.g. INTEGER statuses) applies.
+    const parked = (where: string) =>
+      `SELECT json_array(m.id, m.member_id, CAST(m.token AS TEXT),
+          CASE WHEN t.${status} = ? THEN 'pausing' WHEN t.${status} = ? THEN 'paused' ELSE 'other' END)
+        FROM ${marks} AS m LEFT JOIN ${host} AS t ON t.${id} = m.id ${where} ORDER BY m.id LIMIT ?`;
+    this.#parked = db.prepare<[string | null, string, number], string>(parked('')).pluck();
+    this.#parkedAfter = db
+      .prepare<[string | null, string, string, number], string>(parked('WHERE m.id > ?'))
+      .pluck();
   }
 
-  #chunk(kind: string, size: number, build: (list: string) => string): Statement {
-    const key = `${kind}:${size}`;
-    let statement = this.#chunked.get(key);
-    if (statement === undefined) {
-      statement = this.#db.prepare(build(Array.from({ length: size }, () => '?').join(', ')));
-      this.#chunked.set(key, statement);
+  /** Sets `target` on the running ones among `ids` and marks them; returns their ids. */
+  park(
+    ids: readonly string[],
+    statuses: { readonly running: string; readonly target: string },
+    memberId: string,
+    token: bigint | null,
+    at: number,
+  ): string[] {
+    const changed = this.#transitionAll(ids, statuses.target, statuses.running);
+    if (changed.length > 0) this.#mark.run(memberId, token, at, JSON.stringify(changed));
+    return changed;
+  }
+
+  /**
+   * Clears the marks among `ids`, except those of workflows still `pausing`, and resumes those of the
+   * unmarked workflows that are paused; returns the ids resumed. A workflow that is no longer paused
+   * only loses its mark; one without a mark is never touched.
+   */
+  unpark(
+    ids: readonly string[],
+    statuses: { readonly running: string; readonly pausing: string | null; readonly paused: string },
+  ): string[] {
+    const { running, pausing, paused } = statuses;
+    const distinct = [...new Set(ids)];
+    const list = JSON.stringify(distinct);
+    // In the usual chunk every id is marked and paused: when both counts are whole, every id was
+    // unmarked and resumed, and no list of ids needs to come back (RETURNING made an unpark about a
+    // fifth slower). Otherwise the chunk is rolled back and redone with RETURNING, to tell which.
+    this.#savepoint.run();
+    const unmarked =
+      pausing === null ? this.#unmarkCount.run(list) : this.#unmarkUnlessPausingCount.run(list, pausing);
+    if (
+      unmarked.changes === distinct.length &&
+      this.#transitionCount.run(running, list, paused).changes === distinct.length
+    ) {
+      this.#release.run();
+      return distinct;
     }
-    return statement;
+    this.#rollbackTo.run();
+    this.#release.run();
+    const cleared = (
+      pausing === null ? this.#unmark.all(list) : this.#unmarkUnlessPausing.all(list, pausing)
+    ) as string[];
+    return cleared.length === 0 ? [] : this.#transitionAll(cleared, running, paused);
   }
 
-  // In the updates below, `+status` keeps SQLite from driving them from an index on the host's status
-  // column: the ids (the primary key) are the selective side, and a status-driven plan made every
-  // batch scan all remaining rows of that status.
-
-  /** Sets `target` on the running ones among `ids`; returns their ids. */
-  pause(ids: readonly string[], target: string, running: string): string[] {
-    const [host, id, status] = [this.#host, this.#id, this.#status];
-    const size = bucket(ids.length);
-    const statement = this.#chunk(
-      'pause',
-      size,
-      (list) =>
-        `UPDATE ${host} AS t SET ${status} = ? WHERE t.${id} IN (${list}) AND +t.${status} = ? RETURNING ${id}`,
-    );
-    return returned(statement, [target, ...pad(ids, size), running]);
+  /** A page of marked workflows after `cursor`, in id order, with the host's state of each. */
+  parked(pausing: string | null, paused: string, cursor: string | undefined, limit: number): ParkedRow[] {
+    const rows =
+      cursor === undefined
+        ? this.#parked.all(pausing, paused, limit)
+        : this.#parkedAfter.all(pausing, paused, cursor, limit);
+    return (JSON.parse(`[${rows.join(',')}]`) as ParkedJson[]).map(([id, memberId, token, state]) => ({
+      id,
+      state,
+      memberId,
+      token: token === null ? undefined : BigInt(token),
+    }));
   }
 
-  /** Sets `running` on the paused, marked ones among `ids`; returns their ids. */
-  resume(ids: readonly string[], running: string, paused: string): string[] {
-    const [host, id, status, marks] = [this.#host, this.#id, this.#status, this.#marks];
-    const size = bucket(ids.length);
-    const statement = this.#chunk(
-      'resume',
-      size,
-      (list) =>
-        `UPDATE ${host} AS t SET ${status} = ? WHERE t.${id} IN (${list}) AND +t.${status} = ?
-       AND EXISTS (SELECT 1 FROM ${marks} AS m WHERE m.id = t.${id}) RETURNING ${id}`,
-    );
-    return returned(statement, [running, ...pad(ids, size), paused]);
+  /** Sets `to` on the workflows among `ids` whose status is `from`; returns their ids. */
+  #transitionAll(ids: readonly string[], to: string, from: string): string[] {
+    return (this.#transition.all(to, JSON.stringify(ids), from) as unknown[]).map((value) => String(value));
   }
-
-  /** Clears the marks among `ids` except those of workflows still `pausing`. */
-  unmark(ids: readonly string[], pausing: string | null): void {
-    const [host, id, status, marks] = [this.#host, this.#id, this.#status, this.#marks];
-    const size = bucket(ids.length);
-    const statement = this.#chunk(
-      'unmark',
-      size,
-      (list) =>
-        `DELETE FROM ${marks} AS m WHERE m.id IN (${list})
-       AND NOT EXISTS (SELECT 1 FROM ${host} AS t WHERE t.${id} = m.id AND t.${status} = ?)`,
-    );
-    statement.run(...pad(ids, size), pausing);
-  }
-}
-
-/** Statement sizes are powers of two, so a handful of statements serve every batch size. */
-function bucket(count: number): number {
-  let size = 1;
-  while (size < count) size *= 2;
-  return Math.min(size, CHUNK);
-}
-
-/** `NULL` never equals anything, so padding matches no row. */
-function pad(ids: readonly string[], size: number): (string | null)[] {
-  const padded: (string | null)[] = [...ids];
-  while (padded.length < size) padded.push(null);
-  return padded;
-}
-
-function returned(statement: Statement, params: unknown[]): string[] {
-  return (
-    statement
-      .pluck()
-      .safeIntegers(true)
-      .all(...params) as unknown[]
-  ).map((value) => String(value));
 }
