@@ -56,16 +56,17 @@ export function storeSql(names: StoreNames): StoreSql {
       SELECT t.${ID}::text AS id FROM ${T} t
       WHERE t.${ST} = $1${withCursor ? ` AND t.${ID} > ${asId('$3')}` : ''}
       ORDER BY t.${ID} LIMIT $2`,
-    // The page of marks is taken first, from the marks' own index, and only then joined with the host:
-    // planned the other way round (from stale statistics) every page scanned all remaining marks.
+    // The page of marks is taken first, from the marks' own index, and each status is then read by id
+    // (a scalar subquery, which the planner cannot turn into a scan of the whole host table): planned
+    // otherwise, from stale statistics, every page scanned all remaining marks or the host table.
     listParked: (withCursor) => `
-      SELECT p.workflow_id AS id, p.member_id, p.token::text AS token, t.${ST}::text AS status
+      SELECT p.workflow_id AS id, p.member_id, p.token::text AS token,
+        (SELECT t.${ST}::text FROM ${T} t WHERE t.${ID} = ${asId('p.workflow_id')}) AS status
       FROM (
         SELECT workflow_id, member_id, token FROM ${S}.parked
         WHERE store_key = $1${withCursor ? ' AND workflow_id > ($3 COLLATE "C")' : ''}
         ORDER BY workflow_id LIMIT $2
       ) p
-      LEFT JOIN ${T} t ON t.${ID} = ${asId('p.workflow_id')}
       ORDER BY p.workflow_id`,
     // An upsert rather than SELECT .. FOR UPDATE then UPDATE: one round trip, the same row lock held to
     // the end of the transaction, and the row created on first use.
@@ -91,6 +92,8 @@ export function storeSql(names: StoreNames): StoreSql {
           SET member_id = EXCLUDED.member_id, token = EXCLUDED.token, parked_at = now()
       )
       SELECT ord FROM paused`,
+    // In `resumed`, `(status = $4) IS TRUE` keeps the planner from driving the update from an index on
+    // the host's status, whose statistics predate the park; the ids (primary key) are the selective side.
     // Resume the marked ones still paused; clear the marks of those resumed and of those the host no
     // longer holds paused or pausing (a user resumed or cancelled them). A mark whose workflow is still
     // pausing, or turned paused after this statement's snapshot, stays for the next round.
@@ -103,7 +106,7 @@ export function storeSql(names: StoreNames): StoreSql {
       resumed AS (
         UPDATE ${T} AS t SET ${ST} = $3
         FROM marks m
-        WHERE t.${ID} = ${asId('m.workflow_id')} AND t.${ST} = $4
+        WHERE t.${ID} = ${asId('m.workflow_id')} AND (t.${ST} = $4) IS TRUE
         RETURNING m.workflow_id, m.ord
       ),
       cleared AS (
