@@ -15,7 +15,16 @@ import type { Random } from './random.js';
 
 /** What the engine did, one event at a time (for the optional history log). */
 export type EngineEvent =
-  | { readonly type: 'claim'; readonly id: string; readonly step: number; readonly claim: string }
+  | {
+      readonly type: 'claim';
+      readonly id: string;
+      readonly step: number;
+      readonly claim: string;
+      /** When the claim was made (epoch ms): its lease runs until `claimedAt + claimTtlMs`. */
+      readonly claimedAt: number;
+    }
+  /** The step began to run, inside `drain.track()` (a claim released at once never starts). */
+  | { readonly type: 'step-start'; readonly id: string; readonly step: number; readonly claim: string }
   | {
       readonly type: 'commit';
       readonly id: string;
@@ -31,7 +40,13 @@ export type EngineEvent =
       readonly why: string;
     }
   | { readonly type: 'pauses-completed'; readonly count: number }
-  | { readonly type: 'error'; readonly where: string; readonly message: string };
+  | {
+      readonly type: 'error';
+      readonly where: string;
+      readonly message: string;
+      /** The claim it happened to (a failed commit or release), if any. */
+      readonly claim?: string;
+    };
 
 /** Options of {@link Engine}. */
 export interface EngineOptions {
@@ -127,9 +142,10 @@ export class Engine {
     this.#o.onEvent?.(event);
   }
 
-  #error(where: string, error: unknown): void {
+  #error(where: string, error: unknown, claim?: Claim): void {
     this.stats.errors++;
-    this.#emit({ type: 'error', where, message: error instanceof Error ? error.message : String(error) });
+    const message = error instanceof Error ? error.message : String(error);
+    this.#emit({ type: 'error', where, message, ...(claim === undefined ? {} : { claim: claim.owner }) });
   }
 
   async #loop(): Promise<void> {
@@ -148,7 +164,13 @@ export class Engine {
         continue;
       }
       this.stats.claimed++;
-      this.#emit({ type: 'claim', id: claim.id, step: claim.step, claim: claim.owner });
+      this.#emit({
+        type: 'claim',
+        id: claim.id,
+        step: claim.step,
+        claim: claim.owner,
+        claimedAt: claim.claimedAt,
+      });
       const held = claim;
       try {
         await drain.track((context) => this.#runStep(held, context), {
@@ -166,6 +188,7 @@ export class Engine {
   async #runStep(claim: Claim, { signal }: TaskContext): Promise<CommitOutcome | undefined> {
     const { db, stepMs, stepJitter, random, workerId } = this.#o;
     const startedAt = Date.now();
+    this.#emit({ type: 'step-start', id: claim.id, step: claim.step, claim: claim.owner });
     try {
       await sleep(Math.max(1, stepMs * (1 + stepJitter * (2 * random() - 1))), signal);
     } catch {
@@ -177,7 +200,7 @@ export class Engine {
     try {
       outcome = await db.commit(claim, workerId, startedAt, Date.now());
     } catch (error) {
-      this.#error('commit', error);
+      this.#error('commit', error, claim);
       await this.#release(claim, 'commit failed');
       return undefined;
     }
@@ -193,7 +216,7 @@ export class Engine {
       if (await this.#o.db.release(claim, Date.now())) this.stats.released++;
       this.#emit({ type: 'release', id: claim.id, step: claim.step, claim: claim.owner, why });
     } catch (error) {
-      this.#error('release', error);
+      this.#error('release', error, claim);
     }
   }
 

@@ -1,0 +1,193 @@
+/**
+ * The members of a chaos run, by slot: slot N runs one member at a time (`m<N>r<run>`), always behind
+ * the same proxy. A member that exits during the chaos phase is replaced after a random delay (zero
+ * now and then, so that a start races a stop); the calm phase starts a fresh set and stops it.
+ */
+import { join } from 'node:path';
+import type { BackendConfig } from '../examples/demo/backend.js';
+import { deriveSeed, type Random } from '../examples/demo/random.js';
+import type { Timings } from './faults.js';
+import { clock, type HarnessEvent, type Recorder } from './history.js';
+import { MemberProcess } from './member.js';
+import type { ChaosProxy } from './tcp-proxy.js';
+
+/** Steps each member runs at once. */
+export const CONCURRENCY = 2;
+
+/** What a cluster needs to start its members. */
+export interface ClusterOptions {
+  readonly slots: number;
+  readonly config: BackendConfig;
+  readonly group: string;
+  readonly runId: string;
+  readonly seed: number;
+  readonly timings: Timings;
+  readonly historyDir: string;
+  readonly proxies: readonly ChaosProxy[];
+  readonly record: Recorder<HarnessEvent>;
+  readonly random: Random;
+  /** Called with a line to show (a member that failed, for instance). */
+  readonly log: (line: string) => void;
+}
+
+interface Slot {
+  readonly slot: number;
+  runs: number;
+  member: MemberProcess | undefined;
+  /** When to start the next member here (shared clock), if the slot is empty. */
+  restartAt: number | undefined;
+}
+
+/** The member processes of a run. */
+export class ChaosCluster {
+  readonly #o: ClusterOptions;
+  readonly #slots: Slot[];
+  /** Every member ever started. */
+  readonly members: MemberProcess[] = [];
+  /** Whether empty slots are refilled (the chaos phase). */
+  restarting = false;
+  /** Hears of every state change of every member (the scheduler springs its traps on them). */
+  onState: ((member: MemberProcess, state: string) => void) | undefined;
+
+  constructor(options: ClusterOptions) {
+    this.#o = options;
+    this.#slots = Array.from({ length: options.slots }, (_, i) => ({
+      slot: i + 1,
+      runs: 0,
+      member: undefined,
+      restartAt: undefined,
+    }));
+  }
+
+  /** How many slots. */
+  get slots(): number {
+    return this.#slots.length;
+  }
+
+  /** The connection name (Redis) / application_name prefix (PostgreSQL) of a member. */
+  connectionName(memberId: string): string {
+    return `gdc-${this.#o.runId}-${memberId}`;
+  }
+
+  /** The member running in each slot now (alive), if any. */
+  live(): MemberProcess[] {
+    return this.#slots.flatMap((s) => (s.member?.alive === true ? [s.member] : []));
+  }
+
+  /** The member of `slot`, if one runs there. */
+  memberOf(slot: number): MemberProcess | undefined {
+    const member = this.#slots[slot - 1]?.member;
+    return member?.alive === true ? member : undefined;
+  }
+
+  /** Starts a member in `slot`. */
+  spawn(slot: number): MemberProcess {
+    const s = this.#slots[slot - 1] as Slot;
+    s.runs++;
+    s.restartAt = undefined;
+    const o = this.#o;
+    const t = o.timings;
+    const memberId = `m${slot}r${s.runs}`;
+    const c = o.config;
+    const proxy = o.proxies[slot - 1];
+    const args = [
+      '--backend',
+      c.backend,
+      '--group',
+      o.group,
+      '--history',
+      join(o.historyDir, `${memberId}.jsonl`),
+      '--connection-name',
+      this.connectionName(memberId),
+      '--concurrency',
+      String(CONCURRENCY),
+      '--step-ms',
+      String(t.stepMs),
+      '--claim-ttl-ms',
+      String(t.claimTtlMs),
+      '--shutdown-timeout-ms',
+      String(t.shutdownTimeoutMs),
+      '--member-ttl-ms',
+      String(t.memberTtlMs),
+      '--lock-ttl-ms',
+      String(t.lockTtlMs),
+      '--close-timeout-ms',
+      String(t.closeTimeoutMs),
+      '--seed',
+      String(deriveSeed(o.seed, memberId)),
+      ...(c.backend === 'postgres' ? ['--pg-schema', c.pgSchema] : ['--db', c.dbPath]),
+      ...(c.backend === 'redis' ? ['--redis-key-prefix', c.redisKeyPrefix] : []),
+    ];
+    // The URLs travel in the environment (never on a command line): the member's own proxy.
+    const env: NodeJS.ProcessEnv = {};
+    if (proxy !== undefined && c.backend === 'redis') env.GD_REDIS_URL = `redis://127.0.0.1:${proxy.port}`;
+    if (proxy !== undefined && c.backend === 'postgres') {
+      const url = new URL(c.postgresUrl);
+      url.hostname = '127.0.0.1';
+      url.port = String(proxy.port);
+      env.GD_POSTGRES_URL = url.toString();
+    }
+    const member = new MemberProcess(
+      memberId,
+      slot,
+      args,
+      env,
+      join(o.historyDir, `${memberId}.stderr`),
+      (m, state) => this.onState?.(m, state),
+    );
+    s.member = member;
+    this.members.push(member);
+    o.record({ type: 'spawn', member: memberId, slot, pid: member.pid });
+    void member.exited.then((exit) => {
+      o.record({ type: 'exit', member: memberId, code: exit.code, signal: exit.signal });
+      if (exit.code !== 0 && exit.signal === null && !member.isReady) {
+        o.log(
+          `${memberId} could not start (exit ${exit.code}): ${member.stderr.slice(-3).join(' | ') || 'see its history'}`,
+        );
+      }
+      if (s.member === member && this.restarting) {
+        // Now and then at once, so that a start races the stop of another member.
+        s.restartAt = clock() + (o.random() < 0.25 ? 0 : 200 + o.random() * 1300);
+      }
+    });
+    return member;
+  }
+
+  /** Starts the members of the empty slots whose time has come. */
+  refill(): void {
+    if (!this.restarting) return;
+    const now = clock();
+    for (const s of this.#slots) {
+      if (s.member?.alive === true || s.restartAt === undefined || s.restartAt > now) continue;
+      this.spawn(s.slot);
+    }
+  }
+
+  /** Starts a member in every empty slot, now. */
+  fill(): MemberProcess[] {
+    return this.#slots.filter((s) => s.member?.alive !== true).map((s) => this.spawn(s.slot));
+  }
+
+  /**
+   * SIGTERM to every live member at once; waits for them to exit, SIGKILL after `boundMs`. Resolves the
+   * members it stopped, and those it had to kill.
+   */
+  async stopAll(
+    signal: (member: MemberProcess, signal: NodeJS.Signals) => void,
+    boundMs: number,
+  ): Promise<{ stopped: MemberProcess[]; killed: MemberProcess[] }> {
+    const stopped = this.live();
+    for (const member of stopped) signal(member, 'SIGTERM');
+    const killed: MemberProcess[] = [];
+    const timer = setTimeout(() => {
+      for (const member of stopped) {
+        if (!member.alive) continue;
+        killed.push(member);
+        signal(member, 'SIGKILL');
+      }
+    }, boundMs);
+    await Promise.all(stopped.map((m) => m.exited));
+    clearTimeout(timer);
+    return { stopped, killed };
+  }
+}

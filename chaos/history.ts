@@ -1,0 +1,293 @@
+/**
+ * The history of a chaos run: one JSON line per event, appended by every member process to a file of
+ * its own and by the harness to another, merged and sorted by time after the run.
+ *
+ * Times are `performance.timeOrigin + performance.now()`: a monotonic clock in every process, anchored
+ * on the wall clock once at its start, so times compare across processes (to well under a millisecond
+ * on one host) and a wall-clock step during the run changes nothing. A process stopped with SIGSTOP
+ * sees the clock run on while it is frozen, as it must.
+ */
+import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** Now, on the clock every process of the run shares (ms, epoch-based, monotonic within a process). */
+export function clock(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+/** A `performance.now()` reading of this process, on the shared clock. */
+export function fromNow(performanceNow: number): number {
+  return performance.timeOrigin + performanceNow;
+}
+
+/** An error as it goes into the history. */
+export interface ErrorRecord {
+  readonly name: string;
+  readonly code?: string;
+  readonly message: string;
+}
+
+/** An error (or anything thrown) for the history. */
+export function errorRecord(error: unknown): ErrorRecord {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return { name: error.name, ...(typeof code === 'string' ? { code } : {}), message: error.message };
+  }
+  return { name: 'Error', message: String(error) };
+}
+
+/** The outcomes of one park or unpark call, grouped: outcome -> ids. */
+export type Outcomes = Readonly<Record<string, readonly string[]>>;
+
+/** Where a write's lease stood when the write was sent. */
+export interface LeaseAtWrite {
+  /** The lease's signal was aborted already. */
+  readonly aborted: boolean;
+  /** Its local deadline, on the shared clock. */
+  readonly deadline: number;
+}
+
+/** What a member process records (`m` is its member id). */
+export type MemberEvent =
+  | { readonly type: 'boot'; readonly backend: string; readonly group: string }
+  | { readonly type: 'join-start'; readonly group: string }
+  | { readonly type: 'join'; readonly incarnation: string }
+  | { readonly type: 'join-failed'; readonly error: ErrorRecord }
+  | { readonly type: 'membership-lost'; readonly incarnation: string; readonly error: ErrorRecord }
+  | { readonly type: 'leave-start'; readonly incarnation: string }
+  | { readonly type: 'leave'; readonly incarnation: string }
+  | { readonly type: 'leave-failed'; readonly incarnation: string; readonly error: ErrorRecord }
+  | { readonly type: 'members-start' }
+  | {
+      readonly type: 'members';
+      readonly members: readonly { readonly memberId: string; readonly expiresInMs?: number }[];
+    }
+  | { readonly type: 'members-failed'; readonly error: ErrorRecord }
+  | { readonly type: 'acquire-start'; readonly name: string }
+  | { readonly type: 'acquire'; readonly name: string; readonly token: string; readonly deadline: number }
+  | { readonly type: 'acquire-failed'; readonly name: string; readonly error: ErrorRecord }
+  | { readonly type: 'renew'; readonly token: string; readonly deadline: number }
+  | { readonly type: 'lease-lost'; readonly token: string; readonly error: ErrorRecord }
+  | { readonly type: 'release-start'; readonly token: string }
+  | { readonly type: 'release'; readonly token: string }
+  | { readonly type: 'release-failed'; readonly token: string; readonly error: ErrorRecord }
+  | {
+      readonly type: 'park-start' | 'unpark-start';
+      readonly token: string | null;
+      readonly ids: readonly string[];
+      readonly lease: LeaseAtWrite | null;
+    }
+  | { readonly type: 'park' | 'unpark'; readonly token: string | null; readonly outcomes: Outcomes }
+  | {
+      readonly type: 'park-failed' | 'unpark-failed';
+      readonly token: string | null;
+      readonly error: ErrorRecord;
+    }
+  | { readonly type: 'list-parked-start' }
+  | {
+      readonly type: 'list-parked';
+      readonly parked: readonly { readonly id: string; readonly state: string }[];
+      readonly more: boolean;
+    }
+  | { readonly type: 'state'; readonly from: string; readonly to: string }
+  | { readonly type: 'ready' }
+  | {
+      readonly type: 'resume-round';
+      readonly resumed: number;
+      readonly stillPausing: number;
+      readonly complete: boolean;
+      readonly errors: number;
+    }
+  | {
+      readonly type: 'resumed';
+      readonly resumed: number;
+      readonly rounds: number;
+      readonly complete: boolean;
+    }
+  | {
+      readonly type: 'report';
+      readonly outcome: string;
+      readonly handOff: string;
+      readonly durationMs: number;
+      readonly budgetMs: number;
+      readonly parked: number;
+      readonly token: string | null;
+      readonly inFlightAtStart: number;
+      readonly aborted: number;
+      readonly stragglers: number;
+      readonly errors: readonly { readonly phase: string; readonly error: ErrorRecord }[];
+    }
+  | { readonly type: 'closed'; readonly coordinatorCloseMs: number; readonly totalMs: number }
+  | { readonly type: 'close-timeout'; readonly afterMs: number }
+  | { readonly type: 'lingering'; readonly handles: readonly string[] }
+  /** The event loop did not turn for `ms` from `from` (a busy machine): an unannounced short freeze. */
+  | { readonly type: 'stall'; readonly from: number; readonly ms: number }
+  /** The harness asked for a stall of the event loop at a chosen point (see the `stall-at-park` fault). */
+  | { readonly type: 'stall-armed'; readonly ms: number }
+  | { readonly type: 'stall-injected'; readonly ms: number; readonly where: string }
+  | { readonly type: 'failed'; readonly error: ErrorRecord }
+  // The engine's events (see examples/demo/engine.ts); its `release` of a claim is `unclaim` here.
+  | {
+      readonly type: 'claim';
+      readonly id: string;
+      readonly step: number;
+      readonly claim: string;
+      readonly claimedAt: number;
+    }
+  | { readonly type: 'step-start'; readonly id: string; readonly step: number; readonly claim: string }
+  | {
+      readonly type: 'commit';
+      readonly id: string;
+      readonly step: number;
+      readonly claim: string;
+      readonly outcome: string;
+    }
+  | {
+      readonly type: 'unclaim';
+      readonly id: string;
+      readonly step: number;
+      readonly claim: string;
+      readonly why: string;
+    }
+  | { readonly type: 'pauses-completed'; readonly count: number }
+  | {
+      readonly type: 'engine-error';
+      readonly where: string;
+      readonly message: string;
+      readonly claim?: string;
+    };
+
+/** The faults the harness injects. */
+export const FAULT_KINDS = [
+  'sigterm',
+  'sigkill',
+  'freeze',
+  'freeze-at-handoff',
+  'freeze-at-start',
+  'stall-at-park',
+  'conn-kill',
+  'partition',
+  'delay',
+  'server-restart',
+  'sqlite-stall',
+  'stop-all',
+  'cluster-stop',
+] as const;
+
+/** A fault's kind. */
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+/** The phases of a run. */
+export type Phase = 'chaos' | 'calm' | 'final-stop' | 'done';
+
+/** What the harness records (`m` is `harness`). */
+export type HarnessEvent =
+  | {
+      readonly type: 'run';
+      readonly backend: string;
+      readonly seed: number;
+      readonly members: number;
+      readonly seconds: number;
+      readonly timings: Readonly<Record<string, number>>;
+    }
+  | { readonly type: 'phase'; readonly phase: Phase }
+  | {
+      readonly type: 'spawn';
+      readonly member: string;
+      readonly slot: number;
+      readonly pid: number | undefined;
+    }
+  | { readonly type: 'signal'; readonly member: string; readonly signal: string }
+  | {
+      readonly type: 'exit';
+      readonly member: string;
+      readonly code: number | null;
+      readonly signal: string | null;
+    }
+  | {
+      readonly type: 'fault';
+      /** Unique in the run: its `heal` names it. */
+      readonly fault: number;
+      readonly kind: FaultKind;
+      /** The members it hits directly (signals, killed connections). */
+      readonly targets: readonly string[];
+      /** The slots whose network path it hits (partition, delay, server restart): whoever runs there. */
+      readonly slots: readonly number[];
+      /** How long it lasts (0: at once). */
+      readonly durationMs: number;
+      readonly detail: string;
+    }
+  | { readonly type: 'heal'; readonly fault: number }
+  | {
+      readonly type: 'cluster-stopped';
+      readonly members: readonly string[];
+      /** Workflows still `running` once they had all exited. */
+      readonly running: readonly string[];
+    }
+  | {
+      readonly type: 'user-pause';
+      readonly id: string;
+      readonly step: number;
+      readonly claim: string | null;
+    }
+  | { readonly type: 'seed'; readonly ids: readonly string[] };
+
+/** One line of the history, as read back. */
+export type HistoryEntry = (MemberEvent | HarnessEvent) & {
+  /** When, on the shared clock. */
+  readonly t: number;
+  /** Who: a member id, or `harness`. */
+  readonly m: string;
+  /** The process id. */
+  readonly pid: number;
+  /** Its place in the merged history (set when read). */
+  readonly seq: number;
+};
+
+/** The events of one kind. */
+export type EntryOf<T extends HistoryEntry['type']> = Extract<HistoryEntry, { type: T }>;
+
+/** A function that appends one event to a history file. */
+export type Recorder<E> = (event: E) => void;
+
+/** Appends events to `file` as JSON lines, each stamped with the time, `who` and the pid. */
+export function historyFile<E extends { readonly type: string }>(file: string, who: string): Recorder<E> {
+  return (event) => {
+    // One write() per line: a process killed mid-run leaves whole lines (or a last one cut short).
+    appendFileSync(
+      file,
+      `${JSON.stringify({ t: clock(), m: who, pid: process.pid, ...event }, (_, v: unknown) =>
+        typeof v === 'bigint' ? v.toString() : v,
+      )}\n`,
+    );
+  };
+}
+
+/** Reads every `*.jsonl` file of `folder` and merges them by time (ties keep each file's order). */
+export function readHistory(folder: string): HistoryEntry[] {
+  const entries: (Omit<HistoryEntry, 'seq'> & { file: number; line: number })[] = [];
+  const files = readdirSync(folder)
+    .filter((f) => f.endsWith('.jsonl'))
+    .sort();
+  files.forEach((name, file) => {
+    const lines = readFileSync(join(folder, name), 'utf8').split('\n');
+    lines.forEach((text, line) => {
+      if (text.trim() === '') return;
+      try {
+        entries.push({ ...(JSON.parse(text) as Omit<HistoryEntry, 'seq'>), file, line });
+      } catch {
+        // The last line of a process killed while writing it: nothing to read there.
+      }
+    });
+  });
+  entries.sort((a, b) => a.t - b.t || a.file - b.file || a.line - b.line);
+  return entries.map(({ file: _file, line: _line, ...entry }, seq) => ({ ...entry, seq }) as HistoryEntry);
+}
+
+/** A short, one-line rendering of an entry, for the stretch of history shown around a violation. */
+export function describeEntry(entry: HistoryEntry, origin: number): string {
+  const { t, m, pid: _pid, seq: _seq, type, ...rest } = entry as HistoryEntry & Record<string, unknown>;
+  let detail = JSON.stringify(rest);
+  if (detail.length > 160) detail = `${detail.slice(0, 157)}...`;
+  return `${((t - origin) / 1000).toFixed(3).padStart(8)}s  ${m.padEnd(12)} ${type.padEnd(18)} ${detail === '{}' ? '' : detail}`;
+}
