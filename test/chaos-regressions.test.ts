@@ -2,9 +2,11 @@
  * Regressions found by the chaos harness (chaos/, docs/reliability.md), each pinned on the real
  * adapters in the smallest setting that shows it.
  *
- * 1. A park sent after the lease's local deadline (seeds 31-33 and 101-102 of `npm run chaos`, every
- *    backend, with the `stall-at-park` fault): the hand-off checks `lease.signal.aborted` before each
- *    batch, but the signal aborts from a timer. When the event loop stalls (a GC pause, a starved CPU)
+ * 1. A park sent after the lease's local deadline, on every backend, with the `stall-at-park` and
+ *    `freeze-at-handoff` faults (`npm run chaos -- --backend redis --members 2 --seconds 30 --seed 41`,
+ *    or `--backend postgres --members 3 --seconds 60 --seed 102`; a seed replays the schedule, not the
+ *    timing, so it may take a few runs). The hand-off checks `lease.signal.aborted` before each batch,
+ *    but the signal aborts from a timer. When the event loop stalls (a GC pause, a starved CPU)
  *    between the listing of active workflows and the park, the deadline passes, the timer has not run
  *    yet when the loop comes back, and the park goes out under a lease another member may hold by now:
  *    here a second process takes the lock, finds nothing parked, and is done; the stale park then lands
