@@ -180,20 +180,21 @@ export class ChaosRun {
     await this.#startAll('the first members');
   }
 
-  /** Starts a member in every empty slot and waits for all to be ready. */
+  /** Starts a member in every empty slot and waits for all to be ready (20 s at most). */
   async #startAll(what: string): Promise<void> {
     const started = (this.#cluster as ChaosCluster).fill();
     this.log(`starting ${started.map((m) => m.memberId).join(', ')}`);
-    const results = await Promise.allSettled(
-      started.map((m) =>
-        Promise.race([
-          m.ready,
-          sleep(20_000).then(() => Promise.reject(new Error(`${m.memberId} not ready in 20 s`))),
-        ]),
-      ),
-    );
-    const failed = results.flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).message] : []));
-    if (failed.length > 0) throw new RunError(`${what} did not start: ${failed.join('; ')}`);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('not every member was ready within 20 s')), 20_000);
+    });
+    try {
+      await Promise.race([Promise.all(started.map((m) => m.ready)), timeout]);
+    } catch (error) {
+      throw new RunError(`${what} did not start: ${(error as Error).message}`);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   #phaseStart(phase: Phase): void {
