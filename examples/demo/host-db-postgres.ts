@@ -55,6 +55,9 @@ export class PostgresHostDb implements HostDb {
   async #transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.#pool.connect();
     let broken: Error | undefined;
+    // A checked-out client has no pool listener: without ours, a dropped connection crashes the worker.
+    const onError = (error: Error): void => void (broken = error);
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const result = await work(client);
@@ -64,6 +67,7 @@ export class PostgresHostDb implements HostDb {
       await client.query('ROLLBACK').catch((rollback: Error) => (broken = rollback));
       throw error;
     } finally {
+      client.removeListener('error', onError);
       client.release(broken);
     }
   }
