@@ -86,7 +86,7 @@ try {
 import { DrainController, GracefulDrainError } from 'graceful-drain';
 import { MemoryCoordinator, MemoryWorkflowStore } from 'graceful-drain/memory';
 import { RedisCoordinator } from 'graceful-drain/redis';
-const drain = new DrainController({ coordinator: new MemoryCoordinator(), store: new MemoryWorkflowStore() });
+const drain = new DrainController({ group: 'check', coordinator: new MemoryCoordinator(), store: new MemoryWorkflowStore() });
 await drain.start();
 if ((await drain.track(() => 42)) !== 42) throw new Error('track');
 const report = await drain.shutdown();

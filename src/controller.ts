@@ -2,21 +2,17 @@ import { EventEmitter } from 'node:events';
 import { Mutex } from 'async-mutex';
 import createDebug from 'debug';
 import { pEvent } from 'p-event';
-import type { Membership } from './coordinator.js';
+import type { Lease, Membership } from './coordinator.js';
 import { DrainClosedError, DrainForcedError, DrainTimeoutError, MembershipLostError } from './errors.js';
-import {
-  type HandOffResult,
-  type ParkProgress,
-  type ResumeProgress,
-  type ResumeReport,
-  handOffAtShutdown,
-  resumeAtStart,
-} from './hand-off.js';
+import { type HandOffResult, type ParkProgress, handOffAtShutdown } from './hand-off.js';
+import { call, LeaseSlot, remaining } from './internal/calls.js';
 import { bounded, delay, now } from './internal/time.js';
 import { publish } from './metrics.js';
 import { type CompiledOptions, type DrainControllerOptions, compileOptions } from './options.js';
 import type { PhaseName, PhaseReport, ReportedError, ShutdownReport } from './report.js';
+import { type ResumeProgress, type ResumeReport, resumeAtStart } from './resume.js';
 import { checkBoolean, checkFunction, checkOptionsObject, describeValue, invalid } from './validate.js';
+import type { StoreWarning, WorkflowStore } from './workflow-store.js';
 
 const log = createDebug('graceful-drain:controller');
 
@@ -77,8 +73,13 @@ export interface DrainEvents {
   resume: [progress: ResumeProgress];
   /** This member's group membership was lost; the controller re-joins with a new incarnation. */
   membershipLost: [error: unknown];
-  /** The last task in flight settled. Emitted only while someone waits for it. */
+  /** The last task in flight settled. A listener that throws is logged and changes nothing else. */
   idle: [];
+  /**
+   * The store found its configuration at odds with the host's data at start (for example a status
+   * mapping that matches no row). Without a listener, it is printed through `process.emitWarning`.
+   */
+  warning: [warning: StoreWarning];
   /** The shutdown finished. */
   stopped: [report: ShutdownReport];
 }
@@ -88,6 +89,13 @@ type Stopper = (signal: AbortSignal) => unknown;
 
 const trackOptionNames = ['label'];
 const shutdownOptionNames = ['force', 'reason'];
+
+/**
+ * The share of `shutdownTimeoutMs` a shutdown waits, after the drain, for the background resume to
+ * wind down (it was told to stop when the shutdown began). Past it, the shutdown takes the resume's
+ * lease over rather than wait for its own lock.
+ */
+const RESUME_WIND_DOWN_SHARE = 0.1;
 
 /**
  * Tracks in-flight work, closes intake on shutdown, drains within one budget, asks stragglers to wrap
@@ -114,10 +122,13 @@ export class DrainController extends EventEmitter<DrainEvents> {
   readonly #lifecycle = new AbortController();
   readonly #context: TaskContext;
   readonly #stoppers: Stopper[] = [];
+  /** Internal waiters for idleness: never the user's listeners, so one that throws cannot stall a drain. */
+  readonly #idleWaiters = new EventEmitter();
+  /** The start-stop lease the background resume holds, for the shutdown to take over. */
+  readonly #slot = new LeaseSlot();
   #state: DrainState = 'idle';
   #open = false;
   #inFlight = 0;
-  #idleWatchers = 0;
   #labeled: Set<{ readonly label: string }> | undefined;
   #startPromise: Promise<void> | undefined;
   #shutdownPromise: Promise<ShutdownReport> | undefined;
@@ -126,6 +137,10 @@ export class DrainController extends EventEmitter<DrainEvents> {
   #reason: string | undefined;
   #membership: Membership | undefined;
   #resumeTask: Promise<ResumeReport> | undefined;
+  #resumeRunning = false;
+  #warnings: readonly StoreWarning[] | undefined;
+  /** The tasks in flight, and their labels, at the moment their `signal` was aborted. */
+  #aborted: { readonly count: number; readonly labels: string[] } | undefined;
   #phases: PhaseReport[] = [];
   #errors: ReportedError[] = [];
 
@@ -194,7 +209,9 @@ export class DrainController extends EventEmitter<DrainEvents> {
       return Promise.reject(error);
     }
     if (result instanceof Promise) return result.then(this.#fulfilled, this.#rejected) as Promise<Awaited<T>>;
-    if (isThenable(result)) {
+    // Any object may be a thenable; Promise.resolve reads its `then` safely (a getter that throws
+    // becomes a rejection), so the count always comes back down.
+    if (result !== null && (typeof result === 'object' || typeof result === 'function')) {
       return Promise.resolve(result).then(this.#fulfilled, this.#rejected) as Promise<Awaited<T>>;
     }
     this.#done();
@@ -222,24 +239,19 @@ export class DrainController extends EventEmitter<DrainEvents> {
     if (signal !== undefined && !(signal instanceof AbortSignal)) invalid('signal', 'an AbortSignal', signal);
     signal?.throwIfAborted();
     if (this.#inFlight === 0) return;
-    this.#idleWatchers++;
-    try {
-      // Both listeners go when either fires: a long-lived signal does not collect them.
-      await new Promise<void>((resolve, reject) => {
-        const onAbort = (): void => {
-          this.off('idle', onIdle);
-          reject((signal as AbortSignal).reason);
-        };
-        const onIdle = (): void => {
-          signal?.removeEventListener('abort', onAbort);
-          resolve();
-        };
-        this.once('idle', onIdle);
-        signal?.addEventListener('abort', onAbort, { once: true });
-      });
-    } finally {
-      this.#idleWatchers--;
-    }
+    // Both listeners go when either fires: a long-lived signal does not collect them.
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        this.#idleWaiters.off('idle', onIdle);
+        reject((signal as AbortSignal).reason);
+      };
+      const onIdle = (): void => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      this.#idleWaiters.once('idle', onIdle);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   /**
@@ -269,12 +281,12 @@ export class DrainController extends EventEmitter<DrainEvents> {
    * same promise. Rejects with `DrainClosedError` once shutdown has begun.
    */
   start(): Promise<void> {
-    if (this.#startPromise !== undefined) return this.#startPromise;
     if (this.#shutdownPromise !== undefined) {
       return Promise.reject(
         new DrainClosedError('Cannot start: the controller was shut down; create a new one'),
       );
     }
+    if (this.#startPromise !== undefined) return this.#startPromise;
     this.#startPromise = this.#mutex.runExclusive(() => this.#runStart());
     return this.#startPromise;
   }
@@ -295,23 +307,23 @@ export class DrainController extends EventEmitter<DrainEvents> {
   shutdown(options?: ShutdownOptions): Promise<ShutdownReport> {
     const o = checkOptionsObject('shutdown', options, shutdownOptionNames);
     const force = o.force === undefined ? false : checkBoolean('force', o.force);
-    if (o.reason !== undefined && typeof o.reason !== 'string') {
-      throw new TypeError(`Expected \`reason\` to be a string, got ${describeValue(o.reason)}`);
-    }
+    if (o.reason !== undefined && typeof o.reason !== 'string') invalid('reason', 'a string', o.reason);
     const reason = o.reason as string | undefined;
-    if (this.#shutdownPromise === undefined) {
+    let promise = this.#shutdownPromise;
+    if (promise === undefined) {
       this.#open = false;
       this.#shutdownAt = now();
       this.#inFlightAtShutdown = this.#inFlight;
       this.#reason = reason;
       log('shutdown begins (reason %s, %d in flight)', reason, this.#inFlight);
+      // The promise exists before any listener runs: one that calls shutdown() gets this same one.
+      promise = this.#shutdownPromise = this.#mutex.runExclusive(() => this.#runShutdown());
       this.#lifecycle.abort(new DrainClosedError('Shutdown began'));
       this.#stopping.abort(new DrainClosedError('Shutdown began: wrap up'));
       if (this.#state === 'running') this.#setState('draining');
-      this.#shutdownPromise = this.#mutex.runExclusive(() => this.#runShutdown());
     }
     if (force) this.#escalate(reason);
-    return this.#shutdownPromise;
+    return promise;
   }
 
   /** Shuts down (for `await using drain = new DrainController(...)`). */
@@ -331,7 +343,12 @@ export class DrainController extends EventEmitter<DrainEvents> {
   };
 
   #done(): void {
-    if (--this.#inFlight === 0 && this.#idleWatchers !== 0) this.emit('idle');
+    if (--this.#inFlight === 0) this.#becameIdle();
+  }
+
+  #becameIdle(): void {
+    this.#idleWaiters.emit('idle');
+    if (this.listenerCount('idle') !== 0) this.#emit('idle');
   }
 
   #trackLabeled<T>(fn: Task, label: string): Promise<Awaited<T>> {
@@ -409,15 +426,25 @@ export class DrainController extends EventEmitter<DrainEvents> {
     const error = new DrainForcedError(
       reason === undefined ? undefined : `The shutdown was forced (${reason})`,
     );
+    const inFlight = this.#inFlight;
     this.#force.abort(error);
-    if (!this.#abort.signal.aborted) this.#abort.abort(error);
-    this.#emit('escalate', { reason, inFlight: this.#inFlight });
+    this.#abortTasks(error);
+    this.#emit('escalate', { reason, inFlight });
+  }
+
+  /**
+   * Aborts every task's `signal` (once), counting what is in flight at that moment: a task that
+   * settles in reaction to the abort still counts as aborted, not completed.
+   */
+  #abortTasks(error: unknown): void {
+    if (this.#abort.signal.aborted) return;
+    this.#aborted = { count: this.#inFlight, labels: this.#labels() };
+    this.#abort.abort(error);
   }
 
   async #runStart(): Promise<void> {
-    const { coordinator, store } = this.#options;
     this.#setState('starting');
-    if (coordinator !== undefined && store !== undefined) {
+    if (this.#options.handOff !== undefined) {
       try {
         await this.#join();
       } catch (error) {
@@ -433,8 +460,9 @@ export class DrainController extends EventEmitter<DrainEvents> {
   }
 
   async #join(): Promise<void> {
-    const { coordinator, group, memberId, memberTtlMs, startTimeoutMs } = this.#options;
-    if (coordinator === undefined) return;
+    const { handOff, group, memberId, memberTtlMs, startTimeoutMs } = this.#options;
+    if (handOff === undefined) return;
+    const { coordinator } = handOff;
     this.#lifecycle.signal.throwIfAborted();
     const timeUp = new AbortController();
     const signal = AbortSignal.any([this.#lifecycle.signal, timeUp.signal]);
@@ -493,22 +521,66 @@ export class DrainController extends EventEmitter<DrainEvents> {
     queueMicrotask(() => void rejoin());
   }
 
-  #resume(): Promise<ResumeReport> {
-    const { coordinator, store } = this.#options;
-    if (coordinator === undefined || store === undefined) throw new Error('unreachable');
-    return resumeAtStart({
-      options: this.#options,
-      coordinator,
-      store,
-      signal: this.#lifecycle.signal,
-      onRound: (progress) => {
-        publish('resume', () => ({ group: this.group, memberId: this.memberId, ...progress }));
-        this.#emit('resume', progress);
-      },
-    }).catch((error: unknown) => {
+  async #resume(): Promise<ResumeReport> {
+    const handOff = this.#options.handOff as NonNullable<CompiledOptions['handOff']>;
+    this.#resumeRunning = true;
+    try {
+      this.#warnings ??= await this.#diagnose(handOff.store);
+      return await resumeAtStart({
+        options: this.#options,
+        ...handOff,
+        signal: this.#lifecycle.signal,
+        slot: this.#slot,
+        warnings: this.#warnings,
+        onRound: (progress) => {
+          publish('resume', () => ({ group: this.group, memberId: this.memberId, ...progress }));
+          this.#emit('resume', progress);
+        },
+      });
+    } catch (error) {
       log('the background resume failed: %O', error);
-      return { resumed: 0, skipped: 0, stillPausing: 0, rounds: 0, complete: false, errors: [error] };
-    });
+      return {
+        resumed: 0,
+        skipped: 0,
+        stillPausing: 0,
+        rounds: 0,
+        complete: false,
+        warnings: this.#warnings ?? [],
+        errors: [error],
+      };
+    } finally {
+      this.#resumeRunning = false;
+    }
+  }
+
+  /**
+   * Asks the store whether its configuration fits the host's data; each warning is emitted, or
+   * printed through `process.emitWarning` when nobody listens: a mistyped status mapping must not
+   * strand every workflow silently.
+   */
+  async #diagnose(store: WorkflowStore): Promise<readonly StoreWarning[]> {
+    if (store.diagnose === undefined) return [];
+    let warnings: readonly StoreWarning[];
+    try {
+      warnings = await call(
+        (signal) => (store.diagnose as NonNullable<WorkflowStore['diagnose']>)({ signal }),
+        {
+          end: now() + this.#options.resumeTimeoutMs,
+          onTimeout: () =>
+            new DrainTimeoutError('The store did not answer diagnose() within resumeTimeoutMs'),
+          stop: this.#lifecycle.signal,
+        },
+      );
+    } catch (error) {
+      log('diagnose failed: %O', error);
+      return [];
+    }
+    for (const warning of warnings) {
+      log('store warning %s: %s', warning.code, warning.message);
+      if (this.listenerCount('warning') !== 0) this.#emit('warning', warning);
+      else process.emitWarning(warning.message, { type: 'GracefulDrainWarning', code: warning.code });
+    }
+    return Object.freeze([...warnings]);
   }
 
   #recorder = {
@@ -533,23 +605,20 @@ export class DrainController extends EventEmitter<DrainEvents> {
 
     await this.#stopIntake(abortAt);
 
-    let aborted = 0;
-    let abortedLabels: string[] = [];
     let stragglers = 0;
     let stragglerLabels: string[] = [];
     const drainStart = now();
     const drained = await this.#waitIdle(abortAt);
     this.#recorder.phase('drain', drainStart, drained === 'idle' ? 'ok' : drained);
-    if (drained === 'idle') {
+    if (drained === 'idle' && this.#aborted === undefined) {
       this.#emit('drained', { durationMs: now() - t0, completed: this.#inFlightAtShutdown });
-    } else {
-      aborted = this.#inFlight;
-      abortedLabels = this.#labels();
+    } else if (drained !== 'idle') {
       if (!this.#abort.signal.aborted) {
-        this.#abort.abort(
-          new DrainTimeoutError(`The drain deadline passed with ${aborted} task(s) in flight: stop now`),
+        const inFlight = this.#inFlight;
+        this.#abortTasks(
+          new DrainTimeoutError(`The drain deadline passed with ${inFlight} task(s) in flight: stop now`),
         );
-        this.#emit('drainTimeout', { inFlight: aborted, labels: abortedLabels });
+        this.#emit('drainTimeout', { inFlight, labels: this.#aborted?.labels ?? [] });
       }
       const graceStart = now();
       const settled = drained === 'forced' ? 'forced' : await this.#waitIdle(drainEnd);
@@ -559,6 +628,8 @@ export class DrainController extends EventEmitter<DrainEvents> {
       if (stragglers > 0) log('%d straggler(s) left behind: %o', stragglers, stragglerLabels);
     }
 
+    const aborted = this.#aborted?.count ?? 0;
+    const abortedLabels = this.#aborted?.labels ?? [];
     publish('drain', () => ({
       group: this.group,
       memberId: this.memberId,
@@ -568,31 +639,22 @@ export class DrainController extends EventEmitter<DrainEvents> {
       stragglers,
     }));
 
-    // Let the background resume wind down (it was cancelled when shutdown began) before handing off.
-    if (this.#resumeTask !== undefined) {
-      await bounded(
-        this.#resumeTask,
-        Math.max(0, budgetEnd - now()),
-        () => undefined,
-        this.#force.signal,
-      ).catch(() => {});
-    }
+    const inherited = await this.#windDownResume(budgetEnd);
 
-    const handOffEnabled = o.coordinator !== undefined && o.store !== undefined;
     let handOff: HandOffResult = {
-      decision: handOffEnabled ? 'not-joined' : 'disabled',
+      decision: o.handOff !== undefined ? 'not-joined' : 'disabled',
       lastMember: undefined,
       parked: 0,
       stillPausing: 0,
       token: undefined,
     };
-    if (o.coordinator !== undefined && o.store !== undefined && this.#membership !== undefined) {
+    if (o.handOff !== undefined && this.#membership !== undefined) {
       this.#setState('handing-off');
       handOff = await handOffAtShutdown({
         options: o,
-        coordinator: o.coordinator,
-        store: o.store,
+        ...o.handOff,
         membership: this.#membership,
+        inherited,
         budgetEnd,
         signal: this.#force.signal,
         record: this.#recorder,
@@ -627,12 +689,33 @@ export class DrainController extends EventEmitter<DrainEvents> {
       parked: handOff.parked,
       stillPausing: handOff.stillPausing,
       token: handOff.token,
+      warnings: this.#warnings ?? Object.freeze([]),
       errors: Object.freeze([...this.#errors]),
     });
     this.#setState('stopped');
     log('shutdown finished: %o', { ...report, errors: report.errors.length });
     this.#emit('stopped', report);
     return report;
+  }
+
+  /**
+   * Waits, within its share of the budget, for the background resume to wind down (it was told to
+   * stop when the shutdown began). If it still holds the start-stop lease then, the shutdown takes
+   * the lease over: the resume's own lock can never block the shutdown's.
+   */
+  async #windDownResume(budgetEnd: number): Promise<Lease | undefined> {
+    if (this.#resumeTask === undefined || !this.#resumeRunning) return undefined;
+    const startedAt = now();
+    const end = Math.min(budgetEnd, startedAt + this.#options.shutdownTimeoutMs * RESUME_WIND_DOWN_SHARE);
+    const settled = await bounded(
+      this.#resumeTask.then(() => true),
+      remaining(end),
+      () => undefined,
+      this.#force.signal,
+    ).catch(() => false);
+    const outcome = settled ? 'ok' : this.#force.signal.aborted ? 'forced' : 'timeout';
+    this.#recorder.phase('resume-wind-down', startedAt, outcome);
+    return settled ? undefined : this.#slot.take();
   }
 
   async #stopIntake(deadline: number): Promise<void> {
@@ -682,9 +765,8 @@ export class DrainController extends EventEmitter<DrainEvents> {
     if (this.#force.signal.aborted) return 'forced';
     const timeUp = new AbortController();
     const timer = setTimeout(() => timeUp.abort(), Math.max(0, deadline - now()));
-    this.#idleWatchers++;
     try {
-      await pEvent(this as EventEmitter, 'idle', {
+      await pEvent(this.#idleWaiters, 'idle', {
         signal: AbortSignal.any([timeUp.signal, this.#force.signal]),
       });
       return 'idle';
@@ -692,7 +774,6 @@ export class DrainController extends EventEmitter<DrainEvents> {
       return this.#force.signal.aborted ? 'forced' : 'timeout';
     } finally {
       clearTimeout(timer);
-      this.#idleWatchers--;
     }
   }
 }
@@ -701,18 +782,8 @@ function labelOf(options: TrackOptions): string | undefined {
   if (options === null || typeof options !== 'object') invalid('track options', 'an object', options);
   const label: unknown = options.label;
   if (typeof label === 'string') return label;
-  if (label !== undefined) {
-    throw new TypeError(`Expected \`label\` to be a string, got ${describeValue(label)}`);
-  }
+  if (label !== undefined) invalid('label', 'a string', label);
   // No label: the only option is missing, so a misspelt one (`lable`) is the likely cause.
   checkOptionsObject('track', options, trackOptionNames);
   return undefined;
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    value !== null &&
-    (typeof value === 'object' || typeof value === 'function') &&
-    typeof (value as { then?: unknown }).then === 'function'
-  );
 }

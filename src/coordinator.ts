@@ -27,6 +27,9 @@
  *   or its connection dropped); a lost membership is never re-created silently. `leave()` resolves
  *   only once the backend has confirmed the member is gone; it is idempotent.
  * - **`members(group)`** lists the live members, expiry judged by the backend's clock.
+ * - **Cancellation.** Every call the protocol makes takes an `AbortSignal` (`acquire`, `join`,
+ *   `members`, `Membership.leave`, `Lease.release`). When it aborts, the adapter stops retrying, gives
+ *   up its write, and rejects with `signal.reason`: nothing the caller gave up on lands later.
  * - **`close()`** stops every timer, releases what this instance holds where it can, closes the
  *   connections the adapter created (never one the user passed in), is idempotent, bounded in time,
  *   and never throws. After `close()`, other calls reject with `ClosedError`.
@@ -84,7 +87,13 @@ export interface Lease {
    */
   readonly deadline: number;
   /** Releases the lock if this lease still owns it. Idempotent; never rejects once the lease is lost. */
-  release(): Promise<void>;
+  release(options?: CoordinatorCallOptions): Promise<void>;
+}
+
+/** Options of the coordinator calls that take nothing else. */
+export interface CoordinatorCallOptions {
+  /** Cancels the call: the adapter stops retrying and rejects with `signal.reason`. */
+  readonly signal?: AbortSignal | undefined;
 }
 
 /** Options of {@link Coordinator.join}. */
@@ -106,7 +115,7 @@ export interface Membership {
   /** Aborted with `MembershipLostError` when the membership is lost. */
   readonly signal: AbortSignal;
   /** Leaves the group; resolves once the backend confirms. Idempotent. */
-  leave(): Promise<void>;
+  leave(options?: CoordinatorCallOptions): Promise<void>;
 }
 
 /** A live member, as {@link Coordinator.members} lists it. */
@@ -133,7 +142,7 @@ export interface Coordinator {
   /** Joins `group` as `memberId`. */
   join(group: string, memberId: string, options: JoinOptions): Promise<Membership>;
   /** Lists the live members of `group`. */
-  members(group: string): Promise<readonly MemberInfo[]>;
+  members(group: string, options?: CoordinatorCallOptions): Promise<readonly MemberInfo[]>;
   /** Releases what this instance holds and closes what it created. Idempotent, bounded, never throws. */
   close(): Promise<void>;
 }

@@ -1,24 +1,22 @@
 /**
- * The last-member protocol: parking at shutdown, resuming at start. Written against the Coordinator and
- * WorkflowStore contracts only; the controller supplies deadlines, signals and a place to record.
+ * The shutdown half of the last-member protocol: leave (confirmed) -> lock -> list the members,
+ * waiting out near-expiry ones while the budget allows -> if none is left, raise the store's fence and
+ * park page by page under the lease, then sweep for stragglers -> release. Written against the
+ * Coordinator and WorkflowStore contracts only; the controller supplies deadlines, signals and a
+ * place to record.
  *
  * @internal
  */
 import createDebug from 'debug';
-import type { AcquireOptions, Coordinator, Lease, MemberInfo, Membership } from './coordinator.js';
-import { DrainTimeoutError, LockLostError, LockTimeoutError } from './errors.js';
-import { bounded, delay, now } from './internal/time.js';
-import { publish } from './metrics.js';
+import type { Coordinator, Lease, MemberInfo, Membership } from './coordinator.js';
+import { DrainTimeoutError, LockLostError, LockTimeoutError, StaleTokenError } from './errors.js';
+import { call, leaseLostReason, lost, remaining, retrying, timedAcquire } from './internal/calls.js';
+import { delay, now } from './internal/time.js';
 import type { CompiledOptions } from './options.js';
 import type { HandOffDecision, PhaseName, PhaseReport, ReportedError } from './report.js';
-import type { WorkflowStore } from './workflow-store.js';
+import type { Fence, WorkflowStore } from './workflow-store.js';
 
 const log = createDebug('graceful-drain:hand-off');
-
-/** The name of a group's start-stop lock. */
-export function lockName(group: string): string {
-  return `${group}:start-stop`;
-}
 
 /** Where the protocol records phases and errors. */
 export interface Recorder {
@@ -52,6 +50,8 @@ interface ShutdownContext {
   readonly coordinator: Coordinator;
   readonly store: WorkflowStore;
   readonly membership: Membership | undefined;
+  /** A start-stop lease taken over from the background resume, used instead of acquiring one. */
+  readonly inherited: Lease | undefined;
   /** The end of the whole shutdown budget (monotonic). */
   readonly budgetEnd: number;
   /** Aborted when the shutdown is forced. */
@@ -64,74 +64,8 @@ class Unreachable {
   constructor(readonly error: unknown) {}
 }
 
-function remaining(end: number): number {
-  return Math.max(0, end - now());
-}
-
 function budgetError(what: string): () => DrainTimeoutError {
   return () => new DrainTimeoutError(`The shutdown budget ran out while ${what}`);
-}
-
-/**
- * How much longer than `timeoutMs` an adapter may take to answer an acquire before the core gives up
- * on it (some adapters give a first try a minimum time, so `timeoutMs: 0` works as a try-lock).
- */
-const ACQUIRE_SLACK_MS = 750;
-
-/**
- * Takes the group's start-stop lock, publishing how long the wait took. Bounded here too, so that an
- * adapter that ignores its `timeoutMs` cannot overrun the budget; a lease that arrives too late is
- * released at once.
- */
-async function timedAcquire(
-  coordinator: Coordinator,
-  options: CompiledOptions,
-  reason: 'shutdown' | 'resume',
-  acquire: AcquireOptions,
-): Promise<Lease> {
-  const lock = lockName(options.group);
-  const startedAt = now();
-  let acquired = false;
-  const acquiring = coordinator.acquire(lock, acquire);
-  try {
-    const lease = await bounded(
-      acquiring,
-      acquire.timeoutMs + ACQUIRE_SLACK_MS,
-      () => new LockTimeoutError(`The coordinator did not answer an acquire of "${lock}" within its timeout`),
-      acquire.signal,
-    );
-    acquired = true;
-    return lease;
-  } catch (error) {
-    acquiring.then(
-      (late) => late.release().catch(() => {}),
-      () => {},
-    );
-    throw error;
-  } finally {
-    publish('lockWait', () => ({
-      group: options.group,
-      memberId: options.memberId,
-      lock,
-      waitMs: now() - startedAt,
-      acquired,
-      reason,
-    }));
-  }
-}
-
-/**
- * Whether a lease can no longer be written under: its signal aborted, or its local deadline passed
- * already (a stalled event loop can run code past the deadline before the lease's own timer fires).
- */
-function lost(lease: Lease): boolean {
-  return lease.signal.aborted || now() >= lease.deadline;
-}
-
-function leaseLostReason(lease: Lease): unknown {
-  return lease.signal.aborted
-    ? lease.signal.reason
-    : new LockLostError(`The lease on "${lease.name}" passed its local deadline before the next write`);
 }
 
 /** A member seems dead when it has missed a heartbeat: less than half its TTL left. */
@@ -140,9 +74,12 @@ function nearExpiry(member: MemberInfo, fallbackTtlMs: number): boolean {
   return member.expiresInMs < (member.ttlMs ?? fallbackTtlMs) / 2;
 }
 
+/** How many passes over the active workflows a park makes after its first, at most. */
+const MAX_SWEEPS = 3;
+
 /**
- * Shutdown half of the protocol: leave (confirmed) -> lock -> list members, waiting out near-expiry
- * ones while the budget allows -> if none is left, park page by page under the lease -> release.
+ * Shutdown half of the protocol. Never waits past `budgetEnd`: every call is bounded by it, and its
+ * adapter is told to give up (through its signal) when the wait ends.
  */
 export async function handOffAtShutdown(ctx: ShutdownContext): Promise<HandOffResult> {
   const { options, coordinator, record, signal, budgetEnd } = ctx;
@@ -185,22 +122,36 @@ export async function handOffAtShutdown(ctx: ShutdownContext): Promise<HandOffRe
   if (membership !== undefined) {
     // A failed leave is recorded; the members list still decides, and this member filters itself
     // out. A quarter of what is left at most, so a hung leave cannot starve the lock and the park.
+    const leaveEnd = now() + remaining(budgetEnd) / 4;
     await step('leave', () =>
-      bounded(membership.leave(), remaining(budgetEnd) / 4, budgetError('leaving'), signal),
+      call((s) => membership.leave({ signal: s }), {
+        end: leaveEnd,
+        onTimeout: budgetError('leaving'),
+        stop: signal,
+      }),
     );
   }
 
-  // The lock wait takes at most half of what is left, so that parking keeps the other half.
-  const acquired = await step('lock', () =>
-    timedAcquire(coordinator, options, 'shutdown', {
-      ttlMs: options.lockTtlMs,
-      timeoutMs: remaining(budgetEnd) / 2,
-      signal,
-    }),
-  );
-  if (acquired instanceof Unreachable) unreachable = acquired;
-  else if (typeof acquired === 'string') return nothing(acquired === 'timeout' ? 'lock-timeout' : 'aborted');
-  else lease = acquired.value;
+  if (ctx.inherited !== undefined) {
+    // The background resume still held the lock when the shutdown could wait no longer for it.
+    lease = ctx.inherited;
+    record.phase('lock', now(), 'ok');
+    log('took the start-stop lease over from the background resume (token %s)', lease.token);
+  } else {
+    // The lock wait takes at most half of what is left, so that parking keeps the other half.
+    const acquired = await step('lock', () =>
+      timedAcquire(coordinator, options, 'shutdown', {
+        ttlMs: options.lockTtlMs,
+        timeoutMs: remaining(budgetEnd) / 2,
+        signal,
+        end: budgetEnd,
+      }),
+    );
+    if (acquired instanceof Unreachable) unreachable = acquired;
+    else if (typeof acquired === 'string')
+      return nothing(acquired === 'timeout' ? 'lock-timeout' : 'aborted');
+    else lease = acquired.value;
+  }
 
   // A coordinator without fencing hands out tokens the store must not trust.
   const token = coordinator.capabilities.fencing === 'none' ? undefined : lease?.token;
@@ -224,7 +175,7 @@ export async function handOffAtShutdown(ctx: ShutdownContext): Promise<HandOffRe
     const parkEnd = budgetEnd - Math.min(1_000, remaining(budgetEnd) / 10);
     const parked = await park(ctx, lease, token, parkEnd);
     return {
-      decision: unreachable !== undefined ? 'unreachable-parked' : (parked.stopped ?? 'parked'),
+      decision: parked.stopped ?? (unreachable !== undefined ? 'unreachable-parked' : 'parked'),
       lastMember: unreachable === undefined ? true : undefined,
       parked: parked.parked,
       stillPausing: parked.stillPausing,
@@ -233,7 +184,9 @@ export async function handOffAtShutdown(ctx: ShutdownContext): Promise<HandOffRe
   } finally {
     if (lease !== undefined) {
       const held = lease;
-      await step('release', () => bounded(held.release(), remaining(budgetEnd), budgetError('releasing')));
+      await step('release', () =>
+        call((s) => held.release({ signal: s }), { end: budgetEnd, onTimeout: budgetError('releasing') }),
+      );
     }
   }
 }
@@ -243,12 +196,11 @@ async function isLast(ctx: ShutdownContext, lease: Lease): Promise<boolean> {
   const { coordinator, options, budgetEnd } = ctx;
   const stop = AbortSignal.any([ctx.signal, lease.signal]);
   for (;;) {
-    const members = await bounded(
-      coordinator.members(options.group),
-      remaining(budgetEnd),
-      budgetError('listing members'),
+    const members = await call((s) => coordinator.members(options.group, { signal: s }), {
+      end: budgetEnd,
+      onTimeout: budgetError('listing members'),
       stop,
-    );
+    });
     // Only this member's own incarnation is itself (its leave may have failed); another process
     // under the same id is a peer.
     const own = ctx.membership?.incarnation;
@@ -280,47 +232,54 @@ async function isLast(ctx: ShutdownContext, lease: Lease): Promise<boolean> {
   }
 }
 
+type ParkStop = 'lease-lost' | 'aborted' | 'error';
+
+/**
+ * Parks every active workflow: the fence first, then page by page, then sweeps from the start for
+ * workflows that became active below the cursor meanwhile. Each call is retried with backoff while
+ * the budget allows; the lease is checked before every write.
+ */
 async function park(
   ctx: ShutdownContext,
   lease: Lease | undefined,
   token: bigint | undefined,
-  budgetEnd: number,
-): Promise<{ parked: number; stillPausing: number; stopped?: HandOffDecision }> {
+  end: number,
+): Promise<{ parked: number; stillPausing: number; stopped?: ParkStop }> {
   const { store, options, record, signal } = ctx;
   const startedAt = now();
-  const fence = { memberId: options.memberId, token };
+  const fence: Fence = { memberId: options.memberId, token };
+  const stop = lease === undefined ? signal : AbortSignal.any([signal, lease.signal]);
   let parked = 0;
   let stillPausing = 0;
   let skipped = 0;
-  let cursor: string | undefined;
-  let stopped: HandOffDecision | undefined;
-  try {
-    for (;;) {
-      if (lease !== undefined && lost(lease)) {
-        record.error('park', leaseLostReason(lease));
-        stopped = 'lease-lost';
-        break;
-      }
-      if (signal.aborted || remaining(budgetEnd) === 0) {
-        stopped = 'aborted';
-        break;
-      }
-      const page = await bounded(
-        store.listActive({ limit: options.batchSize, cursor }),
-        remaining(budgetEnd),
-        budgetError('listing active workflows'),
-        signal,
+  let stopped: ParkStop | undefined;
+  let outcome: PhaseReport['outcome'] = 'ok';
+
+  /**
+   * One store call, retried while the budget allows; the lease is checked before each try. A lease
+   * lost during a call tells the store to give up, but its answer is awaited: a batch it committed
+   * meanwhile is counted. Forcing the shutdown stops the wait at once.
+   */
+  const attempt = <T>(what: string, run: (s: AbortSignal) => Promise<T>): Promise<T> =>
+    retrying(
+      () => {
+        if (lease !== undefined && lost(lease)) throw leaseLostReason(lease);
+        return call(run, { end, onTimeout: budgetError(what), stop: signal, cancel: lease?.signal });
+      },
+      { end, stop, onFailure: (error) => record.error('park', error) },
+    );
+
+  /** One pass from `cursor` to the last page; returns how many it found active. */
+  const pass = async (): Promise<number> => {
+    let found = 0;
+    let cursor: string | undefined;
+    do {
+      const page = await attempt('listing active workflows', (s) =>
+        store.listActive({ limit: options.batchSize, cursor, signal: s }),
       );
+      found += page.items.length;
       if (page.items.length > 0) {
-        // Checked again right before the write: the loop may have stalled past the deadline while
-        // listing, before the lease's timer could run.
-        if (lease !== undefined && lost(lease)) continue;
-        const results = await bounded(
-          store.park(page.items, fence),
-          remaining(budgetEnd),
-          budgetError('parking'),
-          signal,
-        );
+        const results = await attempt('parking', (s) => store.park(page.items, fence, { signal: s }));
         for (const r of results) {
           if (r.outcome === 'skipped') skipped++;
           else {
@@ -330,135 +289,39 @@ async function park(
         }
         ctx.onPark({ parked, stillPausing, skipped, token: fence.token });
       }
-      if (page.cursor === undefined) break;
       cursor = page.cursor;
-    }
+    } while (cursor !== undefined);
+    return found;
+  };
+
+  try {
+    // The fence goes up before the first read: a write sent under an older token and still in
+    // flight is rejected when it lands.
+    if (token !== undefined)
+      await attempt('raising the fence', (s) => store.raiseFence(fence, { signal: s }));
+    // Workflows that became active below the cursor during a pass are caught by the next one.
+    for (let sweep = 0; (await pass()) > 0 && sweep < MAX_SWEEPS; sweep++);
   } catch (error) {
     record.error('park', error);
-    stopped = 'aborted';
+    if (signal.aborted) {
+      stopped = 'aborted';
+      outcome = 'forced';
+    } else if (
+      (lease !== undefined && lost(lease)) ||
+      error instanceof LockLostError ||
+      error instanceof StaleTokenError
+    ) {
+      stopped = 'lease-lost';
+      outcome = 'error';
+    } else if (error instanceof DrainTimeoutError) {
+      stopped = 'aborted';
+      outcome = 'timeout';
+    } else {
+      stopped = 'error';
+      outcome = 'error';
+    }
   }
-  record.phase(
-    'park',
-    startedAt,
-    stopped === undefined ? 'ok' : stopped === 'lease-lost' ? 'error' : 'timeout',
-  );
-  log('parked %d (%d still pausing, %d skipped)', parked, stillPausing, skipped);
+  record.phase('park', startedAt, outcome);
+  log('parked %d (%d still pausing, %d skipped), %s', parked, stillPausing, skipped, stopped ?? 'done');
   return stopped === undefined ? { parked, stillPausing } : { parked, stillPausing, stopped };
-}
-
-/** What the background resume at start did. */
-export interface ResumeReport {
-  /** Workflows resumed. */
-  readonly resumed: number;
-  /** Marks cleared without resuming (a user cancelled, resumed or re-paused them meanwhile). */
-  readonly skipped: number;
-  /** Parked workflows still `pausing` when the resume ended (0 when it finished). */
-  readonly stillPausing: number;
-  /** How many rounds ran (each under the start-stop lock). */
-  readonly rounds: number;
-  /** Whether every parked workflow was handled. */
-  readonly complete: boolean;
-  /** Every error met on the way. */
-  readonly errors: readonly unknown[];
-}
-
-/** Progress of a resume, emitted after every round. */
-export type ResumeProgress = ResumeReport;
-
-interface ResumeContext {
-  readonly options: CompiledOptions;
-  readonly coordinator: Coordinator;
-  readonly store: WorkflowStore;
-  /** Aborted when the shutdown begins. */
-  readonly signal: AbortSignal;
-  readonly onRound: (progress: ResumeProgress) => void;
-}
-
-/**
- * Start half of the protocol, run in the background: under the start-stop lock, unpark the parked
- * workflows that are paused; re-check those still pausing every interval until none is left or the
- * resume budget ends. The lock is released between rounds so a stopping member is never held up long.
- */
-export async function resumeAtStart(ctx: ResumeContext): Promise<ResumeReport> {
-  const { options, coordinator, store, signal } = ctx;
-  const end = now() + options.resumeTimeoutMs;
-  let resumed = 0;
-  let skipped = 0;
-  let stillPausing = 0;
-  let rounds = 0;
-  const errors: unknown[] = [];
-  const snapshot = (complete: boolean): ResumeReport => ({
-    resumed,
-    skipped,
-    stillPausing,
-    rounds,
-    complete,
-    errors: [...errors],
-  });
-  while (!signal.aborted) {
-    rounds++;
-    let pending = 0;
-    let failed = false;
-    try {
-      const lease = await timedAcquire(coordinator, options, 'resume', {
-        ttlMs: options.lockTtlMs,
-        timeoutMs: remaining(end),
-        signal,
-      });
-      try {
-        const token = coordinator.capabilities.fencing === 'none' ? undefined : lease.token;
-        const fence = { memberId: options.memberId, token };
-        // Every store call is bounded by the resume budget and stops at shutdown or on lease loss.
-        const stop = AbortSignal.any([signal, lease.signal]);
-        let cursor: string | undefined;
-        do {
-          stop.throwIfAborted();
-          const page = await bounded(
-            store.listParked({ limit: options.batchSize, cursor }),
-            remaining(end),
-            () => new DrainTimeoutError('The resume budget ran out while listing parked workflows'),
-            stop,
-          );
-          const ready: string[] = [];
-          for (const w of page.items) {
-            if (w.state === 'pausing') pending++;
-            else ready.push(w.id);
-          }
-          if (ready.length > 0) {
-            stop.throwIfAborted();
-            if (lost(lease)) throw leaseLostReason(lease);
-            const results = await bounded(
-              store.unpark(ready, fence),
-              remaining(end),
-              () => new DrainTimeoutError('The resume budget ran out while unparking'),
-              stop,
-            );
-            for (const r of results) {
-              if (r.outcome === 'resumed') resumed++;
-              else skipped++;
-            }
-          }
-          cursor = page.cursor;
-        } while (cursor !== undefined);
-      } finally {
-        await lease.release().catch((error: unknown) => errors.push(error));
-      }
-    } catch (error) {
-      if (signal.aborted) break;
-      errors.push(error);
-      failed = true;
-      log('resume round %d failed: %O', rounds, error);
-    }
-    stillPausing = pending;
-    const done = !failed && pending === 0;
-    ctx.onRound(snapshot(done));
-    if (done) return snapshot(true);
-    if (now() + options.resumeIntervalMs >= end) break;
-    try {
-      await delay(options.resumeIntervalMs, signal);
-    } catch {
-      break;
-    }
-  }
-  return snapshot(false);
 }

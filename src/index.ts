@@ -15,7 +15,8 @@ export type {
 } from './controller.js';
 export type { DrainControllerOptions, UnreachablePolicy } from './options.js';
 export type { HandOffDecision, PhaseName, PhaseReport, ReportedError, ShutdownReport } from './report.js';
-export type { ParkProgress, ResumeProgress, ResumeReport } from './hand-off.js';
+export type { ParkProgress } from './hand-off.js';
+export type { ResumeProgress, ResumeReport } from './resume.js';
 export { installSignalHandlers } from './signals.js';
 export type { SignalHandlerOptions } from './signals.js';
 export { createProbeHandler } from './probes.js';

@@ -18,8 +18,10 @@ export type UnreachablePolicy = 'skip' | 'park';
 /** Options of {@link DrainController}. Every field is optional; unknown names are rejected. */
 export interface DrainControllerOptions {
   /**
-   * The group this member belongs to: the members that share workflows. Required with a coordinator.
-   * @defaultValue `'default'`
+   * The group this member belongs to: the members that share workflows. Required with a coordinator:
+   * two services that share a backend under one default group would count each other as peers, and
+   * neither would ever park. Without a coordinator it only names the controller in logs and metrics.
+   * @defaultValue `'default'` without a coordinator; none (required) with one
    */
   readonly group?: string;
   /**
@@ -98,8 +100,8 @@ export interface DrainControllerOptions {
 export interface CompiledOptions {
   readonly group: string;
   readonly memberId: string;
-  readonly coordinator: Coordinator | undefined;
-  readonly store: WorkflowStore | undefined;
+  /** The hand-off pair, when both were given. */
+  readonly handOff: { readonly coordinator: Coordinator; readonly store: WorkflowStore } | undefined;
   readonly shutdownTimeoutMs: number;
   readonly drainShare: number;
   readonly abortGraceMs: number;
@@ -173,9 +175,11 @@ function checkStore(value: unknown): WorkflowStore {
     typeof s.listActive !== 'function' ||
     typeof s.park !== 'function' ||
     typeof s.listParked !== 'function' ||
-    typeof s.unpark !== 'function'
+    typeof s.unpark !== 'function' ||
+    typeof s.raiseFence !== 'function' ||
+    typeof s.notePaused !== 'function'
   ) {
-    invalid('store', 'a WorkflowStore (listActive, park, listParked, unpark)', value);
+    invalid('store', 'a WorkflowStore (listActive, park, listParked, unpark, raiseFence, notePaused)', value);
   }
   return s as WorkflowStore;
 }
@@ -193,6 +197,11 @@ export function compileOptions(input: unknown): CompiledOptions {
     );
   }
   const handOff = coordinator !== undefined;
+  if (handOff && o.group === undefined) {
+    throw new ConfigurationError(
+      'Expected `group` to be a non-empty string naming the members that share workflows, got `undefined`: it is required with a `coordinator` (members of different services on one backend would otherwise see each other as peers, and none would ever park)',
+    );
+  }
   const groupScope =
     o.groupScope === undefined
       ? coordinator?.capabilities.scope
@@ -225,8 +234,8 @@ export function compileOptions(input: unknown): CompiledOptions {
       o.memberId === undefined
         ? `${hostname()}:${process.pid}:${Math.random().toString(36).slice(2, 10)}`
         : checkName('memberId', o.memberId),
-    coordinator,
-    store,
+    handOff:
+      coordinator === undefined || store === undefined ? undefined : Object.freeze({ coordinator, store }),
     shutdownTimeoutMs,
     drainShare,
     abortGraceMs: pick('abortGraceMs', checkNonNegative),

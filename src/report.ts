@@ -1,5 +1,8 @@
+import type { StoreWarning } from './workflow-store.js';
+
 /** The phases of a shutdown, in the order they run. */
-export type PhaseName = 'stop-intake' | 'drain' | 'grace' | 'leave' | 'lock' | 'members' | 'park' | 'release';
+export type PhaseName =
+  'stop-intake' | 'drain' | 'grace' | 'resume-wind-down' | 'leave' | 'lock' | 'members' | 'park' | 'release';
 
 /** One phase of a shutdown and how long it took. */
 export interface PhaseReport {
@@ -37,6 +40,11 @@ export type HandOffDecision =
   | 'lock-timeout'
   /** The lease was lost while parking: parking stopped before the next batch. */
   | 'lease-lost'
+  /**
+   * The store kept failing (listing or parking) until the budget ran out, after retries with backoff:
+   * what was parked before is in `parked`, the errors are in `errors`.
+   */
+  | 'error'
   /** The budget ran out, or the shutdown was forced, before the hand-off could finish. */
   | 'aborted';
 
@@ -74,6 +82,8 @@ export interface ShutdownReport {
   readonly stillPausing: number;
   /** The fencing token the parking ran under, if any. */
   readonly token: bigint | undefined;
+  /** What the store reported about its configuration at start (see `WorkflowStore.diagnose`). */
+  readonly warnings: readonly StoreWarning[];
   /** Every error met on the way, in order. */
   readonly errors: readonly ReportedError[];
 }

@@ -24,10 +24,12 @@ function slowStore(
     capabilities: inner.capabilities,
     listActive: (o) => inner.listActive(o),
     listParked: (o) => inner.listParked(o),
-    unpark: (ids, fence) => inner.unpark(ids, fence),
-    async park(ids, fence) {
+    unpark: (ids, fence, o) => inner.unpark(ids, fence, o),
+    raiseFence: (fence, o) => inner.raiseFence(fence, o),
+    notePaused: (ids, o) => inner.notePaused(ids, o),
+    async park(ids, fence, o) {
       fences.push(fence);
-      const results = await inner.park(ids, fence);
+      const results = await inner.park(ids, fence, o);
       if (++batches === 1) await onFirstBatch();
       return results;
     },

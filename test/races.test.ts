@@ -67,6 +67,8 @@ function scheduledStore(inner: WorkflowStore, s: Scheduler): WorkflowStore {
     unpark: later(s, (ids: readonly string[], fence: Parameters<WorkflowStore['unpark']>[1]) =>
       inner.unpark(ids, fence),
     ),
+    raiseFence: later(s, (fence: Parameters<WorkflowStore['raiseFence']>[0]) => inner.raiseFence(fence)),
+    notePaused: later(s, (ids: readonly string[]) => inner.notePaused(ids)),
   };
 }
 

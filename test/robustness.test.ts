@@ -98,6 +98,8 @@ describe('the budget holds whatever the adapters do', () => {
     host.add('w1');
     const stuck: WorkflowStore = {
       capabilities: host.capabilities,
+      raiseFence: (f, o) => host.raiseFence(f, o),
+      notePaused: (ids, o) => host.notePaused(ids, o),
       listActive: (o) => host.listActive(o),
       park: (ids, f) => host.park(ids, f),
       listParked: (o) => host.listParked(o),
@@ -136,6 +138,8 @@ describe('the budget holds whatever the adapters do', () => {
     for (let i = 0; i < 50; i++) host.add(`w${String(i).padStart(2, '0')}`);
     const slow: WorkflowStore = {
       capabilities: host.capabilities,
+      raiseFence: (f, o) => host.raiseFence(f, o),
+      notePaused: (ids, o) => host.notePaused(ids, o),
       listActive: (o) => host.listActive(o),
       listParked: (o) => host.listParked(o),
       unpark: (ids, f) => host.unpark(ids, f),

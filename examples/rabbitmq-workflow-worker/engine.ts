@@ -196,10 +196,13 @@ export class Engine {
     return {
       capabilities: store.capabilities,
       listActive: (options) => store.listActive(options),
-      park: (ids, fence) => store.park(ids, fence),
+      park: (ids, fence, options) => store.park(ids, fence, options),
       listParked: (options) => store.listParked(options),
-      unpark: async (ids, fence) => {
-        const results = await store.unpark(ids, fence);
+      raiseFence: (fence, options) => store.raiseFence(fence, options),
+      notePaused: (ids, options) => store.notePaused(ids, options),
+      diagnose: (options) => store.diagnose(options),
+      unpark: async (ids, fence, options) => {
+        const results = await store.unpark(ids, fence, options);
         const resumed = results.filter((r) => r.outcome === 'resumed').map((r) => r.id);
         if (resumed.length > 0) {
           const { db, schema } = this.#config;

@@ -1,0 +1,153 @@
+/**
+ * The start half of the last-member protocol, run in the background after `start()`: under the
+ * start-stop lock, raise the store's fence, then unpark the parked workflows that are paused;
+ * re-check those still pausing every interval until none is left or the resume budget ends.
+ *
+ * @internal
+ */
+import createDebug from 'debug';
+import type { Coordinator } from './coordinator.js';
+import { DrainTimeoutError } from './errors.js';
+import { call, type LeaseSlot, leaseLostReason, lost, remaining, timedAcquire } from './internal/calls.js';
+import { delay, now } from './internal/time.js';
+import type { CompiledOptions } from './options.js';
+import type { StoreWarning, WorkflowStore } from './workflow-store.js';
+
+const log = createDebug('graceful-drain:resume');
+
+/** What the background resume at start did. */
+export interface ResumeReport {
+  /** Workflows resumed. */
+  readonly resumed: number;
+  /** Marks cleared without resuming (a user cancelled, resumed or re-paused them meanwhile). */
+  readonly skipped: number;
+  /** Parked workflows still `pausing` when the resume ended (0 when it finished). */
+  readonly stillPausing: number;
+  /** How many rounds ran (each under the start-stop lock). */
+  readonly rounds: number;
+  /** Whether every parked workflow was handled. */
+  readonly complete: boolean;
+  /** What the store reported about its configuration (see `WorkflowStore.diagnose`). */
+  readonly warnings: readonly StoreWarning[];
+  /** Every error met on the way. */
+  readonly errors: readonly unknown[];
+}
+
+/** Progress of a resume, emitted after every round. */
+export type ResumeProgress = ResumeReport;
+
+interface ResumeContext {
+  readonly options: CompiledOptions;
+  readonly coordinator: Coordinator;
+  readonly store: WorkflowStore;
+  /** Aborted when the shutdown begins. */
+  readonly signal: AbortSignal;
+  /** Where the lease is held, so that the shutdown can take it over. */
+  readonly slot: LeaseSlot;
+  /** What the store's diagnosis found. */
+  readonly warnings: readonly StoreWarning[];
+  readonly onRound: (progress: ResumeProgress) => void;
+}
+
+/**
+ * Runs the resume rounds. Store writes are not abandoned at shutdown: the store is told through its
+ * signal and answers at once, so a batch it committed is still counted. The lock is released between
+ * rounds so a stopping member is never held up long.
+ */
+export async function resumeAtStart(ctx: ResumeContext): Promise<ResumeReport> {
+  const { options, coordinator, store, signal, slot } = ctx;
+  const end = now() + options.resumeTimeoutMs;
+  let resumed = 0;
+  let skipped = 0;
+  let stillPausing = 0;
+  let rounds = 0;
+  const errors: unknown[] = [];
+  const snapshot = (complete: boolean): ResumeReport => ({
+    resumed,
+    skipped,
+    stillPausing,
+    rounds,
+    complete,
+    warnings: ctx.warnings,
+    errors: [...errors],
+  });
+  const budgetError = (what: string) => () =>
+    new DrainTimeoutError(`The resume budget ran out while ${what}`);
+  while (!signal.aborted) {
+    rounds++;
+    let pending = 0;
+    let failed = false;
+    try {
+      const lease = await timedAcquire(coordinator, options, 'resume', {
+        ttlMs: options.lockTtlMs,
+        timeoutMs: remaining(end),
+        signal,
+        end,
+      });
+      slot.hold(lease);
+      try {
+        const token = coordinator.capabilities.fencing === 'none' ? undefined : lease.token;
+        const fence = { memberId: options.memberId, token };
+        const stop = AbortSignal.any([signal, lease.signal]);
+        // The fence goes up before the first read, even when nothing turns out to be parked.
+        if (token !== undefined) {
+          await call((s) => store.raiseFence(fence, { signal: s }), {
+            end,
+            onTimeout: budgetError('raising the fence'),
+            stop,
+          });
+        }
+        let cursor: string | undefined;
+        do {
+          const page = await call((s) => store.listParked({ limit: options.batchSize, cursor, signal: s }), {
+            end,
+            onTimeout: budgetError('listing parked workflows'),
+            stop,
+          });
+          const ready: string[] = [];
+          for (const w of page.items) {
+            if (w.state === 'pausing') pending++;
+            else ready.push(w.id);
+          }
+          if (ready.length > 0) {
+            stop.throwIfAborted();
+            if (lost(lease)) throw leaseLostReason(lease);
+            const results = await call((s) => store.unpark(ready, fence, { signal: s }), {
+              end,
+              onTimeout: budgetError('unparking'),
+              cancel: stop,
+            });
+            for (const r of results) {
+              if (r.outcome === 'resumed') resumed++;
+              else skipped++;
+            }
+          }
+          cursor = page.cursor;
+        } while (cursor !== undefined);
+      } finally {
+        if (slot.drop(lease)) {
+          await call((s) => lease.release({ signal: s }), {
+            end: now() + options.lockTtlMs,
+            onTimeout: budgetError('releasing the lock'),
+          }).catch((error: unknown) => errors.push(error));
+        }
+      }
+    } catch (error) {
+      if (signal.aborted) break;
+      errors.push(error);
+      failed = true;
+      log('resume round %d failed: %O', rounds, error);
+    }
+    stillPausing = pending;
+    const done = !failed && pending === 0;
+    ctx.onRound(snapshot(done));
+    if (done) return snapshot(true);
+    if (now() + options.resumeIntervalMs >= end) break;
+    try {
+      await delay(options.resumeIntervalMs, signal);
+    } catch {
+      break;
+    }
+  }
+  return snapshot(false);
+}
