@@ -155,10 +155,58 @@ describe('FaultyCoordinator', () => {
       await expect(plain().acquire('x', { ttlMs: TTL, timeoutMs: 0 })).resolves.toBeDefined();
     });
 
+    it('hanging members, leave and release still reject with signal.reason, and the wrapped handle gives up too', async () => {
+      const c = faulty();
+      const lease = await c.acquire('x', { ttlMs: TTL, timeoutMs: 0 });
+      const m = await c.join('g', 'a', { ttlMs: TTL });
+      c.hang(['members', 'leave', 'release']);
+      const controller = new AbortController();
+      const reason = new Error('give up');
+      const { signal } = controller;
+      const calls = [
+        track(c.members('g', { signal })),
+        track(m.leave({ signal })),
+        track(lease.release({ signal })),
+      ];
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(calls.map((x) => x.settled)).toEqual([false, false, false]);
+      controller.abort(reason);
+      await vi.advanceTimersByTimeAsync(0);
+      expect(calls.map((x) => x.error)).toEqual([reason, reason, reason]);
+      await expect(c.members('g', { signal })).rejects.toBe(reason);
+      c.heal();
+      await vi.advanceTimersByTimeAsync(0);
+      // given up underneath too: nothing was freed, but nothing is renewed either, so both expire
+      expect((await plain().members('g')).map((x) => x.memberId)).toEqual(['a']);
+      await expect(plain().acquire('x', { ttlMs: TTL, timeoutMs: 0 })).rejects.toThrow(LockTimeoutError);
+      await vi.advanceTimersByTimeAsync(TTL);
+      expect(await plain().members('g')).toEqual([]);
+      await expect(plain().acquire('x', { ttlMs: TTL, timeoutMs: 0 })).resolves.toBeDefined();
+    });
+
     it('rejects unknown operations, naming them', () => {
       expect(() => faulty().hang(['acquire', 'renew' as never])).toThrow(ConfigurationError);
       expect(() => faulty().hang(['renew' as never])).toThrow(/`ops\[0\]`.*"renew"/);
       expect(() => faulty().fail('acquire' as never)).toThrow(/`ops`/);
+    });
+  });
+
+  describe('options', () => {
+    it('members, leave and release pass their options to the wrapped coordinator', async () => {
+      const c = faulty();
+      const lease = await c.acquire('x', { ttlMs: TTL, timeoutMs: 0 });
+      const m = await c.join('g', 'a', { ttlMs: TTL });
+      const reason = new Error('already aborted');
+      const signal = AbortSignal.abort(reason);
+      await expect(c.members('g', { signal })).rejects.toBe(reason);
+      await expect(m.leave({ signal })).rejects.toBe(reason);
+      await expect(lease.release({ signal })).rejects.toBe(reason);
+      // the wrapped handles gave up: still there until their TTL runs out
+      expect((await plain().members('g')).map((x) => x.memberId)).toEqual(['a']);
+      await vi.advanceTimersByTimeAsync(TTL);
+      expect(await plain().members('g')).toEqual([]);
+      await expect(plain().acquire('x', { ttlMs: TTL, timeoutMs: 0 })).resolves.toBeDefined();
+      await expect(c.members('g', { signal: 'x' } as never)).rejects.toThrow(/`signal`/);
     });
   });
 

@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { MemoryBackend, MemoryCoordinator } from '../src/adapters/memory/index.js';
+import { MemoryBackend, MemoryCoordinator, MemoryWorkflowStore } from '../src/adapters/memory/index.js';
+import type { Lease } from '../src/coordinator.js';
+import { DrainController } from '../src/index.js';
 import {
   ClosedError,
   ConfigurationError,
@@ -318,7 +320,154 @@ describe('MemoryCoordinator', () => {
       expect(m.signal.reason).toBeInstanceOf(MembershipLostError);
       const lease = await b.acquire('x', { ttlMs: TTL, timeoutMs: 0 });
       expect(lease.token).toBe(2n);
-      expect(lease.deadline).toBeLessThan(t + TTL);
+      // the deadline is on the performance.now() clock whatever the injected one reads
+      expect(lease.deadline).toBeGreaterThan(performance.now());
+      expect(lease.deadline).toBeLessThanOrEqual(performance.now() + TTL);
+    });
+
+    it.each([
+      ['ahead of', 1e9],
+      ['behind', -1e9],
+    ])(
+      'with a clock far %s performance.now(), the lease deadline is on the performance.now() clock, and the signal aborts there',
+      async (_, offset) => {
+        vi.useFakeTimers();
+        const clock = (): number => performance.now() + offset;
+        const a = make({ clock });
+        const before = performance.now();
+        const lease = await a.acquire('x', { ttlMs: TTL, timeoutMs: 0 });
+        expect(lease.deadline).toBeGreaterThan(before);
+        expect(lease.deadline).toBeLessThanOrEqual(performance.now() + TTL);
+        // renewals move it along on the same clock
+        await vi.advanceTimersByTimeAsync(TTL);
+        expect(lease.signal.aborted).toBe(false);
+        expect(lease.deadline).toBeGreaterThan(performance.now());
+        expect(lease.deadline).toBeLessThanOrEqual(performance.now() + TTL);
+        a.simulateCrash();
+        await vi.advanceTimersByTimeAsync(lease.deadline - performance.now() - 1);
+        expect(lease.signal.aborted).toBe(false);
+        await vi.advanceTimersByTimeAsync(1);
+        expect(lease.signal.reason).toBeInstanceOf(LockLostError);
+        expect(performance.now()).toBeGreaterThanOrEqual(lease.deadline);
+      },
+    );
+
+    it('a DrainController on a coordinator with a custom clock parks and resumes', async () => {
+      // An hour behind performance.now(): a deadline taken from this clock would always be past.
+      const clock = (): number => performance.now() - 3_600_000;
+      const store = new MemoryWorkflowStore();
+      for (const id of ['w1', 'w2', 'w3']) store.add(id);
+      const member = (memberId: string): DrainController =>
+        new DrainController({
+          group: 'engines',
+          memberId,
+          coordinator: make({ clock }),
+          store,
+          shutdownTimeoutMs: 5_000,
+          resumeIntervalMs: 20,
+        });
+      const first = member('a');
+      await first.start();
+      await first.whenResumed();
+      const report = await first.shutdown();
+      expect(report).toMatchObject({ handOff: 'parked', lastMember: true, parked: 3, errors: [] });
+      expect(store.snapshot().map((w) => [w.status, w.parked])).toEqual([
+        ['paused', true],
+        ['paused', true],
+        ['paused', true],
+      ]);
+      const next = member('b');
+      try {
+        await next.start();
+        expect(await next.whenResumed()).toMatchObject({ resumed: 3, complete: true });
+        expect(store.snapshot().map((w) => [w.status, w.parked])).toEqual([
+          ['running', false],
+          ['running', false],
+          ['running', false],
+        ]);
+      } finally {
+        await next.shutdown({ force: true });
+      }
+    });
+  });
+
+  describe('signals of members, leave and release', () => {
+    it('members() rejects with the reason of an already aborted signal', async () => {
+      const a = make();
+      await a.join('g', 'a', { ttlMs: TTL });
+      const reason = new Error('given up');
+      await expect(a.members('g', { signal: AbortSignal.abort(reason) })).rejects.toBe(reason);
+      expect((await a.members('g', { signal: new AbortController().signal })).map((m) => m.memberId)).toEqual(
+        ['a'],
+      );
+      await expect(a.members('g', { signal: 'x' } as never)).rejects.toThrow(/`signal`/);
+      await expect(a.members('g', { sigal: 1 } as never)).rejects.toThrow(/Unknown option `sigal`/);
+    });
+
+    it('release() with an aborted signal rejects, frees nothing, stops renewing: the lock expires with its TTL', async () => {
+      vi.useFakeTimers();
+      const a = make();
+      const b = make();
+      const lease = await a.acquire('x', { ttlMs: TTL, timeoutMs: 0 });
+      const reason = new Error('given up');
+      await expect(lease.release({ signal: AbortSignal.abort(reason) })).rejects.toBe(reason);
+      await expect(b.acquire('x', { ttlMs: TTL, timeoutMs: 0 })).rejects.toThrow(LockTimeoutError);
+      // no renewal: the backend expires it within its TTL, and the next holder gets it
+      const next = track(b.acquire('x', { ttlMs: TTL, timeoutMs: 2 * TTL }));
+      await vi.advanceTimersByTimeAsync(TTL);
+      expect(next.error).toBeUndefined();
+      expect((next.value as Lease).token).toBe(2n);
+      // given up, not lost: the signal was not aborted; releasing again is a no-op for the next holder
+      expect(lease.signal.aborted).toBe(false);
+      await lease.release();
+      await expect(make().acquire('x', { ttlMs: TTL, timeoutMs: 0 })).rejects.toThrow(LockTimeoutError);
+    });
+
+    it('release() after a given-up one frees the lock at once; once released, an aborted signal changes nothing', async () => {
+      const a = make();
+      const lease = await a.acquire('x', { ttlMs: TTL, timeoutMs: 0 });
+      const aborted = AbortSignal.abort(new Error('given up'));
+      await expect(lease.release({ signal: aborted })).rejects.toThrow('given up');
+      await lease.release();
+      const next = await make().acquire('x', { ttlMs: TTL, timeoutMs: 0 });
+      await lease.release({ signal: aborted });
+      await next.release();
+    });
+
+    it('leave() with an aborted signal rejects, removes nothing, stops the heartbeats: the member expires with its TTL', async () => {
+      vi.useFakeTimers();
+      const a = make();
+      const m = await a.join('g', 'a', { ttlMs: TTL });
+      const reason = new Error('given up');
+      await expect(m.leave({ signal: AbortSignal.abort(reason) })).rejects.toBe(reason);
+      expect((await a.members('g')).map((x) => x.memberId)).toEqual(['a']);
+      await vi.advanceTimersByTimeAsync(TTL);
+      expect(await a.members('g')).toEqual([]);
+      expect(m.signal.aborted).toBe(false);
+      await m.leave({ signal: AbortSignal.abort(reason) });
+      await m.leave();
+    });
+
+    it('leave() after a given-up one removes the member at once', async () => {
+      const a = make();
+      const m = await a.join('g', 'a', { ttlMs: TTL });
+      await expect(m.leave({ signal: AbortSignal.abort(new Error('given up')) })).rejects.toThrow('given up');
+      await m.leave();
+      expect(await a.members('g')).toEqual([]);
+    });
+
+    it('close() frees a lock and a membership whose release and leave were given up', async () => {
+      const a = make();
+      const lease = await a.acquire('x', { ttlMs: 100 * TTL, timeoutMs: 0 });
+      const m = await a.join('g', 'a', { ttlMs: 100 * TTL });
+      const signal = AbortSignal.abort(new Error('given up'));
+      await expect(lease.release({ signal })).rejects.toThrow('given up');
+      await expect(m.leave({ signal })).rejects.toThrow('given up');
+      await a.close();
+      await expect(make().acquire('x', { ttlMs: TTL, timeoutMs: 0 })).resolves.toBeDefined();
+      expect(await make().members('g')).toEqual([]);
+      expect(lease.signal.aborted).toBe(false);
+      expect(m.signal.aborted).toBe(false);
     });
   });
 

@@ -85,6 +85,48 @@ describe('MemoryWorkflowStore', () => {
       expect((await store.listActive({ limit: 10 })).items).toEqual(['a']);
     });
 
+    it('setStatus() away from pausing or paused drops the mark: a user resume then re-pause is never undone', async () => {
+      const store = new MemoryWorkflowStore();
+      store.add('a');
+      await store.park(['a'], fence(1n));
+      store.setStatus('a', 'running');
+      expect(store.get('a')).toEqual({ id: 'a', status: 'running', parked: false });
+      store.setStatus('a', 'paused');
+      expect(store.get('a')).toEqual({ id: 'a', status: 'paused', parked: false });
+      expect((await store.listParked({ limit: 10 })).items).toEqual([]);
+      expect(await store.unpark(['a'], fence(2n))).toEqual([{ id: 'a', outcome: 'skipped' }]);
+      expect(store.get('a')?.status).toBe('paused');
+      expect(store.stats.resumes).toBe(0);
+    });
+
+    it('setStatus() between pausing and paused keeps the mark; complete() and cancel() drop it', async () => {
+      const store = new MemoryWorkflowStore();
+      for (const id of ['a', 'b', 'c']) store.add(id);
+      await store.park(['a', 'b', 'c'], fence());
+      store.setStatus('a', 'pausing');
+      store.setStatus('a', 'paused');
+      store.complete('b');
+      store.cancel('c');
+      expect(store.snapshot().map((w) => [w.id, w.parked])).toEqual([
+        ['a', true],
+        ['b', false],
+        ['c', false],
+      ]);
+    });
+
+    it('remove() deletes a workflow and its mark; unknown ids throw', async () => {
+      const store = new MemoryWorkflowStore();
+      for (const id of ['c', 'a', 'b']) store.add(id);
+      await store.park(['a', 'b'], fence());
+      store.remove('a');
+      expect(store.get('a')).toBeUndefined();
+      expect((await store.listParked({ limit: 10 })).items.map((p) => p.id)).toEqual(['b']);
+      expect((await store.listActive({ limit: 10 })).items).toEqual(['c']);
+      expect(() => store.remove('a')).toThrow(/Unknown workflow "a"/);
+      store.add('a');
+      expect((await store.listActive({ limit: 10 })).items).toEqual(['a', 'c']);
+    });
+
     it('counts effective parks and resumes, in total and per workflow', async () => {
       const store = new MemoryWorkflowStore();
       store.add('a');
@@ -149,6 +191,9 @@ describe('MemoryWorkflowStore', () => {
       await expect(store.park(['a'], fence())).rejects.toThrow(ClosedError);
       await expect(store.unpark(['a'], fence())).rejects.toThrow(ClosedError);
       await expect(store.listParked({ limit: 1 })).rejects.toThrow(ClosedError);
+      await expect(store.raiseFence(fence())).rejects.toThrow(ClosedError);
+      await expect(store.notePaused(['a'])).rejects.toThrow(ClosedError);
+      await expect(store.diagnose()).rejects.toThrow(ClosedError);
       // the host side keeps working
       store.setStatus('a', 'paused');
       expect(store.get('a')?.status).toBe('paused');
@@ -171,6 +216,103 @@ describe('MemoryWorkflowStore', () => {
       // a rejected token does not lower the bar
       await expect(store.unpark(['a'], fence(6n))).rejects.toThrow(StaleTokenError);
       expect(store.highestToken).toBe(7n);
+    });
+  });
+
+  describe('notePaused', () => {
+    it('drops marks (released), skips the rest, one result per id in order; the status is left alone', async () => {
+      const store = new MemoryWorkflowStore();
+      store.add('a');
+      store.add('b');
+      store.add('user', 'paused');
+      await store.park(['a', 'b'], fence());
+      expect(await store.notePaused(['a', 'user', 'a', 'x'])).toEqual([
+        { id: 'a', outcome: 'released' },
+        { id: 'user', outcome: 'skipped' },
+        { id: 'a', outcome: 'skipped' },
+        { id: 'x', outcome: 'skipped' },
+      ]);
+      expect(store.get('a')).toEqual({ id: 'a', status: 'paused', parked: false });
+      expect(await store.unpark(['a', 'b'], fence())).toEqual([
+        { id: 'a', outcome: 'skipped' },
+        { id: 'b', outcome: 'resumed' },
+      ]);
+    });
+
+    it('of a workflow still pausing: the delayed pause still lands, and unpark leaves it paused', async () => {
+      vi.useFakeTimers();
+      const store = new MemoryWorkflowStore({ pauseDelayMs: 100 });
+      store.add('a');
+      await store.park(['a'], fence());
+      expect(await store.notePaused(['a'])).toEqual([{ id: 'a', outcome: 'released' }]);
+      vi.advanceTimersByTime(100);
+      expect(store.get('a')).toEqual({ id: 'a', status: 'paused', parked: false });
+      expect(await store.unpark(['a'], fence())).toEqual([{ id: 'a', outcome: 'skipped' }]);
+    });
+  });
+
+  describe('raiseFence', () => {
+    it('records the token and writes nothing else; a lower one rejects; undefined is a no-op', async () => {
+      const store = new MemoryWorkflowStore();
+      store.add('a');
+      await store.raiseFence(fence(5n));
+      expect(store.highestToken).toBe(5n);
+      expect(store.get('a')).toEqual({ id: 'a', status: 'running', parked: false });
+      await expect(store.park(['a'], fence(4n))).rejects.toThrow(StaleTokenError);
+      await expect(store.raiseFence(fence(4n))).rejects.toMatchObject({ token: 4n, highest: 5n });
+      await store.raiseFence(fence());
+      await store.raiseFence(fence(5n));
+      expect(store.highestToken).toBe(5n);
+      expect(store.get('a')?.parked).toBe(false);
+    });
+  });
+
+  describe('diagnose', () => {
+    it('has nothing to warn about: its statuses are fixed', async () => {
+      const store = new MemoryWorkflowStore();
+      expect(await store.diagnose()).toEqual([]);
+      store.add('a', 'succeeded');
+      expect(await store.diagnose()).toEqual([]);
+    });
+  });
+
+  describe('signal', () => {
+    it('already aborted: every call rejects with its reason and writes nothing, the fence included', async () => {
+      const store = new MemoryWorkflowStore();
+      store.add('a');
+      store.add('b');
+      await store.park(['b'], fence(1n));
+      const reason = new Error('given up');
+      const signal = AbortSignal.abort(reason);
+      await expect(store.park(['a'], fence(9n), { signal })).rejects.toBe(reason);
+      await expect(store.unpark(['b'], fence(9n), { signal })).rejects.toBe(reason);
+      await expect(store.raiseFence(fence(9n), { signal })).rejects.toBe(reason);
+      await expect(store.notePaused(['b'], { signal })).rejects.toBe(reason);
+      await expect(store.listActive({ limit: 5, signal })).rejects.toBe(reason);
+      await expect(store.listParked({ limit: 5, signal })).rejects.toBe(reason);
+      await expect(store.diagnose({ signal })).rejects.toBe(reason);
+      expect(store.snapshot()).toEqual([
+        { id: 'a', status: 'running', parked: false },
+        { id: 'b', status: 'paused', parked: true },
+      ]);
+      expect(store.highestToken).toBe(1n);
+    });
+
+    it('a live signal changes nothing', async () => {
+      const store = new MemoryWorkflowStore();
+      store.add('a');
+      const { signal } = new AbortController();
+      expect(await store.park(['a'], fence(1n), { signal })).toEqual([{ id: 'a', outcome: 'paused' }]);
+      expect((await store.listParked({ limit: 5, signal })).items.map((p) => p.id)).toEqual(['a']);
+      expect(await store.unpark(['a'], fence(1n), { signal })).toEqual([{ id: 'a', outcome: 'resumed' }]);
+    });
+
+    it('rejects a signal that is not an AbortSignal and unknown call options, naming them', async () => {
+      const store = new MemoryWorkflowStore();
+      await expect(store.park(['a'], fence(), { signal: 'x' } as never)).rejects.toThrow(/`signal`.*"x"/);
+      await expect(store.listActive({ limit: 1, signal: 1 } as never)).rejects.toThrow(/`signal`/);
+      await expect(store.notePaused(['a'], { sigal: 1 } as never)).rejects.toThrow(/Unknown option `sigal`/);
+      await expect(store.raiseFence(fence(), 5 as never)).rejects.toThrow(ConfigurationError);
     });
   });
 

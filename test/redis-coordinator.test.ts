@@ -97,6 +97,19 @@ async function eventually(check: () => Promise<boolean>, ms: number): Promise<bo
   }
 }
 
+/** Resolves once `coordinator` answers again after its connection was dropped. */
+async function reconnected(coordinator: Coordinator): Promise<void> {
+  const answered = await eventually(
+    () =>
+      coordinator.members('reconnected').then(
+        () => true,
+        () => false,
+      ),
+    3000,
+  );
+  if (!answered) throw new Error('the coordinator did not reconnect within 3 s');
+}
+
 /** Starts the holder fixture in its own process; `nextLine()` resolves its stdout line by line. */
 function startHolder(
   mode: 'hold' | 'close',
@@ -370,6 +383,119 @@ describe('RedisCoordinator', () => {
       proxy.pass();
       await m.leave();
       expect(await admin.zscore(groupKey(group, 'members'), 'm1')).toBeNull();
+    });
+  });
+
+  describe('signals of members, leave and release', () => {
+    it('members() rejects with signal.reason as soon as it aborts, waiting for an answer or for the connection', async () => {
+      const { coordinator, proxy } = await proxied({ commandTimeoutMs: 5000 });
+      await coordinator.members('warm-up');
+      for (const fault of [() => proxy.blackhole(), () => proxy.down()]) {
+        fault();
+        await delay(50); // the drop is seen: the call then waits for a connection
+        const controller = new AbortController();
+        const reason = new Error('given up');
+        const listing = rejectionOf(
+          coordinator.members(`group-${randomId()}`, { signal: controller.signal }),
+        );
+        await delay(50);
+        const abortedAt = now();
+        controller.abort(reason);
+        expect(await listing).toBe(reason);
+        expect(now() - abortedAt).toBeLessThan(100);
+        proxy.pass();
+      }
+      expect(await rejectionOf(coordinator.members('g', { signal: AbortSignal.abort(TTL) }))).toBe(TTL);
+    });
+
+    it('release() with an aborted signal sends nothing and stops renewing: the key expires with its TTL', async () => {
+      const [a, b] = [make(), make()];
+      const lock = `lock-${randomId()}`;
+      const lease = await a.acquire(lock, { ttlMs: TTL, timeoutMs: TTL });
+      const reason = new Error('given up');
+      expect(await rejectionOf(lease.release({ signal: AbortSignal.abort(reason) }))).toBe(reason);
+      expect(await admin.get(lockKey(lock, 'owner'))).not.toBeNull();
+      await delay(TTL + 100);
+      expect(await admin.exists(lockKey(lock, 'owner'))).toBe(0);
+      expect(lease.signal.aborted).toBe(false);
+      const next = await b.acquire(lock, { ttlMs: TTL, timeoutMs: 0 });
+      await lease.release(); // owner-checked: the next holder keeps it
+      expect(await admin.get(lockKey(lock, 'owner'))).not.toBeNull();
+      await next.release();
+    });
+
+    it('release() rejects with signal.reason as soon as it aborts while Redis does not answer, and retries nothing', async () => {
+      const { coordinator, proxy } = await proxied({ commandTimeoutMs: 5000 });
+      const lock = `lock-${randomId()}`;
+      const lease = await coordinator.acquire(lock, { ttlMs: 3 * TTL, timeoutMs: TTL });
+      proxy.blackhole();
+      const controller = new AbortController();
+      const reason = new Error('given up');
+      const releasing = rejectionOf(lease.release({ signal: controller.signal }));
+      await delay(50);
+      const abortedAt = now();
+      controller.abort(reason);
+      expect(await releasing).toBe(reason);
+      expect(now() - abortedAt).toBeLessThan(100);
+      // the connection drops: nothing is kept to send on the next one, and the key expires with its TTL
+      proxy.dropAll();
+      proxy.pass();
+      await reconnected(coordinator);
+      expect(await admin.get(lockKey(lock, 'owner'))).not.toBeNull();
+      // a later release() tries again, and frees it
+      await lease.release();
+      expect(await admin.exists(lockKey(lock, 'owner'))).toBe(0);
+    });
+
+    it('leave() with an aborted signal sends nothing and stops the heartbeats: the member expires with its TTL', async () => {
+      const [a, b] = [make(), make()];
+      const group = `group-${randomId()}`;
+      const m = await a.join(group, 'm1', { ttlMs: TTL });
+      const reason = new Error('given up');
+      expect(await rejectionOf(m.leave({ signal: AbortSignal.abort(reason) }))).toBe(reason);
+      expect(await admin.zscore(groupKey(group, 'members'), 'm1')).not.toBeNull();
+      await delay(TTL + 100);
+      expect(await b.members(group)).toEqual([]);
+      expect(m.signal.aborted).toBe(false);
+      await m.leave();
+    });
+
+    it('leave() rejects with signal.reason as soon as it aborts while Redis does not answer; a later leave() confirms', async () => {
+      const { coordinator, proxy } = await proxied({ commandTimeoutMs: 5000 });
+      const group = `group-${randomId()}`;
+      const m = await coordinator.join(group, 'm1', { ttlMs: 10 * TTL });
+      proxy.blackhole();
+      const controller = new AbortController();
+      const reason = new Error('given up');
+      const leaving = rejectionOf(m.leave({ signal: controller.signal }));
+      await delay(50);
+      const abortedAt = now();
+      controller.abort(reason);
+      expect(await leaving).toBe(reason);
+      expect(now() - abortedAt).toBeLessThan(100);
+      proxy.dropAll();
+      proxy.pass();
+      await reconnected(coordinator);
+      await m.leave();
+      expect(await admin.zscore(groupKey(group, 'members'), 'm1')).toBeNull();
+    });
+
+    it('rejects a signal that is not an AbortSignal and unknown options, naming them', async () => {
+      const c = make();
+      const lease = await c.acquire(`lock-${randomId()}`, { ttlMs: TTL, timeoutMs: TTL });
+      const m = await c.join(`group-${randomId()}`, 'm1', { ttlMs: TTL });
+      expect(await rejectionOf(c.members('g', { signal: 'x' } as never))).toMatchObject({
+        code: 'ERR_CONFIGURATION',
+        message: expect.stringMatching(/`signal`/),
+      });
+      expect(await rejectionOf(lease.release({ sigal: 1 } as never))).toMatchObject({
+        message: expect.stringMatching(/Unknown option `sigal`/),
+      });
+      expect(await rejectionOf(m.leave({ signal: 5 } as never))).toMatchObject({
+        message: expect.stringMatching(/`signal`/),
+      });
+      await lease.release();
+      await m.leave();
     });
   });
 

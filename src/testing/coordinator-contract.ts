@@ -309,6 +309,66 @@ export function coordinatorContract(
         });
       });
 
+      describe('signals of members, leave and release', () => {
+        it('members() rejects with the reason of an already aborted signal; a live one changes nothing', async () => {
+          const a = await make();
+          const group = groupName();
+          await a.join(group, 'm1', { ttlMs: ttl });
+          const reason = new Error('already aborted');
+          expect(await rejectionOf(a.members(group, { signal: AbortSignal.abort(reason) }))).toBe(reason);
+          const { signal } = new AbortController();
+          expect((await a.members(group, { signal })).map((m) => m.memberId)).toEqual(['m1']);
+        });
+
+        it('release() with an aborted signal rejects with its reason, and the lock does not stay held: it expires with its TTL', async () => {
+          const [a, b] = [await make(), await make()];
+          const lock = lockName();
+          const lease = await a.acquire(lock, { ttlMs: ttl, timeoutMs: ttl });
+          const reason = new Error('already aborted');
+          expect(await rejectionOf(lease.release({ signal: AbortSignal.abort(reason) }))).toBe(reason);
+          // given up: either freed already, or no longer renewed, so free within about one TTL
+          const next = await b.acquire(lock, { ttlMs: ttl, timeoutMs: 3 * ttl });
+          if (b.capabilities.fencing !== 'none') expect(next.token).toBeGreaterThan(lease.token);
+          // a later release of the old lease is harmless: owner-checked, it never frees the next holder
+          await lease.release();
+          expect(await canAcquire(a, lock, Math.round(ttl / 2))).toBe(false);
+          await next.release();
+        });
+
+        it('release() with a live signal releases; once released, an aborted signal changes nothing', async () => {
+          const [a, b] = [await make(), await make()];
+          const lock = lockName();
+          const lease = await a.acquire(lock, { ttlMs: 20 * ttl, timeoutMs: ttl });
+          await lease.release({ signal: new AbortController().signal });
+          await lease.release({ signal: AbortSignal.abort(new Error('already aborted')) });
+          expect(await canAcquire(b, lock, 3 * ttl)).toBe(true);
+        });
+
+        it('leave() with an aborted signal rejects with its reason, and the member does not stay listed: it expires with its TTL', async () => {
+          const [a, b] = [await make(), await make()];
+          const group = groupName();
+          const m1 = await a.join(group, 'm1', { ttlMs: ttl });
+          await b.join(group, 'm2', { ttlMs: ttl });
+          const reason = new Error('already aborted');
+          expect(await rejectionOf(m1.leave({ signal: AbortSignal.abort(reason) }))).toBe(reason);
+          const gone = await eventually(async () => (await memberIds(b, group)).join() === 'm2', 3 * ttl);
+          expect(gone).toBe(true);
+          await m1.leave();
+          expect(await memberIds(b, group)).toEqual(['m2']);
+        });
+
+        it('leave() after a given-up one confirms; once left, an aborted signal changes nothing', async () => {
+          const [a, b] = [await make(), await make()];
+          const group = groupName();
+          const m1 = await a.join(group, 'm1', { ttlMs: 20 * ttl });
+          const aborted = AbortSignal.abort(new Error('already aborted'));
+          await rejectionOf(m1.leave({ signal: aborted }));
+          await m1.leave({ signal: new AbortController().signal });
+          expect(await memberIds(b, group)).toEqual([]);
+          await m1.leave({ signal: aborted });
+        });
+      });
+
       describe('close', () => {
         it('is idempotent and never throws', async () => {
           const a = await make();

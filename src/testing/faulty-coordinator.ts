@@ -2,6 +2,7 @@ import createDebug from 'debug';
 import type {
   AcquireOptions,
   Coordinator,
+  CoordinatorCallOptions,
   CoordinatorCapabilities,
   JoinOptions,
   Lease,
@@ -102,10 +103,10 @@ export class FaultyCoordinator implements Coordinator {
   async acquire(name: string, options: AcquireOptions): Promise<Lease> {
     const lease = await this.#run('acquire', options?.signal, () => this.inner.acquire(name, options));
     const tracked = this.#track(this.#leases, lease);
-    const release = (): Promise<void> =>
-      this.#run('release', undefined, async () => {
+    const release = (options?: CoordinatorCallOptions): Promise<void> =>
+      this.#run('release', options?.signal, async () => {
         this.#leases.delete(tracked);
-        await lease.release();
+        await lease.release(options);
       });
     return {
       name: lease.name,
@@ -123,10 +124,10 @@ export class FaultyCoordinator implements Coordinator {
       this.inner.join(group, memberId, options),
     );
     const tracked = this.#track(this.#memberships, membership);
-    const leave = (): Promise<void> =>
-      this.#run('leave', undefined, async () => {
+    const leave = (options?: CoordinatorCallOptions): Promise<void> =>
+      this.#run('leave', options?.signal, async () => {
         this.#memberships.delete(tracked);
-        await membership.leave();
+        await membership.leave(options);
       });
     return {
       group: membership.group,
@@ -137,8 +138,8 @@ export class FaultyCoordinator implements Coordinator {
     };
   }
 
-  members(group: string): Promise<readonly MemberInfo[]> {
-    return this.#run('members', undefined, () => this.inner.members(group));
+  members(group: string, options?: CoordinatorCallOptions): Promise<readonly MemberInfo[]> {
+    return this.#run('members', options?.signal, () => this.inner.members(group, options));
   }
 
   /**
@@ -187,7 +188,10 @@ export class FaultyCoordinator implements Coordinator {
     debug('dropped %d memberships', hit.length);
   }
 
-  /** Makes `ops` never settle until `heal()`; `acquire` and `join` still reject when their signal aborts. */
+  /**
+   * Makes `ops` never settle until `heal()`. A held call still rejects with `signal.reason` when its
+   * signal aborts (every operation takes one), and the wrapped call is then never made.
+   */
   hang(ops: readonly CoordinatorOperation[]): void {
     for (const op of checkOperations(ops)) this.#hung.add(op);
   }
@@ -238,9 +242,20 @@ export class FaultyCoordinator implements Coordinator {
       return Promise.reject(error);
     }
     if (!this.#hung.has(op)) return call();
-    if (signal?.aborted) return Promise.reject(signal.reason);
+    // A release or leave given up while hung still reaches the wrapped handle with the aborted
+    // signal, so that it stops renewing: given up, the lock or membership expires with its TTL.
+    const giveUp = (): void => {
+      if (op === 'release' || op === 'leave') call().catch(() => {});
+    };
+    if (signal?.aborted) {
+      giveUp();
+      return Promise.reject(signal.reason);
+    }
     return new Promise<T>((resolve, reject) => {
-      const onAbort = (): void => held.cancel(signal?.reason);
+      const onAbort = (): void => {
+        held.cancel(signal?.reason);
+        giveUp();
+      };
       const held: HeldCall = {
         proceed: () => {
           signal?.removeEventListener('abort', onAbort);

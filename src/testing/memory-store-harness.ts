@@ -27,6 +27,7 @@ export function memoryStoreHarness(options?: MemoryWorkflowStoreOptions): Memory
     add: async (id: string, status: HostStatus) => store.add(id, status),
     status: async (id: string) => store.get(id)?.status,
     setStatus: async (id: string, status: HostStatus) => store.setStatus(id, status),
+    remove: async (id: string) => store.remove(id),
     close: () => store.close(),
   };
 }

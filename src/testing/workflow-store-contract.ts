@@ -14,8 +14,17 @@ export interface WorkflowStoreHarness {
   add(id: string, status: HostStatus): Promise<void>;
   /** The host's status of a workflow (undefined when unknown). */
   status(id: string): Promise<HostStatus | undefined>;
-  /** Sets the host's status, as the host engine or a user would (e.g. 'pausing' -> 'paused'). */
+  /**
+   * Sets the host's status, as the host engine or a user would (e.g. 'pausing' -> 'paused'): the way
+   * the host's own code writes it, with no call into the store. A move away from 'pausing' or
+   * 'paused' must drop the workflow's park mark (the contract), so the suite checks it through here.
+   */
   setStatus(id: string, status: HostStatus): Promise<void>;
+  /**
+   * Deletes a workflow from the host's table, as the host's own code would. Optional: when given, the
+   * suite checks that the deleted workflow's park mark goes with it.
+   */
+  remove?(id: string): Promise<void>;
   /** Drops what the harness created (tables, keys) and closes the store. */
   close(): Promise<void>;
 }
@@ -51,6 +60,16 @@ async function allPages<T>(list: (options: ListOptions) => Promise<Page<T>>, lim
     cursor = page.cursor;
   }
   throw new Error('The listing did not end after 10000 pages');
+}
+
+/** Settles with the rejection reason, failing when the promise resolves. */
+async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  throw new Error('Expected the promise to reject, but it resolved');
 }
 
 function ids(prefix: string, count: number): string[] {
@@ -233,7 +252,7 @@ export function workflowStoreContract(
           ]);
         });
 
-        it('a marked workflow a user resumed is active again, and parking it replaces the stale mark', async () => {
+        it('a parked workflow a user resumed is active again, and parking it marks it anew', async () => {
           const h = await make();
           await h.add('a', 'running');
           await parkAndPause(h, ['a']);
@@ -271,26 +290,35 @@ export function workflowStoreContract(
           await h.store.park(list, { memberId: MEMBER, token });
           await h.setStatus('wf-0000', 'pausing');
           await h.setStatus('wf-0001', 'paused');
-          await h.setStatus('wf-0002', 'cancelled');
-          await h.setStatus('wf-0003', 'running');
           for (const limit of [1, 5, 50]) {
             const items = await parked(h, limit);
             expect(sorted(items.map((p) => p.id))).toEqual(list);
             for (const p of items) {
               expect(p.memberId).toBe(MEMBER);
               expect(p.token).toBe(token);
-              const status = await h.status(p.id);
-              const state = status === 'pausing' || status === 'paused' ? status : 'other';
-              expect(p.state).toBe(state);
+              expect(p.state).toBe(await h.status(p.id));
             }
             const state = (id: string): string | undefined => items.find((p) => p.id === id)?.state;
-            expect([state('wf-0000'), state('wf-0001'), state('wf-0002'), state('wf-0003')]).toEqual([
-              'pausing',
-              'paused',
-              'other',
-              'other',
-            ]);
+            expect([state('wf-0000'), state('wf-0001')]).toEqual(['pausing', 'paused']);
           }
+        });
+
+        it('no longer lists a workflow whose status moved away from pausing or paused (the mark went with it)', async () => {
+          const h = await make();
+          const list = ['cancelled', 'done', 'from-pausing', 'resumed'];
+          await addAll(h, list, 'running');
+          await h.add('kept', 'running');
+          await h.store.park([...list, 'kept'], { memberId: MEMBER, token: nextToken() });
+          await h.setStatus('from-pausing', 'pausing');
+          await h.setStatus('cancelled', 'cancelled');
+          await h.setStatus('done', 'succeeded');
+          await h.setStatus('from-pausing', 'running');
+          await h.setStatus('resumed', 'running');
+          // pausing <-> paused keeps it
+          await h.setStatus('kept', 'pausing');
+          await h.setStatus('kept', 'paused');
+          expect((await parked(h)).map((p) => p.id)).toEqual(['kept']);
+          expect(sorted(await active(h))).toEqual(['from-pausing', 'resumed']);
         });
 
         it('records an unfenced park with token undefined', async () => {
@@ -372,6 +400,117 @@ export function workflowStoreContract(
         });
       });
 
+      describe('a mark belongs to the pause it created', () => {
+        it('a parked workflow a user resumed then paused again is never resumed by unpark', async () => {
+          const h = await make();
+          await addAll(h, ['a', 'b', 'c'], 'running');
+          const token = nextToken();
+          await parkAndPause(h, ['a', 'b', 'c'], { memberId: MEMBER, token });
+          // a: resumed, then paused again; b: the same through pausing; c: untouched
+          await h.setStatus('a', 'running');
+          await h.setStatus('a', 'paused');
+          await h.setStatus('b', 'running');
+          await h.setStatus('b', 'pausing');
+          await h.setStatus('b', 'paused');
+          expect((await parked(h)).map((p) => p.id)).toEqual(['c']);
+          expect(await h.store.unpark(['a', 'b', 'c'], { memberId: MEMBER, token })).toEqual([
+            { id: 'a', outcome: 'skipped' },
+            { id: 'b', outcome: 'skipped' },
+            { id: 'c', outcome: 'resumed' },
+          ]);
+          expect(await h.status('a')).toBe('paused');
+          expect(await h.status('b')).toBe('paused');
+          expect(await h.status('c')).toBe('running');
+        });
+
+        it('a workflow still pausing that a user resumed then paused again is never resumed either', async () => {
+          const h = await make();
+          await h.add('a', 'running');
+          await h.store.park(['a'], UNFENCED);
+          await h.setStatus('a', 'pausing');
+          await h.setStatus('a', 'running');
+          await h.setStatus('a', 'pausing');
+          await h.setStatus('a', 'paused');
+          expect(await parked(h)).toEqual([]);
+          expect(await h.store.unpark(['a'], UNFENCED)).toEqual([{ id: 'a', outcome: 'skipped' }]);
+          expect(await h.status('a')).toBe('paused');
+        });
+
+        it('a workflow the host deletes loses its mark (when the harness can delete)', async () => {
+          const h = await make();
+          if (h.remove === undefined) return;
+          await addAll(h, ['a', 'b'], 'running');
+          await parkAndPause(h, ['a', 'b']);
+          await h.remove('a');
+          expect((await parked(h)).map((p) => p.id)).toEqual(['b']);
+          expect(await h.store.unpark(['a', 'b'], UNFENCED)).toEqual([
+            { id: 'a', outcome: 'skipped' },
+            { id: 'b', outcome: 'resumed' },
+          ]);
+          expect(await h.status('a')).toBeUndefined();
+        });
+      });
+
+      describe('notePaused', () => {
+        it('drops the mark of a parked workflow (released): unpark then skips it and listParked no longer lists it', async () => {
+          const h = await make();
+          await addAll(h, ['a', 'b'], 'running');
+          await parkAndPause(h, ['a', 'b']);
+          expect(await h.store.notePaused(['a'])).toEqual([{ id: 'a', outcome: 'released' }]);
+          expect(await h.status('a')).toBe('paused');
+          expect((await parked(h)).map((p) => p.id)).toEqual(['b']);
+          expect(await h.store.unpark(['a', 'b'], UNFENCED)).toEqual([
+            { id: 'a', outcome: 'skipped' },
+            { id: 'b', outcome: 'resumed' },
+          ]);
+          expect(await h.status('a')).toBe('paused');
+        });
+
+        it('of a workflow still pausing: released, and it is not resumed once paused', async () => {
+          const h = await make();
+          await h.add('a', 'running');
+          await h.store.park(['a'], UNFENCED);
+          await h.setStatus('a', 'pausing');
+          expect(await h.store.notePaused(['a'])).toEqual([{ id: 'a', outcome: 'released' }]);
+          await h.setStatus('a', 'paused');
+          expect(await parked(h)).toEqual([]);
+          expect(await h.store.unpark(['a'], UNFENCED)).toEqual([{ id: 'a', outcome: 'skipped' }]);
+          expect(await h.status('a')).toBe('paused');
+        });
+
+        it('skips what carries no mark, one result per id in order, a repeated id released once', async () => {
+          const h = await make();
+          await h.add('user', 'paused');
+          await h.add('run', 'running');
+          await h.add('parked', 'running');
+          await parkAndPause(h, ['parked']);
+          const order = ['user', 'parked', 'unknown', 'run', 'parked'];
+          expect(await h.store.notePaused(order)).toEqual([
+            { id: 'user', outcome: 'skipped' },
+            { id: 'parked', outcome: 'released' },
+            { id: 'unknown', outcome: 'skipped' },
+            { id: 'run', outcome: 'skipped' },
+            { id: 'parked', outcome: 'skipped' },
+          ]);
+          expect(await h.status('user')).toBe('paused');
+          expect(await h.status('run')).toBe('running');
+          expect(await h.status('parked')).toBe('paused');
+          expect(await h.status('unknown')).toBeUndefined();
+          expect(await h.store.notePaused([])).toEqual([]);
+        });
+
+        it('a later park and unpark of the same workflow work as usual', async () => {
+          const h = await make();
+          await h.add('a', 'running');
+          await parkAndPause(h, ['a']);
+          await h.store.notePaused(['a']);
+          await h.setStatus('a', 'running');
+          await parkAndPause(h, ['a']);
+          expect(await h.store.unpark(['a'], UNFENCED)).toEqual([{ id: 'a', outcome: 'resumed' }]);
+          expect(await h.status('a')).toBe('running');
+        });
+      });
+
       describe('fencing', () => {
         it('with monotonic fencing, a park with a stale token rejects with StaleTokenError and writes nothing', async () => {
           const h = await make();
@@ -425,6 +564,147 @@ export function workflowStoreContract(
           expect((await h.store.park(['b'], { memberId: 'old', token: high - 1n }))[0]?.outcome).not.toBe(
             'skipped',
           );
+        });
+      });
+
+      describe('raiseFence', () => {
+        it('with monotonic fencing, a raised fence makes later writes under a lower token reject, writing nothing', async () => {
+          const h = await make();
+          if (h.store.capabilities.fencing !== 'monotonic') return;
+          await addAll(h, ['a', 'b'], 'running');
+          const old = nextToken();
+          await parkAndPause(h, ['b'], { memberId: 'old', token: old });
+          const high = nextToken();
+          await h.store.raiseFence({ memberId: 'new', token: high });
+          // it wrote nothing else
+          expect(await h.status('a')).toBe('running');
+          expect((await parked(h)).map((p) => [p.id, p.memberId, p.token])).toEqual([['b', 'old', old]]);
+          // a write sent under the older token and delayed lands after it: rejected
+          expect(await rejectionOf(h.store.park(['a'], { memberId: 'old', token: old }))).toBeInstanceOf(
+            StaleTokenError,
+          );
+          expect(await rejectionOf(h.store.unpark(['b'], { memberId: 'old', token: old }))).toBeInstanceOf(
+            StaleTokenError,
+          );
+          expect(await h.status('a')).toBe('running');
+          expect(await h.status('b')).toBe('paused');
+          expect((await parked(h)).map((p) => p.id)).toEqual(['b']);
+          // the holder of the raised token writes
+          expect(await h.store.unpark(['b'], { memberId: 'new', token: high })).toEqual([
+            { id: 'b', outcome: 'resumed' },
+          ]);
+        });
+
+        it('with monotonic fencing, raising to a lower token rejects with StaleTokenError; the same or a higher one is accepted', async () => {
+          const h = await make();
+          if (h.store.capabilities.fencing !== 'monotonic') return;
+          const high = nextToken();
+          await h.store.raiseFence({ memberId: 'new', token: high });
+          const error = await rejectionOf(h.store.raiseFence({ memberId: 'old', token: high - 1n }));
+          expect(error).toBeInstanceOf(StaleTokenError);
+          expect(error).toMatchObject({ code: 'ERR_STALE_TOKEN' });
+          await h.store.raiseFence({ memberId: 'new', token: high });
+          await h.store.raiseFence({ memberId: 'newer', token: nextToken() });
+          // the rejected raise did not lower the bar
+          await h.add('a', 'running');
+          expect(await rejectionOf(h.store.park(['a'], { memberId: 'new', token: high }))).toBeInstanceOf(
+            StaleTokenError,
+          );
+        });
+
+        it('with token undefined is a no-op: it neither raises nor lowers the fence', async () => {
+          const h = await make();
+          await h.store.raiseFence(UNFENCED);
+          await h.add('a', 'running');
+          await h.add('b', 'running');
+          const high = nextToken();
+          await h.store.park(['a'], { memberId: 'new', token: high });
+          await h.store.raiseFence(UNFENCED);
+          if (h.store.capabilities.fencing === 'monotonic') {
+            expect(
+              await rejectionOf(h.store.park(['b'], { memberId: 'old', token: high - 1n })),
+            ).toBeInstanceOf(StaleTokenError);
+          }
+          expect((await h.store.park(['b'], UNFENCED))[0]?.outcome).not.toBe('skipped');
+        });
+
+        it('without fencing, any token is accepted', async () => {
+          const h = await make();
+          if (h.store.capabilities.fencing !== 'none') return;
+          const high = nextToken();
+          await h.store.raiseFence({ memberId: 'new', token: high });
+          await h.store.raiseFence({ memberId: 'old', token: high - 1n });
+          await h.add('a', 'running');
+          expect((await h.store.park(['a'], { memberId: 'old', token: high - 1n }))[0]?.outcome).not.toBe(
+            'skipped',
+          );
+        });
+      });
+
+      describe('signal', () => {
+        it('already aborted: every call rejects with its reason and writes nothing', async () => {
+          const h = await make();
+          await h.add('run', 'running');
+          await h.add('parked', 'running');
+          const token = nextToken();
+          await parkAndPause(h, ['parked'], { memberId: MEMBER, token });
+          const reason = new Error('given up');
+          const signal = AbortSignal.abort(reason);
+          const higher = nextToken();
+          const calls: [string, () => Promise<unknown>][] = [
+            ['listActive', () => h.store.listActive({ limit: 10, signal })],
+            ['listParked', () => h.store.listParked({ limit: 10, signal })],
+            ['park', () => h.store.park(['run'], { memberId: MEMBER, token: higher }, { signal })],
+            ['unpark', () => h.store.unpark(['parked'], { memberId: MEMBER, token: higher }, { signal })],
+            ['raiseFence', () => h.store.raiseFence({ memberId: MEMBER, token: higher + 5n }, { signal })],
+            ['notePaused', () => h.store.notePaused(['parked'], { signal })],
+          ];
+          const diagnose = h.store.diagnose?.bind(h.store);
+          if (diagnose !== undefined) calls.push(['diagnose', () => diagnose({ signal })]);
+          for (const [name, call] of calls) {
+            expect([name, await rejectionOf(call())]).toEqual([name, reason]);
+          }
+          expect(await h.status('run')).toBe('running');
+          expect(await h.status('parked')).toBe('paused');
+          expect((await parked(h)).map((p) => [p.id, p.token])).toEqual([['parked', token]]);
+          // the aborted raiseFence and writes did not move the fence: `higher` is still accepted
+          expect((await h.store.park(['run'], { memberId: MEMBER, token: higher }))[0]?.outcome).not.toBe(
+            'skipped',
+          );
+          expect(await h.store.unpark(['parked'], { memberId: MEMBER, token: higher })).toEqual([
+            { id: 'parked', outcome: 'resumed' },
+          ]);
+        });
+
+        it('a live signal changes nothing', async () => {
+          const h = await make();
+          const { signal } = new AbortController();
+          await h.add('a', 'running');
+          expect(await h.store.listActive({ limit: 10, signal })).toEqual({
+            items: ['a'],
+            cursor: undefined,
+          });
+          const token = nextToken();
+          await h.store.raiseFence({ memberId: MEMBER, token }, { signal });
+          const parkedNow = await h.store.park(['a'], { memberId: MEMBER, token }, { signal });
+          expect(['paused', 'pausing']).toContain(parkedNow[0]?.outcome);
+          if ((await h.status('a')) !== 'paused') await h.setStatus('a', 'paused');
+          expect((await h.store.listParked({ limit: 10, signal })).items.map((p) => p.id)).toEqual(['a']);
+          expect(await h.store.unpark(['a'], { memberId: MEMBER, token }, { signal })).toEqual([
+            { id: 'a', outcome: 'resumed' },
+          ]);
+          expect(await h.store.notePaused(['a'], { signal })).toEqual([{ id: 'a', outcome: 'skipped' }]);
+        });
+      });
+
+      describe('diagnose (optional)', () => {
+        it('warns about nothing for an empty table, nor for one whose rows use the configured statuses', async () => {
+          const h = await make();
+          if (h.store.diagnose === undefined) return;
+          expect(await h.store.diagnose()).toEqual([]);
+          for (const status of ['running', 'pausing', 'paused', 'succeeded', 'cancelled'] as const)
+            await h.add(`wf-${status}`, status);
+          expect(await h.store.diagnose()).toEqual([]);
         });
       });
 

@@ -1,3 +1,4 @@
+import { checkOptionsObject, invalid } from '../../validate.js';
 import type { BackendState } from './memory-backend.js';
 
 /** What a lease or a membership needs from the coordinator that made it. @internal */
@@ -20,4 +21,13 @@ export function backgroundTimer(ms: number, fn: () => void): ReturnType<typeof s
   const timer = setTimeout(fn, Math.max(0, ms));
   timer.unref();
   return timer;
+}
+
+const CALL_OPTION_NAMES = Object.freeze(['signal']);
+
+/** The `signal` of `{ signal }` options (members, leave, release), checked. @internal */
+export function checkCallSignal(where: string, options: unknown): AbortSignal | undefined {
+  const { signal } = checkOptionsObject(where, options, CALL_OPTION_NAMES);
+  if (signal !== undefined && !(signal instanceof AbortSignal)) invalid('signal', 'an AbortSignal', signal);
+  return signal;
 }

@@ -2,6 +2,7 @@ import createDebug from 'debug';
 import type {
   AcquireOptions,
   Coordinator,
+  CoordinatorCallOptions,
   CoordinatorCapabilities,
   JoinOptions,
   Lease,
@@ -18,7 +19,7 @@ import {
   checkPositive,
   invalid,
 } from '../../validate.js';
-import { backgroundTimer, type HandleContext } from './handle-context.js';
+import { backgroundTimer, checkCallSignal, type HandleContext } from './handle-context.js';
 import { type BackendState, defaultBackend, MemoryBackend, stateOf } from './memory-backend.js';
 import { MemoryLease } from './memory-lease.js';
 import { MemoryMembership } from './memory-membership.js';
@@ -35,8 +36,10 @@ export interface MemoryCoordinatorOptions {
   readonly backend?: MemoryBackend | undefined;
   /**
    * The monotonic clock, in milliseconds, that expiry is judged by and local deadlines are set on.
-   * Coordinators sharing a backend must share a clock. Timers are plain `setTimeout`s, so vitest's
-   * fake timers (which also fake `performance.now()`) drive the whole coordinator.
+   * Coordinators sharing a backend must share a clock. Whatever it reads, `Lease.deadline` is
+   * given on the `performance.now()` clock, as the contract says: the moment this clock reaches the
+   * local deadline, assuming both advance alike. Timers are plain `setTimeout`s, so vitest's fake
+   * timers (which also fake `performance.now()`) drive the whole coordinator.
    * @defaultValue `() => performance.now()`
    */
   readonly clock?: (() => number) | undefined;
@@ -195,10 +198,14 @@ export class MemoryCoordinator implements Coordinator {
     return membership;
   }
 
-  /** Lists the live members of `group`, each with `expiresInMs` and `ttlMs`. */
-  async members(group: string): Promise<readonly MemberInfo[]> {
+  /**
+   * Lists the live members of `group`, each with `expiresInMs` and `ttlMs`. Rejects with
+   * `signal.reason` when `signal` is already aborted (the call is otherwise instant).
+   */
+  async members(group: string, options?: CoordinatorCallOptions): Promise<readonly MemberInfo[]> {
     this.#checkOpen();
     checkName('group', group);
+    checkCallSignal('members()', options)?.throwIfAborted();
     return this.#backend.members(group, this.#clock());
   }
 

@@ -1,15 +1,18 @@
 import createDebug from 'debug';
 import { checkFence, checkIds, checkList } from '../../internal/store-args.js';
 import { ClosedError, ConfigurationError, StaleTokenError } from '../../errors.js';
-import { checkName, checkNonNegative, checkOneOf, checkOptionsObject } from '../../validate.js';
+import { checkName, checkNonNegative, checkOneOf, checkOptionsObject, invalid } from '../../validate.js';
 import type {
   Fence,
   ItemResult,
   ListOptions,
+  NotePausedOutcome,
   Page,
   ParkedState,
   ParkedWorkflow,
   ParkOutcome,
+  StoreCallOptions,
+  StoreWarning,
   UnparkOutcome,
   WorkflowStore,
   WorkflowStoreCapabilities,
@@ -60,6 +63,25 @@ export interface MemoryWorkflowStoreStats {
 const DEFAULTS = Object.freeze({ pauseDelayMs: 0 });
 const OPTION_NAMES = Object.freeze(Object.keys(DEFAULTS));
 const CAPABILITIES: WorkflowStoreCapabilities = Object.freeze({ fencing: 'monotonic' });
+const CALL_OPTION_NAMES = Object.freeze(['signal']);
+const LIST_OPTION_NAMES = Object.freeze(['limit', 'cursor', 'signal']);
+const NO_WARNINGS: readonly StoreWarning[] = Object.freeze([]);
+
+/** The statuses a park mark survives: any move to another one drops the mark. */
+function holdsMark(status: MemoryWorkflowStatus): boolean {
+  return status === 'pausing' || status === 'paused';
+}
+
+/**
+ * The `signal` of a call's options, checked; a signal already aborted throws its reason, so the call
+ * rejects before it reads or writes anything.
+ */
+function signalOf(where: string, options: unknown, known: readonly string[]): AbortSignal | undefined {
+  const { signal } = checkOptionsObject(where, options, known);
+  if (signal !== undefined && !(signal instanceof AbortSignal)) invalid('signal', 'an AbortSignal', signal);
+  signal?.throwIfAborted();
+  return signal;
+}
 
 interface Entry {
   status: MemoryWorkflowStatus;
@@ -75,6 +97,11 @@ interface Entry {
  * (a keyset cursor), so paging stays correct while workflows are added or change state between
  * pages. Fencing is `monotonic`: a write with a token lower than the highest seen rejects with
  * `StaleTokenError` and writes nothing.
+ *
+ * A mark belongs to the pause it created: any status the host sets other than `pausing` or `paused`
+ * drops it, and so does `notePaused()`. Every call runs at once and whole (JavaScript runs one at a
+ * time), so a `signal` only matters when it is already aborted: the call then rejects with its
+ * reason and writes nothing.
  *
  * After `close()`, the `WorkflowStore` methods reject with `ClosedError`; the host side keeps working.
  *
@@ -112,10 +139,15 @@ export class MemoryWorkflowStore implements WorkflowStore {
   }
 
   /** Pauses and marks each running workflow (replacing a stale mark); one result per id, in order. */
-  async park(ids: readonly string[], fence: Fence): Promise<readonly ItemResult<ParkOutcome>[]> {
+  async park(
+    ids: readonly string[],
+    fence: Fence,
+    options?: StoreCallOptions,
+  ): Promise<readonly ItemResult<ParkOutcome>[]> {
     this.#checkOpen();
     const list = checkIds(ids);
     const { memberId, token } = checkFence(fence);
+    signalOf('park()', options, CALL_OPTION_NAMES);
     this.#checkToken(token);
     const results = list.map((id) => Object.freeze({ id, outcome: this.#parkOne(id, memberId, token) }));
     debug('park of %d workflows by %s (token %s)', list.length, memberId, token);
@@ -133,14 +165,63 @@ export class MemoryWorkflowStore implements WorkflowStore {
   }
 
   /** Resumes each marked, paused workflow and clears marks; one result per id, in order. */
-  async unpark(ids: readonly string[], fence: Fence): Promise<readonly ItemResult<UnparkOutcome>[]> {
+  async unpark(
+    ids: readonly string[],
+    fence: Fence,
+    options?: StoreCallOptions,
+  ): Promise<readonly ItemResult<UnparkOutcome>[]> {
     this.#checkOpen();
     const list = checkIds(ids);
     const { memberId, token } = checkFence(fence);
+    signalOf('unpark()', options, CALL_OPTION_NAMES);
     this.#checkToken(token);
     const results = list.map((id) => Object.freeze({ id, outcome: this.#unparkOne(id) }));
     debug('unpark of %d workflows by %s (token %s)', list.length, memberId, token);
     return results;
+  }
+
+  /**
+   * Records `fence.token` as the highest seen, writing nothing else. Rejects with `StaleTokenError`
+   * when a higher one was seen; a no-op for `token: undefined`.
+   */
+  async raiseFence(fence: Fence, options?: StoreCallOptions): Promise<void> {
+    this.#checkOpen();
+    const { memberId, token } = checkFence(fence);
+    signalOf('raiseFence()', options, CALL_OPTION_NAMES);
+    this.#checkToken(token);
+    debug('fence raised by %s (token %s)', memberId, token);
+  }
+
+  /**
+   * A user paused these workflows: drops the park mark of each (`released`), so unpark never resumes
+   * it; `skipped` when it carried none (a repeated id is `skipped` after its first). The status is
+   * left as it is. One result per id, in order.
+   */
+  async notePaused(
+    ids: readonly string[],
+    options?: StoreCallOptions,
+  ): Promise<readonly ItemResult<NotePausedOutcome>[]> {
+    this.#checkOpen();
+    const list = checkIds(ids);
+    signalOf('notePaused()', options, CALL_OPTION_NAMES);
+    const results = list.map((id) => {
+      const e = this.#entries.get(id);
+      if (e?.mark === undefined) return Object.freeze({ id, outcome: 'skipped' as const });
+      e.mark = undefined;
+      return Object.freeze({ id, outcome: 'released' as const });
+    });
+    debug('notePaused of %d workflows', list.length);
+    return results;
+  }
+
+  /**
+   * No warnings, ever: the statuses of this store are fixed, so there is no mapping to get wrong.
+   * Rejects only when closed or when `signal` is already aborted.
+   */
+  async diagnose(options?: StoreCallOptions): Promise<readonly StoreWarning[]> {
+    this.#checkOpen();
+    signalOf('diagnose()', options, CALL_OPTION_NAMES);
+    return NO_WARNINGS;
   }
 
   /** Clears the pending pause timers. Idempotent; never throws. */
@@ -179,7 +260,10 @@ export class MemoryWorkflowStore implements WorkflowStore {
     return this.#sortedIds().map((id) => this.get(id) as MemoryWorkflow);
   }
 
-  /** A user pauses the workflow: it becomes `paused`, and a park mark is dropped (the user owns it now). */
+  /**
+   * A user pauses the workflow: it becomes `paused`, and a park mark is dropped (the user owns it
+   * now). The same as `setStatus(id, 'paused')` followed by `notePaused([id])`.
+   */
   userPause(id: string): void {
     const e = this.#entry(id);
     e.mark = undefined;
@@ -203,9 +287,22 @@ export class MemoryWorkflowStore implements WorkflowStore {
     this.#set(this.#entry(id), 'cancelled');
   }
 
-  /** Sets the host's status as the engine would (e.g. `pausing` -> `paused`); marks are kept. */
+  /**
+   * Sets the host's status as the engine or a user would (e.g. `pausing` -> `paused`). A park mark is
+   * kept while the status stays `pausing` or `paused`, and dropped by any other status.
+   */
   setStatus(id: string, status: MemoryWorkflowStatus): void {
     this.#set(this.#entry(id), checkOneOf('status', status, STATUSES));
+  }
+
+  /** Deletes a workflow from the host's table, its park mark with it. Throws for an unknown id. */
+  remove(id: string): void {
+    const e = this.#entry(id);
+    clearTimeout(e.pauseTimer);
+    this.#entries.delete(id);
+    const ids = this.#sortedIds();
+    const at = this.#indexAfter(ids, id) - 1;
+    if (ids[at] === id) this.#ids.splice(at, 1);
   }
 
   /** Effective parks and resumes so far. */
@@ -258,11 +355,13 @@ export class MemoryWorkflowStore implements WorkflowStore {
     return 'resumed';
   }
 
-  // Any status set by the host or a user cancels a pending simulated pause: they took over.
+  // Any status set by the host or a user cancels a pending simulated pause: they took over. A status
+  // other than pausing or paused ends the pause the mark belonged to, so the mark goes with it.
   #set(e: Entry, status: MemoryWorkflowStatus): void {
     clearTimeout(e.pauseTimer);
     e.pauseTimer = undefined;
     e.status = status;
+    if (!holdsMark(status)) e.mark = undefined;
   }
 
   #checkToken(token: bigint | undefined): void {
@@ -285,19 +384,26 @@ export class MemoryWorkflowStore implements WorkflowStore {
     return this.#ids;
   }
 
+  /** The index of the first id above `key` in the sorted `ids`. */
+  #indexAfter(ids: readonly string[], key: string): number {
+    let lo = 0;
+    let hi = ids.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((ids[mid] as string) <= key) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
   #page<T>(where: string, options: ListOptions, pick: (id: string, e: Entry) => T | undefined): Page<T> {
-    const { limit, cursor } = checkList(where, options);
+    // checkList() knows `limit` and `cursor`; the signal is taken off first.
+    const o = checkOptionsObject(where, options, LIST_OPTION_NAMES);
+    const { limit, cursor } = checkList(where, { limit: o.limit, cursor: o.cursor });
+    signalOf(where, { signal: o.signal }, CALL_OPTION_NAMES);
     const ids = this.#sortedIds();
     // Keyset paging: start after the cursor id, whether or not that id still qualifies.
-    let lo = 0;
-    if (cursor !== undefined) {
-      let hi = ids.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if ((ids[mid] as string) <= cursor) lo = mid + 1;
-        else hi = mid;
-      }
-    }
+    const lo = cursor === undefined ? 0 : this.#indexAfter(ids, cursor);
     const items: T[] = [];
     let lastId: string | undefined;
     for (let i = lo; i < ids.length; i++) {

@@ -2,6 +2,7 @@ import createDebug from 'debug';
 import type {
   AcquireOptions,
   Coordinator,
+  CoordinatorCallOptions,
   CoordinatorCapabilities,
   JoinOptions,
   Lease,
@@ -12,7 +13,7 @@ import { ClosedError, CoordinatorUnavailableError, LockTimeoutError } from '../.
 import { anySignal, bounded, delay, now, randomId } from '../../internal/time.js';
 import { checkName, checkNonNegative, checkOptionsObject, checkPositive, invalid } from '../../validate.js';
 import { groupKeys, lockKeys, memberRecord, parseMemberRecord } from './redis-keys.js';
-import { type HandleContext, RedisLease, releaseCleanup } from './redis-lease.js';
+import { checkCallSignal, type HandleContext, RedisLease, releaseCleanup } from './redis-lease.js';
 import { leaveCleanup, RedisMembership } from './redis-membership.js';
 import {
   type RedisCoordinatorOptions,
@@ -273,18 +274,21 @@ export class RedisCoordinator implements Coordinator {
   /**
    * Lists the live members of `group` with `expiresInMs` judged by the server's clock, soonest
    * expiry first; removes the expired ones on the way. Rejects with `CoordinatorUnavailableError`
-   * when Redis does not answer within `commandTimeoutMs`, `ClosedError` once closed.
+   * when Redis does not answer within `commandTimeoutMs`, `signal.reason` as soon as `signal` aborts
+   * (no longer waiting for the connection or the answer), `ClosedError` once closed.
    */
-  async members(group: string): Promise<readonly MemberInfo[]> {
+  async members(group: string, options?: CoordinatorCallOptions): Promise<readonly MemberInfo[]> {
     this.#checkOpen();
     checkName('group', group);
+    const signal = checkCallSignal('members()', options);
+    signal?.throwIfAborted();
     const keys = groupKeys(this.#options.keyPrefix, group);
     const { reply } = await this.#session.call(
       MEMBERS,
       [keys.members, keys.info],
       [],
       `list the members of group "${group}"`,
-      this.#closing.signal,
+      anySignal(signal, this.#closing.signal),
     );
     const flat = reply as readonly (string | number)[];
     const members: MemberInfo[] = [];

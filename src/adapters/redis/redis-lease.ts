@@ -1,7 +1,8 @@
 import createDebug from 'debug';
-import type { Lease } from '../../coordinator.js';
+import type { CoordinatorCallOptions, Lease } from '../../coordinator.js';
 import { LockLostError } from '../../errors.js';
 import { bounded, now } from '../../internal/time.js';
+import { checkOptionsObject, invalid } from '../../validate.js';
 import type { LockKeys } from './redis-keys.js';
 import { RELEASE, RENEW } from './redis-scripts.js';
 import { type Cleanup, describeError, type RedisSession, type SessionWatcher } from './redis-session.js';
@@ -14,6 +15,15 @@ export interface HandleContext {
   readonly session: RedisSession;
   /** Stops tracking a handle that is released, left or lost. */
   forget(handle: object): void;
+}
+
+const CALL_OPTION_NAMES = Object.freeze(['signal']);
+
+/** The `signal` of `{ signal }` options (members, leave, release), checked. @internal */
+export function checkCallSignal(where: string, options: unknown): AbortSignal | undefined {
+  const { signal } = checkOptionsObject(where, options, CALL_OPTION_NAMES);
+  if (signal !== undefined && !(signal instanceof AbortSignal)) invalid('signal', 'an AbortSignal', signal);
+  return signal;
 }
 
 /** The owner-checked delete of a lock, as a clean-up. @internal */
@@ -47,7 +57,8 @@ export class RedisLease implements Lease, SessionWatcher {
   #deadlineTimer: ReturnType<typeof setTimeout> | undefined;
   #renewTimer: ReturnType<typeof setTimeout> | undefined;
   #state: 'held' | 'released' | 'lost' = 'held';
-  #release: Promise<void> | undefined;
+  /** True once the delete was answered, or handed to the session to send on the next connection. */
+  #releaseDone = false;
 
   constructor(
     ctx: HandleContext,
@@ -78,26 +89,32 @@ export class RedisLease implements Lease, SessionWatcher {
   }
 
   /**
-   * Deletes the lock if this lease still owns it. Never rejects: when Redis cannot be reached the
-   * delete is retried on the next connection, and the lock expires within its TTL anyway. The signal
-   * is not aborted: nothing was lost.
+   * Deletes the lock if this lease still owns it. When Redis cannot be reached the delete is retried
+   * on the next connection (and the lock expires within its TTL anyway), and this resolves. The signal
+   * is not aborted: nothing was lost. Renewals stop at once, whatever happens next.
+   *
+   * When `signal` aborts (or is aborted already), the release is given up: it rejects with
+   * `signal.reason` and nothing more is sent or retried; the lock then expires with its TTL (a delete
+   * already written may still run: it is owner-checked, so harmless). A later call tries again.
+   * Resolves whatever the signal once there is nothing left to do (released, or lost).
    */
-  release(): Promise<void> {
-    this.#release ??= this.#doRelease();
-    return this.#release;
-  }
-
-  async #doRelease(): Promise<void> {
-    if (this.#state !== 'held') return;
-    this.#end('released');
+  async release(options?: CoordinatorCallOptions): Promise<void> {
+    const signal = checkCallSignal('release()', options);
+    if (this.#state === 'lost' || this.#releaseDone) return;
+    if (this.#state === 'held') this.#end('released');
+    if (signal?.aborted) throw this.#givenUp(signal);
     const cleanup = releaseCleanup(this.name, this.#keys, this.#owner, this.#ttlMs);
     const session = this.#ctx.session;
     try {
-      await bounded(session.eval(cleanup.script, cleanup.keys, cleanup.args), session.timeoutMs, () => {
-        return new Error(`no answer within ${session.timeoutMs} ms`);
-      });
+      await bounded(
+        session.eval(cleanup.script, cleanup.keys, cleanup.args),
+        session.timeoutMs,
+        () => new Error(`no answer within ${session.timeoutMs} ms`),
+        signal,
+      );
       debug('lease %s (token %s) released', this.name, this.token);
     } catch (error) {
+      if (signal?.aborted) throw this.#givenUp(signal);
       debug(
         'lease %s (token %s): release failed, retrying later: %s',
         this.name,
@@ -106,6 +123,12 @@ export class RedisLease implements Lease, SessionWatcher {
       );
       session.cleanup(cleanup);
     }
+    this.#releaseDone = true;
+  }
+
+  #givenUp(signal: AbortSignal): unknown {
+    debug('lease %s (token %s): release given up, it expires with its TTL', this.name, this.token);
+    return signal.reason;
   }
 
   /** The connection this lease was taken on closed. */

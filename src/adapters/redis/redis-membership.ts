@@ -1,9 +1,9 @@
 import createDebug from 'debug';
-import type { Membership } from '../../coordinator.js';
+import type { CoordinatorCallOptions, Membership } from '../../coordinator.js';
 import { MembershipLostError } from '../../errors.js';
 import { now } from '../../internal/time.js';
 import type { GroupKeys } from './redis-keys.js';
-import type { HandleContext } from './redis-lease.js';
+import { checkCallSignal, type HandleContext } from './redis-lease.js';
 import { HEARTBEAT, LEAVE } from './redis-scripts.js';
 import { type Cleanup, describeError, type SessionWatcher } from './redis-session.js';
 import { backgroundTimer, safetyMarginOf } from './redis-timing.js';
@@ -55,7 +55,6 @@ export class RedisMembership implements Membership, SessionWatcher {
   #state: MembershipState = 'joined';
   /** True once Redis has answered that this incarnation is not listed (any more). */
   #gone = false;
-  #leave: Promise<void> | undefined;
 
   constructor(
     ctx: HandleContext,
@@ -86,27 +85,30 @@ export class RedisMembership implements Membership, SessionWatcher {
   /**
    * Removes this incarnation from the group; resolves once Redis has answered (also when it was no
    * longer listed). Rejects with `CoordinatorUnavailableError` (or `ClosedError`) when that answer
-   * cannot be had; calling it again retries. The signal is not aborted.
+   * cannot be had; calling it again retries. Heartbeats stop at once, whatever happens next. The
+   * signal is not aborted.
+   *
+   * When `signal` aborts (or is aborted already), the leave is given up: it rejects with
+   * `signal.reason` and nothing more is sent; the member then expires with its TTL (a removal already
+   * written may still run: it is incarnation-checked, so harmless). A later call tries again.
+   * Resolves whatever the signal once there is nothing left to do (left, or lost).
    */
-  leave(): Promise<void> {
-    if (this.#leave === undefined) {
-      const leaving = this.#doLeave();
-      this.#leave = leaving;
-      leaving.catch(() => {
-        if (this.#leave === leaving) this.#leave = undefined;
-      });
-    }
-    return this.#leave;
-  }
-
-  async #doLeave(): Promise<void> {
+  async leave(options?: CoordinatorCallOptions): Promise<void> {
+    const signal = checkCallSignal('leave()', options);
     if (this.#state === 'joined') this.#end('leaving');
     if (this.#gone) return;
+    if (signal?.aborted) {
+      // A lost membership has its removal queued already: nothing is left to do.
+      if (this.#state === 'lost') return;
+      debug('member %s of %s: leave given up, it expires with its TTL', this.memberId, this.group);
+      throw signal.reason;
+    }
     const { reply } = await this.#ctx.session.call(
       LEAVE,
       [this.#keys.members, this.#keys.info],
       [this.memberId, this.#record],
       `remove member "${this.memberId}" from group "${this.group}"`,
+      signal,
     );
     this.#gone = true;
     debug('member %s left %s (%s)', this.memberId, this.group, reply === 1 ? 'removed' : 'already gone');
