@@ -64,6 +64,9 @@ function harness(mapping: HostMapping): WorkflowStoreHarness {
     async setStatus(workflow, state) {
       db.prepare(`UPDATE "${table}" SET ${status} = ? WHERE ${id} = ?`).run(mapping.values[state], workflow);
     },
+    async remove(workflow) {
+      db.prepare(`DELETE FROM "${table}" WHERE ${id} = ?`).run(workflow);
+    },
     async close() {
       await store.close();
       db.exec(`DROP TABLE IF EXISTS "${table}"; DROP TABLE IF EXISTS "${marksTable}";

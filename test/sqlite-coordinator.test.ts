@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { SqliteCoordinator, type SqliteCoordinatorOptions } from '../src/adapters/sqlite/index.js';
 import {
   ClosedError,
@@ -78,7 +78,18 @@ async function kill(proc: ChildProcess): Promise<void> {
   await exited;
 }
 
+/** `value` becomes `'settled'` when `promise` resolves, or its rejection reason. */
+function settledState(promise: Promise<unknown>): { value: unknown } {
+  const state: { value: unknown } = { value: 'pending' };
+  promise.then(
+    () => (state.value = 'settled'),
+    (error: unknown) => (state.value = error),
+  );
+  return state;
+}
+
 afterEach(async () => {
+  vi.useRealTimers();
   await Promise.all(made.splice(0).map((c) => c.close()));
   for (const db of databases.splice(0)) if (db.open) db.close();
   for (const proc of children.splice(0))
@@ -119,6 +130,82 @@ describe('SqliteCoordinator constructor', () => {
       );
       expect(() => new SqliteCoordinator({ path: file, tablePrefix: bad })).toThrow(JSON.stringify(bad));
     }
+  });
+});
+
+describe('SqliteCoordinator ttlMs against busyTimeoutMs', () => {
+  it('acquire() and join() reject a ttlMs of 5 × busyTimeoutMs or less with ConfigurationError, naming both', async () => {
+    const c = make({ busyTimeoutMs: 40 });
+    for (const call of [
+      () => c.acquire(`lock-${randomId()}`, { ttlMs: 200, timeoutMs: 100 }),
+      () => c.join(`group-${randomId()}`, 'm1', { ttlMs: 200 }),
+      () => c.acquire(`lock-${randomId()}`, { ttlMs: 150, timeoutMs: 100 }),
+    ]) {
+      const error = await call().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ConfigurationError);
+      expect((error as Error).message).toMatch(
+        /^Expected `ttlMs` to be more than 5 × .*`busyTimeoutMs` \(40\), got `(200|150)` \(number\)/,
+      );
+    }
+    // just above the bound, and with the defaults (busyTimeoutMs 50), it works
+    await (await c.acquire(`lock-${randomId()}`, { ttlMs: 201, timeoutMs: 100 })).release();
+    await (await make().join(`group-${randomId()}`, 'm1', { ttlMs: 251 })).leave();
+    await expect(make().acquire('l', { ttlMs: 250, timeoutMs: 100 })).rejects.toThrow(
+      /`busyTimeoutMs` \(50\), got `250`/,
+    );
+  });
+});
+
+describe('SqliteCoordinator signals of release, leave and members on a busy database', () => {
+  it('release() that waits on the write lock stops at abort: the lock is not freed later; its signal says so; close() frees it', async () => {
+    const c = make({ busyTimeoutMs: 5 });
+    const lock = `lock-${randomId()}`;
+    const lease = await c.acquire(lock, { ttlMs: 60_000, timeoutMs: 100 });
+    const owner = () =>
+      open().prepare('SELECT owner FROM graceful_drain_locks WHERE name = ?').pluck().get(lock);
+    const held = owner();
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const blocker = open();
+    blocker.exec('BEGIN IMMEDIATE');
+    const controller = new AbortController();
+    // Its first attempt runs, and finds the database busy, before release() returns.
+    const releasing = settledState(lease.release({ signal: controller.signal }));
+    const reason = new Error('given up');
+    controller.abort(reason);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(releasing.value).toBe(reason);
+    blocker.exec('COMMIT');
+    await vi.advanceTimersByTimeAsync(10_000); // past every backoff: a pending retry would have run
+    vi.useRealTimers();
+    expect(owner()).toBe(held);
+    expect(lease.signal.reason).toBeInstanceOf(LockLostError);
+    await c.close();
+    expect(owner()).toBeNull();
+  });
+
+  it('leave() with a signal aborted while busy rejects with its reason, writing nothing; a later leave() confirms', async () => {
+    const c = make({ busyTimeoutMs: 5 });
+    const group = `group-${randomId()}`;
+    const membership = await c.join(group, 'm1', { ttlMs: 60_000 });
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const blocker = open();
+    blocker.exec('BEGIN IMMEDIATE');
+    const controller = new AbortController();
+    const leaving = settledState(membership.leave({ signal: controller.signal }));
+    const reason = new Error('given up');
+    controller.abort(reason);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(leaving.value).toBe(reason);
+    blocker.exec('COMMIT');
+    await vi.advanceTimersByTimeAsync(10_000);
+    vi.useRealTimers();
+    expect((await c.members(group)).map((m) => m.memberId)).toEqual(['m1']);
+    expect(membership.signal.reason).toBeInstanceOf(MembershipLostError);
+    await membership.leave();
+    expect(await c.members(group)).toEqual([]);
+    const aborted = AbortSignal.abort(reason);
+    await expect(c.members(group, { signal: aborted })).rejects.toBe(reason);
+    await membership.leave({ signal: aborted }); // left already: nothing to give up
   });
 });
 

@@ -19,6 +19,7 @@ import {
 } from '../../errors.js';
 import { checkNonNegative, checkPositive, invalid } from '../../validate.js';
 import { delay, now } from '../../internal/time.js';
+import { abortable } from './call-options.js';
 
 const debug = createDebug('graceful-drain:sqlite');
 
@@ -181,11 +182,16 @@ export class SqliteConnection {
 
   /**
    * Runs `work` (one synchronous function: one transaction at most), retrying asynchronously with a
-   * jittered backoff while the database is busy, until `until` or `operationTimeoutMs`.
+   * jittered backoff while the database is busy, until `until` or `operationTimeoutMs`. When `signal`
+   * aborts, the retries stop and the call rejects with `signal.reason`: a transaction that did not
+   * get the lock before then was rolled back (nothing of it committed), and it is never tried again.
    */
   async run<T>(work: (db: SqliteDatabase) => T, options: WorkOptions): Promise<T> {
+    // A signal aborted already: nothing is written, not even the set-up.
+    if (options.signal?.aborted) throw options.signal.reason;
     if (this.#closed) throw new ClosedError();
-    const db = this.#db ?? (await this.#open());
+    // The set-up is shared by every call, so it runs on; this call only stops waiting for it.
+    const db = this.#db ?? (await abortable(this.#open(), options.signal));
     if (this.#closed) throw new ClosedError();
     return this.#retry(db, work, options);
   }

@@ -7,6 +7,7 @@
 
 import createDebug from 'debug';
 import { ClosedError } from '../../errors.js';
+import { abortable } from './call-options.js';
 import { KeepAlive, type LossReason } from './keep-alive.js';
 
 const debug = createDebug('graceful-drain:sqlite');
@@ -24,19 +25,24 @@ export interface HeldRowOptions {
   readonly startedAt: number;
   /** Extends the row; resolves `false` when it is no longer ours. See `KeepAliveOptions.renew`. */
   readonly renew: (until: number) => Promise<boolean>;
-  /** Deletes or frees the row, owner-checked. */
-  readonly free: () => Promise<void>;
+  /** Deletes or frees the row, owner-checked; stops retrying when `signal` aborts. */
+  readonly free: (signal?: AbortSignal) => Promise<void>;
   /** The reason the signal is aborted with. */
   readonly reason: (cause: AbortCause, error?: unknown) => Error;
 }
 
-/** A held row. Created right after the transaction that wrote it, so `close()` always finds it. */
+/**
+ * A held row. Created right after the transaction that wrote it, so `close()` always finds it.
+ *
+ * States: `held` (renewed); `given` (its holder gave it back: renewals stopped, the free not yet
+ * confirmed); `freed` (deleted or freed, or lost for good); `closed` (`close()` took it over).
+ */
 export class HeldRow {
   readonly #options: HeldRowOptions;
   readonly #controller = new AbortController();
   readonly #keepAlive: KeepAlive;
-  #state: 'held' | 'closed' | 'given' = 'held';
-  #given: Promise<void> | undefined;
+  #state: 'held' | 'given' | 'freed' | 'closed' = 'held';
+  #freeing: Promise<void> | undefined;
 
   constructor(options: HeldRowOptions) {
     this.#options = options;
@@ -52,7 +58,7 @@ export class HeldRow {
     });
   }
 
-  /** Aborted when the row is lost (or given up by `close()`). */
+  /** Aborted when the row is lost (or given up by `close()` or an abandoned give). */
   get signal(): AbortSignal {
     return this.#controller.signal;
   }
@@ -62,37 +68,70 @@ export class HeldRow {
     return this.#keepAlive.deadline;
   }
 
+  /** Whether nothing is left to free: the row was freed, or `close()` took it over. */
+  get done(): boolean {
+    return this.#state === 'freed' || this.#state === 'closed';
+  }
+
   /**
-   * Gives the row back (release, leave): stops renewing and frees it. Idempotent: every call gets
-   * the same promise. Resolves when the row was lost or `close()` already freed it; rejects only
-   * when a row still held could not be freed (it then expires with its TTL, and the signal aborts).
+   * Gives the row back (release, leave): stops renewing and frees it, owner-checked. Idempotent:
+   * resolves at once when the row was freed already or `close()` took it over; callers arriving while
+   * a free is under way share it (each stops waiting when its own `signal` aborts).
+   *
+   * When `signal` aborts, the retries stop and the call rejects with `signal.reason` (an aborted
+   * signal at the call writes nothing): the row is then given up, its `signal` aborted, and it expires
+   * with its TTL unless a later give (or `close()`) frees it first. A free that fails otherwise
+   * rejects likewise. A give of a row already lost never rejects: it tries the owner-checked free once.
    */
-  give(): Promise<void> {
-    this.#given ??= (async () => {
+  give(signal?: AbortSignal): Promise<void> {
+    if (this.done) return Promise.resolve();
+    if (this.#state === 'held') {
       this.#keepAlive.stop();
-      if (this.#state !== 'held') return;
       this.#state = 'given';
+    }
+    if (this.#freeing !== undefined) return abortable(this.#freeing, signal);
+    // A row lost already (taken over, expired, given up before) has nothing left to confirm.
+    const lost = this.signal.aborted;
+    if (signal?.aborted) {
+      if (lost) return Promise.resolve();
+      this.#giveUp(signal.reason);
+      return Promise.reject(signal.reason);
+    }
+    const freeing = (async () => {
       try {
-        await this.#options.free();
+        await this.#options.free(signal);
+        if (this.#state === 'given') this.#state = 'freed';
         debug('gave back %s', this.#options.label);
       } catch (error) {
-        if (this.signal.aborted || error instanceof ClosedError) return;
-        this.#controller.abort(this.#options.reason('unreleased', error));
+        // close() frees it (the connection is closing), or has already.
+        if (lost || error instanceof ClosedError) return;
+        this.#giveUp(error);
         throw error;
+      } finally {
+        this.#freeing = undefined;
       }
     })();
-    return this.#given;
+    this.#freeing = freeing;
+    return freeing;
+  }
+
+  /** The holder gave up on freeing the row: it expires with its TTL; its signal says so. */
+  #giveUp(error: unknown): void {
+    if (!this.signal.aborted) this.#controller.abort(this.#options.reason('unreleased', error));
   }
 
   /**
    * For `close()`: stops renewing and aborts the signal at once (the holder stops before the row is
-   * freed), then frees the row. Does nothing when the row was already given back.
+   * freed), then frees the row. Does nothing when the row was freed already; a row whose give failed
+   * or was abandoned is freed here.
    */
   async close(): Promise<void> {
-    if (this.#state !== 'held') return;
+    // A give under way finishes first (the connection stays open until every close() is done).
+    await this.#freeing?.catch(() => {});
+    if (this.done) return;
     this.#state = 'closed';
     this.#keepAlive.stop();
-    this.#controller.abort(this.#options.reason('closed'));
+    if (!this.signal.aborted) this.#controller.abort(this.#options.reason('closed'));
     await this.#options.free();
   }
 }

@@ -3,6 +3,7 @@ import createDebug from 'debug';
 import type {
   AcquireOptions,
   Coordinator,
+  CoordinatorCallOptions,
   CoordinatorCapabilities,
   JoinOptions,
   Lease,
@@ -18,7 +19,14 @@ import {
   MembershipLostError,
 } from '../../errors.js';
 import { anySignal, delay, now, randomId } from '../../internal/time.js';
-import { checkName, checkNonNegative, checkOptionsObject, checkPositive } from '../../validate.js';
+import {
+  checkName,
+  checkNonNegative,
+  checkOptionsObject,
+  checkPositive,
+  describeValue,
+} from '../../validate.js';
+import { callSignal } from './call-options.js';
 import { checkSource, checkTimings, isBusy, SqliteConnection, type SqliteDatabase } from './connection.js';
 import {
   createTables,
@@ -51,7 +59,9 @@ export interface SqliteCoordinatorOptions {
   readonly tablePrefix?: string | undefined;
   /**
    * The longest one statement may block the event loop waiting for another connection's write lock,
-   * in milliseconds; past it the statement is retried asynchronously. Keep it well below `ttlMs / 5`.
+   * in milliseconds; past it the statement is retried asynchronously. It must be below `ttlMs / 5`
+   * (`acquire()` and `join()` reject a `ttlMs` of 5 × `busyTimeoutMs` or less with
+   * `ConfigurationError`), and is best kept well below.
    * @defaultValue `50`
    */
   readonly busyTimeoutMs?: number | undefined;
@@ -126,6 +136,7 @@ export class SqliteCoordinator implements Coordinator {
   readonly #connection: SqliteConnection;
   readonly #prefix: string;
   readonly #pollIntervalMs: number;
+  readonly #busyTimeoutMs: number;
   readonly #held = new Set<HeldRow>();
   readonly #closing = new AbortController();
   #statements: CoordinatorStatements | undefined;
@@ -146,6 +157,7 @@ export class SqliteCoordinator implements Coordinator {
     this.#prefix = checkIdentifier('tablePrefix', merged.tablePrefix);
     const [busyTimeoutMs, operationTimeoutMs] = checkTimings(merged.busyTimeoutMs, merged.operationTimeoutMs);
     this.#pollIntervalMs = checkPositive('pollIntervalMs', merged.pollIntervalMs);
+    this.#busyTimeoutMs = busyTimeoutMs;
     this.#connection = new SqliteConnection(source, {
       adapter: 'SqliteCoordinator',
       busyTimeoutMs,
@@ -179,7 +191,7 @@ export class SqliteCoordinator implements Coordinator {
     this.#checkOpen();
     checkName('name', name);
     const given = checkOptionsObject('acquire', options, ['ttlMs', 'timeoutMs', 'signal']);
-    const ttlMs = checkPositive('ttlMs', given.ttlMs);
+    const ttlMs = this.#checkTtl(given.ttlMs);
     const timeoutMs = checkNonNegative('timeoutMs', given.timeoutMs);
     const signal = anySignal(options.signal, this.#closing.signal);
     if (signal.aborted) throw signal.reason;
@@ -210,6 +222,20 @@ export class SqliteCoordinator implements Coordinator {
       if (left <= 0) throw lockTimeout(name, timeoutMs);
       await delay(Math.min(left, this.#pollIntervalMs * (0.75 + Math.random() / 2)), signal);
     }
+  }
+
+  /**
+   * `ttlMs` must be above 5 × `busyTimeoutMs`: one attempt blocked for `busyTimeoutMs` must fit in
+   * the safety share (a fifth of the TTL) kept between a lease's local deadline and its expiry.
+   */
+  #checkTtl(value: unknown): number {
+    const ttlMs = checkPositive('ttlMs', value);
+    if (this.#busyTimeoutMs * 5 >= ttlMs) {
+      throw new ConfigurationError(
+        `Expected \`ttlMs\` to be more than 5 × the SqliteCoordinator's \`busyTimeoutMs\` (${this.#busyTimeoutMs}), got ${describeValue(ttlMs)}: \`busyTimeoutMs\` must stay below \`ttlMs / 5\``,
+      );
+    }
+    return ttlMs;
   }
 
   /** One attempt to take the lock, in one `BEGIN IMMEDIATE` transaction. */
@@ -246,9 +272,12 @@ export class SqliteCoordinator implements Coordinator {
             const wall = Date.now();
             return this.#sql.renewLock.run(Math.floor(wall + ttlMs), name, owner, wall).changes === 1;
           }),
-        free: async () => {
-          await this.#write(`release the lock ${quoted}`, undefined, () =>
-            this.#sql.freeLock.run(name, owner),
+        free: async (signal) => {
+          await this.#write(
+            `release the lock ${quoted}`,
+            undefined,
+            () => this.#sql.freeLock.run(name, owner),
+            signal,
           );
         },
         reason: (cause, error) =>
@@ -263,8 +292,15 @@ export class SqliteCoordinator implements Coordinator {
     return row;
   }
 
-  async #write<T>(what: string, until: number | undefined, work: () => T): Promise<T> {
-    return this.#connection.run(work, { what, until });
+  async #write<T>(what: string, until: number | undefined, work: () => T, signal?: AbortSignal): Promise<T> {
+    return this.#connection.run(work, { what, until, signal });
+  }
+
+  /** Gives `row` back (release, leave); once it is freed, `close()` has nothing left to free of it. */
+  async #give(row: HeldRow, options: unknown, where: string): Promise<void> {
+    const signal = callSignal(where, options);
+    await row.give(signal);
+    this.#held.delete(row);
   }
 
   #lease(name: string, row: HeldRow, token: bigint): Lease {
@@ -275,10 +311,7 @@ export class SqliteCoordinator implements Coordinator {
       get deadline() {
         return row.deadline;
       },
-      release: () => {
-        this.#held.delete(row);
-        return row.give();
-      },
+      release: (options?: CoordinatorCallOptions) => this.#give(row, options, 'release'),
     };
   }
 
@@ -288,7 +321,7 @@ export class SqliteCoordinator implements Coordinator {
     checkName('group', group);
     checkName('memberId', memberId);
     const given = checkOptionsObject('join', options, ['ttlMs', 'signal']);
-    const ttlMs = checkPositive('ttlMs', given.ttlMs);
+    const ttlMs = this.#checkTtl(given.ttlMs);
     const signal = anySignal(options.signal, this.#closing.signal);
     if (signal.aborted) throw signal.reason;
     const incarnation = randomId();
@@ -318,10 +351,7 @@ export class SqliteCoordinator implements Coordinator {
       memberId,
       incarnation,
       signal: row.signal,
-      leave: () => {
-        this.#held.delete(row);
-        return row.give();
-      },
+      leave: (options?: CoordinatorCallOptions) => this.#give(row, options, 'leave'),
     };
   }
 
@@ -343,9 +373,12 @@ export class SqliteCoordinator implements Coordinator {
           const expiresAt = Math.floor(wall + ttlMs);
           return this.#sql.heartbeat.run(expiresAt, group, memberId, incarnation, wall).changes === 1;
         }),
-      free: async () => {
-        await this.#write(`leave the group ${JSON.stringify(group)}`, undefined, () =>
-          this.#sql.removeMember.run(group, memberId, incarnation),
+      free: async (signal) => {
+        await this.#write(
+          `leave the group ${JSON.stringify(group)}`,
+          undefined,
+          () => this.#sql.removeMember.run(group, memberId, incarnation),
+          signal,
         );
       },
       reason: (cause, error) =>
@@ -354,9 +387,10 @@ export class SqliteCoordinator implements Coordinator {
   }
 
   /** Lists the live members of `group`: not expired, and their process not gone. */
-  async members(group: string): Promise<readonly MemberInfo[]> {
+  async members(group: string, options?: CoordinatorCallOptions): Promise<readonly MemberInfo[]> {
     this.#checkOpen();
     checkName('group', group);
+    const signal = anySignal(callSignal('members', options), this.#closing.signal);
     return this.#connection.run(
       () => {
         const wall = Date.now();
@@ -373,7 +407,7 @@ export class SqliteCoordinator implements Coordinator {
         }
         return live;
       },
-      { what: `list the members of ${JSON.stringify(group)}`, signal: this.#closing.signal },
+      { what: `list the members of ${JSON.stringify(group)}`, signal },
     );
   }
 

@@ -9,6 +9,12 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { ConfigurationError } from '../../errors.js';
 import type { SqliteDatabase } from './connection.js';
 import { quote, quoteTable, siblingTable, type TableName } from './identifiers.js';
+import {
+  hostTableInfo,
+  installMarkTriggers,
+  type HostTableInfo,
+  type StatusValues,
+} from './mark-triggers.js';
 
 /**
  * Ids per statement. They travel as one JSON array read with `json_each`, so SQLite's variable limit
@@ -24,23 +30,22 @@ export interface StoreNames {
   readonly marksTable: TableName;
 }
 
-/** Checks that the host's table and columns exist, so a typo is a clear error at first use. */
-export function checkHostTable(db: SqliteDatabase, names: StoreNames, table: string): void {
-  const schema = names.table.schema === undefined ? '' : `${quote(names.table.schema)}.`;
+/**
+ * Checks that the host's table and columns exist, so a typo is a clear error at first use, and that
+ * the marks table is where the triggers on the host's table can reach it; returns where the host's
+ * table lives and how its status column compares.
+ */
+export function checkHostTable(db: SqliteDatabase, names: StoreNames, table: string): HostTableInfo {
+  let info: HostTableInfo;
   let columns: { name: string }[];
   try {
-    columns = db.pragma(`${schema}table_info(${quote(names.table.name)})`) as { name: string }[];
+    info = hostTableInfo(db, names.table, names.statusColumn, table);
+    columns = db.pragma(`${quote(info.schema)}.table_info(${quote(names.table.name)})`) as { name: string }[];
   } catch (error) {
+    if (error instanceof ConfigurationError) throw error;
     throw new ConfigurationError(
       `Expected \`table\` to name an existing table, got ${JSON.stringify(table)}`,
-      {
-        cause: error,
-      },
-    );
-  }
-  if (columns.length === 0) {
-    throw new ConfigurationError(
-      `Expected \`table\` to name an existing table, got ${JSON.stringify(table)}`,
+      { cause: error },
     );
   }
   const present = new Set(columns.map((column) => column.name.toLowerCase()));
@@ -54,10 +59,31 @@ export function checkHostTable(db: SqliteDatabase, names: StoreNames, table: str
       );
     }
   }
+  // A trigger of a database other than `temp` reaches only tables of its own database.
+  const marksSchema = names.marksTable.schema ?? 'main';
+  if (info.schema !== 'temp' && marksSchema.toLowerCase() !== info.schema.toLowerCase()) {
+    const given =
+      names.marksTable.schema === undefined
+        ? names.marksTable.name
+        : `${marksSchema}.${names.marksTable.name}`;
+    throw new ConfigurationError(
+      `Expected \`marksTable\` to be in the database of \`table\` (${JSON.stringify(info.schema)}), got ${JSON.stringify(given)}: the store's triggers on the host's table reach only tables of the same database; give \`marksTable\` as "${info.schema}.${names.marksTable.name}"`,
+    );
+  }
+  return info;
 }
 
-/** Creates the marks and fence tables if they are missing. */
-export function createStoreTables(db: SqliteDatabase, names: StoreNames): void {
+/**
+ * Creates the marks and fence tables if they are missing, and installs (or replaces, when the status
+ * values or names changed) the triggers on the host's table that drop a mark with its pause: one
+ * `BEGIN IMMEDIATE` transaction, so concurrent set-ups of one file are serialised.
+ */
+export function createStoreTables(
+  db: SqliteDatabase,
+  names: StoreNames,
+  statuses: StatusValues,
+  host: HostTableInfo,
+): void {
   db.transaction(() => {
     db.exec(`CREATE TABLE IF NOT EXISTS ${quoteTable(names.marksTable)} (
       id TEXT PRIMARY KEY NOT NULL,
@@ -69,6 +95,7 @@ export function createStoreTables(db: SqliteDatabase, names: StoreNames): void {
       id INTEGER PRIMARY KEY CHECK (id = 1),
       highest INTEGER NOT NULL
     )`);
+    installMarkTriggers(db, names, statuses, host);
   }).immediate();
 }
 
@@ -215,6 +242,11 @@ export class StoreStatements {
       pausing === null ? this.#unmark.all(list) : this.#unmarkUnlessPausing.all(list, pausing)
     ) as string[];
     return cleared.length === 0 ? [] : this.#transitionAll(cleared, running, paused);
+  }
+
+  /** Deletes the marks among `ids`; returns the ids whose mark was deleted. */
+  dropMarks(ids: readonly string[]): string[] {
+    return this.#unmark.all(JSON.stringify(ids)) as string[];
   }
 
   /** A page of marked workflows after `cursor`, in id order, with the host's state of each. */
