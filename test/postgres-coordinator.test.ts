@@ -210,6 +210,33 @@ describe('PostgresCoordinator', () => {
     await expect(a.join('g', 'm', { ttlMs: TTL, signal: 'no' as never })).rejects.toThrow(/`signal`/);
   });
 
+  it('rejects invalid options of members, leave and release, naming them', async () => {
+    const a = make();
+    const lease = await a.acquire(lockName(), { ttlMs: TTL, timeoutMs: 0 });
+    const membership = await a.join(groupName(), 'm', { ttlMs: TTL });
+    await expect(a.members('g', { signal: 'no' } as never)).rejects.toThrow(/`signal`/);
+    await expect(a.members('g', { singal: undefined } as never)).rejects.toThrow(/Unknown option `singal`/);
+    await expect(membership.leave({ signal: {} } as never)).rejects.toThrow(/`signal`/);
+    await expect(lease.release(null as never)).rejects.toThrow(ConfigurationError);
+    await lease.release();
+    await membership.leave();
+  });
+
+  it('members() on a silent connection rejects with the reason as soon as its signal aborts', async () => {
+    const { proxy: p, url } = await proxy();
+    const a = make({ url, queryTimeoutMs: 20_000 });
+    const group = groupName();
+    expect(await a.members(group)).toEqual([]);
+    p.blackhole();
+    const controller = new AbortController();
+    const listing = a.members(group, { signal: controller.signal }).catch((e: unknown) => e);
+    const reason = new Error('the shutdown stopped waiting');
+    const abortedAt = now();
+    setTimeout(() => controller.abort(reason), 50);
+    expect(await listing).toBe(reason);
+    expect(now() - abortedAt).toBeLessThan(1000);
+  });
+
   it('an unreachable server: CoordinatorUnavailableError, never echoing the connection string', async () => {
     const a = make({ url: 'postgres://someone:s3cr3t-password@127.0.0.1:1/db', connectTimeoutMs: 1000 });
     const error = await a.acquire(lockName(), { ttlMs: TTL, timeoutMs: 0 }).catch((e: unknown) => e);

@@ -2,6 +2,7 @@ import createDebug from 'debug';
 import type {
   AcquireOptions,
   Coordinator,
+  CoordinatorCallOptions,
   CoordinatorCapabilities,
   JoinOptions,
   Lease,
@@ -15,7 +16,8 @@ import {
   LockTimeoutError,
 } from '../../errors.js';
 import { anySignal, bounded, delay, now, randomId } from '../../internal/time.js';
-import { checkName, checkNonNegative, checkOptionsObject, checkPositive, invalid } from '../../validate.js';
+import { checkName, checkNonNegative, checkOptionsObject, checkPositive } from '../../validate.js';
+import { callSignal, checkSignal, untilAborted } from './call-options.js';
 import { compileCoordinatorOptions, type PostgresCoordinatorOptions } from './coordinator-options.js';
 import { advisoryKey } from './identifiers.js';
 import { checkSchema } from './migrate.js';
@@ -31,17 +33,6 @@ const CAPABILITIES: CoordinatorCapabilities = Object.freeze({
   liveness: 'connection',
   fencing: 'monotonic',
 });
-
-function checkSignal(name: string, value: unknown): AbortSignal | undefined {
-  if (value !== undefined && !(value instanceof AbortSignal)) invalid(name, 'an AbortSignal', value);
-  return value;
-}
-
-/** Settles with `promise`, or rejects with `signal.reason` as soon as `signal` aborts. */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise;
-  return bounded(promise, 2 ** 31 - 1, () => new Error('unreachable'), signal);
-}
 
 /** Our own errors pass; anything else (the driver's) means the backend failed us. */
 function unavailable(error: unknown, doing: string): unknown {
@@ -249,12 +240,15 @@ export class PostgresCoordinator implements Coordinator {
     }
   }
 
-  async members(group: string): Promise<readonly MemberInfo[]> {
+  async members(group: string, options?: CoordinatorCallOptions): Promise<readonly MemberInfo[]> {
     checkName('group', group);
+    const signal = callSignal('members()', options);
     this.#assertOpen();
+    signal?.throwIfAborted();
+    const wait = anySignal(signal, this.#closing.signal);
     const s = this.#settings.schemaSql;
     try {
-      const session = await untilAborted(this.#sessionNow(), this.#closing.signal);
+      const session = await untilAborted(this.#sessionNow(), wait);
       // A row counts while its backend holds the member's advisory lock; the others belong to dead
       // sessions and are deleted on the way. pg_locks is read once, in one snapshot.
       const { rows } = await untilAborted(
@@ -277,7 +271,7 @@ export class PostgresCoordinator implements Coordinator {
            SELECT member_id, incarnation, ttl_ms::float8 AS ttl_ms FROM listed WHERE alive ORDER BY member_id`,
           [group],
         ),
-        this.#closing.signal,
+        wait,
       );
       return (rows as { member_id: string; incarnation: string; ttl_ms: number }[]).map((row) => ({
         memberId: row.member_id,
@@ -285,6 +279,7 @@ export class PostgresCoordinator implements Coordinator {
         ttlMs: row.ttl_ms,
       }));
     } catch (error) {
+      if (signal?.aborted === true && error === signal.reason) throw error;
       throw unavailable(error, `listing group "${group}"`);
     }
   }

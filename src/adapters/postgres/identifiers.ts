@@ -33,6 +33,14 @@ export function quote(identifier: string): string {
   return `"${identifier}"`;
 }
 
+/**
+ * A string literal for SQL text that cannot take a parameter (DDL, trigger conditions): an `E'...'`
+ * literal with backslashes and quotes escaped, correct whatever `standard_conforming_strings` says.
+ */
+export function literal(value: string): string {
+  return `E'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+}
+
 /** A table name from options: `table` or `schema.table`, both parts plain identifiers. */
 export interface TableName {
   readonly schema: string | undefined;

@@ -12,5 +12,6 @@ export { PostgresCoordinator } from './coordinator.js';
 export type { PostgresCoordinatorOptions } from './coordinator-options.js';
 export { migrate, SCHEMA_VERSION, type MigrateOptions, type MigrateResult } from './migrate.js';
 export type { PgPool, PgPoolClient, PgQueryable, PgQueryResult, PgSessionClient } from './queryable.js';
+export type { MarkTriggerMode, PostgresHostTableOptions } from './host-table.js';
 export type { PostgresWorkflowStatuses, PostgresWorkflowStoreOptions } from './store-options.js';
 export { PostgresWorkflowStore } from './workflow-store.js';

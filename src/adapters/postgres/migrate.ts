@@ -12,8 +12,16 @@
 
 import createDebug from 'debug';
 import { ConfigurationError } from '../../errors.js';
-import { checkOptionsObject } from '../../validate.js';
+import { checkOptionsObject, invalid } from '../../validate.js';
+import {
+  compileHostTable,
+  HOST_TABLE_OPTIONS,
+  inspectHostTable,
+  type HostTable,
+  type PostgresHostTableOptions,
+} from './host-table.js';
 import { advisoryKey, checkIdentifier, quote } from './identifiers.js';
+import { markTrigger } from './mark-trigger.js';
 import type { PgQueryable } from './queryable.js';
 
 const debug = createDebug('graceful-drain:postgres');
@@ -76,6 +84,15 @@ export interface MigrateOptions {
    * @defaultValue `'graceful_drain'`
    */
   readonly schema?: string;
+  /**
+   * The host tables of the `PostgresWorkflowStore`s that keep their marks in `schema` (each `table`,
+   * `idColumn`, `statusColumn` and `statuses` as given to the store): on each, the trigger that drops a
+   * parked mark when its workflow leaves `pausing`/`paused` is installed, or replaced when it was made
+   * for other statuses. For a store whose own role may not create triggers (its `markTrigger` option
+   * then finds it in place); run it again whenever the statuses change.
+   * @defaultValue `[]`
+   */
+  readonly stores?: readonly PostgresHostTableOptions[];
 }
 
 /** What {@link migrate} did. */
@@ -135,14 +152,34 @@ export async function migrate(queryable: PgQueryable, options?: MigrateOptions):
       'Expected the first argument of migrate() to be a pg.Client, a pg.Pool or an object with query(text, values)',
     );
   }
-  const given = checkOptionsObject('migrate()', options, ['schema']);
+  const given = checkOptionsObject('migrate()', options, ['schema', 'stores']);
   const schema = checkIdentifier('schema', given.schema ?? DEFAULT_SCHEMA);
+  const stores = checkStores(given.stores);
   for (const migration of MIGRATIONS) {
     await queryable.query(migrationSql(schema, migration));
   }
   const version = await readVersion(queryable, schema);
   debug('migrate: schema %s at version %d', schema, version);
+  const query = async (text: string, values: unknown[]): Promise<readonly unknown[]> =>
+    (await queryable.query(text, values)).rows;
+  for (const [index, host] of stores.entries()) {
+    const info = await inspectHostTable(query, host, `stores[${index}].`);
+    // One statement (a DO block): one transaction, on any queryable.
+    await queryable.query(markTrigger(schema, host, info).installSql);
+    debug('migrate: mark trigger on %s', info.storeKey);
+  }
   return { schema, version: version ?? 0 };
+}
+
+function checkStores(value: unknown): HostTable[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value))
+    invalid('stores', 'an array of `{ table, idColumn?, statusColumn?, statuses? }`', value);
+  return value.map((entry: unknown, index) => {
+    const given = checkOptionsObject(`stores[${index}]`, entry, HOST_TABLE_OPTIONS);
+    if (entry === undefined) invalid(`stores[${index}]`, 'an object `{ table, ... }`', entry);
+    return compileHostTable(given, `stores[${index}].`);
+  });
 }
 
 /** The schema's version, or `undefined` when it has none (no schema or no version table). */

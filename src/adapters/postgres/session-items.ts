@@ -6,9 +6,10 @@
  */
 
 import createDebug from 'debug';
-import type { Lease, Membership } from '../../coordinator.js';
+import type { CoordinatorCallOptions, Lease, Membership } from '../../coordinator.js';
 import { LockLostError, MembershipLostError } from '../../errors.js';
 import { now } from '../../internal/time.js';
+import { callSignal, untilAborted } from './call-options.js';
 import type { PgSession, SessionItem } from './session.js';
 
 const debug = createDebug('graceful-drain:postgres');
@@ -29,6 +30,7 @@ export class PgLease implements Lease, SessionItem {
   readonly #onDone: (lease: PgLease) => void;
   #lostAt: number | undefined;
   #released: Promise<void> | undefined;
+  #releaseDone = false;
 
   constructor(
     session: PgSession,
@@ -62,9 +64,18 @@ export class PgLease implements Lease, SessionItem {
     this.#onDone(this);
   }
 
-  release(): Promise<void> {
-    this.#released ??= this.#release();
-    return this.#released;
+  /**
+   * Unlocks; idempotent. Given a signal, the call stops waiting when it aborts and rejects with its
+   * reason, but the unlock goes on (a lock given up must not stay held: nothing else would ever free
+   * it while the session lives). Once released, it resolves whatever the signal.
+   */
+  async release(options?: CoordinatorCallOptions): Promise<void> {
+    const signal = callSignal('release()', options);
+    this.#released ??= this.#release().then(() => {
+      this.#releaseDone = true;
+    });
+    if (this.#releaseDone) return;
+    return untilAborted(this.#released, signal);
   }
 
   async #release(): Promise<void> {
@@ -106,6 +117,7 @@ export class PgMembership implements Membership, SessionItem {
   readonly #controller = new AbortController();
   #lost = false;
   #left: Promise<void> | undefined;
+  #hasLeft = false;
 
   constructor(
     session: PgSession,
@@ -145,12 +157,24 @@ export class PgMembership implements Membership, SessionItem {
     }
   }
 
-  leave(): Promise<void> {
-    this.#left ??= this.#leave().catch((error: unknown) => {
-      this.#left = undefined;
-      throw error;
-    });
-    return this.#left;
+  /**
+   * Leaves; resolves once the row is gone. Given a signal, the call stops waiting when it aborts and
+   * rejects with its reason, but the leave goes on (a member given up must not stay listed), and a
+   * later `leave()` joins it. Once left, it resolves whatever the signal.
+   */
+  async leave(options?: CoordinatorCallOptions): Promise<void> {
+    const signal = callSignal('leave()', options);
+    this.#left ??= this.#leave().then(
+      () => {
+        this.#hasLeft = true;
+      },
+      (error: unknown) => {
+        this.#left = undefined;
+        throw error;
+      },
+    );
+    if (this.#hasLeft) return;
+    return untilAborted(this.#left, signal);
   }
 
   async #leave(): Promise<void> {

@@ -5,35 +5,32 @@
  * @packageDocumentation
  */
 
-import { Mutex } from 'async-mutex';
 import createDebug from 'debug';
 import { ConfigurationError } from '../../errors.js';
-import { checkName, checkOptionsObject, describeValue, invalid } from '../../validate.js';
+import { checkName, checkOptionsObject, invalid } from '../../validate.js';
 import { loadPg } from './driver.js';
-import { checkIdentifier, checkTableName, type TableName } from './identifiers.js';
+import {
+  checkMarkTrigger,
+  compileHostTable,
+  HOST_TABLE_OPTIONS,
+  type HostTable,
+  type MarkTriggerMode,
+  type PostgresHostTableOptions,
+} from './host-table.js';
+import { checkIdentifier } from './identifiers.js';
 import { DEFAULT_SCHEMA } from './migrate.js';
 import type { PgPool, PgQueryable } from './queryable.js';
+import { clientRunner, poolRunner, type Runner } from './runner.js';
+
+export type { MarkTriggerMode, PostgresWorkflowStatuses } from './host-table.js';
 
 const debug = createDebug('graceful-drain:postgres');
-
-/** The host's status values the store reads and writes. */
-export interface PostgresWorkflowStatuses {
-  /** A running workflow. */
-  readonly running: string;
-  /**
-   * A workflow asked to pause and still winding down. When set, `park()` writes it and the host's
-   * engine moves the workflow on to `paused`; when not, `park()` writes `paused` directly.
-   */
-  readonly pausing?: string | undefined;
-  /** A paused workflow. */
-  readonly paused: string;
-}
 
 /**
  * Options of `PostgresWorkflowStore`: give exactly one of `client`, `pool`, `connectionString` or
  * `url`.
  */
-export interface PostgresWorkflowStoreOptions {
+export interface PostgresWorkflowStoreOptions extends PostgresHostTableOptions {
   /**
    * One connection (a `pg.Client`, or a `pg.PoolClient` you keep checked out): the store runs its
    * statements and transactions on it one at a time. Give it a connection of its own: statements
@@ -46,45 +43,35 @@ export interface PostgresWorkflowStoreOptions {
   readonly connectionString?: string;
   /** Same as `connectionString`. */
   readonly url?: string;
-  /** The host's table of workflows, `table` or `schema.table`: plain identifiers, used as written. */
-  readonly table: string;
-  /**
-   * The id column (any type; ids are exchanged as its text form).
-   * @defaultValue `'id'`
-   */
-  readonly idColumn?: string;
-  /**
-   * The status column (text, or an enum of the host's).
-   * @defaultValue `'status'`
-   */
-  readonly statusColumn?: string;
-  /**
-   * The host's status values.
-   * @defaultValue `{ running: 'running', paused: 'paused' }`
-   */
-  readonly statuses?: PostgresWorkflowStatuses;
   /**
    * The schema of the tables `migrate()` created, where the parked marks live.
    * @defaultValue `'graceful_drain'`
    */
   readonly schema?: string;
+  /**
+   * The trigger that drops a parked-by-shutdown mark when its workflow leaves `pausing`/`paused`:
+   * `'install'` creates or replaces it at first use when it is missing or outdated; `'verify'` only
+   * checks it (a `ConfigurationError` asks for `migrate({ stores })` otherwise); `'off'` goes without,
+   * and the host must then call `notePaused()` on every pause a user asks for.
+   * @defaultValue `'install'`
+   */
+  readonly markTrigger?: MarkTriggerMode;
 }
 
-const DEFAULTS = Object.freeze({
-  idColumn: 'id',
-  statusColumn: 'status',
-  statuses: Object.freeze({ running: 'running', paused: 'paused' }) as PostgresWorkflowStatuses,
-  schema: DEFAULT_SCHEMA,
-});
-const OPTION_NAMES = ['client', 'pool', 'connectionString', 'url', 'table', ...Object.keys(DEFAULTS)];
+const OPTION_NAMES = [
+  'client',
+  'pool',
+  'connectionString',
+  'url',
+  ...HOST_TABLE_OPTIONS,
+  'schema',
+  'markTrigger',
+];
 
 /** The options, validated, with defaults applied. @internal */
-export interface CompiledStoreOptions {
-  readonly table: TableName;
-  readonly idColumn: string;
-  readonly statusColumn: string;
+export interface CompiledStoreOptions extends HostTable {
   readonly schema: string;
-  readonly statuses: PostgresWorkflowStatuses;
+  readonly markTrigger: MarkTriggerMode;
   readonly runner: Runner;
 }
 
@@ -99,94 +86,12 @@ export function compileStoreOptions(options: unknown): CompiledStoreOptions {
       }`,
     );
   }
-  const o = { ...DEFAULTS, ...given };
   return Object.freeze({
-    table: checkTableName('table', given.table),
-    idColumn: checkIdentifier('idColumn', o.idColumn),
-    statusColumn: checkIdentifier('statusColumn', o.statusColumn),
-    schema: checkIdentifier('schema', o.schema),
-    statuses: checkStatuses(o.statuses),
+    ...compileHostTable(given),
+    schema: checkIdentifier('schema', given.schema ?? DEFAULT_SCHEMA),
+    markTrigger: checkMarkTrigger('markTrigger', given.markTrigger),
     runner: makeRunner(given),
   });
-}
-
-/** How the store reaches the database. @internal */
-export interface Runner {
-  query(text: string, values: unknown[]): Promise<readonly unknown[]>;
-  transaction<T>(work: (q: PgQueryable) => Promise<T>): Promise<T>;
-  end(): Promise<void>;
-}
-
-/** Runs `work` in a transaction on `q`; `onBroken` hears of a connection that could not even roll back. */
-async function inTransaction<T>(
-  q: PgQueryable,
-  work: (q: PgQueryable) => Promise<T>,
-  onBroken?: (error: Error) => void,
-): Promise<T> {
-  await q.query('BEGIN');
-  try {
-    const result = await work(q);
-    await q.query('COMMIT');
-    return result;
-  } catch (error) {
-    try {
-      await q.query('ROLLBACK');
-    } catch (rollbackError) {
-      onBroken?.(rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError)));
-    }
-    throw error;
-  }
-}
-
-function poolRunner(pool: PgPool, end: () => Promise<void>): Runner {
-  return {
-    query: async (text, values) => (await pool.query(text, values)).rows,
-    async transaction(work) {
-      const connection = await pool.connect();
-      let broken: Error | undefined;
-      // While checked out, a connection has no listener of the pool's: one that drops mid-transaction
-      // would emit an unhandled 'error' and crash the host. Ours records it (the query rejects anyway).
-      const onError = (error: Error): void => {
-        broken ??= error;
-      };
-      connection.on?.('error', onError);
-      try {
-        return await inTransaction(connection, work, (error) => (broken ??= error));
-      } finally {
-        connection.removeListener?.('error', onError);
-        // A connection that failed, or could not roll back, is destroyed rather than handed on.
-        connection.release(broken);
-      }
-    },
-    end,
-  };
-}
-
-function clientRunner(client: PgQueryable): Runner {
-  const mutex = new Mutex();
-  return {
-    query: (text, values) => mutex.runExclusive(async () => (await client.query(text, values)).rows),
-    transaction: (work) => mutex.runExclusive(() => inTransaction(client, work)),
-    end: async () => {},
-  };
-}
-
-function checkStatuses(value: unknown): PostgresWorkflowStatuses {
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    invalid('statuses', 'an object `{ running, pausing?, paused }`', value);
-  }
-  const given = checkOptionsObject('statuses', value, ['running', 'pausing', 'paused']);
-  const running = checkName('statuses.running', given.running);
-  const paused = checkName('statuses.paused', given.paused);
-  const pausing = given.pausing === undefined ? undefined : checkName('statuses.pausing', given.pausing);
-  const all = [running, paused, ...(pausing === undefined ? [] : [pausing])];
-  if (new Set(all).size !== all.length) {
-    throw new ConfigurationError(
-      `Expected \`statuses\` to hold distinct values, got running ${describeValue(running)}, ` +
-        `pausing ${describeValue(pausing)}, paused ${describeValue(paused)}`,
-    );
-  }
-  return Object.freeze({ running, pausing, paused });
 }
 
 function makeRunner(given: Record<string, unknown>): Runner {

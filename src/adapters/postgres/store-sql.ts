@@ -36,6 +36,13 @@ export interface StoreSql {
   readonly park: (byType: boolean) => string;
   /** $1 ids, $2 store key, $3 running, $4 paused, $5 pausing. Rows: `ord` of each resumed id. */
   readonly unpark: string;
+  /** $1 ids, $2 store key. Rows: `ord` of each id whose mark was dropped. */
+  readonly notePaused: (byType: boolean) => string;
+  /**
+   * $1 the configured statuses, $2 sample size, $3 values shown. Row: `matched` (some row has one of
+   * them), `seen` (distinct values of a bounded sample, as text; empty for an empty table).
+   */
+  readonly diagnose: string;
   /** No parameters: refreshes the planner's statistics of the marks table. */
   readonly analyzeMarks: string;
 }
@@ -117,6 +124,24 @@ export function storeSql(names: StoreNames): StoreSql {
               WHERE t.${ID} = ${asId('m.workflow_id')} AND t.${ST} IN ($4, $5)))
       )
       SELECT ord FROM resumed`,
+    // Marks hold the id column's own text form: an id given in another spelling of the same value
+    // ('007' for 7, an upper-case uuid) is brought to it through the column's type.
+    notePaused: (byType) => `
+      WITH ${INPUT},
+      dropped AS (
+        DELETE FROM ${S}.parked p USING input i
+        WHERE p.store_key = $2
+          AND p.workflow_id = ${byType ? `(${asId('i.id')})::text COLLATE "C"` : '(i.id COLLATE "C")'}
+        RETURNING i.ord
+      )
+      SELECT ord FROM dropped`,
+    // `::text` so that enum and integer columns compare too; on a text column it is no cast at all, and
+    // an index of the host's on its status serves the lookup. Without one, the scan stops at the first
+    // match; the caller bounds it with a statement timeout.
+    diagnose: `
+      SELECT EXISTS (SELECT 1 FROM ${T} t WHERE t.${ST}::text = ANY($1::text[])) AS matched,
+        ARRAY(SELECT DISTINCT x.s FROM (SELECT t.${ST}::text AS s FROM ${T} t LIMIT $2) x
+          ORDER BY 1 LIMIT $3) AS seen`,
     analyzeMarks: `ANALYZE ${S}.parked`,
   };
 }

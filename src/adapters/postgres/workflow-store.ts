@@ -1,29 +1,30 @@
 import createDebug from 'debug';
 import { ClosedError, ConfigurationError, StaleTokenError } from '../../errors.js';
+import { checkFence, checkIds, checkList } from '../../internal/store-args.js';
 import { bounded } from '../../internal/time.js';
-import { describeValue } from '../../validate.js';
 import type {
   Fence,
   ItemResult,
   ListOptions,
+  NotePausedOutcome,
   Page,
   ParkedState,
   ParkedWorkflow,
   ParkOutcome,
+  StoreCallOptions,
+  StoreWarning,
   UnparkOutcome,
   WorkflowStore,
   WorkflowStoreCapabilities,
 } from '../../workflow-store.js';
-import { checkFence, checkIds, checkList } from '../../internal/store-args.js';
+import { callSignal, checkSignal, untilAborted } from './call-options.js';
+import { inspectHostTable, type MarkTriggerMode, type PostgresWorkflowStatuses } from './host-table.js';
 import { quote, type TableName } from './identifiers.js';
+import { markTrigger, UNPARKING, type MarkTrigger } from './mark-trigger.js';
 import { checkSchema } from './migrate.js';
 import type { PgQueryable } from './queryable.js';
-import {
-  compileStoreOptions,
-  type PostgresWorkflowStatuses,
-  type PostgresWorkflowStoreOptions,
-  type Runner,
-} from './store-options.js';
+import type { Runner } from './runner.js';
+import { compileStoreOptions, type PostgresWorkflowStoreOptions } from './store-options.js';
 import { storeSql, type StoreSql } from './store-sql.js';
 
 const debug = createDebug('graceful-drain:postgres');
@@ -31,10 +32,35 @@ const debug = createDebug('graceful-drain:postgres');
 const CAPABILITIES: WorkflowStoreCapabilities = Object.freeze({ fencing: 'monotonic' });
 /** Types whose values every text converts to, so ids never need the fallback comparison. */
 const TEXT_TYPES = new Set(['text', 'character varying', 'character', 'name', 'citext']);
+/** `diagnose()`: rows sampled for the values shown, values shown, and the bound of its one scan. */
+const DIAGNOSE_SAMPLE_ROWS = 1000;
+const DIAGNOSE_SHOWN_VALUES = 10;
+const DIAGNOSE_TIMEOUT_MS = 2000;
+
+function codeOf(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
 
 function isDataException(error: unknown): boolean {
-  const code = (error as { code?: unknown }).code;
-  return typeof code === 'string' && code.startsWith('22');
+  return codeOf(error)?.startsWith('22') === true;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The listing options: `limit` and `cursor` as every store checks them, and the `signal`. */
+function listArgs(options: unknown): {
+  limit: number;
+  cursor: string | undefined;
+  signal: AbortSignal | undefined;
+} {
+  if (options === null || typeof options !== 'object' || Array.isArray(options) || !('signal' in options)) {
+    return { ...checkList('list options', options), signal: undefined };
+  }
+  const { signal, ...rest } = options as Record<string, unknown>;
+  return { ...checkList('list options', rest), signal: checkSignal('signal', signal) };
 }
 
 /** What the store learns about the host's table at first use. */
@@ -49,6 +75,11 @@ interface Prepared {
  * column); the parked-by-shutdown marks and the fencing high-water mark live in the schema `migrate()`
  * created. Park and unpark are one transaction each: a fence check, one set-based statement, per-id
  * outcomes. Listing pages by keyset, so memory stays flat however many workflows there are.
+ *
+ * At first use the store checks the schema and the host's table, and (unless `markTrigger: 'off'`)
+ * that the trigger tying each mark to the pause it created is in place, installing it when missing.
+ * Every call takes an `AbortSignal`: a transaction given up before its `COMMIT` is rolled back, and a
+ * statement stuck on a lock of the host's is cancelled.
  *
  * @example
  * ```ts
@@ -67,6 +98,7 @@ export class PostgresWorkflowStore implements WorkflowStore {
   readonly #statusColumn: string;
   readonly #statuses: PostgresWorkflowStatuses;
   readonly #schema: string;
+  readonly #markTrigger: MarkTriggerMode;
   #prepared: Promise<Prepared> | undefined;
   #closed: Promise<void> | undefined;
 
@@ -77,26 +109,29 @@ export class PostgresWorkflowStore implements WorkflowStore {
     this.#statusColumn = o.statusColumn;
     this.#schema = o.schema;
     this.#statuses = o.statuses;
+    this.#markTrigger = o.markTrigger;
     this.#runner = o.runner;
   }
 
   async listActive(options: ListOptions): Promise<Page<string>> {
-    const { limit, cursor } = checkList('list options', options);
-    const { sql } = await this.#prepare();
+    const { limit, cursor, signal } = listArgs(options);
+    const { sql } = await this.#prepare(signal);
     const values: unknown[] = [this.#statuses.running, limit + 1];
     if (cursor !== undefined) values.push(cursor);
-    const rows = (await this.#runner.query(sql.listActive(cursor !== undefined), values)) as { id: string }[];
+    const rows = (await this.#runner.query(sql.listActive(cursor !== undefined), values, signal)) as {
+      id: string;
+    }[];
     const items = rows.slice(0, limit).map((row) => row.id);
     return { items, cursor: rows.length > limit ? items.at(-1) : undefined };
   }
 
   async listParked(options: ListOptions): Promise<Page<ParkedWorkflow>> {
-    const { limit, cursor } = checkList('list options', options);
-    const { sql, storeKey } = await this.#prepare();
-    if (cursor === undefined) await this.#analyzeMarks(sql);
+    const { limit, cursor, signal } = listArgs(options);
+    const { sql, storeKey } = await this.#prepare(signal);
+    if (cursor === undefined) await this.#analyzeMarks(sql, signal);
     const values: unknown[] = [storeKey, limit + 1];
     if (cursor !== undefined) values.push(cursor);
-    const rows = (await this.#runner.query(sql.listParked(cursor !== undefined), values)) as {
+    const rows = (await this.#runner.query(sql.listParked(cursor !== undefined), values, signal)) as {
       id: string;
       member_id: string;
       token: string | null;
@@ -120,10 +155,15 @@ export class PostgresWorkflowStore implements WorkflowStore {
     return { items, cursor: rows.length > limit ? items.at(-1)?.id : undefined };
   }
 
-  async park(ids: readonly string[], fence: Fence): Promise<readonly ItemResult<ParkOutcome>[]> {
+  async park(
+    ids: readonly string[],
+    fence: Fence,
+    options?: StoreCallOptions,
+  ): Promise<readonly ItemResult<ParkOutcome>[]> {
     checkIds(ids);
     checkFence(fence);
-    const prepared = await this.#prepare();
+    const signal = callSignal('park()', options);
+    const prepared = await this.#prepare(signal);
     if (ids.length === 0) return [];
     const { running, pausing, paused } = this.#statuses;
     const outcome: ParkOutcome = pausing === undefined ? 'paused' : 'pausing';
@@ -138,8 +178,8 @@ export class PostgresWorkflowStore implements WorkflowStore {
           fence.memberId,
           fence.token?.toString() ?? null,
         ]);
-        return new Set((rows as { ord: string | number }[]).map((row) => Number(row.ord)));
-      });
+        return ordinals(rows);
+      }, signal);
     let parked: Set<number>;
     try {
       parked = await run(true);
@@ -152,14 +192,20 @@ export class PostgresWorkflowStore implements WorkflowStore {
     return ids.map((id, index) => ({ id, outcome: parked.has(index + 1) ? outcome : 'skipped' }));
   }
 
-  async unpark(ids: readonly string[], fence: Fence): Promise<readonly ItemResult<UnparkOutcome>[]> {
+  async unpark(
+    ids: readonly string[],
+    fence: Fence,
+    options?: StoreCallOptions,
+  ): Promise<readonly ItemResult<UnparkOutcome>[]> {
     checkIds(ids);
     checkFence(fence);
-    const prepared = await this.#prepare();
+    const signal = callSignal('unpark()', options);
+    const prepared = await this.#prepare(signal);
     if (ids.length === 0) return [];
     const { running, pausing, paused } = this.#statuses;
     const resumed = await this.#runner.transaction(async (q) => {
       await this.#checkFence(q, prepared, fence);
+      if (this.#markTrigger !== 'off') await q.query(`SELECT set_config('${UNPARKING}', 'on', true)`);
       const { rows } = await q.query(prepared.sql.unpark, [
         ids,
         prepared.storeKey,
@@ -167,21 +213,118 @@ export class PostgresWorkflowStore implements WorkflowStore {
         paused,
         pausing ?? null,
       ]);
-      return new Set((rows as { ord: string | number }[]).map((row) => Number(row.ord)));
-    });
+      return ordinals(rows);
+    }, signal);
     debug('unpark: %d of %d ids resumed', resumed.size, ids.length);
     return ids.map((id, index) => ({ id, outcome: resumed.has(index + 1) ? 'resumed' : 'skipped' }));
   }
 
   /**
-   * Refreshes the statistics of the marks table (the store's own) when a resume round begins (rounds
-   * are `resumeIntervalMs` apart; ANALYZE samples, so it stays cheap at any size): the member that parked wrote them in bulk moments ago, and planned from stale
-   * statistics every batch of the resume scanned all remaining marks (quadratic in their number).
-   * Without the privilege to analyze, PostgreSQL only warns; any error here is ignored.
+   * Records `fence.token` as the store's high-water mark (one row, shared by every store instance on
+   * the table), writing nothing else; `StaleTokenError` when a higher token was recorded. A park or
+   * unpark in flight holds that row to its end: this waits for it, so its write is ordered first.
    */
-  async #analyzeMarks(sql: StoreSql): Promise<void> {
-    await this.#runner.query(sql.analyzeMarks, []).catch((error: unknown) => {
-      debug('analyze of the marks failed: %s', error instanceof Error ? error.message : String(error));
+  async raiseFence(fence: Fence, options?: StoreCallOptions): Promise<void> {
+    checkFence(fence);
+    const signal = callSignal('raiseFence()', options);
+    signal?.throwIfAborted();
+    if (this.#closed !== undefined) throw new ClosedError('The PostgresWorkflowStore is closed');
+    if (fence.token === undefined) return;
+    const prepared = await this.#prepare(signal);
+    await this.#runner.transaction((q) => this.#checkFence(q, prepared, fence), signal);
+    debug('raiseFence: token %s', fence.token);
+  }
+
+  /**
+   * Drops the parked-by-shutdown marks of `ids` (`released`; `skipped` when there was none): call it
+   * from your "pause" path, so that a workflow a user paused while it was parked is never resumed.
+   * Unfenced: it only ever takes a resume away.
+   */
+  async notePaused(
+    ids: readonly string[],
+    options?: StoreCallOptions,
+  ): Promise<readonly ItemResult<NotePausedOutcome>[]> {
+    checkIds(ids);
+    const signal = callSignal('notePaused()', options);
+    const prepared = await this.#prepare(signal);
+    if (ids.length === 0) return [];
+    const run = (byType: boolean): Promise<Set<number>> =>
+      this.#runner.transaction(
+        async (q) =>
+          ordinals((await q.query(prepared.sql.notePaused(byType), [ids, prepared.storeKey])).rows),
+        signal,
+      );
+    let released: Set<number>;
+    try {
+      released = await run(!prepared.idIsText);
+    } catch (error) {
+      // An id that is not a valid value of the id column's type: match on text instead.
+      if (prepared.idIsText || !isDataException(error)) throw error;
+      released = await run(false);
+    }
+    debug('notePaused: %d of %d marks dropped', released.size, ids.length);
+    return ids.map((id, index) => ({ id, outcome: released.has(index + 1) ? 'released' : 'skipped' }));
+  }
+
+  /**
+   * Warns (`status-mismatch`) when no row of a non-empty host table has one of the configured statuses
+   * (`running: 'running'` while the rows say `'RUNNING'`): a shutdown would park nothing. One query,
+   * bounded: its scan by a 2 s statement timeout (inconclusive then: no warning), the values it names
+   * by a sample of 1000 rows.
+   */
+  async diagnose(options?: StoreCallOptions): Promise<readonly StoreWarning[]> {
+    const signal = callSignal('diagnose()', options);
+    const { sql } = await this.#prepare(signal);
+    const { running, pausing, paused } = this.#statuses;
+    const configured: (readonly [string, string])[] = [['statuses.running', running]];
+    if (pausing !== undefined) configured.push(['statuses.pausing', pausing]);
+    configured.push(['statuses.paused', paused]);
+    let row: { matched: boolean; seen: (string | null)[] };
+    try {
+      row = await this.#runner.transaction(async (q) => {
+        await q.query("SELECT set_config('statement_timeout', $1, true)", [`${DIAGNOSE_TIMEOUT_MS}ms`]);
+        const { rows } = await q.query(sql.diagnose, [
+          configured.map(([, value]) => value),
+          DIAGNOSE_SAMPLE_ROWS,
+          DIAGNOSE_SHOWN_VALUES + 1,
+        ]);
+        return rows[0] as typeof row;
+      }, signal);
+    } catch (error) {
+      // query_canceled by the statement timeout: too big a table to tell cheaply.
+      if (codeOf(error) !== '57014' || signal?.aborted === true) throw error;
+      debug('diagnose: inconclusive (%s)', messageOf(error));
+      return [];
+    }
+    if (row.matched || row.seen.length === 0) return [];
+    const shown = row.seen.slice(0, DIAGNOSE_SHOWN_VALUES);
+    const values =
+      shown.map((value) => (value === null ? 'NULL' : JSON.stringify(value))).join(', ') +
+      (row.seen.length > DIAGNOSE_SHOWN_VALUES ? ', ...' : '');
+    const hints = configured.flatMap(([name, value]) => {
+      const like = shown.find((seen) => seen !== null && seen.trim().toLowerCase() === value.toLowerCase());
+      return like === undefined ? [] : [`${name} ${JSON.stringify(like)}`];
+    });
+    const message =
+      `PostgresWorkflowStore: no row of ${this.#table.sql} has a status the store is configured with (` +
+      `${configured.map(([name, value]) => `${name} ${JSON.stringify(value)}`).join(', ')}), yet the table ` +
+      `is not empty: its column ${quote(this.#statusColumn)} holds ${values} (a sample). A shutdown would ` +
+      'park nothing and leave every workflow running. Status values are compared exactly, case included' +
+      (hints.length > 0 ? `: did you mean ${hints.join(', ')}?` : '.');
+    return [{ code: 'status-mismatch', message }];
+  }
+
+  /**
+   * Refreshes the statistics of the marks table (the store's own) when a resume round begins (rounds
+   * are `resumeIntervalMs` apart; ANALYZE samples, so it stays cheap at any size): the member that
+   * parked wrote them in bulk moments ago, and planned from stale statistics every batch of the resume
+   * scanned all remaining marks (quadratic in their number). Without the privilege to analyze,
+   * PostgreSQL only warns; any error here but the call's own abort is ignored.
+   */
+  async #analyzeMarks(sql: StoreSql, signal: AbortSignal | undefined): Promise<void> {
+    await this.#runner.query(sql.analyzeMarks, [], signal).catch((error: unknown) => {
+      if (signal?.aborted === true) throw error;
+      debug('analyze of the marks failed: %s', messageOf(error));
     });
   }
 
@@ -196,78 +339,103 @@ export class PostgresWorkflowStore implements WorkflowStore {
   /** Ends the pool the store created, if any (never a client or pool passed in). Idempotent; never throws. */
   close(): Promise<void> {
     this.#closed ??= bounded(this.#runner.end(), 5000, () => new Error('timeout')).catch((error: unknown) => {
-      debug('close: %s', error instanceof Error ? error.message : String(error));
+      debug('close: %s', messageOf(error));
     });
     return this.#closed;
   }
 
-  /** Checks the schema version and the host's table once, and builds the statements. */
-  #prepare(): Promise<Prepared> {
-    if (this.#closed !== undefined)
-      return Promise.reject(new ClosedError('The PostgresWorkflowStore is closed'));
+  /**
+   * The first use's checks and statements, shared by every call. A call given up waits no longer; the
+   * set-up goes on, for the next call.
+   */
+  async #prepare(signal: AbortSignal | undefined): Promise<Prepared> {
+    signal?.throwIfAborted();
+    if (this.#closed !== undefined) throw new ClosedError('The PostgresWorkflowStore is closed');
     this.#prepared ??= this.#inspect().catch((error: unknown) => {
       this.#prepared = undefined;
       throw error;
     });
-    return this.#prepared;
+    return untilAborted(this.#prepared, signal);
   }
 
   async #inspect(): Promise<Prepared> {
+    const query = (text: string, values: unknown[]): Promise<readonly unknown[]> =>
+      this.#runner.query(text, values);
     await checkSchema(
-      { query: async (text, values) => ({ rows: await this.#runner.query(text, values ?? []) }) },
+      { query: async (text, values) => ({ rows: await query(text, values ?? []) }) },
       this.#schema,
       'PostgresWorkflowStore',
     );
-    const rows = (await this.#runner.query(
-      `SELECT n.nspname AS schema, c.relname AS table,
-         format_type(a.atttypid, NULL) AS id_type,
-         (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname)
-          FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace
-          WHERE co.oid = a.attcollation) AS id_collation,
-         EXISTS (SELECT 1 FROM pg_attribute s
-          WHERE s.attrelid = c.oid AND s.attname = $3 AND s.attnum > 0 AND NOT s.attisdropped) AS has_status
-       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-       LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped
-       WHERE c.oid = to_regclass($1)`,
-      [this.#table.sql, this.#idColumn, this.#statusColumn],
-    )) as {
-      schema: string;
-      table: string;
-      id_type: string | null;
-      id_collation: string | null;
-      has_status: boolean;
-    }[];
-    const row = rows[0];
-    if (row === undefined) {
-      throw new ConfigurationError(
-        `Expected \`table\` to name an existing table, got ${describeValue(this.#table.sql)}: no such table is ` +
-          'visible to this connection (names are case-sensitive, as written)',
-      );
-    }
-    if (row.id_type === null) {
-      throw new ConfigurationError(
-        `Expected \`idColumn\` to name a column of ${this.#table.sql}, got ${describeValue(this.#idColumn)}`,
-      );
-    }
-    if (!row.has_status) {
-      throw new ConfigurationError(
-        `Expected \`statusColumn\` to name a column of ${this.#table.sql}, got ${describeValue(this.#statusColumn)}`,
-      );
-    }
-    const storeKey = `${row.schema}.${row.table}`;
-    debug('store %s: id column of type %s', storeKey, row.id_type);
+    const host = {
+      table: this.#table,
+      idColumn: this.#idColumn,
+      statusColumn: this.#statusColumn,
+      statuses: this.#statuses,
+    };
+    const info = await inspectHostTable(query, host);
+    debug('store %s: id column of type %s', info.storeKey, info.idType);
+    if (this.#markTrigger !== 'off') await this.#ensureMarkTrigger(markTrigger(this.#schema, host, info));
     return {
       // Type and collation names come from the catalog, quoted by it as needed, never from options.
       sql: storeSql({
         table: this.#table.sql,
         id: quote(this.#idColumn),
         status: quote(this.#statusColumn),
-        idType: row.id_type,
-        idCollation: row.id_collation ?? undefined,
+        idType: info.idType,
+        idCollation: info.idCollation,
         schema: quote(this.#schema),
       }),
-      storeKey,
-      idIsText: TEXT_TYPES.has(row.id_type),
+      storeKey: info.storeKey,
+      idIsText: TEXT_TYPES.has(info.idType),
     };
   }
+
+  /** Checks the mark trigger; installs it (`'install'`) or asks for `migrate({ stores })` (`'verify'`). */
+  async #ensureMarkTrigger(trigger: MarkTrigger): Promise<void> {
+    const [row] = (await this.#runner.query(trigger.checkSql, [])) as { current: boolean }[];
+    if (row?.current === true) return;
+    const table = this.#table.sql;
+    const name =
+      this.#table.schema === undefined ? this.#table.table : `${this.#table.schema}.${this.#table.table}`;
+    const remedy =
+      `\`await migrate(pool, { schema: '${this.#schema}', stores: [{ table: '${name}', idColumn: ` +
+      `'${this.#idColumn}', statusColumn: '${this.#statusColumn}', statuses }] })\` (from ` +
+      "'graceful-drain/postgres') once as a role that may create triggers on the table, and again " +
+      'whenever the statuses change';
+    if (this.#markTrigger === 'verify') {
+      throw new ConfigurationError(
+        `PostgresWorkflowStore: the trigger that drops a parked mark when its workflow leaves ` +
+          `pausing/paused is missing on ${table}, or was made for other statuses (markTrigger: 'verify'). ` +
+          `Install it with ${remedy}; or set markTrigger: 'install'.`,
+      );
+    }
+    try {
+      await this.#runner.query(trigger.installSql, []);
+    } catch (error) {
+      // wrong_object_type: a view, which takes no such trigger.
+      if (codeOf(error) === '42809') {
+        throw new ConfigurationError(
+          `PostgresWorkflowStore could not install the trigger that drops a parked mark when its workflow ` +
+            `leaves pausing/paused on ${table} (${messageOf(error)}). Give the store the table itself as ` +
+            "`table`, or set markTrigger: 'off' and call store.notePaused(ids) wherever a user pauses workflows.",
+          { cause: error },
+        );
+      }
+      // insufficient_privilege: no TRIGGER on the table, no CREATE on the schema, or not the owner.
+      if (codeOf(error) !== '42501') throw error;
+      throw new ConfigurationError(
+        `PostgresWorkflowStore could not install the trigger that drops a parked mark when its workflow ` +
+          `leaves pausing/paused on ${table} (${messageOf(error)}). It needs the TRIGGER privilege on the ` +
+          `table and CREATE on the schema "${this.#schema}". Run ${remedy}; or set markTrigger: 'off' ` +
+          'and call store.notePaused(ids) wherever a user pauses workflows.',
+        { cause: error },
+      );
+    }
+    debug('store %s: mark trigger installed', table);
+  }
+}
+
+/** The 1-based positions a statement returned as `ord`. */
+function ordinals(rows: readonly unknown[]): Set<number> {
+  return new Set((rows as { ord: string | number }[]).map((row) => Number(row.ord)));
 }

@@ -1,0 +1,134 @@
+/**
+ * The trigger that ties a parked-by-shutdown mark to the pause it created.
+ *
+ * Two row-level `AFTER` triggers on the host's table call one small function in the marks' schema,
+ * which deletes the workflow's mark:
+ * - on `UPDATE`, when the status was `pausing` or `paused` and no longer is (a user resumed, cancelled
+ *   or completed it), except within the store's own unpark, which deletes the marks of what it resumes
+ *   in the same statement;
+ * - on `DELETE`, when the status was `pausing` or `paused` (marks exist only on such rows).
+ *
+ * The conditions sit in the triggers' `WHEN` clauses, which PostgreSQL evaluates without calling the
+ * function, and compare `status::text`, so enum and integer status columns work. The function is
+ * `SECURITY DEFINER` (it runs as its owner, who can delete marks, whatever role updates the host's
+ * table) with a pinned `search_path`.
+ *
+ * Everything the DDL depends on (names, store key, status values, this module's version) is hashed
+ * into a fingerprint, passed as the triggers' argument and written into the function's body: a
+ * trigger set whose fingerprint differs (other statuses, say) is replaced.
+ *
+ * @internal
+ */
+
+import { createHash } from 'node:crypto';
+import type { HostTable, TableInfo } from './host-table.js';
+import { advisoryKey, literal, quote } from './identifiers.js';
+
+/** Bumped whenever the DDL below changes, so that triggers made by an older release are replaced. */
+const DDL_VERSION = 1;
+/**
+ * A setting the store's unpark turns on for its own transaction (`set_config(.., true)`): the update
+ * trigger then skips the rows it resumes, whose marks the same statement deletes.
+ */
+export const UNPARKING = 'graceful_drain.unparking';
+/** How long the install waits for the lock on the host's table before giving up (writers queue behind it). */
+const LOCK_TIMEOUT_MS = 2000;
+
+function hash(...parts: string[]): string {
+  return createHash('sha256').update(parts.join('\0')).digest('hex');
+}
+
+/** The names and statements of the trigger set of one store. */
+export interface MarkTrigger {
+  /** Trigger names on the host table (unquoted). */
+  readonly updateTrigger: string;
+  readonly deleteTrigger: string;
+  /** The quoted, schema-qualified function. */
+  readonly functionSql: string;
+  /** A hash of everything below; present in the triggers' argument and in the function's body. */
+  readonly fingerprint: string;
+  /** One statement: `true` when the trigger set is in place, enabled and current. */
+  readonly checkSql: string;
+  /** One statement (a `DO` block, one transaction) that installs or replaces it when not current. */
+  readonly installSql: string;
+}
+
+/** Builds the trigger set of a store over `host`, with its marks in `schema`. */
+export function markTrigger(schema: string, host: HostTable, info: TableInfo): MarkTrigger {
+  const S = quote(schema);
+  // The catalog's spelling: stores naming the table `wf` and `public.wf` install the same trigger set.
+  const T = info.qualified;
+  const ID = quote(host.idColumn);
+  const ST = quote(host.statusColumn);
+  const { pausing, paused } = host.statuses;
+  // One trigger set per marks schema on a table: stores with other schemas keep their own.
+  const base = `graceful_drain_${hash(schema).slice(0, 12)}`;
+  const updateTrigger = `${base}_upd`;
+  const deleteTrigger = `${base}_del`;
+  const functionSql = `${S}.${quote(`drop_mark_${hash(info.storeKey).slice(0, 16)}`)}`;
+  const held = [pausing, paused]
+    .filter((v): v is string => v !== undefined)
+    .map(literal)
+    .join(', ');
+  const body = (fingerprint: string): string => `
+BEGIN
+  -- graceful-drain ${fingerprint}: the pause this mark belonged to is over.
+  DELETE FROM ${S}.parked
+  WHERE store_key = ${literal(info.storeKey)} AND workflow_id = (OLD.${ID}::text COLLATE "C");
+  RETURN NULL;
+END`;
+  const asId = `(p.workflow_id)::${info.idType}${info.idCollation === undefined ? '' : ` COLLATE ${info.idCollation}`}`;
+  // The store's own unpark clears the marks of what it resumes in the same statement, and says so
+  // (UNPARKING, set for its transaction only): the function call per resumed row is saved.
+  const updateWhen =
+    `(OLD.${ST}::text IN (${held})) AND (NEW.${ST}::text IN (${held})) IS NOT TRUE ` +
+    `AND current_setting(${literal(UNPARKING)}, true) IS DISTINCT FROM 'on'`;
+  const deleteWhen = `OLD.${ST}::text IN (${held})`;
+  const fingerprint = hash(
+    String(DDL_VERSION),
+    schema,
+    T,
+    info.storeKey,
+    ID,
+    ST,
+    body(''),
+    updateWhen,
+    deleteWhen,
+  ).slice(0, 32);
+  const createFunction = `CREATE OR REPLACE FUNCTION ${functionSql}() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS ${literal(body(fingerprint))}`;
+  const trigger = (replace: boolean, name: string, event: string, when: string): string =>
+    `CREATE ${replace ? 'OR REPLACE ' : ''}TRIGGER ${quote(name)} AFTER ${event} ON ${T} FOR EACH ROW ` +
+    `WHEN (${when}) EXECUTE FUNCTION ${functionSql}(${literal(fingerprint)})`;
+  const checkSql = `SELECT count(*) = 2 AS current FROM pg_trigger tg JOIN pg_proc p ON p.oid = tg.tgfoid
+    WHERE tg.tgrelid = ${literal(T)}::regclass AND tg.tgname IN (${literal(updateTrigger)}, ${literal(deleteTrigger)})
+      AND tg.tgenabled <> 'D' AND position(${literal(fingerprint)} IN p.prosrc) > 0
+      AND position(convert_to(${literal(fingerprint)}, 'UTF8') IN tg.tgargs) > 0`;
+  const installSql = `DO ${literal(`
+BEGIN
+  -- Every replica may get here at once: the later ones wait for the first, and find the work done.
+  PERFORM pg_advisory_xact_lock(${advisoryKey(schema, 'mark-trigger', info.storeKey)});
+  -- Writers of the host's table queue behind a lock we wait for: wait little.
+  PERFORM set_config('lock_timeout', '${LOCK_TIMEOUT_MS}ms', true);
+  IF NOT (${checkSql}) THEN
+    EXECUTE ${literal(createFunction)};
+    IF current_setting('server_version_num')::int >= 140000 THEN
+      EXECUTE ${literal(trigger(true, updateTrigger, 'UPDATE', updateWhen))};
+      EXECUTE ${literal(trigger(true, deleteTrigger, 'DELETE', deleteWhen))};
+    ELSE
+      EXECUTE ${literal(`DROP TRIGGER IF EXISTS ${quote(updateTrigger)} ON ${T}`)};
+      EXECUTE ${literal(`DROP TRIGGER IF EXISTS ${quote(deleteTrigger)} ON ${T}`)};
+      EXECUTE ${literal(trigger(false, updateTrigger, 'UPDATE', updateWhen))};
+      EXECUTE ${literal(trigger(false, deleteTrigger, 'DELETE', deleteWhen))};
+    END IF;
+    -- From now on a mark exists only on a pausing or paused row: drop those left on other rows (a
+    -- user resumed the workflow before the trigger existed), so a later pause of theirs is never undone.
+    -- By id, through the host's own index: the lock taken above holds the host's writers meanwhile.
+    DELETE FROM ${S}.parked p
+    WHERE p.store_key = ${literal(info.storeKey)}
+      AND NOT EXISTS (SELECT 1 FROM ${T} t
+        WHERE t.${ID} = ${asId} AND t.${ST}::text IN (${held}));
+  END IF;
+END`)}`;
+  return { updateTrigger, deleteTrigger, functionSql, fingerprint, checkSql, installSql };
+}
