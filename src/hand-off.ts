@@ -13,7 +13,7 @@ import { DrainTimeoutError, LockLostError, LockTimeoutError, StaleTokenError } f
 import { call, leaseLostReason, lost, remaining, retrying, timedAcquire } from './internal/calls.js';
 import { delay, now } from './internal/time.js';
 import type { CompiledOptions } from './options.js';
-import type { HandOffDecision, PhaseName, PhaseReport, ReportedError } from './report.js';
+import type { HandOffDecision, ParkProgress, PhaseName, PhaseReport, ReportedError } from './report.js';
 import type { Fence, WorkflowStore } from './workflow-store.js';
 
 const log = createDebug('graceful-drain:hand-off');
@@ -22,18 +22,6 @@ const log = createDebug('graceful-drain:hand-off');
 export interface Recorder {
   phase(name: PhaseName, startedAt: number, outcome: PhaseReport['outcome']): void;
   error(phase: ReportedError['phase'], error: unknown): void;
-}
-
-/** Progress of a park, emitted after every batch. */
-export interface ParkProgress {
-  /** Workflows parked so far. */
-  readonly parked: number;
-  /** Of those, how many were still `pausing`. */
-  readonly stillPausing: number;
-  /** Workflows skipped so far (no longer running). */
-  readonly skipped: number;
-  /** The fencing token, if any. */
-  readonly token: bigint | undefined;
 }
 
 /** The outcome of the hand-off at shutdown. */

@@ -12,11 +12,18 @@ export type {
   ShutdownOptions,
   TaskContext,
   TrackOptions,
-} from './controller.js';
+} from './types.js';
 export type { DrainControllerOptions, UnreachablePolicy } from './options.js';
-export type { HandOffDecision, PhaseName, PhaseReport, ReportedError, ShutdownReport } from './report.js';
-export type { ParkProgress } from './hand-off.js';
-export type { ResumeProgress, ResumeReport } from './resume.js';
+export type {
+  HandOffDecision,
+  ParkProgress,
+  PhaseName,
+  PhaseReport,
+  ReportedError,
+  ResumeProgress,
+  ResumeReport,
+  ShutdownReport,
+} from './report.js';
 export { installSignalHandlers } from './signals.js';
 export type { SignalHandlerOptions } from './signals.js';
 export { createProbeHandler } from './probes.js';

@@ -8,7 +8,7 @@
  * @packageDocumentation
  */
 import diagnosticsChannel from 'node:diagnostics_channel';
-import type { DrainState } from './controller.js';
+import type { DrainState } from './types.js';
 
 /** The channel names, stable across versions. */
 export const channels = Object.freeze({

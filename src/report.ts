@@ -87,3 +87,90 @@ export interface ShutdownReport {
   /** Every error met on the way, in order. */
   readonly errors: readonly ReportedError[];
 }
+
+/** Progress of a park, emitted after every batch. */
+export interface ParkProgress {
+  /** Workflows parked so far. */
+  readonly parked: number;
+  /** Of those, how many were still `pausing`. */
+  readonly stillPausing: number;
+  /** Workflows skipped so far (no longer running). */
+  readonly skipped: number;
+  /** The fencing token, if any. */
+  readonly token: bigint | undefined;
+}
+
+/** What the background resume at start did. */
+export interface ResumeReport {
+  /** Workflows resumed. */
+  readonly resumed: number;
+  /** Marks cleared without resuming (a user cancelled, resumed or re-paused them meanwhile). */
+  readonly skipped: number;
+  /** Parked workflows still `pausing` when the resume ended (0 when it finished). */
+  readonly stillPausing: number;
+  /** How many rounds ran (each under the start-stop lock). */
+  readonly rounds: number;
+  /** Whether every parked workflow was handled. */
+  readonly complete: boolean;
+  /** What the store reported about its configuration (see `WorkflowStore.diagnose`). */
+  readonly warnings: readonly StoreWarning[];
+  /** Every error met on the way. */
+  readonly errors: readonly unknown[];
+}
+
+/** Progress of a resume, emitted after every round. */
+export type ResumeProgress = ResumeReport;
+
+/** The facts a shutdown gathered, from which {@link buildReport} makes its report. @internal */
+export interface ReportParts {
+  readonly reason: string | undefined;
+  readonly forced: boolean;
+  /** Whether `start()` had failed. */
+  readonly failed: boolean;
+  readonly durationMs: number;
+  readonly phases: readonly PhaseReport[];
+  readonly inFlightAtStart: number;
+  readonly aborted: { readonly count: number; readonly labels: readonly string[] };
+  readonly stragglers: number;
+  readonly stragglerLabels: readonly string[];
+  readonly handOff: {
+    readonly decision: HandOffDecision;
+    readonly lastMember: boolean | undefined;
+    readonly parked: number;
+    readonly stillPausing: number;
+    readonly token: bigint | undefined;
+  };
+  readonly warnings: readonly StoreWarning[];
+  readonly errors: readonly ReportedError[];
+}
+
+/** Builds the frozen report of a shutdown. @internal */
+export function buildReport(parts: ReportParts): ShutdownReport {
+  const { aborted, handOff, errors } = parts;
+  return Object.freeze({
+    reason: parts.reason,
+    outcome: parts.forced
+      ? 'forced'
+      : aborted.count > 0
+        ? 'timed-out'
+        : errors.length > 0 || parts.failed
+          ? 'failed'
+          : 'clean',
+    forced: parts.forced,
+    durationMs: parts.durationMs,
+    phases: Object.freeze([...parts.phases]),
+    inFlightAtStart: parts.inFlightAtStart,
+    completed: parts.inFlightAtStart - aborted.count,
+    aborted: aborted.count,
+    abortedLabels: Object.freeze([...aborted.labels]),
+    stragglers: parts.stragglers,
+    stragglerLabels: Object.freeze([...parts.stragglerLabels]),
+    lastMember: handOff.lastMember,
+    handOff: handOff.decision,
+    parked: handOff.parked,
+    stillPausing: handOff.stillPausing,
+    token: handOff.token,
+    warnings: Object.freeze([...parts.warnings]),
+    errors: Object.freeze([...errors]),
+  });
+}

@@ -11,30 +11,10 @@ import { DrainTimeoutError } from './errors.js';
 import { call, type LeaseSlot, leaseLostReason, lost, remaining, timedAcquire } from './internal/calls.js';
 import { delay, now } from './internal/time.js';
 import type { CompiledOptions } from './options.js';
+import type { ResumeProgress, ResumeReport } from './report.js';
 import type { StoreWarning, WorkflowStore } from './workflow-store.js';
 
 const log = createDebug('graceful-drain:resume');
-
-/** What the background resume at start did. */
-export interface ResumeReport {
-  /** Workflows resumed. */
-  readonly resumed: number;
-  /** Marks cleared without resuming (a user cancelled, resumed or re-paused them meanwhile). */
-  readonly skipped: number;
-  /** Parked workflows still `pausing` when the resume ended (0 when it finished). */
-  readonly stillPausing: number;
-  /** How many rounds ran (each under the start-stop lock). */
-  readonly rounds: number;
-  /** Whether every parked workflow was handled. */
-  readonly complete: boolean;
-  /** What the store reported about its configuration (see `WorkflowStore.diagnose`). */
-  readonly warnings: readonly StoreWarning[];
-  /** Every error met on the way. */
-  readonly errors: readonly unknown[];
-}
-
-/** Progress of a resume, emitted after every round. */
-export type ResumeProgress = ResumeReport;
 
 interface ResumeContext {
   readonly options: CompiledOptions;

@@ -1,0 +1,207 @@
+/**
+ * The in-flight tracker behind `DrainController.track()`: the hot path. It counts a task
+ * synchronously before it runs, refuses it in the same tick once intake is closed, and tells waiters
+ * when nothing is in flight. The unlabelled path allocates nothing per call beyond its promise: the
+ * task context and the settle handlers are shared.
+ *
+ * @internal
+ */
+import { EventEmitter } from 'node:events';
+import { pEvent } from 'p-event';
+import type { OnIdleOptions, TaskContext, TrackOptions } from './types.js';
+import { now } from './internal/time.js';
+import { checkOptionsObject, describeValue, invalid } from './validate.js';
+
+type Task<T> = (context: TaskContext) => T | PromiseLike<T>;
+
+/** What tasks were in flight when their `signal` was aborted. */
+export interface AbortedTasks {
+  readonly count: number;
+  readonly labels: string[];
+}
+
+/** The tracker's view of its owner: the error for closed intake, and the public `idle` event. */
+export interface TrackerOwner {
+  closedError(): Error;
+  emitIdle(): void;
+}
+
+const trackOptionNames = ['label'];
+
+export class Tracker {
+  readonly #owner: TrackerOwner;
+  readonly #stopping = new AbortController();
+  readonly #abort = new AbortController();
+  /** Internal waiters for idleness: never the user's listeners, so one that throws cannot stall a drain. */
+  readonly #idle = new EventEmitter();
+  readonly context: TaskContext;
+  #open = false;
+  #inFlight = 0;
+  #labeled: Set<{ readonly label: string }> | undefined;
+  #aborted: AbortedTasks | undefined;
+
+  constructor(owner: TrackerOwner) {
+    this.#owner = owner;
+    this.context = Object.freeze({ signal: this.#abort.signal, stopping: this.#stopping.signal });
+  }
+
+  /** Whether intake is open. */
+  get open(): boolean {
+    return this.#open;
+  }
+
+  set open(value: boolean) {
+    this.#open = value;
+  }
+
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+
+  /** The tasks in flight when their `signal` aborted, if it did. */
+  get aborted(): AbortedTasks | undefined {
+    return this.#aborted;
+  }
+
+  /** See `DrainController.track`. */
+  track<T>(fn: Task<T>, options?: TrackOptions): Promise<Awaited<T>> {
+    if (typeof fn !== 'function') {
+      throw new TypeError(`Expected \`fn\` to be a function, got ${describeValue(fn)}`);
+    }
+    if (options !== undefined) {
+      const label = labelOf(options);
+      if (!this.#open) return Promise.reject(this.#owner.closedError());
+      if (label !== undefined) return this.#trackLabeled(fn, label);
+    } else if (!this.#open) return Promise.reject(this.#owner.closedError());
+    this.#inFlight++;
+    let result: unknown;
+    try {
+      result = fn(this.context);
+    } catch (error) {
+      this.#done();
+      return Promise.reject(error);
+    }
+    if (result instanceof Promise) return result.then(this.#fulfilled, this.#rejected) as Promise<Awaited<T>>;
+    // Any object may be a thenable; Promise.resolve reads its `then` safely (a getter that throws
+    // becomes a rejection), so the count always comes back down.
+    if (result !== null && (typeof result === 'object' || typeof result === 'function')) {
+      return Promise.resolve(result).then(this.#fulfilled, this.#rejected) as Promise<Awaited<T>>;
+    }
+    this.#done();
+    return Promise.resolve(result as Awaited<T>);
+  }
+
+  /** See `DrainController.onIdle`. */
+  async onIdle(options?: OnIdleOptions): Promise<void> {
+    const signal = checkOptionsObject('onIdle', options, ['signal']).signal;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) invalid('signal', 'an AbortSignal', signal);
+    signal?.throwIfAborted();
+    if (this.#inFlight === 0) return;
+    // Both listeners go when either fires: a long-lived signal does not collect them.
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        this.#idle.off('idle', onIdle);
+        reject((signal as AbortSignal).reason);
+      };
+      const onIdle = (): void => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      this.#idle.once('idle', onIdle);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Waits, event-driven, until nothing is in flight, the deadline passes, or `force` aborts. */
+  async waitIdle(deadline: number, force: AbortSignal): Promise<'idle' | 'timeout' | 'forced'> {
+    if (this.#inFlight === 0) return 'idle';
+    if (force.aborted) return 'forced';
+    const timeUp = new AbortController();
+    const timer = setTimeout(() => timeUp.abort(), Math.max(0, deadline - now()));
+    try {
+      await pEvent(this.#idle, 'idle', { signal: AbortSignal.any([timeUp.signal, force]) });
+      return 'idle';
+    } catch {
+      return force.aborted ? 'forced' : 'timeout';
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Aborts `stopping` ("wrap up"). */
+  wrapUp(reason: unknown): void {
+    this.#stopping.abort(reason);
+  }
+
+  /**
+   * Aborts every task's `signal` (once), counting what is in flight at that moment: a task that
+   * settles in reaction to the abort still counts as aborted, not completed.
+   */
+  abortTasks(reason: unknown): void {
+    if (this.#abort.signal.aborted) return;
+    this.#aborted = { count: this.#inFlight, labels: this.labels() };
+    this.#abort.abort(reason);
+  }
+
+  /** The labels of the labelled tasks in flight. */
+  labels(): string[] {
+    return this.#labeled === undefined ? [] : [...this.#labeled].map((e) => e.label);
+  }
+
+  // Shared settle handlers: created once, so track() allocates nothing per call beyond its promise.
+  readonly #fulfilled = <T>(value: T): T => {
+    this.#done();
+    return value;
+  };
+
+  readonly #rejected = (error: unknown): never => {
+    this.#done();
+    throw error;
+  };
+
+  #done(): void {
+    if (--this.#inFlight === 0) {
+      this.#idle.emit('idle');
+      this.#owner.emitIdle();
+    }
+  }
+
+  #trackLabeled<T>(fn: Task<T>, label: string): Promise<Awaited<T>> {
+    const entry = { label };
+    const labeled = (this.#labeled ??= new Set());
+    labeled.add(entry);
+    const settle = (): void => {
+      labeled.delete(entry);
+      this.#done();
+    };
+    this.#inFlight++;
+    let result: unknown;
+    try {
+      result = fn(this.context);
+    } catch (error) {
+      settle();
+      return Promise.reject(error);
+    }
+    const settled = result instanceof Promise ? result : Promise.resolve(result);
+    return settled.then(
+      (value: unknown) => {
+        settle();
+        return value as Awaited<T>;
+      },
+      (error: unknown) => {
+        settle();
+        throw error;
+      },
+    );
+  }
+}
+
+function labelOf(options: TrackOptions): string | undefined {
+  if (options === null || typeof options !== 'object') invalid('track options', 'an object', options);
+  const label: unknown = options.label;
+  if (typeof label === 'string') return label;
+  if (label !== undefined) invalid('label', 'a string', label);
+  // No label: the only option is missing, so a misspelt one (`lable`) is the likely cause.
+  checkOptionsObject('track', options, trackOptionNames);
+  return undefined;
+}
