@@ -25,11 +25,19 @@ export type {
   ShutdownReport,
 } from './report.js';
 export { installSignalHandlers } from './signals.js';
-export type { SignalHandlerOptions } from './signals.js';
+export type { ShutdownCause, SignalHandlerOptions } from './signals.js';
 export { createProbeHandler } from './probes.js';
 export type { ProbeHandler, ProbeHandlerOptions } from './probes.js';
-export { channels } from './metrics.js';
-export type { DrainMessage, LockWaitMessage, StateMessage } from './metrics.js';
+export { channels, subscribe } from './metrics.js';
+export type {
+  ChannelMessages,
+  ChannelName,
+  DrainMessage,
+  LockWaitMessage,
+  ParkMessage,
+  ResumeMessage,
+  StateMessage,
+} from './metrics.js';
 export * from './errors.js';
 export type * from './coordinator.js';
 export type * from './workflow-store.js';

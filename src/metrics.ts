@@ -9,6 +9,8 @@
  */
 import diagnosticsChannel from 'node:diagnostics_channel';
 import type { DrainState } from './types.js';
+import { invalid } from './validate.js';
+import type { StoreWarning } from './workflow-store.js';
 
 /** The channel names, stable across versions. */
 export const channels = Object.freeze({
@@ -43,6 +45,41 @@ export interface DrainMessage {
   readonly stragglers: number;
 }
 
+/** Published on `graceful-drain:park` after every parked batch. */
+export interface ParkMessage {
+  readonly group: string;
+  readonly memberId: string;
+  readonly parked: number;
+  readonly stillPausing: number;
+  readonly skipped: number;
+  readonly token: bigint | undefined;
+}
+
+/** Published on `graceful-drain:resume` after every resume round. */
+export interface ResumeMessage {
+  readonly group: string;
+  readonly memberId: string;
+  readonly resumed: number;
+  readonly skipped: number;
+  readonly stillPausing: number;
+  readonly rounds: number;
+  readonly complete: boolean;
+  readonly warnings: readonly StoreWarning[];
+  readonly errors: readonly unknown[];
+}
+
+/** The message each channel carries, by channel key. */
+export interface ChannelMessages {
+  readonly state: StateMessage;
+  readonly drain: DrainMessage;
+  readonly park: ParkMessage;
+  readonly resume: ResumeMessage;
+  readonly lockWait: LockWaitMessage;
+}
+
+/** The name of each channel, by key (the values of {@link channels}). */
+export type ChannelName = (typeof channels)[keyof typeof channels];
+
 /** Published on `graceful-drain:lock-wait`. */
 export interface LockWaitMessage {
   readonly group: string;
@@ -59,7 +96,27 @@ const byName = Object.fromEntries(
 ) as Record<keyof typeof channels, diagnosticsChannel.Channel>;
 
 /** Publishes on a channel; builds the message only when someone subscribes. @internal */
-export function publish(name: keyof typeof channels, message: () => object): void {
+export function publish<K extends keyof ChannelMessages>(name: K, message: () => ChannelMessages[K]): void {
   const channel = byName[name];
   if (channel.hasSubscribers) channel.publish(message());
+}
+
+/**
+ * Subscribes to one of the channels with a typed listener; returns a function that unsubscribes.
+ * The same as `diagnosticsChannel.subscribe(channels[key], listener)`, with the message typed.
+ *
+ * @example
+ * ```ts
+ * const stop = subscribe('drain', (m) => console.log(`drained in ${m.durationMs} ms`));
+ * ```
+ */
+export function subscribe<K extends keyof ChannelMessages>(
+  key: K,
+  listener: (message: ChannelMessages[K]) => void,
+): () => void {
+  const name = channels[key];
+  if (name === undefined) invalid('key', `one of ${Object.keys(channels).join(', ')}`, key);
+  const handler = (message: unknown): void => listener(message as ChannelMessages[K]);
+  diagnosticsChannel.subscribe(name, handler);
+  return () => void diagnosticsChannel.unsubscribe(name, handler);
 }

@@ -1,3 +1,4 @@
+import { serializeError } from './errors.js';
 import type { StoreWarning } from './workflow-store.js';
 
 /** The phases of a shutdown, in the order they run. */
@@ -86,6 +87,11 @@ export interface ShutdownReport {
   readonly warnings: readonly StoreWarning[];
   /** Every error met on the way, in order. */
   readonly errors: readonly ReportedError[];
+  /**
+   * What `JSON.stringify(report)` renders: the same fields, with `token` as a string and each error
+   * as `{ name, code, message, cause }`.
+   */
+  toJSON(): Record<string, unknown>;
 }
 
 /** Progress of a park, emitted after every batch. */
@@ -116,6 +122,8 @@ export interface ResumeReport {
   readonly warnings: readonly StoreWarning[];
   /** Every error met on the way. */
   readonly errors: readonly unknown[];
+  /** What `JSON.stringify(report)` renders: errors as `{ name, code, message, cause }`. */
+  toJSON(): Record<string, unknown>;
 }
 
 /** Progress of a resume, emitted after every round. */
@@ -144,10 +152,28 @@ export interface ReportParts {
   readonly errors: readonly ReportedError[];
 }
 
+/** A JSON-safe copy: bigints as strings, errors serialized, objects and arrays walked. */
+function jsonSafe(value: unknown): unknown {
+  if (typeof value === 'bigint' || value instanceof Error) return serializeError(value);
+  if (Array.isArray(value)) return value.map(jsonSafe);
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, jsonSafe(v)]));
+  }
+  return value;
+}
+
+/** Freezes a report, giving it a `toJSON` (not enumerable) that renders it JSON-safe. @internal */
+export function frozenReport<T extends object>(report: T): T & { toJSON(): Record<string, unknown> } {
+  Object.defineProperty(report, 'toJSON', {
+    value: () => jsonSafe({ ...report }) as Record<string, unknown>,
+  });
+  return Object.freeze(report) as T & { toJSON(): Record<string, unknown> };
+}
+
 /** Builds the frozen report of a shutdown. @internal */
 export function buildReport(parts: ReportParts): ShutdownReport {
   const { aborted, handOff, errors } = parts;
-  return Object.freeze({
+  return frozenReport({
     reason: parts.reason,
     outcome: parts.forced
       ? 'forced'
@@ -172,5 +198,5 @@ export function buildReport(parts: ReportParts): ShutdownReport {
     token: handOff.token,
     warnings: Object.freeze([...parts.warnings]),
     errors: Object.freeze([...errors]),
-  });
+  }) as ShutdownReport;
 }

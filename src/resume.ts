@@ -11,7 +11,7 @@ import { DrainTimeoutError } from './errors.js';
 import { call, type LeaseSlot, leaseLostReason, lost, remaining, timedAcquire } from './internal/calls.js';
 import { delay, now } from './internal/time.js';
 import type { CompiledOptions } from './options.js';
-import type { ResumeProgress, ResumeReport } from './report.js';
+import { frozenReport, type ResumeProgress, type ResumeReport } from './report.js';
 import type { StoreWarning, WorkflowStore } from './workflow-store.js';
 
 const log = createDebug('graceful-drain:resume');
@@ -42,15 +42,16 @@ export async function resumeAtStart(ctx: ResumeContext): Promise<ResumeReport> {
   let stillPausing = 0;
   let rounds = 0;
   const errors: unknown[] = [];
-  const snapshot = (complete: boolean): ResumeReport => ({
-    resumed,
-    skipped,
-    stillPausing,
-    rounds,
-    complete,
-    warnings: ctx.warnings,
-    errors: [...errors],
-  });
+  const snapshot = (complete: boolean): ResumeReport =>
+    frozenReport({
+      resumed,
+      skipped,
+      stillPausing,
+      rounds,
+      complete,
+      warnings: ctx.warnings,
+      errors: Object.freeze([...errors]),
+    });
   const budgetError = (what: string) => () =>
     new DrainTimeoutError(`The resume budget ran out while ${what}`);
   while (!signal.aborted) {

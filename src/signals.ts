@@ -2,7 +2,7 @@ import { constants } from 'node:os';
 import createDebug from 'debug';
 import type { DrainController } from './controller.js';
 import type { ShutdownReport } from './report.js';
-import { checkFunction, checkOptionsObject, invalid } from './validate.js';
+import { checkBoolean, checkFunction, checkOptionsObject, invalid } from './validate.js';
 
 const log = createDebug('graceful-drain:signals');
 
@@ -26,10 +26,22 @@ export interface SignalHandlerOptions {
   readonly exitCode?: (report: ShutdownReport) => number;
   /**
    * Runs after the shutdown, before exiting, with its report (to log it, flush telemetry, close a
-   * server). When it throws, the exit code is `1`.
+   * server) and what started it. When it throws or rejects, the error is printed to stderr and the
+   * exit code is `1`.
    */
-  readonly onShutdown?: (report: ShutdownReport, signal: NodeJS.Signals) => unknown;
+  readonly onShutdown?: (report: ShutdownReport, cause: ShutdownCause) => unknown;
+  /**
+   * Also drain on an `uncaughtException` or an `unhandledRejection`, as on a signal: the error is
+   * printed to stderr, the shutdown runs (a second crash escalates it to `force`, a third exits at
+   * once), and the process exits with code `1` whatever the report says. Off by default: Node's own
+   * behaviour (print and exit at once) stays until you opt in.
+   * @defaultValue `false`
+   */
+  readonly uncaught?: boolean;
 }
+
+/** What started the shutdown: a signal's name, or the crash that `uncaught: true` caught. */
+export type ShutdownCause = NodeJS.Signals | 'uncaughtException' | 'unhandledRejection';
 
 const uncatchable: readonly string[] = ['SIGKILL', 'SIGSTOP'];
 
@@ -37,8 +49,10 @@ const defaultExitCode = (report: ShutdownReport): number => (report.outcome === 
 
 /**
  * Opt-in signal handling: the first signal starts `drain.shutdown({ reason })`, the second escalates
- * to `force`, a third exits at once with code 1. After the shutdown the process exits with `exitCode(report)`.
- * The controller itself never exits the process: only this helper does, through `exit`.
+ * to `force`, a third exits at once with code 1. After the shutdown the process exits with
+ * `exitCode(report)`: `0` for a clean report, `1` otherwise (and always `1` after a crash caught with
+ * `uncaught: true`, or when `onShutdown` throws). The controller itself never exits the process: only
+ * this helper does, through `exit`.
  *
  * @returns `uninstall()`, which removes the handlers.
  * @example
@@ -52,6 +66,7 @@ export function installSignalHandlers(drain: DrainController, options?: SignalHa
     'exit',
     'exitCode',
     'onShutdown',
+    'uncaught',
   ]);
   const given = (o.signals ?? ['SIGTERM', 'SIGINT']) as readonly NodeJS.Signals[];
   if (!Array.isArray(given) || given.length === 0) {
@@ -76,42 +91,51 @@ export function installSignalHandlers(drain: DrainController, options?: SignalHa
     o.onShutdown === undefined
       ? undefined
       : checkFunction<NonNullable<SignalHandlerOptions['onShutdown']>>('onShutdown', o.onShutdown);
+  const uncaught = o.uncaught === undefined ? false : checkBoolean('uncaught', o.uncaught);
 
   let received = 0;
+  let crashed = false;
   let exited = false;
   const finish = (code: number): void => {
     if (exited) return;
     exited = true;
     exit(code);
   };
-  const handler = (signal: NodeJS.Signals): void => {
+  const handler = (cause: ShutdownCause): void => {
     received++;
-    log('received %s (#%d)', signal, received);
+    log('received %s (#%d)', cause, received);
     if (received === 1) {
       drain
-        .shutdown({ reason: signal })
+        .shutdown({ reason: cause })
         .then(async (report) => {
-          let code = exitCode(report);
+          let code = crashed ? 1 : exitCode(report);
           if (onShutdown !== undefined) {
             try {
-              await onShutdown(report, signal);
+              await onShutdown(report, cause);
             } catch (error) {
-              log('onShutdown failed: %O', error);
+              console.error('graceful-drain: onShutdown failed:', error);
               code = 1;
             }
           }
           finish(code);
         })
         .catch((error: unknown) => {
-          log('shutdown failed: %O', error);
+          console.error('graceful-drain: the shutdown failed:', error);
           finish(1);
         });
     } else if (received === 2) {
-      void drain.shutdown({ force: true, reason: signal });
+      void drain.shutdown({ force: true, reason: cause });
     } else {
       finish(1);
     }
   };
+  const onCrash = (cause: 'uncaughtException' | 'unhandledRejection') => (error: unknown) => {
+    crashed = true;
+    console.error(`graceful-drain: ${cause}, shutting down:`, error);
+    handler(cause);
+  };
+  const onException = onCrash('uncaughtException');
+  const onRejection = onCrash('unhandledRejection');
   const installed: NodeJS.Signals[] = [];
   try {
     for (const signal of signals) {
@@ -123,7 +147,13 @@ export function installSignalHandlers(drain: DrainController, options?: SignalHa
     for (const signal of installed) process.removeListener(signal, handler);
     throw error;
   }
+  if (uncaught) {
+    process.on('uncaughtException', onException);
+    process.on('unhandledRejection', onRejection);
+  }
   return () => {
     for (const signal of signals) process.removeListener(signal, handler);
+    process.removeListener('uncaughtException', onException);
+    process.removeListener('unhandledRejection', onRejection);
   };
 }

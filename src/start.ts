@@ -14,7 +14,7 @@ import { call, LeaseSlot, remaining } from './internal/calls.js';
 import { bounded, delay, now } from './internal/time.js';
 import { publish } from './metrics.js';
 import type { CompiledOptions } from './options.js';
-import type { PhaseReport, ResumeReport } from './report.js';
+import { frozenReport, type PhaseReport, type ResumeReport } from './report.js';
 import { resumeAtStart } from './resume.js';
 import type { DrainEvents } from './types.js';
 import type { StoreWarning, WorkflowStore } from './workflow-store.js';
@@ -154,15 +154,15 @@ export class Starter {
       });
     } catch (error) {
       log('the background resume failed: %O', error);
-      return {
+      return frozenReport({
         resumed: 0,
         skipped: 0,
         stillPausing: 0,
         rounds: 0,
         complete: false,
         warnings: this.warnings,
-        errors: [error],
-      };
+        errors: Object.freeze([error]),
+      });
     } finally {
       this.#resumeRunning = false;
     }
