@@ -3,8 +3,9 @@
  *  1. `npm pack` contains the build, the docs a user reads, and nothing else;
  *  2. publint finds no packaging error;
  *  3. arethetypeswrong (ESM) resolves every subpath export with its types;
- *  4. the packed tarball, installed into an empty project with no optional peer, imports the core and
- *     `graceful-drain/memory`, and an adapter whose driver is missing says so with MissingDriverError.
+ *  4. the packed tarball, installed into an empty project with no optional peer, imports the core,
+ *     `graceful-drain/memory` and `graceful-drain/testing` (no test runner), an adapter whose driver is
+ *     missing says so with MissingDriverError, and `graceful-drain/testing/vitest` needs vitest.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -14,9 +15,11 @@ import { join } from 'node:path';
 const root = new URL('..', import.meta.url).pathname;
 const failures: string[] = [];
 const step = (name: string): void => console.log(`check-package: ${name}`);
+// The build is checked as it is: `npm pack` (here, in attw and publint) must not run `prepack` again.
+const env = { ...process.env, npm_config_ignore_scripts: 'true' };
 
 function run(command: string, args: string[], cwd = root): string {
-  return execFileSync(command, args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return execFileSync(command, args, { cwd, env, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
@@ -99,6 +102,22 @@ try {
   if (!(error instanceof GracefulDrainError) || error.code !== 'ERR_MISSING_DRIVER') throw error;
 } finally {
   await coordinator.close();
+}
+const { FaultyCoordinator, memoryStoreHarness } = await import('graceful-drain/testing');
+const faulty = new FaultyCoordinator(new MemoryCoordinator());
+faulty.fail(['members']);
+const failed = await faulty.members('g').then(() => undefined, (error) => error);
+if (failed?.code !== 'ERR_COORDINATOR_UNAVAILABLE') throw new Error('FaultyCoordinator: ' + failed);
+await faulty.close();
+const harness = memoryStoreHarness();
+await harness.add('w1', 'running');
+if ((await harness.status('w1')) !== 'running') throw new Error('memoryStoreHarness');
+await harness.close();
+try {
+  await import('graceful-drain/testing/vitest');
+  throw new Error('graceful-drain/testing/vitest loaded without vitest');
+} catch (error) {
+  if (error.code !== 'ERR_MODULE_NOT_FOUND' || !String(error.message).includes("'vitest'")) throw error;
 }
 console.log('ok');
 `,

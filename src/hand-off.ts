@@ -1,7 +1,7 @@
 /**
- * The shutdown half of the last-member protocol: leave (confirmed) -> lock -> list the members,
- * waiting out near-expiry ones while the budget allows -> if none is left, raise the store's fence and
- * park page by page under the lease, then sweep for stragglers -> release. Written against the
+ * The shutdown half of the last-member protocol: leave (confirmed) then lock then list the members,
+ * waiting out near-expiry ones while the budget allows then if none is left, raise the store's fence and
+ * park page by page under the lease, then sweep for stragglers then release. Written against the
  * Coordinator and WorkflowStore contracts only; the controller supplies deadlines, signals and a
  * place to record.
  *

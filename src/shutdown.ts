@@ -1,7 +1,7 @@
 /**
- * The phases of a `DrainController` shutdown, in order: stop intake -> drain (wait, then abort the
- * stragglers' `signal` and give them a grace) -> wind the background resume down -> hand off (leave,
- * lock, members, park, release) -> the report. One budget, `shutdownTimeoutMs`, from the first phase
+ * The phases of a `DrainController` shutdown, in order: stop intake then drain (wait, then abort the
+ * stragglers' `signal` and give them a grace) then wind the background resume down then hand off (leave,
+ * lock, members, park, release) then the report. One budget, `shutdownTimeoutMs`, from the first phase
  * to the report.
  *
  * @internal

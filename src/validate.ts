@@ -1,6 +1,6 @@
 import { ConfigurationError } from './errors.js';
 
-/** Renders a value for an error message: `` `0` (number)``, `` `"x"` (string)``. */
+/** Renders a value for an error message: the value in backticks, then its type (`"x" (string)`). */
 export function describeValue(value: unknown): string {
   let shown: string;
   if (typeof value === 'string') shown = JSON.stringify(value);

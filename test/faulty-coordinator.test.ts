@@ -9,7 +9,8 @@ import {
   LockTimeoutError,
   MembershipLostError,
 } from '../src/errors.js';
-import { coordinatorContract, FaultyCoordinator } from '../src/testing/index.js';
+import { FaultyCoordinator } from '../src/testing/index.js';
+import { coordinatorContract } from '../src/testing/vitest/index.js';
 
 const TTL = 600;
 

@@ -15,7 +15,7 @@ import {
   MembershipLostError,
 } from '../src/errors.js';
 import { randomId } from '../src/internal/time.js';
-import { coordinatorContract } from '../src/testing/index.js';
+import { coordinatorContract } from '../src/testing/vitest/index.js';
 
 /** Settles-or-not probe for a promise, without awaiting it. */
 function track<T>(promise: Promise<T>): { settled: boolean; value?: T; error?: unknown } {

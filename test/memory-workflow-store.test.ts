@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryWorkflowStore } from '../src/adapters/memory/index.js';
 import { ClosedError, ConfigurationError, StaleTokenError } from '../src/errors.js';
-import { memoryStoreHarness, workflowStoreContract } from '../src/testing/index.js';
+import { memoryStoreHarness } from '../src/testing/index.js';
+import { workflowStoreContract } from '../src/testing/vitest/index.js';
 
 const fence = (token?: bigint) => ({ memberId: 'm', token });
 

@@ -17,7 +17,7 @@ import {
   MembershipLostError,
 } from '../src/errors.js';
 import { now, randomId } from '../src/internal/time.js';
-import { coordinatorContract } from '../src/testing/index.js';
+import { coordinatorContract } from '../src/testing/vitest/index.js';
 import { testSchema, urlWithApplicationName, type TestSchema } from './fixtures/postgres-setup.js';
 import { POSTGRES_URL } from './support/env.js';
 import { TcpProxy } from './support/tcp-proxy.js';

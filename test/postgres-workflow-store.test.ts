@@ -2,7 +2,8 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresWorkflowStore, type PostgresWorkflowStoreOptions } from '../src/adapters/postgres/index.js';
 import { ClosedError, ConfigurationError, StaleTokenError } from '../src/errors.js';
-import { workflowStoreContract, type HostStatus, type WorkflowStoreHarness } from '../src/testing/index.js';
+import type { HostStatus, WorkflowStoreHarness } from '../src/testing/index.js';
+import { workflowStoreContract } from '../src/testing/vitest/index.js';
 import { testSchema, type TestSchema } from './fixtures/postgres-setup.js';
 import { POSTGRES_URL, uniqueName } from './support/env.js';
 

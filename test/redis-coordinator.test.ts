@@ -13,8 +13,8 @@ import {
   MembershipLostError,
 } from '../src/errors.js';
 import { delay, now, randomId } from '../src/internal/time.js';
-import { coordinatorContract } from '../src/testing/index.js';
-import { safetyMarginOf } from '../src/adapters/redis/redis-timing.js';
+import { coordinatorContract } from '../src/testing/vitest/index.js';
+import { safetyMarginOf } from '../src/internal/keep-alive.js';
 import { REDIS_URL, uniqueName } from './support/env.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RedisCoordinator, type RedisCoordinatorOptions } from '../src/adapters/redis/index.js';
-import { importDriver } from '../src/adapters/redis/redis-session.js';
+import { importDriver } from '../src/internal/import-driver.js';
 import { ConfigurationError, MissingDriverError } from '../src/errors.js';
 import { REDIS_URL } from './support/env.js';
 

@@ -112,4 +112,16 @@ describe('installSignalHandlers() in this process', () => {
       'Unknown option `signal`',
     );
   });
+
+  it('refuses unknown and uncatchable signals, and counts a duplicate once', () => {
+    const a = new DrainController({ group: 'g', shutdownTimeoutMs: 5_000 });
+    expect(() => installSignalHandlers(a, { signals: ['SIGTREM' as never] })).toThrow(
+      'Expected `signals` to be catchable signal names such as "SIGTERM", got `"SIGTREM"` (string)',
+    );
+    expect(() => installSignalHandlers(a, { signals: ['SIGUSR2', 'SIGKILL'] })).toThrow('got `"SIGKILL"`');
+    const before = process.listenerCount('SIGUSR2');
+    const uninstall = installSignalHandlers(a, { signals: ['SIGUSR2', 'SIGUSR2'], exit: () => {} });
+    expect(process.listenerCount('SIGUSR2')).toBe(before + 1);
+    uninstall();
+  });
 });

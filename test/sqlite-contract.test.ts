@@ -4,12 +4,8 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll } from 'vitest';
 import { SqliteCoordinator, SqliteWorkflowStore } from '../src/adapters/sqlite/index.js';
-import {
-  coordinatorContract,
-  workflowStoreContract,
-  type HostStatus,
-  type WorkflowStoreHarness,
-} from '../src/testing/index.js';
+import type { HostStatus, WorkflowStoreHarness } from '../src/testing/index.js';
+import { coordinatorContract, workflowStoreContract } from '../src/testing/vitest/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gd-sqlite-contract-'));
 const file = join(dir, 'contract.db');

@@ -7,16 +7,8 @@ import type { ParkedWorkflow } from 'graceful-drain';
 import { type HostSnapshot, STATUS } from './host-db.js';
 import type { WorkerSummary } from './summary.js';
 
-/** The result of one check. */
-export interface Check {
-  /** What is checked, in a few words. */
-  readonly name: string;
-  readonly ok: boolean;
-  /** A one-line account: what was found. */
-  readonly detail: string;
-  /** What failed, one line each (empty when `ok`). At most {@link MAX_PROBLEMS}. */
-  readonly problems: readonly string[];
-}
+export type { Check } from './protocol.js';
+import type { Check } from './protocol.js';
 
 /** How many problems a check lists at most. */
 export const MAX_PROBLEMS = 10;

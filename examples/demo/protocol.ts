@@ -97,3 +97,14 @@ export function decode(line: string): Message | undefined {
     return undefined;
   }
 }
+
+/** The result of one check. */
+export interface Check {
+  /** What is checked, in a few words. */
+  readonly name: string;
+  readonly ok: boolean;
+  /** A one-line account: what was found. */
+  readonly detail: string;
+  /** What failed, one line each (empty when `ok`). At most `MAX_PROBLEMS`. */
+  readonly problems: readonly string[];
+}

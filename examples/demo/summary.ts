@@ -1,5 +1,5 @@
 /** The end-of-run summary: one block per worker process, then the checks. Plain text. */
-import type { Check } from './checks.js';
+import type { Check } from './protocol.js';
 import type { ResumeReportJson, ShutdownReportJson } from './protocol.js';
 
 /** What the summary shows of one worker process. */

@@ -1,80 +1,49 @@
-// A plain node:http service drained on SIGTERM: /readyz turns 503 at once, a slow request already in
-// flight completes, new work is refused with 503, idle keep-alive sockets are closed, and the
-// process exits 0 with the report. It drives itself: start, a slow request, SIGTERM to itself.
+// A plain node:http service drained on SIGTERM with graceful-drain/http: /readyz turns 503 at once, the
+// server keeps serving for a short delay (while the load balancer learns the pod is leaving), then
+// stops listening; a slow request already in flight completes, every response during the drain says
+// `Connection: close`, and the process exits 0 with the report. It drives itself: start, a slow
+// request, SIGTERM to itself, requests during the drain.
 //   npx tsx examples/http-service/main.ts
 import http from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
-import { DrainClosedError, DrainController, createProbeHandler, installSignalHandlers } from 'graceful-drain';
-import { setTimeout as wait } from 'node:timers/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DrainController, createProbeHandler, installSignalHandlers } from 'graceful-drain';
+import { trackHttpServer } from 'graceful-drain/http';
 
-// In production: a few seconds, so that the load balancer sees /readyz fail and stops routing here
-// before the server stops accepting connections. Kept short for the demo.
-const READINESS_GRACE_MS = 300;
+// In production: the load balancers' propagation time, 5 s by default. Kept short for the demo.
+const SHUTDOWN_DELAY_MS = 300;
 const SLOW_REQUEST_MS = 800;
 
 const t0 = performance.now();
 const say = (line: string): void =>
   console.log(`[${String(Math.round(performance.now() - t0)).padStart(4)} ms] ${line}`);
-// `signal` aborts at the drain deadline; timers/promises leaves no listener on it behind.
-const sleep = (ms: number, signal?: AbortSignal): Promise<void> => wait(ms, undefined, { signal });
-
-const drain = new DrainController({ shutdownTimeoutMs: 5_000 });
-const probes = createProbeHandler(drain);
 let requestStarted: () => void = () => {};
 
-async function app(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+// The application: a plain request handler, unaware of graceful-drain.
+function app(req: http.IncomingMessage, res: http.ServerResponse): void {
   const url = new URL(req.url ?? '/', 'http://localhost');
   if (url.pathname !== '/work') {
     res.writeHead(404).end();
     return;
   }
   const ms = Number(url.searchParams.get('ms') ?? '50');
-  try {
-    // Counted before anything else happens: a shutdown from now on waits for this request.
-    const body = await drain.track(
-      async ({ signal }) => {
-        requestStarted();
-        await sleep(ms, signal); // `signal` aborts only at the drain deadline
-        return `worked ${ms} ms\n`;
-      },
-      { label: `${req.method} ${req.url}` },
-    );
-    // Finished during a drain: tell the client not to reuse this keep-alive connection.
-    if (!drain.ready) res.setHeader('connection', 'close');
-    res.writeHead(200, { 'content-type': 'text/plain' }).end(body);
-  } catch (error) {
-    if (!(error instanceof DrainClosedError)) throw error;
-    res.writeHead(503, { connection: 'close', 'retry-after': '1' }).end('shutting down\n');
-  }
+  requestStarted();
+  setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain' }).end(`worked ${ms} ms\n`), ms);
 }
 
-const server = http.createServer((req, res) => {
-  if (probes(req, res)) return;
-  app(req, res).catch((error: unknown) => {
-    console.error(error);
-    if (!res.headersSent) res.writeHead(500);
-    res.end();
-  });
-});
-
-// Run first on shutdown. Readiness is already 503; keep accepting for a moment so the probe can say
-// so, then stop accepting and close the keep-alive sockets that sit idle (Node 19+ does that in
-// server.close() too; left alone, they would hold the server open until keepAliveTimeout). A socket
-// with a request in flight closes after its response, which says `connection: close`.
-const serverClosed = new Promise<void>((resolve) => {
-  drain.onStopIntake(async (signal) => {
-    await sleep(READINESS_GRACE_MS, signal);
-    server.close(() => resolve());
-    server.closeIdleConnections();
-    say('stopped accepting connections; idle keep-alive sockets closed');
-  });
-});
+// The service: what adopting graceful-drain adds to a plain node:http server (see the README's diff).
+const drain = new DrainController({ shutdownTimeoutMs: 5_000 });
+const server = http.createServer(app);
+const tracked = trackHttpServer(drain, server, { shutdownDelayMs: SHUTDOWN_DELAY_MS });
+// Probes on a port of their own, unref'd: liveness answers until the process exits.
+const probes = createProbeHandler(drain);
+const probeServer = http.createServer((req, res) => probes(req, res) || res.writeHead(404).end());
 
 let clientDone: Promise<void> = Promise.resolve();
 installSignalHandlers(drain, {
   onShutdown: async (report) => {
-    await serverClosed;
+    await tracked.closed; // already so: the drain waited for the server to close
     say('server closed');
     await clientDone;
     const { outcome, inFlightAtStart, completed, aborted, durationMs } = report;
@@ -86,36 +55,43 @@ installSignalHandlers(drain, {
 
 await drain.start();
 server.listen(0, '127.0.0.1');
-await once(server, 'listening');
+probeServer.listen(0, '127.0.0.1').unref();
+await Promise.all([once(server, 'listening'), once(probeServer, 'listening')]);
 const { port } = server.address() as AddressInfo;
-say(`listening on http://127.0.0.1:${port}`);
+const probePort = (probeServer.address() as AddressInfo).port;
+say(`listening on http://127.0.0.1:${port}, probes on http://127.0.0.1:${probePort}`);
 
 // The client side of the scenario: a keep-alive agent, like a load balancer's.
-const agent = new http.Agent({ keepAlive: true });
-function get(path: string, keepAlive = true): Promise<{ status: number; connection: string | undefined }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get({ port, path, host: '127.0.0.1', agent: keepAlive ? agent : false }, (res) => {
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+function get(path: string, options: { agent?: http.Agent | false; port?: number } = {}): Promise<string> {
+  return new Promise((resolve) => {
+    const { agent: via = agent, port: to = port } = options;
+    const req = http.get({ port: to, path, host: '127.0.0.1', agent: via }, (res) => {
       res.resume();
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection }));
+      res.on('end', () => resolve(`${res.statusCode ?? 0} (connection: ${res.headers.connection ?? '-'})`));
     });
-    req.on('error', reject);
+    req.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
   });
 }
+// Probes open a new connection each time, like the kubelet's; their status is what counts.
+const probe = async (path: string): Promise<string> =>
+  (await get(path, { agent: false, port: probePort })).split(' ', 1)[0] ?? '';
 
-say(`GET /readyz -> ${(await get('/readyz')).status}`);
-say(`GET /work?ms=20 -> ${(await get('/work?ms=20')).status} (its keep-alive socket now sits idle)`);
+say(`GET /readyz -> ${await probe('/readyz')}`);
+say(`GET /work?ms=20 -> ${await get('/work?ms=20')}; its keep-alive socket now sits idle`);
 
 const started = new Promise<void>((resolve) => (requestStarted = resolve));
-clientDone = get(`/work?ms=${SLOW_REQUEST_MS}`).then((done) => {
-  say(`slow request completed during the drain -> ${done.status} (connection: ${done.connection})`);
+clientDone = get(`/work?ms=${SLOW_REQUEST_MS}`, { agent: false }).then((done) => {
+  say(`slow request completed during the drain -> ${done}`);
   agent.destroy();
 });
 await started;
-say(`slow request in flight (${drain.inFlight}); sending SIGTERM to myself`);
+say(`slow request in flight; sending SIGTERM to myself`);
 process.kill(process.pid, 'SIGTERM');
 await once(drain, 'stateChange');
 
-// Probes open a new connection each time, like the kubelet's.
-say(`during the drain: GET /readyz -> ${(await get('/readyz', false)).status}`);
-say(`during the drain: GET /livez -> ${(await get('/livez', false)).status}`);
-say(`during the drain: GET /work -> ${(await get('/work?ms=20', false)).status}`);
+say(`during the drain: GET /readyz -> ${await probe('/readyz')}`);
+say(`during the delay: GET /work on the kept-alive socket -> ${await get('/work?ms=20')}`);
+await sleep(SHUTDOWN_DELAY_MS);
+say(`after the delay: GET /work -> ${await get('/work?ms=20', { agent: false })}`);
+say(`during the drain: GET /livez -> ${await probe('/livez')} (the listener is closed, the probes' is not)`);

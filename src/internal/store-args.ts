@@ -1,6 +1,7 @@
 /**
- * Argument checks and paging shared by the WorkflowStore adapters, so that every store answers bad
- * input with the same message naming the argument and the value.
+ * Argument checks and paging shared by the WorkflowStore adapters (and the `{ signal }` options of
+ * the coordinators), so that every adapter answers bad input with the same message naming the
+ * argument and the value.
  *
  * @internal
  */
@@ -24,13 +25,27 @@ export function checkFence(fence: unknown): Fence {
   return fence as Fence;
 }
 
-/** List options: a whole `limit` from 1 up and an optional string `cursor`. */
-export function checkList(where: string, options: unknown): { limit: number; cursor: string | undefined } {
-  const o = checkOptionsObject(where, options, ['limit', 'cursor']);
+/** `signal` must be an `AbortSignal` or undefined. */
+export function checkSignal(value: unknown): AbortSignal | undefined {
+  if (value !== undefined && !(value instanceof AbortSignal)) invalid('signal', 'an AbortSignal', value);
+  return value;
+}
+
+/** The `{ signal }` options of the call `where` (`park()`, `release()`...), checked; an aborted one passes. */
+export function checkCallOptions(where: string, options: unknown): AbortSignal | undefined {
+  return checkSignal(checkOptionsObject(where, options, ['signal']).signal);
+}
+
+/** List options: a whole `limit` from 1 up, an optional string `cursor`, an optional `signal`. */
+export function checkList(
+  where: string,
+  options: unknown,
+): { limit: number; cursor: string | undefined; signal: AbortSignal | undefined } {
+  const o = checkOptionsObject(where, options, ['limit', 'cursor', 'signal']);
   const limit = checkCount('limit', o.limit);
   if (o.cursor !== undefined && typeof o.cursor !== 'string')
     invalid('cursor', 'a string or undefined', o.cursor);
-  return { limit, cursor: o.cursor as string | undefined };
+  return { limit, cursor: o.cursor as string | undefined, signal: checkSignal(o.signal) };
 }
 
 /**
@@ -41,4 +56,18 @@ export function pageOf<T>(rows: readonly T[], limit: number, key: (item: T) => s
   if (rows.length <= limit) return { items: rows, cursor: undefined };
   const kept = rows.slice(0, limit);
   return { items: kept, cursor: key(kept[kept.length - 1] as T) };
+}
+
+/** One result per id, in order: `outcome` for the ids in `done` (a repeated id once), else `skipped`. */
+export function resultsOf<O extends string>(
+  ids: readonly string[],
+  done: ReadonlySet<string>,
+  outcome: O,
+): { readonly id: string; readonly outcome: O | 'skipped' }[] {
+  const reported = new Set<string>();
+  return ids.map((id) => {
+    if (!done.has(id) || reported.has(id)) return { id, outcome: 'skipped' };
+    reported.add(id);
+    return { id, outcome };
+  });
 }

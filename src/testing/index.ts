@@ -1,19 +1,14 @@
 /**
- * `graceful-drain/testing`: the contract suites every adapter runs (with vitest), fault injection
- * for coordinators, and a harness over the in-memory store.
+ * `graceful-drain/testing`: fault injection for coordinators, and the harness the workflow-store
+ * suite drives, with one over the in-memory store. No test runner needed: the vitest contract suites
+ * are in `graceful-drain/testing/vitest`.
  *
  * @packageDocumentation
  */
-export { coordinatorContract, type CoordinatorContractOptions } from './coordinator-contract.js';
-export {
-  workflowStoreContract,
-  type HostStatus,
-  type WorkflowStoreContractOptions,
-  type WorkflowStoreHarness,
-} from './workflow-store-contract.js';
 export {
   FaultyCoordinator,
   type CoordinatorOperation,
   type CrashableCoordinator,
 } from './faulty-coordinator.js';
 export { memoryStoreHarness, type MemoryStoreHarness } from './memory-store-harness.js';
+export type { HostStatus, WorkflowStoreHarness } from './workflow-store-harness.js';

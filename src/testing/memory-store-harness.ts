@@ -1,8 +1,5 @@
-import {
-  MemoryWorkflowStore,
-  type MemoryWorkflowStoreOptions,
-} from '../adapters/memory/memory-workflow-store.js';
-import type { HostStatus, WorkflowStoreHarness } from './workflow-store-contract.js';
+import { MemoryWorkflowStore, type MemoryWorkflowStoreOptions } from '../adapters/memory/index.js';
+import type { HostStatus, WorkflowStoreHarness } from './workflow-store-harness.js';
 
 /** A {@link WorkflowStoreHarness} whose store is a {@link MemoryWorkflowStore}, reachable as such. */
 export interface MemoryStoreHarness extends WorkflowStoreHarness {

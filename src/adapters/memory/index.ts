@@ -5,12 +5,12 @@
  *
  * @packageDocumentation
  */
-export { MemoryBackend } from './memory-backend.js';
-export { MemoryCoordinator, type MemoryCoordinatorOptions } from './memory-coordinator.js';
+export { MemoryBackend } from './backend.js';
+export { MemoryCoordinator } from './coordinator.js';
+export type { MemoryCoordinatorOptions, MemoryWorkflowStoreOptions } from './options.js';
 export {
   MemoryWorkflowStore,
   type MemoryWorkflow,
   type MemoryWorkflowStatus,
-  type MemoryWorkflowStoreOptions,
   type MemoryWorkflowStoreStats,
-} from './memory-workflow-store.js';
+} from './workflow-store.js';

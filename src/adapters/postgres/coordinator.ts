@@ -15,15 +15,16 @@ import {
   GracefulDrainError,
   LockTimeoutError,
 } from '../../errors.js';
+import { abortable } from '../../internal/abortable.js';
+import { checkAcquire, checkJoin, checkMembers } from '../../internal/coordinator-args.js';
+import { advisoryKey } from '../../internal/sql-names.js';
 import { anySignal, bounded, delay, now, randomId } from '../../internal/time.js';
-import { checkName, checkNonNegative, checkOptionsObject, checkPositive } from '../../validate.js';
-import { callSignal, checkSignal, untilAborted } from './call-options.js';
-import { compileCoordinatorOptions, type PostgresCoordinatorOptions } from './coordinator-options.js';
-import { advisoryKey } from './identifiers.js';
+import type { PgSessionClient } from './driver.js';
+import { pgLease } from './lease.js';
+import { type MemberItem, pgMembership } from './membership.js';
 import { checkSchema } from './migrate.js';
-import type { PgSessionClient } from './queryable.js';
+import { compileCoordinatorOptions, type PostgresCoordinatorOptions } from './options.js';
 import { PgSession, type SessionSettings } from './session.js';
-import { PgLease, PgMembership } from './session-items.js';
 
 const debug = createDebug('graceful-drain:postgres');
 
@@ -66,8 +67,8 @@ export class PostgresCoordinator implements Coordinator {
   readonly #pollIntervalMs: number;
   readonly #closing = new AbortController();
   /** The lock names this instance holds or is trying: the session would grant them twice. */
-  readonly #locks = new Map<string, PgLease | 'pending'>();
-  readonly #memberships = new Set<PgMembership>();
+  readonly #locks = new Map<string, Lease | 'pending'>();
+  readonly #memberships = new Set<MemberItem>();
   #session: PgSession | undefined;
   #opening: Promise<PgSession> | undefined;
   #schemaChecked = false;
@@ -83,13 +84,8 @@ export class PostgresCoordinator implements Coordinator {
   }
 
   async acquire(name: string, options: AcquireOptions): Promise<Lease> {
-    checkName('name', name);
-    const o = checkOptionsObject('acquire()', options, ['ttlMs', 'timeoutMs', 'signal']);
-    const ttlMs = checkPositive('ttlMs', o.ttlMs);
-    const timeoutMs = checkNonNegative('timeoutMs', o.timeoutMs);
-    const signal = checkSignal('signal', o.signal);
     this.#assertOpen();
-    signal?.throwIfAborted();
+    const { ttlMs, timeoutMs, signal } = checkAcquire(name, options);
     const wait = anySignal(signal, this.#closing.signal);
     const deadline = now() + timeoutMs;
     let pause = FIRST_POLL_MS;
@@ -107,12 +103,12 @@ export class PostgresCoordinator implements Coordinator {
   }
 
   /** One attempt: the lease, or `undefined` when someone (maybe this instance) holds the lock. */
-  async #tryAcquire(name: string, ttlMs: number, wait: AbortSignal): Promise<PgLease | undefined> {
+  async #tryAcquire(name: string, ttlMs: number, wait: AbortSignal): Promise<Lease | undefined> {
     if (this.#locks.has(name)) return undefined;
     this.#locks.set(name, 'pending');
     const attempt = this.#attempt(name, ttlMs);
     try {
-      return await untilAborted(attempt, wait);
+      return await abortable(attempt, wait);
     } catch (error) {
       // Abandoned while the statement runs: a lock it takes after all is given back at once.
       void attempt.then(
@@ -123,7 +119,7 @@ export class PostgresCoordinator implements Coordinator {
     }
   }
 
-  async #attempt(name: string, ttlMs: number): Promise<PgLease | undefined> {
+  async #attempt(name: string, ttlMs: number): Promise<Lease | undefined> {
     const key = advisoryKey(this.#schema, 'lock', name);
     let session: PgSession | undefined;
     try {
@@ -143,11 +139,11 @@ export class PostgresCoordinator implements Coordinator {
         this.#locks.delete(name);
         return undefined;
       }
-      const lease = new PgLease(session, name, key, BigInt(row.token), ttlMs, (done) => {
-        if (this.#locks.get(name) === done) this.#locks.delete(name);
+      const { lease, item } = pgLease(session, name, key, BigInt(row.token), ttlMs, () => {
+        if (this.#locks.get(name) === lease) this.#locks.delete(name);
       });
       this.#locks.set(name, lease);
-      session.track(lease);
+      session.track(item);
       debug('acquire %s: token %s', name, lease.token);
       return lease;
     } catch (error) {
@@ -161,16 +157,11 @@ export class PostgresCoordinator implements Coordinator {
   }
 
   async join(group: string, memberId: string, options: JoinOptions): Promise<Membership> {
-    checkName('group', group);
-    checkName('memberId', memberId);
-    const o = checkOptionsObject('join()', options, ['ttlMs', 'signal']);
-    const ttlMs = checkPositive('ttlMs', o.ttlMs);
-    const signal = checkSignal('signal', o.signal);
     this.#assertOpen();
-    signal?.throwIfAborted();
+    const { ttlMs, signal } = checkJoin(group, memberId, options);
     const attempt = this.#join(group, memberId, ttlMs);
     try {
-      return await untilAborted(attempt, anySignal(signal, this.#closing.signal));
+      return await abortable(attempt, anySignal(signal, this.#closing.signal));
     } catch (error) {
       void attempt
         .then(
@@ -182,7 +173,7 @@ export class PostgresCoordinator implements Coordinator {
     }
   }
 
-  async #join(group: string, memberId: string, ttlMs: number): Promise<PgMembership> {
+  async #join(group: string, memberId: string, ttlMs: number): Promise<Membership> {
     const s = this.#settings.schemaSql;
     const key = advisoryKey(this.#schema, 'member', group, memberId);
     const incarnation = randomId();
@@ -204,7 +195,7 @@ export class PostgresCoordinator implements Coordinator {
       if (rows.length !== 1 || !session.alive) {
         throw new CoordinatorUnavailableError(`Could not join group "${group}" as "${memberId}"`);
       }
-      const membership = new PgMembership(
+      const { membership, item } = pgMembership(
         session,
         s,
         { group, memberId, incarnation, key, ttlMs },
@@ -218,8 +209,8 @@ export class PostgresCoordinator implements Coordinator {
           former.lost(new Error('Replaced by a newer join of the same member id'));
         }
       }
-      this.#memberships.add(membership);
-      session.track(membership);
+      this.#memberships.add(item);
+      session.track(item);
       debug('join %s as %s: incarnation %s', group, memberId, incarnation);
       return membership;
     } catch (error) {
@@ -241,17 +232,15 @@ export class PostgresCoordinator implements Coordinator {
   }
 
   async members(group: string, options?: CoordinatorCallOptions): Promise<readonly MemberInfo[]> {
-    checkName('group', group);
-    const signal = callSignal('members()', options);
     this.#assertOpen();
-    signal?.throwIfAborted();
+    const signal = checkMembers(group, options);
     const wait = anySignal(signal, this.#closing.signal);
     const s = this.#settings.schemaSql;
     try {
-      const session = await untilAborted(this.#sessionNow(), wait);
+      const session = await abortable(this.#sessionNow(), wait);
       // A row counts while its backend holds the member's advisory lock; the others belong to dead
       // sessions and are deleted on the way. pg_locks is read once, in one snapshot.
-      const { rows } = await untilAborted(
+      const { rows } = await abortable(
         session.query(
           `WITH held AS MATERIALIZED (
              SELECT l.pid, (l.classid::bigint << 32) | l.objid::bigint AS key

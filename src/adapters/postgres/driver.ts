@@ -1,29 +1,71 @@
 /**
- * Lazy loading of `pg`, an optional peer dependency: only users who build a connection from a URL load
- * it, and they get an actionable error when it is missing.
+ * The few shapes of `pg` the PostgreSQL adapters rely on, typed structurally so that users never need
+ * `@types/pg`: a `pg.Client`, a `pg.Pool` and a `pg.PoolClient` fit them. And the lazy loading of
+ * `pg`, for adapters built from a URL.
  *
- * @internal
+ * @packageDocumentation
  */
+import { importDriver } from '../../internal/import-driver.js';
 
-import type * as Pg from 'pg';
-import { MissingDriverError } from '../../errors.js';
-
-/** The parts of the `pg` module the adapters construct. */
-export interface PgModule {
-  readonly Client: typeof Pg.Client;
-  readonly Pool: typeof Pg.Pool;
+/** What a query resolves with: the rows (parsed by the driver) and, for writes, how many were affected. */
+export interface PgQueryResult {
+  /** The rows, one object per row, keyed by column name. */
+  readonly rows: readonly unknown[];
+  /** How many rows the statement affected, when the driver says. */
+  readonly rowCount?: number | null;
 }
 
-/** Imports `pg`, or throws `MissingDriverError` naming `adapter`. */
+/** Anything that runs a parameterised statement: a `pg.Client`, a `pg.Pool`, a `pg.PoolClient`. */
+export interface PgQueryable {
+  /** Runs `text` with the parameters `$1, $2, ...` bound to `values`. */
+  query(text: string, values?: unknown[]): Promise<PgQueryResult>;
+}
+
+/**
+ * One dedicated connection, as a `pg.Client` is: the coordinator connects it, keeps it for its
+ * session advisory locks, and ends it on `close()`.
+ */
+export interface PgSessionClient extends PgQueryable {
+  /** Opens the connection. */
+  connect(): Promise<unknown>;
+  /** Closes the connection. */
+  end(): Promise<unknown>;
+  /** Called when the connection fails: without a listener, Node would crash the process. */
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  /** Called when the connection has ended, for whatever reason. */
+  on(event: 'end', listener: () => void): unknown;
+}
+
+/** A connection checked out of a pool (`pg.PoolClient`). */
+export interface PgPoolClient extends PgQueryable {
+  /** Returns the connection to its pool; an error (or `true`) destroys it instead. */
+  release(error?: Error | boolean): void;
+  /**
+   * Listens for a failure of the connection while it is checked out (the pool's own listener covers
+   * only idle connections): without one, Node would crash the process.
+   */
+  on?(event: 'error', listener: (error: Error) => void): unknown;
+  /** Stops listening, before the connection goes back to its pool. */
+  removeListener?(event: 'error', listener: (error: Error) => void): unknown;
+}
+
+/** A connection pool (`pg.Pool`): statements on any connection, transactions on a checked-out one. */
+export interface PgPool extends PgQueryable {
+  /** Checks out one connection, for a transaction. */
+  connect(): Promise<PgPoolClient>;
+}
+
+/** The parts of the `pg` module the adapters construct (from a URL). @internal */
+export interface PgModule {
+  readonly Client: new (config: Record<string, unknown>) => PgSessionClient;
+  readonly Pool: new (config: Record<string, unknown>) => PgPool & {
+    end(): Promise<void>;
+    on(event: 'error', listener: (error: Error) => void): unknown;
+  };
+}
+
+/** Imports `pg`, or throws `MissingDriverError` naming `adapter`. @internal */
 export async function loadPg(adapter: string): Promise<PgModule> {
-  try {
-    const module = (await import('pg')) as unknown as { default?: PgModule } & PgModule;
-    return module.default ?? module;
-  } catch (error) {
-    const code = (error as { code?: unknown }).code;
-    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
-      throw new MissingDriverError('pg', adapter, { cause: error });
-    }
-    throw error;
-  }
+  const module = await importDriver<{ default?: PgModule } & PgModule>('pg', adapter);
+  return module.default ?? module;
 }

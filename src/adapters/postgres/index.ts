@@ -7,11 +7,15 @@
  *
  * @packageDocumentation
  */
-
 export { PostgresCoordinator } from './coordinator.js';
-export type { PostgresCoordinatorOptions } from './coordinator-options.js';
-export { migrate, SCHEMA_VERSION, type MigrateOptions, type MigrateResult } from './migrate.js';
-export type { PgPool, PgPoolClient, PgQueryable, PgQueryResult, PgSessionClient } from './queryable.js';
-export type { MarkTriggerMode, PostgresHostTableOptions } from './host-table.js';
-export type { PostgresWorkflowStatuses, PostgresWorkflowStoreOptions } from './store-options.js';
+export type { PgPool, PgPoolClient, PgQueryable, PgQueryResult, PgSessionClient } from './driver.js';
+export { migrate, SCHEMA_VERSION, type MigrateResult } from './migrate.js';
+export type {
+  MarkTriggerMode,
+  MigrateOptions,
+  PostgresCoordinatorOptions,
+  PostgresHostTableOptions,
+  PostgresWorkflowStoreOptions,
+} from './options.js';
 export { PostgresWorkflowStore } from './workflow-store.js';
+export type { WorkflowStatuses as PostgresWorkflowStatuses } from '../../internal/statuses.js';

@@ -21,8 +21,9 @@
  */
 
 import { createHash } from 'node:crypto';
-import type { HostTable, TableInfo } from './host-table.js';
-import { advisoryKey, literal, quote } from './identifiers.js';
+import { advisoryKey, literal, quote } from '../../internal/sql-names.js';
+import type { TableInfo } from './host-table.js';
+import type { HostTable } from './options.js';
 
 /** Bumped whenever the DDL below changes, so that triggers made by an older release are replaced. */
 const DDL_VERSION = 1;

@@ -12,22 +12,13 @@
 
 import createDebug from 'debug';
 import { ConfigurationError } from '../../errors.js';
-import { checkOptionsObject, invalid } from '../../validate.js';
-import {
-  compileHostTable,
-  HOST_TABLE_OPTIONS,
-  inspectHostTable,
-  type HostTable,
-  type PostgresHostTableOptions,
-} from './host-table.js';
-import { advisoryKey, checkIdentifier, quote } from './identifiers.js';
+import { advisoryKey, quote } from '../../internal/sql-names.js';
+import type { PgQueryable } from './driver.js';
+import { inspectHostTable } from './host-table.js';
 import { markTrigger } from './mark-trigger.js';
-import type { PgQueryable } from './queryable.js';
+import { compileMigrateOptions, type MigrateOptions } from './options.js';
 
 const debug = createDebug('graceful-drain:postgres');
-
-/** The schema both adapters use when none is given. */
-export const DEFAULT_SCHEMA = 'graceful_drain';
 
 /** The schema version this release of graceful-drain needs; `migrate()` brings a schema up to it. */
 export const SCHEMA_VERSION = 1;
@@ -76,24 +67,6 @@ const MIGRATIONS: readonly Migration[] = [
       );`,
   },
 ];
-
-/** Options of {@link migrate}. */
-export interface MigrateOptions {
-  /**
-   * The schema to create (if needed) and keep the tables in; a plain identifier, used as written.
-   * @defaultValue `'graceful_drain'`
-   */
-  readonly schema?: string;
-  /**
-   * The host tables of the `PostgresWorkflowStore`s that keep their marks in `schema` (each `table`,
-   * `idColumn`, `statusColumn` and `statuses` as given to the store): on each, the trigger that drops a
-   * parked mark when its workflow leaves `pausing`/`paused` is installed, or replaced when it was made
-   * for other statuses. For a store whose own role may not create triggers (its `markTrigger` option
-   * then finds it in place); run it again whenever the statuses change.
-   * @defaultValue `[]`
-   */
-  readonly stores?: readonly PostgresHostTableOptions[];
-}
 
 /** What {@link migrate} did. */
 export interface MigrateResult {
@@ -152,9 +125,7 @@ export async function migrate(queryable: PgQueryable, options?: MigrateOptions):
       'Expected the first argument of migrate() to be a pg.Client, a pg.Pool or an object with query(text, values)',
     );
   }
-  const given = checkOptionsObject('migrate()', options, ['schema', 'stores']);
-  const schema = checkIdentifier('schema', given.schema ?? DEFAULT_SCHEMA);
-  const stores = checkStores(given.stores);
+  const { schema, stores } = compileMigrateOptions(options);
   for (const migration of MIGRATIONS) {
     await queryable.query(migrationSql(schema, migration));
   }
@@ -169,17 +140,6 @@ export async function migrate(queryable: PgQueryable, options?: MigrateOptions):
     debug('migrate: mark trigger on %s', info.storeKey);
   }
   return { schema, version: version ?? 0 };
-}
-
-function checkStores(value: unknown): HostTable[] {
-  if (value === undefined) return [];
-  if (!Array.isArray(value))
-    invalid('stores', 'an array of `{ table, idColumn?, statusColumn?, statuses? }`', value);
-  return value.map((entry: unknown, index) => {
-    const given = checkOptionsObject(`stores[${index}]`, entry, HOST_TABLE_OPTIONS);
-    if (entry === undefined) invalid(`stores[${index}]`, 'an object `{ table, ... }`', entry);
-    return compileHostTable(given, `stores[${index}].`);
-  });
 }
 
 /** The schema's version, or `undefined` when it has none (no schema or no version table). */

@@ -20,8 +20,10 @@
 
 import { Mutex } from 'async-mutex';
 import createDebug from 'debug';
-import { bounded } from '../../internal/time.js';
-import type { PgPool, PgQueryable } from './queryable.js';
+import { abortable } from '../../internal/abortable.js';
+import { checkName, invalid } from '../../validate.js';
+import { loadPg, type PgPool, type PgQueryable } from './driver.js';
+import { messageOf } from './session.js';
 
 const debug = createDebug('graceful-drain:postgres');
 
@@ -47,16 +49,6 @@ type Canceller = (pid: number, started: string) => Promise<void>;
 
 function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-/** Settles with `promise`, or rejects with `signal.reason` when it aborts first. */
-function raced<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (signal === undefined) return promise;
-  return bounded(promise, 2 ** 31 - 1, () => new Error('unreachable'), signal);
 }
 
 /** What a guarded transaction watches: see {@link guardedTransaction}. */
@@ -113,9 +105,10 @@ async function runTransaction<T>(
 function guardedTransaction<T>(
   hold: () => Promise<Held>,
   work: (q: PgQueryable) => Promise<T>,
-  signal: AbortSignal,
+  signal: AbortSignal | undefined,
   cancel: Canceller | undefined,
 ): Promise<T> {
+  if (signal === undefined) return runTransaction(hold, work, undefined);
   if (signal.aborted) return Promise.reject(signal.reason);
   let committing = false;
   let inFlight = false;
@@ -211,12 +204,9 @@ export function poolRunner(pool: PgPool, end: () => Promise<void>): Runner {
   return {
     async query(text, values, signal) {
       signal?.throwIfAborted();
-      return (await raced(pool.query(text, values), signal)).rows;
+      return (await abortable(pool.query(text, values), signal)).rows;
     },
-    transaction: (work, signal) =>
-      signal === undefined
-        ? runTransaction(hold, work, undefined)
-        : guardedTransaction(hold, work, signal, cancel),
+    transaction: (work, signal) => guardedTransaction(hold, work, signal, cancel),
     end,
   };
 }
@@ -232,7 +222,7 @@ export function clientRunner(client: PgQueryable): Runner {
     query: (text, values, signal) =>
       signal?.aborted === true
         ? Promise.reject(signal.reason)
-        : raced(
+        : abortable(
             mutex.runExclusive(async () => {
               // Queued behind other calls: one given up meanwhile sends nothing.
               signal?.throwIfAborted();
@@ -240,10 +230,55 @@ export function clientRunner(client: PgQueryable): Runner {
             }),
             signal,
           ),
-    transaction: (work, signal) =>
-      signal === undefined
-        ? runTransaction(hold, work, undefined)
-        : guardedTransaction(hold, work, signal, undefined),
+    transaction: (work, signal) => guardedTransaction(hold, work, signal, undefined),
     end: async () => {},
   };
+}
+
+/** The runner of a store given `client`, `pool`, or a URL (`connectionString` or `url`), checked. */
+export function createRunner(given: Record<string, unknown>): Runner {
+  if (given.client !== undefined) {
+    const client = given.client as PgQueryable;
+    if (client === null || typeof client !== 'object' || typeof client.query !== 'function') {
+      invalid('client', 'a pg.Client (an object with query(text, values))', client);
+    }
+    return clientRunner(client);
+  }
+  if (given.pool !== undefined) {
+    const pool = given.pool as PgPool;
+    if (
+      pool === null ||
+      typeof pool !== 'object' ||
+      typeof pool.query !== 'function' ||
+      typeof pool.connect !== 'function'
+    ) {
+      invalid('pool', 'a pg.Pool (an object with query() and connect())', pool);
+    }
+    return poolRunner(pool, async () => {});
+  }
+  const key = given.connectionString === undefined ? 'url' : 'connectionString';
+  // Never echoed in a message or a log: it may carry a password.
+  const connectionString = checkName(key, given[key]);
+  let created: Promise<PgPool & { end(): Promise<void> }> | undefined;
+  const pool = async (): Promise<PgPool & { end(): Promise<void> }> => {
+    created ??= loadPg('PostgresWorkflowStore').then((pg) => {
+      const instance = new pg.Pool({
+        connectionString,
+        max: 4,
+        keepAlive: true,
+        application_name: 'graceful-drain',
+      });
+      // An idle pooled connection that fails must not crash the host; the pool replaces it.
+      instance.on('error', (error) => debug('pool: %s', error.message));
+      return instance;
+    });
+    return created;
+  };
+  const lazy: PgPool = {
+    query: async (text, values) => (await pool()).query(text, values),
+    connect: async () => (await pool()).connect(),
+  };
+  return poolRunner(lazy, async () => {
+    if (created !== undefined) await (await created).end();
+  });
 }

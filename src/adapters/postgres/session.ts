@@ -14,7 +14,7 @@
 import createDebug from 'debug';
 import { ConfigurationError, CoordinatorUnavailableError } from '../../errors.js';
 import { bounded, now } from '../../internal/time.js';
-import type { PgQueryResult, PgSessionClient } from './queryable.js';
+import type { PgQueryResult, PgSessionClient } from './driver.js';
 
 const debug = createDebug('graceful-drain:postgres');
 
@@ -45,7 +45,8 @@ function seconds(ms: number): number {
   return Math.max(1, Math.ceil(ms / 1000));
 }
 
-function errorMessage(error: unknown): string {
+/** A short, secret-free description of an error, for messages and the debug log. @internal */
+export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
@@ -297,7 +298,7 @@ export class PgSession {
     this.#lost = cause;
     clearTimeout(this.#checkTimer);
     clearTimeout(this.#watchdog);
-    debug('session %d: lost (%s)', this.#pid, errorMessage(cause));
+    debug('session %d: lost (%s)', this.#pid, messageOf(cause));
     this.#abortItems(cause);
     this.#onLost(this);
     destroyClient(this.#client);
@@ -336,7 +337,7 @@ export class PgSession {
         timeout,
       );
     } catch (error) {
-      debug('session %d: cleanup on close failed (%s)', this.#pid, errorMessage(error));
+      debug('session %d: cleanup on close failed (%s)', this.#pid, messageOf(error));
     }
     try {
       await bounded(this.#client.end(), Math.max(0, deadline - now()), timeout);

@@ -1,6 +1,9 @@
 import createDebug from 'debug';
 import { ClosedError, ConfigurationError, StaleTokenError } from '../../errors.js';
-import { checkFence, checkIds, checkList } from '../../internal/store-args.js';
+import { abortable } from '../../internal/abortable.js';
+import { quote } from '../../internal/sql-names.js';
+import { parkedStateOf } from '../../internal/statuses.js';
+import { checkCallOptions, checkFence, checkIds, checkList } from '../../internal/store-args.js';
 import { bounded } from '../../internal/time.js';
 import type {
   Fence,
@@ -8,7 +11,6 @@ import type {
   ListOptions,
   NotePausedOutcome,
   Page,
-  ParkedState,
   ParkedWorkflow,
   ParkOutcome,
   StoreCallOptions,
@@ -17,14 +19,17 @@ import type {
   WorkflowStore,
   WorkflowStoreCapabilities,
 } from '../../workflow-store.js';
-import { callSignal, checkSignal, untilAborted } from './call-options.js';
-import { inspectHostTable, type MarkTriggerMode, type PostgresWorkflowStatuses } from './host-table.js';
-import { quote, type TableName } from './identifiers.js';
+import type { PgQueryable } from './driver.js';
+import { inspectHostTable } from './host-table.js';
 import { markTrigger, UNPARKING, type MarkTrigger } from './mark-trigger.js';
 import { checkSchema } from './migrate.js';
-import type { PgQueryable } from './queryable.js';
+import {
+  type CompiledStoreOptions,
+  compileStoreOptions,
+  type PostgresWorkflowStoreOptions,
+} from './options.js';
 import type { Runner } from './runner.js';
-import { compileStoreOptions, type PostgresWorkflowStoreOptions } from './store-options.js';
+import { messageOf } from './session.js';
 import { storeSql, type StoreSql } from './store-sql.js';
 
 const debug = createDebug('graceful-drain:postgres');
@@ -44,23 +49,6 @@ function codeOf(error: unknown): string | undefined {
 
 function isDataException(error: unknown): boolean {
   return codeOf(error)?.startsWith('22') === true;
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-/** The listing options: `limit` and `cursor` as every store checks them, and the `signal`. */
-function listArgs(options: unknown): {
-  limit: number;
-  cursor: string | undefined;
-  signal: AbortSignal | undefined;
-} {
-  if (options === null || typeof options !== 'object' || Array.isArray(options) || !('signal' in options)) {
-    return { ...checkList('list options', options), signal: undefined };
-  }
-  const { signal, ...rest } = options as Record<string, unknown>;
-  return { ...checkList('list options', rest), signal: checkSignal('signal', signal) };
 }
 
 /** What the store learns about the host's table at first use. */
@@ -92,31 +80,20 @@ interface Prepared {
  */
 export class PostgresWorkflowStore implements WorkflowStore {
   readonly capabilities: WorkflowStoreCapabilities = CAPABILITIES;
+  readonly #o: CompiledStoreOptions;
   readonly #runner: Runner;
-  readonly #table: TableName;
-  readonly #idColumn: string;
-  readonly #statusColumn: string;
-  readonly #statuses: PostgresWorkflowStatuses;
-  readonly #schema: string;
-  readonly #markTrigger: MarkTriggerMode;
   #prepared: Promise<Prepared> | undefined;
   #closed: Promise<void> | undefined;
 
   constructor(options: PostgresWorkflowStoreOptions) {
-    const o = compileStoreOptions(options);
-    this.#table = o.table;
-    this.#idColumn = o.idColumn;
-    this.#statusColumn = o.statusColumn;
-    this.#schema = o.schema;
-    this.#statuses = o.statuses;
-    this.#markTrigger = o.markTrigger;
-    this.#runner = o.runner;
+    this.#o = compileStoreOptions(options);
+    this.#runner = this.#o.runner;
   }
 
   async listActive(options: ListOptions): Promise<Page<string>> {
-    const { limit, cursor, signal } = listArgs(options);
+    const { limit, cursor, signal } = checkList('listActive()', options);
     const { sql } = await this.#prepare(signal);
-    const values: unknown[] = [this.#statuses.running, limit + 1];
+    const values: unknown[] = [this.#o.statuses.running, limit + 1];
     if (cursor !== undefined) values.push(cursor);
     const rows = (await this.#runner.query(sql.listActive(cursor !== undefined), values, signal)) as {
       id: string;
@@ -126,7 +103,7 @@ export class PostgresWorkflowStore implements WorkflowStore {
   }
 
   async listParked(options: ListOptions): Promise<Page<ParkedWorkflow>> {
-    const { limit, cursor, signal } = listArgs(options);
+    const { limit, cursor, signal } = checkList('listParked()', options);
     const { sql, storeKey } = await this.#prepare(signal);
     if (cursor === undefined) await this.#analyzeMarks(sql, signal);
     const values: unknown[] = [storeKey, limit + 1];
@@ -137,21 +114,12 @@ export class PostgresWorkflowStore implements WorkflowStore {
       token: string | null;
       status: string | null;
     }[];
-    const { pausing, paused } = this.#statuses;
-    const items = rows.slice(0, limit).map((row) => {
-      const state: ParkedState =
-        row.status === paused
-          ? 'paused'
-          : pausing !== undefined && row.status === pausing
-            ? 'pausing'
-            : 'other';
-      return {
-        id: row.id,
-        state,
-        memberId: row.member_id,
-        token: row.token === null ? undefined : BigInt(row.token),
-      };
-    });
+    const items = rows.slice(0, limit).map((row) => ({
+      id: row.id,
+      state: parkedStateOf(this.#o.statuses, row.status),
+      memberId: row.member_id,
+      token: row.token === null ? undefined : BigInt(row.token),
+    }));
     return { items, cursor: rows.length > limit ? items.at(-1)?.id : undefined };
   }
 
@@ -162,34 +130,16 @@ export class PostgresWorkflowStore implements WorkflowStore {
   ): Promise<readonly ItemResult<ParkOutcome>[]> {
     checkIds(ids);
     checkFence(fence);
-    const signal = callSignal('park()', options);
-    const prepared = await this.#prepare(signal);
-    if (ids.length === 0) return [];
-    const { running, pausing, paused } = this.#statuses;
-    const outcome: ParkOutcome = pausing === undefined ? 'paused' : 'pausing';
-    const run = (byType: boolean): Promise<Set<number>> =>
-      this.#runner.transaction(async (q) => {
-        await this.#checkFence(q, prepared, fence);
-        const { rows } = await q.query(prepared.sql.park(byType), [
-          ids,
-          pausing ?? paused,
-          running,
-          prepared.storeKey,
-          fence.memberId,
-          fence.token?.toString() ?? null,
-        ]);
-        return ordinals(rows);
-      }, signal);
-    let parked: Set<number>;
-    try {
-      parked = await run(true);
-    } catch (error) {
-      // An id that is not a valid value of the id column's type: match on text instead.
-      if (prepared.idIsText || !isDataException(error)) throw error;
-      parked = await run(false);
-    }
-    debug('park: %d of %d ids', parked.size, ids.length);
-    return ids.map((id, index) => ({ id, outcome: parked.has(index + 1) ? outcome : 'skipped' }));
+    const { prepared, signal } = await this.#begin('park()', options);
+    const { running, pausing, paused } = this.#o.statuses;
+    const rows = await this.#write(ids, prepared, signal, true, async (q, byType) => {
+      await this.#checkFence(q, prepared, fence);
+      const token = fence.token?.toString() ?? null;
+      const values = [ids, pausing ?? paused, running, prepared.storeKey, fence.memberId, token];
+      return (await q.query(prepared.sql.park(byType), values)).rows;
+    });
+    debug('park: %d of %d ids', rows.length, ids.length);
+    return resultsAt(ids, rows, pausing === undefined ? 'paused' : 'pausing');
   }
 
   async unpark(
@@ -199,24 +149,16 @@ export class PostgresWorkflowStore implements WorkflowStore {
   ): Promise<readonly ItemResult<UnparkOutcome>[]> {
     checkIds(ids);
     checkFence(fence);
-    const signal = callSignal('unpark()', options);
-    const prepared = await this.#prepare(signal);
-    if (ids.length === 0) return [];
-    const { running, pausing, paused } = this.#statuses;
-    const resumed = await this.#runner.transaction(async (q) => {
+    const { prepared, signal } = await this.#begin('unpark()', options);
+    const { running, pausing, paused } = this.#o.statuses;
+    const rows = await this.#write(ids, prepared, signal, undefined, async (q) => {
       await this.#checkFence(q, prepared, fence);
-      if (this.#markTrigger !== 'off') await q.query(`SELECT set_config('${UNPARKING}', 'on', true)`);
-      const { rows } = await q.query(prepared.sql.unpark, [
-        ids,
-        prepared.storeKey,
-        running,
-        paused,
-        pausing ?? null,
-      ]);
-      return ordinals(rows);
-    }, signal);
-    debug('unpark: %d of %d ids resumed', resumed.size, ids.length);
-    return ids.map((id, index) => ({ id, outcome: resumed.has(index + 1) ? 'resumed' : 'skipped' }));
+      if (this.#o.markTrigger !== 'off') await q.query(`SELECT set_config('${UNPARKING}', 'on', true)`);
+      const values = [ids, prepared.storeKey, running, paused, pausing ?? null];
+      return (await q.query(prepared.sql.unpark, values)).rows;
+    });
+    debug('unpark: %d of %d ids resumed', rows.length, ids.length);
+    return resultsAt(ids, rows, 'resumed');
   }
 
   /**
@@ -226,7 +168,7 @@ export class PostgresWorkflowStore implements WorkflowStore {
    */
   async raiseFence(fence: Fence, options?: StoreCallOptions): Promise<void> {
     checkFence(fence);
-    const signal = callSignal('raiseFence()', options);
+    const signal = checkCallOptions('raiseFence()', options);
     signal?.throwIfAborted();
     if (this.#closed !== undefined) throw new ClosedError('The PostgresWorkflowStore is closed');
     if (fence.token === undefined) return;
@@ -245,25 +187,16 @@ export class PostgresWorkflowStore implements WorkflowStore {
     options?: StoreCallOptions,
   ): Promise<readonly ItemResult<NotePausedOutcome>[]> {
     checkIds(ids);
-    const signal = callSignal('notePaused()', options);
-    const prepared = await this.#prepare(signal);
-    if (ids.length === 0) return [];
-    const run = (byType: boolean): Promise<Set<number>> =>
-      this.#runner.transaction(
-        async (q) =>
-          ordinals((await q.query(prepared.sql.notePaused(byType), [ids, prepared.storeKey])).rows),
-        signal,
-      );
-    let released: Set<number>;
-    try {
-      released = await run(!prepared.idIsText);
-    } catch (error) {
-      // An id that is not a valid value of the id column's type: match on text instead.
-      if (prepared.idIsText || !isDataException(error)) throw error;
-      released = await run(false);
-    }
-    debug('notePaused: %d of %d marks dropped', released.size, ids.length);
-    return ids.map((id, index) => ({ id, outcome: released.has(index + 1) ? 'released' : 'skipped' }));
+    const { prepared, signal } = await this.#begin('notePaused()', options);
+    const rows = await this.#write(
+      ids,
+      prepared,
+      signal,
+      !prepared.idIsText,
+      async (q, byType) => (await q.query(prepared.sql.notePaused(byType), [ids, prepared.storeKey])).rows,
+    );
+    debug('notePaused: %d of %d marks dropped', rows.length, ids.length);
+    return resultsAt(ids, rows, 'released');
   }
 
   /**
@@ -273,9 +206,9 @@ export class PostgresWorkflowStore implements WorkflowStore {
    * by a sample of 1000 rows.
    */
   async diagnose(options?: StoreCallOptions): Promise<readonly StoreWarning[]> {
-    const signal = callSignal('diagnose()', options);
+    const signal = checkCallOptions('diagnose()', options);
     const { sql } = await this.#prepare(signal);
-    const { running, pausing, paused } = this.#statuses;
+    const { running, pausing, paused } = this.#o.statuses;
     const configured: (readonly [string, string])[] = [['statuses.running', running]];
     if (pausing !== undefined) configured.push(['statuses.pausing', pausing]);
     configured.push(['statuses.paused', paused]);
@@ -306,12 +239,44 @@ export class PostgresWorkflowStore implements WorkflowStore {
       return like === undefined ? [] : [`${name} ${JSON.stringify(like)}`];
     });
     const message =
-      `PostgresWorkflowStore: no row of ${this.#table.sql} has a status the store is configured with (` +
+      `PostgresWorkflowStore: no row of ${this.#o.table.sql} has a status the store is configured with (` +
       `${configured.map(([name, value]) => `${name} ${JSON.stringify(value)}`).join(', ')}), yet the table ` +
-      `is not empty: its column ${quote(this.#statusColumn)} holds ${values} (a sample). A shutdown would ` +
+      `is not empty: its column ${quote(this.#o.statusColumn)} holds ${values} (a sample). A shutdown would ` +
       'park nothing and leave every workflow running. Status values are compared exactly, case included' +
       (hints.length > 0 ? `: did you mean ${hints.join(', ')}?` : '.');
     return [{ code: 'status-mismatch', message }];
+  }
+
+  /** Checks a call's options, then waits for the set-up. */
+  async #begin(
+    where: string,
+    options: StoreCallOptions | undefined,
+  ): Promise<{ prepared: Prepared; signal: AbortSignal | undefined }> {
+    const signal = checkCallOptions(where, options);
+    return { prepared: await this.#prepare(signal), signal };
+  }
+
+  /**
+   * Runs `write` in one transaction (none for no ids), matching ids by the id column's type first
+   * (`byType`); an id that is not a valid value of that type makes it run again matching on text.
+   * `byType` undefined: no such fallback.
+   */
+  async #write(
+    ids: readonly string[],
+    prepared: Prepared,
+    signal: AbortSignal | undefined,
+    byType: boolean | undefined,
+    write: (q: PgQueryable, byType: boolean) => Promise<readonly unknown[]>,
+  ): Promise<readonly unknown[]> {
+    if (ids.length === 0) return [];
+    const run = (typed: boolean): Promise<readonly unknown[]> =>
+      this.#runner.transaction((q) => write(q, typed), signal);
+    try {
+      return await run(byType ?? true);
+    } catch (error) {
+      if (byType === undefined || prepared.idIsText || !isDataException(error)) throw error;
+      return run(false);
+    }
   }
 
   /**
@@ -355,7 +320,7 @@ export class PostgresWorkflowStore implements WorkflowStore {
       this.#prepared = undefined;
       throw error;
     });
-    return untilAborted(this.#prepared, signal);
+    return abortable(this.#prepared, signal);
   }
 
   async #inspect(): Promise<Prepared> {
@@ -363,27 +328,22 @@ export class PostgresWorkflowStore implements WorkflowStore {
       this.#runner.query(text, values);
     await checkSchema(
       { query: async (text, values) => ({ rows: await query(text, values ?? []) }) },
-      this.#schema,
+      this.#o.schema,
       'PostgresWorkflowStore',
     );
-    const host = {
-      table: this.#table,
-      idColumn: this.#idColumn,
-      statusColumn: this.#statusColumn,
-      statuses: this.#statuses,
-    };
+    const host = this.#o;
     const info = await inspectHostTable(query, host);
     debug('store %s: id column of type %s', info.storeKey, info.idType);
-    if (this.#markTrigger !== 'off') await this.#ensureMarkTrigger(markTrigger(this.#schema, host, info));
+    if (this.#o.markTrigger !== 'off') await this.#ensureMarkTrigger(markTrigger(this.#o.schema, host, info));
     return {
       // Type and collation names come from the catalog, quoted by it as needed, never from options.
       sql: storeSql({
-        table: this.#table.sql,
-        id: quote(this.#idColumn),
-        status: quote(this.#statusColumn),
+        table: this.#o.table.sql,
+        id: quote(this.#o.idColumn),
+        status: quote(this.#o.statusColumn),
         idType: info.idType,
         idCollation: info.idCollation,
-        schema: quote(this.#schema),
+        schema: quote(this.#o.schema),
       }),
       storeKey: info.storeKey,
       idIsText: TEXT_TYPES.has(info.idType),
@@ -394,15 +354,17 @@ export class PostgresWorkflowStore implements WorkflowStore {
   async #ensureMarkTrigger(trigger: MarkTrigger): Promise<void> {
     const [row] = (await this.#runner.query(trigger.checkSql, [])) as { current: boolean }[];
     if (row?.current === true) return;
-    const table = this.#table.sql;
+    const table = this.#o.table.sql;
     const name =
-      this.#table.schema === undefined ? this.#table.table : `${this.#table.schema}.${this.#table.table}`;
+      this.#o.table.schema === undefined
+        ? this.#o.table.name
+        : `${this.#o.table.schema}.${this.#o.table.name}`;
     const remedy =
-      `\`await migrate(pool, { schema: '${this.#schema}', stores: [{ table: '${name}', idColumn: ` +
-      `'${this.#idColumn}', statusColumn: '${this.#statusColumn}', statuses }] })\` (from ` +
+      `\`await migrate(pool, { schema: '${this.#o.schema}', stores: [{ table: '${name}', idColumn: ` +
+      `'${this.#o.idColumn}', statusColumn: '${this.#o.statusColumn}', statuses }] })\` (from ` +
       "'graceful-drain/postgres') once as a role that may create triggers on the table, and again " +
       'whenever the statuses change';
-    if (this.#markTrigger === 'verify') {
+    if (this.#o.markTrigger === 'verify') {
       throw new ConfigurationError(
         `PostgresWorkflowStore: the trigger that drops a parked mark when its workflow leaves ` +
           `pausing/paused is missing on ${table}, or was made for other statuses (markTrigger: 'verify'). ` +
@@ -426,7 +388,7 @@ export class PostgresWorkflowStore implements WorkflowStore {
       throw new ConfigurationError(
         `PostgresWorkflowStore could not install the trigger that drops a parked mark when its workflow ` +
           `leaves pausing/paused on ${table} (${messageOf(error)}). It needs the TRIGGER privilege on the ` +
-          `table and CREATE on the schema "${this.#schema}". Run ${remedy}; or set markTrigger: 'off' ` +
+          `table and CREATE on the schema "${this.#o.schema}". Run ${remedy}; or set markTrigger: 'off' ` +
           'and call store.notePaused(ids) wherever a user pauses workflows.',
         { cause: error },
       );
@@ -435,7 +397,12 @@ export class PostgresWorkflowStore implements WorkflowStore {
   }
 }
 
-/** The 1-based positions a statement returned as `ord`. */
-function ordinals(rows: readonly unknown[]): Set<number> {
-  return new Set((rows as { ord: string | number }[]).map((row) => Number(row.ord)));
+/** One result per id, in order: `outcome` at the 1-based positions the statement returned as `ord`. */
+function resultsAt<O extends string>(
+  ids: readonly string[],
+  rows: readonly unknown[],
+  outcome: O,
+): ItemResult<O | 'skipped'>[] {
+  const done = new Set((rows as { ord: string | number }[]).map((row) => Number(row.ord)));
+  return ids.map((id, index) => ({ id, outcome: done.has(index + 1) ? outcome : 'skipped' }));
 }

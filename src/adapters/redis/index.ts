@@ -4,5 +4,5 @@
  *
  * @packageDocumentation
  */
-export { RedisCoordinator } from './redis-coordinator.js';
-export type { RedisCoordinatorOptions, RedisPersistence } from './redis-options.js';
+export { RedisCoordinator } from './coordinator.js';
+export type { RedisCoordinatorOptions, RedisPersistence } from './options.js';

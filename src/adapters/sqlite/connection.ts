@@ -8,23 +8,14 @@
  * @internal
  */
 
-import type BetterSqlite3 from 'better-sqlite3';
 import createDebug from 'debug';
-import {
-  ClosedError,
-  ConfigurationError,
-  CoordinatorUnavailableError,
-  GracefulDrainError,
-  MissingDriverError,
-} from '../../errors.js';
-import { checkNonNegative, checkPositive, invalid } from '../../validate.js';
+import { ClosedError, CoordinatorUnavailableError, GracefulDrainError } from '../../errors.js';
+import { abortable } from '../../internal/abortable.js';
 import { delay, now } from '../../internal/time.js';
-import { abortable } from './call-options.js';
+import { loadSqlite, type SqliteDatabase } from './driver.js';
+import type { ConnectionSource } from './options.js';
 
 const debug = createDebug('graceful-drain:sqlite');
-
-/** A better-sqlite3 database handle. */
-export type SqliteDatabase = BetterSqlite3.Database;
 
 /** Raised inside a work function to ask for a retry, as if the database were busy. */
 class HostTransactionOpen extends Error {}
@@ -34,36 +25,6 @@ export function isBusy(error: unknown): boolean {
   if (error instanceof HostTransactionOpen) return true;
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
-}
-
-/** The validated source of a connection. */
-export type ConnectionSource =
-  | { readonly database: SqliteDatabase; readonly path?: undefined }
-  | { readonly path: string; readonly database?: undefined };
-
-/** Checks that exactly one of `database` and `path` is given. */
-export function checkSource(where: string, database: unknown, path: unknown): ConnectionSource {
-  if ((database === undefined) === (path === undefined)) {
-    throw new ConfigurationError(
-      `${where} needs exactly one of \`database\` (a better-sqlite3 Database) and \`path\` (a file path), got ${
-        database === undefined ? 'neither' : 'both'
-      }`,
-    );
-  }
-  if (path !== undefined) {
-    if (typeof path !== 'string' || path.length === 0) invalid('path', 'a non-empty file path', path);
-    return { path };
-  }
-  const db = database as Partial<SqliteDatabase> | null;
-  if (
-    db === null ||
-    typeof db !== 'object' ||
-    typeof db.prepare !== 'function' ||
-    typeof db.pragma !== 'function'
-  ) {
-    invalid('database', 'a better-sqlite3 Database', database);
-  }
-  return { database: database as SqliteDatabase };
 }
 
 /** Options of {@link SqliteConnection}. */
@@ -90,25 +51,6 @@ export interface WorkOptions {
   readonly durable?: boolean | undefined;
 }
 
-/** Checks the shared timing options. */
-export function checkTimings(busyTimeoutMs: unknown, operationTimeoutMs: unknown): [number, number] {
-  return [
-    checkNonNegative('busyTimeoutMs', busyTimeoutMs),
-    checkPositive('operationTimeoutMs', operationTimeoutMs),
-  ];
-}
-
-async function loadDriver(adapter: string): Promise<typeof BetterSqlite3> {
-  try {
-    return (await import('better-sqlite3')).default;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND') {
-      throw new MissingDriverError('better-sqlite3', adapter, { cause: error });
-    }
-    throw error;
-  }
-}
-
 /** A SQLite handle with busy-aware, asynchronous retries. */
 export class SqliteConnection {
   readonly #source: ConnectionSource;
@@ -127,7 +69,7 @@ export class SqliteConnection {
     this.#ready ??= (async () => {
       let db: SqliteDatabase;
       if (this.#source.database === undefined) {
-        const Driver = await loadDriver(this.#options.adapter);
+        const Driver = await loadSqlite(this.#options.adapter);
         if (this.#closed) throw new ClosedError();
         try {
           db = new Driver(this.#source.path, { timeout: this.#options.busyTimeoutMs });

@@ -5,10 +5,8 @@
  *
  * @packageDocumentation
  */
-
-export { SqliteCoordinator, type SqliteCoordinatorOptions } from './sqlite-coordinator.js';
-export {
-  SqliteWorkflowStore,
-  type SqliteWorkflowStatuses,
-  type SqliteWorkflowStoreOptions,
-} from './sqlite-workflow-store.js';
+export { SqliteCoordinator } from './coordinator.js';
+export type { SqliteDatabase, SqliteStatement } from './driver.js';
+export type { SqliteCoordinatorOptions, SqliteWorkflowStoreOptions } from './options.js';
+export { SqliteWorkflowStore } from './workflow-store.js';
+export type { WorkflowStatuses as SqliteWorkflowStatuses } from '../../internal/statuses.js';

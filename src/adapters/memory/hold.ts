@@ -1,0 +1,124 @@
+/**
+ * What a memory lease and a membership share: the keep-alive against the backend, the loss signal,
+ * and the ways a hold ends (given back, given up, lost, or disposed of by its coordinator).
+ *
+ * @internal
+ */
+import createDebug from 'debug';
+import { KeepAlive, type LossReason } from '../../internal/keep-alive.js';
+import { now } from '../../internal/time.js';
+import type { BackendState } from './backend.js';
+
+const debug = createDebug('graceful-drain:memory');
+
+/** What a hold needs from the coordinator that made it. */
+export interface HoldContext {
+  readonly backend: BackendState;
+  readonly clock: () => number;
+  /** True once the coordinator simulated a crash: nothing may touch the backend any more. */
+  readonly crashed: boolean;
+  /** Stops tracking a hold that is given back or lost. */
+  forget(hold: MemoryHold): void;
+}
+
+/** Options of {@link MemoryHold}. */
+export interface HoldOptions {
+  /** For debug logs: `lease "x" (token 1)`, `member "m" of "g"`. */
+  readonly label: string;
+  readonly ttlMs: number;
+  /** Extends the hold in the backend at `clock`: false when the backend no longer has it. */
+  readonly renew: (clock: number) => boolean;
+  /** Removes the hold from the backend (owner-checked). */
+  readonly free: () => void;
+  /** The error the signal aborts with, for a loss described by `message`. */
+  readonly lostError: (message: string) => Error;
+  /** How each loss the keep-alive finds is described. */
+  readonly lossMessages: Readonly<Record<LossReason, string>>;
+}
+
+/**
+ * A lock or a membership held in the backend, renewed by the keep-alive. States: `held`; `abandoned`
+ * once a give was given up (its signal was aborted): no longer renewed, so it expires with its TTL
+ * unless a later give frees it sooner; `done`.
+ */
+export class MemoryHold {
+  readonly #ctx: HoldContext;
+  readonly #options: HoldOptions;
+  readonly #controller = new AbortController();
+  readonly #keepAlive: KeepAlive;
+  #state: 'held' | 'abandoned' | 'done' = 'held';
+
+  constructor(ctx: HoldContext, options: HoldOptions) {
+    this.#ctx = ctx;
+    this.#options = options;
+    this.#keepAlive = new KeepAlive({
+      ttlMs: options.ttlMs,
+      sentAt: now(),
+      renew: () => !ctx.crashed && options.renew(ctx.clock()),
+      onLost: (reason) => this.lost(options.lossMessages[reason]),
+    });
+  }
+
+  get signal(): AbortSignal {
+    return this.#controller.signal;
+  }
+
+  get deadline(): number {
+    return this.#keepAlive.deadline;
+  }
+
+  /**
+   * Gives the hold back (release, leave); the signal is not aborted: nothing was lost. With `signal`
+   * already aborted the give is given up: it throws `signal.reason`, frees nothing, and stops the
+   * renewals. Returns once there is nothing left to do (freed, or lost).
+   */
+  give(signal: AbortSignal | undefined): void {
+    if (this.#state === 'done') return;
+    if (signal?.aborted) {
+      if (this.#state === 'held') {
+        // Still tracked by the coordinator, so that close() frees it; the backend's expiry ends it.
+        this.#state = 'abandoned';
+        this.#keepAlive.stop();
+        debug('%s: give-back given up, it expires with its TTL', this.#options.label);
+      }
+      throw signal.reason;
+    }
+    this.dispose(true);
+  }
+
+  /** Ends the hold: the backend took it away, or the local deadline passed. It is never re-created. */
+  lost(message: string): void {
+    if (this.#state === 'done') return;
+    const held = this.#end();
+    debug('%s lost: %s', this.#options.label, message);
+    if (held) this.#controller.abort(this.#options.lostError(message));
+  }
+
+  /** Stops renewing, as a killed process would; the local deadline still aborts the signal. */
+  crash(): void {
+    this.#keepAlive.halt();
+  }
+
+  /**
+   * Stops every timer; frees the hold too unless the coordinator crashed. With a `reason` (the
+   * coordinator is closing under a holder), the signal aborts first, before the hold is freed.
+   */
+  dispose(free: boolean, reason?: string): void {
+    if (this.#state === 'done') return;
+    const held = this.#end();
+    if (reason !== undefined && held) this.#controller.abort(this.#options.lostError(reason));
+    if (free && !this.#ctx.crashed) {
+      this.#options.free();
+      debug('%s given back', this.#options.label);
+    }
+  }
+
+  /** Whether the hold was still `held`. */
+  #end(): boolean {
+    const held = this.#state === 'held';
+    this.#state = 'done';
+    this.#keepAlive.stop();
+    this.#ctx.forget(this);
+    return held;
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * The options of the memory adapters, their defaults, and their compilation.
+ *
+ * @packageDocumentation
+ */
+import { withDefaults } from '../../internal/defaults.js';
+import { now } from '../../internal/time.js';
+import { checkFunction, checkNonNegative, checkOptionsObject, invalid } from '../../validate.js';
+import { type BackendState, defaultBackend, MemoryBackend, stateOf } from './backend.js';
+
+/** Options of {@link MemoryCoordinator}. */
+export interface MemoryCoordinatorOptions {
+  /**
+   * The state this coordinator shares with others: coordinators on one backend see each other's
+   * locks and members.
+   * @defaultValue one backend shared by every coordinator of the process
+   */
+  readonly backend?: MemoryBackend | undefined;
+  /**
+   * The monotonic clock, in milliseconds, that expiry is judged by and local deadlines are set on.
+   * Coordinators sharing a backend must share a clock. Whatever it reads, `Lease.deadline` is
+   * given on the `performance.now()` clock, as the contract says: the moment this clock reaches the
+   * local deadline, assuming both advance alike. Timers are plain `setTimeout`s, so vitest's fake
+   * timers (which also fake `performance.now()`) drive the whole coordinator.
+   * @defaultValue `() => performance.now()`
+   */
+  readonly clock?: (() => number) | undefined;
+}
+
+/** Options of {@link MemoryWorkflowStore}. */
+export interface MemoryWorkflowStoreOptions {
+  /**
+   * How long the simulated host takes to pause a parked workflow, in milliseconds. With `0` a park
+   * pauses at once (outcome `paused`); above, it leaves the workflow `pausing` (outcome `pausing`)
+   * and pauses it after this delay, unless the host or a user set its status meanwhile.
+   * @defaultValue 0
+   */
+  readonly pauseDelayMs?: number | undefined;
+}
+
+const COORDINATOR_DEFAULTS = Object.freeze({ backend: defaultBackend, clock: now });
+const STORE_DEFAULTS = Object.freeze({ pauseDelayMs: 0 });
+
+/** {@link MemoryCoordinatorOptions} checked, with defaults applied. @internal */
+export interface CompiledCoordinatorOptions {
+  readonly backend: BackendState;
+  readonly clock: () => number;
+}
+
+/** Checks `options` (messages name the option and the value) and applies the defaults. @internal */
+export function compileCoordinatorOptions(options: unknown): CompiledCoordinatorOptions {
+  const given = checkOptionsObject('MemoryCoordinator', options, Object.keys(COORDINATOR_DEFAULTS));
+  const { backend, clock } = withDefaults(COORDINATOR_DEFAULTS, given);
+  if (!(backend instanceof MemoryBackend)) invalid('backend', 'a MemoryBackend', backend);
+  return { backend: stateOf(backend), clock: checkFunction<() => number>('clock', clock) };
+}
+
+/** Checks `options` (messages name the option and the value) and applies the defaults. @internal */
+export function compileStoreOptions(options: unknown): { readonly pauseDelayMs: number } {
+  const given = checkOptionsObject('MemoryWorkflowStore', options, Object.keys(STORE_DEFAULTS));
+  const { pauseDelayMs } = withDefaults(STORE_DEFAULTS, given);
+  return { pauseDelayMs: checkNonNegative('pauseDelayMs', pauseDelayMs) };
+}

@@ -1,0 +1,397 @@
+import createDebug from 'debug';
+import { ClosedError, ConfigurationError, StaleTokenError } from '../../errors.js';
+import { parkedStateOf, type WorkflowStatuses } from '../../internal/statuses.js';
+import { checkCallOptions, checkFence, checkIds, checkList } from '../../internal/store-args.js';
+import { checkName, checkOneOf } from '../../validate.js';
+import type {
+  Fence,
+  ItemResult,
+  ListOptions,
+  NotePausedOutcome,
+  Page,
+  ParkedWorkflow,
+  ParkOutcome,
+  StoreCallOptions,
+  StoreWarning,
+  UnparkOutcome,
+  WorkflowStore,
+  WorkflowStoreCapabilities,
+} from '../../workflow-store.js';
+import { compileStoreOptions, type MemoryWorkflowStoreOptions } from './options.js';
+
+const debug = createDebug('graceful-drain:memory');
+
+/** The host's status of a workflow in a {@link MemoryWorkflowStore}. */
+export type MemoryWorkflowStatus = 'running' | 'pausing' | 'paused' | 'succeeded' | 'cancelled';
+
+const STATUSES: readonly MemoryWorkflowStatus[] = Object.freeze([
+  'running',
+  'pausing',
+  'paused',
+  'succeeded',
+  'cancelled',
+]);
+
+/** A workflow of a {@link MemoryWorkflowStore}, as {@link MemoryWorkflowStore.get} returns it. */
+export interface MemoryWorkflow {
+  /** The workflow's id. */
+  readonly id: string;
+  /** The host's status of it. */
+  readonly status: MemoryWorkflowStatus;
+  /** Whether it carries a parked-by-shutdown mark. */
+  readonly parked: boolean;
+}
+
+/** Counts of effective writes, for tests of racing starts and shutdowns. */
+export interface MemoryWorkflowStoreStats {
+  /** Parks that paused a running workflow (skipped ones are not counted). */
+  readonly parks: number;
+  /** Unparks that resumed a workflow (skipped ones are not counted). */
+  readonly resumes: number;
+}
+
+const CAPABILITIES: WorkflowStoreCapabilities = Object.freeze({ fencing: 'monotonic' });
+const NO_WARNINGS: readonly StoreWarning[] = Object.freeze([]);
+/** The host's statuses as the shared mapping sees them: a mark survives `pausing` and `paused` only. */
+const MAPPING: WorkflowStatuses = Object.freeze({ running: 'running', pausing: 'pausing', paused: 'paused' });
+
+/** Checks the `{ signal }` options of `where`; one already aborted throws, so nothing is read or written. */
+function checkCall(where: string, options: unknown): void {
+  checkCallOptions(where, options)?.throwIfAborted();
+}
+
+interface Entry {
+  status: MemoryWorkflowStatus;
+  mark: { readonly memberId: string; readonly token: bigint | undefined } | undefined;
+  parks: number;
+  resumes: number;
+  pauseTimer: ReturnType<typeof setTimeout> | undefined;
+}
+
+/**
+ * A {@link WorkflowStore} over an in-memory host table, with the host's side to drive it: for tests,
+ * demos and single-process hosts. Ids are kept sorted; pages resume after the last id returned
+ * (a keyset cursor), so paging stays correct while workflows are added or change state between
+ * pages. Fencing is `monotonic`: a write with a token lower than the highest seen rejects with
+ * `StaleTokenError` and writes nothing.
+ *
+ * A mark belongs to the pause it created: any status the host sets other than `pausing` or `paused`
+ * drops it, and so does `notePaused()`. Every call runs at once and whole (JavaScript runs one at a
+ * time), so a `signal` only matters when it is already aborted: the call then rejects with its
+ * reason and writes nothing.
+ *
+ * After `close()`, the `WorkflowStore` methods reject with `ClosedError`; the host side keeps working.
+ *
+ * @example
+ * ```ts
+ * const store = new MemoryWorkflowStore({ pauseDelayMs: 50 });
+ * store.add('wf-1');
+ * await store.park(['wf-1'], { memberId: 'a', token: 1n }); // [{ id: 'wf-1', outcome: 'pausing' }]
+ * store.get('wf-1'); // { id: 'wf-1', status: 'pausing', parked: true }
+ * ```
+ */
+export class MemoryWorkflowStore implements WorkflowStore {
+  /** `{ fencing: 'monotonic' }`. */
+  readonly capabilities: WorkflowStoreCapabilities = CAPABILITIES;
+  readonly #pauseDelayMs: number;
+  readonly #entries = new Map<string, Entry>();
+  #ids: string[] = [];
+  #sorted = true;
+  #highest: bigint | undefined;
+  #parks = 0;
+  #resumes = 0;
+  #closed = false;
+
+  constructor(options?: MemoryWorkflowStoreOptions) {
+    this.#pauseDelayMs = compileStoreOptions(options).pauseDelayMs;
+  }
+
+  // The WorkflowStore side.
+
+  /** Lists running workflows in id order, after `cursor`. */
+  async listActive(options: ListOptions): Promise<Page<string>> {
+    this.#checkOpen();
+    return this.#page('listActive()', options, (id, e) => (e.status === 'running' ? id : undefined));
+  }
+
+  /** Pauses and marks each running workflow (replacing a stale mark); one result per id, in order. */
+  async park(
+    ids: readonly string[],
+    fence: Fence,
+    options?: StoreCallOptions,
+  ): Promise<readonly ItemResult<ParkOutcome>[]> {
+    this.#checkOpen();
+    const list = checkIds(ids);
+    const { memberId, token } = checkFence(fence);
+    checkCall('park()', options);
+    this.#checkToken(token);
+    const results = list.map((id) => Object.freeze({ id, outcome: this.#parkOne(id, memberId, token) }));
+    debug('park of %d workflows by %s (token %s)', list.length, memberId, token);
+    return results;
+  }
+
+  /** Lists marked workflows in id order, after `cursor`, with the host's state of each. */
+  async listParked(options: ListOptions): Promise<Page<ParkedWorkflow>> {
+    this.#checkOpen();
+    return this.#page('listParked()', options, (id, e) => {
+      if (e.mark === undefined) return undefined;
+      const state = parkedStateOf(MAPPING, e.status);
+      return Object.freeze({ id, state, memberId: e.mark.memberId, token: e.mark.token });
+    });
+  }
+
+  /** Resumes each marked, paused workflow and clears marks; one result per id, in order. */
+  async unpark(
+    ids: readonly string[],
+    fence: Fence,
+    options?: StoreCallOptions,
+  ): Promise<readonly ItemResult<UnparkOutcome>[]> {
+    this.#checkOpen();
+    const list = checkIds(ids);
+    const { memberId, token } = checkFence(fence);
+    checkCall('unpark()', options);
+    this.#checkToken(token);
+    const results = list.map((id) => Object.freeze({ id, outcome: this.#unparkOne(id) }));
+    debug('unpark of %d workflows by %s (token %s)', list.length, memberId, token);
+    return results;
+  }
+
+  /**
+   * Records `fence.token` as the highest seen, writing nothing else. Rejects with `StaleTokenError`
+   * when a higher one was seen; a no-op for `token: undefined`.
+   */
+  async raiseFence(fence: Fence, options?: StoreCallOptions): Promise<void> {
+    this.#checkOpen();
+    const { memberId, token } = checkFence(fence);
+    checkCall('raiseFence()', options);
+    this.#checkToken(token);
+    debug('fence raised by %s (token %s)', memberId, token);
+  }
+
+  /**
+   * A user paused these workflows: drops the park mark of each (`released`), so unpark never resumes
+   * it; `skipped` when it carried none (a repeated id is `skipped` after its first). The status is
+   * left as it is. One result per id, in order.
+   */
+  async notePaused(
+    ids: readonly string[],
+    options?: StoreCallOptions,
+  ): Promise<readonly ItemResult<NotePausedOutcome>[]> {
+    this.#checkOpen();
+    const list = checkIds(ids);
+    checkCall('notePaused()', options);
+    const results = list.map((id) => {
+      const e = this.#entries.get(id);
+      if (e?.mark === undefined) return Object.freeze({ id, outcome: 'skipped' as const });
+      e.mark = undefined;
+      return Object.freeze({ id, outcome: 'released' as const });
+    });
+    debug('notePaused of %d workflows', list.length);
+    return results;
+  }
+
+  /**
+   * No warnings, ever: the statuses of this store are fixed, so there is no mapping to get wrong.
+   * Rejects only when closed or when `signal` is already aborted.
+   */
+  async diagnose(options?: StoreCallOptions): Promise<readonly StoreWarning[]> {
+    this.#checkOpen();
+    checkCall('diagnose()', options);
+    return NO_WARNINGS;
+  }
+
+  /** Clears the pending pause timers. Idempotent; never throws. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const e of this.#entries.values()) {
+      clearTimeout(e.pauseTimer);
+      e.pauseTimer = undefined;
+    }
+  }
+
+  // The host side.
+
+  /** Adds a workflow to the host's table. Throws `ConfigurationError` when the id exists. */
+  add(id: string, status: MemoryWorkflowStatus = 'running'): void {
+    checkName('id', id);
+    checkOneOf('status', status, STATUSES);
+    if (this.#entries.has(id)) throw new ConfigurationError(`Workflow ${JSON.stringify(id)} already exists`);
+    this.#entries.set(id, { status, mark: undefined, parks: 0, resumes: 0, pauseTimer: undefined });
+    const last = this.#ids.at(-1);
+    if (last !== undefined && id < last) this.#sorted = false;
+    this.#ids.push(id);
+  }
+
+  /** A workflow's status and whether it is marked; `undefined` when unknown. */
+  get(id: string): MemoryWorkflow | undefined {
+    const e = this.#entries.get(id);
+    return e === undefined
+      ? undefined
+      : Object.freeze({ id, status: e.status, parked: e.mark !== undefined });
+  }
+
+  /** Every workflow in id order: a snapshot, for assertions. */
+  snapshot(): readonly MemoryWorkflow[] {
+    return this.#sortedIds().map((id) => this.get(id) as MemoryWorkflow);
+  }
+
+  /**
+   * A user pauses the workflow: it becomes `paused`, and a park mark is dropped (the user owns it
+   * now). The same as `setStatus(id, 'paused')` followed by `notePaused([id])`.
+   */
+  userPause(id: string): void {
+    const e = this.#entry(id);
+    e.mark = undefined;
+    this.#set(e, 'paused');
+  }
+
+  /** A user resumes the workflow: it becomes `running`, and a park mark is dropped. */
+  userResume(id: string): void {
+    const e = this.#entry(id);
+    e.mark = undefined;
+    this.#set(e, 'running');
+  }
+
+  /** The workflow finishes: `succeeded`. */
+  complete(id: string): void {
+    this.#set(this.#entry(id), 'succeeded');
+  }
+
+  /** A user cancels the workflow: `cancelled`. */
+  cancel(id: string): void {
+    this.#set(this.#entry(id), 'cancelled');
+  }
+
+  /**
+   * Sets the host's status as the engine or a user would (e.g. from `pausing` to `paused`). A park mark is
+   * kept while the status stays `pausing` or `paused`, and dropped by any other status.
+   */
+  setStatus(id: string, status: MemoryWorkflowStatus): void {
+    this.#set(this.#entry(id), checkOneOf('status', status, STATUSES));
+  }
+
+  /** Deletes a workflow from the host's table, its park mark with it. Throws for an unknown id. */
+  remove(id: string): void {
+    const e = this.#entry(id);
+    clearTimeout(e.pauseTimer);
+    this.#entries.delete(id);
+    const ids = this.#sortedIds();
+    const at = this.#indexAfter(ids, id) - 1;
+    if (ids[at] === id) this.#ids.splice(at, 1);
+  }
+
+  /** Effective parks and resumes so far. */
+  get stats(): MemoryWorkflowStoreStats {
+    return Object.freeze({ parks: this.#parks, resumes: this.#resumes });
+  }
+
+  /** How many times this workflow was effectively parked (0 when unknown). */
+  parkCount(id: string): number {
+    return this.#entries.get(id)?.parks ?? 0;
+  }
+
+  /** How many times this workflow was effectively resumed (0 when unknown). */
+  resumeCount(id: string): number {
+    return this.#entries.get(id)?.resumes ?? 0;
+  }
+
+  /** The highest fencing token a write carried; `undefined` before any fenced write. */
+  get highestToken(): bigint | undefined {
+    return this.#highest;
+  }
+
+  #parkOne(id: string, memberId: string, token: bigint | undefined): ParkOutcome {
+    const e = this.#entries.get(id);
+    if (e === undefined || e.status !== 'running') return 'skipped';
+    e.mark = { memberId, token };
+    e.parks += 1;
+    this.#parks += 1;
+    if (this.#pauseDelayMs === 0) {
+      this.#set(e, 'paused');
+      return 'paused';
+    }
+    this.#set(e, 'pausing');
+    e.pauseTimer = setTimeout(() => {
+      e.pauseTimer = undefined;
+      if (e.status === 'pausing') e.status = 'paused';
+    }, this.#pauseDelayMs);
+    e.pauseTimer.unref();
+    return 'pausing';
+  }
+
+  #unparkOne(id: string): UnparkOutcome {
+    const e = this.#entries.get(id);
+    if (e === undefined || e.mark === undefined || e.status === 'pausing') return 'skipped';
+    e.mark = undefined;
+    if (e.status !== 'paused') return 'skipped';
+    this.#set(e, 'running');
+    e.resumes += 1;
+    this.#resumes += 1;
+    return 'resumed';
+  }
+
+  // Any status set by the host or a user cancels a pending simulated pause: they took over. A status
+  // other than pausing or paused ends the pause the mark belonged to, so the mark goes with it.
+  #set(e: Entry, status: MemoryWorkflowStatus): void {
+    clearTimeout(e.pauseTimer);
+    e.pauseTimer = undefined;
+    e.status = status;
+    if (parkedStateOf(MAPPING, status) === 'other') e.mark = undefined;
+  }
+
+  #checkToken(token: bigint | undefined): void {
+    if (token === undefined) return;
+    if (this.#highest !== undefined && token < this.#highest) throw new StaleTokenError(token, this.#highest);
+    this.#highest = token;
+  }
+
+  #entry(id: string): Entry {
+    const e = this.#entries.get(id);
+    if (e === undefined) throw new ConfigurationError(`Unknown workflow ${JSON.stringify(id)}`);
+    return e;
+  }
+
+  #sortedIds(): readonly string[] {
+    if (!this.#sorted) {
+      this.#ids.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+      this.#sorted = true;
+    }
+    return this.#ids;
+  }
+
+  /** The index of the first id above `key` in the sorted `ids`. */
+  #indexAfter(ids: readonly string[], key: string): number {
+    let lo = 0;
+    let hi = ids.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((ids[mid] as string) <= key) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  #page<T>(where: string, options: ListOptions, pick: (id: string, e: Entry) => T | undefined): Page<T> {
+    const { limit, cursor, signal } = checkList(where, options);
+    signal?.throwIfAborted();
+    const ids = this.#sortedIds();
+    // Keyset paging: start after the cursor id, whether or not that id still qualifies.
+    const lo = cursor === undefined ? 0 : this.#indexAfter(ids, cursor);
+    const items: T[] = [];
+    let lastId: string | undefined;
+    for (let i = lo; i < ids.length; i++) {
+      const id = ids[i] as string;
+      const item = pick(id, this.#entries.get(id) as Entry);
+      if (item === undefined) continue;
+      if (items.length === limit) return Object.freeze({ items: Object.freeze(items), cursor: lastId });
+      items.push(item);
+      lastId = id;
+    }
+    return Object.freeze({ items: Object.freeze(items), cursor: undefined });
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new ClosedError('The MemoryWorkflowStore is closed');
+  }
+}

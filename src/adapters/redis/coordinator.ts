@@ -1,0 +1,308 @@
+import createDebug from 'debug';
+import type {
+  AcquireOptions,
+  Coordinator,
+  CoordinatorCallOptions,
+  CoordinatorCapabilities,
+  JoinOptions,
+  Lease,
+  MemberInfo,
+  Membership,
+} from '../../coordinator.js';
+import { ClosedError, CoordinatorUnavailableError, LockTimeoutError } from '../../errors.js';
+import { checkAcquire, checkJoin, checkMembers } from '../../internal/coordinator-args.js';
+import { safetyMarginOf } from '../../internal/keep-alive.js';
+import { anySignal, bounded, delay, now, randomId } from '../../internal/time.js';
+import { checkPositive, invalid } from '../../validate.js';
+import type { HoldContext, RedisHold } from './hold.js';
+import { redisLease, releaseCleanup } from './lease.js';
+import { leaveCleanup, redisMembership } from './membership.js';
+import {
+  type CompiledCoordinatorOptions,
+  compileCoordinatorOptions,
+  type RedisCoordinatorOptions,
+} from './options.js';
+import { ACQUIRE, groupKeys, JOIN, lockKeys, MEMBERS, memberRecord, parseMemberRecord } from './scripts.js';
+import { type Cleanup, describeError, isTransient, RedisSession } from './session.js';
+
+const debug = createDebug('graceful-drain:redis');
+
+/** First wait between two tries of a held lock; it doubles up to the cap, with jitter. */
+const FIRST_BACKOFF_MS = 10;
+const MAX_BACKOFF_MS = 200;
+/** The first try of `acquire()` may take this long even when `timeoutMs` is shorter (a try-lock). */
+const FIRST_TRY_MS = 500;
+/** `close()` waits this long at most for the clean-ups and QUIT to be answered. */
+const CLOSE_TIMEOUT_MS = 2000;
+
+const TIMED_OUT = Symbol('timed out');
+
+/** The shortest TTL accepted: below it the safety margin leaves no room for a renewal. */
+const MIN_TTL_MS = 100;
+
+// PX takes whole milliseconds; the local deadline is computed from the same whole number.
+function checkTtl(value: unknown): number {
+  const ttlMs = Math.floor(checkPositive('ttlMs', value));
+  if (ttlMs < MIN_TTL_MS) invalid('ttlMs', `at least ${MIN_TTL_MS} (milliseconds)`, value);
+  return ttlMs;
+}
+
+/** Equal jitter (a random point in the upper half): spreads waiters yet keeps the backoff growing. */
+function jitter(ms: number): number {
+  return ms / 2 + Math.random() * (ms / 2);
+}
+
+/**
+ * A {@link Coordinator} on Redis (ioredis 5 or later), for members on any number of machines.
+ *
+ * - **Locks**: a key holding a random owner id with a TTL, taken by a script that also increments
+ *   the lock's fencing counter and returns it as the token. The holder renews every `ttlMs / 3`; the
+ *   lease signal aborts with `LockLostError` at a local deadline on a monotonic clock (the send time
+ *   of the last successful acquire or renewal, plus `ttlMs`, minus a margin) so before the server can
+ *   expire the key, and at once when the coordinator's connection closes. Waiters retry with jittered
+ *   backoff, waking when the holder's TTL runs out.
+ * - **Groups**: a sorted set of member ids scored by their expiry on the server's clock, with a hash of
+ *   incarnations. Heartbeats every `ttlMs / 3` extend a member only while it is still listed; a lost
+ *   member is never re-added.
+ * - **Connection**: one of its own (`client.duplicate()`, or built from `url`), with no offline queue
+ *   and no resend of commands after a reconnect. Its leases and memberships end when it closes;
+ *   what they held is removed once it is back, or expires with its TTL.
+ *
+ * `capabilities`: `{ scope: 'cluster', liveness: 'ttl', fencing }`, `fencing` being `'monotonic'`
+ * with `persistence: 'sync'` and `'best-effort'` otherwise. See docs/adapters/redis.md.
+ *
+ * @example
+ * ```ts
+ * import Redis from 'ioredis';
+ * import { RedisCoordinator } from 'graceful-drain/redis';
+ *
+ * const redis = new Redis(process.env.REDIS_URL);
+ * const coordinator = new RedisCoordinator({ client: redis });
+ * const lease = await coordinator.acquire('start-stop', { ttlMs: 10_000, timeoutMs: 5_000 });
+ * try {
+ *   if (!lease.signal.aborted) await store.park(ids, { memberId, token: lease.token });
+ * } finally {
+ *   await lease.release();
+ * }
+ * await coordinator.close(); // closes its own connection, never `redis`
+ * ```
+ */
+export class RedisCoordinator implements Coordinator {
+  /** `{ scope: 'cluster', liveness: 'ttl', fencing: 'monotonic' | 'best-effort' }`. */
+  readonly capabilities: CoordinatorCapabilities;
+  readonly #options: CompiledCoordinatorOptions;
+  readonly #session: RedisSession;
+  readonly #closing = new AbortController();
+  readonly #holds = new Set<RedisHold>();
+  /** Undos of the scripts in flight: close() sends them, as the callers may not get the chance. */
+  readonly #pending = new Set<Cleanup>();
+  readonly #context: HoldContext;
+  #closed: Promise<void> | undefined;
+
+  /**
+   * @throws ConfigurationError when the options are invalid (unknown names, both or neither of
+   *   `client` and `url`, a `Cluster` client, a `keyPrefix` with braces).
+   */
+  constructor(options: RedisCoordinatorOptions) {
+    this.#options = compileCoordinatorOptions(options);
+    this.capabilities = Object.freeze({ scope: 'cluster', liveness: 'ttl', fencing: this.#options.fencing });
+    this.#session = new RedisSession(this.#options);
+    this.#session.start();
+    this.#context = {
+      session: this.#session,
+      forget: (hold) => this.#holds.delete(hold),
+    };
+  }
+
+  /**
+   * Takes the lock `name`, retrying until `timeoutMs` has passed. Rejects with `LockTimeoutError`
+   * when it stayed held, `CoordinatorUnavailableError` when Redis could not be reached or refused,
+   * `signal.reason` when `signal` aborts, `ClosedError` once closed. A rejection leaves no lock behind.
+   */
+  async acquire(name: string, options: AcquireOptions): Promise<Lease> {
+    this.#checkOpen();
+    const { ttlMs, timeoutMs, signal } = checkAcquire(name, options, checkTtl);
+    const cancel = anySignal(signal, this.#closing.signal);
+    const keys = lockKeys(this.#options.keyPrefix, name);
+    const start = now();
+    const deadline = start + timeoutMs;
+    let backoff = FIRST_BACKOFF_MS;
+    let held = false;
+    let lastError: unknown;
+    // Never told the lock is held: Redis did not answer at all, which is not a timeout on the lock.
+    const expired = (): Error =>
+      held
+        ? new LockTimeoutError(`The lock "${name}" could not be acquired within ${timeoutMs} ms`)
+        : new CoordinatorUnavailableError(
+            `The lock "${name}" could not be acquired within ${timeoutMs} ms: Redis did not answer` +
+              (lastError === undefined ? '' : ` (${describeError(lastError)})`),
+            { cause: lastError },
+          );
+    for (let first = true; ; first = false) {
+      const tryUntil = first
+        ? Math.max(deadline, start + Math.min(FIRST_TRY_MS, this.#options.commandTimeoutMs))
+        : deadline;
+      try {
+        await this.#session.ready(tryUntil, cancel);
+      } catch (error) {
+        if (cancel.aborted) throw cancel.reason;
+        if (!(error instanceof CoordinatorUnavailableError)) throw error; // MissingDriverError
+        lastError = error.cause ?? error;
+        throw expired();
+      }
+      const owner = randomId();
+      const undo = releaseCleanup(name, keys, owner, ttlMs);
+      const epoch = this.#session.epoch;
+      const sentAt = now();
+      let reply: unknown;
+      this.#pending.add(undo);
+      try {
+        reply = await bounded(
+          this.#session.eval(ACQUIRE, [keys.owner, keys.fence], [owner, ttlMs]),
+          tryUntil - now(),
+          () => TIMED_OUT,
+          cancel,
+        );
+      } catch (error) {
+        // The script may have run, or may still run: the owner-checked delete queued behind it undoes it.
+        this.#session.cleanup(undo);
+        if (cancel.aborted) throw cancel.reason;
+        if (error === TIMED_OUT) throw expired();
+        if (!isTransient(error)) {
+          throw new CoordinatorUnavailableError(
+            `Redis refused to acquire "${name}": ${describeError(error)}`,
+            {
+              cause: error,
+            },
+          );
+        }
+        lastError = error;
+      } finally {
+        this.#pending.delete(undo);
+      }
+      if (typeof reply === 'string') {
+        if (epoch === this.#session.epoch && now() < sentAt + ttlMs - safetyMarginOf(ttlMs)) {
+          const { lease, hold } = redisLease(this.#context, name, keys, owner, BigInt(reply), ttlMs, sentAt);
+          this.#holds.add(hold);
+          debug('lease %s acquired (token %s)', name, lease.token);
+          return lease;
+        }
+        // Taken on a connection that has closed since, or answered too late to be of use: give it back.
+        this.#session.cleanup(undo);
+      }
+      let wait = jitter(backoff);
+      backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+      if (typeof reply === 'number') {
+        held = true;
+        // Wake when the holder's TTL runs out: a crashed holder frees the lock without any event.
+        if (reply >= 0) wait = Math.min(wait, reply + 1);
+      }
+      const remaining = deadline - now();
+      if (remaining <= 0) throw expired();
+      await delay(Math.min(wait, remaining), cancel);
+    }
+  }
+
+  /**
+   * Joins `group` as `memberId` with a fresh incarnation (replacing a member of that id, whose own
+   * membership is then lost). Rejects with `CoordinatorUnavailableError` when Redis does not answer
+   * within `commandTimeoutMs`, `signal.reason` when `signal` aborts, `ClosedError` once closed.
+   */
+  async join(group: string, memberId: string, options: JoinOptions): Promise<Membership> {
+    this.#checkOpen();
+    const { ttlMs, signal } = checkJoin(group, memberId, options, checkTtl);
+    const cancel = anySignal(signal, this.#closing.signal);
+    const keys = groupKeys(this.#options.keyPrefix, group);
+    const incarnation = randomId();
+    const record = memberRecord(incarnation, ttlMs);
+    const undo = leaveCleanup(group, memberId, keys, record, ttlMs);
+    this.#pending.add(undo);
+    let result;
+    try {
+      result = await this.#session.call(
+        JOIN,
+        [keys.members, keys.info],
+        [memberId, record, ttlMs],
+        `add member "${memberId}" to group "${group}"`,
+        cancel,
+      );
+    } catch (error) {
+      this.#session.cleanup(undo);
+      throw error;
+    } finally {
+      this.#pending.delete(undo);
+    }
+    if (result.epoch !== this.#session.epoch) {
+      this.#session.cleanup(undo);
+      throw new CoordinatorUnavailableError(
+        `The connection to Redis closed while "${memberId}" joined "${group}"`,
+      );
+    }
+    const { membership, hold } = redisMembership(
+      this.#context,
+      group,
+      memberId,
+      incarnation,
+      keys,
+      record,
+      ttlMs,
+      result.sentAt,
+    );
+    this.#holds.add(hold);
+    debug('member %s joined %s (%s)', memberId, group, incarnation);
+    return membership;
+  }
+
+  /**
+   * Lists the live members of `group` with `expiresInMs` judged by the server's clock, soonest
+   * expiry first; removes the expired ones on the way. Rejects with `CoordinatorUnavailableError`
+   * when Redis does not answer within `commandTimeoutMs`, `signal.reason` as soon as `signal` aborts
+   * (no longer waiting for the connection or the answer), `ClosedError` once closed.
+   */
+  async members(group: string, options?: CoordinatorCallOptions): Promise<readonly MemberInfo[]> {
+    this.#checkOpen();
+    const signal = checkMembers(group, options);
+    const keys = groupKeys(this.#options.keyPrefix, group);
+    const { reply } = await this.#session.call(
+      MEMBERS,
+      [keys.members, keys.info],
+      [],
+      `list the members of group "${group}"`,
+      anySignal(signal, this.#closing.signal),
+    );
+    const flat = reply as readonly (string | number)[];
+    const members: MemberInfo[] = [];
+    for (let i = 0; i + 2 < flat.length; i += 3) {
+      const { incarnation, ttlMs } = parseMemberRecord(String(flat[i + 2]));
+      members.push({ memberId: String(flat[i]), incarnation, expiresInMs: Number(flat[i + 1]), ttlMs });
+    }
+    return members;
+  }
+
+  /**
+   * Aborts every lease and membership signal of this instance, then releases its locks and leaves its
+   * groups (owner-checked), waits up to 2 s for Redis to answer, and closes its own connection
+   * (never the client passed in). Pending calls reject with `ClosedError`. Idempotent; never throws.
+   */
+  close(): Promise<void> {
+    this.#closed ??= this.#close();
+    return this.#closed;
+  }
+
+  async #close(): Promise<void> {
+    try {
+      this.#closing.abort(new ClosedError('The RedisCoordinator was closed'));
+      for (const hold of [...this.#holds]) hold.lost('the coordinator was closed');
+      for (const undo of this.#pending) this.#session.cleanup(undo);
+      this.#pending.clear();
+      await this.#session.close(CLOSE_TIMEOUT_MS);
+      debug('coordinator closed');
+    } catch (error) {
+      debug('close failed: %s', describeError(error));
+    }
+  }
+
+  #checkOpen(): void {
+    if (this.#closing.signal.aborted) throw new ClosedError('The RedisCoordinator is closed');
+  }
+}

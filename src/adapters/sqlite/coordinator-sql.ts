@@ -1,0 +1,132 @@
+/**
+ * The SQL of the coordinator: its two tables and the statements over them. Lock rows are never
+ * deleted: a freed lock keeps its last token, so tokens strictly increase per name for the life of
+ * the database file.
+ *
+ * @internal
+ */
+
+import { quote } from '../../internal/sql-names.js';
+import type { SqliteDatabase, SqliteStatement as Statement } from './driver.js';
+import type { ProcessIdentity } from './process-identity.js';
+
+/** A lock row as read. Integers come back as bigints (`safeIntegers`). */
+export interface LockRow {
+  readonly token: bigint;
+  readonly owner: string | null;
+  readonly expires_at: bigint;
+  readonly pid: bigint | null;
+  readonly pid_start: string | null;
+  readonly pid_scope: string | null;
+}
+
+/** A member row as read. */
+export interface MemberRow {
+  readonly member_id: string;
+  readonly incarnation: string;
+  readonly ttl_ms: bigint;
+  readonly expires_at: bigint;
+  readonly pid: bigint;
+  readonly pid_start: string | null;
+  readonly pid_scope: string | null;
+}
+
+/** The identity recorded in a row. */
+export function ownerOf(row: {
+  readonly pid: bigint | null;
+  readonly pid_start: string | null;
+  readonly pid_scope: string | null;
+}): ProcessIdentity {
+  return { pid: Number(row.pid ?? 0), start: row.pid_start, scope: row.pid_scope };
+}
+
+/** Creates the tables if they are missing. */
+export function createTables(db: SqliteDatabase, prefix: string): void {
+  const locks = quote(`${prefix}locks`);
+  const members = quote(`${prefix}members`);
+  db.transaction(() => {
+    db.exec(`CREATE TABLE IF NOT EXISTS ${locks} (
+      name TEXT PRIMARY KEY NOT NULL,
+      token INTEGER NOT NULL,
+      owner TEXT,
+      expires_at INTEGER NOT NULL,
+      pid INTEGER,
+      pid_start TEXT,
+      pid_scope TEXT
+    ) WITHOUT ROWID`);
+    db.exec(`CREATE TABLE IF NOT EXISTS ${members} (
+      group_name TEXT NOT NULL,
+      member_id TEXT NOT NULL,
+      incarnation TEXT NOT NULL,
+      ttl_ms INTEGER NOT NULL,
+      expires_at INTEGER NOT NULL,
+      pid INTEGER NOT NULL,
+      pid_start TEXT,
+      pid_scope TEXT,
+      PRIMARY KEY (group_name, member_id)
+    ) WITHOUT ROWID`);
+  }).immediate();
+}
+
+/** The prepared statements of one database handle. */
+export interface CoordinatorStatements {
+  readonly lock: Statement<[string], LockRow>;
+  readonly take: Statement<[string, bigint, string, number, number, string | null, string | null]>;
+  readonly renewLock: Statement<[number, string, string, number]>;
+  readonly freeLock: Statement<[string, string]>;
+  readonly group: Statement<[string], MemberRow>;
+  readonly removeMember: Statement<[string, string, string]>;
+  readonly putMember: Statement<
+    [string, string, string, number, number, number, string | null, string | null]
+  >;
+  readonly heartbeat: Statement<[number, string, string, string, number]>;
+}
+
+/** Prepares the statements on one database handle. */
+export function prepareStatements(db: SqliteDatabase, prefix: string): CoordinatorStatements {
+  const locks = quote(`${prefix}locks`);
+  const members = quote(`${prefix}members`);
+  return {
+    lock: db
+      .prepare<[string], LockRow>(
+        `SELECT token, owner, expires_at, pid, pid_start, pid_scope FROM ${locks} WHERE name = ?`,
+      )
+      .safeIntegers(true),
+    take: db.prepare<[string, bigint, string, number, number, string | null, string | null]>(
+      `INSERT INTO ${locks} (name, token, owner, expires_at, pid, pid_start, pid_scope)
+       VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET token = excluded.token, owner = excluded.owner,
+         expires_at = excluded.expires_at, pid = excluded.pid, pid_start = excluded.pid_start,
+         pid_scope = excluded.pid_scope`,
+    ),
+    renewLock: db.prepare<[number, string, string, number]>(
+      `UPDATE ${locks} SET expires_at = ? WHERE name = ? AND owner = ? AND expires_at > ?`,
+    ),
+    // The token stays: it is the floor of the next holder's token.
+    freeLock: db.prepare<[string, string]>(
+      `UPDATE ${locks} SET owner = NULL, expires_at = 0, pid = NULL, pid_start = NULL, pid_scope = NULL
+       WHERE name = ? AND owner = ?`,
+    ),
+    group: db
+      .prepare<[string], MemberRow>(
+        `SELECT member_id, incarnation, ttl_ms, expires_at, pid, pid_start, pid_scope FROM ${members}
+         WHERE group_name = ? ORDER BY member_id`,
+      )
+      .safeIntegers(true),
+    removeMember: db.prepare<[string, string, string]>(
+      `DELETE FROM ${members} WHERE group_name = ? AND member_id = ? AND incarnation = ?`,
+    ),
+    putMember: db.prepare<[string, string, string, number, number, number, string | null, string | null]>(
+      `INSERT INTO ${members} (group_name, member_id, incarnation, ttl_ms, expires_at, pid, pid_start, pid_scope)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (group_name, member_id) DO UPDATE SET incarnation = excluded.incarnation,
+         ttl_ms = excluded.ttl_ms, expires_at = excluded.expires_at, pid = excluded.pid,
+         pid_start = excluded.pid_start, pid_scope = excluded.pid_scope`,
+    ),
+    // A member that has already expired is never brought back: others have seen it leave.
+    heartbeat: db.prepare<[number, string, string, string, number]>(
+      `UPDATE ${members} SET expires_at = ?
+       WHERE group_name = ? AND member_id = ? AND incarnation = ? AND expires_at > ?`,
+    ),
+  };
+}

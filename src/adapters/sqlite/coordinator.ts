@@ -1,0 +1,258 @@
+import createDebug from 'debug';
+import type {
+  AcquireOptions,
+  Coordinator,
+  CoordinatorCallOptions,
+  CoordinatorCapabilities,
+  JoinOptions,
+  Lease,
+  MemberInfo,
+  Membership,
+} from '../../coordinator.js';
+import {
+  ClosedError,
+  ConfigurationError,
+  CoordinatorUnavailableError,
+  LockTimeoutError,
+} from '../../errors.js';
+import { checkAcquire, checkJoin, checkMembers } from '../../internal/coordinator-args.js';
+import { anySignal, delay, now, randomId } from '../../internal/time.js';
+import { checkPositive, describeValue } from '../../validate.js';
+import { isBusy, SqliteConnection } from './connection.js';
+import { createTables, ownerOf, prepareStatements, type CoordinatorStatements } from './coordinator-sql.js';
+import type { SqliteDatabase } from './driver.js';
+import type { HoldContext, SqliteHold } from './hold.js';
+import { sqliteLease } from './lease.js';
+import { sqliteMembership } from './membership.js';
+import { compileCoordinatorOptions, type SqliteCoordinatorOptions } from './options.js';
+import { isGone, selfIdentity } from './process-identity.js';
+
+const debug = createDebug('graceful-drain:sqlite');
+
+/**
+ * A {@link Coordinator} on one SQLite file, for the processes of one host.
+ *
+ * Leases and memberships are rows with a TTL, renewed every `ttlMs / 3`, that also record the owner's
+ * process (pid, and on Linux its start time): a row whose process is gone from the host is free at
+ * once, without waiting for its TTL. Fencing tokens are bumped in the transaction that takes the lock
+ * and never reset, so they strictly increase per lock name for the life of the file.
+ *
+ * Use it on a local filesystem only, never on a network one (NFS, SMB): SQLite's locking and WAL
+ * need one kernel. See `docs/adapters/sqlite.md`.
+ *
+ * @example
+ * ```ts
+ * import { SqliteCoordinator } from 'graceful-drain/sqlite';
+ * const coordinator = new SqliteCoordinator({ path: '/var/lib/my-worker/coordination.db' });
+ * ```
+ */
+export class SqliteCoordinator implements Coordinator {
+  /** One host, TTL-based liveness (plus immediate detection of dead processes), monotonic tokens. */
+  readonly capabilities: CoordinatorCapabilities = Object.freeze({
+    scope: 'host',
+    liveness: 'ttl',
+    fencing: 'monotonic',
+  });
+
+  readonly #connection: SqliteConnection;
+  readonly #prefix: string;
+  readonly #pollIntervalMs: number;
+  readonly #busyTimeoutMs: number;
+  readonly #held = new Set<SqliteHold>();
+  readonly #closing = new AbortController();
+  readonly #context: HoldContext = {
+    write: (what, work, until, signal) =>
+      this.#connection.run(() => work(this.#sql), { what, until, signal }),
+    forget: (hold) => this.#held.delete(hold),
+  };
+  #statements: CoordinatorStatements | undefined;
+  #closed: Promise<void> | undefined;
+
+  constructor(options: SqliteCoordinatorOptions) {
+    const o = compileCoordinatorOptions(options);
+    this.#prefix = o.tablePrefix;
+    this.#pollIntervalMs = o.pollIntervalMs;
+    this.#busyTimeoutMs = o.busyTimeoutMs;
+    this.#connection = new SqliteConnection(o.source, {
+      adapter: 'SqliteCoordinator',
+      busyTimeoutMs: o.busyTimeoutMs,
+      operationTimeoutMs: o.operationTimeoutMs,
+      setup: (db) => this.#setup(db),
+    });
+  }
+
+  #setup(db: SqliteDatabase): void {
+    const mode = db.pragma('journal_mode = WAL', { simple: true });
+    if (String(mode).toLowerCase() !== 'wal') {
+      throw new ConfigurationError(
+        `SqliteCoordinator needs WAL journal mode, the database is in ${String(mode)}`,
+      );
+    }
+    createTables(db, this.#prefix);
+    this.#statements = prepareStatements(db, this.#prefix);
+  }
+
+  get #sql(): CoordinatorStatements {
+    if (this.#statements === undefined) throw new ClosedError();
+    return this.#statements;
+  }
+
+  #checkOpen(): void {
+    if (this.#closed !== undefined) throw new ClosedError();
+  }
+
+  /** Takes the lock `name`, polling every `pollIntervalMs` until `timeoutMs`. */
+  async acquire(name: string, options: AcquireOptions): Promise<Lease> {
+    this.#checkOpen();
+    const given = checkAcquire(name, options, (value) => this.#checkTtl(value));
+    const { ttlMs, timeoutMs } = given;
+    const signal = anySignal(given.signal, this.#closing.signal);
+    const until = now() + timeoutMs;
+    const owner = randomId();
+    for (;;) {
+      let lease: Lease | undefined;
+      try {
+        lease = await this.#connection.run((db) => this.#take(db, name, owner, ttlMs), {
+          what: `acquire the lock ${JSON.stringify(name)}`,
+          signal,
+          until,
+          durable: true,
+        });
+      } catch (error) {
+        // A database that stayed busy until the deadline is a lock we could not get in time.
+        if (error instanceof CoordinatorUnavailableError && isBusy(error.cause)) {
+          throw lockTimeout(name, timeoutMs, error);
+        }
+        throw error;
+      }
+      if (lease !== undefined) {
+        // close() may have run while the commit's continuation was queued: it freed the row already.
+        this.#checkOpen();
+        return lease;
+      }
+      const left = until - now();
+      if (left <= 0) throw lockTimeout(name, timeoutMs);
+      await delay(Math.min(left, this.#pollIntervalMs * (0.75 + Math.random() / 2)), signal);
+    }
+  }
+
+  /**
+   * `ttlMs` must be above 5 × `busyTimeoutMs`: one attempt blocked for `busyTimeoutMs` must fit in
+   * the safety margin (a fifth of the TTL at least) kept between a lease's local deadline and its expiry.
+   */
+  #checkTtl(value: unknown): number {
+    const ttlMs = checkPositive('ttlMs', value);
+    if (this.#busyTimeoutMs * 5 >= ttlMs) {
+      throw new ConfigurationError(
+        `Expected \`ttlMs\` to be more than 5 × the SqliteCoordinator's \`busyTimeoutMs\` (${this.#busyTimeoutMs}), got ${describeValue(ttlMs)}: \`busyTimeoutMs\` must stay below \`ttlMs / 5\``,
+      );
+    }
+    return ttlMs;
+  }
+
+  /** One attempt to take the lock, in one `BEGIN IMMEDIATE` transaction. */
+  #take(db: SqliteDatabase, name: string, owner: string, ttlMs: number): Lease | undefined {
+    const sentAt = now();
+    const token = db
+      .transaction(() => {
+        const row = this.#sql.lock.get(name);
+        const wall = Date.now();
+        const held = row?.owner != null && Number(row.expires_at) > wall && !isGone(ownerOf(row));
+        if (held) return undefined;
+        const next = (row?.token ?? 0n) + 1n;
+        const me = selfIdentity();
+        this.#sql.take.run(name, next, owner, Math.floor(wall + ttlMs), me.pid, me.start, me.scope);
+        return next;
+      })
+      .immediate();
+    if (token === undefined) return undefined;
+    debug('acquired %s token %s', name, token);
+    // Registered in the same synchronous step as the commit, so that close() always frees it.
+    const { lease, hold } = sqliteLease(this.#context, name, owner, token, ttlMs, sentAt);
+    this.#held.add(hold);
+    return lease;
+  }
+
+  /** Joins `group` as `memberId`, replacing an older incarnation of the same member. */
+  async join(group: string, memberId: string, options: JoinOptions): Promise<Membership> {
+    this.#checkOpen();
+    const given = checkJoin(group, memberId, options, (value) => this.#checkTtl(value));
+    const { ttlMs } = given;
+    const signal = anySignal(given.signal, this.#closing.signal);
+    const incarnation = randomId();
+    const membership = await this.#connection.run(
+      (db) => {
+        const sentAt = now();
+        db.transaction(() => {
+          const wall = Date.now();
+          // Tidy the group: rows of expired members and of processes that are gone.
+          for (const other of this.#sql.group.all(group)) {
+            if (Number(other.expires_at) <= wall || isGone(ownerOf(other))) {
+              this.#sql.removeMember.run(group, other.member_id, other.incarnation);
+            }
+          }
+          const me = selfIdentity();
+          const expiresAt = Math.floor(wall + ttlMs);
+          this.#sql.putMember.run(group, memberId, incarnation, ttlMs, expiresAt, me.pid, me.start, me.scope);
+        }).immediate();
+        debug('joined %s as %s (%s)', group, memberId, incarnation);
+        const joined = sqliteMembership(this.#context, group, memberId, incarnation, ttlMs, sentAt);
+        this.#held.add(joined.hold);
+        return joined.membership;
+      },
+      { what: `join the group ${JSON.stringify(group)}`, signal },
+    );
+    this.#checkOpen();
+    return membership;
+  }
+
+  /** Lists the live members of `group`: not expired, and their process not gone. */
+  async members(group: string, options?: CoordinatorCallOptions): Promise<readonly MemberInfo[]> {
+    this.#checkOpen();
+    const signal = anySignal(checkMembers(group, options), this.#closing.signal);
+    return this.#connection.run(
+      () => {
+        const wall = Date.now();
+        const live: MemberInfo[] = [];
+        for (const row of this.#sql.group.all(group)) {
+          const expiresAt = Number(row.expires_at);
+          if (expiresAt <= wall || isGone(ownerOf(row))) continue;
+          live.push({
+            memberId: row.member_id,
+            incarnation: row.incarnation,
+            expiresInMs: expiresAt - wall,
+            ttlMs: Number(row.ttl_ms),
+          });
+        }
+        return live;
+      },
+      { what: `list the members of ${JSON.stringify(group)}`, signal },
+    );
+  }
+
+  /**
+   * Stops every renewal, aborts the signals of the leases and memberships this instance holds, releases
+   * those locks and leaves those groups (within `operationTimeoutMs`), and closes the database if it
+   * opened it. Waiting calls reject with `ClosedError`. Idempotent; never throws.
+   */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      this.#closing.abort(new ClosedError());
+      const held = [...this.#held];
+      this.#held.clear();
+      const results = await Promise.allSettled(held.map((row) => row.close()));
+      for (const result of results) {
+        if (result.status === 'rejected') debug('close could not free a row: %O', result.reason);
+      }
+      this.#connection.close();
+      debug('closed');
+    })().catch((error: unknown) => debug('close failed: %O', error));
+    return this.#closed;
+  }
+}
+
+function lockTimeout(name: string, timeoutMs: number, cause?: unknown): LockTimeoutError {
+  return new LockTimeoutError(`The lock ${JSON.stringify(name)} could not be acquired in ${timeoutMs} ms`, {
+    cause,
+  });
+}

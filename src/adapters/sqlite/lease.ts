@@ -1,0 +1,53 @@
+import type { Lease } from '../../coordinator.js';
+import { LockLostError } from '../../errors.js';
+import { leaseOf } from '../../internal/handles.js';
+import { type AbortCause, type HoldContext, SqliteHold } from './hold.js';
+
+const LOST: Readonly<Record<AbortCause, string>> = Object.freeze({
+  gone: 'was taken over or freed',
+  expired: 'could not be renewed before its deadline',
+  closed: 'was released: the coordinator closed',
+  unreleased: 'could not be released: it expires with its TTL',
+});
+
+/**
+ * A lock row held through a `SqliteCoordinator`, renewed every `ttlMs / 3` until released or lost:
+ * the lease and its row.
+ *
+ * @internal
+ */
+export function sqliteLease(
+  ctx: HoldContext,
+  name: string,
+  owner: string,
+  token: bigint,
+  ttlMs: number,
+  sentAt: number,
+): { readonly lease: Lease; readonly hold: SqliteHold } {
+  const quoted = JSON.stringify(name);
+  const hold = new SqliteHold(ctx, {
+    label: `lock ${quoted} token ${token}`,
+    ttlMs,
+    sentAt,
+    renew: (until) =>
+      ctx.write(
+        `renew the lock ${quoted}`,
+        (sql) => {
+          const wall = Date.now();
+          return sql.renewLock.run(Math.floor(wall + ttlMs), name, owner, wall).changes === 1;
+        },
+        until,
+      ),
+    free: async (signal) => {
+      await ctx.write(
+        `release the lock ${quoted}`,
+        (sql) => sql.freeLock.run(name, owner),
+        undefined,
+        signal,
+      );
+    },
+    reason: (cause, error) =>
+      new LockLostError(`The lock ${quoted} (token ${token}) ${LOST[cause]}`, { cause: error }),
+  });
+  return { lease: leaseOf(name, token, hold, (signal) => hold.giveBack(signal)), hold };
+}

@@ -1,0 +1,237 @@
+import createDebug from 'debug';
+import { StaleTokenError } from '../../errors.js';
+import type { WorkflowStatuses } from '../../internal/statuses.js';
+import {
+  checkCallOptions,
+  checkFence,
+  checkIds,
+  checkList,
+  pageOf,
+  resultsOf,
+} from '../../internal/store-args.js';
+import type {
+  Fence,
+  ItemResult,
+  ListOptions,
+  NotePausedOutcome,
+  Page,
+  ParkedWorkflow,
+  ParkOutcome,
+  StoreCallOptions,
+  StoreWarning,
+  UnparkOutcome,
+  WorkflowStore,
+  WorkflowStoreCapabilities,
+} from '../../workflow-store.js';
+import { SqliteConnection } from './connection.js';
+import { diagnoseStatuses } from './diagnose.js';
+import { compileStoreOptions, type SqliteWorkflowStoreOptions } from './options.js';
+import type { StoreNames } from './options.js';
+import { CHUNK, checkHostTable, createStoreTables, StoreStatements } from './store-sql.js';
+
+const debug = createDebug('graceful-drain:sqlite');
+
+/**
+ * A {@link WorkflowStore} over a table the host already has in SQLite. It reads the id and status
+ * columns, writes only the status column (to the host's own values), and keeps its parked-by-shutdown
+ * marks and the highest fencing token in tables of its own. Each `park()` and `unpark()` is one
+ * transaction, whatever the batch size; stale tokens are rejected with `StaleTokenError`.
+ *
+ * Its set-up (on the first call) also installs two triggers on the host's table, named after
+ * `marksTable`, that drop a workflow's mark when its status leaves `pausing`/`paused` or its row is
+ * deleted: a mark belongs to the pause it created, so a user's later pause is never undone. Their cost
+ * and how to remove them: `docs/adapters/sqlite.md`.
+ *
+ * Ids are strings: give them as `listActive()` and `listParked()` return them.
+ *
+ * @example
+ * ```ts
+ * import Database from 'better-sqlite3';
+ * import { SqliteWorkflowStore } from 'graceful-drain/sqlite';
+ * const store = new SqliteWorkflowStore({
+ *   database: new Database('/var/lib/engine/engine.db'),
+ *   table: 'executions',
+ *   statusColumn: 'state',
+ *   statuses: { running: 'RUNNING', pausing: 'PAUSING', paused: 'PAUSED' },
+ * });
+ * ```
+ */
+export class SqliteWorkflowStore implements WorkflowStore {
+  /** Stale tokens are rejected. */
+  readonly capabilities: WorkflowStoreCapabilities = Object.freeze({ fencing: 'monotonic' });
+
+  readonly #connection: SqliteConnection;
+  readonly #names: StoreNames;
+  readonly #table: string;
+  readonly #statuses: WorkflowStatuses;
+  #sql: StoreStatements | undefined;
+
+  constructor(options: SqliteWorkflowStoreOptions) {
+    const o = compileStoreOptions(options);
+    ({ names: this.#names, table: this.#table, statuses: this.#statuses } = o);
+    this.#connection = new SqliteConnection(o.source, {
+      adapter: 'SqliteWorkflowStore',
+      busyTimeoutMs: o.busyTimeoutMs,
+      operationTimeoutMs: o.operationTimeoutMs,
+      setup: (db) => {
+        const host = checkHostTable(db, o.names, o.table);
+        createStoreTables(db, o.names, o.statuses, host);
+        this.#sql = new StoreStatements(db, o.names);
+      },
+    });
+  }
+
+  get #statements(): StoreStatements {
+    return this.#sql as StoreStatements;
+  }
+
+  /** Lists running workflows in id order, `limit` at a time. */
+  async listActive(options: ListOptions): Promise<Page<string>> {
+    const { limit, cursor, signal } = checkList('listActive()', options);
+    const ids = await this.#connection.run(
+      () => {
+        const sql = this.#statements;
+        const { running } = this.#statuses;
+        const rows =
+          cursor === undefined
+            ? sql.active.all(running, limit + 1)
+            : sql.activeAfter.all(running, cursor, limit + 1);
+        return (rows as unknown[]).map((value) => String(value));
+      },
+      { what: 'list the active workflows', signal },
+    );
+    return pageOf(ids, limit, (id) => id);
+  }
+
+  /** Lists marked workflows in id order with the host's state of each, `limit` at a time. */
+  async listParked(options: ListOptions): Promise<Page<ParkedWorkflow>> {
+    const { limit, cursor, signal } = checkList('listParked()', options);
+    const items: ParkedWorkflow[] = await this.#connection.run(
+      () => {
+        const { pausing, paused } = this.#statuses;
+        return this.#statements.parked(pausing, paused, cursor, limit + 1);
+      },
+      { what: 'list the parked workflows', signal },
+    );
+    return pageOf(items, limit, (item) => item.id);
+  }
+
+  /**
+   * Pauses and marks the running ones among `ids`, in one transaction. While another connection holds
+   * the write lock the transaction is retried; when `options.signal` aborts, the retries stop and
+   * nothing of this park is ever committed.
+   */
+  async park(
+    ids: readonly string[],
+    fence: Fence,
+    options?: StoreCallOptions,
+  ): Promise<readonly ItemResult<ParkOutcome>[]> {
+    checkIds(ids);
+    checkFence(fence);
+    const signal = checkCallOptions('park()', options);
+    const { running, pausing, paused } = this.#statuses;
+    const target = { running, target: pausing ?? paused };
+    const at = Date.now();
+    const parked = await this.#write('park workflows', ids, fence, signal, (sql, chunk) =>
+      sql.park(chunk, target, fence.memberId, fence.token ?? null, at),
+    );
+    debug('parked %d of %d (token %s)', parked.size, ids.length, fence.token);
+    return resultsOf(ids, parked, pausing === undefined ? 'paused' : 'pausing');
+  }
+
+  /**
+   * Resumes the paused, marked ones among `ids` and clears marks that are done with, in one
+   * transaction; `options.signal` stops it as for {@link park}.
+   */
+  async unpark(
+    ids: readonly string[],
+    fence: Fence,
+    options?: StoreCallOptions,
+  ): Promise<readonly ItemResult<UnparkOutcome>[]> {
+    checkIds(ids);
+    checkFence(fence);
+    const signal = checkCallOptions('unpark()', options);
+    const resumed = await this.#write('unpark workflows', ids, fence, signal, (sql, chunk) =>
+      sql.unpark(chunk, this.#statuses),
+    );
+    debug('resumed %d of %d (token %s)', resumed.size, ids.length, fence.token);
+    return resultsOf(ids, resumed, 'resumed');
+  }
+
+  /**
+   * Records `fence.token` as the highest seen (in `<marksTable>_fence`), writing nothing else; rejects
+   * with `StaleTokenError` when a higher one was seen. A no-op for `token: undefined`.
+   */
+  async raiseFence(fence: Fence, options?: StoreCallOptions): Promise<void> {
+    checkFence(fence);
+    const signal = checkCallOptions('raiseFence()', options);
+    signal?.throwIfAborted();
+    if (fence.token === undefined) return;
+    await this.#write('raise the fence', [], fence, signal, () => []);
+    debug('fence raised to %s', fence.token);
+  }
+
+  /**
+   * Drops the marks of `ids`, which a user has just paused, so that the library never resumes them:
+   * `released` per id whose mark was dropped, `skipped` when it had none. Call it from the host's own
+   * "pause" path (the status does not change when a user pauses a workflow that is already parked).
+   */
+  async notePaused(
+    ids: readonly string[],
+    options?: StoreCallOptions,
+  ): Promise<readonly ItemResult<NotePausedOutcome>[]> {
+    checkIds(ids);
+    const signal = checkCallOptions('notePaused()', options);
+    const released = await this.#write('note paused workflows', ids, undefined, signal, (sql, chunk) =>
+      sql.dropMarks(chunk),
+    );
+    debug('released %d of %d marks (paused by a user)', released.size, ids.length);
+    return resultsOf(ids, released, 'released');
+  }
+
+  /**
+   * Checks the status mapping against the host's rows: a `status-mismatch` warning when no row of a
+   * non-empty table has one of the configured values, naming the values seen. Bounded: it reads the
+   * newest 1000 rows (by id), and the whole table only through an index on the status column.
+   */
+  async diagnose(options?: StoreCallOptions): Promise<readonly StoreWarning[]> {
+    const signal = checkCallOptions('diagnose()', options);
+    return this.#connection.run((db) => diagnoseStatuses(db, this.#names, this.#statuses, this.#table), {
+      what: 'check the status mapping',
+      signal,
+    });
+  }
+
+  /** Closes the database if the store opened it (never the user's). Idempotent; never throws. */
+  async close(): Promise<void> {
+    this.#connection.close();
+  }
+
+  /**
+   * One `BEGIN IMMEDIATE` transaction: the fence check (a stale token rolls everything back), then
+   * `each` on every chunk of `ids`; the ids it returned.
+   */
+  #write(
+    what: string,
+    ids: readonly string[],
+    fence: Fence | undefined,
+    signal: AbortSignal | undefined,
+    each: (sql: StoreStatements, chunk: readonly string[]) => readonly string[],
+  ): Promise<Set<string>> {
+    const work = (): Set<string> => {
+      const sql = this.#statements;
+      const token = fence?.token;
+      if (token !== undefined) {
+        const highest = sql.highest.get();
+        if (highest !== undefined && token < highest) throw new StaleTokenError(token, highest);
+        if (highest === undefined || token > highest) sql.raiseHighest.run(token);
+      }
+      const done = new Set<string>();
+      for (let i = 0; i < ids.length; i += CHUNK) {
+        for (const id of each(sql, ids.slice(i, i + CHUNK))) done.add(id);
+      }
+      return done;
+    };
+    return this.#connection.run((db) => db.transaction(work).immediate(), { what, signal });
+  }
+}

@@ -1,0 +1,128 @@
+import { getEventListeners } from 'node:events';
+import { describe, expect, it, vi } from 'vitest';
+import { DrainClosedError, DrainController, type TaskContext } from '../src/index.js';
+import { deferred, started } from './support/drain.js';
+
+describe('track()', () => {
+  it('counts the task synchronously, before fn runs', async () => {
+    const drain = await started();
+    let seen = -1;
+    const p = drain.track(() => {
+      seen = drain.inFlight;
+      return 42;
+    });
+    expect(seen).toBe(1);
+    await expect(p).resolves.toBe(42);
+    expect(drain.inFlight).toBe(0);
+  });
+
+  it('settles with the value or the error of fn, sync or async', async () => {
+    const drain = await started();
+    await expect(drain.track(async () => 'a')).resolves.toBe('a');
+    await expect(drain.track(() => 'b')).resolves.toBe('b');
+    const boom = new Error('boom');
+    await expect(drain.track(async () => Promise.reject(boom))).rejects.toBe(boom);
+    await expect(
+      drain.track(() => {
+        throw boom;
+      }),
+    ).rejects.toBe(boom);
+    const thenable = { then: (ok: (v: string) => void) => ok('thenable') } as unknown as PromiseLike<string>;
+    await expect(drain.track(() => thenable)).resolves.toBe('thenable');
+    expect(drain.inFlight).toBe(0);
+  });
+
+  it('passes one shared context with stopping and signal', async () => {
+    const drain = await started();
+    const contexts: TaskContext[] = [];
+    await drain.track((ctx) => contexts.push(ctx));
+    await drain.track((ctx) => contexts.push(ctx), { label: 'x' });
+    expect(contexts[0]).toBe(contexts[1]);
+    expect(contexts[0]?.signal).toBeInstanceOf(AbortSignal);
+    expect(contexts[0]?.stopping.aborted).toBe(false);
+  });
+
+  it('throws a TypeError for a non-function, naming the value', async () => {
+    const drain = await started();
+    expect(() => drain.track('nope' as never)).toThrow(TypeError);
+    expect(() => drain.track('nope' as never)).toThrow(
+      'Expected `fn` to be a function, got `"nope"` (string)',
+    );
+    expect(() => drain.track(() => 1, { label: 5 as never })).toThrow(
+      'Expected `label` to be a string, got `5`',
+    );
+    expect(() => drain.track(() => 1, { lable: 'x' } as never)).toThrow('Unknown option `lable`');
+  });
+
+  it('reports a bad label even when intake is closed', () => {
+    const a = new DrainController();
+    expect(() => a.track(() => 1, { label: 1 as never })).toThrow('Expected `label` to be a string');
+  });
+
+  it('rejects with DrainClosedError before start(), without running fn', async () => {
+    const drain = new DrainController();
+    const fn = vi.fn();
+    await expect(drain.track(fn)).rejects.toThrow(DrainClosedError);
+    await expect(drain.track(fn)).rejects.toThrow('call start()');
+    expect(fn).not.toHaveBeenCalled();
+  });
+
+  it('rejects in the same tick once shutdown has begun, without running fn', async () => {
+    const drain = await started();
+    const fn = vi.fn();
+    const shutdown = drain.shutdown();
+    const refused = drain.track(fn);
+    expect(drain.inFlight).toBe(0);
+    await expect(refused).rejects.toMatchObject({ code: 'ERR_DRAIN_CLOSED', name: 'DrainClosedError' });
+    expect(fn).not.toHaveBeenCalled();
+    await shutdown;
+  });
+
+  it('tryTrack() returns undefined instead of rejecting when intake is closed', async () => {
+    const drain = await started();
+    await expect(drain.tryTrack(() => 7)).resolves.toBe(7);
+    await drain.shutdown();
+    expect(drain.tryTrack(() => 7)).toBeUndefined();
+  });
+});
+
+describe('onIdle()', () => {
+  it('resolves at once when idle, and when the last task settles otherwise', async () => {
+    const drain = await started();
+    await drain.onIdle();
+    const d = deferred();
+    void drain.track(() => d.promise);
+    let idle = false;
+    const waiting = drain.onIdle().then(() => (idle = true));
+    await Promise.resolve();
+    expect(idle).toBe(false);
+    d.resolve();
+    await waiting;
+    expect(idle).toBe(true);
+  });
+
+  it('rejects with the reason of its signal', async () => {
+    const drain = await started();
+    void drain.track(() => new Promise(() => {}));
+    const ac = new AbortController();
+    const waiting = drain.onIdle({ signal: ac.signal });
+    ac.abort(new Error('gave up'));
+    await expect(waiting).rejects.toThrow('gave up');
+  });
+
+  it('leaves no listener on a long-lived signal, and checks it', async () => {
+    const a = await started();
+    const app = new AbortController();
+    for (let i = 0; i < 20; i++) {
+      let done!: () => void;
+      void a.track(() => new Promise<void>((resolve) => (done = resolve)));
+      const idle = a.onIdle({ signal: app.signal });
+      done();
+      await idle;
+    }
+    expect(getEventListeners(app.signal, 'abort')).toHaveLength(0);
+    await expect(a.onIdle({ signal: 5 as never })).rejects.toThrow(
+      'Expected `signal` to be an AbortSignal, got `5` (number)',
+    );
+  });
+});
