@@ -98,7 +98,7 @@ if (tsc.status !== 0) {
   // Point each error at the Markdown file and line it came from.
   const byName = new Map(blocks.map((b) => [b.name, b]));
   const errors = `${tsc.stdout}${tsc.stderr}`.replace(
-    /^([\w.-]+\.ts)\((\d+),(\d+)\)/gm,
+    /^(?:[^\s(]*\/)?([\w.-]+\.ts)\((\d+),(\d+)\)/gm,
     (all, name, line) => {
       const block = byName.get(name as string);
       return block === undefined ? all : `${block.file}:${block.line + Number(line)}`;
