@@ -1,6 +1,7 @@
 /**
  * Packaging checks, run by `npm test` after the build:
- *  1. `npm pack` contains the build, the docs a user reads, and nothing else;
+ *  1. `npm pack` contains the build, the Markdown guides of docs/ (`prepack` adds the API reference in
+ *     docs/api), and nothing else;
  *  2. publint finds no packaging error;
  *  3. arethetypeswrong (ESM) resolves every subpath export with its types;
  *  4. the packed tarball, installed into an empty project with no optional peer, imports the core,
@@ -39,6 +40,9 @@ for (const required of [
   'LICENSE',
   'dist/index.js',
   'dist/index.d.ts',
+  'docs/protocol.md',
+  'docs/errors.md',
+  'docs/integrations/http.md',
 ]) {
   if (!files.includes(required)) failures.push(`npm pack is missing ${required}`);
 }
@@ -50,7 +54,10 @@ for (const [subpath, target] of Object.entries(pkg.exports)) {
   }
 }
 const stray = files.filter(
-  (f) => !/^(dist\/.*\.(js|d\.ts)|package\.json|README\.md|CHANGELOG\.md|LICENSE)$/.test(f),
+  (f) =>
+    !/^(dist\/.*\.(js|d\.ts)|docs\/.*\.md|docs\/api\/.*|package\.json|README\.md|CHANGELOG\.md|LICENSE)$/.test(
+      f,
+    ),
 );
 if (stray.length > 0) failures.push(`npm pack includes unexpected files: ${stray.join(', ')}`);
 
