@@ -1,7 +1,14 @@
-import { type Channel, type ChannelModel, type ConsumeMessage, connect } from 'amqplib';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { type Channel, type ChannelModel, type ConfirmChannel, type ConsumeMessage, connect } from 'amqplib';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, expectTypeOf, it, vi } from 'vitest';
 import { ConfigurationError, DrainClosedError, DrainController } from '../src/index.js';
-import { consume, type DrainConsumer } from '../src/integrations/amqplib.js';
+import {
+  type AmqpChannel,
+  type AmqpMessage,
+  type ConsumerStats,
+  consume,
+  type DrainConsumer,
+  requeueUpTo,
+} from '../src/integrations/amqplib.js';
 import { AMQP_URL, uniqueName } from './support/env.js';
 
 function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => void } {
@@ -52,9 +59,9 @@ afterEach(async () => {
   for (const x of extraExchanges.splice(0)) await adminChannel.deleteExchange(x);
 });
 
-async function publish(ids: readonly string[], target = queue): Promise<void> {
+async function publish(ids: readonly string[], target = queue, withMessageId = true): Promise<void> {
   const pub = await admin.createConfirmChannel();
-  for (const id of ids) pub.sendToQueue(target, Buffer.from(id), { messageId: id });
+  for (const id of ids) pub.sendToQueue(target, Buffer.from(id), withMessageId ? { messageId: id } : {});
   await pub.waitForConfirms();
   await pub.close();
 }
@@ -217,7 +224,7 @@ describe('consume()', () => {
     await publish(['flaky-1']);
     expect(await failed).toMatchObject({ requeue: true, label: 'flaky-1' });
     while (consumer.stats.acked === 0) await sleep(10);
-    expect(consumer.stats).toMatchObject({ delivered: 2, rejected: 1, acked: 1 });
+    expect(consumer.stats).toMatchObject({ delivered: 2, rejected: 1, requeued: 1, acked: 1 });
     await drain.shutdown();
     await consumer.close();
   });
@@ -287,7 +294,7 @@ describe('consume()', () => {
     expect(report.outcome).toBe('timed-out');
     expect(report.abortedLabels).toEqual(['slow-1']);
     expect(returned).toEqual([{ label: 'slow-1', reason: 'deadline' }]);
-    expect(consumer.stats).toMatchObject({ rejected: 0, returned: 1 });
+    expect(consumer.stats).toMatchObject({ rejected: 0, returned: 0, abandoned: 1, pending: 0 });
     const [back] = await takeAll(queue, 1);
     expect(back?.properties.messageId).toBe('slow-1');
   });
@@ -402,6 +409,173 @@ describe('consume()', () => {
     await drain.start();
     void drain.shutdown();
     await expect(consume(drain, channel, queue, () => {})).rejects.toThrow(DrainClosedError);
+  });
+
+  it('stats: every delivery is acked, requeued, discarded, returned, abandoned, unsettled or pending', async () => {
+    const drain = await started({ shutdownTimeoutMs: 1_000, abortGraceMs: 100 });
+    drain.onStopIntake(() => sleep(150)); // handlers finish meanwhile: the window refills with late deliveries
+    const release = { 'stuck-1': deferred(), 'stuck-2': deferred() };
+    const acks = Array.from({ length: 30 }, (_, i) => `ack-${i}`);
+    await publish(['requeue-1', 'discard-1', 'abandon-1', 'stuck-1', 'stuck-2', ...acks]);
+    const consumer = await consume(
+      drain,
+      channel,
+      queue,
+      async (msg, { signal }) => {
+        const id = msg.properties.messageId as string;
+        if (id === 'discard-1' || (id === 'requeue-1' && !msg.fields.redelivered)) throw new Error(id);
+        if (id === 'abandon-1') {
+          await new Promise((_resolve, reject) =>
+            signal.addEventListener('abort', () => reject(signal.reason as Error), { once: true }),
+          );
+        }
+        if (id === 'stuck-1' || id === 'stuck-2') await release[id].promise; // ignores both signals
+        await sleep(40);
+      },
+      { prefetch: 6, requeueOnError: (_error, msg) => msg.properties.messageId !== 'discard-1' },
+    );
+    let returnedEvents = 0;
+    consumer.on('returned', ({ reason }) => reason === 'intake-closed' && returnedEvents++);
+    const sum = (s: ConsumerStats): number =>
+      s.acked + s.requeued + s.discarded + s.returned + s.abandoned + s.unsettled + s.pending;
+    for (let s = consumer.stats; s.acked < 2 || s.discarded === 0; s = consumer.stats) await sleep(10);
+
+    await drain.shutdown();
+    await consumer.close();
+    release['stuck-1'].resolve(); // its ack fails: the channel is closed
+    while (consumer.inFlight > 1) await sleep(5);
+    const stats = consumer.stats;
+    expect(stats).toMatchObject({
+      requeued: 1,
+      discarded: 1,
+      abandoned: 1,
+      unsettled: 1,
+      pending: 1,
+      rejected: 2,
+    });
+    expect(stats.acked).toBeGreaterThanOrEqual(2);
+    expect(stats.returned).toBeGreaterThan(0);
+    expect(stats.returned).toBe(returnedEvents);
+    expect(stats.delivered).toBe(sum(stats));
+
+    release['stuck-2'].resolve();
+    while (consumer.inFlight > 0) await sleep(5);
+    expect(consumer.stats).toMatchObject({ unsettled: 2, pending: 0, delivered: stats.delivered });
+    expect(sum(consumer.stats)).toBe(stats.delivered);
+  });
+
+  for (const type of ['classic', 'quorum'] as const) {
+    it(`requeueOnError: a message put back unrun by a shutdown is not counted as failed (${type} queue)`, async () => {
+      const target = uniqueName(`gd_amqp_${type}`);
+      extraQueues.push(target);
+      await adminChannel.assertQueue(target, { durable: true, arguments: { 'x-queue-type': type } });
+      // On the quorum queue the messages carry no messageId: failures are told apart by content.
+      await publish(['first', 'target'], target, type === 'classic');
+
+      // Consumer A: 'target' arrives after intake closed (its window refilled as 'first' finished).
+      const drainA = await started({ shutdownTimeoutMs: 5_000 });
+      drainA.onStopIntake(() => sleep(150));
+      const running = deferred();
+      const finish = deferred();
+      const ran: string[] = [];
+      const a = await consume(
+        drainA,
+        channel,
+        target,
+        async (msg) => {
+          ran.push(msg.content.toString());
+          running.resolve();
+          await finish.promise;
+        },
+        { prefetch: 1 },
+      );
+      await running.promise;
+      const stopped = drainA.shutdown();
+      finish.resolve();
+      await stopped;
+      await a.close();
+      expect(ran).toEqual(['first']);
+      expect(a.stats).toMatchObject({ delivered: 2, acked: 1, returned: 1 });
+
+      // Consumer B (another process, say): 'target' fails twice under "one retry".
+      const drainB = await started();
+      const seen: { redelivered: boolean; failures: number; requeue: boolean }[] = [];
+      const b = await consume(
+        drainB,
+        await connection.createChannel(),
+        target,
+        () => {
+          throw new Error('fails');
+        },
+        {
+          requeueOnError: (error, msg, failures) => {
+            const requeue = requeueUpTo(1)(error, msg, failures);
+            seen.push({ redelivered: msg.fields.redelivered, failures, requeue });
+            return requeue;
+          },
+        },
+      );
+      while (b.stats.discarded === 0) await sleep(10);
+      // The broker marked it redelivered at once: `!msg.fields.redelivered` would have dropped it here.
+      expect(seen).toEqual([
+        { redelivered: true, failures: 1, requeue: true },
+        { redelivered: true, failures: 2, requeue: false },
+      ]);
+      expect(b.stats).toMatchObject({ delivered: 2, requeued: 1, discarded: 1, pending: 0 });
+      await drainB.shutdown();
+      await b.close();
+      expect((await adminChannel.checkQueue(target)).messageCount).toBe(0);
+    });
+  }
+
+  it('requeueOnError: from RabbitMQ 4.3, counts the rejects a quorum queue counted (x-delivery-count)', async () => {
+    const target = uniqueName('gd_amqp_quorum');
+    extraQueues.push(target);
+    await adminChannel.assertQueue(target, { durable: true, arguments: { 'x-queue-type': 'quorum' } });
+    await publish(['target'], target);
+    // Another consumer failed it once.
+    let got: Awaited<ReturnType<Channel['get']>> = false;
+    while (got === false) got = await adminChannel.get(target);
+    adminChannel.reject(got, true);
+    // This broker's header counts every return, a shutdown's too (before 4.3): pretend it is 4.3.
+    const model = channel as unknown as { connection: { serverProperties: { version: string } } };
+    model.connection.serverProperties.version = '4.3.0';
+    const drain = await started();
+    const decided = deferred<{ count: unknown; failures: number }>();
+    const consumer = await consume(
+      drain,
+      channel,
+      target,
+      () => {
+        throw new Error('fails');
+      },
+      {
+        requeueOnError: (error, msg, failures) => {
+          decided.resolve({ count: msg.properties.headers?.['x-delivery-count'], failures });
+          return requeueUpTo(1)(error, msg, failures);
+        },
+      },
+    );
+    expect(await decided.promise).toEqual({ count: 1, failures: 2 });
+    while (consumer.stats.discarded === 0) await sleep(10);
+    await drain.shutdown();
+    await consumer.close();
+  });
+
+  it('types: an amqplib Channel, ConfirmChannel and ConsumeMessage fit the structural types', () => {
+    expectTypeOf<Channel>().toExtend<AmqpChannel>();
+    expectTypeOf<ConfirmChannel>().toExtend<AmqpChannel>();
+    expectTypeOf<ConsumeMessage>().toExtend<AmqpMessage>();
+  });
+
+  it('requeueUpTo() validates its count', () => {
+    expect(() => requeueUpTo(-1)).toThrow(/`retries`.*a whole number from 0 up.*`-1`/);
+    expect(() => requeueUpTo(1.5)).toThrow(ConfigurationError);
+    expect([1, 2, 3].map((n) => requeueUpTo(2)(new Error(), {} as AmqpMessage, n))).toEqual([
+      true,
+      true,
+      false,
+    ]);
   });
 
   it('validates its arguments and options, naming them and the value', async () => {

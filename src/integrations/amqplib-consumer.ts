@@ -1,11 +1,13 @@
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { Channel, ConsumeMessage } from 'amqplib';
 import createDebug from 'debug';
 import type { DrainController, DrainState } from '../controller.js';
 import { ClosedError, DrainTimeoutError } from '../errors.js';
 import { bounded } from '../internal/time.js';
 import type { CompiledConsumeOptions } from './amqplib-options.js';
 import type {
+  AmqpChannel as Channel,
+  AmqpMessage as ConsumeMessage,
   ConsumerOperation,
   ConsumerStats,
   DrainConsumer,
@@ -15,6 +17,11 @@ import type {
 } from './amqplib-types.js';
 
 const log = createDebug('graceful-drain:amqplib');
+
+/** How many failed messages a consumer remembers (the oldest forgotten first): memory stays flat. */
+const REMEMBERED_FAILURES = 10_000;
+
+type Settlement = 'acked' | 'requeued' | 'discarded' | 'returned' | 'abandoned';
 
 interface Held {
   readonly msg: ConsumeMessage;
@@ -30,7 +37,19 @@ export class AmqpDrainConsumer extends EventEmitter<DrainConsumerEvents> impleme
   readonly #options: CompiledConsumeOptions;
   readonly #channelClosed = new AbortController();
   readonly #context: MessageContext;
-  readonly #stats = { delivered: 0, acked: 0, rejected: 0, returned: 0, unsettled: 0 };
+  readonly #stats = {
+    delivered: 0,
+    acked: 0,
+    requeued: 0,
+    discarded: 0,
+    returned: 0,
+    abandoned: 0,
+    unsettled: 0,
+  };
+  // Failed attempts per message (`failureKey`) that went back on the queue: the broker's `redelivered`
+  // cannot tell a failure from a return unrun, and a classic queue keeps no count.
+  readonly #failures = new Map<string, number>();
+  readonly #brokerCountsRejects: boolean;
   #consumerTag = '';
   #consuming: Promise<string> | undefined;
   #channelOpen = true;
@@ -61,6 +80,12 @@ export class AmqpDrainConsumer extends EventEmitter<DrainConsumerEvents> impleme
     this.#options = options;
     const { signal, stopping } = drain.context;
     this.#context = Object.freeze({ signal, stopping, channelClosed: this.#channelClosed.signal });
+    // From RabbitMQ 4.3 a quorum queue's `x-delivery-count` counts `basic.reject`s only; before, it
+    // counts every return, unrun ones included (checked on 3.10), so it cannot count failures.
+    const version = (channel as { connection?: { serverProperties?: { version?: unknown } } }).connection
+      ?.serverProperties?.version;
+    const [major = 0, minor = 0] = typeof version === 'string' ? version.split('.').map(Number) : [];
+    this.#brokerCountsRejects = major > 4 || (major === 4 && minor >= 3);
   }
 
   get queue(): string {
@@ -76,7 +101,9 @@ export class AmqpDrainConsumer extends EventEmitter<DrainConsumerEvents> impleme
   }
 
   get stats(): ConsumerStats {
-    return Object.freeze({ ...this.#stats });
+    const s = this.#stats;
+    const pending = this.#inFlight + this.#held.length;
+    return Object.freeze({ ...s, pending, rejected: s.requeued + s.discarded });
   }
 
   get cancelled(): boolean {
@@ -134,7 +161,8 @@ export class AmqpDrainConsumer extends EventEmitter<DrainConsumerEvents> impleme
     task.then(
       () => {
         this.#inFlight--;
-        this.#settle('ack', msg, label);
+        if (msg.fields.redelivered && this.#failures.size > 0) this.#failures.delete(failureKey(msg));
+        this.#settle('acked', msg, label);
       },
       (error: unknown) => {
         this.#inFlight--;
@@ -156,30 +184,38 @@ export class AmqpDrainConsumer extends EventEmitter<DrainConsumerEvents> impleme
   #failed(msg: ConsumeMessage, label: string, error: unknown): void {
     if (this.#drain.context.signal.aborted) {
       // Cut short by the drain deadline: the message was not at fault, someone else should finish it.
-      this.#return(label, 'deadline');
-      this.#settle('return', msg, label);
+      this.#putBack(label, 'deadline');
+      this.#settle('abandoned', msg, label);
       return;
     }
+    const key = failureKey(msg);
+    const header = this.#brokerCountsRejects ? msg.properties.headers?.['x-delivery-count'] : undefined;
+    const failures = Math.max(this.#failures.get(key) ?? 0, typeof header === 'number' ? header : 0) + 1;
     let requeue = true;
     try {
-      requeue = Boolean(this.#options.requeueOnError(error, msg));
+      requeue = Boolean(this.#options.requeueOnError(error, msg, failures));
     } catch (policyError) {
       this.#report('requeueOnError', policyError, label);
     }
-    log('handler failed for %s (requeue %s): %O', label, requeue, error);
-    this.emit('handlerError', { error, label, requeue });
-    this.#settle(requeue ? 'reject-requeue' : 'reject', msg, label);
+    this.#failures.delete(key);
+    if (requeue) {
+      this.#failures.set(key, failures);
+      if (this.#failures.size > REMEMBERED_FAILURES)
+        this.#failures.delete(this.#failures.keys().next().value!);
+    }
+    log('handler failed for %s (failure %d, requeue %s): %O', label, failures, requeue, error);
+    this.emit('handlerError', { error, label, requeue, failures });
+    this.#settle(requeue ? 'requeued' : 'discarded', msg, label);
   }
 
   #late(msg: ConsumeMessage, label: string): void {
-    this.#return(label, 'intake-closed');
-    if (!this.#channelOpen) return;
-    if (this.#releaseLate) this.#settle('return', msg, label);
+    this.#putBack(label, 'intake-closed');
+    if (!this.#channelOpen) this.#stats.unsettled++;
+    else if (this.#releaseLate) this.#settle('returned', msg, label);
     else this.#held.push({ msg, label });
   }
 
-  #return(label: string, reason: 'intake-closed' | 'deadline'): void {
-    this.#stats.returned++;
+  #putBack(label: string, reason: 'intake-closed' | 'deadline'): void {
     log('returning %s to the queue unprocessed (%s)', label, reason);
     this.emit('returned', { label, reason });
   }
@@ -188,29 +224,29 @@ export class AmqpDrainConsumer extends EventEmitter<DrainConsumerEvents> impleme
     this.#releaseLate = true;
     const held = this.#held;
     this.#held = [];
-    for (const { msg, label } of held) this.#settle('return', msg, label);
+    for (const { msg, label } of held) this.#settle('returned', msg, label);
   }
 
   /**
-   * Settles a delivery: `ack`; `reject` (with or without requeue) for a handler that failed, which
-   * RabbitMQ (4.3+) counts toward a quorum queue's `delivery-limit`; `return`, a `nack` with requeue,
-   * for a message put back unprocessed, which it does not count. amqplib throws synchronously once the
+   * Settles a delivery: `ack`; `basic.reject` (with or without requeue) for a handler that failed;
+   * `basic.nack` with requeue for a message put back unrun or cut short, which RabbitMQ 4.3 and later
+   * do not count toward a quorum queue's `delivery-limit`. amqplib throws synchronously once the
    * channel is closing or closed.
    */
-  #settle(how: 'ack' | 'reject' | 'reject-requeue' | 'return', msg: ConsumeMessage, label: string): void {
+  #settle(how: Settlement, msg: ConsumeMessage, label: string): void {
+    const verb = how === 'acked' ? 'ack' : how === 'requeued' || how === 'discarded' ? 'reject' : 'nack';
     try {
-      if (how === 'ack') this.#channel.ack(msg);
-      else if (how === 'return') this.#channel.nack(msg, false, true);
-      else this.#channel.reject(msg, how === 'reject-requeue');
+      if (verb === 'ack') this.#channel.ack(msg);
+      else if (verb === 'reject') this.#channel.reject(msg, how === 'requeued');
+      else this.#channel.nack(msg, false, true);
     } catch (error) {
       // The broker requeues every unacked delivery of a closed channel: this one is not lost, but it
       // will be delivered again.
       this.#stats.unsettled++;
-      this.#report(how === 'ack' ? 'ack' : how === 'return' ? 'nack' : 'reject', error, label);
+      this.#report(verb, error, label);
       return;
     }
-    if (how === 'ack') this.#stats.acked++;
-    else if (how !== 'return') this.#stats.rejected++;
+    this.#stats[how]++;
   }
 
   #onBrokerCancel(): void {
@@ -277,6 +313,7 @@ export class AmqpDrainConsumer extends EventEmitter<DrainConsumerEvents> impleme
 
   readonly #onChannelClose = (): void => {
     this.#channelOpen = false;
+    this.#stats.unsettled += this.#held.length; // the broker requeued them with the channel
     this.#held = [];
     this.#releaseLate = true;
     const error = new ClosedError(
@@ -354,4 +391,11 @@ function isAlreadyClosed(error: unknown): boolean {
     error.name === 'IllegalOperationError' &&
     /(Channel|Connection) clos(ed|ing)/.test(error.message)
   );
+}
+
+/** Names a message across its deliveries: its `messageId`, else a digest of its content. */
+function failureKey(msg: ConsumeMessage): string {
+  const id = msg.properties.messageId;
+  if (typeof id === 'string' && id !== '') return `id:${id}`;
+  return `sha256:${createHash('sha256').update(msg.content).digest('base64')}`;
 }

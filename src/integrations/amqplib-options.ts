@@ -1,4 +1,4 @@
-import type { ConsumeMessage, Options } from 'amqplib';
+import type { AmqpConsumeOptions, AmqpMessage as ConsumeMessage } from './amqplib-types.js';
 import { ConfigurationError } from '../errors.js';
 import {
   checkBoolean,
@@ -15,8 +15,29 @@ export interface ClosableConnection {
   close(): Promise<void>;
 }
 
-/** Decides, for a message whose handler failed, whether it goes back on the queue. */
-export type RequeuePolicy = (error: unknown, msg: ConsumeMessage) => boolean;
+/**
+ * Decides, for a message whose handler failed, whether it goes back on the queue. `failures` counts
+ * the failed attempts known so far, this one included (so it is at least 1): a return unrun by a
+ * shutdown, a handler cut short at the drain deadline or a closed channel is not a failure, though the
+ * broker marks each of them `redelivered`. See `requeueUpTo()`.
+ */
+export type RequeuePolicy = (error: unknown, msg: ConsumeMessage, failures: number) => boolean;
+
+/**
+ * A {@link RequeuePolicy} that requeues a failed message `retries` times, then rejects it without
+ * requeue (dead-lettered when the queue has a dead-letter exchange, dropped otherwise).
+ *
+ * @example
+ * ```ts
+ * consume(drain, channel, 'jobs', handler, { requeueOnError: requeueUpTo(1) }); // one retry
+ * ```
+ */
+export function requeueUpTo(retries: number): RequeuePolicy {
+  if (typeof retries !== 'number' || !Number.isSafeInteger(retries) || retries < 0) {
+    invalid('retries', 'a whole number from 0 up', retries);
+  }
+  return (_error, _msg, failures) => failures <= retries;
+}
 
 /** Options of `consume()` from `graceful-drain/amqplib`. Every one is optional and checked at once. */
 export interface ConsumeOptions {
@@ -31,10 +52,10 @@ export interface ConsumeOptions {
    * What happens to a message whose handler failed (threw or rejected): it is rejected
    * (`basic.reject`), with requeue when this says `true` (it goes back on the queue and will be
    * delivered again), without when `false` (the broker dead-letters it when the queue has a
-   * dead-letter exchange, and drops it otherwise). A function decides per message, for example
-   * `(error, msg) => !msg.fields.redelivered` to give a message one more try and then dead-letter it,
-   * so that a poison message cannot loop forever. (On RabbitMQ 4.3 and later, a reject counts toward
-   * a quorum queue's `delivery-limit`, which ends such a loop on the broker's side too.)
+   * dead-letter exchange, and drops it otherwise). A function decides per message from the error, the
+   * message and the number of failed attempts known: `requeueUpTo(1)` gives a message one more try,
+   * then dead-letters it, so that a poison message cannot loop forever. (Not `msg.fields.redelivered`:
+   * the broker sets it on messages a shutdown put back unrun too.)
    *
    * A handler that failed because the drain deadline aborted its `signal` is not asked about: its
    * message goes back on the queue (`basic.nack`, not counted as a failed delivery), since the shutdown
@@ -70,7 +91,7 @@ export interface ConsumeOptions {
    * is refused: the broker would forget each message as it sends it, before its handler ran.
    * @defaultValue `{}`
    */
-  readonly consumeOptions?: Options.Consume;
+  readonly consumeOptions?: AmqpConsumeOptions;
 }
 
 /** The options with their defaults applied. @internal */
@@ -81,7 +102,7 @@ export interface CompiledConsumeOptions {
   readonly closeChannel: boolean;
   readonly connection: ClosableConnection | undefined;
   readonly closeTimeoutMs: number;
-  readonly consumeOptions: Options.Consume;
+  readonly consumeOptions: AmqpConsumeOptions;
 }
 
 const defaults = Object.freeze({
@@ -150,17 +171,17 @@ export function compileConsumeOptions(queue: string, options: unknown): Compiled
   });
 }
 
-function checkConsumeOptions(value: unknown): Options.Consume {
+function checkConsumeOptions(value: unknown): AmqpConsumeOptions {
   if (value === undefined) return {};
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     invalid('consumeOptions', 'an object', value);
   }
-  const noAck = (value as Options.Consume).noAck;
+  const noAck = (value as AmqpConsumeOptions).noAck;
   if (noAck !== undefined && noAck !== false) {
     throw new ConfigurationError(
       `Expected \`consumeOptions.noAck\` to be false or unset, got ${describeValue(noAck)}: ` +
         'with noAck the broker forgets each message as it sends it, so a shutdown would lose what is in flight',
     );
   }
-  return { ...(value as Options.Consume), noAck: false };
+  return { ...(value as AmqpConsumeOptions), noAck: false };
 }

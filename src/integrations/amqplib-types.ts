@@ -1,6 +1,73 @@
+/**
+ * The types of `graceful-drain/amqplib`: the few shapes of amqplib it relies on, typed structurally so
+ * that users never need `@types/amqplib` (an amqplib `Channel`, `ConfirmChannel` and `ConsumeMessage`
+ * fit them), and the consumer's own.
+ *
+ * @packageDocumentation
+ */
 import type { EventEmitter } from 'node:events';
-import type { ConsumeMessage } from 'amqplib';
 import type { TaskContext } from '../controller.js';
+
+/** A delivery, as amqplib's `ConsumeMessage` carries it. */
+export interface AmqpMessage {
+  /** The message body. */
+  readonly content: Buffer;
+  /** Where and how it was delivered. */
+  readonly fields: {
+    readonly deliveryTag: number;
+    readonly redelivered: boolean;
+    readonly exchange: string;
+    readonly routingKey: string;
+    readonly consumerTag: string;
+  };
+  /** The publisher's properties; `messageId` names the delivery in the drain's report. */
+  readonly properties: AmqpMessageProperties;
+}
+
+/** The properties of an {@link AmqpMessage}, as the publisher set them. */
+export interface AmqpMessageProperties {
+  readonly contentType: unknown;
+  readonly contentEncoding: unknown;
+  readonly headers: Readonly<Record<string, unknown>> | undefined;
+  readonly deliveryMode: unknown;
+  readonly priority: unknown;
+  readonly correlationId: unknown;
+  readonly replyTo: unknown;
+  readonly expiration: unknown;
+  readonly messageId: unknown;
+  readonly timestamp: unknown;
+  readonly type: unknown;
+  readonly userId: unknown;
+  readonly appId: unknown;
+  readonly clusterId: unknown;
+}
+
+/** The options of amqplib's `channel.consume()` (its `Options.Consume`). */
+export interface AmqpConsumeOptions {
+  readonly consumerTag?: string | undefined;
+  readonly noLocal?: boolean | undefined;
+  readonly noAck?: boolean | undefined;
+  readonly exclusive?: boolean | undefined;
+  readonly priority?: number | undefined;
+  readonly arguments?: unknown;
+}
+
+/** An amqplib channel (`Channel` or `ConfirmChannel`), as the consumer uses it. */
+export interface AmqpChannel {
+  consume(
+    queue: string,
+    onMessage: (msg: AmqpMessage | null) => void,
+    options?: AmqpConsumeOptions,
+  ): Promise<{ consumerTag: string }>;
+  cancel(consumerTag: string): Promise<unknown>;
+  ack(message: AmqpMessage): void;
+  nack(message: AmqpMessage, allUpTo?: boolean, requeue?: boolean): void;
+  reject(message: AmqpMessage, requeue?: boolean): void;
+  prefetch(count: number): Promise<unknown>;
+  close(): Promise<void>;
+  on(event: 'error' | 'close', listener: (...args: unknown[]) => void): unknown;
+  off(event: 'error' | 'close', listener: (...args: unknown[]) => void): unknown;
+}
 
 /** What a message handler receives besides the message. One object per consumer, shared by its handlers. */
 export interface MessageContext extends TaskContext {
@@ -12,23 +79,31 @@ export interface MessageContext extends TaskContext {
 }
 
 /** Handles one delivery. It is acked when this settles, rejected when it throws or rejects. */
-export type MessageHandler = (msg: ConsumeMessage, context: MessageContext) => unknown;
+export type MessageHandler = (msg: AmqpMessage, context: MessageContext) => unknown;
 
-/** Counters of a {@link DrainConsumer}, as a frozen snapshot. */
+/**
+ * Counters of a {@link DrainConsumer}, as a frozen snapshot. Every delivery is in exactly one of them:
+ * `delivered = acked + requeued + discarded + returned + abandoned + unsettled + pending`.
+ */
 export interface ConsumerStats {
-  /** Deliveries received. */
+  /** Deliveries received (a message delivered again counts again). */
   readonly delivered: number;
-  /** Messages whose handler succeeded and whose ack was sent. */
+  /** The handler succeeded and the ack was sent. */
   readonly acked: number;
-  /** Messages whose handler failed and that were rejected (`basic.reject`, with or without requeue). */
-  readonly rejected: number;
-  /**
-   * Messages put back on the queue unprocessed (`basic.nack` with requeue): deliveries that arrived
-   * after intake closed (never run), and handlers the drain deadline cut short.
-   */
+  /** The handler failed and the message was rejected with requeue (`basic.reject`). */
+  readonly requeued: number;
+  /** The handler failed and the message was rejected without requeue: dead-lettered, or dropped. */
+  readonly discarded: number;
+  /** Put back unrun (`basic.nack` with requeue): it arrived after intake closed. */
   readonly returned: number;
-  /** Acks, rejects or nacks that could not be sent (the channel had closed); the broker requeued those messages. */
+  /** Put back (`basic.nack` with requeue) because the drain deadline cut its handler short. */
+  readonly abandoned: number;
+  /** Settling failed, or was never possible, because the channel had closed: the broker requeued it. */
   readonly unsettled: number;
+  /** Handlers still running, and deliveries held until the broker confirms the cancel. */
+  readonly pending: number;
+  /** `requeued + discarded`, kept for compatibility. */
+  readonly rejected: number;
 }
 
 /** An amqplib operation of a {@link DrainConsumer} that failed; reported, never thrown. */
@@ -39,8 +114,15 @@ export type ConsumerOperation =
 export interface DrainConsumerEvents {
   /** The consumer was cancelled: by the shutdown's intake stopper, by `cancel()`/`close()`, or by the broker. */
   cancelled: [info: { readonly by: 'shutdown' | 'user' | 'broker' }];
-  /** A handler failed; its message was rejected, with `requeue` as `requeueOnError` decided. */
-  handlerError: [info: { readonly error: unknown; readonly label: string; readonly requeue: boolean }];
+  /** A handler failed (the `failures`-th known time); its message was rejected, requeued as `requeueOnError` decided. */
+  handlerError: [
+    info: {
+      readonly error: unknown;
+      readonly label: string;
+      readonly requeue: boolean;
+      readonly failures: number;
+    },
+  ];
   /**
    * A message goes back on the queue unprocessed: it arrived after intake closed (`intake-closed`,
    * it never ran), or the drain deadline cut its handler short (`deadline`, whatever it threw).

@@ -7,20 +7,23 @@
  * (the prefetched deliveries already on the wire) is put back on the queue without running; once the
  * drain is over the channel closes, which puts back whatever a straggler still holds.
  *
- * amqplib is an optional peer dependency: this module imports only its types and works with the
- * channel you created (`amqplib` 0.10 and later).
+ * amqplib is an optional peer dependency: this module imports nothing from it (not even its types: see
+ * `AmqpChannel`) and works with the channel you created (`amqplib` 0.10 and later).
  *
  * @packageDocumentation
  */
-import type { Channel } from 'amqplib';
 import type { DrainController } from '../controller.js';
 import { DrainClosedError } from '../errors.js';
 import { checkFunction, checkName, invalid } from '../validate.js';
 import { AmqpDrainConsumer } from './amqplib-consumer.js';
 import { type ConsumeOptions, compileConsumeOptions } from './amqplib-options.js';
-import type { DrainConsumer, MessageHandler } from './amqplib-types.js';
+import type { AmqpChannel as Channel, DrainConsumer, MessageHandler } from './amqplib-types.js';
 
 export type {
+  AmqpChannel,
+  AmqpConsumeOptions,
+  AmqpMessage,
+  AmqpMessageProperties,
   ConsumerOperation,
   ConsumerStats,
   DrainConsumer,
@@ -29,6 +32,7 @@ export type {
   MessageHandler,
 } from './amqplib-types.js';
 export type { ClosableConnection, ConsumeOptions, RequeuePolicy } from './amqplib-options.js';
+export { requeueUpTo } from './amqplib-options.js';
 
 const channelMethods = [
   'consume',
@@ -47,7 +51,7 @@ const channelMethods = [
  *
  * - each delivery runs `handler(msg, { signal, stopping, channelClosed })` as tracked work (labelled
  *   with its `messageId`, or `<queue>#<deliveryTag>`), and is acked once the handler settles, or
- *   rejected when it throws (requeued or not per `requeueOnError`);
+ *   rejected when it throws (requeued or not per `requeueOnError`, told how many times it failed);
  * - on shutdown an intake stopper cancels the consumer (`basic.cancel`) and waits for the broker's
  *   confirmation; deliveries that arrive after intake closed are put back on the queue (`nack` with
  *   requeue) and never run;
