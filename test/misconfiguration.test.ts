@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ConfigurationError, DrainController, type StoreWarning, type WorkflowStore } from '../src/index.js';
 import { MemoryBackend, MemoryCoordinator, MemoryWorkflowStore } from '../src/adapters/memory/index.js';
+import { over } from './support/stores.js';
 
 const cleanup: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -24,17 +25,7 @@ const mismatch: StoreWarning = Object.freeze({
 });
 
 function diagnosing(warnings: readonly StoreWarning[]): WorkflowStore {
-  const host = new MemoryWorkflowStore();
-  return {
-    capabilities: host.capabilities,
-    listActive: (o) => host.listActive(o),
-    park: (ids, f, o) => host.park(ids, f, o),
-    listParked: (o) => host.listParked(o),
-    unpark: (ids, f, o) => host.unpark(ids, f, o),
-    raiseFence: (f, o) => host.raiseFence(f, o),
-    notePaused: (ids, o) => host.notePaused(ids, o),
-    diagnose: async () => warnings,
-  };
+  return over(new MemoryWorkflowStore(), { diagnose: async () => warnings });
 }
 
 describe('DrainController options that would strand work', () => {

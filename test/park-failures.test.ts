@@ -10,6 +10,7 @@ import {
   type WorkflowStore,
 } from '../src/index.js';
 import { MemoryBackend, MemoryCoordinator, MemoryWorkflowStore } from '../src/adapters/memory/index.js';
+import { over } from './support/stores.js';
 
 const cleanup: (() => Promise<unknown>)[] = [];
 afterEach(async () => {
@@ -24,20 +25,6 @@ function member(options: DrainControllerOptions & { store: WorkflowStore }): Dra
     () => coordinator.close(),
   );
   return drain;
-}
-
-/** A store that delegates to `host`, with the given methods replaced. */
-function over(host: MemoryWorkflowStore, overrides: Partial<WorkflowStore>): WorkflowStore {
-  return {
-    capabilities: host.capabilities,
-    listActive: (o) => host.listActive(o),
-    park: (ids, f, o) => host.park(ids, f, o),
-    listParked: (o) => host.listParked(o),
-    unpark: (ids, f, o) => host.unpark(ids, f, o),
-    raiseFence: (f, o) => host.raiseFence(f, o),
-    notePaused: (ids, o) => host.notePaused(ids, o),
-    ...overrides,
-  };
 }
 
 function seed(host: MemoryWorkflowStore, count: number): string[] {

@@ -12,6 +12,7 @@ import {
   type WorkflowStore,
 } from '../src/index.js';
 import { MemoryBackend, MemoryCoordinator, MemoryWorkflowStore } from '../src/adapters/memory/index.js';
+import { over } from './support/stores.js';
 
 const never = new Promise<never>(() => {});
 
@@ -30,19 +31,6 @@ function member(options: DrainControllerOptions & { store: WorkflowStore }): Dra
     coordinator: new MemoryCoordinator({ backend: new MemoryBackend() }),
     ...options,
   });
-}
-
-function over(host: MemoryWorkflowStore, overrides: Partial<WorkflowStore>): WorkflowStore {
-  return {
-    capabilities: host.capabilities,
-    listActive: (o) => host.listActive(o),
-    park: (ids, f, o) => host.park(ids, f, o),
-    listParked: (o) => host.listParked(o),
-    unpark: (ids, f, o) => host.unpark(ids, f, o),
-    raiseFence: (f, o) => host.raiseFence(f, o),
-    notePaused: (ids, o) => host.notePaused(ids, o),
-    ...overrides,
-  };
 }
 
 /** Advances the fake clock in small steps until `promise` settles (at most `limitMs`). */
