@@ -178,10 +178,17 @@ export class ClosedError extends GracefulDrainError {
 export class MissingDriverError extends GracefulDrainError {
   declare readonly code: 'ERR_MISSING_DRIVER';
 
-  constructor(driver: string, adapter: string, options?: GracefulDrainErrorOptions) {
+  /**
+   * @param options - `hint` is appended to the message: another way out than installing `driver`.
+   */
+  constructor(
+    driver: string,
+    adapter: string,
+    options?: GracefulDrainErrorOptions & { readonly hint?: string },
+  ) {
     super(
       'ERR_MISSING_DRIVER',
-      `${adapter} needs the package \`${driver}\`: install it with \`npm install ${driver}\``,
+      `${adapter} needs the package \`${driver}\`: install it with \`npm install ${driver}\`${options?.hint ?? ''}`,
       options,
     );
   }

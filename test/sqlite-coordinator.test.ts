@@ -4,7 +4,6 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { SqliteCoordinator, type SqliteCoordinatorOptions } from '../src/adapters/sqlite/index.js';
 import {
@@ -15,25 +14,25 @@ import {
   MembershipLostError,
 } from '../src/errors.js';
 import { delay, now, randomId } from '../src/internal/time.js';
+import { forEachDriver, openDatabase, sqliteDriver, type TestDatabase } from './support/sqlite.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const FIXTURE = fileURLToPath(new URL('./fixtures/sqlite-process.ts', import.meta.url));
-const NO_DRIVER = fileURLToPath(new URL('./fixtures/sqlite-no-driver.ts', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'gd-sqlite-coordinator-'));
 const file = join(dir, 'coordination.db');
 
 const made: SqliteCoordinator[] = [];
-const databases: Database.Database[] = [];
+const databases: TestDatabase[] = [];
 const children: ChildProcess[] = [];
 
 function make(options: Omit<SqliteCoordinatorOptions, 'path' | 'database'> = {}): SqliteCoordinator {
-  const coordinator = new SqliteCoordinator({ path: file, ...options });
+  const coordinator = new SqliteCoordinator({ driver: sqliteDriver(), path: file, ...options });
   made.push(coordinator);
   return coordinator;
 }
 
-function open(path = file): Database.Database {
-  const db = new Database(path);
+function open(path = file): TestDatabase {
+  const db = openDatabase(path);
   databases.push(db);
   return db;
 }
@@ -98,336 +97,346 @@ afterEach(async () => {
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-describe('SqliteCoordinator constructor', () => {
-  it('needs exactly one of database and path', () => {
-    const db = open(join(dir, 'either.db'));
-    expect(() => new SqliteCoordinator({})).toThrow(ConfigurationError);
-    expect(() => new SqliteCoordinator({})).toThrow(/`database`.*`path`.*neither/);
-    expect(() => new SqliteCoordinator({ database: db, path: file })).toThrow(/`database`.*`path`.*both/);
-  });
+forEachDriver(() => {
+  describe('SqliteCoordinator constructor', () => {
+    it('needs exactly one of database and path', () => {
+      const db = open(join(dir, 'either.db'));
+      expect(() => new SqliteCoordinator({})).toThrow(ConfigurationError);
+      expect(() => new SqliteCoordinator({})).toThrow(/`database`.*`path`.*neither/);
+      expect(() => new SqliteCoordinator({ database: db, path: file })).toThrow(/`database`.*`path`.*both/);
+    });
 
-  it('refuses unknown options, bad values and an in-memory database', () => {
-    expect(() => new SqliteCoordinator({ path: file, busyTimeoutMS: 5 } as SqliteCoordinatorOptions)).toThrow(
-      /busyTimeoutMS.*did you mean `busyTimeoutMs`/,
-    );
-    expect(() => new SqliteCoordinator({ path: file, pollIntervalMs: 0 })).toThrow(/`pollIntervalMs`.*`0`/);
-    expect(() => new SqliteCoordinator({ path: file, busyTimeoutMs: -1 })).toThrow(/`busyTimeoutMs`.*`-1`/);
-    expect(() => new SqliteCoordinator({ path: ':memory:' })).toThrow(/in-memory/);
-    expect(() => new SqliteCoordinator({ database: open(':memory:') })).toThrow(/in-memory/);
-    expect(() => new SqliteCoordinator({ database: {} as Database.Database })).toThrow(/`database`/);
-  });
-
-  it('rejects the first call with MissingDriverError when better-sqlite3 is not installed and path is given', async () => {
-    const { value } = await fixture(NO_DRIVER, []);
-    expect(value).toBe('ERR_MISSING_DRIVER ERR_MISSING_DRIVER');
-  });
-
-  it('refuses a tablePrefix that is not a plain identifier, naming the option and the value', () => {
-    for (const bad of ['x"; DROP TABLE y; --', 'a b', '1abc', 'a.b', '']) {
-      expect(() => new SqliteCoordinator({ path: file, tablePrefix: bad })).toThrow(ConfigurationError);
-      expect(() => new SqliteCoordinator({ path: file, tablePrefix: bad })).toThrow(
-        `\`tablePrefix\` to be a plain SQL identifier`,
+    it('refuses unknown options, bad values and an in-memory database', () => {
+      expect(
+        () =>
+          new SqliteCoordinator({
+            driver: sqliteDriver(),
+            path: file,
+            busyTimeoutMS: 5,
+          } as SqliteCoordinatorOptions),
+      ).toThrow(/busyTimeoutMS.*did you mean `busyTimeoutMs`/);
+      expect(() => new SqliteCoordinator({ driver: sqliteDriver(), path: file, pollIntervalMs: 0 })).toThrow(
+        /`pollIntervalMs`.*`0`/,
       );
-      expect(() => new SqliteCoordinator({ path: file, tablePrefix: bad })).toThrow(JSON.stringify(bad));
-    }
-  });
-});
-
-describe('SqliteCoordinator ttlMs against busyTimeoutMs', () => {
-  it('acquire() and join() reject a ttlMs of 5 × busyTimeoutMs or less with ConfigurationError, naming both', async () => {
-    const c = make({ busyTimeoutMs: 40 });
-    for (const call of [
-      () => c.acquire(`lock-${randomId()}`, { ttlMs: 200, timeoutMs: 100 }),
-      () => c.join(`group-${randomId()}`, 'm1', { ttlMs: 200 }),
-      () => c.acquire(`lock-${randomId()}`, { ttlMs: 150, timeoutMs: 100 }),
-    ]) {
-      const error = await call().catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(ConfigurationError);
-      expect((error as Error).message).toMatch(
-        /^Expected `ttlMs` to be more than 5 × .*`busyTimeoutMs` \(40\), got `(200|150)` \(number\)/,
+      expect(() => new SqliteCoordinator({ driver: sqliteDriver(), path: file, busyTimeoutMs: -1 })).toThrow(
+        /`busyTimeoutMs`.*`-1`/,
       );
-    }
-    // just above the bound, and with the defaults (busyTimeoutMs 50), it works
-    await (await c.acquire(`lock-${randomId()}`, { ttlMs: 201, timeoutMs: 100 })).release();
-    await (await make().join(`group-${randomId()}`, 'm1', { ttlMs: 251 })).leave();
-    await expect(make().acquire('l', { ttlMs: 250, timeoutMs: 100 })).rejects.toThrow(
-      /`busyTimeoutMs` \(50\), got `250`/,
-    );
-  });
-});
+      expect(() => new SqliteCoordinator({ driver: sqliteDriver(), path: ':memory:' })).toThrow(/in-memory/);
+      expect(() => new SqliteCoordinator({ database: open(':memory:') })).toThrow(/in-memory/);
+      expect(() => new SqliteCoordinator({ database: {} as TestDatabase })).toThrow(/`database`/);
+    });
 
-describe('SqliteCoordinator signals of release, leave and members on a busy database', () => {
-  it('release() that waits on the write lock stops at abort: the lock is not freed later; its signal says so; close() frees it', async () => {
-    const c = make({ busyTimeoutMs: 5 });
-    const lock = `lock-${randomId()}`;
-    const lease = await c.acquire(lock, { ttlMs: 60_000, timeoutMs: 100 });
-    const owner = () =>
-      open().prepare('SELECT owner FROM graceful_drain_locks WHERE name = ?').pluck().get(lock);
-    const held = owner();
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
-    const blocker = open();
-    blocker.exec('BEGIN IMMEDIATE');
-    const controller = new AbortController();
-    // Its first attempt runs, and finds the database busy, before release() returns.
-    const releasing = settledState(lease.release({ signal: controller.signal }));
-    const reason = new Error('given up');
-    controller.abort(reason);
-    await vi.advanceTimersByTimeAsync(0);
-    expect(releasing.value).toBe(reason);
-    blocker.exec('COMMIT');
-    await vi.advanceTimersByTimeAsync(10_000); // past every backoff: a pending retry would have run
-    vi.useRealTimers();
-    expect(owner()).toBe(held);
-    expect(lease.signal.reason).toBeInstanceOf(LockLostError);
-    await c.close();
-    expect(owner()).toBeNull();
+    it('refuses a tablePrefix that is not a plain identifier, naming the option and the value', () => {
+      for (const bad of ['x"; DROP TABLE y; --', 'a b', '1abc', 'a.b', '']) {
+        expect(() => new SqliteCoordinator({ driver: sqliteDriver(), path: file, tablePrefix: bad })).toThrow(
+          ConfigurationError,
+        );
+        expect(() => new SqliteCoordinator({ driver: sqliteDriver(), path: file, tablePrefix: bad })).toThrow(
+          `\`tablePrefix\` to be a plain SQL identifier`,
+        );
+        expect(() => new SqliteCoordinator({ driver: sqliteDriver(), path: file, tablePrefix: bad })).toThrow(
+          JSON.stringify(bad),
+        );
+      }
+    });
   });
 
-  it('leave() with a signal aborted while busy rejects with its reason, writing nothing; a later leave() confirms', async () => {
-    const c = make({ busyTimeoutMs: 5 });
-    const group = `group-${randomId()}`;
-    const membership = await c.join(group, 'm1', { ttlMs: 60_000 });
-    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
-    const blocker = open();
-    blocker.exec('BEGIN IMMEDIATE');
-    const controller = new AbortController();
-    const leaving = settledState(membership.leave({ signal: controller.signal }));
-    const reason = new Error('given up');
-    controller.abort(reason);
-    await vi.advanceTimersByTimeAsync(0);
-    expect(leaving.value).toBe(reason);
-    blocker.exec('COMMIT');
-    await vi.advanceTimersByTimeAsync(10_000);
-    vi.useRealTimers();
-    expect((await c.members(group)).map((m) => m.memberId)).toEqual(['m1']);
-    expect(membership.signal.reason).toBeInstanceOf(MembershipLostError);
-    await membership.leave();
-    expect(await c.members(group)).toEqual([]);
-    const aborted = AbortSignal.abort(reason);
-    await expect(c.members(group, { signal: aborted })).rejects.toBe(reason);
-    await membership.leave({ signal: aborted }); // left already: nothing to give up
-  });
-});
-
-describe('SqliteCoordinator on a database file', () => {
-  it('creates its tables under tablePrefix, switches the file to WAL, and leaves a user database open', async () => {
-    const db = open(join(dir, `${randomId()}.db`));
-    const prefix = `p_${randomId().slice(0, 8)}_`;
-    const coordinator = new SqliteCoordinator({ database: db, tablePrefix: prefix });
-    made.push(coordinator);
-    const lease = await coordinator.acquire('l', { ttlMs: 1000, timeoutMs: 100 });
-    await lease.release();
-    const tables = db
-      .prepare<[string], string>(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE ? ORDER BY name",
-      )
-      .pluck()
-      .all(`${prefix}%`);
-    expect(tables).toEqual([`${prefix}locks`, `${prefix}members`]);
-    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-    const timeout = db.pragma('busy_timeout', { simple: true });
-    await coordinator.close();
-    expect(db.open).toBe(true);
-    // the user's handle is left as it was found
-    expect(db.pragma('busy_timeout', { simple: true })).toBe(timeout);
+  describe('SqliteCoordinator ttlMs against busyTimeoutMs', () => {
+    it('acquire() and join() reject a ttlMs of 5 × busyTimeoutMs or less with ConfigurationError, naming both', async () => {
+      const c = make({ busyTimeoutMs: 40 });
+      for (const call of [
+        () => c.acquire(`lock-${randomId()}`, { ttlMs: 200, timeoutMs: 100 }),
+        () => c.join(`group-${randomId()}`, 'm1', { ttlMs: 200 }),
+        () => c.acquire(`lock-${randomId()}`, { ttlMs: 150, timeoutMs: 100 }),
+      ]) {
+        const error = await call().catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(ConfigurationError);
+        expect((error as Error).message).toMatch(
+          /^Expected `ttlMs` to be more than 5 × .*`busyTimeoutMs` \(40\), got `(200|150)` \(number\)/,
+        );
+      }
+      // just above the bound, and with the defaults (busyTimeoutMs 50), it works
+      await (await c.acquire(`lock-${randomId()}`, { ttlMs: 201, timeoutMs: 100 })).release();
+      await (await make().join(`group-${randomId()}`, 'm1', { ttlMs: 251 })).leave();
+      await expect(make().acquire('l', { ttlMs: 250, timeoutMs: 100 })).rejects.toThrow(
+        /`busyTimeoutMs` \(50\), got `250`/,
+      );
+    });
   });
 
-  it('fencing tokens survive the release of the row, a new instance and another process', async () => {
-    const lock = `lock-${randomId()}`;
-    const a = make();
-    const first = await a.acquire(lock, { ttlMs: 1000, timeoutMs: 100 });
-    await first.release();
-    const second = await a.acquire(lock, { ttlMs: 1000, timeoutMs: 100 });
-    await second.release();
-    expect(second.token).toBeGreaterThan(first.token);
-    await a.close();
-    const { value } = await child('once', file, lock);
-    expect(BigInt(value)).toBeGreaterThan(second.token);
-    const b = make();
-    const third = await b.acquire(lock, { ttlMs: 1000, timeoutMs: 100 });
-    expect(third.token).toBe(BigInt(value) + 1n);
-    await third.release();
-  });
-
-  it('a lock held by a process killed with SIGKILL is free at once, long before its TTL', async () => {
-    const lock = `lock-${randomId()}`;
-    const holder = await child('hold', file, lock, '60000');
-    const c = make();
-    await expect(c.acquire(lock, { ttlMs: 1000, timeoutMs: 200 })).rejects.toBeInstanceOf(LockTimeoutError);
-    await kill(holder.process);
-    const started = now();
-    const lease = await c.acquire(lock, { ttlMs: 1000, timeoutMs: 2000 });
-    expect(now() - started).toBeLessThan(500);
-    expect(lease.token).toBeGreaterThan(BigInt(holder.value));
-    await lease.release();
-  });
-
-  it('a member killed with SIGKILL disappears from members() at once', async () => {
-    const group = `group-${randomId()}`;
-    const member = await child('join', file, group, 'worker-1', '60000');
-    const c = make();
-    const listed = await c.members(group);
-    expect(listed).toHaveLength(1);
-    expect(listed[0]).toMatchObject({ memberId: 'worker-1', incarnation: member.value, ttlMs: 60000 });
-    expect(listed[0]?.expiresInMs).toBeGreaterThan(50_000);
-    await kill(member.process);
-    expect(await c.members(group)).toEqual([]);
-  });
-
-  it('processes competing for one lock never overlap, and tokens strictly increase', async () => {
-    const lock = `lock-${randomId()}`;
-    const logs = [0, 1, 2].map((i) => join(dir, `compete-${lock}-${i}.log`));
-    await Promise.all(logs.map((log) => child('compete', file, lock, '15', log)));
-    const rounds = logs
-      .flatMap((log) => readFileSync(log, 'utf8').trim().split('\n'))
-      .map((line) => {
-        const [token, acquired, releasing] = line.split(' ').map(BigInt) as [bigint, bigint, bigint];
-        return { token, acquired, releasing };
-      })
-      .sort((x, y) => (x.acquired < y.acquired ? -1 : 1));
-    expect(rounds).toHaveLength(45);
-    for (let i = 1; i < rounds.length; i++) {
-      const [previous, next] = [rounds[i - 1], rounds[i]] as [(typeof rounds)[0], (typeof rounds)[0]];
-      expect(next.acquired).toBeGreaterThan(previous.releasing);
-      expect(next.token).toBeGreaterThan(previous.token);
-    }
-  });
-
-  it('a busy database does not block the event loop while an acquire waits', async () => {
-    const c = make();
-    const lock = `lock-${randomId()}`;
-    await (await c.acquire(`warm-${randomId()}`, { ttlMs: 1000, timeoutMs: 100 })).release();
-    const blocker = open();
-    blocker.exec('BEGIN IMMEDIATE');
-    let last = now();
-    let longest = 0;
-    const ticker = setInterval(() => {
-      const t = now();
-      longest = Math.max(longest, t - last);
-      last = t;
-    }, 1);
-    setTimeout(() => blocker.exec('COMMIT'), 500);
-    const started = now();
-    const lease = await c.acquire(lock, { ttlMs: 1000, timeoutMs: 5000 });
-    const waited = now() - started;
-    clearInterval(ticker);
-    expect(waited).toBeGreaterThanOrEqual(450);
-    expect(longest).toBeLessThan(200);
-    await lease.release();
-  });
-
-  it('a lease whose renewals cannot get through aborts with LockLostError before its recorded expiry', async () => {
-    const c = make();
-    const lock = `lock-${randomId()}`;
-    const ttlMs = 600;
-    const lease = await c.acquire(lock, { ttlMs, timeoutMs: 100 });
-    const reader = open();
-    const expiresAt = (): number =>
-      reader
-        .prepare<[string], number>('SELECT expires_at FROM graceful_drain_locks WHERE name = ?')
-        .pluck()
-        .get(lock) as number;
-    const blocker = open();
-    blocker.exec('BEGIN IMMEDIATE');
-    try {
-      const recorded = expiresAt();
-      const lost = once(lease.signal, 'abort');
-      await lost;
-      const abortedAt = Date.now();
-      expect(lease.signal.reason).toBeInstanceOf(LockLostError);
-      expect(lease.signal.reason).toMatchObject({ code: 'ERR_LOCK_LOST' });
-      // no renewal got through, so the row still holds the expiry of the last one: not yet reached
-      expect(expiresAt()).toBe(recorded);
-      expect(abortedAt).toBeLessThan(recorded);
-    } finally {
+  describe('SqliteCoordinator signals of release, leave and members on a busy database', () => {
+    it('release() that waits on the write lock stops at abort: the lock is not freed later; its signal says so; close() frees it', async () => {
+      const c = make({ busyTimeoutMs: 5 });
+      const lock = `lock-${randomId()}`;
+      const lease = await c.acquire(lock, { ttlMs: 60_000, timeoutMs: 100 });
+      const owner = () =>
+        open().prepare('SELECT owner FROM graceful_drain_locks WHERE name = ?').pluck().get(lock);
+      const held = owner();
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+      const blocker = open();
+      blocker.exec('BEGIN IMMEDIATE');
+      const controller = new AbortController();
+      // Its first attempt runs, and finds the database busy, before release() returns.
+      const releasing = settledState(lease.release({ signal: controller.signal }));
+      const reason = new Error('given up');
+      controller.abort(reason);
+      await vi.advanceTimersByTimeAsync(0);
+      expect(releasing.value).toBe(reason);
       blocker.exec('COMMIT');
-    }
-    await lease.release();
+      await vi.advanceTimersByTimeAsync(10_000); // past every backoff: a pending retry would have run
+      vi.useRealTimers();
+      expect(owner()).toBe(held);
+      expect(lease.signal.reason).toBeInstanceOf(LockLostError);
+      await c.close();
+      expect(owner()).toBeNull();
+    });
+
+    it('leave() with a signal aborted while busy rejects with its reason, writing nothing; a later leave() confirms', async () => {
+      const c = make({ busyTimeoutMs: 5 });
+      const group = `group-${randomId()}`;
+      const membership = await c.join(group, 'm1', { ttlMs: 60_000 });
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+      const blocker = open();
+      blocker.exec('BEGIN IMMEDIATE');
+      const controller = new AbortController();
+      const leaving = settledState(membership.leave({ signal: controller.signal }));
+      const reason = new Error('given up');
+      controller.abort(reason);
+      await vi.advanceTimersByTimeAsync(0);
+      expect(leaving.value).toBe(reason);
+      blocker.exec('COMMIT');
+      await vi.advanceTimersByTimeAsync(10_000);
+      vi.useRealTimers();
+      expect((await c.members(group)).map((m) => m.memberId)).toEqual(['m1']);
+      expect(membership.signal.reason).toBeInstanceOf(MembershipLostError);
+      await membership.leave();
+      expect(await c.members(group)).toEqual([]);
+      const aborted = AbortSignal.abort(reason);
+      await expect(c.members(group, { signal: aborted })).rejects.toBe(reason);
+      await membership.leave({ signal: aborted }); // left already: nothing to give up
+    });
   });
 
-  it('a lease taken away behind its back aborts at the next renewal; release() then resolves', async () => {
-    const c = make();
-    const lock = `lock-${randomId()}`;
-    const lease = await c.acquire(lock, { ttlMs: 600, timeoutMs: 100 });
-    open().prepare("UPDATE graceful_drain_locks SET owner = 'someone-else' WHERE name = ?").run(lock);
-    const started = now();
-    await once(lease.signal, 'abort');
-    expect(now() - started).toBeLessThan(450);
-    expect(lease.signal.reason).toBeInstanceOf(LockLostError);
-    await expect(lease.release()).resolves.toBeUndefined();
-    // owner-checked: the other owner's row was not freed
-    expect(open().prepare('SELECT owner FROM graceful_drain_locks WHERE name = ?').pluck().get(lock)).toBe(
-      'someone-else',
-    );
-  });
+  describe('SqliteCoordinator on a database file', () => {
+    it('creates its tables under tablePrefix, switches the file to WAL, and leaves a user database open', async () => {
+      const db = open(join(dir, `${randomId()}.db`));
+      const prefix = `p_${randomId().slice(0, 8)}_`;
+      const coordinator = new SqliteCoordinator({ database: db, tablePrefix: prefix });
+      made.push(coordinator);
+      const lease = await coordinator.acquire('l', { ttlMs: 1000, timeoutMs: 100 });
+      await lease.release();
+      const tables = db
+        .prepare<[string], string>(
+          "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE ? ORDER BY name",
+        )
+        .pluck()
+        .all(`${prefix}%`);
+      expect(tables).toEqual([`${prefix}locks`, `${prefix}members`]);
+      expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+      const timeout = db.pragma('busy_timeout', { simple: true });
+      await coordinator.close();
+      expect(db.open).toBe(true);
+      // the user's handle is left as it was found
+      expect(db.pragma('busy_timeout', { simple: true })).toBe(timeout);
+    });
 
-  it('a membership whose row was removed aborts with MembershipLostError and is never re-added', async () => {
-    const c = make();
-    const group = `group-${randomId()}`;
-    const membership = await c.join(group, 'm1', { ttlMs: 600 });
-    open().prepare('DELETE FROM graceful_drain_members WHERE group_name = ?').run(group);
-    await once(membership.signal, 'abort');
-    expect(membership.signal.reason).toBeInstanceOf(MembershipLostError);
-    expect(membership.signal.reason).toMatchObject({ code: 'ERR_MEMBERSHIP_LOST' });
-    await delay(500);
-    expect(await c.members(group)).toEqual([]);
-    await expect(membership.leave()).resolves.toBeUndefined();
-  });
+    it('fencing tokens survive the release of the row, a new instance and another process', async () => {
+      const lock = `lock-${randomId()}`;
+      const a = make();
+      const first = await a.acquire(lock, { ttlMs: 1000, timeoutMs: 100 });
+      await first.release();
+      const second = await a.acquire(lock, { ttlMs: 1000, timeoutMs: 100 });
+      await second.release();
+      expect(second.token).toBeGreaterThan(first.token);
+      await a.close();
+      const { value } = await child('once', file, lock);
+      expect(BigInt(value)).toBeGreaterThan(second.token);
+      const b = make();
+      const third = await b.acquire(lock, { ttlMs: 1000, timeoutMs: 100 });
+      expect(third.token).toBe(BigInt(value) + 1n);
+      await third.release();
+    });
 
-  it('joining again as the same member replaces the older incarnation, whose signal aborts', async () => {
-    const [a, b] = [make(), make()];
-    const group = `group-${randomId()}`;
-    const older = await a.join(group, 'm1', { ttlMs: 600 });
-    const newer = await b.join(group, 'm1', { ttlMs: 600 });
-    await once(older.signal, 'abort');
-    expect(older.signal.reason).toBeInstanceOf(MembershipLostError);
-    await older.leave();
-    expect((await a.members(group)).map((m) => m.incarnation)).toEqual([newer.incarnation]);
-  });
+    it('a lock held by a process killed with SIGKILL is free at once, long before its TTL', async () => {
+      const lock = `lock-${randomId()}`;
+      const holder = await child('hold', file, lock, '60000');
+      const c = make();
+      await expect(c.acquire(lock, { ttlMs: 1000, timeoutMs: 200 })).rejects.toBeInstanceOf(LockTimeoutError);
+      await kill(holder.process);
+      const started = now();
+      const lease = await c.acquire(lock, { ttlMs: 1000, timeoutMs: 2000 });
+      expect(now() - started).toBeLessThan(500);
+      expect(lease.token).toBeGreaterThan(BigInt(holder.value));
+      await lease.release();
+    });
 
-  it('close() aborts a waiting acquire with ClosedError', async () => {
-    const [a, b] = [make(), make()];
-    const lock = `lock-${randomId()}`;
-    const held = await a.acquire(lock, { ttlMs: 1000, timeoutMs: 100 });
-    const waiting = b.acquire(lock, { ttlMs: 1000, timeoutMs: 10_000 });
-    await delay(100);
-    await b.close();
-    await expect(waiting).rejects.toBeInstanceOf(ClosedError);
-    await held.release();
-  });
+    it('a member killed with SIGKILL disappears from members() at once', async () => {
+      const group = `group-${randomId()}`;
+      const member = await child('join', file, group, 'worker-1', '60000');
+      const c = make();
+      const listed = await c.members(group);
+      expect(listed).toHaveLength(1);
+      expect(listed[0]).toMatchObject({ memberId: 'worker-1', incarnation: member.value, ttlMs: 60000 });
+      expect(listed[0]?.expiresInMs).toBeGreaterThan(50_000);
+      await kill(member.process);
+      expect(await c.members(group)).toEqual([]);
+    });
 
-  it('close() aborts the signals of what it held, frees the rows, and nothing renews them afterwards', async () => {
-    const c = make();
-    const [lock, group] = [`lock-${randomId()}`, `group-${randomId()}`];
-    const lease = await c.acquire(lock, { ttlMs: 300, timeoutMs: 100 });
-    const membership = await c.join(group, 'm1', { ttlMs: 300 });
-    await c.close();
-    expect(lease.signal.reason).toBeInstanceOf(LockLostError);
-    expect(membership.signal.reason).toBeInstanceOf(MembershipLostError);
-    const db = open();
-    const rows = () => [
-      db.prepare('SELECT owner FROM graceful_drain_locks WHERE name = ?').pluck().get(lock),
-      db.prepare('SELECT count(*) FROM graceful_drain_members WHERE group_name = ?').pluck().get(group),
-    ];
-    expect(rows()).toEqual([null, 0]);
-    await delay(400);
-    expect(rows()).toEqual([null, 0]);
-    await expect(lease.release()).resolves.toBeUndefined();
-    await expect(membership.leave()).resolves.toBeUndefined();
-  });
+    it('processes competing for one lock never overlap, and tokens strictly increase', async () => {
+      const lock = `lock-${randomId()}`;
+      const logs = [0, 1, 2].map((i) => join(dir, `compete-${lock}-${i}.log`));
+      await Promise.all(logs.map((log) => child('compete', file, lock, '15', log)));
+      const rounds = logs
+        .flatMap((log) => readFileSync(log, 'utf8').trim().split('\n'))
+        .map((line) => {
+          const [token, acquired, releasing] = line.split(' ').map(BigInt) as [bigint, bigint, bigint];
+          return { token, acquired, releasing };
+        })
+        .sort((x, y) => (x.acquired < y.acquired ? -1 : 1));
+      expect(rounds).toHaveLength(45);
+      for (let i = 1; i < rounds.length; i++) {
+        const [previous, next] = [rounds[i - 1], rounds[i]] as [(typeof rounds)[0], (typeof rounds)[0]];
+        expect(next.acquired).toBeGreaterThan(previous.releasing);
+        expect(next.token).toBeGreaterThan(previous.token);
+      }
+    });
 
-  it('its renewal timers never hold the process open', async () => {
-    const lingering = await child('linger', file, `lock-${randomId()}`, `group-${randomId()}`);
-    const exited = once(lingering.process, 'exit');
-    const timeout = delay(5000).then(() => 'still running');
-    expect(await Promise.race([exited.then(([code]) => code as number), timeout])).toBe(0);
-  });
+    it('a busy database does not block the event loop while an acquire waits', async () => {
+      const c = make();
+      const lock = `lock-${randomId()}`;
+      await (await c.acquire(`warm-${randomId()}`, { ttlMs: 1000, timeoutMs: 100 })).release();
+      const blocker = open();
+      blocker.exec('BEGIN IMMEDIATE');
+      let last = now();
+      let longest = 0;
+      const ticker = setInterval(() => {
+        const t = now();
+        longest = Math.max(longest, t - last);
+        last = t;
+      }, 1);
+      setTimeout(() => blocker.exec('COMMIT'), 500);
+      const started = now();
+      const lease = await c.acquire(lock, { ttlMs: 1000, timeoutMs: 5000 });
+      const waited = now() - started;
+      clearInterval(ticker);
+      expect(waited).toBeGreaterThanOrEqual(450);
+      expect(longest).toBeLessThan(200);
+      await lease.release();
+    });
 
-  it('close() before any use opens nothing', async () => {
-    const path = join(dir, `${randomId()}.db`);
-    const c = new SqliteCoordinator({ path });
-    await c.close();
-    expect(() => readFileSync(path)).toThrow(/ENOENT/);
-    await expect(c.members('g')).rejects.toBeInstanceOf(ClosedError);
+    it('a lease whose renewals cannot get through aborts with LockLostError before its recorded expiry', async () => {
+      const c = make();
+      const lock = `lock-${randomId()}`;
+      const ttlMs = 600;
+      const lease = await c.acquire(lock, { ttlMs, timeoutMs: 100 });
+      const reader = open();
+      const expiresAt = (): number =>
+        reader
+          .prepare<[string], number>('SELECT expires_at FROM graceful_drain_locks WHERE name = ?')
+          .pluck()
+          .get(lock) as number;
+      const blocker = open();
+      blocker.exec('BEGIN IMMEDIATE');
+      try {
+        const recorded = expiresAt();
+        const lost = once(lease.signal, 'abort');
+        await lost;
+        const abortedAt = Date.now();
+        expect(lease.signal.reason).toBeInstanceOf(LockLostError);
+        expect(lease.signal.reason).toMatchObject({ code: 'ERR_LOCK_LOST' });
+        // no renewal got through, so the row still holds the expiry of the last one: not yet reached
+        expect(expiresAt()).toBe(recorded);
+        expect(abortedAt).toBeLessThan(recorded);
+      } finally {
+        blocker.exec('COMMIT');
+      }
+      await lease.release();
+    });
+
+    it('a lease taken away behind its back aborts at the next renewal; release() then resolves', async () => {
+      const c = make();
+      const lock = `lock-${randomId()}`;
+      const lease = await c.acquire(lock, { ttlMs: 600, timeoutMs: 100 });
+      open().prepare("UPDATE graceful_drain_locks SET owner = 'someone-else' WHERE name = ?").run(lock);
+      const started = now();
+      await once(lease.signal, 'abort');
+      expect(now() - started).toBeLessThan(450);
+      expect(lease.signal.reason).toBeInstanceOf(LockLostError);
+      await expect(lease.release()).resolves.toBeUndefined();
+      // owner-checked: the other owner's row was not freed
+      expect(open().prepare('SELECT owner FROM graceful_drain_locks WHERE name = ?').pluck().get(lock)).toBe(
+        'someone-else',
+      );
+    });
+
+    it('a membership whose row was removed aborts with MembershipLostError and is never re-added', async () => {
+      const c = make();
+      const group = `group-${randomId()}`;
+      const membership = await c.join(group, 'm1', { ttlMs: 600 });
+      open().prepare('DELETE FROM graceful_drain_members WHERE group_name = ?').run(group);
+      await once(membership.signal, 'abort');
+      expect(membership.signal.reason).toBeInstanceOf(MembershipLostError);
+      expect(membership.signal.reason).toMatchObject({ code: 'ERR_MEMBERSHIP_LOST' });
+      await delay(500);
+      expect(await c.members(group)).toEqual([]);
+      await expect(membership.leave()).resolves.toBeUndefined();
+    });
+
+    it('joining again as the same member replaces the older incarnation, whose signal aborts', async () => {
+      const [a, b] = [make(), make()];
+      const group = `group-${randomId()}`;
+      const older = await a.join(group, 'm1', { ttlMs: 600 });
+      const newer = await b.join(group, 'm1', { ttlMs: 600 });
+      await once(older.signal, 'abort');
+      expect(older.signal.reason).toBeInstanceOf(MembershipLostError);
+      await older.leave();
+      expect((await a.members(group)).map((m) => m.incarnation)).toEqual([newer.incarnation]);
+    });
+
+    it('close() aborts a waiting acquire with ClosedError', async () => {
+      const [a, b] = [make(), make()];
+      const lock = `lock-${randomId()}`;
+      const held = await a.acquire(lock, { ttlMs: 1000, timeoutMs: 100 });
+      const waiting = b.acquire(lock, { ttlMs: 1000, timeoutMs: 10_000 });
+      await delay(100);
+      await b.close();
+      await expect(waiting).rejects.toBeInstanceOf(ClosedError);
+      await held.release();
+    });
+
+    it('close() aborts the signals of what it held, frees the rows, and nothing renews them afterwards', async () => {
+      const c = make();
+      const [lock, group] = [`lock-${randomId()}`, `group-${randomId()}`];
+      const lease = await c.acquire(lock, { ttlMs: 300, timeoutMs: 100 });
+      const membership = await c.join(group, 'm1', { ttlMs: 300 });
+      await c.close();
+      expect(lease.signal.reason).toBeInstanceOf(LockLostError);
+      expect(membership.signal.reason).toBeInstanceOf(MembershipLostError);
+      const db = open();
+      const rows = () => [
+        db.prepare('SELECT owner FROM graceful_drain_locks WHERE name = ?').pluck().get(lock),
+        db.prepare('SELECT count(*) FROM graceful_drain_members WHERE group_name = ?').pluck().get(group),
+      ];
+      expect(rows()).toEqual([null, 0]);
+      await delay(400);
+      expect(rows()).toEqual([null, 0]);
+      await expect(lease.release()).resolves.toBeUndefined();
+      await expect(membership.leave()).resolves.toBeUndefined();
+    });
+
+    it('its renewal timers never hold the process open', async () => {
+      const lingering = await child('linger', file, `lock-${randomId()}`, `group-${randomId()}`);
+      const exited = once(lingering.process, 'exit');
+      const timeout = delay(5000).then(() => 'still running');
+      expect(await Promise.race([exited.then(([code]) => code as number), timeout])).toBe(0);
+    });
+
+    it('close() before any use opens nothing', async () => {
+      const path = join(dir, `${randomId()}.db`);
+      const c = new SqliteCoordinator({ driver: sqliteDriver(), path });
+      await c.close();
+      expect(() => readFileSync(path)).toThrow(/ENOENT/);
+      await expect(c.members('g')).rejects.toBeInstanceOf(ClosedError);
+    });
   });
 });

@@ -1,7 +1,7 @@
 /**
  * The SQLite handle an adapter works through: the user's `database`, or one opened from `path` (the
- * driver loaded lazily). Every piece of work runs as one synchronous function (better-sqlite3 is
- * synchronous, so no transaction is ever held across an `await`) under a short busy timeout; while
+ * driver, `node:sqlite` or better-sqlite3, loaded lazily). Every piece of work runs as one synchronous
+ * function (both drivers are synchronous, so no transaction is ever held across an `await`) under a short busy timeout; while
  * another connection holds the write lock, the work is retried asynchronously with a small jittered
  * backoff, so the event loop is never blocked for longer than one busy timeout.
  *
@@ -12,7 +12,7 @@ import createDebug from 'debug';
 import { ClosedError, CoordinatorUnavailableError, GracefulDrainError } from '../../errors.js';
 import { abortable } from '../../internal/abortable.js';
 import { delay, now } from '../../internal/time.js';
-import { loadSqlite, type SqliteDatabase } from './driver.js';
+import { loadSqliteDriver, type SqliteDatabase, type SqliteDriverOption } from './driver.js';
 import type { ConnectionSource } from './options.js';
 
 const debug = createDebug('graceful-drain:sqlite');
@@ -20,17 +20,33 @@ const debug = createDebug('graceful-drain:sqlite');
 /** Raised inside a work function to ask for a retry, as if the database were busy. */
 class HostTransactionOpen extends Error {}
 
-/** Whether `error` means another connection holds the lock: worth retrying. */
+const SQLITE_BUSY = 5;
+const SQLITE_LOCKED = 6;
+
+/**
+ * Whether `error` means another connection holds the lock: worth retrying. better-sqlite3 says so in
+ * `code` (`SQLITE_BUSY`, `SQLITE_LOCKED` and their extended codes); `node:sqlite` throws
+ * `ERR_SQLITE_ERROR` with the SQLite result code in `errcode` (the primary code in its low byte) and
+ * its text in `errstr`.
+ */
 export function isBusy(error: unknown): boolean {
   if (error instanceof HostTransactionOpen) return true;
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
+  const { code, errcode, errstr } = (error ?? {}) as { code?: unknown; errcode?: unknown; errstr?: unknown };
+  if (typeof code !== 'string') return false;
+  if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) return true;
+  if (code !== 'ERR_SQLITE_ERROR') return false;
+  if (typeof errcode === 'number')
+    return (errcode & 0xff) === SQLITE_BUSY || (errcode & 0xff) === SQLITE_LOCKED;
+  const text = typeof errstr === 'string' ? errstr : (error as Error).message;
+  return /database (table )?is locked/.test(String(text));
 }
 
 /** Options of {@link SqliteConnection}. */
 export interface ConnectionOptions {
   /** The adapter's name, for messages. */
   readonly adapter: string;
+  /** The driver that opens a `path`. */
+  readonly driver: SqliteDriverOption;
   /** The longest SQLite may block waiting for a lock, per attempt. */
   readonly busyTimeoutMs: number;
   /** How long work keeps being retried while the database is busy. */
@@ -69,10 +85,10 @@ export class SqliteConnection {
     this.#ready ??= (async () => {
       let db: SqliteDatabase;
       if (this.#source.database === undefined) {
-        const Driver = await loadSqlite(this.#options.adapter);
+        const driver = await loadSqliteDriver(this.#options.driver, this.#options.adapter);
         if (this.#closed) throw new ClosedError();
         try {
-          db = new Driver(this.#source.path, { timeout: this.#options.busyTimeoutMs });
+          db = driver.open(this.#source.path, { timeout: this.#options.busyTimeoutMs });
         } catch (error) {
           throw new CoordinatorUnavailableError(
             `${this.#options.adapter} could not open the SQLite database ${JSON.stringify(this.#source.path)}: ${
@@ -81,7 +97,7 @@ export class SqliteConnection {
             { cause: error },
           );
         }
-        debug('opened %s', this.#source.path);
+        debug('opened %s with %s', this.#source.path, driver.name);
       } else {
         db = this.#source.database;
       }

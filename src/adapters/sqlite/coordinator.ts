@@ -75,6 +75,7 @@ export class SqliteCoordinator implements Coordinator {
     this.#busyTimeoutMs = o.busyTimeoutMs;
     this.#connection = new SqliteConnection(o.source, {
       adapter: 'SqliteCoordinator',
+      driver: o.driver,
       busyTimeoutMs: o.busyTimeoutMs,
       operationTimeoutMs: o.operationTimeoutMs,
       setup: (db) => this.#setup(db),

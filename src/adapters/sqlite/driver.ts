@@ -1,11 +1,14 @@
 /**
- * The few shapes of better-sqlite3 the SQLite adapters rely on, typed structurally so that users never
- * need `@types/better-sqlite3`: a better-sqlite3 `Database` fits {@link SqliteDatabase}. And the lazy
- * loading of the driver, for adapters opened from a `path`.
+ * The few shapes of a SQLite driver the adapters rely on, typed structurally so that users never need
+ * `@types/better-sqlite3`: a better-sqlite3 `Database` fits {@link SqliteDatabase}, and a `node:sqlite`
+ * `DatabaseSync` is wrapped into it. And the choice and lazy loading of the driver, for adapters opened
+ * from a `path` and for {@link openSqliteDatabase}.
  *
  * @packageDocumentation
  */
+import { ConfigurationError, MissingDriverError } from '../../errors.js';
 import { importDriver } from '../../internal/import-driver.js';
+import { checkNonNegative, checkOneOf, invalid } from '../../validate.js';
 
 /** A prepared statement (better-sqlite3's `Statement`) with parameters `P` and rows `R`. */
 export interface SqliteStatement<P extends unknown[] = unknown[], R = unknown> {
@@ -21,7 +24,11 @@ export interface SqliteStatement<P extends unknown[] = unknown[], R = unknown> {
   safeIntegers(toggle?: boolean): this;
 }
 
-/** A better-sqlite3 `Database`, as the adapters use it. */
+/**
+ * A SQLite database handle, as the adapters use it: a better-sqlite3 `Database` as it is, or a
+ * `node:sqlite` `DatabaseSync` wrapped by {@link openSqliteDatabase} (or by the adapters, when one is
+ * passed as `database`).
+ */
 export interface SqliteDatabase {
   /** Prepares a statement. */
   prepare<P extends unknown[] = unknown[], R = unknown>(source: string): SqliteStatement<P, R>;
@@ -41,12 +48,384 @@ export interface SqliteDatabase {
   close(): unknown;
 }
 
-/** The better-sqlite3 `Database` class; `MissingDriverError` naming `adapter` when it is missing. @internal */
-export async function loadSqlite(
-  adapter: string,
-): Promise<new (path: string, options: { timeout: number }) => SqliteDatabase> {
-  const driver = await importDriver<{
-    default: new (path: string, options: { timeout: number }) => SqliteDatabase;
-  }>('better-sqlite3', adapter);
-  return driver.default;
+/** The SQLite drivers the adapters run on. */
+export type SqliteDriverName = 'node:sqlite' | 'better-sqlite3';
+
+/**
+ * Which SQLite driver opens a `path`: `'auto'` takes Node's built-in `node:sqlite` where the runtime
+ * has it without a flag (Node.js 22.13 and later), and better-sqlite3 otherwise.
+ */
+export type SqliteDriverOption = 'auto' | SqliteDriverName;
+
+/** Options of {@link openSqliteDatabase}. */
+export interface OpenSqliteDatabaseOptions {
+  /**
+   * The driver to open the file with.
+   * @defaultValue `'auto'`
+   */
+  readonly driver?: SqliteDriverOption | undefined;
+  /**
+   * How long a statement waits for another connection's lock before failing with `SQLITE_BUSY`, in
+   * milliseconds.
+   * @defaultValue `5000`
+   */
+  readonly timeout?: number | undefined;
+  /**
+   * Open the file read-only.
+   * @defaultValue `false`
+   */
+  readonly readonly?: boolean | undefined;
+}
+
+/** A loaded driver: its name, and a synchronous way to open a file with it. @internal */
+export interface SqliteDriver {
+  readonly name: SqliteDriverName;
+  open(path: string, options: { timeout: number; readonly?: boolean | undefined }): SqliteDatabase;
+}
+
+// ---- node:sqlite, structurally -------------------------------------------------------------------
+
+/** The parts of `node:sqlite`'s `StatementSync` used here. */
+interface NodeStatement {
+  run(...params: unknown[]): { changes: number | bigint };
+  get(...params: unknown[]): unknown;
+  all(...params: unknown[]): unknown[];
+  setReadBigInts(enabled: boolean): void;
+  /** Node.js 22.16 and later. */
+  setReturnArrays?(enabled: boolean): void;
+}
+
+/** The parts of `node:sqlite`'s `DatabaseSync` used here. */
+interface NodeDatabase {
+  prepare(source: string): NodeStatement;
+  exec(source: string): void;
+  close(): void;
+  /** Node.js 22.16 and later. */
+  readonly isTransaction?: boolean;
+  /** Node.js 22.15 and later. */
+  readonly isOpen?: boolean;
+  /** Node.js 22.16 and later: `null` for an in-memory database. */
+  location?(): string | null;
+}
+
+interface NodeSqliteModule {
+  DatabaseSync: new (
+    path: string,
+    options?: { timeout?: number; readOnly?: boolean; open?: boolean },
+  ) => NodeDatabase;
+}
+
+let nodeSqlite: NodeSqliteModule | null | undefined;
+
+/**
+ * `node:sqlite` when this runtime has it without a flag (Node.js 22.13 and later), else `undefined`.
+ * Node.js 22 prints an ExperimentalWarning when the module is first loaded; that one warning is not
+ * printed when it is the adapters that load it (the API they use is pinned by this package's tests).
+ * @internal
+ */
+export function builtinSqlite(): NodeSqliteModule | undefined {
+  if (nodeSqlite !== undefined) return nodeSqlite ?? undefined;
+  const emitWarning = process.emitWarning;
+  process.emitWarning = function (this: unknown, warning: string | Error, ...rest: unknown[]): void {
+    const type = typeof rest[0] === 'string' ? rest[0] : (rest[0] as { type?: unknown } | undefined)?.type;
+    const message = typeof warning === 'string' ? warning : warning?.message;
+    if (type === 'ExperimentalWarning' && /\bSQLite\b/.test(String(message))) return;
+    return (emitWarning as (...args: unknown[]) => void).call(process, warning, ...rest);
+  } as typeof process.emitWarning;
+  try {
+    const module = process.getBuiltinModule?.('node:sqlite') as NodeSqliteModule | undefined;
+    nodeSqlite = typeof module?.DatabaseSync === 'function' ? module : null;
+  } catch {
+    nodeSqlite = null;
+  } finally {
+    process.emitWarning = emitWarning;
+  }
+  return nodeSqlite ?? undefined;
+}
+
+/** Whether `value` is a `node:sqlite` `DatabaseSync` (rather than a better-sqlite3 `Database`). @internal */
+export function isNodeSqliteDatabase(value: unknown): boolean {
+  const db = value as Record<string, unknown> | null;
+  if (db === null || typeof db !== 'object') return false;
+  if (typeof db.pragma === 'function' || typeof db.prepare !== 'function' || typeof db.exec !== 'function') {
+    return false;
+  }
+  const DatabaseSync = nodeSqlite?.DatabaseSync ?? builtinSqlite()?.DatabaseSync;
+  if (DatabaseSync !== undefined && db instanceof DatabaseSync) return true;
+  // Another realm's, or a runtime where loading it failed: it has no `pragma()` but a session API.
+  return typeof db.createSession === 'function';
+}
+
+/** The first column of a row, whether it came back as an array or as an object. */
+function firstColumn(row: unknown): unknown {
+  if (row === undefined || row === null) return row === null ? null : undefined;
+  if (Array.isArray(row)) return row[0];
+  return Object.values(row as Record<string, unknown>)[0];
+}
+
+/** A `node:sqlite` statement with better-sqlite3's `pluck()` and `safeIntegers()`. */
+class NodeSqliteStatement {
+  readonly #statement: NodeStatement;
+  #pluck = false;
+  #arrays = false;
+  #bigints = false;
+
+  constructor(statement: NodeStatement) {
+    this.#statement = statement;
+  }
+
+  #row(row: unknown): unknown {
+    return this.#pluck ? firstColumn(row) : row;
+  }
+
+  run(...params: unknown[]): { readonly changes: number } {
+    // `run()` also reads the connection's last rowid, which throws as a number once it passes 2^53
+    // (Node.js 26): read it as a bigint.
+    if (!this.#bigints) this.#statement.setReadBigInts(true);
+    try {
+      return { changes: Number(this.#statement.run(...params).changes) };
+    } finally {
+      if (!this.#bigints) this.#statement.setReadBigInts(false);
+    }
+  }
+
+  get(...params: unknown[]): unknown {
+    const row = this.#statement.get(...params);
+    return row === undefined ? undefined : this.#row(row);
+  }
+
+  all(...params: unknown[]): unknown[] {
+    const rows = this.#statement.all(...params);
+    return this.#pluck ? rows.map((row) => firstColumn(row)) : rows;
+  }
+
+  pluck(toggle = true): this {
+    this.#pluck = toggle;
+    // Arrays when the runtime can (an object row loses a column whose name repeats an earlier one's).
+    if (typeof this.#statement.setReturnArrays === 'function' && this.#arrays !== toggle) {
+      this.#statement.setReturnArrays(toggle);
+      this.#arrays = toggle;
+    }
+    return this;
+  }
+
+  safeIntegers(toggle = true): this {
+    this.#statement.setReadBigInts(toggle);
+    this.#bigints = toggle;
+    return this;
+  }
+}
+
+/** The error `node:sqlite` throws for `BEGIN` inside a transaction. */
+function isNestedBegin(error: unknown): boolean {
+  return /within a transaction/.test((error as Error | null)?.message ?? '');
+}
+
+/** A `node:sqlite` `DatabaseSync` in the shape of a better-sqlite3 `Database`. */
+class NodeSqliteDatabase implements SqliteDatabase {
+  readonly #db: NodeDatabase;
+  readonly #readonly: boolean;
+  #open = true;
+  #savepoints = 0;
+
+  constructor(db: NodeDatabase, readonly = false) {
+    this.#db = db;
+    this.#readonly = readonly;
+  }
+
+  prepare<P extends unknown[] = unknown[], R = unknown>(source: string): SqliteStatement<P, R> {
+    return new NodeSqliteStatement(this.#db.prepare(source)) as unknown as SqliteStatement<P, R>;
+  }
+
+  /**
+   * better-sqlite3's transactions: `BEGIN` (`.immediate()`: `BEGIN IMMEDIATE`) and `COMMIT`, rolled
+   * back when `fn` throws; inside an open transaction, a savepoint instead.
+   */
+  transaction<T>(fn: () => T): (() => T) & { deferred(): T; immediate(): T; exclusive(): T } {
+    const run = (mode: string): T => {
+      if (this.inTransaction) {
+        const name = `"graceful_drain_tx_${++this.#savepoints}"`;
+        this.#db.exec(`SAVEPOINT ${name}`);
+        try {
+          const result = fn();
+          this.#db.exec(`RELEASE ${name}`);
+          return result;
+        } catch (error) {
+          if (this.inTransaction) {
+            this.#db.exec(`ROLLBACK TO ${name}`);
+            this.#db.exec(`RELEASE ${name}`);
+          }
+          throw error;
+        } finally {
+          this.#savepoints--;
+        }
+      }
+      this.#db.exec(`BEGIN ${mode}`);
+      try {
+        const result = fn();
+        this.#db.exec('COMMIT');
+        return result;
+      } catch (error) {
+        if (this.inTransaction) this.#db.exec('ROLLBACK');
+        throw error;
+      }
+    };
+    return Object.assign(() => run('DEFERRED'), {
+      deferred: () => run('DEFERRED'),
+      immediate: () => run('IMMEDIATE'),
+      exclusive: () => run('EXCLUSIVE'),
+    });
+  }
+
+  pragma(source: string, options?: { simple?: boolean }): unknown {
+    const statement = this.#db.prepare(`PRAGMA ${source}`);
+    return options?.simple === true ? firstColumn(statement.get()) : statement.all();
+  }
+
+  exec(source: string): this {
+    this.#db.exec(source);
+    return this;
+  }
+
+  get inTransaction(): boolean {
+    if (typeof this.#db.isTransaction === 'boolean') return this.#db.isTransaction;
+    // Node.js before 22.16: a deferred BEGIN takes no lock, and fails only inside a transaction.
+    try {
+      this.#db.exec('BEGIN DEFERRED');
+    } catch (error) {
+      if (isNestedBegin(error)) return true;
+      throw error;
+    }
+    this.#db.exec('ROLLBACK');
+    return false;
+  }
+
+  get memory(): boolean {
+    try {
+      if (typeof this.#db.location === 'function') return this.#db.location() === null;
+      const list = this.#db.prepare('PRAGMA database_list').all() as { name: string; file: string }[];
+      return list.find((entry) => entry.name === 'main')?.file === '';
+    } catch {
+      return false;
+    }
+  }
+
+  /** Whether it was opened read-only here; a `DatabaseSync` passed in is taken as writable. */
+  get readonly(): boolean {
+    return this.#readonly;
+  }
+
+  /** Whether the handle is open (better-sqlite3's `open`). */
+  get open(): boolean {
+    return typeof this.#db.isOpen === 'boolean' ? this.#db.isOpen : this.#open;
+  }
+
+  close(): this {
+    this.#db.close();
+    this.#open = false;
+    return this;
+  }
+}
+
+/** Wraps a `node:sqlite` `DatabaseSync` into {@link SqliteDatabase}. @internal */
+export function wrapNodeSqlite(db: unknown, readonly = false): SqliteDatabase {
+  return new NodeSqliteDatabase(db as NodeDatabase, readonly);
+}
+
+// ---- choosing and loading ------------------------------------------------------------------------
+
+const NEEDS_NODE = 'Node.js 22.13 or later';
+
+/** The message of a `node:sqlite` that this runtime lacks. */
+function noBuiltin(): string {
+  return `\`driver: 'node:sqlite'\` needs ${NEEDS_NODE}, where SQLite is built in (this is Node.js ${process.version}, or it runs with --no-experimental-sqlite): use \`driver: 'better-sqlite3'\` or \`'auto'\``;
+}
+
+/** Checks the `driver` option: `ConfigurationError` naming it when it is not one of the drivers. @internal */
+export function checkDriverOption(value: unknown): SqliteDriverOption {
+  if (value === undefined) return 'auto';
+  return checkOneOf<SqliteDriverOption>('driver', value, ['auto', 'node:sqlite', 'better-sqlite3']);
+}
+
+/** `ConfigurationError` when `driver` is `'node:sqlite'` and this runtime does not have it. @internal */
+export function checkDriverAvailable(driver: SqliteDriverOption): void {
+  if (driver === 'node:sqlite' && builtinSqlite() === undefined) throw new ConfigurationError(noBuiltin());
+}
+
+/** The `node:sqlite` driver, or `undefined` when the runtime lacks it. */
+function nodeDriver(): SqliteDriver | undefined {
+  const module = builtinSqlite();
+  if (module === undefined) return undefined;
+  return {
+    name: 'node:sqlite',
+    open(path, { timeout, readonly }) {
+      const db = new module.DatabaseSync(path, { timeout, readOnly: readonly === true });
+      // `timeout` is read by Node.js 22.16 and later; the pragma sets it on every version.
+      db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(timeout))}`);
+      return wrapNodeSqlite(db, readonly === true);
+    },
+  };
+}
+
+type BetterSqlite3 = new (path: string, options: { timeout: number; readonly?: boolean }) => SqliteDatabase;
+
+/**
+ * Loads the driver `choice` names (`'auto'`: `node:sqlite` where the runtime has it, better-sqlite3
+ * otherwise, which is then never loaded on a runtime with `node:sqlite`). `MissingDriverError` naming
+ * `adapter` when better-sqlite3 is needed and not installed; `ConfigurationError` for `'node:sqlite'`
+ * on a runtime without it.
+ * @internal
+ */
+export async function loadSqliteDriver(choice: SqliteDriverOption, adapter: string): Promise<SqliteDriver> {
+  if (choice !== 'better-sqlite3') {
+    const driver = nodeDriver();
+    if (driver !== undefined) return driver;
+    if (choice === 'node:sqlite') throw new ConfigurationError(`${adapter}: ${noBuiltin()}`);
+  }
+  let Database: BetterSqlite3;
+  try {
+    Database = (await importDriver<{ default: BetterSqlite3 }>('better-sqlite3', adapter)).default;
+  } catch (error) {
+    if (choice === 'auto' && error instanceof MissingDriverError) {
+      throw new MissingDriverError('better-sqlite3', adapter, {
+        cause: error.cause,
+        hint: `, or run on ${NEEDS_NODE}, where the built-in \`node:sqlite\` is used (option \`driver\`, default 'auto')`,
+      });
+    }
+    throw error;
+  }
+  return {
+    name: 'better-sqlite3',
+    open: (path, { timeout, readonly }) => new Database(path, { timeout, readonly: readonly === true }),
+  };
+}
+
+/**
+ * Opens a SQLite database file with the driver `options.driver` names (by default `'auto'`: Node's
+ * built-in `node:sqlite` on Node.js 22.13 and later, better-sqlite3 otherwise), as a
+ * {@link SqliteDatabase}: give it to the adapters as `database`, or use it for the host's own tables.
+ * With better-sqlite3 it is the `Database` itself; with `node:sqlite`, a `DatabaseSync` wrapped in the
+ * same shape (`prepare()` with `pluck()` and `safeIntegers()`, `transaction()`, `pragma()`, `exec()`,
+ * `inTransaction`, `close()`). The file is created if missing.
+ *
+ * Rejects with `MissingDriverError` when better-sqlite3 is needed and not installed, and with
+ * `ConfigurationError` for `driver: 'node:sqlite'` on a runtime without it or for a bad option.
+ *
+ * @example
+ * ```ts
+ * import { openSqliteDatabase, SqliteWorkflowStore } from 'graceful-drain/sqlite';
+ * const db = await openSqliteDatabase('/var/lib/engine/engine.db');
+ * db.exec('CREATE TABLE IF NOT EXISTS executions (id TEXT PRIMARY KEY, status TEXT NOT NULL)');
+ * const store = new SqliteWorkflowStore({ database: db, table: 'executions' });
+ * ```
+ */
+export async function openSqliteDatabase(
+  path: string,
+  options: OpenSqliteDatabaseOptions = {},
+): Promise<SqliteDatabase> {
+  if (typeof path !== 'string' || path.length === 0) invalid('path', 'a non-empty file path', path);
+  const choice = checkDriverOption(options.driver);
+  const timeout = checkNonNegative('timeout', options.timeout ?? 5000);
+  const driver = await loadSqliteDriver(choice, 'openSqliteDatabase');
+  return driver.open(path, { timeout, readonly: options.readonly });
 }

@@ -8,20 +8,46 @@ import { withDefaults } from '../../internal/defaults.js';
 import { checkIdentifier, checkTableName, type TableName } from '../../internal/sql-names.js';
 import { checkStatuses, type WorkflowStatuses } from '../../internal/statuses.js';
 import { checkNonNegative, checkOptionsObject, checkPositive, invalid } from '../../validate.js';
-import type { SqliteDatabase } from './driver.js';
+import {
+  checkDriverAvailable,
+  checkDriverOption,
+  isNodeSqliteDatabase,
+  wrapNodeSqlite,
+  type SqliteDatabase,
+  type SqliteDriverOption,
+} from './driver.js';
+
+/**
+ * A `node:sqlite` `DatabaseSync`, structurally (no types from `node:sqlite` needed): the adapters wrap
+ * it into a {@link SqliteDatabase}.
+ */
+export interface NodeSqliteDatabaseSync {
+  prepare(source: string): unknown;
+  exec(source: string): unknown;
+  close(): unknown;
+}
 
 /** Options of {@link SqliteCoordinator}. Give exactly one of `database` and `path`. */
 export interface SqliteCoordinatorOptions {
   /**
-   * A better-sqlite3 database you opened on a file. The coordinator switches it to WAL journal mode
-   * (a lasting property of the file), and never closes it.
+   * A database you opened on a file: a better-sqlite3 `Database`, a `node:sqlite` `DatabaseSync`, or
+   * what {@link openSqliteDatabase} returns. The coordinator switches it to WAL journal mode (a lasting
+   * property of the file), and never closes it.
    */
-  readonly database?: SqliteDatabase | undefined;
+  readonly database?: SqliteDatabase | NodeSqliteDatabaseSync | undefined;
   /**
-   * The path of the database file, opened (and created if missing) by the coordinator, which loads
-   * `better-sqlite3` when first used and closes the file on `close()`.
+   * The path of the database file, opened (and created if missing) by the coordinator with `driver`
+   * when first used, and closed on `close()`.
    */
   readonly path?: string | undefined;
+  /**
+   * The SQLite driver that opens `path`: `'node:sqlite'` (built into Node.js 22.13 and later),
+   * `'better-sqlite3'` (an optional peer dependency, loaded when first used), or `'auto'`: `node:sqlite`
+   * where the runtime has it, better-sqlite3 otherwise. With `database`, the driver is the one that
+   * opened it (told apart by its shape) and this option is not used.
+   * @defaultValue `'auto'`
+   */
+  readonly driver?: SqliteDriverOption | undefined;
   /**
    * The prefix of the coordinator's tables (`<prefix>locks`, `<prefix>members`): a plain identifier.
    * @defaultValue `'graceful_drain_'`
@@ -50,13 +76,24 @@ export interface SqliteCoordinatorOptions {
 
 /** Options of {@link SqliteWorkflowStore}. Give exactly one of `database` and `path`. */
 export interface SqliteWorkflowStoreOptions {
-  /** The host's better-sqlite3 database; the store never closes it. */
-  readonly database?: SqliteDatabase | undefined;
   /**
-   * The path of the host's database file, opened by the store (loading `better-sqlite3` lazily) and
+   * The host's database: a better-sqlite3 `Database`, a `node:sqlite` `DatabaseSync`, or what
+   * {@link openSqliteDatabase} returns. The store never closes it.
+   */
+  readonly database?: SqliteDatabase | NodeSqliteDatabaseSync | undefined;
+  /**
+   * The path of the host's database file, opened by the store with `driver` when first used and
    * closed by `close()`.
    */
   readonly path?: string | undefined;
+  /**
+   * The SQLite driver that opens `path`: `'node:sqlite'` (built into Node.js 22.13 and later),
+   * `'better-sqlite3'` (an optional peer dependency, loaded when first used), or `'auto'`: `node:sqlite`
+   * where the runtime has it, better-sqlite3 otherwise. With `database`, the driver is the one that
+   * opened it (told apart by its shape) and this option is not used.
+   * @defaultValue `'auto'`
+   */
+  readonly driver?: SqliteDriverOption | undefined;
   /** The host's existing table of workflows: `name` or `schema.name`, plain identifiers. */
   readonly table: string;
   /**
@@ -118,6 +155,8 @@ export type ConnectionSource =
 /** What both adapters compile to. @internal */
 interface CompiledConnection {
   readonly source: ConnectionSource;
+  /** The driver that opens `source.path`. */
+  readonly driver: SqliteDriverOption;
   readonly busyTimeoutMs: number;
   readonly operationTimeoutMs: number;
 }
@@ -141,9 +180,10 @@ export function compileCoordinatorOptions(options: unknown): CompiledCoordinator
   const given = checkOptionsObject('SqliteCoordinator', options, [
     'database',
     'path',
+    'driver',
     ...Object.keys(COORDINATOR_DEFAULTS),
   ]);
-  const source = checkSource('SqliteCoordinator', given.database, given.path);
+  const { source, driver } = checkSource('SqliteCoordinator', given.database, given.path, given.driver);
   if (source.database?.memory === true || source.path === ':memory:') {
     throw new ConfigurationError(
       'SqliteCoordinator needs a database file: an in-memory database cannot be shared between processes',
@@ -155,6 +195,7 @@ export function compileCoordinatorOptions(options: unknown): CompiledCoordinator
   const o = withDefaults(COORDINATOR_DEFAULTS, given);
   return {
     source,
+    driver,
     tablePrefix: checkIdentifier('tablePrefix', o.tablePrefix),
     ...checkTimings(o),
     pollIntervalMs: checkPositive('pollIntervalMs', o.pollIntervalMs),
@@ -166,10 +207,11 @@ export function compileStoreOptions(options: unknown): CompiledStoreOptions {
   const given = checkOptionsObject('SqliteWorkflowStore', options, [
     'database',
     'path',
+    'driver',
     'table',
     ...Object.keys(STORE_DEFAULTS),
   ]);
-  const source = checkSource('SqliteWorkflowStore', given.database, given.path);
+  const { source, driver } = checkSource('SqliteWorkflowStore', given.database, given.path, given.driver);
   const o = withDefaults(STORE_DEFAULTS, given);
   const names: StoreNames = {
     table: checkTableName('table', o.table),
@@ -178,7 +220,7 @@ export function compileStoreOptions(options: unknown): CompiledStoreOptions {
     marksTable: checkTableName('marksTable', o.marksTable),
   };
   const statuses = checkStatuses('statuses', given.statuses, STORE_DEFAULTS.statuses);
-  return { source, names, table: o.table as string, statuses, ...checkTimings(o) };
+  return { source, driver, names, table: o.table as string, statuses, ...checkTimings(o) };
 }
 
 function checkTimings(o: Record<string, unknown>): { busyTimeoutMs: number; operationTimeoutMs: number } {
@@ -188,19 +230,30 @@ function checkTimings(o: Record<string, unknown>): { busyTimeoutMs: number; oper
   };
 }
 
-/** Checks that exactly one of `database` and `path` is given. */
-function checkSource(where: string, database: unknown, path: unknown): ConnectionSource {
+/**
+ * Checks that exactly one of `database` and `path` is given, and `driver`; a `node:sqlite`
+ * `DatabaseSync` given as `database` is wrapped.
+ */
+function checkSource(
+  where: string,
+  database: unknown,
+  path: unknown,
+  driverOption: unknown,
+): { source: ConnectionSource; driver: SqliteDriverOption } {
+  const driver = checkDriverOption(driverOption);
   if ((database === undefined) === (path === undefined)) {
     throw new ConfigurationError(
-      `${where} needs exactly one of \`database\` (a better-sqlite3 Database) and \`path\` (a file path), got ${
+      `${where} needs exactly one of \`database\` (a better-sqlite3 Database or a node:sqlite DatabaseSync) and \`path\` (a file path), got ${
         database === undefined ? 'neither' : 'both'
       }`,
     );
   }
   if (path !== undefined) {
     if (typeof path !== 'string' || path.length === 0) invalid('path', 'a non-empty file path', path);
-    return { path };
+    checkDriverAvailable(driver);
+    return { source: { path }, driver };
   }
+  if (isNodeSqliteDatabase(database)) return { source: { database: wrapNodeSqlite(database) }, driver };
   const db = database as Partial<SqliteDatabase> | null;
   if (
     db === null ||
@@ -208,9 +261,9 @@ function checkSource(where: string, database: unknown, path: unknown): Connectio
     typeof db.prepare !== 'function' ||
     typeof db.pragma !== 'function'
   ) {
-    invalid('database', 'a better-sqlite3 Database', database);
+    invalid('database', 'a better-sqlite3 Database or a node:sqlite DatabaseSync', database);
   }
-  return { database: database as SqliteDatabase };
+  return { source: { database: database as SqliteDatabase }, driver };
 }
 
 /** The names the store works with. */

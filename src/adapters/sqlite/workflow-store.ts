@@ -46,10 +46,9 @@ const debug = createDebug('graceful-drain:sqlite');
  *
  * @example
  * ```ts
- * import Database from 'better-sqlite3';
- * import { SqliteWorkflowStore } from 'graceful-drain/sqlite';
+ * import { openSqliteDatabase, SqliteWorkflowStore } from 'graceful-drain/sqlite';
  * const store = new SqliteWorkflowStore({
- *   database: new Database('/var/lib/engine/engine.db'),
+ *   database: await openSqliteDatabase('/var/lib/engine/engine.db'), // node:sqlite or better-sqlite3
  *   table: 'executions',
  *   statusColumn: 'state',
  *   statuses: { running: 'RUNNING', pausing: 'PAUSING', paused: 'PAUSED' },
@@ -71,6 +70,7 @@ export class SqliteWorkflowStore implements WorkflowStore {
     ({ names: this.#names, table: this.#table, statuses: this.#statuses } = o);
     this.#connection = new SqliteConnection(o.source, {
       adapter: 'SqliteWorkflowStore',
+      driver: o.driver,
       busyTimeoutMs: o.busyTimeoutMs,
       operationTimeoutMs: o.operationTimeoutMs,
       setup: (db) => {
