@@ -2,8 +2,9 @@
  * Checks of the locks and of fencing, from the history:
  *
  * - invariant 1, fencing: the store never accepts a token lower than one it accepted before (in real
- *   time: the earlier write had ended before the later one began); every rejection is explained by a
- *   higher token; no write goes unfenced;
+ *   time: the earlier write had ended before the later one began), nor one lower than a fence raised
+ *   before the write was sent (the next lock holder raises it before it reads: a write delayed in
+ *   flight is rejected); every rejection is explained by a higher token; no write goes unfenced;
  * - the coordinator's tokens are unique and increase with the order in which holders got the lock;
  * - invariant 8: no two holders at once (each holder's lease counts until its release, its loss, its
  *   last known local deadline or its death), and no write is sent once its lease has ended;
@@ -30,14 +31,17 @@ export function crashBound(backend: BackendName, ttlMs: number): number {
   return (backend === 'postgres' ? 1000 : ttlMs) + 500;
 }
 
-/** The first call `lease`'s holder made under it within [from, to]: a listing or a write. */
+/**
+ * The first call to the store `lease`'s holder made under it within [from, to]: a fence raise, a
+ * listing or a write (its coordinator's listing of members is no look at the store).
+ */
 function actedOn(model: Model, lease: LeaseModel, from: number, to: number): string | undefined {
   const holder = model.members.get(lease.holder);
   const end = Math.min(to, lease.validUntil);
   for (const e of holder?.events ?? []) {
     if (e.t < from || e.t > end) continue;
     if (
-      e.type === 'members-start' ||
+      e.type === 'fence-start' ||
       e.type === 'list-parked-start' ||
       e.type === 'park-start' ||
       e.type === 'unpark-start'
@@ -101,22 +105,42 @@ export function checkFencing(model: Model): CheckResult {
       break;
     }
   }
-  // A token is used once its holder acts on it (reads or writes under it): a lower token accepted after
-  // that lands behind the newer holder's back, whether or not the newer one wrote first.
+  // A fence raised to a higher token before the write was sent: the store must reject the write.
+  const raised = model.fences.filter((f) => f.token !== null && f.end !== undefined && f.error === undefined);
+  for (const w of accepted) {
+    const fence = raised.find(
+      (f) => (f.token as bigint) > (w.token as bigint) && (f.end as number) < w.start,
+    );
+    if (fence === undefined) continue;
+    violations.push({
+      message: `the store accepted ${w.kind} by ${w.member} with token ${w.token} after ${fence.member} had raised the fence to token ${fence.token}`,
+      at: w.start,
+      members: [w.member, fence.member],
+    });
+  }
+  // A token is used once its holder acts on the store under it (raises the fence, reads or writes): a
+  // lower token accepted after that lands behind the newer holder's back, whether or not the newer one
+  // wrote first.
   for (const w of accepted) {
     const newer = model.leases.find(
       (l) =>
         l.token > (w.token as bigint) &&
         l.acquireEnd < w.start &&
-        actedOn(model, l, l.acquireEnd, w.end ?? Infinity) !== undefined,
+        actedOn(model, l, l.acquireEnd, w.start) !== undefined,
     );
     if (newer === undefined) continue;
     violations.push({
-      message: `the store accepted ${w.kind} by ${w.member} with token ${w.token} after ${newer.holder} had taken token ${newer.token} and acted on it (${actedOn(model, newer, newer.acquireEnd, w.end ?? Infinity)})`,
+      message: `the store accepted ${w.kind} by ${w.member} with token ${w.token} after ${newer.holder} had taken token ${newer.token} and acted on it (${actedOn(model, newer, newer.acquireEnd, w.start)})`,
       at: w.start,
       members: [w.member, newer.holder],
     });
   }
+  // Every rejection is explained by a higher token written, or raised, before it ended.
+  const higherSeen = (token: bigint, by: number): boolean =>
+    [...accepted, ...maybe].some((o) => o.token !== null && o.token > token && o.start <= by) ||
+    model.fences.some(
+      (f) => f.token !== null && f.token > token && f.start <= by && f.error?.code !== 'ERR_STALE_TOKEN',
+    );
   let rejected = 0;
   for (const w of model.writes) {
     if (w.token === null) {
@@ -125,14 +149,23 @@ export function checkFencing(model: Model): CheckResult {
     }
     if (w.error?.code !== 'ERR_STALE_TOKEN') continue;
     rejected++;
-    const higher = [...accepted, ...maybe].some(
-      (o) => o.token !== null && o.token > (w.token as bigint) && o.start <= (w.end ?? Infinity),
-    );
-    if (!higher) {
+    if (!higherSeen(w.token, w.end ?? Infinity)) {
       violations.push({
-        message: `the store rejected token ${w.token} (${w.kind} by ${w.member}) though no higher token had been written`,
+        message: `the store rejected token ${w.token} (${w.kind} by ${w.member}) though no higher token had been written or raised`,
         at: w.start,
         members: [w.member],
+      });
+    }
+  }
+  let raisesRejected = 0;
+  for (const f of model.fences) {
+    if (f.token === null || f.error?.code !== 'ERR_STALE_TOKEN') continue;
+    raisesRejected++;
+    if (!higherSeen(f.token, f.end ?? Infinity)) {
+      violations.push({
+        message: `the store refused to raise the fence to token ${f.token} (by ${f.member}) though no higher token had been written or raised`,
+        at: f.start,
+        members: [f.member],
       });
     }
   }
@@ -140,7 +173,8 @@ export function checkFencing(model: Model): CheckResult {
     'fenced writes: no lower token accepted after a higher one',
     '1',
     violations,
-    `${accepted.length} fenced writes accepted in token order, ${rejected} stale ones rejected, none unfenced`,
+    `${accepted.length} fenced writes accepted in token order, ${rejected} stale ones rejected, none unfenced; ` +
+      `${raised.length} fence raises, none followed by a lower token accepted${raisesRejected > 0 ? `, ${raisesRejected} stale raises refused` : ''}`,
   );
 }
 

@@ -5,19 +5,22 @@
  *   left running;
  * - invariant 3: no member parks while a peer that was certainly alive (joined, not leaving, not
  *   crashed, frozen, stalled or cut off) was in the group the whole time;
- * - invariants 4 and 5: per workflow, effective parks and resumes alternate, starting with a park;
+ * - invariants 4 and 5: per workflow, effective parks and resumes alternate, starting with a park (a
+ *   user's resume, or pause of a parked workflow, ends a park too);
+ * - invariant 4: no workflow whose last user action is a pause is resumed by the library afterwards;
  * - invariant 6: a resume round that reports nothing left to do comes after the resume of every
  *   workflow parked before it (never parked-and-forgotten);
- * - invariant 9: every shutdown ends within its budget, closes in time, and lets the process end.
+ * - invariants 9 and 13: every shutdown ends within its budget (whatever the adapters and the listeners
+ *   do), closes in time, and lets the process end.
  */
 import { check, type CheckResult, type Violation } from './check-result.js';
-import type { EntryOf } from './history.js';
 import {
   disturbedDuring,
   type Interval,
   type MemberModel,
   type Model,
   overlaps,
+  type UserAction,
   type WriteModel,
 } from './model.js';
 
@@ -113,17 +116,26 @@ export function checkNoParkOverPeers(model: Model): CheckResult {
   );
 }
 
-type Effect = { readonly kind: 'park' | 'resume' | 'maybe'; readonly write: WriteModel };
+/** What happened to a workflow: a park or resume of the library (or one that may have landed), or a user's action. */
+type Effect =
+  | { readonly kind: 'park' | 'resume' | 'maybe'; readonly t: number; readonly write: WriteModel }
+  | { readonly kind: 'user'; readonly t: number; readonly user: UserAction };
 
-/** Per workflow, the parks and resumes that took effect (or may have), in the order they began. */
-function effects(model: Model): Map<string, Effect[]> {
+/** Slack between the harness's and the members' clocks, and their recording, in ms. */
+const EPSILON = 5;
+
+/**
+ * Per workflow, the parks and resumes that took effect (or may have), in the order they began, and the
+ * user's pauses and resumes, when the harness recorded them (just after they took effect).
+ */
+export function effects(model: Model): Map<string, Effect[]> {
   const byId = new Map<string, Effect[]>();
   const add = (id: string, effect: Effect): void => {
     const list = byId.get(id) ?? [];
     list.push(effect);
     byId.set(id, list);
   };
-  for (const w of [...model.writes].sort((a, b) => a.start - b.start)) {
+  for (const w of model.writes) {
     if (w.outcomes !== undefined) {
       for (const [outcome, ids] of Object.entries(w.outcomes)) {
         const kind =
@@ -132,17 +144,31 @@ function effects(model: Model): Map<string, Effect[]> {
             : w.kind === 'unpark' && outcome === 'resumed'
               ? 'resume'
               : undefined;
-        if (kind !== undefined) for (const id of ids) add(id, { kind, write: w });
+        if (kind !== undefined) for (const id of ids) add(id, { kind, t: w.start, write: w });
       }
     } else if (w.error?.code !== 'ERR_STALE_TOKEN') {
       // Failed without an answer, or cut short by a crash: it may have taken effect.
-      for (const id of w.ids) add(id, { kind: 'maybe', write: w });
+      for (const id of w.ids) add(id, { kind: 'maybe', t: w.start, write: w });
     }
   }
+  for (const user of model.userActions) add(user.id, { kind: 'user', t: user.t, user });
+  for (const list of byId.values()) list.sort((a, b) => a.t - b.t);
   return byId;
 }
 
-/** Invariants 4 and 5: only parked workflows are resumed; one effective park, one effective resume. */
+/** Whether a user's action at `t` may have come before or after one of these writes. */
+function racedAWrite(list: readonly Effect[], t: number): boolean {
+  return list.some(
+    (e) => e.kind !== 'user' && e.write.start - EPSILON <= t && t <= (e.write.end ?? Infinity) + EPSILON,
+  );
+}
+
+/**
+ * Invariants 4 and 5: only parked workflows are resumed; one effective park, one effective resume. A
+ * user's resume ends a park (the status left `paused`: the mark is dropped), and so does a user's pause
+ * of a parked workflow (`notePaused`); one that raced a write of the library may have come before it or
+ * after it, and both are allowed for.
+ */
 export function checkParkResumeAlternate(model: Model): CheckResult {
   const violations: Violation[] = [];
   let parks = 0;
@@ -151,6 +177,13 @@ export function checkParkResumeAlternate(model: Model): CheckResult {
     let parked: Effect | undefined;
     let maybe = false;
     for (const effect of list) {
+      if (effect.kind === 'user') {
+        if (effect.user.action === 'resume' || effect.user.how === 'parked') {
+          parked = undefined;
+          maybe = racedAWrite(list, effect.t);
+        }
+        continue;
+      }
       const w = effect.write;
       if (effect.kind === 'maybe') {
         maybe = true;
@@ -158,7 +191,7 @@ export function checkParkResumeAlternate(model: Model): CheckResult {
       }
       if (effect.kind === 'park') {
         parks++;
-        if (parked !== undefined && !maybe) {
+        if (parked !== undefined && parked.kind !== 'user' && !maybe) {
           violations.push({
             message: `${id} parked twice: by ${parked.write.member} (token ${parked.write.token}) and by ${w.member} (token ${w.token}) with no resume between`,
             at: w.start,
@@ -180,25 +213,51 @@ export function checkParkResumeAlternate(model: Model): CheckResult {
       maybe = false;
     }
   }
-  const userPaused = new Set(model.userPauses.map((p) => p.id));
-  for (const [id, list] of effects(model)) {
-    if (!userPaused.has(id)) continue;
-    const pausedAt = (model.userPauses.find((p) => p.id === id) as EntryOf<'user-pause'>).t;
-    for (const effect of list) {
-      if (effect.kind === 'resume' && effect.write.start > pausedAt) {
-        violations.push({
-          message: `${id} was paused by a user and then resumed by ${effect.write.member}`,
-          at: effect.write.start,
-          members: [effect.write.member],
-        });
-      }
-    }
-  }
   return check(
     'only parked workflows are resumed, once per park',
     '4, 5',
     violations,
-    `${parks} effective parks, ${resumes} effective resumes, alternating per workflow; no user-paused one resumed`,
+    `${parks} effective parks, ${resumes} effective resumes, alternating per workflow`,
+  );
+}
+
+/**
+ * Invariant 4: a user's pause is never undone. No workflow whose last user action, before a resume of
+ * the library was sent, is a pause (of a running workflow, again after the user's own resume, or of a
+ * parked one through `notePaused`) is resumed by that write. The harness records a pause once it took
+ * effect, so a write sent later cannot have come first.
+ */
+export function checkUserPausesHeld(model: Model): CheckResult {
+  const violations: Violation[] = [];
+  const byId = new Map<string, UserAction[]>();
+  for (const a of model.userActions) byId.set(a.id, [...(byId.get(a.id) ?? []), a]);
+  const counts = { running: 0, 're-pause': 0, parked: 0, resume: 0 };
+  for (const a of model.userActions) counts[a.action === 'resume' ? 'resume' : (a.how ?? 'running')]++;
+  for (const w of model.writes) {
+    if (w.kind !== 'unpark' || w.outcomes === undefined) continue;
+    for (const id of w.outcomes.resumed ?? []) {
+      const last = (byId.get(id) ?? []).filter((a) => a.t < w.start).at(-1);
+      if (last?.action !== 'pause') continue;
+      const how =
+        last.how === 'parked'
+          ? 'paused by a user while parked (notePaused)'
+          : last.how === 're-pause'
+            ? 'resumed and paused again by a user'
+            : 'paused by a user';
+      violations.push({
+        message: `${id} was ${how} at ${fmt(model, last.t)}, then resumed by ${w.member} (token ${w.token}) at ${fmt(model, w.start)}`,
+        at: w.start,
+        members: [w.member],
+      });
+    }
+  }
+  return check(
+    "a user's pause is never undone",
+    '4',
+    violations,
+    `${counts.running + counts['re-pause'] + counts.parked} user pauses (${counts.running} of running workflows, ` +
+      `${counts['re-pause']} again after the user's resume, ${counts.parked} of parked ones) and ${counts.resume} user resumes; ` +
+      'no paused one resumed by the library',
   );
 }
 
@@ -227,9 +286,8 @@ export function checkNeverForgotten(model: Model): CheckResult {
       const parkedAt = effect.write.end;
       const round = rounds.find((r) => r.listedAt > parkedAt);
       if (round === undefined) return;
-      const handled = list
-        .slice(i + 1)
-        .some((later) => later.write.start > effect.write.start && later.write.start <= round.t);
+      // Resumed, parked again, or a user resumed it or paused it (its mark dropped) meanwhile.
+      const handled = list.slice(i + 1).some((later) => later.t <= round.t);
       const touched = model.writes.some(
         (w) =>
           w.kind === 'unpark' && w.start > effect.write.start && w.start <= round.t && w.ids.includes(id),
@@ -312,7 +370,7 @@ export function checkBoundedShutdowns(model: Model): CheckResult {
   }
   return check(
     'every shutdown ends within its budget and lets the process end',
-    '9',
+    '9, 13',
     violations,
     `${shutdowns} shutdowns, each within its budget; every process ended by itself`,
     notes,

@@ -6,6 +6,8 @@
 import type { ParkedWorkflow } from 'graceful-drain';
 import type { BackendName } from '../examples/demo/backend.js';
 import type { HostSnapshot } from '../examples/demo/host-db.js';
+import { checkOwnCallers } from './check-callers.js';
+import { checkLandings } from './check-landings.js';
 import { checkCrashBounds, checkFencing, checkLeaseExclusion, checkTokens } from './check-locks.js';
 import {
   checkBoundedShutdowns,
@@ -13,9 +15,10 @@ import {
   checkNeverForgotten,
   checkNoParkOverPeers,
   checkParkResumeAlternate,
+  checkUserPausesHeld,
 } from './check-protocol.js';
 import { check, type CheckResult, type Violation } from './check-result.js';
-import { checkAttempts, checkFinalState } from './check-steps.js';
+import { checkAttempts, checkFinalState, checkNothingStranded } from './check-steps.js';
 import type { Timings } from './faults.js';
 import { describeEntry, type HistoryEntry } from './history.js';
 import { buildModel, type Model } from './model.js';
@@ -53,16 +56,20 @@ export function runChecks(input: CheckInput): { checks: CheckResult[]; report: s
       'every phase ended in time',
     ),
     checkFencing(model),
+    checkLandings(model, input.snapshot),
     checkTokens(model),
     checkClusterStops(model),
     checkNoParkOverPeers(model),
     checkParkResumeAlternate(model),
+    checkUserPausesHeld(model),
     checkNeverForgotten(model),
     checkCrashBounds(model, input.backend),
     checkLeaseExclusion(model, input.backend),
     checkBoundedShutdowns(model),
+    checkOwnCallers(model),
     checkAttempts(model),
     ...checkFinalState(model, input.snapshot, input.parkedLeft),
+    checkNothingStranded(model, input.snapshot, input.parkedLeft),
   ];
   return { checks, report: render(model, checks, input.seed, input.backend) };
 }

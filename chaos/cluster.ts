@@ -5,9 +5,9 @@
  */
 import { join } from 'node:path';
 import type { BackendConfig } from '../examples/demo/backend.js';
-import { deriveSeed, type Random } from '../examples/demo/random.js';
+import { deriveSeed, type Random, seededRandom } from '../examples/demo/random.js';
 import type { Timings } from './faults.js';
-import { clock, type HarnessEvent, type Recorder } from './history.js';
+import { clock, type HarnessEvent, HOSTILE_MODES, type HostileMode, type Recorder } from './history.js';
 import { MemberProcess } from './member.js';
 import type { ChaosProxy } from './tcp-proxy.js';
 
@@ -48,6 +48,14 @@ export class ChaosCluster {
   restarting = false;
   /** Hears of every state change of every member (the scheduler springs its traps on them). */
   onState: ((member: MemberProcess, state: string) => void) | undefined;
+  /** The share of the members started from now on with hostile listeners (the chaos phase's). */
+  hostileShare = 0;
+  /** Hears of every member started with hostile listeners (the fault is recorded there). */
+  onHostile: ((member: MemberProcess, mode: HostileMode) => void) | undefined;
+  /** Hears of every member started (armed faults wait for the next start). */
+  onSpawn: ((member: MemberProcess) => void) | undefined;
+  /** Hears of what a member says of the faults it was armed with (see `MemberProcess`). */
+  onNote: ((member: MemberProcess, note: string) => void) | undefined;
 
   constructor(options: ClusterOptions) {
     this.#o = options;
@@ -90,6 +98,10 @@ export class ChaosCluster {
     const memberId = `m${slot}r${s.runs}`;
     const c = o.config;
     const proxy = o.proxies[slot - 1];
+    // Whether its listeners misbehave: drawn per member id, so that a seed replays it.
+    const draw = seededRandom(deriveSeed(o.seed, 'hostile', memberId));
+    const hostile =
+      draw() < this.hostileShare ? HOSTILE_MODES[Math.floor(draw() * HOSTILE_MODES.length)] : undefined;
     const args = [
       '--backend',
       c.backend,
@@ -117,6 +129,7 @@ export class ChaosCluster {
       String(deriveSeed(o.seed, memberId)),
       ...(c.backend === 'postgres' ? ['--pg-schema', c.pgSchema] : ['--db', c.dbPath]),
       ...(c.backend === 'redis' ? ['--redis-key-prefix', c.redisKeyPrefix] : []),
+      ...(hostile === undefined ? [] : ['--hostile', hostile]),
     ];
     // The URLs travel in the environment (never on a command line): the member's own proxy.
     const env: NodeJS.ProcessEnv = {};
@@ -134,10 +147,13 @@ export class ChaosCluster {
       env,
       join(o.historyDir, `${memberId}.stderr`),
       (m, state) => this.onState?.(m, state),
+      (m, note) => this.onNote?.(m, note),
     );
     s.member = member;
     this.members.push(member);
     o.record({ type: 'spawn', member: memberId, slot, pid: member.pid });
+    if (hostile !== undefined) this.onHostile?.(member, hostile);
+    this.onSpawn?.(member);
     void member.exited.then((exit) => {
       o.record({ type: 'exit', member: memberId, code: exit.code, signal: exit.signal });
       if (exit.code !== 0 && exit.signal === null && !member.isReady) {

@@ -1,33 +1,32 @@
 /**
- * The faults, and how each is injected and healed. Every fault goes through something the harness
- * owns: a signal to one of its member processes, its own proxy between a member and the server, a
- * connection of one of its members killed on the server (found by connection name), or a write lock
- * it takes on the run's own SQLite file. The shared servers themselves are never stopped.
+ * The faults: the one list of them ({@link FAULTS}: what each is, where it applies, how often it is
+ * drawn), and how each is injected and healed. Every fault goes through something the harness owns: a
+ * signal to one of its member processes, its own proxy between a member and the server, a connection
+ * of one of its members killed on the server (found by connection name), a lock on the run's own
+ * SQLite file or PostgreSQL schema (its own, or one a member it armed takes), the simulated user's own
+ * writes to the host's tables, or a flag given to a member at its start. The shared servers themselves
+ * are never stopped.
  *
- * | Fault            | What                                                               | Backends          |
- * | ---------------- | ------------------------------------------------------------------ | ----------------- |
- * | `sigterm`        | graceful stop of one member                                        | all               |
- * | `sigkill`        | crash of one member                                                | all               |
- * | `freeze`         | SIGSTOP for longer than the lease TTL, then SIGCONT                | all               |
- * | `freeze-at-...`  | the same, sprung on the next member that starts its hand-off (or   | all               |
- * |                  | its resume at start): it holds the start-stop lock then            |                   |
- * | `stall-at-park`  | a member's event loop stalls between listing and parking           | all               |
- * | `conn-kill`      | `CLIENT KILL` / `pg_terminate_backend` of a member's connections   | redis, postgres   |
- * | `partition`      | its proxy holds every byte (no FIN either) for a while             | redis, postgres   |
- * | `delay`          | its proxy forwards every chunk late                                | redis, postgres   |
- * | `server-restart` | every proxy drops its connections and refuses new ones for a while | redis, postgres   |
- * | `sqlite-stall`   | the harness holds the SQLite file's write lock for a while         | sqlite, redis     |
- * | `stop-all`       | every member gets SIGTERM at once, whatever else is going on       | all               |
- * | `cluster-stop`   | every fault healed, then every member gets SIGTERM at once (run.ts) | all              |
+ * docs/reliability.md describes each fault at more length; test/chaos.test.ts checks that it names
+ * every one of this list.
  */
 import Database from 'better-sqlite3';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { BackendName } from '../examples/demo/backend.js';
 import type { Random } from '../examples/demo/random.js';
-import { type FaultKind, type HarnessEvent, type Recorder } from './history.js';
+import type { FaultKind } from './fault-list.js';
+
+export { FAULT_KINDS, FAULTS, type FaultKind, type FaultSpec, faultsFor } from './fault-list.js';
+import type { HarnessEvent, Recorder } from './history.js';
 import type { MemberProcess } from './member.js';
 import type { ChaosProxy } from './tcp-proxy.js';
+
+/** The share of the members started in the chaos phase given `hostile-listeners`. */
+export const HOSTILE_SHARE = 0.3;
+
+/** The faults in which the harness itself holds a lock on the host's database: its own writes wait. */
+export const HOST_LOCKS: ReadonlySet<FaultKind> = new Set<FaultKind>(['sqlite-stall']);
 
 /** The timings of a run, shared by the members' flags, the faults and the checker. */
 export interface Timings {
@@ -37,29 +36,6 @@ export interface Timings {
   readonly shutdownTimeoutMs: number;
   readonly closeTimeoutMs: number;
   readonly stepMs: number;
-}
-
-/** Which faults each backend can take. */
-export function faultsFor(backend: BackendName): readonly FaultKind[] {
-  const signals: FaultKind[] = [
-    'sigterm',
-    'sigkill',
-    'freeze',
-    'freeze-at-handoff',
-    'freeze-at-start',
-    'stall-at-park',
-    'stop-all',
-    'cluster-stop',
-  ];
-  const network: FaultKind[] = ['conn-kill', 'partition', 'delay', 'server-restart'];
-  switch (backend) {
-    case 'sqlite':
-      return [...signals, 'sqlite-stall'];
-    case 'redis':
-      return [...signals, ...network, 'sqlite-stall'];
-    case 'postgres':
-      return [...signals, ...network];
-  }
 }
 
 /** What the faults act on. */
@@ -77,6 +53,8 @@ export interface FaultTargets {
   readonly pg: pg.Pool | undefined;
   /** The SQLite file of the run (sqlite, redis). */
   readonly sqlitePath: string | undefined;
+  /** Whether the host's database is PostgreSQL (its host locks are row or table locks). */
+  readonly postgres: boolean;
   /** The connection name / application_name prefix of a member. */
   connectionName(memberId: string): string;
 }
@@ -98,6 +76,9 @@ export class Faults {
   readonly #t: FaultTargets;
   readonly #active = new Map<number, Active>();
   #next = 0;
+  /** The command the members that start are armed with (`host-lock-at-resume`), until one takes it. */
+  #nextStart: string | undefined;
+  readonly #startArmed = new Set<MemberProcess>();
   /** How many of each kind were injected. */
   readonly counts = new Map<FaultKind, number>();
   /** How long, in total, the timed faults of each kind lasted (as scheduled). */
@@ -110,6 +91,11 @@ export class Faults {
   /** The faults in force now. */
   get active(): readonly { readonly kind: FaultKind }[] {
     return [...this.#active.values()];
+  }
+
+  /** Whether the harness holds a lock on the host's database now: its own writes would wait. */
+  get hostLocked(): boolean {
+    return [...this.#active.values()].some((f) => HOST_LOCKS.has(f.kind));
   }
 
   /** Records a fault (and its heal after `durationMs`, when `heal` is given). */
@@ -201,9 +187,19 @@ export class Faults {
     );
   }
 
-  /** Disarms the stalls armed at these members (a calm phase begins). */
-  disarm(members: readonly MemberProcess[]): void {
-    for (const m of members) m.command('STALL 0');
+  /**
+   * Disarms the stalls and host locks armed at these members (a cluster stop begins), and the one
+   * armed for the next start when `nextStart` (the calm phase begins).
+   */
+  disarm(members: readonly MemberProcess[], nextStart: boolean): void {
+    if (nextStart) {
+      this.#nextStart = undefined;
+      this.#startArmed.clear();
+    }
+    for (const m of members) {
+      m.command('STALL 0');
+      m.command('LOCK 0');
+    }
   }
 
   /** Holds every byte to and from the slot's server for 0.3 to 2.5 TTLs. */
@@ -290,24 +286,102 @@ export class Faults {
 
   /** Holds the SQLite file's write lock for 0.2 to 1.5 s: every writer waits (a stalled disk). */
   sqliteStall(random: Random): void {
-    const path = this.#t.sqlitePath;
-    if (path === undefined) return;
     const ms = Math.round(uniform(random, 200, 1500));
-    const db = new Database(path, { timeout: 2000 });
-    try {
-      db.exec('BEGIN IMMEDIATE');
-    } catch {
-      db.close();
+    const db = this.#sqliteWriteLock();
+    if (db === undefined) return;
+    this.begin('sqlite-stall', { slots: this.#allSlots() }, ms, `write lock held for ${ms} ms`, () =>
+      this.#sqliteUnlock(db),
+    );
+  }
+
+  /**
+   * Host-database lock contention while a member parks (`park`: at its hand-off) or resumes
+   * (`resume`: at its start). Every live member is armed for the park (`LOCK <ms> park <how>`), the
+   * next member to start for the resume; the next time an armed member's park lists active workflows,
+   * or its resume lists parked ones, a connection of its own (not the store's) takes the lock before
+   * the caller hears of the listing, and holds it for `ms`: the write that follows waits behind it.
+   *
+   * - the SQLite file's write lock (`BEGIN IMMEDIATE`), 0.3 to 3.5 s (on `sqlite` the coordinator
+   *   shares the file: its renewals wait too, and the lease may be lost);
+   * - on PostgreSQL every running, pausing or paused host row (`rows`: `SELECT ... FOR UPDATE`), or
+   *   the host table (`table`: `LOCK TABLE ... IN EXCLUSIVE MODE`, reads go on), 0.5 to 4.5 s.
+   *
+   * Longer than the lease, or than what the shutdown has left, now and then: the park must give up in
+   * time, and nothing it gave up on may land later. Taken from inside the member because the write
+   * follows the listing within a millisecond: a lock from the harness would come too late.
+   */
+  armHostLock(
+    kind: 'host-lock-at-park' | 'host-lock-at-resume',
+    members: readonly MemberProcess[],
+    random: Random,
+  ): void {
+    const postgres = this.#t.postgres;
+    const ms = Math.round(postgres ? uniform(random, 500, 4500) : uniform(random, 300, 3500));
+    const how = postgres ? (random() < 0.5 ? 'rows' : 'table') : 'file';
+    const what =
+      how === 'file'
+        ? "the SQLite file's write lock"
+        : how === 'rows'
+          ? 'the host rows FOR UPDATE'
+          : 'the host table IN EXCLUSIVE MODE';
+    if (kind === 'host-lock-at-resume') {
+      // The members that resume are those that start: armed as they start (see `started`).
+      this.#nextStart = `LOCK ${ms} resume ${how}`;
+      this.#startArmed.clear();
+      this.begin(kind, {}, 0, `the members that start armed: ${what} for ${ms} ms at their resume`);
       return;
     }
-    const slots = Array.from({ length: this.#t.slots }, (_, i) => i + 1);
-    this.begin('sqlite-stall', { slots }, ms, `write lock held for ${ms} ms`, () => {
-      try {
-        db.exec('ROLLBACK');
-      } finally {
-        db.close();
-      }
-    });
+    const armed = members.filter((m) => m.command(`LOCK ${ms} park ${how}`));
+    this.begin(
+      kind,
+      { members: armed },
+      0,
+      `${armed.length} members armed: ${what} for ${ms} ms at the next park`,
+    );
+  }
+
+  /**
+   * A member started: armed with the host lock waiting for a start, if any. Every member that starts
+   * is, until one of them has taken it (its resume found parked workflows): see {@link hostLockTaken}.
+   */
+  started(member: MemberProcess): void {
+    if (this.#nextStart === undefined) return;
+    if (member.command(this.#nextStart)) this.#startArmed.add(member);
+  }
+
+  /** A member took the host lock it was armed with: the others armed for a start are disarmed. */
+  hostLockTaken(member: MemberProcess): void {
+    if (!this.#startArmed.delete(member)) return;
+    this.#nextStart = undefined;
+    for (const m of this.#startArmed) m.command('LOCK 0');
+    this.#startArmed.clear();
+  }
+
+  /** A connection of the harness's own holding the SQLite file's write lock, or `undefined` if busy. */
+  #sqliteWriteLock(): Database.Database | undefined {
+    const path = this.#t.sqlitePath;
+    if (path === undefined) return undefined;
+    // A short busy timeout: the harness's event loop must not wait long behind a member's write.
+    const db = new Database(path, { timeout: 250 });
+    try {
+      db.exec('BEGIN IMMEDIATE');
+      return db;
+    } catch {
+      db.close();
+      return undefined;
+    }
+  }
+
+  #sqliteUnlock(db: Database.Database): void {
+    try {
+      db.exec('ROLLBACK');
+    } finally {
+      db.close();
+    }
+  }
+
+  #allSlots(): number[] {
+    return Array.from({ length: this.#t.slots }, (_, i) => i + 1);
   }
 
   #proxy(slot: number): ChaosProxy {

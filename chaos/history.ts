@@ -9,6 +9,9 @@
  */
 import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { FaultKind } from './fault-list.js';
+
+export type { FaultKind } from './fault-list.js';
 
 /** Now, on the clock every process of the run shares (ms, epoch-based, monotonic within a process). */
 export function clock(): number {
@@ -83,6 +86,11 @@ export type MemberEvent =
       readonly token: string | null;
       readonly error: ErrorRecord;
     }
+  | { readonly type: 'fence-start' | 'fence'; readonly token: string | null }
+  | { readonly type: 'fence-failed'; readonly token: string | null; readonly error: ErrorRecord }
+  | { readonly type: 'note-paused-start'; readonly ids: readonly string[] }
+  | { readonly type: 'note-paused'; readonly outcomes: Outcomes }
+  | { readonly type: 'note-paused-failed'; readonly error: ErrorRecord }
   | { readonly type: 'list-parked-start' }
   | {
       readonly type: 'list-parked';
@@ -125,7 +133,37 @@ export type MemberEvent =
   /** The harness asked for a stall of the event loop at a chosen point (see the `stall-at-park` fault). */
   | { readonly type: 'stall-armed'; readonly ms: number }
   | { readonly type: 'stall-injected'; readonly ms: number; readonly where: string }
+  /** The harness armed a host lock for the next fence raise in `phase` (`ms` 0: disarmed). */
+  | { readonly type: 'host-lock-armed'; readonly ms: number; readonly phase: string; readonly how: string }
+  /** A connection of this member's own took a lock on the host's database, for `ms` (see faults.ts). */
+  | {
+      readonly type: 'host-lock';
+      readonly ms: number;
+      readonly phase: 'park' | 'resume';
+      readonly what: string;
+    }
+  | { readonly type: 'host-lock-released' }
+  | { readonly type: 'host-lock-failed'; readonly error: ErrorRecord }
   | { readonly type: 'failed'; readonly error: ErrorRecord }
+  /** The controller emitted `stopped` (once per controller, whoever calls `shutdown()`). */
+  | { readonly type: 'stopped' }
+  /** The controller's `warning` event (a store's configuration at odds with the host's data). */
+  | { readonly type: 'warning'; readonly code: string; readonly message: string }
+  /** An error escaped to the process (`uncaughtExceptionMonitor`): the process dies of it. */
+  | { readonly type: 'uncaught'; readonly origin: string; readonly error: ErrorRecord }
+  /** This member's listeners and intake stoppers misbehave (the `hostile-listeners` fault). */
+  | { readonly type: 'hostile'; readonly mode: HostileMode }
+  /** A listener or an intake stopper called `shutdown()` (the state the controller was in then). */
+  | { readonly type: 'hostile-shutdown'; readonly where: string; readonly state: string }
+  /** What a `shutdown()` called from a listener or a stopper resolved with, against the report. */
+  | {
+      readonly type: 'reentrant';
+      readonly where: string;
+      readonly samePromise: boolean;
+      readonly sameReport: boolean;
+    }
+  /** `start()` called from a `stopped` listener: how it ended (`null`: it resolved). */
+  | { readonly type: 'start-after-stop'; readonly error: ErrorRecord | null }
   // The engine's events (see examples/demo/engine.ts); its `release` of a claim is `unclaim` here.
   | {
       readonly type: 'claim';
@@ -157,25 +195,16 @@ export type MemberEvent =
       readonly claim?: string;
     };
 
-/** The faults the harness injects. */
-export const FAULT_KINDS = [
-  'sigterm',
-  'sigkill',
-  'freeze',
-  'freeze-at-handoff',
-  'freeze-at-start',
-  'stall-at-park',
-  'conn-kill',
-  'partition',
-  'delay',
-  'server-restart',
-  'sqlite-stall',
-  'stop-all',
-  'cluster-stop',
-] as const;
+/**
+ * How a member's listeners and intake stoppers misbehave (see the `hostile-listeners` fault):
+ * `throw` (every listener throws, one stopper throws and one rejects), `reentrant` (listeners and a
+ * stopper call `shutdown()` during the shutdown, and `start()` after it), `stop-in-resume` (a `resume`
+ * listener calls `shutdown()` at the first resume round: a member that stops itself while resuming).
+ */
+export const HOSTILE_MODES = ['throw', 'reentrant', 'stop-in-resume'] as const;
 
-/** A fault's kind. */
-export type FaultKind = (typeof FAULT_KINDS)[number];
+/** One of {@link HOSTILE_MODES}. */
+export type HostileMode = (typeof HOSTILE_MODES)[number];
 
 /** The phases of a run. */
 export type Phase = 'chaos' | 'calm' | 'final-stop' | 'done';
@@ -225,10 +254,36 @@ export type HarnessEvent =
       readonly running: readonly string[];
     }
   | {
+      /**
+       * A user paused a workflow: a running one (`how: 'running'`), one the user had resumed
+       * (`'re-pause'`), or one already parked (`'parked'`: the status stays, the host's pause path
+       * calls the store's `notePaused`, whose outcome is `mark`). Recorded once it took effect.
+       */
       readonly type: 'user-pause';
       readonly id: string;
       readonly step: number;
       readonly claim: string | null;
+      readonly how?: 'running' | 're-pause' | 'parked';
+      /** The `seq` of the workflow's last status-log row at the pause. */
+      readonly statusSeq?: number;
+      readonly mark?: string;
+    }
+  | {
+      /** A user resumed a paused (or pausing) workflow: its own pause, or a park (`marked`). */
+      readonly type: 'user-resume';
+      readonly id: string;
+      readonly step: number;
+      readonly from: string;
+      readonly marked: boolean;
+      readonly userPaused: boolean;
+      readonly statusSeq: number;
+    }
+  | {
+      /** A user action that did not happen (the workflow moved on meanwhile), or failed. */
+      readonly type: 'user-missed';
+      readonly action: string;
+      readonly id: string;
+      readonly why: string;
     }
   | { readonly type: 'seed'; readonly ids: readonly string[] };
 

@@ -49,6 +49,8 @@ export class MemberProcess {
   /**
    * @param stderrFile - where its stderr goes, line by line (beside its history).
    * @param onState - hears of every state change of its controller, as it prints them.
+   * @param onNote - hears of what the member says of the faults it was armed with (`CHAOS <note>`
+   *   lines: `host-lock` when it took a host lock).
    */
   constructor(
     memberId: string,
@@ -57,6 +59,7 @@ export class MemberProcess {
     env: NodeJS.ProcessEnv,
     stderrFile: string,
     onState?: (member: MemberProcess, state: string) => void,
+    onNote?: (member: MemberProcess, note: string) => void,
   ) {
     this.memberId = memberId;
     this.slot = slot;
@@ -78,6 +81,10 @@ export class MemberProcess {
     });
     this.ready.catch(() => {});
     this.#lines(this.#child.stdout, (line) => {
+      if (line.startsWith('CHAOS ')) {
+        onNote?.(this, line.slice('CHAOS '.length));
+        return;
+      }
       const message = decode(line);
       if (message?.kind === 'READY') {
         this.isReady = true;

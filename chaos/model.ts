@@ -1,8 +1,9 @@
 /**
  * The merged history, read into what the checks reason about: each member's life (spawn, signals,
  * freezes, stalls, memberships, exit), each lease (acquire, renewals, loss, release), each store write
- * (park, unpark, with token and outcome), each step attempt, and the windows in which a fault could
- * have made a member miss a deadline without it being able to say so.
+ * (park, unpark, with token and outcome) and fence raise, each step attempt, each action of the
+ * simulated user, and the windows in which a fault could have made a member miss a deadline without it
+ * being able to say so.
  */
 import type { Timings } from './faults.js';
 import type { EntryOf, ErrorRecord, FaultKind, HistoryEntry, LeaseAtWrite, Outcomes } from './history.js';
@@ -79,6 +80,26 @@ export interface WriteModel {
   readonly seq: number;
 }
 
+/** A `raiseFence` call. */
+export interface FenceModel {
+  readonly member: string;
+  readonly token: bigint | null;
+  readonly start: number;
+  end: number | undefined;
+  /** Why it failed (`undefined`: it succeeded, or was cut short by a crash when `end` is too). */
+  error: ErrorRecord | undefined;
+}
+
+/** A user's pause or resume of a workflow, as the harness recorded it once it took effect. */
+export interface UserAction {
+  readonly t: number;
+  readonly id: string;
+  readonly action: 'pause' | 'resume';
+  /** For a pause: of a running workflow, one the user had resumed, or one already parked. */
+  readonly how: 'running' | 're-pause' | 'parked' | undefined;
+  readonly seq: number;
+}
+
 /** One try at running a step. */
 export interface Attempt {
   readonly claim: string;
@@ -107,9 +128,12 @@ export interface Model {
   readonly members: Map<string, MemberModel>;
   readonly leases: LeaseModel[];
   readonly writes: WriteModel[];
+  readonly fences: FenceModel[];
   readonly attempts: Map<string, Attempt>;
   readonly faults: FaultModel[];
   readonly userPauses: EntryOf<'user-pause'>[];
+  /** Every pause and resume of the simulated user, in time order. */
+  readonly userActions: UserAction[];
   readonly clusterStops: EntryOf<'cluster-stopped'>[];
   readonly timings: Timings;
 }
@@ -145,6 +169,12 @@ export function buildModel(history: readonly HistoryEntry[], timings: Timings): 
   const leases = new Map<string, LeaseModel>();
   const writes: WriteModel[] = [];
   const openWrites = new Map<string, WriteModel>();
+  const fences: FenceModel[] = [];
+  const openFences = new Map<string, FenceModel>();
+  const userActions: UserAction[] = [];
+  /** Host locks taken by members: on every member's path (the slots are filled in at the end). */
+  const hostLocks = new Map<string, FaultModel>();
+  const everySlot: number[] = [];
   const attempts = new Map<string, Attempt>();
   const faults = new Map<number, FaultModel>();
   const userPauses: EntryOf<'user-pause'>[] = [];
@@ -181,6 +211,8 @@ export function buildModel(history: readonly HistoryEntry[], timings: Timings): 
           break;
         }
         case 'fault':
+          // A host lock is armed by the harness and taken by a member: its span is the member's.
+          if (e.kind === 'host-lock-at-park' || e.kind === 'host-lock-at-resume') break;
           faults.set(e.fault, {
             fault: e.fault,
             kind: e.kind,
@@ -198,6 +230,10 @@ export function buildModel(history: readonly HistoryEntry[], timings: Timings): 
         }
         case 'user-pause':
           userPauses.push(e);
+          userActions.push({ t: e.t, id: e.id, action: 'pause', how: e.how ?? 'running', seq: e.seq });
+          break;
+        case 'user-resume':
+          userActions.push({ t: e.t, id: e.id, action: 'resume', how: undefined, seq: e.seq });
           break;
         case 'cluster-stopped':
           clusterStops.push(e);
@@ -291,6 +327,47 @@ export function buildModel(history: readonly HistoryEntry[], timings: Timings): 
         else write.error = e.error;
         break;
       }
+      case 'host-lock': {
+        const lock: FaultModel = {
+          fault: -e.seq,
+          kind: e.phase === 'park' ? 'host-lock-at-park' : 'host-lock-at-resume',
+          targets: [e.m],
+          slots: everySlot,
+          from: e.t,
+          to: e.t + e.ms,
+          detail: `${e.m}: ${e.what} for ${e.ms} ms`,
+        };
+        faults.set(lock.fault, lock);
+        hostLocks.set(e.m, lock);
+        break;
+      }
+      case 'host-lock-released': {
+        const lock = hostLocks.get(e.m);
+        if (lock !== undefined) lock.to = e.t;
+        hostLocks.delete(e.m);
+        break;
+      }
+      case 'fence-start': {
+        const fence: FenceModel = {
+          member: e.m,
+          token: parseToken(e.token),
+          start: e.t,
+          end: undefined,
+          error: undefined,
+        };
+        fences.push(fence);
+        openFences.set(e.m, fence);
+        break;
+      }
+      case 'fence':
+      case 'fence-failed': {
+        const fence = openFences.get(e.m);
+        if (fence === undefined) break;
+        openFences.delete(e.m);
+        fence.end = e.t;
+        if (e.type === 'fence-failed') fence.error = e.error;
+        break;
+      }
       case 'step-start':
         attempts.set(e.claim, {
           claim: e.claim,
@@ -322,6 +399,9 @@ export function buildModel(history: readonly HistoryEntry[], timings: Timings): 
     }
   }
 
+  everySlot.push(...new Set([...members.values()].map((m) => m.slot)));
+  // A lock still held when its member died went with it.
+  for (const [id, lock] of hostLocks) lock.to = Math.min(lock.to, members.get(id)?.exitAt ?? Infinity);
   for (const m of members.values()) {
     for (const span of m.memberships) {
       if (span.endKind !== 'open') continue;
@@ -350,9 +430,11 @@ export function buildModel(history: readonly HistoryEntry[], timings: Timings): 
     members,
     leases: [...leases.values()].sort((a, b) => a.acquireEnd - b.acquireEnd),
     writes,
+    fences,
     attempts,
     faults: [...faults.values()],
     userPauses,
+    userActions,
     clusterStops,
     timings,
   };
@@ -366,8 +448,11 @@ function lastStart(events: readonly HistoryEntry[], type: 'acquire-start'): numb
   return -Infinity;
 }
 
-/** Faults that are signals: their effects are read from the signals themselves. */
-const SIGNALS: ReadonlySet<FaultKind> = new Set([
+/**
+ * Faults that cut no member off: signals (their effects are read from the signals themselves), the
+ * user's actions, and hostile listeners (a member's own doing, which the controller must absorb).
+ */
+const NOT_ON_PATH: ReadonlySet<FaultKind> = new Set<FaultKind>([
   'sigterm',
   'sigkill',
   'freeze',
@@ -376,6 +461,13 @@ const SIGNALS: ReadonlySet<FaultKind> = new Set([
   'stall-at-park',
   'stop-all',
   'cluster-stop',
+  'user-pause',
+  'user-resume',
+  'user-pause-parked',
+  'user-at-park',
+  'user-at-resume',
+  'user-at-cluster-stop',
+  'hostile-listeners',
 ]);
 
 /**
@@ -393,7 +485,7 @@ export function disturbances(
   for (const s of m.stalls)
     out.push({ from: s.from, to: s.to + padMs, why: `stalled ${Math.round(s.to - s.from)} ms` });
   for (const f of model.faults) {
-    if (SIGNALS.has(f.kind)) continue;
+    if (NOT_ON_PATH.has(f.kind)) continue;
     if (!f.targets.includes(m.id) && !f.slots.includes(m.slot)) continue;
     out.push({ from: f.from, to: f.to + padMs, why: `${f.kind} #${f.fault}` });
   }

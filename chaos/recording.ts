@@ -1,8 +1,9 @@
 /**
  * A coordinator and a store that record, in a member's history, every call the protocol makes and how
  * it ended: acquire, renew, loss and release of leases; join, loss and leave of memberships; member
- * listings; park, unpark and listParked with their tokens and outcomes. They forward to the real
- * adapters and change nothing else, so what the checker reads is what the protocol did.
+ * listings; fence raises, park, unpark and listParked with their tokens and outcomes. They forward to
+ * the real adapters (options and their `signal` included) and change nothing else, so what the checker
+ * reads is what the protocol did.
  *
  * Renewals are not visible through the `Lease` interface: a renewal moves `lease.deadline`, so the
  * recorder samples it a few times per TTL and records each move.
@@ -10,6 +11,7 @@
 import type {
   AcquireOptions,
   Coordinator,
+  CoordinatorCallOptions,
   CoordinatorCapabilities,
   Fence,
   ItemResult,
@@ -18,9 +20,12 @@ import type {
   ListOptions,
   MemberInfo,
   Membership,
+  NotePausedOutcome,
   Page,
   ParkedWorkflow,
   ParkOutcome,
+  StoreCallOptions,
+  StoreWarning,
   UnparkOutcome,
   WorkflowStore,
   WorkflowStoreCapabilities,
@@ -89,11 +94,11 @@ class RecordingLease implements Lease {
     return this.#inner.deadline;
   }
 
-  async release(): Promise<void> {
+  async release(options?: CoordinatorCallOptions): Promise<void> {
     this.#stopSampling();
     this.#record({ type: 'release-start', token: this.#token });
     try {
-      await this.#inner.release();
+      await this.#inner.release(options);
     } catch (error) {
       this.#record({ type: 'release-failed', token: this.#token, error: errorRecord(error) });
       throw error;
@@ -141,11 +146,11 @@ class RecordingMembership implements Membership {
     return this.#inner.signal;
   }
 
-  async leave(): Promise<void> {
+  async leave(options?: CoordinatorCallOptions): Promise<void> {
     const incarnation = this.#inner.incarnation;
     this.#record({ type: 'leave-start', incarnation });
     try {
-      await this.#inner.leave();
+      await this.#inner.leave(options);
     } catch (error) {
       this.#record({ type: 'leave-failed', incarnation, error: errorRecord(error) });
       throw error;
@@ -196,11 +201,11 @@ export class RecordingCoordinator implements Coordinator {
     return new RecordingMembership(membership, this.#record);
   }
 
-  async members(group: string): Promise<readonly MemberInfo[]> {
+  async members(group: string, options?: CoordinatorCallOptions): Promise<readonly MemberInfo[]> {
     this.#record({ type: 'members-start' });
     let members: readonly MemberInfo[];
     try {
-      members = await this.#inner.members(group);
+      members = await this.#inner.members(group, options);
     } catch (error) {
       this.#record({ type: 'members-failed', error: errorRecord(error) });
       throw error;
@@ -220,28 +225,37 @@ export class RecordingCoordinator implements Coordinator {
   }
 }
 
-/** A {@link WorkflowStore} that records every park, unpark and listParked in the history. */
+/**
+ * A {@link WorkflowStore} that records every fence raise, park, unpark, notePaused and listParked in
+ * the history.
+ */
 export class RecordingStore implements WorkflowStore {
   readonly #inner: WorkflowStore;
   readonly #record: Recorder<MemberEvent>;
   readonly #registry: LeaseRegistry;
 
   readonly #afterListActive: (() => void) | undefined;
+  readonly #afterListing: ((what: 'active' | 'parked', items: number) => Promise<void>) | undefined;
 
   /**
    * @param afterListActive - runs when a listing of active workflows (the park step) has come back,
    *   before the caller hears of it: where the harness stalls a member on purpose.
+   * @param afterListing - runs when a page of active (the park) or parked (the resume) workflows has
+   *   come back, before the caller hears of it and writes: where a member armed with a host lock takes
+   *   it.
    */
   constructor(
     inner: WorkflowStore,
     record: Recorder<MemberEvent>,
     registry: LeaseRegistry,
     afterListActive?: () => void,
+    afterListing?: (what: 'active' | 'parked', items: number) => Promise<void>,
   ) {
     this.#inner = inner;
     this.#record = record;
     this.#registry = registry;
     this.#afterListActive = afterListActive;
+    this.#afterListing = afterListing;
   }
 
   get capabilities(): WorkflowStoreCapabilities {
@@ -251,6 +265,7 @@ export class RecordingStore implements WorkflowStore {
   async listActive(options: ListOptions): Promise<Page<string>> {
     const page = await this.#inner.listActive(options);
     this.#afterListActive?.();
+    await this.#afterListing?.('active', page.items.length);
     return page;
   }
 
@@ -262,15 +277,56 @@ export class RecordingStore implements WorkflowStore {
       parked: page.items.map((p) => ({ id: p.id, state: p.state })),
       more: page.cursor !== undefined,
     });
+    await this.#afterListing?.('parked', page.items.length);
     return page;
   }
 
-  park(ids: readonly string[], fence: Fence): Promise<readonly ItemResult<ParkOutcome>[]> {
-    return this.#write('park', ids, fence, () => this.#inner.park(ids, fence));
+  park(
+    ids: readonly string[],
+    fence: Fence,
+    options?: StoreCallOptions,
+  ): Promise<readonly ItemResult<ParkOutcome>[]> {
+    return this.#write('park', ids, fence, () => this.#inner.park(ids, fence, options));
   }
 
-  unpark(ids: readonly string[], fence: Fence): Promise<readonly ItemResult<UnparkOutcome>[]> {
-    return this.#write('unpark', ids, fence, () => this.#inner.unpark(ids, fence));
+  unpark(
+    ids: readonly string[],
+    fence: Fence,
+    options?: StoreCallOptions,
+  ): Promise<readonly ItemResult<UnparkOutcome>[]> {
+    return this.#write('unpark', ids, fence, () => this.#inner.unpark(ids, fence, options));
+  }
+
+  async raiseFence(fence: Fence, options?: StoreCallOptions): Promise<void> {
+    const token = fence.token === undefined ? null : fence.token.toString();
+    this.#record({ type: 'fence-start', token });
+    try {
+      await this.#inner.raiseFence(fence, options);
+    } catch (error) {
+      this.#record({ type: 'fence-failed', token, error: errorRecord(error) });
+      throw error;
+    }
+    this.#record({ type: 'fence', token });
+  }
+
+  async notePaused(
+    ids: readonly string[],
+    options?: StoreCallOptions,
+  ): Promise<readonly ItemResult<NotePausedOutcome>[]> {
+    this.#record({ type: 'note-paused-start', ids });
+    let results: readonly ItemResult<NotePausedOutcome>[];
+    try {
+      results = await this.#inner.notePaused(ids, options);
+    } catch (error) {
+      this.#record({ type: 'note-paused-failed', error: errorRecord(error) });
+      throw error;
+    }
+    this.#record({ type: 'note-paused', outcomes: outcomes(results) });
+    return results;
+  }
+
+  diagnose(options?: StoreCallOptions): Promise<readonly StoreWarning[]> {
+    return this.#inner.diagnose?.(options) ?? Promise.resolve([]);
   }
 
   close(): Promise<void> {

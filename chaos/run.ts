@@ -3,15 +3,17 @@
  *
  * 1. **Setup**: the backend's tables (or keys) under names of the run's own, a proxy per slot between
  *    the members and the server (Redis, PostgreSQL), the first workflows, and `--members` members.
- * 2. **Chaos** for `--seconds`: see scheduler.ts.
- * 3. **Calm**: every fault healed; the survivors stop gracefully, all at once; a fresh set of members
- *    starts, resumes what was parked and finishes every workflow; then it stops gracefully, all at once.
+ * 2. **Chaos** for `--seconds`: see scheduler.ts; at a cluster stop, between the park and the restart,
+ *    the simulated user (user.ts) often resumes, pauses again, or pauses parked workflows.
+ * 3. **Calm**: every fault healed; the survivors stop gracefully, all at once; the user acts on what
+ *    they parked; a fresh set of members starts, resumes what was parked (not what the user paused) and
+ *    finishes every workflow; then it stops gracefully, all at once.
  * 4. **Checks** over the merged history and the final state of the host's tables (checker.ts).
  *
  * Whatever happens (a failure, Ctrl-C), `run()` ends every member it started, closes its proxies and
  * connections, and removes what it created on the servers and on disk.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BackendName } from '../examples/demo/backend.js';
@@ -19,11 +21,12 @@ import type { HostSnapshot } from '../examples/demo/host-db.js';
 import { deriveSeed, seededRandom } from '../examples/demo/random.js';
 import { runChecks, type CheckResult } from './checker.js';
 import { ChaosCluster, CONCURRENCY } from './cluster.js';
-import { Faults, type Timings } from './faults.js';
+import { Faults, HOSTILE_SHARE, type Timings } from './faults.js';
 import { clock, type HarnessEvent, historyFile, type Phase, readHistory, type Recorder } from './history.js';
 import { killAllMembers } from './member.js';
 import { Scheduler, STEPS, Workload } from './scheduler.js';
 import { RunServers } from './servers.js';
+import { SimulatedUser } from './user.js';
 
 /** The timings every run uses: short TTLs, so that a few seconds hold many expiries. */
 export const TIMINGS: Timings = Object.freeze({
@@ -98,6 +101,9 @@ export class ChaosRun {
   #cluster: ChaosCluster | undefined;
   #faults: Faults | undefined;
   #workload: Workload | undefined;
+  #user: SimulatedUser | undefined;
+  /** Whether the user acts at a cluster stop, and how: a stream apart. */
+  readonly #stopRandom;
   #cleaning: Promise<void> | undefined;
 
   constructor(options: RunOptions) {
@@ -105,6 +111,7 @@ export class ChaosRun {
     this.historyDir = options.historyDir ?? join(this.folder, 'history');
     mkdirSync(this.historyDir, { recursive: true });
     this.random = seededRandom(deriveSeed(options.seed, 'restarts'));
+    this.#stopRandom = seededRandom(deriveSeed(options.seed, 'cluster-stop'));
     this.record = historyFile<HarnessEvent>(join(this.historyDir, 'harness.jsonl'), 'harness');
     this.servers = new RunServers(options.backend, this.runId, this.folder);
   }
@@ -175,7 +182,23 @@ export class ChaosRun {
       redis: this.servers.redis,
       pg: this.servers.pg,
       sqlitePath: o.backend === 'postgres' ? undefined : config.dbPath,
+      postgres: o.backend === 'postgres',
       connectionName: (memberId) => (this.#cluster as ChaosCluster).connectionName(memberId),
+    });
+    const faults = this.#faults;
+    this.#cluster.onHostile = (member, mode) =>
+      faults.begin('hostile-listeners', { members: [member] }, 0, `${mode} (${member.memberId})`);
+    this.#cluster.onSpawn = (member) => faults.started(member);
+    this.#cluster.onNote = (member, note) => {
+      if (note === 'host-lock') faults.hostLockTaken(member);
+    };
+    this.#user = new SimulatedUser({
+      db: this.#db,
+      pgSchema: config.pgSchema,
+      store: this.servers.store,
+      record: this.record,
+      random: seededRandom(deriveSeed(o.seed, 'user')),
+      maxPaused: o.members * 2,
     });
     await this.#startAll('the first members');
   }
@@ -211,16 +234,21 @@ export class ChaosRun {
       faults: this.#faults as Faults,
       db: this.#db,
       workload: this.#workload as Workload,
+      user: this.#user as SimulatedUser,
       seed: o.seed,
       record: this.record,
       seconds: o.seconds,
-      userPauses: o.members,
       clusterStop: () => this.#clusterStop('cluster stop', true, signal),
       progress: () => this.#progress(),
       log: (line) => this.log(line),
       signal,
     });
-    await scheduler.run();
+    (this.#cluster as ChaosCluster).hostileShare = HOSTILE_SHARE;
+    try {
+      await scheduler.run();
+    } finally {
+      (this.#cluster as ChaosCluster).hostileShare = 0;
+    }
   }
 
   /**
@@ -234,7 +262,9 @@ export class ChaosRun {
     const wasRestarting = cluster.restarting;
     cluster.restarting = false;
     faults.healAll();
-    faults.disarm(cluster.live());
+    // A host lock armed for the next start waits for the restart (the resume of all that is parked);
+    // not in the calm phase.
+    faults.disarm(cluster.live(), !restart);
     const settleMs = TIMINGS.memberTtlMs * 1.5 + TIMINGS.lockTtlMs;
     this.log(`${label}: faults healed; every member stops gracefully in ${(settleMs / 1000).toFixed(1)} s`);
     await sleep(settleMs, signal);
@@ -253,6 +283,18 @@ export class ChaosRun {
     const live = cluster.live();
     faults.begin('cluster-stop', { members: live }, 0, `${live.length} members at once`);
     await this.#stopAll(label);
+    // Everything is parked, nobody runs: a user resumes and pauses again, or pauses a parked workflow,
+    // before the next start (which must resume none of those). At three chaos-phase stops in four, and
+    // at the calm phase's.
+    if (!signal.aborted && (this.#stopRandom() < 0.75 || !restart)) {
+      const what = await (this.#user as SimulatedUser)
+        .act('user-at-cluster-stop')
+        .catch((error: unknown) => this.log(`(user: ${(error as Error).message})`));
+      if (typeof what === 'string') {
+        faults.begin('user-at-cluster-stop', {}, 0, what);
+        this.log(`${label}: a user ${what}`);
+      }
+    }
     cluster.restarting = wasRestarting;
     if (restart && !signal.aborted) cluster.fill();
   }
@@ -268,16 +310,29 @@ export class ChaosRun {
     const until = clock() + bound;
     let done = false;
     let last = '';
+    let stuck = 0;
     while (!signal.aborted && clock() < until) {
       // One consistent read of the host's tables: every workflow succeeded or paused by a user. Marks
       // are read after it: nothing is left to park then, so none can appear meanwhile.
       const snapshot = await this.#db.snapshot();
       const byUser = new Set(snapshot.userPauses.map((p) => p.workflowId));
       const open = snapshot.workflows.filter((w) => w.status !== 'succeeded' && !byUser.has(w.id));
-      const parked = open.length === 0 ? (await this.servers.listParked()).length : undefined;
-      last = `${open.length} workflows not finished, ${parked ?? '?'} parked`;
-      if (open.length === 0 && parked === 0) {
+      const marks = await this.servers.listParked();
+      const marked = new Set(marks.map((p) => p.id));
+      last = `${open.length} workflows not finished, ${marks.length} parked`;
+      if (open.length === 0 && marks.length === 0) {
         done = true;
+        break;
+      }
+      // Paused, with no mark and no user's pause: nothing will ever resume those. Waiting longer
+      // only delays the report (the checks name them).
+      const stranded = open.filter((w) => w.status === 'paused' && !marked.has(w.id));
+      stuck = open.length > 0 && stranded.length === open.length ? stuck + 1 : 0;
+      if (stuck >= 15) {
+        last = `${stranded.length} workflows paused with no park mark and no user's pause: ${stranded
+          .slice(0, 5)
+          .map((w) => w.id)
+          .join(', ')}`;
         break;
       }
       await sleep(200, signal);
@@ -328,6 +383,11 @@ export class ChaosRun {
   async #check(): Promise<RunResult> {
     const snapshot: HostSnapshot = await this.#db.snapshot();
     const parkedLeft = await this.servers.listParked();
+    // Beside the history: the host's tables and the marks at the end, which the checks read too.
+    writeFileSync(
+      join(this.historyDir, 'final-state.json'),
+      JSON.stringify({ snapshot, parkedLeft }, (_, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)),
+    );
     const history = readHistory(this.historyDir);
     const faults = this.#faults as Faults;
     const { checks, report } = runChecks({

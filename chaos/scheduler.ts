@@ -1,8 +1,9 @@
 /**
  * The chaos phase: a loop driven by one seeded random stream. Every 0.3 to 1.2 s it injects a fault
- * chosen by weight among those the backend can take, at a member or a slot chosen at random; members
- * that exit are restarted after a random delay; new workflows keep the cluster busy; now and then a
- * user pauses a running workflow; and about once per 20 s the whole cluster stops gracefully and
+ * chosen by weight among those the backend can take (faults.ts), at a member or a slot chosen at
+ * random, or arms a trap that springs on the next member to reach a state; members that exit are
+ * restarted after a random delay; new workflows keep the cluster busy; the simulated user (user.ts)
+ * pauses, resumes and pauses again; and about once per 20 s the whole cluster stops gracefully and
  * starts again. The same seed gives the same choices, in the same order (what the servers and the
  * kernel do with them varies from run to run).
  */
@@ -10,27 +11,10 @@ import type { BackendName } from '../examples/demo/backend.js';
 import { type HostDb, workflowId } from '../examples/demo/host-db.js';
 import { deriveSeed, type Random, seededRandom } from '../examples/demo/random.js';
 import type { ChaosCluster } from './cluster.js';
-import { faultsFor, type Faults, uniform } from './faults.js';
-import { clock, type FaultKind, type HarnessEvent, type Recorder } from './history.js';
+import { FAULTS, faultsFor, type Faults, type FaultKind, uniform } from './faults.js';
+import { clock, type HarnessEvent, type Recorder } from './history.js';
 import type { MemberProcess } from './member.js';
-
-/** How likely each fault is, relative to the others. */
-const WEIGHTS: Readonly<Record<FaultKind, number>> = Object.freeze({
-  sigterm: 2,
-  sigkill: 2,
-  freeze: 2,
-  'freeze-at-handoff': 2,
-  'freeze-at-start': 1,
-  'stall-at-park': 2,
-  'conn-kill': 2,
-  partition: 2,
-  delay: 1,
-  'server-restart': 1,
-  'sqlite-stall': 1,
-  'stop-all': 2,
-  // Scheduled apart, about one per 20 s of chaos.
-  'cluster-stop': 0,
-});
+import type { SimulatedUser, UserFault } from './user.js';
 
 /** Steps of every workflow. */
 export const STEPS = 6;
@@ -66,11 +50,14 @@ export class Workload {
   }
 }
 
-/** A freeze armed for the next member that reaches `state`. */
+/** A fault armed for the next member that reaches `state`. */
 interface Trap {
   readonly kind: FaultKind;
   readonly state: string;
   readonly random: Random;
+  /** How long after the state change it springs, at most (ms). */
+  readonly withinMs: number;
+  readonly spring: (member: MemberProcess) => void;
 }
 
 /** Options of {@link Scheduler}. */
@@ -80,11 +67,11 @@ export interface SchedulerOptions {
   readonly faults: Faults;
   readonly db: HostDb;
   readonly workload: Workload;
+  /** The simulated user. */
+  readonly user: SimulatedUser;
   readonly seed: number;
   readonly record: Recorder<HarnessEvent>;
   readonly seconds: number;
-  /** How many workflows a user pauses at most. */
-  readonly userPauses: number;
   /** Stops every member gracefully and starts them again (see run.ts). */
   readonly clusterStop: () => Promise<void>;
   /** Prints a progress line. */
@@ -101,18 +88,14 @@ export class Scheduler {
   readonly #kinds: readonly FaultKind[];
   /** The schedule: when, what, where. One stream, drawn in the same order whatever happens. */
   readonly #random: Random;
-  /** Which workflow a user pauses (depends on what runs: a stream apart). */
-  readonly #pickRandom: Random;
-  #paused = 0;
   #injected = 0;
-  /** Freezes armed for the next member that reaches a state: `handing-off`, or `running` at start. */
+  /** Faults armed for the next member that reaches a state: `handing-off`, or `running` at start. */
   readonly #traps: Trap[] = [];
 
   constructor(options: SchedulerOptions) {
     this.#o = options;
     this.#random = seededRandom(deriveSeed(options.seed, 'schedule'));
-    this.#pickRandom = seededRandom(deriveSeed(options.seed, 'user-pause'));
-    this.#kinds = faultsFor(options.backend).filter((k) => WEIGHTS[k] > 0);
+    this.#kinds = faultsFor(options.backend).filter((k) => FAULTS[k].weight > 0);
   }
 
   async run(): Promise<void> {
@@ -127,7 +110,6 @@ export class Scheduler {
       () => start + uniform(r, 0.15, 0.85) * (end - start),
     ).sort((a, b) => a - b);
     let nextFault = start + uniform(r, 300, 1200);
-    let nextPause = start + uniform(r, 1500, 4000);
     let nextTick = start;
     o.cluster.restarting = true;
     o.cluster.onState = (member, state) => this.#spring(member, state);
@@ -136,22 +118,23 @@ export class Scheduler {
       o.cluster.refill();
       if (now >= nextTick) {
         nextTick = now + 1000;
-        await o.workload.topUp().catch((error: unknown) => o.log(`(workload: ${(error as Error).message})`));
+        // Not while the harness holds the host's database: the new workflows would wait behind it.
+        if (!o.faults.hostLocked) {
+          await o.workload
+            .topUp()
+            .catch((error: unknown) => o.log(`(workload: ${(error as Error).message})`));
+        }
         await o.progress();
       }
       if (clusterStops.length > 0 && now >= (clusterStops[0] as number)) {
         clusterStops.shift();
-        // A cluster stop is calm: no trap springs while it runs.
-        this.#traps.length = 0;
+        // A cluster stop is calm: no trap springs while it runs. The traps armed stay armed: they
+        // spring on the members that start after it (their resume has everything parked to resume).
         o.cluster.onState = undefined;
         await o.clusterStop();
         o.cluster.onState = (member, state) => this.#spring(member, state);
         nextFault = clock() + uniform(r, 300, 1200);
         continue;
-      }
-      if (now >= nextPause) {
-        nextPause = now + uniform(r, 2000, 5000);
-        if (this.#paused < o.userPauses) await this.#userPause();
       }
       if (now >= nextFault) {
         nextFault = now + uniform(r, 300, 1200);
@@ -163,26 +146,48 @@ export class Scheduler {
     this.#traps.length = 0;
   }
 
-  /** A member reached `state`: freeze it a moment later if a trap waits for that state. */
+  /** A member reached `state`: spring the first trap that waits for that state, a moment later. */
   #spring(member: MemberProcess, state: string): void {
     const i = this.#traps.findIndex((t) => t.state === state);
     if (i === -1) return;
     const [trap] = this.#traps.splice(i, 1) as [Trap];
     // A few milliseconds in: the member is taking, or holds, the start-stop lock.
     setTimeout(() => {
-      if (this.#o.cluster.onState !== undefined) this.#o.faults.freeze(member, trap.random, trap.kind);
-    }, trap.random() * 25);
+      if (this.#o.cluster.onState !== undefined) trap.spring(member);
+    }, trap.random() * trap.withinMs);
   }
 
-  #pick<T>(items: readonly T[]): T | undefined {
-    return items.length === 0 ? undefined : items[Math.floor(this.#pickRandom() * items.length)];
+  /** Arms `kind` for the next member that reaches `state`. */
+  #arm(
+    kind: FaultKind,
+    state: string,
+    random: Random,
+    withinMs: number,
+    spring: (member: MemberProcess) => void,
+  ): void {
+    this.#traps.push({ kind, state, random, withinMs, spring });
+  }
+
+  /** The user acts as `kind` says; recorded as a fault when it did something. */
+  async #user(kind: UserFault): Promise<void> {
+    const { faults, user, log } = this.#o;
+    // Not while the harness holds the host's database: the user's writes would wait behind it.
+    if (faults.hostLocked) return;
+    try {
+      const what = await user.act(kind);
+      if (what === undefined) return;
+      faults.begin(kind, {}, 0, what);
+      log(`a user ${what}`);
+    } catch (error) {
+      log(`(user: ${(error as Error).message})`);
+    }
   }
 
   async #inject(): Promise<void> {
     const { faults, cluster } = this.#o;
-    const total = this.#kinds.reduce((n, k) => n + WEIGHTS[k], 0);
+    const total = this.#kinds.reduce((n, k) => n + FAULTS[k].weight, 0);
     let roll = this.#random() * total;
-    const kind = this.#kinds.find((k) => (roll -= WEIGHTS[k]) < 0) ?? (this.#kinds[0] as FaultKind);
+    const kind = this.#kinds.find((k) => (roll -= FAULTS[k].weight) < 0) ?? (this.#kinds[0] as FaultKind);
     // Always draw the same numbers, whatever is alive, so that one seed replays the same choices;
     // the fault's own parameters (durations) come from a stream of its own.
     const slotRoll = this.#random();
@@ -201,10 +206,25 @@ export class Scheduler {
         faults.stallAtPark(live, random);
         break;
       case 'freeze-at-handoff':
-        this.#traps.push({ kind, state: 'handing-off', random });
+        this.#arm(kind, 'handing-off', random, 25, (m) => faults.freeze(m, random, kind));
         break;
       case 'freeze-at-start':
-        this.#traps.push({ kind, state: 'running', random });
+        this.#arm(kind, 'running', random, 25, (m) => faults.freeze(m, random, kind));
+        break;
+      case 'host-lock-at-park':
+      case 'host-lock-at-resume':
+        faults.armHostLock(kind, live, random);
+        break;
+      case 'user-pause':
+      case 'user-resume':
+      case 'user-pause-parked':
+        await this.#user(kind);
+        break;
+      case 'user-at-park':
+        this.#arm(kind, 'handing-off', random, 50, () => void this.#user(kind));
+        break;
+      case 'user-at-resume':
+        this.#arm(kind, 'running', random, 150, () => void this.#user(kind));
         break;
       case 'freeze':
         if (member !== undefined && !member.frozen) faults.freeze(member, random);
@@ -229,32 +249,11 @@ export class Scheduler {
         if (running.length > 0) faults.stopAll(running);
         break;
       }
+      case 'user-at-cluster-stop':
+      case 'hostile-listeners':
       case 'cluster-stop':
+        // Scheduled apart (run.ts, cluster.ts): never drawn.
         break;
     }
-  }
-
-  /** A user pauses a running workflow in the host table, with no park mark. */
-  async #userPause(): Promise<void> {
-    const { db, record, log } = this.#o;
-    // Only workflows no member has claimed, not even under a lapsed claim: the demo's engine records a
-    // step under a claim that lapsed while its member was frozen (it checks the owner, not the lease),
-    // which would start a step after the user's pause. And never at the last step: a member may claim
-    // it between this read and the pause, and would finish it. Both are the example's races, not the
-    // library's.
-    const snapshot = await db.snapshot();
-    const unclaimed = new Set(snapshot.workflows.filter((w) => w.owner === null).map((w) => w.id));
-    const candidates = (await db.pauseCandidates(Date.now())).filter(
-      (w) => unclaimed.has(w.id) && w.step + 1 < w.steps,
-    );
-    const target = this.#pick(candidates.filter((w) => w.step > 0)) ?? this.#pick(candidates);
-    if (target === undefined) return;
-    const row = await db.userPause(target.id, Date.now());
-    if (row === undefined) return;
-    this.#paused++;
-    record({ type: 'user-pause', id: row.workflowId, step: row.step, claim: row.claim });
-    log(
-      `a user pauses ${row.workflowId} at step ${row.step}${row.claim === null ? '' : ' (a step in flight)'}`,
-    );
   }
 }

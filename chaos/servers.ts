@@ -5,7 +5,7 @@
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ParkedWorkflow } from 'graceful-drain';
+import type { ParkedWorkflow, WorkflowStore } from 'graceful-drain';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import {
@@ -60,6 +60,11 @@ export class RunServers {
     return (this.#host as Host).db;
   }
 
+  /** The harness's store over the host's table (the user's `notePaused`, the marks left). */
+  get store(): WorkflowStore {
+    return (this.#host as Host).store;
+  }
+
   /** What the run created on the servers, to check it is gone afterwards. */
   get created(): { readonly pgSchema: string | null; readonly redisKeyPrefix: string | null } {
     const c = this.config;
@@ -93,7 +98,7 @@ export class RunServers {
 
   /** Every workflow the store holds a park mark for. */
   async listParked(): Promise<ParkedWorkflow[]> {
-    const store = (this.#host as Host).store;
+    const store = this.store;
     const all: ParkedWorkflow[] = [];
     let cursor: string | undefined;
     do {

@@ -9,11 +9,16 @@
  *
  * The server URLs come from `GD_REDIS_URL` and `GD_POSTGRES_URL` (the harness points them at its proxy).
  * On stdout it prints the demo's protocol lines (`READY`, `STATE`, `REPORT`, `FAILED`).
+ *
+ * With `--hostile MODE` (the `hostile-listeners` fault) its own listeners and intake stoppers misbehave,
+ * as a careless host's would: they throw, or call `shutdown()` from inside the shutdown, or stop the
+ * member from a `resume` listener (see {@link misbehave}). The controller must shrug all of it off.
  */
 import {
   DrainController,
   installSignalHandlers,
   type Coordinator,
+  type DrainEvents,
   type ShutdownReport,
 } from 'graceful-drain';
 import {
@@ -34,7 +39,15 @@ import {
   shutdownReportJson,
 } from '../examples/demo/protocol.js';
 import { seededRandom } from '../examples/demo/random.js';
-import { errorRecord, fromNow, historyFile, type MemberEvent, type Recorder } from './history.js';
+import {
+  errorRecord,
+  fromNow,
+  historyFile,
+  HOSTILE_MODES,
+  type HostileMode,
+  type MemberEvent,
+  type Recorder,
+} from './history.js';
 import { type LeaseRegistry, RecordingCoordinator, RecordingStore } from './recording.js';
 
 /** The worker's flags. The harness passes every one of them. */
@@ -67,6 +80,7 @@ export const chaosWorkerFlags = {
   seed: integer(0, 2 ** 32 - 1, 1, 'seed of the step durations'),
   redisKeyPrefix: textOr('graceful-drain-chaos:', 'prefix of the coordinator keys (redis)', 'PREFIX'),
   pgSchema: textOr('graceful_drain_chaos', 'schema of the host and graceful-drain tables (postgres)', 'NAME'),
+  hostile: choice(['none', ...HOSTILE_MODES], 'none', 'how its listeners and intake stoppers misbehave'),
 };
 
 /** How long the process may live on after everything is closed before it counts as held open. */
@@ -126,12 +140,29 @@ function watchStalls(record: Recorder<MemberEvent>): void {
   timer.unref();
 }
 
+/** A host lock the harness armed: taken before the next write of `phase`. */
+interface HostLockArm {
+  readonly ms: number;
+  readonly phase: 'park' | 'resume';
+  /** `file`: the SQLite file's write lock; `rows` / `table`: on PostgreSQL. */
+  readonly how: 'file' | 'rows' | 'table';
+}
+
 /**
  * Reads the harness's commands on stdin, and ends this process at once (as a crash) when the harness
- * goes away: no member outlives its harness. One command: `STALL <ms>` arms a stall of the event loop
- * for the next time the park step's listing of active workflows comes back (`STALL 0` disarms it).
+ * goes away: no member outlives its harness. Commands:
+ *
+ * - `STALL <ms>` arms a stall of the event loop for the next time the park step's listing of active
+ *   workflows comes back (`STALL 0` disarms it);
+ * - `LOCK <ms> <park|resume> <file|rows|table>` arms a host lock for the next time the park finds
+ *   active workflows, or the resume parked ones, before it writes: see {@link holdHostLock} (`LOCK 0`
+ *   disarms it).
  */
-function watchHarness(record: Recorder<MemberEvent>, onStall: (ms: number) => void): void {
+function watchHarness(
+  record: Recorder<MemberEvent>,
+  onStall: (ms: number) => void,
+  onLock: (arm: HostLockArm | undefined) => void,
+): void {
   const stdin = process.stdin as NodeJS.ReadStream & { unref?: () => void };
   let buffer = '';
   stdin.setEncoding('utf8');
@@ -139,12 +170,20 @@ function watchHarness(record: Recorder<MemberEvent>, onStall: (ms: number) => vo
     buffer += chunk;
     let newline: number;
     while ((newline = buffer.indexOf('\n')) !== -1) {
-      const [command, arg] = buffer.slice(0, newline).split(' ');
+      const [command, arg, phase, how] = buffer.slice(0, newline).split(' ');
       buffer = buffer.slice(newline + 1);
       if (command === 'STALL') {
         const ms = Number(arg) > 0 ? Number(arg) : 0;
         record({ type: 'stall-armed', ms });
         onStall(ms);
+      } else if (command === 'LOCK') {
+        const ms = Number(arg) > 0 ? Number(arg) : 0;
+        record({ type: 'host-lock-armed', ms, phase: phase ?? '', how: how ?? '' });
+        const valid =
+          ms > 0 &&
+          (phase === 'park' || phase === 'resume') &&
+          (how === 'file' || how === 'rows' || how === 'table');
+        onLock(valid ? { ms, phase, how } : undefined);
       }
     }
   });
@@ -152,6 +191,86 @@ function watchHarness(record: Recorder<MemberEvent>, onStall: (ms: number) => vo
   stdin.on('error', () => process.kill(process.pid, 'SIGKILL'));
   // Watching must not keep the process alive: it has to end by itself after its shutdown.
   stdin.unref?.();
+}
+
+/**
+ * Takes a lock on the host's database through a connection of its own (not the store's, not the
+ * host database's: another transaction of the same service, say), and releases it `ms` later: the
+ * SQLite file's write lock (`BEGIN IMMEDIATE`), or on PostgreSQL the host rows that are running,
+ * pausing or paused (`SELECT ... FOR UPDATE`) or the host table (`LOCK TABLE ... IN EXCLUSIVE MODE`).
+ * Resolves once it holds the lock (`true`), or gave up (`false`, recorded): the store's next writes
+ * wait behind it.
+ */
+async function holdHostLock(
+  config: Config,
+  arm: HostLockArm,
+  record: Recorder<MemberEvent>,
+): Promise<boolean> {
+  const release = (done: () => Promise<void> | void): void => {
+    const timer = setTimeout(() => {
+      void Promise.resolve()
+        .then(done)
+        .catch(() => {})
+        .finally(() => record({ type: 'host-lock-released' }));
+    }, arm.ms);
+    // Should the process end first, the lock goes with it.
+    timer.unref();
+  };
+  try {
+    if (arm.how === 'file') {
+      const { default: Database } = await import('better-sqlite3');
+      const db = new Database(config.db as string, { timeout: 250 });
+      try {
+        db.exec('BEGIN IMMEDIATE');
+      } catch (error) {
+        db.close();
+        throw error;
+      }
+      record({ type: 'host-lock', ms: arm.ms, phase: arm.phase, what: "the SQLite file's write lock" });
+      release(() => {
+        db.exec('ROLLBACK');
+        db.close();
+      });
+      return true;
+    }
+    const { default: pg } = await import('pg');
+    const client = new pg.Client({
+      connectionString: withApplicationName(
+        process.env.GD_POSTGRES_URL ?? DEFAULT_POSTGRES_URL,
+        `${config.connectionName}-l`,
+      ),
+    });
+    client.on('error', () => {});
+    try {
+      await client.connect();
+      await client.query('BEGIN');
+      // Never wait long behind another transaction: give up the fault instead.
+      await client.query(`SET LOCAL lock_timeout = '1s'`);
+      const table = `"${config.pgSchema}"."${WORKFLOWS_TABLE}"`;
+      let what: string;
+      if (arm.how === 'rows') {
+        const locked = await client.query(
+          `SELECT id FROM ${table} WHERE status IN ('running', 'pausing', 'paused') FOR UPDATE`,
+        );
+        what = `${locked.rowCount ?? 0} host rows FOR UPDATE`;
+      } else {
+        await client.query(`LOCK TABLE ${table} IN EXCLUSIVE MODE`);
+        what = 'the host table IN EXCLUSIVE MODE';
+      }
+      record({ type: 'host-lock', ms: arm.ms, phase: arm.phase, what });
+    } catch (error) {
+      await client.end().catch(() => {});
+      throw error;
+    }
+    release(async () => {
+      await client.query('ROLLBACK');
+      await client.end();
+    });
+    return true;
+  } catch (error) {
+    record({ type: 'host-lock-failed', error: errorRecord(error) });
+    return false;
+  }
 }
 
 /** Blocks the event loop for `ms`, as a long GC pause or a starved CPU would. */
@@ -215,6 +334,89 @@ async function openHostOf(config: Config): Promise<Host> {
   };
 }
 
+/** A `shutdown()` a listener or a stopper made: its promise, to compare with the report. */
+interface ReentrantCall {
+  readonly where: string;
+  readonly promise: Promise<ShutdownReport>;
+}
+
+/** The events a hostile member's listeners throw from. */
+const THROWING_EVENTS: readonly (keyof DrainEvents)[] = [
+  'stateChange',
+  'drained',
+  'drainTimeout',
+  'escalate',
+  'park',
+  'resume',
+  'membershipLost',
+  'idle',
+  'warning',
+  'stopped',
+];
+
+/**
+ * Registers listeners and intake stoppers that misbehave, after the member's own (an emitter stops
+ * calling the listeners of an event at the first that throws: the recording ones come first).
+ *
+ * - `throw`: a listener of every event throws; one intake stopper throws, another rejects.
+ * - `reentrant`: listeners call `shutdown()` at every step of the shutdown (`draining`,
+ *   `handing-off`, `stopped`, `drained`, each `park` batch) and so does an intake stopper; the
+ *   `stopped` listener calls `start()` too. Each call must get the shutdown's own promise and report.
+ * - `stop-in-resume`: a `resume` listener calls `shutdown()` at the first resume round (`selfStop`):
+ *   a member that stops while its background resume is under way.
+ */
+function misbehave(
+  drain: DrainController,
+  mode: HostileMode,
+  record: Recorder<MemberEvent>,
+  calls: ReentrantCall[],
+  selfStop: (reason: string) => void,
+): void {
+  record({ type: 'hostile', mode });
+  const shutdown = (where: string): void => {
+    record({ type: 'hostile-shutdown', where, state: drain.state });
+    calls.push({ where, promise: drain.shutdown() });
+  };
+  switch (mode) {
+    case 'throw':
+      for (const event of THROWING_EVENTS) {
+        drain.on(event, () => {
+          throw new Error(`chaos: a hostile ${event} listener`);
+        });
+      }
+      drain.onStopIntake(() => {
+        throw new Error('chaos: a hostile intake stopper');
+      });
+      drain.onStopIntake(() => Promise.reject(new Error('chaos: a hostile intake stopper (async)')));
+      break;
+    case 'reentrant':
+      drain.on('stateChange', ({ to }) => {
+        if (to === 'draining' || to === 'handing-off' || to === 'stopped') shutdown(`stateChange ${to}`);
+      });
+      drain.onStopIntake(() => shutdown('intake stopper'));
+      drain.on('drained', () => shutdown('drained'));
+      drain.on('park', () => shutdown('park'));
+      drain.on('stopped', () => {
+        shutdown('stopped');
+        drain.start().then(
+          () => record({ type: 'start-after-stop', error: null }),
+          (error: unknown) => record({ type: 'start-after-stop', error: errorRecord(error) }),
+        );
+      });
+      break;
+    case 'stop-in-resume': {
+      let done = false;
+      drain.on('resume', () => {
+        if (done) return;
+        done = true;
+        record({ type: 'hostile-shutdown', where: 'resume', state: drain.state });
+        selfStop('a resume listener');
+      });
+      break;
+    }
+  }
+}
+
 async function main(): Promise<void> {
   let config: Config;
   try {
@@ -230,8 +432,17 @@ async function main(): Promise<void> {
   }
   const record = historyFile<MemberEvent>(config.history, config.id);
   record({ type: 'boot', backend: config.backend, group: config.group });
+  // Whatever escapes to the process is written down before it ends the process.
+  process.on('uncaughtExceptionMonitor', (error, origin) =>
+    record({ type: 'uncaught', origin, error: errorRecord(error) }),
+  );
   let stall: number | undefined;
-  watchHarness(record, (ms) => (stall = ms > 0 ? ms : undefined));
+  let lock: HostLockArm | undefined;
+  watchHarness(
+    record,
+    (ms) => (stall = ms > 0 ? ms : undefined),
+    (arm) => (lock = arm),
+  );
   watchStalls(record);
   const leases: LeaseRegistry = new Map();
 
@@ -248,12 +459,25 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   const coordinator = new RecordingCoordinator(inner, record, leases);
-  const store = new RecordingStore(host.store, record, leases, () => {
-    if (stall === undefined) return;
-    record({ type: 'stall-injected', ms: stall, where: 'after listActive' });
-    stallFor(stall);
-    stall = undefined;
-  });
+  const store = new RecordingStore(
+    host.store,
+    record,
+    leases,
+    () => {
+      if (stall === undefined) return;
+      record({ type: 'stall-injected', ms: stall, where: 'after listActive' });
+      stallFor(stall);
+      stall = undefined;
+    },
+    async (what, items) => {
+      // Right before the write the listing leads to: a park after active workflows, an unpark after
+      // parked ones.
+      if (lock === undefined || items === 0 || lock.phase !== (what === 'active' ? 'park' : 'resume')) return;
+      const arm = lock;
+      lock = undefined;
+      if (await holdHostLock(config, arm, record)) process.stdout.write('CHAOS host-lock\n');
+    },
+  );
   const drain = new DrainController({
     group: config.group,
     memberId: config.id,
@@ -278,6 +502,8 @@ async function main(): Promise<void> {
       errors: p.errors.length,
     }),
   );
+  drain.on('stopped', () => record({ type: 'stopped' }));
+  drain.on('warning', (w) => record({ type: 'warning', code: w.code, message: w.message }));
   const engine = new Engine({
     db: host.db,
     drain,
@@ -320,9 +546,21 @@ async function main(): Promise<void> {
     linger.unref();
   };
   let reported = false;
+  const calls: ReentrantCall[] = [];
   const finish = async (report: ShutdownReport): Promise<void> => {
     if (reported) return;
     reported = true;
+    // Every shutdown() a listener or a stopper made: the same promise, the same report.
+    const own = drain.shutdown();
+    for (const call of calls) {
+      const theirs = await call.promise.catch(() => undefined);
+      record({
+        type: 'reentrant',
+        where: call.where,
+        samePromise: call.promise === own,
+        sameReport: theirs === report,
+      });
+    }
     const json = shutdownReportJson(report);
     record({
       type: 'report',
@@ -349,6 +587,11 @@ async function main(): Promise<void> {
   });
   let signalled = false;
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => (signalled = true));
+  if (config.hostile !== 'none') {
+    misbehave(drain, config.hostile, record, calls, (reason) => {
+      void drain.shutdown({ reason }).then(finish);
+    });
+  }
 
   try {
     await drain.start();

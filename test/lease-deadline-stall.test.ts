@@ -1,8 +1,9 @@
 /**
- * Regressions found by the chaos harness (chaos/, docs/reliability.md), each pinned on the real
- * adapters in the smallest setting that shows it.
+ * No park is written under a lease past its local deadline, even when the event loop stalls between
+ * listing the active workflows and parking them (found by the chaos harness: chaos/,
+ * docs/reliability.md), pinned on the real SQLite adapters with a second process.
  *
- * 1. A park sent after the lease's local deadline, on every backend, with the `stall-at-park` and
+ * A park sent after the lease's local deadline, on every backend, with the `stall-at-park` and
  *    `freeze-at-handoff` faults (`npm run chaos -- --backend redis --members 2 --seconds 30 --seed 41`,
  *    or `--backend postgres --members 3 --seconds 60 --seed 102`; a seed replays the schedule, not the
  *    timing, so it may take a few runs). The hand-off checks `lease.signal.aborted` before each batch,
@@ -21,13 +22,18 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { SqliteCoordinator, SqliteWorkflowStore } from '../src/adapters/sqlite/index.js';
-import { DrainController } from '../src/controller.js';
-import type { Coordinator } from '../src/coordinator.js';
-import type { Fence, ListOptions, Page, WorkflowStore } from '../src/workflow-store.js';
+import {
+  type Coordinator,
+  DrainController,
+  type Fence,
+  type ListOptions,
+  type Page,
+  type WorkflowStore,
+} from '../src/index.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const fixture = fileURLToPath(new URL('./fixtures/sqlite-process.ts', import.meta.url));
-const folder = mkdtempSync(join(tmpdir(), 'graceful-drain-chaos-regressions-'));
+const folder = mkdtempSync(join(tmpdir(), 'graceful-drain-lease-deadline-stall-'));
 const children: ChildProcess[] = [];
 afterAll(() => {
   for (const child of children) child.kill('SIGKILL');
@@ -56,6 +62,8 @@ describe('DrainController hand-off, when the event loop stalls past the lease be
     // parked workflows and found none, released it and exited.
     const store: WorkflowStore = {
       capabilities: real.capabilities,
+      raiseFence: (f, o) => real.raiseFence(f, o),
+      notePaused: (ids, o) => real.notePaused(ids, o),
       listActive: async (options: ListOptions): Promise<Page<string>> => {
         const page = await real.listActive(options);
         const out = join(folder, 'other.out');
