@@ -19,15 +19,6 @@ import type {
 } from './types.js';
 import { checkBoolean, checkFunction, checkOptionsObject, describeValue, invalid } from './validate.js';
 
-export type {
-  DrainEvents,
-  DrainState,
-  OnIdleOptions,
-  ShutdownOptions,
-  TaskContext,
-  TrackOptions,
-} from './types.js';
-
 const log = createDebug('graceful-drain:controller');
 
 const shutdownOptionNames = ['force', 'reason'];

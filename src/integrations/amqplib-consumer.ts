@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import createDebug from 'debug';
-import type { DrainController, DrainState } from '../controller.js';
+import type { DrainController } from '../controller.js';
+import type { DrainState } from '../types.js';
 import { ClosedError, DrainTimeoutError } from '../errors.js';
 import { bounded } from '../internal/time.js';
 import type { CompiledConsumeOptions } from './amqplib-options.js';

@@ -6,7 +6,7 @@
  * @packageDocumentation
  */
 import type { EventEmitter } from 'node:events';
-import type { TaskContext } from '../controller.js';
+import type { TaskContext } from '../types.js';
 
 /** A delivery, as amqplib's `ConsumeMessage` carries it. */
 export interface AmqpMessage {
