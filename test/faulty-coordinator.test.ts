@@ -70,7 +70,7 @@ describe('FaultyCoordinator', () => {
       await expect(plain().acquire('x', { ttlMs: TTL, timeoutMs: 0 })).rejects.toThrow(LockTimeoutError);
       await c.expireLease();
       expect(y.signal.reason).toBeInstanceOf(LockLostError);
-      await expect(plain().acquire('y', { ttlMs: TTL, timeoutMs: 0 })).resolves.toBeDefined();
+      await expect(plain().acquire('y', { ttlMs: TTL, timeoutMs: 0 })).resolves.toMatchObject({ name: 'y' });
     });
 
     it('leaves released leases alone', async () => {
@@ -153,7 +153,7 @@ describe('FaultyCoordinator', () => {
       await vi.advanceTimersByTimeAsync(0);
       expect(calls.map((x) => x.settled)).toEqual([true, true, true]);
       expect(await plain().members('g')).toEqual([]);
-      await expect(plain().acquire('x', { ttlMs: TTL, timeoutMs: 0 })).resolves.toBeDefined();
+      await expect(plain().acquire('x', { ttlMs: TTL, timeoutMs: 0 })).resolves.toMatchObject({ name: 'x' });
     });
 
     it('hanging members, leave and release still reject with signal.reason, and the wrapped handle gives up too', async () => {
@@ -182,7 +182,7 @@ describe('FaultyCoordinator', () => {
       await expect(plain().acquire('x', { ttlMs: TTL, timeoutMs: 0 })).rejects.toThrow(LockTimeoutError);
       await vi.advanceTimersByTimeAsync(TTL);
       expect(await plain().members('g')).toEqual([]);
-      await expect(plain().acquire('x', { ttlMs: TTL, timeoutMs: 0 })).resolves.toBeDefined();
+      await expect(plain().acquire('x', { ttlMs: TTL, timeoutMs: 0 })).resolves.toMatchObject({ name: 'x' });
     });
 
     it('rejects unknown operations, naming them', () => {
@@ -206,7 +206,7 @@ describe('FaultyCoordinator', () => {
       expect((await plain().members('g')).map((x) => x.memberId)).toEqual(['a']);
       await vi.advanceTimersByTimeAsync(TTL);
       expect(await plain().members('g')).toEqual([]);
-      await expect(plain().acquire('x', { ttlMs: TTL, timeoutMs: 0 })).resolves.toBeDefined();
+      await expect(plain().acquire('x', { ttlMs: TTL, timeoutMs: 0 })).resolves.toMatchObject({ name: 'x' });
       await expect(c.members('g', { signal: 'x' } as never)).rejects.toThrow(/`signal`/);
     });
   });
@@ -237,7 +237,7 @@ describe('FaultyCoordinator', () => {
       const error = new Error('boom');
       c.fail(['members'], error);
       await expect(c.members('g')).rejects.toBe(error);
-      await expect(c.join('g', 'a', { ttlMs: TTL })).resolves.toBeDefined();
+      await expect(c.join('g', 'a', { ttlMs: TTL })).resolves.toMatchObject({ group: 'g', memberId: 'a' });
     });
   });
 

@@ -99,7 +99,7 @@ describe('MemoryCoordinator', () => {
       const b = new MemoryCoordinator({ backend: new MemoryBackend() });
       made.push(b);
       await a.acquire('lock', { ttlMs: TTL, timeoutMs: 0 });
-      await expect(b.acquire('lock', { ttlMs: TTL, timeoutMs: 0 })).resolves.toBeDefined();
+      await expect(b.acquire('lock', { ttlMs: TTL, timeoutMs: 0 })).resolves.toMatchObject({ name: 'lock' });
     });
   });
 
@@ -157,7 +157,7 @@ describe('MemoryCoordinator', () => {
       await held.release();
       await vi.advanceTimersByTimeAsync(0);
       // the timed-out waiter did not take the lock when it was freed
-      await expect(a.acquire('x', { ttlMs: TTL, timeoutMs: 0 })).resolves.toBeDefined();
+      await expect(a.acquire('x', { ttlMs: TTL, timeoutMs: 0 })).resolves.toMatchObject({ name: 'x' });
     });
 
     it('timeoutMs 0 tries once', async () => {
@@ -228,7 +228,7 @@ describe('MemoryCoordinator', () => {
       // still held by the backend until its expiry
       await expect(make().acquire('x', { ttlMs: TTL, timeoutMs: 0 })).rejects.toThrow(LockTimeoutError);
       await vi.advanceTimersByTimeAsync(acquiredAt + TTL - performance.now());
-      await expect(make().acquire('x', { ttlMs: TTL, timeoutMs: 0 })).resolves.toBeDefined();
+      await expect(make().acquire('x', { ttlMs: TTL, timeoutMs: 0 })).resolves.toMatchObject({ name: 'x' });
     });
 
     it('release is owner-checked: a lost lease does not free the next holder', async () => {
@@ -243,7 +243,7 @@ describe('MemoryCoordinator', () => {
       expect(current.signal.aborted).toBe(false);
       await current.release();
       await current.release();
-      await expect(make().acquire('x', { ttlMs: TTL, timeoutMs: 0 })).resolves.toBeDefined();
+      await expect(make().acquire('x', { ttlMs: TTL, timeoutMs: 0 })).resolves.toMatchObject({ name: 'x' });
     });
 
     it('release does not abort the signal (nothing was lost)', async () => {
@@ -464,7 +464,7 @@ describe('MemoryCoordinator', () => {
       await expect(lease.release({ signal })).rejects.toThrow('given up');
       await expect(m.leave({ signal })).rejects.toThrow('given up');
       await a.close();
-      await expect(make().acquire('x', { ttlMs: TTL, timeoutMs: 0 })).resolves.toBeDefined();
+      await expect(make().acquire('x', { ttlMs: TTL, timeoutMs: 0 })).resolves.toMatchObject({ name: 'x' });
       expect(await make().members('g')).toEqual([]);
       expect(lease.signal.aborted).toBe(false);
       expect(m.signal.aborted).toBe(false);
@@ -484,7 +484,7 @@ describe('MemoryCoordinator', () => {
       await b.join('g', 'b', { ttlMs: TTL });
       await a.close();
       await a.close();
-      await expect(b.acquire('x', { ttlMs: TTL, timeoutMs: 0 })).resolves.toBeDefined();
+      await expect(b.acquire('x', { ttlMs: TTL, timeoutMs: 0 })).resolves.toMatchObject({ name: 'x' });
       expect((await b.members('g')).map((m) => m.memberId)).toEqual(['b']);
       await b.close();
       expect(vi.getTimerCount()).toBe(0);
