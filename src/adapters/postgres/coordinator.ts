@@ -23,8 +23,12 @@ import type { PgSessionClient } from './driver.js';
 import { pgLease } from './lease.js';
 import { type MemberItem, pgMembership } from './membership.js';
 import { checkSchema } from './migrate.js';
-import { compileCoordinatorOptions, type PostgresCoordinatorOptions } from './options.js';
-import { PgSession, type SessionSettings } from './session.js';
+import {
+  type CompiledCoordinatorOptions,
+  compileCoordinatorOptions,
+  type PostgresCoordinatorOptions,
+} from './options.js';
+import { messageOf, PgSession } from './session.js';
 
 const debug = createDebug('graceful-drain:postgres');
 
@@ -41,13 +45,25 @@ function unavailable(error: unknown, doing: string): unknown {
   return new CoordinatorUnavailableError(`PostgreSQL failed while ${doing}`, { cause: error });
 }
 
+/** Waits for `attempt` until `wait` aborts; what it obtains after all is given back at once. */
+async function orGiveBack<T>(
+  attempt: Promise<T>,
+  wait: AbortSignal,
+  giveBack: (got: T) => unknown,
+): Promise<T> {
+  try {
+    return await abortable(attempt, wait);
+  } catch (error) {
+    void attempt.then(giveBack, () => {}).catch(() => {});
+    throw error;
+  }
+}
+
 /**
- * A `Coordinator` on PostgreSQL: session advisory locks with fencing tokens, and group membership bound
- * to the session, so a crashed process frees its locks and leaves its groups as soon as the server sees
- * its connection close.
- *
- * Capabilities: `{ scope: 'cluster', liveness: 'connection', fencing: 'monotonic' }`. Call
- * `migrate()` once before use. One dedicated connection per instance; never behind a
+ * A `Coordinator` on PostgreSQL session advisory locks, with fencing tokens and group membership bound
+ * to the session: a crashed process frees its locks and leaves its groups as soon as the server sees its
+ * connection close. Capabilities: `{ scope: 'cluster', liveness: 'connection', fencing: 'monotonic' }`.
+ * Call `migrate()` once before use. One dedicated connection per instance, never through a
  * transaction-pooling proxy (it refuses to start there).
  *
  * @example
@@ -60,11 +76,7 @@ function unavailable(error: unknown, doing: string): unknown {
  */
 export class PostgresCoordinator implements Coordinator {
   readonly capabilities: CoordinatorCapabilities = CAPABILITIES;
-  readonly #createClient: () => Promise<PgSessionClient>;
-  readonly #schema: string;
-  readonly #settings: SessionSettings;
-  readonly #closeTimeoutMs: number;
-  readonly #pollIntervalMs: number;
+  readonly #o: CompiledCoordinatorOptions;
   readonly #closing = new AbortController();
   /** The lock names this instance holds or is trying: the session would grant them twice. */
   readonly #locks = new Map<string, Lease | 'pending'>();
@@ -75,12 +87,7 @@ export class PostgresCoordinator implements Coordinator {
   #closed: Promise<void> | undefined;
 
   constructor(options: PostgresCoordinatorOptions) {
-    const o = compileCoordinatorOptions(options);
-    this.#schema = o.schema;
-    this.#settings = o.settings;
-    this.#closeTimeoutMs = o.closeTimeoutMs;
-    this.#pollIntervalMs = o.pollIntervalMs;
-    this.#createClient = o.createClient;
+    this.#o = compileCoordinatorOptions(options);
   }
 
   async acquire(name: string, options: AcquireOptions): Promise<Lease> {
@@ -88,8 +95,7 @@ export class PostgresCoordinator implements Coordinator {
     const { ttlMs, timeoutMs, signal } = checkAcquire(name, options);
     const wait = anySignal(signal, this.#closing.signal);
     const deadline = now() + timeoutMs;
-    let pause = FIRST_POLL_MS;
-    for (;;) {
+    for (let pause = FIRST_POLL_MS; ; pause = Math.min(pause * 2, this.#o.pollIntervalMs)) {
       const lease = await this.#tryAcquire(name, ttlMs, wait);
       if (lease !== undefined) return lease;
       const remaining = deadline - now();
@@ -98,7 +104,6 @@ export class PostgresCoordinator implements Coordinator {
       }
       // Jitter spreads the retries of processes that all started waiting at once.
       await delay(Math.min(pause * (0.5 + Math.random() / 2), remaining), wait);
-      pause = Math.min(pause * 2, this.#pollIntervalMs);
     }
   }
 
@@ -106,29 +111,19 @@ export class PostgresCoordinator implements Coordinator {
   async #tryAcquire(name: string, ttlMs: number, wait: AbortSignal): Promise<Lease | undefined> {
     if (this.#locks.has(name)) return undefined;
     this.#locks.set(name, 'pending');
-    const attempt = this.#attempt(name, ttlMs);
-    try {
-      return await abortable(attempt, wait);
-    } catch (error) {
-      // Abandoned while the statement runs: a lock it takes after all is given back at once.
-      void attempt.then(
-        (lease) => lease?.release(),
-        () => {},
-      );
-      throw error;
-    }
+    return orGiveBack(this.#attempt(name, ttlMs), wait, (lease) => lease?.release());
   }
 
   async #attempt(name: string, ttlMs: number): Promise<Lease | undefined> {
-    const key = advisoryKey(this.#schema, 'lock', name);
+    const key = advisoryKey(this.#o.schema, 'lock', name);
     let session: PgSession | undefined;
     try {
       session = await this.#sessionNow();
-      // The token is bumped in the same statement (one transaction) that takes the lock, so tokens
-      // follow the order in which holders got it. The table is durable: tokens survive a server crash.
+      // The token is bumped in the statement that takes the lock, so tokens follow the order of holders;
+      // the table is durable, so tokens survive a server crash.
       const { rows } = await session.query(
         `WITH l AS (SELECT pg_try_advisory_lock($1::bigint) AS got)
-         INSERT INTO ${this.#settings.schemaSql}.lock_fences AS f (name, token)
+         INSERT INTO ${this.#o.settings.schemaSql}.lock_fences AS f (name, token)
          SELECT $2, 1 FROM l WHERE l.got
          ON CONFLICT (name) DO UPDATE SET token = f.token + 1
          RETURNING f.token::text AS token`,
@@ -159,23 +154,13 @@ export class PostgresCoordinator implements Coordinator {
   async join(group: string, memberId: string, options: JoinOptions): Promise<Membership> {
     this.#assertOpen();
     const { ttlMs, signal } = checkJoin(group, memberId, options);
-    const attempt = this.#join(group, memberId, ttlMs);
-    try {
-      return await abortable(attempt, anySignal(signal, this.#closing.signal));
-    } catch (error) {
-      void attempt
-        .then(
-          (membership) => membership.leave(),
-          () => {},
-        )
-        .catch(() => {});
-      throw error;
-    }
+    const wait = anySignal(signal, this.#closing.signal);
+    return orGiveBack(this.#join(group, memberId, ttlMs), wait, (membership) => membership.leave());
   }
 
   async #join(group: string, memberId: string, ttlMs: number): Promise<Membership> {
-    const s = this.#settings.schemaSql;
-    const key = advisoryKey(this.#schema, 'member', group, memberId);
+    const s = this.#o.settings.schemaSql;
+    const key = advisoryKey(this.#o.schema, 'member', group, memberId);
     const incarnation = randomId();
     try {
       const session = await this.#sessionNow();
@@ -195,24 +180,14 @@ export class PostgresCoordinator implements Coordinator {
       if (rows.length !== 1 || !session.alive) {
         throw new CoordinatorUnavailableError(`Could not join group "${group}" as "${memberId}"`);
       }
-      const { membership, item } = pgMembership(
+      debug('join %s as %s: incarnation %s', group, memberId, incarnation);
+      return pgMembership(
         session,
         s,
         { group, memberId, incarnation, key, ttlMs },
-        {
-          done: (m) => this.#memberships.delete(m),
-          deleteRow: (gone) => this.#deleteMember(gone),
-        },
+        this.#memberships,
+        (gone) => this.#deleteMember(gone),
       );
-      for (const former of this.#memberships) {
-        if (former.group === group && former.memberId === memberId) {
-          former.lost(new Error('Replaced by a newer join of the same member id'));
-        }
-      }
-      this.#memberships.add(item);
-      session.track(item);
-      debug('join %s as %s: incarnation %s', group, memberId, incarnation);
-      return membership;
     } catch (error) {
       throw unavailable(error, `joining group "${group}"`);
     }
@@ -221,11 +196,9 @@ export class PostgresCoordinator implements Coordinator {
   async #deleteMember(incarnation: string): Promise<void> {
     // After close() the session is gone, and a row counts only while its session holds the lock.
     if (this.#closed !== undefined) return;
+    const sql = `DELETE FROM ${this.#o.settings.schemaSql}.members WHERE incarnation = $1`;
     try {
-      const session = await this.#sessionNow();
-      await session.query(`DELETE FROM ${this.#settings.schemaSql}.members WHERE incarnation = $1`, [
-        incarnation,
-      ]);
+      await (await this.#sessionNow()).query(sql, [incarnation]);
     } catch (error) {
       throw unavailable(error, 'leaving a group');
     }
@@ -235,33 +208,23 @@ export class PostgresCoordinator implements Coordinator {
     this.#assertOpen();
     const signal = checkMembers(group, options);
     const wait = anySignal(signal, this.#closing.signal);
-    const s = this.#settings.schemaSql;
+    const s = this.#o.settings.schemaSql;
     try {
       const session = await abortable(this.#sessionNow(), wait);
       // A row counts while its backend holds the member's advisory lock; the others belong to dead
       // sessions and are deleted on the way. pg_locks is read once, in one snapshot.
-      const { rows } = await abortable(
-        session.query(
-          `WITH held AS MATERIALIZED (
-             SELECT l.pid, (l.classid::bigint << 32) | l.objid::bigint AS key
-             FROM pg_locks l
-             WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted
-               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-           ),
-           listed AS MATERIALIZED (
-             SELECT m.member_id, m.incarnation, m.ttl_ms,
-               EXISTS (SELECT 1 FROM held h WHERE h.key = m.lock_key AND h.pid = m.backend_pid) AS alive
-             FROM ${s}.members m WHERE m.group_name = $1
-           ),
-           dead AS (
-             DELETE FROM ${s}.members d USING listed
-             WHERE NOT listed.alive AND d.group_name = $1 AND d.incarnation = listed.incarnation
-           )
-           SELECT member_id, incarnation, ttl_ms::float8 AS ttl_ms FROM listed WHERE alive ORDER BY member_id`,
-          [group],
-        ),
-        wait,
-      );
+      const sql = `WITH held AS MATERIALIZED (
+          SELECT l.pid, (l.classid::bigint << 32) | l.objid::bigint AS key FROM pg_locks l
+          WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted
+            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())),
+        listed AS MATERIALIZED (
+          SELECT m.member_id, m.incarnation, m.ttl_ms,
+            EXISTS (SELECT 1 FROM held h WHERE h.key = m.lock_key AND h.pid = m.backend_pid) AS alive
+          FROM ${s}.members m WHERE m.group_name = $1),
+        dead AS (DELETE FROM ${s}.members d USING listed
+          WHERE NOT listed.alive AND d.group_name = $1 AND d.incarnation = listed.incarnation)
+        SELECT member_id, incarnation, ttl_ms::float8 AS ttl_ms FROM listed WHERE alive ORDER BY member_id`;
+      const { rows } = await abortable(session.query(sql, [group]), wait);
       return (rows as { member_id: string; incarnation: string; ttl_ms: number }[]).map((row) => ({
         memberId: row.member_id,
         incarnation: row.incarnation,
@@ -281,15 +244,17 @@ export class PostgresCoordinator implements Coordinator {
   async #close(): Promise<void> {
     const reason = new ClosedError('The PostgresCoordinator was closed');
     this.#closing.abort(reason);
-    const deadline = now() + this.#closeTimeoutMs;
+    const { closeTimeoutMs } = this.#o;
+    const deadline = now() + closeTimeoutMs;
     try {
-      let session = this.#session;
-      if (session === undefined && this.#opening !== undefined) {
-        session = await bounded(this.#opening, this.#closeTimeoutMs / 2, () => reason).catch(() => undefined);
-      }
+      const session =
+        this.#session ??
+        (this.#opening === undefined
+          ? undefined
+          : await bounded(this.#opening, closeTimeoutMs / 2, () => reason).catch(() => undefined));
       await session?.close(reason, Math.max(0, deadline - now()));
     } catch (error) {
-      debug('close: %s', error instanceof Error ? error.message : String(error));
+      debug('close: %s', messageOf(error));
     }
     debug('closed');
   }
@@ -299,11 +264,9 @@ export class PostgresCoordinator implements Coordinator {
   }
 
   /** The live session, or a new one. */
-  #sessionNow(): Promise<PgSession> {
-    if (this.#closed !== undefined) {
-      return Promise.reject(new ClosedError('The PostgresCoordinator is closed'));
-    }
-    if (this.#session?.alive === true) return Promise.resolve(this.#session);
+  async #sessionNow(): Promise<PgSession> {
+    this.#assertOpen();
+    if (this.#session?.alive === true) return this.#session;
     this.#opening ??= this.#open().finally(() => {
       this.#opening = undefined;
     });
@@ -313,25 +276,23 @@ export class PostgresCoordinator implements Coordinator {
   async #open(): Promise<PgSession> {
     let client: PgSessionClient;
     try {
-      client = await this.#createClient();
+      client = await this.#o.createClient();
     } catch (error) {
       throw unavailable(error, 'creating a client');
     }
-    const session = new PgSession(client, this.#settings, (lost) => {
+    const session = new PgSession(client, this.#o.settings, (lost) => {
       if (this.#session === lost) this.#session = undefined;
     });
     try {
       await session.connect();
-      if (!this.#schemaChecked) {
-        await checkSchema(session, this.#schema, 'PostgresCoordinator');
-        this.#schemaChecked = true;
-      }
+      if (!this.#schemaChecked) await checkSchema(session, this.#o.schema, 'PostgresCoordinator');
+      this.#schemaChecked = true;
     } catch (error) {
       session.lose(error);
       throw unavailable(error, 'connecting');
     }
     if (this.#closed !== undefined) {
-      await session.close(new ClosedError(), this.#closeTimeoutMs / 2);
+      await session.close(new ClosedError(), this.#o.closeTimeoutMs / 2);
       throw new ClosedError('The PostgresCoordinator is closed');
     }
     this.#session = session;

@@ -1,7 +1,6 @@
 /**
- * The few shapes of `pg` the PostgreSQL adapters rely on, typed structurally so that users never need
- * `@types/pg`: a `pg.Client`, a `pg.Pool` and a `pg.PoolClient` fit them. And the lazy loading of
- * `pg`, for adapters built from a URL.
+ * The shapes of `pg` the PostgreSQL adapters rely on, typed structurally so that users never need
+ * `@types/pg` (a `pg.Client`, `pg.Pool` and `pg.PoolClient` fit them), and the lazy loading of `pg`.
  *
  * @packageDocumentation
  */
@@ -21,18 +20,15 @@ export interface PgQueryable {
   query(text: string, values?: unknown[]): Promise<PgQueryResult>;
 }
 
-/**
- * One dedicated connection, as a `pg.Client` is: the coordinator connects it, keeps it for its
- * session advisory locks, and ends it on `close()`.
- */
+/** One dedicated connection (a `pg.Client`): the coordinator connects it, and ends it on `close()`. */
 export interface PgSessionClient extends PgQueryable {
   /** Opens the connection. */
   connect(): Promise<unknown>;
   /** Closes the connection. */
   end(): Promise<unknown>;
-  /** Called when the connection fails: without a listener, Node would crash the process. */
+  /** A connection failure: without a listener, Node would crash the process. */
   on(event: 'error', listener: (error: Error) => void): unknown;
-  /** Called when the connection has ended, for whatever reason. */
+  /** The connection has ended, for whatever reason. */
   on(event: 'end', listener: () => void): unknown;
 }
 
@@ -40,10 +36,7 @@ export interface PgSessionClient extends PgQueryable {
 export interface PgPoolClient extends PgQueryable {
   /** Returns the connection to its pool; an error (or `true`) destroys it instead. */
   release(error?: Error | boolean): void;
-  /**
-   * Listens for a failure of the connection while it is checked out (the pool's own listener covers
-   * only idle connections): without one, Node would crash the process.
-   */
+  /** A failure while checked out (the pool's listener covers idle connections only). */
   on?(event: 'error', listener: (error: Error) => void): unknown;
   /** Stops listening, before the connection goes back to its pool. */
   removeListener?(event: 'error', listener: (error: Error) => void): unknown;

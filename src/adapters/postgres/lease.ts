@@ -9,11 +9,9 @@ import { messageOf, type PgSession, type SessionItem } from './session.js';
 const debug = createDebug('graceful-drain:postgres');
 
 /**
- * A session advisory lock held by a `PostgresCoordinator`, with its fencing token: the lease and the
- * item its session keeps alive (and loses it with). `release()` unlocks, idempotent. Given a signal,
- * the call stops waiting when it aborts and rejects with its reason, but the unlock goes on (a lock
- * given up must not stay held: nothing else would free it while the session lives). Once released,
- * it resolves whatever the signal. `onDone` is called once it is released or lost.
+ * A session advisory lock held by a `PostgresCoordinator`, and the item its session keeps alive (and
+ * loses it with). `release()` unlocks; given a signal that aborts, it stops waiting but the unlock goes
+ * on (nothing else would free the lock while the session lives). `onDone` runs once released or lost.
  *
  * @internal
  */
@@ -43,14 +41,12 @@ export function pgLease(
   const unlock = async (): Promise<void> => {
     session.untrack(item);
     try {
-      // pg_advisory_unlock only ever frees this session's own hold: ownership is checked by nature, and
-      // a lease of a lost session has nothing left to free.
+      // Owner-checked by nature: it frees this session's own hold only; a lost session holds nothing.
       if (lostAt === undefined && session.alive) {
         await session.query('SELECT pg_advisory_unlock($1::bigint)', [key]);
       }
       debug('lease %s (token %s): released', name, token);
     } catch (error) {
-      // The session failed and was given up: the lock goes with it.
       debug('lease %s: unlock failed (%s); the session was dropped', name, messageOf(error));
     } finally {
       onDone();

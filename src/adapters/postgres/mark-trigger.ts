@@ -1,29 +1,16 @@
 /**
- * The trigger that ties a parked-by-shutdown mark to the pause it created.
- *
- * Two row-level `AFTER` triggers on the host's table call one small function in the marks' schema,
- * which deletes the workflow's mark:
- * - on `UPDATE`, when the status was `pausing` or `paused` and no longer is (a user resumed, cancelled
- *   or completed it), except within the store's own unpark, which deletes the marks of what it resumes
- *   in the same statement;
- * - on `DELETE`, when the status was `pausing` or `paused` (marks exist only on such rows).
- *
- * The conditions sit in the triggers' `WHEN` clauses, which PostgreSQL evaluates without calling the
- * function, and compare `status::text`, so enum and integer status columns work. The function is
- * `SECURITY DEFINER` (it runs as its owner, who can delete marks, whatever role updates the host's
- * table) with a pinned `search_path`.
- *
- * Everything the DDL depends on (names, store key, status values, this module's version) is hashed
- * into a fingerprint, passed as the triggers' argument and written into the function's body: a
- * trigger set whose fingerprint differs (other statuses, say) is replaced.
+ * The trigger that ties a parked-by-shutdown mark to the pause it created: two row-level `AFTER`
+ * triggers on the host's table (`UPDATE` out of pausing/paused, `DELETE`) call one `SECURITY DEFINER`
+ * function that deletes the row's mark. Everything the DDL depends on is hashed into a fingerprint kept
+ * in the triggers' argument and the function's body: a set with another fingerprint is replaced. See
+ * "The mark trigger" in docs/adapters/postgres.md.
  *
  * @internal
  */
-
 import { createHash } from 'node:crypto';
 import { advisoryKey, literal, quote } from '../../internal/sql-names.js';
-import type { TableInfo } from './host-table.js';
 import type { HostTable } from './options.js';
+import type { TableInfo } from './store-sql.js';
 
 /** Bumped whenever the DDL below changes, so that triggers made by an older release are replaced. */
 const DDL_VERSION = 1;
@@ -39,23 +26,15 @@ function hash(...parts: string[]): string {
   return createHash('sha256').update(parts.join('\0')).digest('hex');
 }
 
-/** The names and statements of the trigger set of one store. */
-export interface MarkTrigger {
-  /** Trigger names on the host table (unquoted). */
-  readonly updateTrigger: string;
-  readonly deleteTrigger: string;
-  /** The quoted, schema-qualified function. */
-  readonly functionSql: string;
-  /** A hash of everything below; present in the triggers' argument and in the function's body. */
-  readonly fingerprint: string;
-  /** One statement: `true` when the trigger set is in place, enabled and current. */
-  readonly checkSql: string;
-  /** One statement (a `DO` block, one transaction) that installs or replaces it when not current. */
-  readonly installSql: string;
-}
-
-/** Builds the trigger set of a store over `host`, with its marks in `schema`. */
-export function markTrigger(schema: string, host: HostTable, info: TableInfo): MarkTrigger {
+/**
+ * The trigger set of a store over `host`, with its marks in `schema`: `checkSql` (one row, `current`:
+ * in place, enabled and current) and `installSql` (one `DO` block, installing or replacing it).
+ */
+export function markTrigger(
+  schema: string,
+  host: HostTable,
+  info: TableInfo,
+): { readonly checkSql: string; readonly installSql: string } {
   const S = quote(schema);
   // The catalog's spelling: stores naming the table `wf` and `public.wf` install the same trigger set.
   const T = info.qualified;
@@ -67,10 +46,7 @@ export function markTrigger(schema: string, host: HostTable, info: TableInfo): M
   const updateTrigger = `${base}_upd`;
   const deleteTrigger = `${base}_del`;
   const functionSql = `${S}.${quote(`drop_mark_${hash(info.storeKey).slice(0, 16)}`)}`;
-  const held = [pausing, paused]
-    .filter((v): v is string => v !== undefined)
-    .map(literal)
-    .join(', ');
+  const held = [pausing, paused].flatMap((v) => (v === undefined ? [] : [literal(v)])).join(', ');
   const body = (fingerprint: string): string => `
 BEGIN
   -- graceful-drain ${fingerprint}: the pause this mark belonged to is over.
@@ -85,17 +61,8 @@ END`;
     `(OLD.${ST}::text IN (${held})) AND (NEW.${ST}::text IN (${held})) IS NOT TRUE ` +
     `AND current_setting(${literal(UNPARKING)}, true) IS DISTINCT FROM 'on'`;
   const deleteWhen = `OLD.${ST}::text IN (${held})`;
-  const fingerprint = hash(
-    String(DDL_VERSION),
-    schema,
-    T,
-    info.storeKey,
-    ID,
-    ST,
-    body(''),
-    updateWhen,
-    deleteWhen,
-  ).slice(0, 32);
+  const parts = [String(DDL_VERSION), schema, T, info.storeKey, ID, ST, body(''), updateWhen, deleteWhen];
+  const fingerprint = hash(...parts).slice(0, 32);
   const createFunction = `CREATE OR REPLACE FUNCTION ${functionSql}() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS ${literal(body(fingerprint))}`;
   const trigger = (replace: boolean, name: string, event: string, when: string): string =>
@@ -122,14 +89,13 @@ BEGIN
       EXECUTE ${literal(trigger(false, updateTrigger, 'UPDATE', updateWhen))};
       EXECUTE ${literal(trigger(false, deleteTrigger, 'DELETE', deleteWhen))};
     END IF;
-    -- From now on a mark exists only on a pausing or paused row: drop those left on other rows (a
-    -- user resumed the workflow before the trigger existed), so a later pause of theirs is never undone.
-    -- By id, through the host's own index: the lock taken above holds the host's writers meanwhile.
+    -- Marks now exist only on pausing or paused rows: drop the others' (resumed before the trigger
+    -- existed), by id through the host's index, while the lock above holds the host's writers.
     DELETE FROM ${S}.parked p
     WHERE p.store_key = ${literal(info.storeKey)}
       AND NOT EXISTS (SELECT 1 FROM ${T} t
         WHERE t.${ID} = ${asId} AND t.${ST}::text IN (${held}));
   END IF;
 END`)}`;
-  return { updateTrigger, deleteTrigger, functionSql, fingerprint, checkSql, installSql };
+  return { checkSql, installSql };
 }

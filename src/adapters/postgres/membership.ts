@@ -14,20 +14,12 @@ export interface MemberItem extends SessionItem {
   readonly incarnation: string;
 }
 
-/** What a membership needs from its coordinator. @internal */
-export interface MembershipHooks {
-  /** Called once the membership is lost or has left. */
-  readonly done: (item: MemberItem) => void;
-  /** Deletes the row of `incarnation` on a working session (to confirm a leave after a lost session). */
-  readonly deleteRow: (incarnation: string) => Promise<void>;
-}
-
 /**
- * A group membership of a `PostgresCoordinator`: a shared advisory lock plus a row, both bound to the
- * session; the membership and the item its session keeps alive. `leave()` resolves once the row is
- * gone. Given a signal, the call stops waiting when it aborts and rejects with its reason, but the leave
- * goes on (a member given up must not stay listed), and a later `leave()` joins it. Once left, it
- * resolves whatever the signal.
+ * A group membership of a `PostgresCoordinator` (a shared advisory lock plus a row, both bound to the
+ * session), tracked by `session` and kept in `members` while it lasts; a former membership of the same
+ * member id is lost. `leave()` resolves once the row is gone; given a signal that aborts, it stops
+ * waiting but the leave goes on, and a later `leave()` joins it. `deleteRow` deletes a row from a
+ * working session.
  *
  * @internal
  */
@@ -35,8 +27,9 @@ export function pgMembership(
   session: PgSession,
   schemaSql: string,
   fields: { group: string; memberId: string; incarnation: string; key: string; ttlMs: number },
-  hooks: MembershipHooks,
-): { readonly membership: Membership; readonly item: MemberItem } {
+  members: Set<MemberItem>,
+  deleteRow: (incarnation: string) => Promise<void>,
+): Membership {
   const { group, memberId, incarnation, key, ttlMs } = fields;
   const controller = new AbortController();
   let lost = false;
@@ -54,7 +47,7 @@ export function pgMembership(
       const message = `Lost the membership of "${memberId}" in group "${group}": ${messageOf(cause)}`;
       controller.abort(new MembershipLostError(message, { cause }));
       session.untrack(item);
-      hooks.done(item);
+      members.delete(item);
       // Removed while the session lives on (the row was deleted or replaced): drop our hold as well.
       if (session.alive) session.query('SELECT pg_advisory_unlock_shared($1::bigint)', [key]).catch(() => {});
     },
@@ -69,7 +62,7 @@ export function pgMembership(
           [key, incarnation],
         );
         debug('member %s of %s: left', memberId, group);
-        hooks.done(item);
+        members.delete(item);
         return;
       } catch (error) {
         debug('member %s: leave failed on its session (%s)', memberId, messageOf(error));
@@ -77,9 +70,9 @@ export function pgMembership(
     }
     // A lost session may linger on the server until its keepalive gives up, still holding the lock
     // that makes the row count: deleting the row from a working session confirms the leave.
-    await hooks.deleteRow(incarnation);
+    await deleteRow(incarnation);
     debug('member %s of %s: left (row deleted)', memberId, group);
-    hooks.done(item);
+    members.delete(item);
   };
   const membership = membershipOf(group, memberId, incarnation, controller.signal, (signal) => {
     left ??= leave().then(
@@ -93,5 +86,12 @@ export function pgMembership(
     );
     return hasLeft ? undefined : abortable(left, signal);
   });
-  return { membership, item };
+  for (const former of members) {
+    if (former.group === group && former.memberId === memberId) {
+      former.lost(new Error('Replaced by a newer join of the same member id'));
+    }
+  }
+  members.add(item);
+  session.track(item);
+  return membership;
 }

@@ -1,37 +1,25 @@
 /**
- * The tables of the PostgreSQL adapters, created by an explicit, idempotent, versioned `migrate()`.
- *
- * Each migration is one `DO` block: one statement, hence one transaction, which first takes a
- * transaction-scoped advisory lock so that concurrent `migrate()` calls (every replica of a deployment
- * at once) wait for each other and the later ones find the work done. Being single statements, they
- * run on any queryable: a client, a pool, even through a transaction-pooling proxy.
- *
- * The adapters never migrate on their own: at first use they read the version and, when it is missing
- * or old, throw a `ConfigurationError` asking for a call to `migrate()`.
+ * The tables of the PostgreSQL adapters, created by an explicit, idempotent, versioned `migrate()`. The
+ * adapters never migrate on their own: at first use they check the version (`checkSchema()`).
  */
-
 import createDebug from 'debug';
 import { ConfigurationError } from '../../errors.js';
 import { advisoryKey, quote } from '../../internal/sql-names.js';
 import type { PgQueryable } from './driver.js';
-import { inspectHostTable } from './host-table.js';
 import { markTrigger } from './mark-trigger.js';
 import { compileMigrateOptions, type MigrateOptions } from './options.js';
+import { inspectHostTable } from './store-sql.js';
 
 const debug = createDebug('graceful-drain:postgres');
 
 /** The schema version this release of graceful-drain needs; `migrate()` brings a schema up to it. */
 export const SCHEMA_VERSION = 1;
 
-/** One migration: the DDL that takes a schema from `version - 1` to `version`. `s` is the quoted schema. */
-interface Migration {
-  readonly version: number;
-  readonly ddl: (s: string) => string;
-}
-
-// Append only: a released migration is never edited, and every one is additive, so that instances of
-// an older release keep working against a newer schema during a rolling deploy.
-const MIGRATIONS: readonly Migration[] = [
+/**
+ * The DDL taking a schema (`s`, quoted) from `version - 1` to `version`. Append only: a released
+ * migration is never edited, and each is additive, so an older release works on a newer schema.
+ */
+const MIGRATIONS: readonly { readonly version: number; readonly ddl: (s: string) => string }[] = [
   {
     version: 1,
     ddl: (s) => `
@@ -76,8 +64,11 @@ export interface MigrateResult {
   readonly version: number;
 }
 
-/** The `DO` block applying `migration` to `schema` unless already applied. */
-function migrationSql(schema: string, migration: Migration): string {
+/**
+ * The `DO` block applying `migration` to `schema` unless already applied: one statement (one transaction,
+ * on any queryable), under a transaction-scoped advisory lock so that concurrent calls wait for each other.
+ */
+function migrationSql(schema: string, migration: (typeof MIGRATIONS)[number]): string {
   const s = quote(schema);
   // `schema` is a validated plain identifier, so it can sit inside a string literal as it is.
   return `DO $graceful_drain$
@@ -103,10 +94,9 @@ $graceful_drain$`;
 }
 
 /**
- * Creates or upgrades the tables of `PostgresCoordinator` and `PostgresWorkflowStore` in `schema`.
- * Idempotent and safe to run concurrently; each migration runs in its own transaction. Call it
- * explicitly (at deploy time, or before building the adapters): the adapters never migrate on their
- * own, and refuse to start on a missing or old schema.
+ * Creates or upgrades the tables of `PostgresCoordinator` and `PostgresWorkflowStore` in `schema`, and
+ * installs the mark trigger of `stores`. Idempotent and safe to run concurrently. Call it explicitly (at
+ * deploy time): the adapters never migrate on their own, and refuse to start on a missing or old schema.
  *
  * @param queryable - A `pg.Client`, `pg.Pool` or anything with `query(text, values)`, with the rights
  *   to create the schema (or to create tables in it, when it exists).
@@ -131,11 +121,12 @@ export async function migrate(queryable: PgQueryable, options?: MigrateOptions):
   }
   const version = await readVersion(queryable, schema);
   debug('migrate: schema %s at version %d', schema, version);
-  const query = async (text: string, values: unknown[]): Promise<readonly unknown[]> =>
-    (await queryable.query(text, values)).rows;
   for (const [index, host] of stores.entries()) {
-    const info = await inspectHostTable(query, host, `stores[${index}].`);
-    // One statement (a DO block): one transaction, on any queryable.
+    const info = await inspectHostTable(
+      async (text, values) => (await queryable.query(text, values)).rows,
+      host,
+      `stores[${index}].`,
+    );
     await queryable.query(markTrigger(schema, host, info).installSql);
     debug('migrate: mark trigger on %s', info.storeKey);
   }
@@ -146,12 +137,10 @@ export async function migrate(queryable: PgQueryable, options?: MigrateOptions):
 async function readVersion(queryable: PgQueryable, schema: string): Promise<number | undefined> {
   try {
     const { rows } = await queryable.query(`SELECT version FROM ${quote(schema)}.schema_version`);
-    const row = rows[0] as { version: number } | undefined;
-    return row?.version;
+    return (rows[0] as { version: number } | undefined)?.version;
   } catch (error) {
     const code = (error as { code?: unknown }).code;
-    // undefined_table, invalid_schema_name
-    if (code === '42P01' || code === '3F000') return undefined;
+    if (code === '42P01' || code === '3F000') return undefined; // undefined_table, invalid_schema_name
     throw error;
   }
 }

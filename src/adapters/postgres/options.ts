@@ -20,78 +20,43 @@ import { loadPg, type PgPool, type PgQueryable, type PgSessionClient } from './d
 import { createRunner, type Runner } from './runner.js';
 import type { SessionSettings } from './session.js';
 
-/** The schema both adapters and `migrate()` use when none is given. @internal */
-export const DEFAULT_SCHEMA = 'graceful_drain';
+const DEFAULT_SCHEMA = 'graceful_drain';
 
 /** Options of `PostgresCoordinator`: give exactly one of `client`, `connectionString` or `url`. */
 export interface PostgresCoordinatorOptions {
   /**
-   * A factory of a new, not yet connected client (a `pg.Client`). The coordinator connects it, owns
-   * it, and ends it on `close()`; it calls the factory again after a connection is lost. Create it with
-   * `keepAlive: true`. Never a pool, nor a connection through a transaction-pooling proxy: session
-   * advisory locks live on one session.
+   * A factory of a new, not yet connected `pg.Client` (made with `keepAlive: true`), called again after a
+   * connection is lost; the coordinator owns and ends what it returns. Never a pool, nor a connection
+   * through a transaction-pooling proxy: session advisory locks live on one session.
    */
   readonly client?: () => PgSessionClient | Promise<PgSessionClient>;
   /** A PostgreSQL URL: the coordinator creates a dedicated `pg.Client` (loading `pg` lazily). */
   readonly connectionString?: string;
   /** Same as `connectionString`. */
   readonly url?: string;
-  /**
-   * The schema of the tables `migrate()` created.
-   * @defaultValue `'graceful_drain'`
-   */
+  /** The schema of the tables `migrate()` created. @defaultValue `'graceful_drain'` */
   readonly schema?: string;
-  /**
-   * Idle time before TCP keepalive probes start, on both ends (the server takes whole seconds).
-   * @defaultValue `5000`
-   */
+  /** Idle time before TCP keepalive probes start, both ends (server: whole seconds). @defaultValue `5000` */
   readonly keepAliveIdleMs?: number;
-  /**
-   * Time between two keepalive probes (server side, whole seconds).
-   * @defaultValue `1000`
-   */
+  /** Time between two keepalive probes (server side, whole seconds). @defaultValue `1000` */
   readonly keepAliveIntervalMs?: number;
-  /**
-   * Unanswered probes after which the server drops the session (and frees its locks).
-   * @defaultValue `3`
-   */
+  /** Unanswered probes after which the server drops the session (and frees its locks). @defaultValue `3` */
   readonly keepAliveCount?: number;
-  /**
-   * `idle_in_transaction_session_timeout` of the session: a connection stuck inside a transaction is
-   * dropped after this long.
-   * @defaultValue `10000`
-   */
+  /** `idle_in_transaction_session_timeout` of the session. @defaultValue `10000` */
   readonly idleInTransactionTimeoutMs?: number;
-  /**
-   * How long connecting may take before the call fails with `CoordinatorUnavailableError`.
-   * @defaultValue `5000`
-   */
+  /** How long connecting may take before `CoordinatorUnavailableError`. @defaultValue `5000` */
   readonly connectTimeoutMs?: number;
-  /**
-   * How long one statement may take; past it the session is deemed broken and given up.
-   * @defaultValue `5000`
-   */
+  /** How long one statement may take; past it the session is deemed broken. @defaultValue `5000` */
   readonly queryTimeoutMs?: number;
-  /**
-   * How long `close()` may take, even when the server is unreachable.
-   * @defaultValue `2000`
-   */
+  /** How long `close()` may take, even when the server is unreachable. @defaultValue `2000` */
   readonly closeTimeoutMs?: number;
-  /**
-   * The longest wait between two attempts at a held lock (attempts start at 10 ms apart and back off).
-   * @defaultValue `250`
-   */
+  /** The longest wait between two attempts at a held lock (from 10 ms, backing off). @defaultValue `250` */
   readonly pollIntervalMs?: number;
 }
 
 /**
  * What the store does about the trigger that drops a parked-by-shutdown mark when its workflow leaves
- * `pausing`/`paused` (see the adapter's documentation):
- * - `'install'`: at first use, checks it and creates or replaces it when it is missing or was made for
- *   other statuses (needs the `TRIGGER` privilege on the table and `CREATE` on the marks' schema);
- * - `'verify'`: checks it, and fails with a `ConfigurationError` asking for `migrate({ stores })` when it
- *   is missing or outdated (the store never changes the database);
- * - `'off'`: no trigger; the host must call `notePaused()` on every pause a user asks for.
+ * `pausing`/`paused`: see {@link PostgresWorkflowStoreOptions.markTrigger}.
  */
 export type MarkTriggerMode = 'install' | 'verify' | 'off';
 
@@ -99,40 +64,19 @@ export type MarkTriggerMode = 'install' | 'verify' | 'off';
 export interface PostgresHostTableOptions {
   /** The host's table of workflows, `table` or `schema.table`: plain identifiers, used as written. */
   readonly table: string;
-  /**
-   * The id column (any type; ids are exchanged as its text form).
-   * @defaultValue `'id'`
-   */
+  /** The id column (any type; ids are exchanged as its text form). @defaultValue `'id'` */
   readonly idColumn?: string;
-  /**
-   * The status column (text, or an enum of the host's).
-   * @defaultValue `'status'`
-   */
+  /** The status column (text, or an enum of the host's). @defaultValue `'status'` */
   readonly statusColumn?: string;
-  /**
-   * The host's status values.
-   * @defaultValue `{ running: 'running', paused: 'paused' }`
-   */
+  /** The host's status values. @defaultValue `{ running: 'running', paused: 'paused' }` */
   readonly statuses?: WorkflowStatuses;
 }
 
-/** The table options, validated, with defaults applied. */
-export interface HostTable {
-  readonly table: TableName;
-  readonly idColumn: string;
-  readonly statusColumn: string;
-  readonly statuses: WorkflowStatuses;
-}
-
-/**
- * Options of `PostgresWorkflowStore`: give exactly one of `client`, `pool`, `connectionString` or
- * `url`.
- */
+/** Options of `PostgresWorkflowStore`: give exactly one of `client`, `pool`, `connectionString` or `url`. */
 export interface PostgresWorkflowStoreOptions extends PostgresHostTableOptions {
   /**
-   * One connection (a `pg.Client`, or a `pg.PoolClient` you keep checked out): the store runs its
-   * statements and transactions on it one at a time. Give it a connection of its own: statements
-   * of yours would otherwise land inside its transactions. Never closed by the store.
+   * One connection of the store's own (a `pg.Client`, or a `pg.PoolClient` kept checked out), used one
+   * call at a time: statements of yours would land inside its transactions. Never closed by the store.
    */
   readonly client?: PgQueryable;
   /** A `pg.Pool`: a connection is checked out for each transaction. Never closed by the store. */
@@ -141,16 +85,14 @@ export interface PostgresWorkflowStoreOptions extends PostgresHostTableOptions {
   readonly connectionString?: string;
   /** Same as `connectionString`. */
   readonly url?: string;
-  /**
-   * The schema of the tables `migrate()` created, where the parked marks live.
-   * @defaultValue `'graceful_drain'`
-   */
+  /** The schema of the tables `migrate()` created (the marks'). @defaultValue `'graceful_drain'` */
   readonly schema?: string;
   /**
    * The trigger that drops a parked-by-shutdown mark when its workflow leaves `pausing`/`paused`:
-   * `'install'` creates or replaces it at first use when it is missing or outdated; `'verify'` only
-   * checks it (a `ConfigurationError` asks for `migrate({ stores })` otherwise); `'off'` goes without,
-   * and the host must then call `notePaused()` on every pause a user asks for.
+   * `'install'` creates or replaces it at first use when it is missing or outdated (needs the `TRIGGER`
+   * privilege on the table and `CREATE` on the schema); `'verify'` only checks it (a `ConfigurationError`
+   * asks for `migrate({ stores })` otherwise); `'off'` goes without, and the host must then call
+   * `notePaused()` on every pause a user asks for.
    * @defaultValue `'install'`
    */
   readonly markTrigger?: MarkTriggerMode;
@@ -158,17 +100,12 @@ export interface PostgresWorkflowStoreOptions extends PostgresHostTableOptions {
 
 /** Options of {@link migrate}. */
 export interface MigrateOptions {
-  /**
-   * The schema to create (if needed) and keep the tables in; a plain identifier, used as written.
-   * @defaultValue `'graceful_drain'`
-   */
+  /** The schema to create (if needed) and keep the tables in. @defaultValue `'graceful_drain'` */
   readonly schema?: string;
   /**
-   * The host tables of the `PostgresWorkflowStore`s that keep their marks in `schema` (each `table`,
-   * `idColumn`, `statusColumn` and `statuses` as given to the store): on each, the trigger that drops a
-   * parked mark when its workflow leaves `pausing`/`paused` is installed, or replaced when it was made
-   * for other statuses. For a store whose own role may not create triggers (its `markTrigger` option
-   * then finds it in place); run it again whenever the statuses change.
+   * The host tables of the `PostgresWorkflowStore`s keeping their marks in `schema`, as given to each
+   * store: on each, the mark trigger is installed, or replaced when made for other statuses. For stores
+   * whose role may not create triggers; run it again whenever the statuses change.
    * @defaultValue `[]`
    */
   readonly stores?: readonly PostgresHostTableOptions[];
@@ -185,7 +122,6 @@ const COORDINATOR_DEFAULTS = Object.freeze({
   closeTimeoutMs: 2000,
   pollIntervalMs: 250,
 });
-
 const HOST_TABLE_DEFAULTS = Object.freeze({
   idColumn: 'id',
   statusColumn: 'status',
@@ -196,7 +132,6 @@ const STORE_DEFAULTS = Object.freeze({
   schema: DEFAULT_SCHEMA,
   markTrigger: 'install' as MarkTriggerMode,
 });
-const HOST_TABLE_OPTIONS = ['table', ...Object.keys(HOST_TABLE_DEFAULTS)];
 
 /** {@link PostgresCoordinatorOptions} checked, with defaults applied. @internal */
 export interface CompiledCoordinatorOptions {
@@ -242,38 +177,29 @@ export function compileCoordinatorOptions(options: unknown): CompiledCoordinator
     connectTimeoutMs: checkPositive('connectTimeoutMs', o.connectTimeoutMs),
     queryTimeoutMs: checkPositive('queryTimeoutMs', o.queryTimeoutMs),
   });
-  return Object.freeze({
-    schema,
-    settings,
-    closeTimeoutMs: checkPositive('closeTimeoutMs', o.closeTimeoutMs),
-    pollIntervalMs: checkPositive('pollIntervalMs', o.pollIntervalMs),
-    createClient: clientFactory(given, settings),
-  });
-}
-
-function clientFactory(
-  given: Record<string, unknown>,
-  settings: SessionSettings,
-): () => Promise<PgSessionClient> {
+  const closeTimeoutMs = checkPositive('closeTimeoutMs', o.closeTimeoutMs);
+  const pollIntervalMs = checkPositive('pollIntervalMs', o.pollIntervalMs);
+  let createClient: () => Promise<PgSessionClient>;
   if (given.client !== undefined) {
     const factory = checkFunction<() => PgSessionClient | Promise<PgSessionClient>>('client', given.client);
-    return async () => factory();
+    createClient = async () => factory();
+  } else {
+    const key = given.connectionString === undefined ? 'url' : 'connectionString';
+    // Never echoed in a message or a log: it may carry a password.
+    const connectionString = checkName(key, given[key]);
+    createClient = async () =>
+      new (await loadPg('PostgresCoordinator')).Client({
+        connectionString,
+        // Client-side keepalives make a dead peer an 'error' on the socket instead of silence.
+        keepAlive: true,
+        keepAliveInitialDelayMillis: settings.keepAliveIdleMs,
+        connectionTimeoutMillis: settings.connectTimeoutMs,
+        application_name: 'graceful-drain',
+      });
   }
-  const key = given.connectionString === undefined ? 'url' : 'connectionString';
-  // Never echoed in a message or a log: it may carry a password.
-  const connectionString = checkName(key, given[key]);
-  return async () => {
-    const pg = await loadPg('PostgresCoordinator');
-    return new pg.Client({
-      connectionString,
-      // Client-side keepalives make a dead peer an 'error' on the socket instead of silence.
-      keepAlive: true,
-      keepAliveInitialDelayMillis: settings.keepAliveIdleMs,
-      connectionTimeoutMillis: settings.connectTimeoutMs,
-      application_name: 'graceful-drain',
-    });
-  };
+  return Object.freeze({ schema, settings, closeTimeoutMs, pollIntervalMs, createClient });
 }
+
 /** Checks `options` (messages name the option and the value) and applies the defaults. @internal */
 export function compileStoreOptions(options: unknown): CompiledStoreOptions {
   const sources = ['client', 'pool', 'connectionString', 'url'];
@@ -301,7 +227,10 @@ export function compileMigrateOptions(options: unknown): { schema: string; store
     invalid('stores', 'an array of `{ table, idColumn?, statusColumn?, statuses? }`', o.stores);
   }
   const stores = o.stores.map((entry: unknown, index) => {
-    const store = checkOptionsObject(`stores[${index}]`, entry, HOST_TABLE_OPTIONS);
+    const store = checkOptionsObject(`stores[${index}]`, entry, [
+      'table',
+      ...Object.keys(HOST_TABLE_DEFAULTS),
+    ]);
     if (entry === undefined) invalid(`stores[${index}]`, 'an object `{ table, ... }`', entry);
     return compileHostTable(store, `stores[${index}].`);
   });

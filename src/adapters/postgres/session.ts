@@ -1,16 +1,11 @@
 /**
- * One PostgreSQL session of `PostgresCoordinator`: the dedicated connection its session advisory
- * locks live on, the liveness check that keeps watch over it, and what happens when it is lost.
- *
- * Session advisory locks die with the session, so everything held on a session (leases and
- * memberships, its "items") shares its fate: when the connection errors, ends, changes backend, or
- * cannot complete a round trip in time, every item is aborted at once and the connection destroyed,
- * so that the server frees the locks as soon as it notices. The coordinator opens a new session for
- * later calls; nothing lost is ever re-created silently.
+ * One PostgreSQL session of `PostgresCoordinator`: the dedicated connection its advisory locks live on,
+ * and the liveness check over it. Everything held on it (its "items": leases and memberships) is lost
+ * with it, at once, and the connection destroyed so the server frees the locks; nothing lost is ever
+ * re-created. See "Coordinator: what it guarantees" in docs/adapters/postgres.md.
  *
  * @internal
  */
-
 import createDebug from 'debug';
 import { ConfigurationError, CoordinatorUnavailableError } from '../../errors.js';
 import { bounded, now } from '../../internal/time.js';
@@ -34,7 +29,7 @@ export interface SessionSettings {
 export interface SessionItem {
   /** The TTL it was taken with; the session checks liveness every third of the shortest one. */
   readonly ttlMs: number;
-  /** The membership's incarnation, checked to still be in the members table; `undefined` for a lease. */
+  /** A membership's incarnation, checked to still be in the members table; `undefined` for a lease. */
   readonly incarnation: string | undefined;
   /** Aborts its signal; called once, after the item was untracked. */
   lost(cause: unknown): void;
@@ -45,22 +40,16 @@ function seconds(ms: number): number {
   return Math.max(1, Math.ceil(ms / 1000));
 }
 
-/** A short, secret-free description of an error, for messages and the debug log. @internal */
+/** A short, secret-free description of an error, for messages and the debug log. */
 export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/**
- * Destroys the client's socket (pg keeps it at `client.connection.stream`); falls back to `end()` for
- * clients that do not look like a `pg.Client`.
- */
-export function destroyClient(client: PgSessionClient): void {
+/** Destroys the socket of a `pg.Client` (`client.connection.stream`); `end()` for other clients. */
+function destroyClient(client: PgSessionClient): void {
   const stream = (client as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream;
-  if (typeof stream?.destroy === 'function') {
-    stream.destroy();
-  } else {
-    client.end().catch(() => {});
-  }
+  if (typeof stream?.destroy === 'function') stream.destroy();
+  else client.end().catch(() => {});
 }
 
 /** A dedicated connection with the coordinator's locks and memberships on it. */
@@ -88,21 +77,13 @@ export class PgSession {
     client.on('end', () => this.lose(new Error('The connection to PostgreSQL ended')));
   }
 
-  /** The backend process id of this session. */
-  get pid(): number {
-    return this.#pid;
-  }
-
   /** False once the session is lost or closed: nothing held on it survives. */
   get alive(): boolean {
     return !this.#isLost;
   }
 
-  /**
-   * How long an item may go without a confirmed round trip: its TTL, but never longer than the
-   * server's keepalive window, after which the server may drop a silent session and free its locks.
-   */
-  effectiveTtl(ttlMs: number): number {
+  /** An item's TTL, capped by the server's keepalive window (after which it may drop a silent session). */
+  #effectiveTtl(ttlMs: number): number {
     const s = this.#settings;
     const windowMs = (seconds(s.keepAliveIdleMs) + seconds(s.keepAliveIntervalMs) * s.keepAliveCount) * 1000;
     return Math.min(ttlMs, windowMs);
@@ -110,7 +91,7 @@ export class PgSession {
 
   /** The local deadline of an item with this TTL, on the `performance.now()` clock. */
   deadline(ttlMs: number): number {
-    return this.#lastOk + this.effectiveTtl(ttlMs);
+    return this.#lastOk + this.#effectiveTtl(ttlMs);
   }
 
   /**
@@ -125,10 +106,8 @@ export class PgSession {
       () =>
         new CoordinatorUnavailableError(`Could not connect to PostgreSQL within ${s.connectTimeoutMs} ms`),
     );
-    // Server-side keepalives drop the session of a vanished host within seconds, freeing its locks,
-    // and nothing drops it sooner than our deadline expects (tcp_user_timeout, idle_session_timeout).
-    // Fencing tokens are committed durably whatever the database's default. Settings this server
-    // does not know (older versions) are skipped.
+    // Server-side keepalives drop a vanished host's session within seconds, nothing drops it sooner than
+    // our deadline expects, and fencing tokens commit durably. Settings unknown to the server are skipped.
     const settings = await this.#query(
       `SELECT pg_backend_pid() AS pid, (SELECT count(*) FROM (
          SELECT set_config(v.name, v.setting, false)
@@ -167,7 +146,10 @@ export class PgSession {
     }
     const sentAt = now();
     const result = await this.#query(text, values);
-    this.#confirmed(sentAt);
+    if (sentAt > this.#lastOk) {
+      this.#lastOk = sentAt;
+      if (this.#items.size > 0 && !this.#checking) this.#schedule();
+    }
     return result;
   }
 
@@ -188,10 +170,7 @@ export class PgSession {
 
   /** Keeps `item` alive with this session; it is lost with the session. */
   track(item: SessionItem): void {
-    if (this.#isLost) {
-      item.lost(this.#lost);
-      return;
-    }
+    if (this.#isLost) return item.lost(this.#lost);
     this.#items.add(item);
     this.#schedule();
   }
@@ -201,17 +180,8 @@ export class PgSession {
     if (this.#items.delete(item)) this.#schedule();
   }
 
-  /** The incarnations of the memberships on this session. */
-  incarnations(): string[] {
-    const result: string[] = [];
-    for (const item of this.#items) if (item.incarnation !== undefined) result.push(item.incarnation);
-    return result;
-  }
-
-  #confirmed(sentAt: number): void {
-    if (sentAt <= this.#lastOk) return;
-    this.#lastOk = sentAt;
-    if (this.#items.size > 0 && !this.#checking) this.#schedule();
+  #incarnations(): string[] {
+    return [...this.#items].flatMap((item) => (item.incarnation === undefined ? [] : [item.incarnation]));
   }
 
   /** Arms the next liveness check and the watchdog, from the shortest TTL held. */
@@ -221,11 +191,9 @@ export class PgSession {
     this.#checkTimer = undefined;
     this.#watchdog = undefined;
     if (this.#isLost || this.#items.size === 0) return;
-    let ttl = Infinity;
-    for (const item of this.#items) ttl = Math.min(ttl, this.effectiveTtl(item.ttlMs));
+    const ttl = Math.min(...[...this.#items].map((item) => this.#effectiveTtl(item.ttlMs)));
     const at = now();
-    // The watchdog fires ahead of the server's own timeout: our items are aborted before anyone else
-    // can take their locks.
+    // Fires ahead of the server's own timeout: our items are aborted before anyone can take their locks.
     this.#watchdog = setTimeout(
       () =>
         this.lose(
@@ -246,7 +214,7 @@ export class PgSession {
   async #check(): Promise<void> {
     if (this.#isLost || this.#checking) return;
     this.#checking = true;
-    const incarnations = this.incarnations();
+    const incarnations = this.#incarnations();
     const sentAt = now();
     let row: { pid: number; present?: string[] };
     try {
@@ -278,10 +246,9 @@ export class PgSession {
     if (row.present !== undefined) {
       const present = new Set(row.present);
       // Only the memberships asked about: one that joined while the check ran was not.
-      const asked = new Set(incarnations);
       for (const item of [...this.#items]) {
         const incarnation = item.incarnation;
-        if (incarnation !== undefined && asked.has(incarnation) && !present.has(incarnation)) {
+        if (incarnation !== undefined && incarnations.includes(incarnation) && !present.has(incarnation)) {
           this.#items.delete(item);
           item.lost(new Error('The membership row was deleted or replaced by a newer join'));
         }
@@ -291,39 +258,35 @@ export class PgSession {
     this.#schedule();
   }
 
-  /** Gives the session up: aborts every item, then destroys the connection. Idempotent. */
-  lose(cause: unknown): void {
-    if (this.#isLost) return;
+  /** Marks the session lost and aborts every item; false when it already was. */
+  #end(cause: unknown): boolean {
+    if (this.#isLost) return false;
     this.#isLost = true;
     this.#lost = cause;
     clearTimeout(this.#checkTimer);
     clearTimeout(this.#watchdog);
-    debug('session %d: lost (%s)', this.#pid, messageOf(cause));
-    this.#abortItems(cause);
-    this.#onLost(this);
-    destroyClient(this.#client);
-  }
-
-  #abortItems(cause: unknown): void {
     const items = [...this.#items];
     this.#items.clear();
     for (const item of items) item.lost(cause);
+    this.#onLost(this);
+    return true;
+  }
+
+  /** Gives the session up: aborts every item, then destroys the connection. Idempotent. */
+  lose(cause: unknown): void {
+    if (!this.#end(cause)) return;
+    debug('session %d: lost (%s)', this.#pid, messageOf(cause));
+    destroyClient(this.#client);
   }
 
   /**
-   * Closes the session within `budgetMs`: aborts every item first (their locks are about to go), then
-   * deletes the membership rows and unlocks everything, then ends the connection; destroys the socket
-   * if the server does not answer in time. Never throws.
+   * Closes the session within `budgetMs`: aborts every item (their locks are about to go), deletes the
+   * membership rows and unlocks everything, then ends the connection, or destroys its socket when the
+   * server does not answer in time. Never throws.
    */
   async close(cause: unknown, budgetMs: number): Promise<void> {
-    if (this.#isLost) return;
-    const incarnations = this.incarnations();
-    this.#isLost = true;
-    this.#lost = cause;
-    clearTimeout(this.#checkTimer);
-    clearTimeout(this.#watchdog);
-    this.#abortItems(cause);
-    this.#onLost(this);
+    const incarnations = this.#incarnations();
+    if (!this.#end(cause)) return;
     const deadline = now() + budgetMs;
     const timeout = (): Error => new Error('timeout');
     try {

@@ -1,147 +1,166 @@
 /**
- * The statements of `PostgresWorkflowStore`, built once from validated, quoted names.
+ * The statements of `PostgresWorkflowStore`, built once from validated, quoted names, and the catalog
+ * read of the host's table they are built from.
  *
  * Ids travel as text. Each statement compares the host's id column with the ids cast to the column's
  * own type (`byType`), so its index serves the lookups; a batch with an id that does not parse as that
- * type is run again comparing text (`id::text = $id`), which is correct but cannot use the index.
+ * type is run again comparing text, which is correct but cannot use the index.
  *
  * @internal
  */
+import { ConfigurationError } from '../../errors.js';
+import { describeValue } from '../../validate.js';
+import type { HostTable } from './options.js';
 
-/** The names a store's statements are made of, all ready for SQL. */
-export interface StoreNames {
-  /** The quoted, possibly qualified host table. */
-  readonly table: string;
-  /** The quoted id column. */
-  readonly id: string;
-  /** The quoted status column. */
-  readonly status: string;
-  /** The id column's type as the catalog names it (`format_type`), without modifiers. */
-  readonly idType: string;
-  /** The id column's collation as the catalog names it, or `undefined` for a type without collations. */
-  readonly idCollation: string | undefined;
-  /** The quoted schema of the marks. */
-  readonly schema: string;
-}
+/** What the catalog says about the host's table: see {@link inspectHostTable}. */
+export type TableInfo = Awaited<ReturnType<typeof inspectHostTable>>;
 
-/** The statements of one store. Parameter lists are documented on each. */
-export interface StoreSql {
-  /** $1 running, $2 limit [, $3 cursor]. Rows: `id`. */
-  readonly listActive: (withCursor: boolean) => string;
-  /** $1 store key, $2 limit [, $3 cursor]. Rows: `id`, `member_id`, `token`, `status`. */
-  readonly listParked: (withCursor: boolean) => string;
-  /** $1 store key, $2 token. Rows: `token`, the highest token now recorded. */
-  readonly fence: string;
-  /** $1 ids, $2 new status, $3 running, $4 store key, $5 member, $6 token. Rows: `ord` of each parked id. */
-  readonly park: (byType: boolean) => string;
-  /** $1 ids, $2 store key, $3 running, $4 paused, $5 pausing. Rows: `ord` of each resumed id. */
-  readonly unpark: string;
-  /** $1 ids, $2 store key. Rows: `ord` of each id whose mark was dropped. */
-  readonly notePaused: (byType: boolean) => string;
-  /**
-   * $1 the configured statuses, $2 sample size, $3 values shown. Row: `matched` (some row has one of
-   * them), `seen` (distinct values of a bounded sample, as text; empty for an empty table).
-   */
-  readonly diagnose: string;
-  /** No parameters: refreshes the planner's statistics of the marks table. */
-  readonly analyzeMarks: string;
+/**
+ * Reads the host's table from the catalog: `storeKey` (`schema.table`, unquoted, the key of its marks
+ * and fence), `qualified` (quoted by the server: one spelling whatever the options said), the id
+ * column's type and collation. A `ConfigurationError` names the option (after `prefix`) when the table
+ * or a column does not exist.
+ */
+export async function inspectHostTable(
+  query: (text: string, values: unknown[]) => Promise<readonly unknown[]>,
+  host: HostTable,
+  prefix = '',
+) {
+  const [row] = (await query(
+    `SELECT n.nspname || '.' || c.relname AS "storeKey",
+       quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified,
+       format_type(a.atttypid, NULL) AS "idType",
+       (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname)
+        FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace
+        WHERE co.oid = a.attcollation) AS "idCollation",
+       EXISTS (SELECT 1 FROM pg_attribute s
+        WHERE s.attrelid = c.oid AND s.attname = $3 AND s.attnum > 0 AND NOT s.attisdropped) AS "hasStatus"
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+     LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped
+     WHERE c.oid = to_regclass($1)`,
+    [host.table.sql, host.idColumn, host.statusColumn],
+  )) as {
+    storeKey: string;
+    qualified: string;
+    idType: string | null;
+    idCollation: string | null;
+    hasStatus: boolean;
+  }[];
+  if (row === undefined) {
+    throw new ConfigurationError(
+      `Expected \`${prefix}table\` to name an existing table, got ${describeValue(host.table.sql)}: no such ` +
+        'table is visible to this connection (names are case-sensitive, as written)',
+    );
+  }
+  const [option, value] =
+    row.idType === null ? ['idColumn', host.idColumn] : ['statusColumn', host.statusColumn];
+  if (row.idType === null || !row.hasStatus) {
+    throw new ConfigurationError(
+      `Expected \`${prefix}${option}\` to name a column of ${host.table.sql}, got ${describeValue(value)}`,
+    );
+  }
+  const { storeKey, qualified, idType } = row;
+  return { storeKey, qualified, idType, idCollation: row.idCollation ?? undefined };
 }
 
 /** The deduplicated input ids of `$1`, each with the position of its first occurrence. */
 const INPUT = `input AS (
-    SELECT u.id, min(u.ord) AS ord FROM unnest($1::text[]) WITH ORDINALITY AS u(id, ord) GROUP BY u.id
-  )`;
+    SELECT u.id, min(u.ord) AS ord FROM unnest($1::text[]) WITH ORDINALITY AS u(id, ord) GROUP BY u.id)`;
 
-/** Builds the statements of a store over `names`. */
-export function storeSql(names: StoreNames): StoreSql {
-  const { table: T, id: ID, status: ST, idType: TY, schema: S } = names;
+/** The statements of one store. */
+export type StoreSql = ReturnType<typeof storeSql>;
+
+/**
+ * Builds the statements of a store from quoted names (`S` the marks' schema), and the id column's type
+ * and collation as the catalog names them.
+ */
+export function storeSql(T: string, ID: string, ST: string, S: string, info: TableInfo) {
   // Text as a value of the id column, in the column's collation: comparisons the column's index serves.
   const asId = (text: string): string =>
-    `(${text})::${TY}${names.idCollation === undefined ? '' : ` COLLATE ${names.idCollation}`}`;
+    `(${text})::${info.idType}${info.idCollation === undefined ? '' : ` COLLATE ${info.idCollation}`}`;
   return {
-    listActive: (withCursor) => `
+    /** $1 running, $2 limit [, $3 cursor]. Rows: `id`. */
+    listActive: (withCursor: boolean) => `
       SELECT t.${ID}::text AS id FROM ${T} t
-      WHERE t.${ST} = $1${withCursor ? ` AND t.${ID} > ${asId('$3')}` : ''}
-      ORDER BY t.${ID} LIMIT $2`,
-    // The page of marks is taken first, from the marks' own index, and each status is then read by id
-    // (a scalar subquery, which the planner cannot turn into a scan of the whole host table): planned
-    // otherwise, from stale statistics, every page scanned all remaining marks or the host table.
-    listParked: (withCursor) => `
+      WHERE t.${ST} = $1${withCursor ? ` AND t.${ID} > ${asId('$3')}` : ''} ORDER BY t.${ID} LIMIT $2`,
+    /**
+     * $1 store key, $2 limit [, $3 cursor]. Rows: `id`, `member_id`, `token`, `status`. The page of marks
+     * comes from their own index, then each status is read by id (a scalar subquery, which the planner
+     * cannot turn into a scan of the host table, whatever its stale statistics say).
+     */
+    listParked: (withCursor: boolean) => `
       SELECT p.workflow_id AS id, p.member_id, p.token::text AS token,
         (SELECT t.${ST}::text FROM ${T} t WHERE t.${ID} = ${asId('p.workflow_id')}) AS status
-      FROM (
-        SELECT workflow_id, member_id, token FROM ${S}.parked
+      FROM (SELECT workflow_id, member_id, token FROM ${S}.parked
         WHERE store_key = $1${withCursor ? ' AND workflow_id > ($3 COLLATE "C")' : ''}
-        ORDER BY workflow_id LIMIT $2
-      ) p
+        ORDER BY workflow_id LIMIT $2) p
       ORDER BY p.workflow_id`,
-    // An upsert rather than SELECT .. FOR UPDATE then UPDATE: one round trip, the same row lock held to
-    // the end of the transaction, and the row created on first use.
+    /** $1 store key, $2 token. Rows: `token`, the highest now recorded; the row stays locked to the end. */
     fence: `
       INSERT INTO ${S}.store_fences AS f (store_key, token) VALUES ($1, $2::bigint)
       ON CONFLICT (store_key) DO UPDATE SET token = GREATEST(f.token, EXCLUDED.token)
       RETURNING f.token::text AS token`,
-    // One set-based UPDATE of the ids still running, and the marks of exactly those. A mark already
-    // there is stale (a user resumed the workflow without an unpark): this park's mark replaces it.
-    park: (byType) => `
+    /**
+     * $1 ids, $2 new status, $3 running, $4 store key, $5 member, $6 token. Rows: `ord` of each parked
+     * id. A mark already there is stale (a user resumed the workflow without an unpark): it is replaced.
+     */
+    park: (byType: boolean) => `
       WITH ${INPUT},
       paused AS (
-        UPDATE ${T} AS t SET ${ST} = $2
-        FROM input i
+        UPDATE ${T} AS t SET ${ST} = $2 FROM input i
         WHERE ${byType ? `t.${ID} = ${asId('i.id')}` : `(t.${ID}::text COLLATE "C") = (i.id COLLATE "C")`}
           AND t.${ST} = $3
-        RETURNING t.${ID}::text AS workflow_id, i.ord
-      ),
+        RETURNING t.${ID}::text AS workflow_id, i.ord),
       marked AS (
         INSERT INTO ${S}.parked (store_key, workflow_id, member_id, token)
         SELECT $4, workflow_id, $5, $6::bigint FROM paused
         ON CONFLICT (store_key, workflow_id) DO UPDATE
-          SET member_id = EXCLUDED.member_id, token = EXCLUDED.token, parked_at = now()
-      )
+          SET member_id = EXCLUDED.member_id, token = EXCLUDED.token, parked_at = now())
       SELECT ord FROM paused`,
-    // In `resumed`, `(status = $4) IS TRUE` keeps the planner from driving the update from an index on
-    // the host's status, whose statistics predate the park; the ids (primary key) are the selective side.
-    // Resume the marked ones still paused; clear the marks of those resumed and of those the host no
-    // longer holds paused or pausing (a user resumed or cancelled them). A mark whose workflow is still
-    // pausing, or turned paused after this statement's snapshot, stays for the next round.
+    /**
+     * $1 ids, $2 store key, $3 running, $4 paused, $5 pausing. Rows: `ord` of each resumed id. Resumes the
+     * marked ones still paused; clears the marks of those and of those no longer paused or pausing; a
+     * mark still pausing (or paused after this snapshot) stays for the next round. `IS TRUE` keeps the
+     * planner from driving the update from an index on the host's status.
+     */
     unpark: `
       WITH ${INPUT},
       marks AS (
         SELECT p.workflow_id, i.ord FROM input i
-        JOIN ${S}.parked p ON p.store_key = $2 AND p.workflow_id = (i.id COLLATE "C")
-      ),
+        JOIN ${S}.parked p ON p.store_key = $2 AND p.workflow_id = (i.id COLLATE "C")),
       resumed AS (
-        UPDATE ${T} AS t SET ${ST} = $3
-        FROM marks m
+        UPDATE ${T} AS t SET ${ST} = $3 FROM marks m
         WHERE t.${ID} = ${asId('m.workflow_id')} AND (t.${ST} = $4) IS TRUE
-        RETURNING m.workflow_id, m.ord
-      ),
+        RETURNING m.workflow_id, m.ord),
       cleared AS (
         DELETE FROM ${S}.parked p USING marks m
         WHERE p.store_key = $2 AND p.workflow_id = m.workflow_id
           AND (m.workflow_id IN (SELECT workflow_id FROM resumed)
             OR NOT EXISTS (SELECT 1 FROM ${T} t
-              WHERE t.${ID} = ${asId('m.workflow_id')} AND t.${ST} IN ($4, $5)))
-      )
+              WHERE t.${ID} = ${asId('m.workflow_id')} AND t.${ST} IN ($4, $5))))
       SELECT ord FROM resumed`,
-    // Marks hold the id column's own text form: an id given in another spelling of the same value
-    // ('007' for 7, an upper-case uuid) is brought to it through the column's type.
-    notePaused: (byType) => `
+    /**
+     * $1 ids, $2 store key. Rows: `ord` of each id whose mark was dropped. Marks hold the column's own
+     * text form: an id in another spelling ('007' for 7) is brought to it through the column's type.
+     */
+    notePaused: (byType: boolean) => `
       WITH ${INPUT},
       dropped AS (
         DELETE FROM ${S}.parked p USING input i
         WHERE p.store_key = $2
           AND p.workflow_id = ${byType ? `(${asId('i.id')})::text COLLATE "C"` : '(i.id COLLATE "C")'}
-        RETURNING i.ord
-      )
+        RETURNING i.ord)
       SELECT ord FROM dropped`,
-    // `::text` so that enum and integer columns compare too; on a text column it is no cast at all, and
-    // an index of the host's on its status serves the lookup. Without one, the scan stops at the first
-    // match; the caller bounds it with a statement timeout.
+    /**
+     * $1 the configured statuses, $2 sample size, $3 values shown. Row: `matched` (a row has one of
+     * them), `seen` (distinct values of a bounded sample, as text). `::text` so that enum and integer
+     * columns compare too; the scan stops at the first match, and the caller bounds it with a timeout.
+     */
     diagnose: `
       SELECT EXISTS (SELECT 1 FROM ${T} t WHERE t.${ST}::text = ANY($1::text[])) AS matched,
         ARRAY(SELECT DISTINCT x.s FROM (SELECT t.${ST}::text AS s FROM ${T} t LIMIT $2) x
           ORDER BY 1 LIMIT $3) AS seen`,
+    /** No parameters: refreshes the planner's statistics of the marks table. */
     analyzeMarks: `ANALYZE ${S}.parked`,
   };
 }

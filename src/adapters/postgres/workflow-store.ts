@@ -20,17 +20,15 @@ import type {
   WorkflowStoreCapabilities,
 } from '../../workflow-store.js';
 import type { PgQueryable } from './driver.js';
-import { inspectHostTable } from './host-table.js';
-import { markTrigger, UNPARKING, type MarkTrigger } from './mark-trigger.js';
+import { markTrigger, UNPARKING } from './mark-trigger.js';
 import { checkSchema } from './migrate.js';
 import {
   type CompiledStoreOptions,
   compileStoreOptions,
   type PostgresWorkflowStoreOptions,
 } from './options.js';
-import type { Runner } from './runner.js';
 import { messageOf } from './session.js';
-import { storeSql, type StoreSql } from './store-sql.js';
+import { inspectHostTable, storeSql, type StoreSql } from './store-sql.js';
 
 const debug = createDebug('graceful-drain:postgres');
 
@@ -47,10 +45,6 @@ function codeOf(error: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
-function isDataException(error: unknown): boolean {
-  return codeOf(error)?.startsWith('22') === true;
-}
-
 /** What the store learns about the host's table at first use. */
 interface Prepared {
   readonly sql: StoreSql;
@@ -61,13 +55,9 @@ interface Prepared {
 /**
  * A `WorkflowStore` over a table the host already has in PostgreSQL (an id column and a status
  * column); the parked-by-shutdown marks and the fencing high-water mark live in the schema `migrate()`
- * created. Park and unpark are one transaction each: a fence check, one set-based statement, per-id
- * outcomes. Listing pages by keyset, so memory stays flat however many workflows there are.
- *
- * At first use the store checks the schema and the host's table, and (unless `markTrigger: 'off'`)
- * that the trigger tying each mark to the pause it created is in place, installing it when missing.
- * Every call takes an `AbortSignal`: a transaction given up before its `COMMIT` is rolled back, and a
- * statement stuck on a lock of the host's is cancelled.
+ * created. Park and unpark are one transaction each; listing pages by keyset. At first use the store
+ * checks the schema, the host's table and (unless `markTrigger: 'off'`) the mark trigger. A call given
+ * up before its `COMMIT` is rolled back. See docs/adapters/postgres.md.
  *
  * @example
  * ```ts
@@ -81,13 +71,11 @@ interface Prepared {
 export class PostgresWorkflowStore implements WorkflowStore {
   readonly capabilities: WorkflowStoreCapabilities = CAPABILITIES;
   readonly #o: CompiledStoreOptions;
-  readonly #runner: Runner;
   #prepared: Promise<Prepared> | undefined;
   #closed: Promise<void> | undefined;
 
   constructor(options: PostgresWorkflowStoreOptions) {
     this.#o = compileStoreOptions(options);
-    this.#runner = this.#o.runner;
   }
 
   async listActive(options: ListOptions): Promise<Page<string>> {
@@ -95,7 +83,7 @@ export class PostgresWorkflowStore implements WorkflowStore {
     const { sql } = await this.#prepare(signal);
     const values: unknown[] = [this.#o.statuses.running, limit + 1];
     if (cursor !== undefined) values.push(cursor);
-    const rows = (await this.#runner.query(sql.listActive(cursor !== undefined), values, signal)) as {
+    const rows = (await this.#o.runner.query(sql.listActive(cursor !== undefined), values, signal)) as {
       id: string;
     }[];
     const items = rows.slice(0, limit).map((row) => row.id);
@@ -105,10 +93,17 @@ export class PostgresWorkflowStore implements WorkflowStore {
   async listParked(options: ListOptions): Promise<Page<ParkedWorkflow>> {
     const { limit, cursor, signal } = checkList('listParked()', options);
     const { sql, storeKey } = await this.#prepare(signal);
-    if (cursor === undefined) await this.#analyzeMarks(sql, signal);
+    // A resume round begins: the member that parked wrote the marks in bulk moments ago, and stale
+    // statistics made every batch scan all remaining marks. Errors (no right to analyze) are ignored.
+    if (cursor === undefined) {
+      await this.#o.runner.query(sql.analyzeMarks, [], signal).catch((error: unknown) => {
+        if (signal?.aborted === true) throw error;
+        debug('analyze of the marks failed: %s', messageOf(error));
+      });
+    }
     const values: unknown[] = [storeKey, limit + 1];
     if (cursor !== undefined) values.push(cursor);
-    const rows = (await this.#runner.query(sql.listParked(cursor !== undefined), values, signal)) as {
+    const rows = (await this.#o.runner.query(sql.listParked(cursor !== undefined), values, signal)) as {
       id: string;
       member_id: string;
       token: string | null;
@@ -130,9 +125,8 @@ export class PostgresWorkflowStore implements WorkflowStore {
   ): Promise<readonly ItemResult<ParkOutcome>[]> {
     checkIds(ids);
     checkFence(fence);
-    const { prepared, signal } = await this.#begin('park()', options);
     const { running, pausing, paused } = this.#o.statuses;
-    const rows = await this.#write(ids, prepared, signal, true, async (q, byType) => {
+    const rows = await this.#write('park()', options, ids, true, async (q, prepared, byType) => {
       await this.#checkFence(q, prepared, fence);
       const token = fence.token?.toString() ?? null;
       const values = [ids, pausing ?? paused, running, prepared.storeKey, fence.memberId, token];
@@ -149,9 +143,8 @@ export class PostgresWorkflowStore implements WorkflowStore {
   ): Promise<readonly ItemResult<UnparkOutcome>[]> {
     checkIds(ids);
     checkFence(fence);
-    const { prepared, signal } = await this.#begin('unpark()', options);
     const { running, pausing, paused } = this.#o.statuses;
-    const rows = await this.#write(ids, prepared, signal, undefined, async (q) => {
+    const rows = await this.#write('unpark()', options, ids, undefined, async (q, prepared) => {
       await this.#checkFence(q, prepared, fence);
       if (this.#o.markTrigger !== 'off') await q.query(`SELECT set_config('${UNPARKING}', 'on', true)`);
       const values = [ids, prepared.storeKey, running, paused, pausing ?? null];
@@ -162,9 +155,8 @@ export class PostgresWorkflowStore implements WorkflowStore {
   }
 
   /**
-   * Records `fence.token` as the store's high-water mark (one row, shared by every store instance on
-   * the table), writing nothing else; `StaleTokenError` when a higher token was recorded. A park or
-   * unpark in flight holds that row to its end: this waits for it, so its write is ordered first.
+   * Records `fence.token` as the store's high-water mark, writing nothing else; `StaleTokenError` when a
+   * higher token was recorded. Waits for a park or unpark in flight, so that its write is ordered first.
    */
   async raiseFence(fence: Fence, options?: StoreCallOptions): Promise<void> {
     checkFence(fence);
@@ -173,7 +165,7 @@ export class PostgresWorkflowStore implements WorkflowStore {
     if (this.#closed !== undefined) throw new ClosedError('The PostgresWorkflowStore is closed');
     if (fence.token === undefined) return;
     const prepared = await this.#prepare(signal);
-    await this.#runner.transaction((q) => this.#checkFence(q, prepared, fence), signal);
+    await this.#o.runner.transaction((q) => this.#checkFence(q, prepared, fence), signal);
     debug('raiseFence: token %s', fence.token);
   }
 
@@ -187,23 +179,17 @@ export class PostgresWorkflowStore implements WorkflowStore {
     options?: StoreCallOptions,
   ): Promise<readonly ItemResult<NotePausedOutcome>[]> {
     checkIds(ids);
-    const { prepared, signal } = await this.#begin('notePaused()', options);
-    const rows = await this.#write(
-      ids,
-      prepared,
-      signal,
-      !prepared.idIsText,
-      async (q, byType) => (await q.query(prepared.sql.notePaused(byType), [ids, prepared.storeKey])).rows,
-    );
+    const rows = await this.#write('notePaused()', options, ids, false, async (q, prepared, byType) => {
+      return (await q.query(prepared.sql.notePaused(byType), [ids, prepared.storeKey])).rows;
+    });
     debug('notePaused: %d of %d marks dropped', rows.length, ids.length);
     return resultsAt(ids, rows, 'released');
   }
 
   /**
-   * Warns (`status-mismatch`) when no row of a non-empty host table has one of the configured statuses
-   * (`running: 'running'` while the rows say `'RUNNING'`): a shutdown would park nothing. One query,
-   * bounded: its scan by a 2 s statement timeout (inconclusive then: no warning), the values it names
-   * by a sample of 1000 rows.
+   * Warns (`status-mismatch`) when no row of a non-empty host table has one of the configured statuses:
+   * a shutdown would park nothing. One query, bounded by a 2 s statement timeout (inconclusive then: no
+   * warning), naming values from a sample of 1000 rows.
    */
   async diagnose(options?: StoreCallOptions): Promise<readonly StoreWarning[]> {
     const signal = checkCallOptions('diagnose()', options);
@@ -214,7 +200,7 @@ export class PostgresWorkflowStore implements WorkflowStore {
     configured.push(['statuses.paused', paused]);
     let row: { matched: boolean; seen: (string | null)[] };
     try {
-      row = await this.#runner.transaction(async (q) => {
+      row = await this.#o.runner.transaction(async (q) => {
         await q.query("SELECT set_config('statement_timeout', $1, true)", [`${DIAGNOSE_TIMEOUT_MS}ms`]);
         const { rows } = await q.query(sql.diagnose, [
           configured.map(([, value]) => value),
@@ -247,50 +233,31 @@ export class PostgresWorkflowStore implements WorkflowStore {
     return [{ code: 'status-mismatch', message }];
   }
 
-  /** Checks a call's options, then waits for the set-up. */
-  async #begin(
-    where: string,
-    options: StoreCallOptions | undefined,
-  ): Promise<{ prepared: Prepared; signal: AbortSignal | undefined }> {
-    const signal = checkCallOptions(where, options);
-    return { prepared: await this.#prepare(signal), signal };
-  }
-
   /**
-   * Runs `write` in one transaction (none for no ids), matching ids by the id column's type first
-   * (`byType`); an id that is not a valid value of that type makes it run again matching on text.
-   * `byType` undefined: no such fallback.
+   * Checks the call's options, then runs `write` in one transaction (none for no ids), matching ids by
+   * the id column's type; on a data exception (an id not of that type) it runs again matching on text,
+   * unless the column is text already. `byType` `undefined`: matched by type only, no such retry;
+   * `false`: by type only when the column is not text.
    */
   async #write(
+    where: string,
+    options: StoreCallOptions | undefined,
     ids: readonly string[],
-    prepared: Prepared,
-    signal: AbortSignal | undefined,
     byType: boolean | undefined,
-    write: (q: PgQueryable, byType: boolean) => Promise<readonly unknown[]>,
+    write: (q: PgQueryable, prepared: Prepared, byType: boolean) => Promise<readonly unknown[]>,
   ): Promise<readonly unknown[]> {
+    const signal = checkCallOptions(where, options);
+    const prepared = await this.#prepare(signal);
     if (ids.length === 0) return [];
-    const run = (typed: boolean): Promise<readonly unknown[]> =>
-      this.#runner.transaction((q) => write(q, typed), signal);
+    const typed = byType === false ? !prepared.idIsText : true;
+    const run = (t: boolean): Promise<readonly unknown[]> =>
+      this.#o.runner.transaction((q) => write(q, prepared, t), signal);
     try {
-      return await run(byType ?? true);
+      return await run(typed);
     } catch (error) {
-      if (byType === undefined || prepared.idIsText || !isDataException(error)) throw error;
+      if (byType === undefined || prepared.idIsText || codeOf(error)?.startsWith('22') !== true) throw error;
       return run(false);
     }
-  }
-
-  /**
-   * Refreshes the statistics of the marks table (the store's own) when a resume round begins (rounds
-   * are `resumeIntervalMs` apart; ANALYZE samples, so it stays cheap at any size): the member that
-   * parked wrote them in bulk moments ago, and planned from stale statistics every batch of the resume
-   * scanned all remaining marks (quadratic in their number). Without the privilege to analyze,
-   * PostgreSQL only warns; any error here but the call's own abort is ignored.
-   */
-  async #analyzeMarks(sql: StoreSql, signal: AbortSignal | undefined): Promise<void> {
-    await this.#runner.query(sql.analyzeMarks, [], signal).catch((error: unknown) => {
-      if (signal?.aborted === true) throw error;
-      debug('analyze of the marks failed: %s', messageOf(error));
-    });
   }
 
   /** Records the token as the store's high-water mark, or throws `StaleTokenError` (the caller rolls back). */
@@ -303,16 +270,15 @@ export class PostgresWorkflowStore implements WorkflowStore {
 
   /** Ends the pool the store created, if any (never a client or pool passed in). Idempotent; never throws. */
   close(): Promise<void> {
-    this.#closed ??= bounded(this.#runner.end(), 5000, () => new Error('timeout')).catch((error: unknown) => {
-      debug('close: %s', messageOf(error));
-    });
+    this.#closed ??= bounded(this.#o.runner.end(), 5000, () => new Error('timeout')).catch(
+      (error: unknown) => {
+        debug('close: %s', messageOf(error));
+      },
+    );
     return this.#closed;
   }
 
-  /**
-   * The first use's checks and statements, shared by every call. A call given up waits no longer; the
-   * set-up goes on, for the next call.
-   */
+  /** The first use's checks, shared by every call; a call given up stops waiting, the set-up goes on. */
   async #prepare(signal: AbortSignal | undefined): Promise<Prepared> {
     signal?.throwIfAborted();
     if (this.#closed !== undefined) throw new ClosedError('The PostgresWorkflowStore is closed');
@@ -324,47 +290,38 @@ export class PostgresWorkflowStore implements WorkflowStore {
   }
 
   async #inspect(): Promise<Prepared> {
+    const o = this.#o;
     const query = (text: string, values: unknown[]): Promise<readonly unknown[]> =>
-      this.#runner.query(text, values);
+      o.runner.query(text, values);
     await checkSchema(
       { query: async (text, values) => ({ rows: await query(text, values ?? []) }) },
-      this.#o.schema,
+      o.schema,
       'PostgresWorkflowStore',
     );
-    const host = this.#o;
-    const info = await inspectHostTable(query, host);
+    const info = await inspectHostTable(query, o);
     debug('store %s: id column of type %s', info.storeKey, info.idType);
-    if (this.#o.markTrigger !== 'off') await this.#ensureMarkTrigger(markTrigger(this.#o.schema, host, info));
+    if (o.markTrigger !== 'off') await this.#ensureMarkTrigger(markTrigger(o.schema, o, info));
     return {
       // Type and collation names come from the catalog, quoted by it as needed, never from options.
-      sql: storeSql({
-        table: this.#o.table.sql,
-        id: quote(this.#o.idColumn),
-        status: quote(this.#o.statusColumn),
-        idType: info.idType,
-        idCollation: info.idCollation,
-        schema: quote(this.#o.schema),
-      }),
+      sql: storeSql(o.table.sql, quote(o.idColumn), quote(o.statusColumn), quote(o.schema), info),
       storeKey: info.storeKey,
       idIsText: TEXT_TYPES.has(info.idType),
     };
   }
 
   /** Checks the mark trigger; installs it (`'install'`) or asks for `migrate({ stores })` (`'verify'`). */
-  async #ensureMarkTrigger(trigger: MarkTrigger): Promise<void> {
-    const [row] = (await this.#runner.query(trigger.checkSql, [])) as { current: boolean }[];
+  async #ensureMarkTrigger(trigger: { checkSql: string; installSql: string }): Promise<void> {
+    const o = this.#o;
+    const [row] = (await o.runner.query(trigger.checkSql, [])) as { current: boolean }[];
     if (row?.current === true) return;
-    const table = this.#o.table.sql;
-    const name =
-      this.#o.table.schema === undefined
-        ? this.#o.table.name
-        : `${this.#o.table.schema}.${this.#o.table.name}`;
+    const table = o.table.sql;
+    const name = o.table.schema === undefined ? o.table.name : `${o.table.schema}.${o.table.name}`;
     const remedy =
-      `\`await migrate(pool, { schema: '${this.#o.schema}', stores: [{ table: '${name}', idColumn: ` +
-      `'${this.#o.idColumn}', statusColumn: '${this.#o.statusColumn}', statuses }] })\` (from ` +
+      `\`await migrate(pool, { schema: '${o.schema}', stores: [{ table: '${name}', idColumn: ` +
+      `'${o.idColumn}', statusColumn: '${o.statusColumn}', statuses }] })\` (from ` +
       "'graceful-drain/postgres') once as a role that may create triggers on the table, and again " +
       'whenever the statuses change';
-    if (this.#o.markTrigger === 'verify') {
+    if (o.markTrigger === 'verify') {
       throw new ConfigurationError(
         `PostgresWorkflowStore: the trigger that drops a parked mark when its workflow leaves ` +
           `pausing/paused is missing on ${table}, or was made for other statuses (markTrigger: 'verify'). ` +
@@ -372,24 +329,21 @@ export class PostgresWorkflowStore implements WorkflowStore {
       );
     }
     try {
-      await this.#runner.query(trigger.installSql, []);
+      await o.runner.query(trigger.installSql, []);
     } catch (error) {
-      // wrong_object_type: a view, which takes no such trigger.
-      if (codeOf(error) === '42809') {
-        throw new ConfigurationError(
-          `PostgresWorkflowStore could not install the trigger that drops a parked mark when its workflow ` +
-            `leaves pausing/paused on ${table} (${messageOf(error)}). Give the store the table itself as ` +
-            "`table`, or set markTrigger: 'off' and call store.notePaused(ids) wherever a user pauses workflows.",
-          { cause: error },
-        );
-      }
-      // insufficient_privilege: no TRIGGER on the table, no CREATE on the schema, or not the owner.
-      if (codeOf(error) !== '42501') throw error;
-      throw new ConfigurationError(
+      const code = codeOf(error);
+      // wrong_object_type (a view, which takes no trigger); insufficient_privilege (no TRIGGER on the
+      // table, no CREATE on the schema, or not the owner).
+      if (code !== '42809' && code !== '42501') throw error;
+      const failed =
         `PostgresWorkflowStore could not install the trigger that drops a parked mark when its workflow ` +
-          `leaves pausing/paused on ${table} (${messageOf(error)}). It needs the TRIGGER privilege on the ` +
-          `table and CREATE on the schema "${this.#o.schema}". Run ${remedy}; or set markTrigger: 'off' ` +
-          'and call store.notePaused(ids) wherever a user pauses workflows.',
+        `leaves pausing/paused on ${table} (${messageOf(error)}). `;
+      const off = "set markTrigger: 'off' and call store.notePaused(ids) wherever a user pauses workflows.";
+      throw new ConfigurationError(
+        code === '42809'
+          ? `${failed}Give the store the table itself as \`table\`, or ${off}`
+          : `${failed}It needs the TRIGGER privilege on the table and CREATE on the schema "${o.schema}". ` +
+              `Run ${remedy}; or ${off}`,
         { cause: error },
       );
     }
