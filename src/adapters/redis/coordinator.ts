@@ -27,18 +27,16 @@ import { type Cleanup, describeError, isTransient, RedisSession } from './sessio
 
 const debug = createDebug('graceful-drain:redis');
 
-/** First wait between two tries of a held lock; it doubles up to the cap, with jitter. */
+// The wait between two tries of a held lock doubles up to the cap, with jitter. The first try may take
+// FIRST_TRY_MS even when `timeoutMs` is shorter (a try-lock).
 const FIRST_BACKOFF_MS = 10;
 const MAX_BACKOFF_MS = 200;
-/** The first try of `acquire()` may take this long even when `timeoutMs` is shorter (a try-lock). */
 const FIRST_TRY_MS = 500;
 /** `close()` waits this long at most for the clean-ups and QUIT to be answered. */
 const CLOSE_TIMEOUT_MS = 2000;
-
-const TIMED_OUT = Symbol('timed out');
-
 /** The shortest TTL accepted: below it the safety margin leaves no room for a renewal. */
 const MIN_TTL_MS = 100;
+const TIMED_OUT = Symbol('timed out');
 
 // PX takes whole milliseconds; the local deadline is computed from the same whole number.
 function checkTtl(value: unknown): number {
@@ -47,29 +45,14 @@ function checkTtl(value: unknown): number {
   return ttlMs;
 }
 
-/** Equal jitter (a random point in the upper half): spreads waiters yet keeps the backoff growing. */
-function jitter(ms: number): number {
-  return ms / 2 + Math.random() * (ms / 2);
-}
-
 /**
- * A {@link Coordinator} on Redis (ioredis 5 or later), for members on any number of machines.
- *
- * - **Locks**: a key holding a random owner id with a TTL, taken by a script that also increments
- *   the lock's fencing counter and returns it as the token. The holder renews every `ttlMs / 3`; the
- *   lease signal aborts with `LockLostError` at a local deadline on a monotonic clock (the send time
- *   of the last successful acquire or renewal, plus `ttlMs`, minus a margin) so before the server can
- *   expire the key, and at once when the coordinator's connection closes. Waiters retry with jittered
- *   backoff, waking when the holder's TTL runs out.
- * - **Groups**: a sorted set of member ids scored by their expiry on the server's clock, with a hash of
- *   incarnations. Heartbeats every `ttlMs / 3` extend a member only while it is still listed; a lost
- *   member is never re-added.
- * - **Connection**: one of its own (`client.duplicate()`, or built from `url`), with no offline queue
- *   and no resend of commands after a reconnect. Its leases and memberships end when it closes;
- *   what they held is removed once it is back, or expires with its TTL.
+ * A {@link Coordinator} on Redis (ioredis 5 or later), for members on any number of machines. Locks are
+ * owner keys with a TTL and a fencing counter; groups are sorted sets scored by expiry on the server's
+ * clock; leases and memberships renew every `ttlMs / 3` and end when the coordinator's own connection
+ * closes. See docs/adapters/redis.md.
  *
  * `capabilities`: `{ scope: 'cluster', liveness: 'ttl', fencing }`, `fencing` being `'monotonic'`
- * with `persistence: 'sync'` and `'best-effort'` otherwise. See docs/adapters/redis.md.
+ * with `persistence: 'sync'` and `'best-effort'` otherwise.
  *
  * @example
  * ```ts
@@ -107,11 +90,7 @@ export class RedisCoordinator implements Coordinator {
     this.#options = compileCoordinatorOptions(options);
     this.capabilities = Object.freeze({ scope: 'cluster', liveness: 'ttl', fencing: this.#options.fencing });
     this.#session = new RedisSession(this.#options);
-    this.#session.start();
-    this.#context = {
-      session: this.#session,
-      forget: (hold) => this.#holds.delete(hold),
-    };
+    this.#context = { session: this.#session, holds: this.#holds };
   }
 
   /**
@@ -169,12 +148,8 @@ export class RedisCoordinator implements Coordinator {
         if (cancel.aborted) throw cancel.reason;
         if (error === TIMED_OUT) throw expired();
         if (!isTransient(error)) {
-          throw new CoordinatorUnavailableError(
-            `Redis refused to acquire "${name}": ${describeError(error)}`,
-            {
-              cause: error,
-            },
-          );
+          const message = `Redis refused to acquire "${name}": ${describeError(error)}`;
+          throw new CoordinatorUnavailableError(message, { cause: error });
         }
         lastError = error;
       } finally {
@@ -182,15 +157,15 @@ export class RedisCoordinator implements Coordinator {
       }
       if (typeof reply === 'string') {
         if (epoch === this.#session.epoch && now() < sentAt + ttlMs - safetyMarginOf(ttlMs)) {
-          const { lease, hold } = redisLease(this.#context, name, keys, owner, BigInt(reply), ttlMs, sentAt);
-          this.#holds.add(hold);
+          const lease = redisLease(this.#context, name, keys, owner, BigInt(reply), ttlMs, sentAt);
           debug('lease %s acquired (token %s)', name, lease.token);
           return lease;
         }
         // Taken on a connection that has closed since, or answered too late to be of use: give it back.
         this.#session.cleanup(undo);
       }
-      let wait = jitter(backoff);
+      // Equal jitter (a random point in the upper half): spreads waiters yet keeps the backoff growing.
+      let wait = backoff / 2 + Math.random() * (backoff / 2);
       backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
       if (typeof reply === 'number') {
         held = true;
@@ -211,44 +186,29 @@ export class RedisCoordinator implements Coordinator {
   async join(group: string, memberId: string, options: JoinOptions): Promise<Membership> {
     this.#checkOpen();
     const { ttlMs, signal } = checkJoin(group, memberId, options, checkTtl);
-    const cancel = anySignal(signal, this.#closing.signal);
     const keys = groupKeys(this.#options.keyPrefix, group);
     const incarnation = randomId();
     const record = memberRecord(incarnation, ttlMs);
     const undo = leaveCleanup(group, memberId, keys, record, ttlMs);
+    const what = `add member "${memberId}" to group "${group}"`;
     this.#pending.add(undo);
-    let result;
+    let sentAt;
     try {
-      result = await this.#session.call(
-        JOIN,
-        [keys.members, keys.info],
-        [memberId, record, ttlMs],
-        `add member "${memberId}" to group "${group}"`,
-        cancel,
-      );
+      const cancel = anySignal(signal, this.#closing.signal);
+      const result = await this.#session.call(JOIN, keys, [memberId, record, ttlMs], what, cancel);
+      if (result.epoch !== this.#session.epoch) {
+        throw new CoordinatorUnavailableError(
+          `The connection to Redis closed while "${memberId}" joined "${group}"`,
+        );
+      }
+      sentAt = result.sentAt;
     } catch (error) {
       this.#session.cleanup(undo);
       throw error;
     } finally {
       this.#pending.delete(undo);
     }
-    if (result.epoch !== this.#session.epoch) {
-      this.#session.cleanup(undo);
-      throw new CoordinatorUnavailableError(
-        `The connection to Redis closed while "${memberId}" joined "${group}"`,
-      );
-    }
-    const { membership, hold } = redisMembership(
-      this.#context,
-      group,
-      memberId,
-      incarnation,
-      keys,
-      record,
-      ttlMs,
-      result.sentAt,
-    );
-    this.#holds.add(hold);
+    const membership = redisMembership(this.#context, group, memberId, incarnation, keys, ttlMs, sentAt);
     debug('member %s joined %s (%s)', memberId, group, incarnation);
     return membership;
   }
@@ -261,15 +221,10 @@ export class RedisCoordinator implements Coordinator {
    */
   async members(group: string, options?: CoordinatorCallOptions): Promise<readonly MemberInfo[]> {
     this.#checkOpen();
-    const signal = checkMembers(group, options);
+    const signal = anySignal(checkMembers(group, options), this.#closing.signal);
     const keys = groupKeys(this.#options.keyPrefix, group);
-    const { reply } = await this.#session.call(
-      MEMBERS,
-      [keys.members, keys.info],
-      [],
-      `list the members of group "${group}"`,
-      anySignal(signal, this.#closing.signal),
-    );
+    const what = `list the members of group "${group}"`;
+    const { reply } = await this.#session.call(MEMBERS, keys, [], what, signal);
     const flat = reply as readonly (string | number)[];
     const members: MemberInfo[] = [];
     for (let i = 0; i + 2 < flat.length; i += 3) {
@@ -285,8 +240,7 @@ export class RedisCoordinator implements Coordinator {
    * (never the client passed in). Pending calls reject with `ClosedError`. Idempotent; never throws.
    */
   close(): Promise<void> {
-    this.#closed ??= this.#close();
-    return this.#closed;
+    return (this.#closed ??= this.#close());
   }
 
   async #close(): Promise<void> {

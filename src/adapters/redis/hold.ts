@@ -1,46 +1,42 @@
 /**
- * What a Redis lease and a membership share: the keep-alive of its key, the loss signal, and the end
- * of the hold when the connection it was made on closes.
+ * What a Redis lease and a membership share: the keep-alive of its key, the loss signal, and the end of
+ * the hold when the connection it was made on closes.
  *
  * @internal
  */
 import createDebug from 'debug';
 import { KeepAlive, type LossReason } from '../../internal/keep-alive.js';
-import type { Script } from './scripts.js';
-import { type Cleanup, describeError, type RedisSession, type SessionWatcher } from './session.js';
+import { type Cleanup, describeError, type RedisSession } from './session.js';
 
 const debug = createDebug('graceful-drain:redis');
 
-/** What a hold needs from the coordinator that made it. */
+/** What a hold needs from its coordinator: the session, and the set of holds it tracks until they end. */
 export interface HoldContext {
   readonly session: RedisSession;
-  /** Stops tracking a hold that is given back or lost. */
-  forget(hold: RedisHold): void;
+  readonly holds: Set<RedisHold>;
 }
 
-/** Options of {@link RedisHold}. */
+/** What sets a lease apart from a membership. */
 export interface HoldOptions {
   /** For debug logs: `lease "x" (token 1)`, `member "m" of "g"`. */
   readonly label: string;
   readonly ttlMs: number;
-  /** When (on the `now()` clock) the write that took the hold was sent. */
+  /** When (`now()` clock) the write that took the hold was sent. */
   readonly sentAt: number;
-  /** The renewal script (answers 1 while the hold is ours), its keys and arguments. */
-  readonly renew: readonly [Script, readonly string[], readonly (string | number)[]];
+  /** Runs the renewal script: it answers 1 while the hold is ours. */
+  readonly renew: () => Promise<unknown>;
   /** The owner-checked removal of the hold, as a clean-up calling `onDone` once it ran. */
   readonly cleanup: (onDone?: () => void) => Cleanup;
   /** The error the signal aborts with, for a loss described by `message`. */
   readonly lostError: (message: string) => Error;
-  /** How each loss the keep-alive finds is described. */
   readonly lossMessages: Readonly<Record<LossReason, string>>;
 }
 
 /**
- * A key held in Redis: renewed every `ttlMs / 3`, lost at the local deadline when no renewal got
- * through, or at once when the connection it was made on closes. States: `held`; `given` (the holder
- * gives it back: renewals stopped); `lost`. `done` once nothing is left to do about the key.
+ * A key held in Redis: renewed every `ttlMs / 3`, lost at the local deadline when no renewal got through,
+ * or at once when its connection closes. States: `held`, `given` (renewals stopped), `lost`.
  */
-export class RedisHold implements SessionWatcher {
+export class RedisHold {
   readonly #ctx: HoldContext;
   readonly #options: HoldOptions;
   readonly #controller = new AbortController();
@@ -52,15 +48,15 @@ export class RedisHold implements SessionWatcher {
   constructor(ctx: HoldContext, options: HoldOptions) {
     this.#ctx = ctx;
     this.#options = options;
-    const [script, keys, args] = options.renew;
     this.#keepAlive = new KeepAlive({
       ttlMs: options.ttlMs,
       sentAt: options.sentAt,
-      renew: async () => (await ctx.session.eval(script, keys, args)) === 1,
+      renew: async () => (await options.renew()) === 1,
       onLost: (reason) => this.lost(options.lossMessages[reason], reason === 'gone'),
       onError: (error) => debug('%s: renewal failed, retrying: %s', options.label, describeError(error)),
     });
-    ctx.session.watch(this);
+    ctx.session.watchers.add(this);
+    ctx.holds.add(this);
   }
 
   get signal(): AbortSignal {
@@ -86,8 +82,8 @@ export class RedisHold implements SessionWatcher {
   }
 
   /**
-   * Ends the hold: aborts the signal first, then removes the key if it is still ours (unless Redis has
-   * said it is `gone`), so that the holder has been told before anyone else can take it.
+   * Ends the hold: aborts the signal first, then removes the key if it is still ours (unless Redis said
+   * it is `gone`), so that the holder is told before anyone else can take it.
    */
   lost(message: string, gone = false): void {
     if (this.#state !== 'held') return;
@@ -101,7 +97,7 @@ export class RedisHold implements SessionWatcher {
   #end(state: 'given' | 'lost'): void {
     this.#state = state;
     this.#keepAlive.stop();
-    this.#ctx.session.unwatch(this);
-    this.#ctx.forget(this);
+    this.#ctx.session.watchers.delete(this);
+    this.#ctx.holds.delete(this);
   }
 }

@@ -21,18 +21,10 @@ export function releaseCleanup(name: string, keys: LockKeys, owner: string, ttlM
 }
 
 /**
- * A lock held through a `RedisCoordinator`: the lease and its hold. Renewed every `ttlMs / 3`; its
- * local deadline is the send time of the last successful acquire or renewal plus `ttlMs` minus the
- * safety margin, so the signal aborts before the server can expire the key; it also aborts when the
- * connection it was taken on closes.
- *
- * `release()` deletes the lock if this lease still owns it. When Redis cannot be reached the delete is
- * retried on the next connection (the lock expires within its TTL anyway), and it resolves. The signal
- * is not aborted: nothing was lost. Renewals stop at once, whatever happens next. When its `signal`
- * aborts (or is aborted already), the release is given up: it rejects with `signal.reason` and nothing
- * more is sent or retried (a delete already written may still run: it is owner-checked, so harmless).
- * A later call tries again; once there is nothing left to do (released, or lost), it resolves.
- *
+ * A lock held through a `RedisCoordinator`. `release()` deletes it if this lease still owns it; when Redis
+ * cannot be reached, the delete is retried on the next connection and it resolves. With its `signal`
+ * aborted the release is given up: it rejects with `signal.reason` and nothing more is sent (the lock
+ * expires with its TTL); a later call tries again. See docs/adapters/redis.md.
  * @internal
  */
 export function redisLease(
@@ -43,13 +35,13 @@ export function redisLease(
   token: bigint,
   ttlMs: number,
   sentAt: number,
-): { readonly lease: Lease; readonly hold: RedisHold } {
+): Lease {
   const label = `lease "${name}" (token ${token})`;
   const hold = new RedisHold(ctx, {
     label,
     ttlMs,
     sentAt,
-    renew: [RENEW, [keys.owner], [owner, ttlMs]],
+    renew: () => ctx.session.eval(RENEW, [keys.owner], [owner, ttlMs]),
     cleanup: () => releaseCleanup(name, keys, owner, ttlMs),
     lostError: (message) => new LockLostError(`The lock "${name}" was lost: ${message}`),
     lossMessages: {
@@ -61,7 +53,7 @@ export function redisLease(
     debug('%s: release given up, it expires with its TTL', label);
     return signal.reason;
   };
-  const release = async (signal: AbortSignal | undefined): Promise<void> => {
+  return leaseOf(name, token, hold, async (signal) => {
     if (hold.state === 'lost' || hold.done) return;
     hold.give();
     if (signal?.aborted) throw givenUp(signal);
@@ -81,6 +73,5 @@ export function redisLease(
       session.cleanup(cleanup);
     }
     hold.done = true;
-  };
-  return { lease: leaseOf(name, token, hold, release), hold };
+  });
 }

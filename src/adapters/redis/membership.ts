@@ -4,7 +4,7 @@ import { MembershipLostError } from '../../errors.js';
 import { membershipOf } from '../../internal/handles.js';
 import { now } from '../../internal/time.js';
 import { type HoldContext, RedisHold } from './hold.js';
-import { type GroupKeys, HEARTBEAT, LEAVE } from './scripts.js';
+import { HEARTBEAT, LEAVE, memberRecord } from './scripts.js';
 import type { Cleanup } from './session.js';
 
 const debug = createDebug('graceful-drain:redis');
@@ -13,7 +13,7 @@ const debug = createDebug('graceful-drain:redis');
 export function leaveCleanup(
   group: string,
   memberId: string,
-  keys: GroupKeys,
+  keys: readonly string[],
   record: string,
   ttlMs: number,
   onDone?: () => void,
@@ -21,7 +21,7 @@ export function leaveCleanup(
   return {
     what: `remove member "${memberId}" from group "${group}"`,
     script: LEAVE,
-    keys: [keys.members, keys.info],
+    keys,
     args: [memberId, record],
     expiresAt: now() + ttlMs,
     onDone,
@@ -29,19 +29,10 @@ export function leaveCleanup(
 }
 
 /**
- * A place in a group held through a `RedisCoordinator`: the membership and its hold. A heartbeat every
- * `ttlMs / 3` extends the member only while Redis still lists this incarnation. Lost (and never
- * re-added) when a heartbeat finds it gone, when no heartbeat is confirmed before the local deadline,
- * or when the connection it was made on closes.
- *
- * `leave()` removes this incarnation; it resolves once Redis has answered (also when it was no longer
- * listed), and rejects with `CoordinatorUnavailableError` (or `ClosedError`) when that answer cannot be
- * had; calling it again retries. Heartbeats stop at once, whatever happens next; the signal is not
- * aborted. When its `signal` aborts (or is aborted already), the leave is given up: it rejects with
- * `signal.reason` and nothing more is sent (a removal already written may still run: it is
- * incarnation-checked, so harmless); the member then expires with its TTL. Once there is nothing left
- * to do (left, or lost), it resolves.
- *
+ * A place in a group held through a `RedisCoordinator`: never re-added once lost. `leave()` resolves once
+ * Redis has answered the removal of this incarnation, and rejects with `CoordinatorUnavailableError` (or
+ * `ClosedError`) when it cannot; with its `signal` aborted the leave is given up and the member expires
+ * with its TTL. See docs/adapters/redis.md.
  * @internal
  */
 export function redisMembership(
@@ -49,16 +40,16 @@ export function redisMembership(
   group: string,
   memberId: string,
   incarnation: string,
-  keys: GroupKeys,
-  record: string,
+  keys: readonly string[],
   ttlMs: number,
   sentAt: number,
-): { readonly membership: Membership; readonly hold: RedisHold } {
+): Membership {
+  const record = memberRecord(incarnation, ttlMs);
   const hold = new RedisHold(ctx, {
     label: `member "${memberId}" of "${group}" (${incarnation})`,
     ttlMs,
     sentAt,
-    renew: [HEARTBEAT, [keys.members, keys.info], [memberId, record, ttlMs]],
+    renew: () => ctx.session.eval(HEARTBEAT, keys, [memberId, record, ttlMs]),
     cleanup: (onDone) => leaveCleanup(group, memberId, keys, record, ttlMs, onDone),
     lostError: (message) =>
       new MembershipLostError(`Member "${memberId}" of group "${group}" was lost: ${message}`),
@@ -67,7 +58,7 @@ export function redisMembership(
       gone: 'Redis no longer lists it (it expired, was removed, or a newer incarnation joined)',
     },
   });
-  const leave = async (signal: AbortSignal | undefined): Promise<void> => {
+  return membershipOf(group, memberId, incarnation, hold.signal, async (signal) => {
     hold.give();
     if (hold.done) return;
     if (signal?.aborted) {
@@ -78,13 +69,12 @@ export function redisMembership(
     }
     const { reply } = await ctx.session.call(
       LEAVE,
-      [keys.members, keys.info],
+      keys,
       [memberId, record],
       `remove member "${memberId}" from group "${group}"`,
       signal,
     );
     hold.done = true;
     debug('member %s left %s (%s)', memberId, group, reply === 1 ? 'removed' : 'already gone');
-  };
-  return { membership: membershipOf(group, memberId, incarnation, hold.signal, leave), hold };
+  });
 }

@@ -1,8 +1,3 @@
-/**
- * The options of `RedisCoordinator`, their defaults, and their compilation.
- *
- * @packageDocumentation
- */
 import type { FencingGuarantee } from '../../coordinator.js';
 import { ConfigurationError } from '../../errors.js';
 import { withDefaults } from '../../internal/defaults.js';
@@ -32,16 +27,15 @@ export interface RedisCoordinatorOptions {
   readonly keyPrefix?: string | undefined;
   /**
    * `'sync'` declares that the server persists every write before answering (AOF with
-   * `appendfsync always`, or writes confirmed with `WAIT` on replicas that fail over safely), so the
-   * fencing counters survive a crash: `capabilities.fencing` is then `'monotonic'`. With `'none'`, a
-   * restart without persistence or a failover to a lagging replica can reset a counter, so fencing is
-   * `'best-effort'`. The coordinator does not check the server's configuration.
+   * `appendfsync always`, or `WAIT` on replicas that fail over safely), so fencing counters survive a
+   * crash and `capabilities.fencing` is `'monotonic'`; with `'none'` it is `'best-effort'`. Not checked
+   * against the server. See docs/adapters/redis.md#fencing.
    * @defaultValue `'none'`
    */
   readonly persistence?: RedisPersistence | undefined;
   /**
-   * The name of the coordinator's connection (`CLIENT SETNAME`), to find it in `CLIENT LIST`.
-   * Printable ASCII without spaces.
+   * The name of the coordinator's connection (`CLIENT SETNAME`), as `CLIENT LIST` shows it. Printable
+   * ASCII without spaces.
    * @defaultValue `'graceful-drain'`
    */
   readonly connectionName?: string | undefined;
@@ -54,15 +48,7 @@ export interface RedisCoordinatorOptions {
 }
 
 /** {@link RedisCoordinatorOptions} checked, with defaults applied. @internal */
-export interface CompiledCoordinatorOptions {
-  readonly client: Redis | undefined;
-  readonly url: string | undefined;
-  readonly keyPrefix: string;
-  readonly persistence: RedisPersistence;
-  readonly fencing: FencingGuarantee;
-  readonly connectionName: string;
-  readonly commandTimeoutMs: number;
-}
+export type CompiledCoordinatorOptions = ReturnType<typeof compileCoordinatorOptions>;
 
 const DEFAULTS = Object.freeze({
   keyPrefix: 'graceful-drain:',
@@ -82,7 +68,7 @@ function checkClient(value: unknown): Redis {
 }
 
 /** Checks `options` (messages name the option and the value) and applies the defaults. @internal */
-export function compileCoordinatorOptions(options: unknown): CompiledCoordinatorOptions {
+export function compileCoordinatorOptions(options: unknown) {
   const given = checkOptionsObject('RedisCoordinator', options, ['client', 'url', ...Object.keys(DEFAULTS)]);
   const o = withDefaults(DEFAULTS, given);
   const client = o.client === undefined ? undefined : checkClient(o.client);
@@ -96,17 +82,10 @@ export function compileCoordinatorOptions(options: unknown): CompiledCoordinator
   const keyPrefix = checkName('keyPrefix', o.keyPrefix);
   if (/[{}]/.test(keyPrefix)) invalid('keyPrefix', 'a string without `{` or `}`', keyPrefix);
   const persistence = checkOneOf('persistence', o.persistence, ['none', 'sync']);
+  const fencing: FencingGuarantee = persistence === 'sync' ? 'monotonic' : 'best-effort';
   const connectionName = checkName('connectionName', o.connectionName);
-  if (!/^[!-~]+$/.test(connectionName)) {
+  if (!/^[!-~]+$/.test(connectionName))
     invalid('connectionName', 'printable ASCII without spaces', connectionName);
-  }
-  return {
-    client,
-    url,
-    keyPrefix,
-    persistence,
-    fencing: persistence === 'sync' ? 'monotonic' : 'best-effort',
-    connectionName,
-    commandTimeoutMs: checkPositive('commandTimeoutMs', o.commandTimeoutMs),
-  };
+  const commandTimeoutMs = checkPositive('commandTimeoutMs', o.commandTimeoutMs);
+  return { client, url, keyPrefix, persistence, fencing, connectionName, commandTimeoutMs } as const;
 }

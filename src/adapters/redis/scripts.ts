@@ -1,59 +1,36 @@
 /**
- * The key layout and the Lua scripts. Every key of one lock, and every key of one group, carries the
- * same hash tag (`{...}`), so each script runs atomically on the server and touches a single Redis
- * Cluster slot, while different locks and groups spread over the slots. Membership expiry is judged
- * on the server's clock (`TIME`), never ours.
- * Scripts are always sent with `EVAL` (the server caches them): `EVALSHA` would need a second send on
- * `NOSCRIPT`, which could land after a release we queued behind the first one.
+ * The key layout and the Lua scripts (see docs/adapters/redis.md). The keys of one lock, or of one group,
+ * share a hash tag, so each script is atomic and touches one Cluster slot. Sent with `EVAL` (numkeys: the
+ * keys given), never `EVALSHA`: a resend on `NOSCRIPT` could land after a release queued behind the first.
  *
  * @internal
  */
 
-/** The keys of one lock: who holds it, and its fencing counter. @internal */
-export interface LockKeys {
-  /** A string holding the owner id of the current holder, with the lease's TTL. */
-  readonly owner: string;
-  /** An integer incremented by every successful acquisition; it never expires. */
-  readonly fence: string;
-}
-
-/** The keys of one group: member ids scored by expiry, and their incarnations. @internal */
-export interface GroupKeys {
-  /** A sorted set: each member id scored by its expiry, in milliseconds on the server's clock. */
-  readonly members: string;
-  /** A hash: each member id to `<incarnation>|<ttlMs>`. */
-  readonly info: string;
-}
-
-/** `{<prefix>lock:<name>}:owner` and `{<prefix>lock:<name>}:fence`. @internal */
-export function lockKeys(prefix: string, name: string): LockKeys {
+/** A lock's `owner` key (the holder's owner id, with the lease's TTL) and `fence` key (its counter). */
+export function lockKeys(prefix: string, name: string): { readonly owner: string; readonly fence: string } {
   const tag = `{${prefix}lock:${name}}`;
   return { owner: `${tag}:owner`, fence: `${tag}:fence` };
 }
 
-/** `{<prefix>group:<name>}:members` and `{<prefix>group:<name>}:info`. @internal */
-export function groupKeys(prefix: string, group: string): GroupKeys {
+/** A group's `members` key (ids scored by expiry, server clock) and `info` key (id to member record). */
+export function groupKeys(prefix: string, group: string): readonly [members: string, info: string] {
   const tag = `{${prefix}group:${group}}`;
-  return { members: `${tag}:members`, info: `${tag}:info` };
+  return [`${tag}:members`, `${tag}:info`];
 }
 
-/** The record a member's hash field holds, compared verbatim by the scripts. @internal */
+export type LockKeys = ReturnType<typeof lockKeys>;
+
+/** A member's record in `info`, compared verbatim by the scripts. */
 export function memberRecord(incarnation: string, ttlMs: number): string {
   return `${incarnation}|${ttlMs}`;
 }
 
-/** Splits a member record; `undefined` parts when it is not one of ours. @internal */
+/** Splits a member record; `ttlMs` is `undefined` when it is not one of ours. */
 export function parseMemberRecord(record: string): { incarnation: string; ttlMs: number | undefined } {
   const bar = record.lastIndexOf('|');
   if (bar < 0) return { incarnation: record, ttlMs: undefined };
   const ttlMs = Number(record.slice(bar + 1));
   return { incarnation: record.slice(0, bar), ttlMs: Number.isFinite(ttlMs) ? ttlMs : undefined };
-}
-
-/** A script and the number of its keys. @internal */
-export interface Script {
-  readonly keys: number;
-  readonly lua: string;
 }
 
 // Scripts that read TIME and then write need effects replication (the default from Redis 5 on).
@@ -76,68 +53,42 @@ local function extend_group()
 end
 `;
 
-/**
- * KEYS: owner, fence. ARGV: owner id, ttl ms.
- * Returns the fencing token (a string) when taken, else the holder's remaining TTL in ms (a number).
- */
-export const ACQUIRE: Script = {
-  keys: 2,
-  lua: `
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return redis.call('PTTL', KEYS[1])
-end
+/** KEYS: owner, fence. ARGV: owner id, ttl ms. The token (a string) when taken, else the holder's PTTL. */
+export const ACQUIRE = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('PTTL', KEYS[1]) end
 redis.call('INCR', KEYS[2])
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return redis.call('GET', KEYS[2])
-`,
-};
+`;
 
-/** KEYS: owner. ARGV: owner id, ttl ms. Returns 1 when renewed, 0 when the lock is not ours. */
-export const RENEW: Script = {
-  keys: 1,
-  lua: `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-return 0
-`,
-};
+/** KEYS: owner. ARGV: owner id, ttl ms. 1 when renewed, 0 when the lock is not ours. */
+export const RENEW = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`;
 
-/** KEYS: owner. ARGV: owner id. Returns 1 when deleted, 0 when the lock was not ours. */
-export const RELEASE: Script = {
-  keys: 1,
-  lua: `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  return 1
-end
-return 0
-`,
-};
+/** KEYS: owner. ARGV: owner id. 1 when deleted, 0 when the lock was not ours. */
+export const RELEASE = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+`;
 
-/** KEYS: members, info. ARGV: member id, record, ttl ms. Adds or replaces the member. Returns 1. */
-export const JOIN: Script = {
-  keys: 2,
-  lua: `${PREAMBLE}${EXTEND_GROUP}
+/** KEYS: members, info. ARGV: member id, record, ttl ms. Adds or replaces the member; 1. */
+export const JOIN = `${PREAMBLE}${EXTEND_GROUP}
 redis.call('ZADD', KEYS[1], now_ms() + tonumber(ARGV[3]), ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 extend_group()
 return 1
-`,
-};
+`;
 
 /**
- * KEYS: members, info. ARGV: member id, record, ttl ms.
- * Extends the member only while it is present, unexpired, and of this incarnation: returns 1, else 0
- * (and removes it when it is ours but expired). A lost member is never re-added.
+ * KEYS: members, info. ARGV: member id, record, ttl ms. Extends the member only while it is listed,
+ * unexpired and of this incarnation (1), else 0, removing it when ours but expired: never re-added.
  */
-export const HEARTBEAT: Script = {
-  keys: 2,
-  lua: `${PREAMBLE}${EXTEND_GROUP}
-if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then
-  return 0
-end
+export const HEARTBEAT = `${PREAMBLE}${EXTEND_GROUP}
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
 local now = now_ms()
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if not score or tonumber(score) <= now then
@@ -148,37 +99,22 @@ end
 redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[3]), ARGV[1])
 extend_group()
 return 1
-`,
-};
+`;
 
-/** KEYS: members, info. ARGV: member id, record. Removes the member if it is this incarnation. */
-export const LEAVE: Script = {
-  keys: 2,
-  lua: `
-if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then
-  redis.call('ZREM', KEYS[1], ARGV[1])
-  redis.call('HDEL', KEYS[2], ARGV[1])
-  return 1
-end
-return 0
-`,
-};
+/** KEYS: members, info. ARGV: member id, record. Removes the member if it is this incarnation (1), else 0. */
+export const LEAVE = `
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+return 1
+`;
 
-/**
- * KEYS: members, info. Removes the expired members, then returns the live ones as a flat list of
- * triples: member id, ms until expiry (server clock), record.
- */
-export const MEMBERS: Script = {
-  keys: 2,
-  lua: `${PREAMBLE}
+/** KEYS: members, info. Removes the expired members; the live ones as triples: id, ms to expiry, record. */
+export const MEMBERS = `${PREAMBLE}
 local now = now_ms()
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
-for _, member in ipairs(expired) do
-  redis.call('HDEL', KEYS[2], member)
-end
-if #expired > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-end
+for _, member in ipairs(expired) do redis.call('HDEL', KEYS[2], member) end
+if #expired > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now) end
 local live = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
 local out = {}
 for i = 1, #live, 2 do
@@ -187,5 +123,4 @@ for i = 1, #live, 2 do
   out[#out + 1] = redis.call('HGET', KEYS[2], live[i]) or ''
 end
 return out
-`,
-};
+`;

@@ -4,7 +4,6 @@ import { ClosedError, CoordinatorUnavailableError, GracefulDrainError } from '..
 import { bounded, now } from '../../internal/time.js';
 import { loadRedis, type Redis, type RedisOptions } from './driver.js';
 import type { CompiledCoordinatorOptions } from './options.js';
-import type { Script } from './scripts.js';
 
 const debug = createDebug('graceful-drain:redis');
 
@@ -14,75 +13,58 @@ const MAX_ORPHANS = 1000;
 /** Reply errors after which a later try can succeed (failover, loading, busy script, cluster churn). */
 const TRANSIENT_REPLY = /^(READONLY|LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|NOREPLICAS)\b/;
 
-/** Something that ends when the connection it was made on closes. @internal */
-export interface SessionWatcher {
-  sessionLost(): void;
-}
+// Our connection never runs a command after its promise has settled: no offline queue, no resend after a
+// reconnect, and the commands in flight are rejected as soon as it drops.
+const CONNECTION: RedisOptions = Object.freeze({
+  lazyConnect: true,
+  enableOfflineQueue: false,
+  autoResendUnfulfilledCommands: false,
+  maxRetriesPerRequest: 0,
+  commandTimeout: undefined,
+  enableAutoPipelining: false,
+  keyPrefix: '',
+  readOnly: false,
+  monitor: false,
+});
 
 /**
- * An owner-checked undo (release a lock, leave a group) that must reach the server even when the
- * connection is down right now: kept and sent once it is back, until the TTL makes it pointless.
+ * An owner-checked undo (release a lock, leave a group) that must reach the server even while the
+ * connection is down: kept and sent once it is back, until `expiresAt` (`now()` clock) makes it pointless.
  * @internal
  */
 export interface Cleanup {
   /** For the debug log, e.g. `release lock "x"`. */
   readonly what: string;
-  readonly script: Script;
+  readonly script: string;
   readonly keys: readonly string[];
   readonly args: readonly (string | number)[];
-  /** On the `now()` clock: after this the server has expired what the clean-up would remove. */
   readonly expiresAt: number;
   /** Called once the server has run it. */
-  readonly onDone?: ((reply: unknown) => void) | undefined;
+  readonly onDone?: (() => void) | undefined;
 }
 
-/** The answer of {@link RedisSession.call}, with when it was sent and on which connection. @internal */
-export interface CallResult {
-  readonly reply: unknown;
-  /** `now()` just before the command was written. */
-  readonly sentAt: number;
-  /** The connection epoch it was sent on. */
-  readonly epoch: number;
-}
-
-/** A short, secret-free description of an error, for messages and the debug log. @internal */
+/** A short, secret-free description of an error. @internal */
 export function describeError(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
 /** True unless the server answered with an error that a retry will not change. @internal */
 export function isTransient(error: unknown): boolean {
-  if (!(error instanceof Error) || error.name !== 'ReplyError') return true;
-  return TRANSIENT_REPLY.test(error.message);
-}
-
-// Our connection must never run a command after its promise has settled: no offline queue, no resend
-// after a reconnect, and the commands in flight are rejected at once when the connection drops.
-function connectionOptions(name: string): RedisOptions {
-  return {
-    connectionName: name,
-    lazyConnect: true,
-    enableOfflineQueue: false,
-    autoResendUnfulfilledCommands: false,
-    maxRetriesPerRequest: 0,
-    commandTimeout: undefined,
-    enableAutoPipelining: false,
-    keyPrefix: '',
-    readOnly: false,
-    monitor: false,
-  };
+  return !(error instanceof Error) || error.name !== 'ReplyError' || TRANSIENT_REPLY.test(error.message);
 }
 
 /**
- * The coordinator's own connection, seen as a sequence of sessions: when the connection closes, the
- * leases and memberships made on it end (their watchers are told), and the clean-ups that could not be
+ * The coordinator's own connection, as a sequence of sessions: when it closes, the `epoch` moves on and
+ * the leases and memberships made on it end (their watchers are told); the clean-ups that could not be
  * sent are sent once a new connection is ready.
- *
  * @internal
  */
 export class RedisSession {
+  /** Told when the current connection closes; cleared then. */
+  readonly watchers = new Set<{ sessionLost(): void }>();
+  /** How long one operation may wait for the connection and an answer. */
+  readonly timeoutMs: number;
   readonly #options: CompiledCoordinatorOptions;
-  readonly #watchers = new Set<SessionWatcher>();
   #orphans: Cleanup[] = [];
   #redis: Redis | undefined;
   #creating: Promise<Redis> | undefined;
@@ -90,25 +72,10 @@ export class RedisSession {
   #lastError: unknown;
   #closed = false;
 
+  /** Starts connecting in the background; a failure (a missing driver) surfaces at the first call. */
   constructor(options: CompiledCoordinatorOptions) {
     this.#options = options;
-  }
-
-  /** Incremented every time the connection closes. */
-  get epoch(): number {
-    return this.#epoch;
-  }
-
-  /** How long one operation may wait for the connection and an answer. */
-  get timeoutMs(): number {
-    return this.#options.commandTimeoutMs;
-  }
-
-  /**
-   * Starts connecting in the background, so the first call does not pay for it. A failure here (a
-   * missing driver) surfaces at that first call.
-   */
-  start(): void {
+    this.timeoutMs = options.commandTimeoutMs;
     this.#client().then(
       (redis) => {
         if (redis.status === 'wait' && !this.#closed) redis.connect().catch(() => {});
@@ -117,19 +84,15 @@ export class RedisSession {
     );
   }
 
-  /** Tells `watcher` when the current connection closes. */
-  watch(watcher: SessionWatcher): void {
-    this.#watchers.add(watcher);
-  }
-
-  unwatch(watcher: SessionWatcher): void {
-    this.#watchers.delete(watcher);
+  /** Incremented every time the connection closes. */
+  get epoch(): number {
+    return this.#epoch;
   }
 
   /**
    * Resolves once the connection is ready (connecting it when needed). Rejects with `signal.reason`,
-   * with `ClosedError` after `close()`, or with `CoordinatorUnavailableError` at `deadline` (on the
-   * `now()` clock) or when the driver gives up reconnecting.
+   * `ClosedError` after `close()`, or `CoordinatorUnavailableError` at `deadline` (`now()` clock) or
+   * when the driver gives up reconnecting.
    */
   async ready(deadline: number, signal?: AbortSignal): Promise<Redis> {
     signal?.throwIfAborted();
@@ -159,24 +122,23 @@ export class RedisSession {
   }
 
   /** Runs a script on the current connection; rejects at once when it is not ready. */
-  eval(script: Script, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
-    const redis = this.#redis;
+  eval(script: string, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
     if (this.#closed) return Promise.reject(new ClosedError('The RedisCoordinator is closed'));
-    if (redis === undefined) return Promise.reject(new Error('Not connected'));
-    return redis.eval(script.lua, script.keys, ...keys, ...args);
+    if (this.#redis === undefined) return Promise.reject(new Error('Not connected'));
+    return this.#redis.eval(script, keys.length, ...keys, ...args);
   }
 
   /**
-   * Waits for the connection and runs one script, all within `timeoutMs`. Rejects with
-   * `signal.reason`, `ClosedError`, or `CoordinatorUnavailableError` naming `what` failed.
+   * Waits for the connection and runs one script, all within `timeoutMs`. Rejects with `signal.reason`,
+   * `ClosedError`, or `CoordinatorUnavailableError` naming `what` failed.
    */
   async call(
-    script: Script,
+    script: string,
     keys: readonly string[],
     args: readonly (string | number)[],
     what: string,
     signal?: AbortSignal,
-  ): Promise<CallResult> {
+  ): Promise<{ reply: unknown; sentAt: number; epoch: number }> {
     const deadline = now() + this.timeoutMs;
     await this.ready(deadline, signal);
     const sentAt = now();
@@ -197,18 +159,15 @@ export class RedisSession {
     }
   }
 
-  /**
-   * Sends an undo now if the connection is ready (it runs after every command already sent on it),
-   * else keeps it for the next connection. Never throws.
-   */
+  /** Sends an undo now if the connection is ready (after every command sent on it), else keeps it. */
   cleanup(cleanup: Cleanup): void {
     if (this.#redis?.status === 'ready' && !this.#closed) this.#send(cleanup);
     else this.#keep(cleanup);
   }
 
   /**
-   * Closes the connection: waits for the commands already sent (QUIT answers after them) for up to
-   * `boundMs`, then drops the socket. Idempotent; never throws.
+   * Waits up to `boundMs` for the commands already sent (QUIT answers after them), then drops the
+   * socket. Idempotent; never throws.
    */
   async close(boundMs: number): Promise<void> {
     if (this.#closed) return;
@@ -226,61 +185,54 @@ export class RedisSession {
       }
     }
     redis.disconnect();
-    this.#watchers.clear();
+    this.watchers.clear();
     debug('connection closed');
   }
 
   #client(): Promise<Redis> {
     if (this.#redis !== undefined) return Promise.resolve(this.#redis);
-    this.#creating ??= this.#create();
-    return this.#creating;
+    return (this.#creating ??= this.#create());
   }
 
   async #create(): Promise<Redis> {
-    const overrides = connectionOptions(this.#options.connectionName);
+    const { client, url, connectionName } = this.#options;
     let redis: Redis;
-    if (this.#options.client !== undefined) {
-      redis = this.#options.client.duplicate(overrides);
+    if (client !== undefined) {
+      redis = client.duplicate({ ...CONNECTION, connectionName });
     } else {
       const RedisClass = await loadRedis();
       if (this.#closed) throw new ClosedError('The RedisCoordinator is closed');
-      redis = new RedisClass(this.#options.url as string, overrides);
+      redis = new RedisClass(url as string, { ...CONNECTION, connectionName });
     }
     redis.on('error', (error: unknown) => {
       this.#lastError = error;
       debug('connection error: %s', describeError(error));
     });
-    redis.on('close', () => this.#onClose());
-    redis.on('ready', () => this.#onReady());
+    redis.on('close', () => {
+      this.#epoch += 1;
+      if (this.watchers.size === 0) return;
+      debug('connection closed: ending %d leases and memberships', this.watchers.size);
+      const watchers = [...this.watchers];
+      this.watchers.clear();
+      for (const watcher of watchers) watcher.sessionLost();
+    });
+    redis.on('ready', () => {
+      this.#lastError = undefined;
+      if (this.#orphans.length === 0 || this.#closed) return;
+      const orphans = this.#orphans;
+      this.#orphans = [];
+      debug('connection ready: sending %d clean-ups', orphans.length);
+      for (const orphan of orphans) if (now() < orphan.expiresAt) this.#send(orphan);
+    });
     this.#redis = redis;
     return redis;
-  }
-
-  #onClose(): void {
-    this.#epoch += 1;
-    if (this.#watchers.size === 0) return;
-    debug('connection closed: ending %d leases and memberships', this.#watchers.size);
-    const watchers = [...this.#watchers];
-    this.#watchers.clear();
-    for (const watcher of watchers) watcher.sessionLost();
-  }
-
-  #onReady(): void {
-    this.#lastError = undefined;
-    if (this.#orphans.length === 0 || this.#closed) return;
-    const orphans = this.#orphans;
-    this.#orphans = [];
-    debug('connection ready: sending %d clean-ups', orphans.length);
-    for (const orphan of orphans) {
-      if (now() < orphan.expiresAt) this.#send(orphan);
-    }
   }
 
   #send(cleanup: Cleanup): void {
     this.eval(cleanup.script, cleanup.keys, cleanup.args).then(
       (reply) => {
         debug('%s: %s', cleanup.what, reply === 1 ? 'done' : 'nothing left to do');
-        cleanup.onDone?.(reply);
+        cleanup.onDone?.();
       },
       (error: unknown) => {
         debug('%s failed: %s', cleanup.what, describeError(error));
