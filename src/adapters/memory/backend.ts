@@ -1,11 +1,9 @@
 import type { MemberInfo } from '../../coordinator.js';
 
 /**
- * The state that in-memory coordinators share: locks, fencing counters and group members.
- *
- * Coordinators built on one backend see each other's locks and members, as processes sharing a
- * server would. The backend is passive: it owns no timer, and judges expiry lazily, on the clock
- * reading each call brings, so coordinators sharing a backend must share a clock.
+ * The state that in-memory coordinators share: locks, fencing counters and group members. Coordinators
+ * on one backend see each other's locks and members, as processes sharing a server would. It owns no
+ * timer and judges expiry on the clock reading each call brings, so they must share a clock too.
  *
  * @example
  * ```ts
@@ -21,72 +19,43 @@ export class MemoryBackend {
 }
 
 /** How a holder learns that the backend took its lock or membership away. */
-type LostCallback = (why: 'expired' | 'replaced') => void;
-
-interface LockEntry {
-  readonly owner: string;
-  readonly token: bigint;
-  expiresAt: number;
-  readonly onLost: LostCallback;
-}
-
-interface MemberEntry {
-  readonly memberId: string;
-  readonly incarnation: string;
-  readonly ttlMs: number;
-  expiresAt: number;
-  readonly onLost: LostCallback;
-}
-
-/** The outcome of one attempt to take a lock. */
-export type TryAcquireResult =
-  | { readonly acquired: true; readonly token: bigint; readonly expiresAt: number }
-  | { readonly acquired: false; readonly expiresAt: number };
+type Lost = (why: 'expired' | 'replaced') => void;
+type MemberEntry = { memberId: string; incarnation: string; ttlMs: number; expiresAt: number; onLost: Lost };
 
 /**
- * The backend's state and operations. Every method is synchronous, so each is atomic: JavaScript
- * runs one at a time. Loss callbacks run after the state is updated, before the method returns, so
- * a holder's signal is aborted before anyone else can take what it lost.
- *
+ * The backend's state. Every method is synchronous, hence atomic; loss callbacks run once the state is
+ * updated, before the method returns, so a holder's signal aborts before anyone can take what it lost.
  * @internal
  */
 export class BackendState {
-  readonly #locks = new Map<string, LockEntry>();
+  readonly #locks = new Map<string, { owner: string; expiresAt: number; onLost: Lost }>();
   readonly #tokens = new Map<string, bigint>();
   readonly #groups = new Map<string, Map<string, MemberEntry>>();
   readonly #waiters = new Map<string, Set<() => void>>();
 
-  /** Takes `name` for `owner` if it is free (or its holder expired). */
-  tryAcquire(
-    name: string,
-    owner: string,
-    ttlMs: number,
-    now: number,
-    onLost: LostCallback,
-  ): TryAcquireResult {
+  /** Takes `name` for `owner` if it is free (or its holder expired): its token, else the holder's expiry. */
+  tryAcquire(name: string, owner: string, ttlMs: number, now: number, onLost: Lost): bigint | number {
     this.#expireLock(name, now);
     const held = this.#locks.get(name);
-    if (held !== undefined) return { acquired: false, expiresAt: held.expiresAt };
+    if (held !== undefined) return held.expiresAt;
     const token = (this.#tokens.get(name) ?? 0n) + 1n;
     this.#tokens.set(name, token);
-    const expiresAt = now + ttlMs;
-    this.#locks.set(name, { owner, token, expiresAt, onLost });
-    return { acquired: true, token, expiresAt };
+    this.#locks.set(name, { owner, expiresAt: now + ttlMs, onLost });
+    return token;
   }
 
-  /** Extends `owner`'s hold on `name`; the new expiry, or `undefined` when it no longer holds it. */
-  renew(name: string, owner: string, ttlMs: number, now: number): number | undefined {
+  /** Extends `owner`'s hold on `name`; false when it no longer holds it. */
+  renew(name: string, owner: string, ttlMs: number, now: number): boolean {
     this.#expireLock(name, now);
     const held = this.#locks.get(name);
-    if (held === undefined || held.owner !== owner) return undefined;
+    if (held?.owner !== owner) return false;
     held.expiresAt = now + ttlMs;
-    return held.expiresAt;
+    return true;
   }
 
-  /** Frees `name` if `owner` holds it; never touches another holder's lock. */
+  /** Frees `name` if `owner` holds it. */
   release(name: string, owner: string): void {
-    const held = this.#locks.get(name);
-    if (held === undefined || held.owner !== owner) return;
+    if (this.#locks.get(name)?.owner !== owner) return;
     this.#locks.delete(name);
     this.#notify(name);
   }
@@ -94,10 +63,7 @@ export class BackendState {
   /** Calls `wake` (in a microtask) whenever `name` is freed, until the returned function is called. */
   onFree(name: string, wake: () => void): () => void {
     let set = this.#waiters.get(name);
-    if (set === undefined) {
-      set = new Set();
-      this.#waiters.set(name, set);
-    }
+    if (set === undefined) this.#waiters.set(name, (set = new Set()));
     set.add(wake);
     return () => {
       set.delete(wake);
@@ -106,41 +72,28 @@ export class BackendState {
   }
 
   /** Adds a member; a live member with the same id is replaced (and told so). */
-  join(
-    group: string,
-    memberId: string,
-    incarnation: string,
-    ttlMs: number,
-    now: number,
-    onLost: LostCallback,
-  ): number {
+  join(group: string, memberId: string, incarnation: string, ttlMs: number, now: number, onLost: Lost): void {
     this.#expireMembers(group, now);
     let members = this.#groups.get(group);
-    if (members === undefined) {
-      members = new Map();
-      this.#groups.set(group, members);
-    }
+    if (members === undefined) this.#groups.set(group, (members = new Map()));
     const previous = members.get(memberId);
-    const expiresAt = now + ttlMs;
-    members.set(memberId, { memberId, incarnation, ttlMs, expiresAt, onLost });
+    members.set(memberId, { memberId, incarnation, ttlMs, expiresAt: now + ttlMs, onLost });
     previous?.onLost('replaced');
-    return expiresAt;
   }
 
-  /** Extends a membership; the new expiry, or `undefined` when this incarnation is no longer a member. */
-  heartbeat(group: string, memberId: string, incarnation: string, now: number): number | undefined {
+  /** Extends a membership; false when this incarnation is no longer a member. */
+  heartbeat(group: string, memberId: string, incarnation: string, now: number): boolean {
     this.#expireMembers(group, now);
     const entry = this.#groups.get(group)?.get(memberId);
-    if (entry === undefined || entry.incarnation !== incarnation) return undefined;
+    if (entry?.incarnation !== incarnation) return false;
     entry.expiresAt = now + entry.ttlMs;
-    return entry.expiresAt;
+    return true;
   }
 
   /** Removes this incarnation of a member, if it is still there. */
   leave(group: string, memberId: string, incarnation: string): void {
     const members = this.#groups.get(group);
-    const entry = members?.get(memberId);
-    if (members === undefined || entry === undefined || entry.incarnation !== incarnation) return;
+    if (members?.get(memberId)?.incarnation !== incarnation) return;
     members.delete(memberId);
     if (members.size === 0) this.#groups.delete(group);
   }
@@ -148,15 +101,8 @@ export class BackendState {
   /** The live members of `group`, expired ones removed first. */
   members(group: string, now: number): MemberInfo[] {
     this.#expireMembers(group, now);
-    const members = this.#groups.get(group);
-    if (members === undefined) return [];
-    return [...members.values()].map((m) =>
-      Object.freeze({
-        memberId: m.memberId,
-        incarnation: m.incarnation,
-        expiresInMs: Math.max(0, m.expiresAt - now),
-        ttlMs: m.ttlMs,
-      }),
+    return [...(this.#groups.get(group)?.values() ?? [])].map(({ memberId, incarnation, expiresAt, ttlMs }) =>
+      Object.freeze({ memberId, incarnation, expiresInMs: Math.max(0, expiresAt - now), ttlMs }),
     );
   }
 
@@ -179,12 +125,8 @@ export class BackendState {
 
   // Deferred, so a waiter never takes a lock in the middle of another backend call.
   #notify(name: string): void {
-    const set = this.#waiters.get(name);
-    if (set === undefined) return;
-    const wakes = [...set];
-    queueMicrotask(() => {
-      for (const wake of wakes) wake();
-    });
+    const wakes = [...(this.#waiters.get(name) ?? [])];
+    if (wakes.length > 0) queueMicrotask(() => wakes.forEach((wake) => wake()));
   }
 }
 

@@ -13,7 +13,6 @@ import { ClosedError, LockTimeoutError } from '../../errors.js';
 import { checkAcquire, checkJoin, checkMembers } from '../../internal/coordinator-args.js';
 import { backgroundTimer } from '../../internal/keep-alive.js';
 import { randomId } from '../../internal/time.js';
-import type { BackendState } from './backend.js';
 import type { HoldContext, MemoryHold } from './hold.js';
 import { memoryLease } from './lease.js';
 import { memoryMembership } from './membership.js';
@@ -29,12 +28,9 @@ const CAPABILITIES: CoordinatorCapabilities = Object.freeze({
 
 /**
  * A {@link Coordinator} whose locks and groups live in memory, shared by the coordinators of one
- * {@link MemoryBackend}: for a single process, and for tests.
- *
- * Leases renew every `ttlMs / 3`, and their signal aborts with `LockLostError` at a local deadline
- * ahead of the backend's expiry when renewal stops. Memberships send a heartbeat every `ttlMs / 3`
- * and expire `ttlMs` after the last one. Tokens strictly increase per lock name on a backend.
- * Waiters for a lock are woken when it is released or expires.
+ * {@link MemoryBackend}: for a single process, and for tests. Leases and memberships renew every
+ * `ttlMs / 3`; tokens strictly increase per lock name on a backend; waiters for a lock wake when it is
+ * released or expires.
  *
  * @example
  * ```ts
@@ -50,39 +46,32 @@ const CAPABILITIES: CoordinatorCapabilities = Object.freeze({
 export class MemoryCoordinator implements Coordinator {
   /** `{ scope: 'process', liveness: 'ttl', fencing: 'monotonic' }`. */
   readonly capabilities: CoordinatorCapabilities = CAPABILITIES;
-  readonly #backend: BackendState;
-  readonly #clock: () => number;
   readonly #holds = new Set<MemoryHold>();
   readonly #waits = new Set<(error: Error) => void>();
   readonly #context: HoldContext;
   #state: 'open' | 'crashed' | 'closed' = 'open';
 
   constructor(options?: MemoryCoordinatorOptions) {
-    ({ backend: this.#backend, clock: this.#clock } = compileCoordinatorOptions(options));
-    const isCrashed = (): boolean => this.#state === 'crashed';
-    this.#context = {
-      backend: this.#backend,
-      clock: this.#clock,
-      get crashed() {
-        return isCrashed();
-      },
-      forget: (hold) => this.#holds.delete(hold),
-    };
+    const { backend, clock } = compileCoordinatorOptions(options);
+    this.#context = { backend, clock, holds: this.#holds, crashed: () => this.#state === 'crashed' };
   }
 
   /** Takes the lock `name`, waiting up to `timeoutMs` for its holder to release it or expire. */
   async acquire(name: string, options: AcquireOptions): Promise<Lease> {
     this.#checkOpen();
     const { ttlMs, timeoutMs, signal } = checkAcquire(name, options);
+    const { backend, clock } = this.#context;
     const owner = randomId();
     return new Promise<Lease>((resolve, reject) => {
       let settled = false;
       let hold: MemoryHold | undefined;
-      const wait: {
-        recheck?: ReturnType<typeof setTimeout> | undefined;
-        timeout?: ReturnType<typeof setTimeout> | undefined;
-        unsubscribe?: (() => void) | undefined;
-      } = {};
+      const wait: { recheck?: NodeJS.Timeout; timeout?: NodeJS.Timeout; unsubscribe?: () => void } = {};
+      const cancel = (error: unknown): void => {
+        if (settled) return;
+        finish();
+        reject(error);
+      };
+      const onAbort = (): void => cancel(signal?.reason);
       const finish = (): void => {
         settled = true;
         clearTimeout(wait.recheck);
@@ -91,43 +80,31 @@ export class MemoryCoordinator implements Coordinator {
         signal?.removeEventListener('abort', onAbort);
         this.#waits.delete(cancel);
       };
-      const cancel = (error: unknown): void => {
-        if (settled) return;
-        finish();
-        reject(error);
-      };
-      const onAbort = (): void => cancel(signal?.reason);
       const attempt = (): boolean => {
         if (settled) return true;
-        const result = this.#backend.tryAcquire(name, owner, ttlMs, this.#clock(), (why) =>
+        const result = backend.tryAcquire(name, owner, ttlMs, clock(), (why) =>
           hold?.lost(`it ${why} in the backend`),
         );
-        if (result.acquired) {
+        if (typeof result === 'bigint') {
           finish();
-          const taken = memoryLease(this.#context, name, owner, result.token, ttlMs);
+          const taken = memoryLease(this.#context, name, owner, result, ttlMs);
           hold = taken.hold;
-          this.#holds.add(hold);
-          debug('lease %s acquired (token %s)', name, result.token);
+          debug('lease %s acquired (token %s)', name, result);
           resolve(taken.lease);
           return true;
         }
         // Expiry frees a lock without any event, so look again when the holder's TTL runs out.
         clearTimeout(wait.recheck);
-        wait.recheck = backgroundTimer(Math.max(1, result.expiresAt - this.#clock()), attempt);
+        wait.recheck = backgroundTimer(Math.max(1, result - clock()), attempt);
         return false;
       };
       if (attempt()) return;
       const timedOut = (): void =>
         cancel(new LockTimeoutError(`The lock "${name}" could not be acquired within ${timeoutMs} ms`));
-      if (timeoutMs === 0) {
-        timedOut();
-        return;
-      }
-      wait.unsubscribe = this.#backend.onFree(name, attempt);
+      if (timeoutMs === 0) return timedOut();
+      wait.unsubscribe = backend.onFree(name, attempt);
       // Not unref'd: the caller is waiting on this, and it is cleared as soon as the wait ends.
-      wait.timeout = setTimeout(() => {
-        if (!attempt()) timedOut();
-      }, timeoutMs);
+      wait.timeout = setTimeout(() => attempt() || timedOut(), timeoutMs);
       signal?.addEventListener('abort', onAbort, { once: true });
       this.#waits.add(cancel);
     });
@@ -138,23 +115,16 @@ export class MemoryCoordinator implements Coordinator {
     this.#checkOpen();
     const { ttlMs } = checkJoin(group, memberId, options);
     const incarnation = randomId();
-    const joined = memoryMembership(this.#context, group, memberId, incarnation, ttlMs);
-    this.#backend.join(group, memberId, incarnation, ttlMs, this.#clock(), (why) =>
-      joined.hold.lost(why === 'replaced' ? 'a newer incarnation joined' : 'it expired in the backend'),
-    );
-    this.#holds.add(joined.hold);
+    const membership = memoryMembership(this.#context, group, memberId, incarnation, ttlMs);
     debug('member %s joined %s (%s)', memberId, group, incarnation);
-    return joined.membership;
+    return membership;
   }
 
-  /**
-   * Lists the live members of `group`, each with `expiresInMs` and `ttlMs`. Rejects with
-   * `signal.reason` when `signal` is already aborted (the call is otherwise instant).
-   */
+  /** Lists the live members of `group`; rejects with `signal.reason` only when `signal` is already aborted. */
   async members(group: string, options?: CoordinatorCallOptions): Promise<readonly MemberInfo[]> {
     this.#checkOpen();
     checkMembers(group, options);
-    return this.#backend.members(group, this.#clock());
+    return this.#context.backend.members(group, this.#context.clock());
   }
 
   /**
@@ -165,19 +135,18 @@ export class MemoryCoordinator implements Coordinator {
     if (this.#state === 'closed') return;
     const crashed = this.#state === 'crashed';
     this.#state = 'closed';
-    // A crashed instance stays crashed: dispose() must not touch the backend for it.
-    const release = !crashed;
     for (const cancel of [...this.#waits]) cancel(new ClosedError('The MemoryCoordinator was closed'));
-    // Holders are told before the lock is free, as the contract's loss signal promises.
-    for (const hold of [...this.#holds]) hold.dispose(release, 'the coordinator was closed');
+    // Holders are told before the lock is free, as the contract's loss signal promises. A crashed
+    // instance stays crashed: it must not touch the backend.
+    for (const hold of [...this.#holds]) hold.dispose(!crashed, 'the coordinator was closed');
     debug('coordinator closed%s', crashed ? ' (after a simulated crash)' : '');
   }
 
   /**
-   * Simulates a SIGKILL, for tests: renewals and heartbeats stop, but nothing is released or left,
-   * so this instance's locks and memberships expire after their TTL, and lease signals abort at
-   * their local deadline. Pending and later calls reject with `ClosedError`; `close()` then only
-   * clears what is left of the timers. `FaultyCoordinator.crash()` calls this.
+   * Simulates a SIGKILL, for tests: renewals and heartbeats stop, but nothing is released or left, so
+   * this instance's locks and memberships expire after their TTL, and lease signals abort at their local
+   * deadline. Pending and later calls reject with `ClosedError`; `close()` then only clears what is left
+   * of the timers. `FaultyCoordinator.crash()` calls this.
    */
   simulateCrash(): void {
     if (this.#state !== 'open') return;

@@ -1,6 +1,6 @@
 /**
- * What a memory lease and a membership share: the keep-alive against the backend, the loss signal,
- * and the ways a hold ends (given back, given up, lost, or disposed of by its coordinator).
+ * What a memory lease and a membership share: the keep-alive against the backend, the loss signal, and
+ * the ways a hold ends (given back, given up, lost, or disposed of by its coordinator).
  *
  * @internal
  */
@@ -11,17 +11,16 @@ import type { BackendState } from './backend.js';
 
 const debug = createDebug('graceful-drain:memory');
 
-/** What a hold needs from the coordinator that made it. */
+/** What a hold needs from its coordinator; `crashed()`: nothing may touch the backend any more. */
 export interface HoldContext {
   readonly backend: BackendState;
   readonly clock: () => number;
-  /** True once the coordinator simulated a crash: nothing may touch the backend any more. */
-  readonly crashed: boolean;
-  /** Stops tracking a hold that is given back or lost. */
-  forget(hold: MemoryHold): void;
+  readonly crashed: () => boolean;
+  /** The holds the coordinator tracks: a hold is in it until it ends. */
+  readonly holds: Set<MemoryHold>;
 }
 
-/** Options of {@link MemoryHold}. */
+/** What sets a lease apart from a membership. */
 export interface HoldOptions {
   /** For debug logs: `lease "x" (token 1)`, `member "m" of "g"`. */
   readonly label: string;
@@ -32,14 +31,12 @@ export interface HoldOptions {
   readonly free: () => void;
   /** The error the signal aborts with, for a loss described by `message`. */
   readonly lostError: (message: string) => Error;
-  /** How each loss the keep-alive finds is described. */
   readonly lossMessages: Readonly<Record<LossReason, string>>;
 }
 
 /**
- * A lock or a membership held in the backend, renewed by the keep-alive. States: `held`; `abandoned`
- * once a give was given up (its signal was aborted): no longer renewed, so it expires with its TTL
- * unless a later give frees it sooner; `done`.
+ * A lock or a membership held in the backend. States: `held`; `abandoned` once a give was given up: no
+ * longer renewed, so it expires with its TTL unless a later give frees it sooner; `done`.
  */
 export class MemoryHold {
   readonly #ctx: HoldContext;
@@ -54,9 +51,10 @@ export class MemoryHold {
     this.#keepAlive = new KeepAlive({
       ttlMs: options.ttlMs,
       sentAt: now(),
-      renew: () => !ctx.crashed && options.renew(ctx.clock()),
+      renew: () => !ctx.crashed() && options.renew(ctx.clock()),
       onLost: (reason) => this.lost(options.lossMessages[reason]),
     });
+    ctx.holds.add(this);
   }
 
   get signal(): AbortSignal {
@@ -68,9 +66,8 @@ export class MemoryHold {
   }
 
   /**
-   * Gives the hold back (release, leave); the signal is not aborted: nothing was lost. With `signal`
-   * already aborted the give is given up: it throws `signal.reason`, frees nothing, and stops the
-   * renewals. Returns once there is nothing left to do (freed, or lost).
+   * Gives the hold back (release, leave) without aborting the signal. With `signal` already aborted the
+   * give is given up: it throws `signal.reason`, frees nothing, and stops the renewals.
    */
   give(signal: AbortSignal | undefined): void {
     if (this.#state === 'done') return;
@@ -100,14 +97,14 @@ export class MemoryHold {
   }
 
   /**
-   * Stops every timer; frees the hold too unless the coordinator crashed. With a `reason` (the
-   * coordinator is closing under a holder), the signal aborts first, before the hold is freed.
+   * Stops every timer; frees the hold too unless the coordinator crashed. With a `reason` (the coordinator
+   * is closing under a holder), the signal aborts first, before the hold is freed.
    */
   dispose(free: boolean, reason?: string): void {
     if (this.#state === 'done') return;
     const held = this.#end();
     if (reason !== undefined && held) this.#controller.abort(this.#options.lostError(reason));
-    if (free && !this.#ctx.crashed) {
+    if (free && !this.#ctx.crashed()) {
       this.#options.free();
       debug('%s given back', this.#options.label);
     }
@@ -118,7 +115,7 @@ export class MemoryHold {
     const held = this.#state === 'held';
     this.#state = 'done';
     this.#keepAlive.stop();
-    this.#ctx.forget(this);
+    this.#ctx.holds.delete(this);
     return held;
   }
 }

@@ -4,10 +4,8 @@ import { membershipOf } from '../../internal/handles.js';
 import { type HoldContext, MemoryHold } from './hold.js';
 
 /**
- * A place in a group held through a `MemoryCoordinator`: a heartbeat every `ttlMs / 3`. `leave()`
- * resolves once the backend has removed it; with a `signal` already aborted it is given up like a
- * lease's `release()`: the member then expires with its TTL.
- *
+ * Joins the backend's group, replacing a live member of that id. `leave()` resolves once the backend has
+ * removed it; with its `signal` aborted it is given up like `release()`: the member expires with its TTL.
  * @internal
  */
 export function memoryMembership(
@@ -16,11 +14,11 @@ export function memoryMembership(
   memberId: string,
   incarnation: string,
   ttlMs: number,
-): { readonly membership: Membership; readonly hold: MemoryHold } {
+): Membership {
   const hold = new MemoryHold(ctx, {
     label: `member "${memberId}" of "${group}" (${incarnation})`,
     ttlMs,
-    renew: (clock) => ctx.backend.heartbeat(group, memberId, incarnation, clock) !== undefined,
+    renew: (clock) => ctx.backend.heartbeat(group, memberId, incarnation, clock),
     free: () => ctx.backend.leave(group, memberId, incarnation),
     lostError: (message) =>
       new MembershipLostError(`Member "${memberId}" of group "${group}" was lost: ${message}`),
@@ -29,8 +27,8 @@ export function memoryMembership(
       gone: 'the backend no longer lists it',
     },
   });
-  return {
-    membership: membershipOf(group, memberId, incarnation, hold.signal, (signal) => hold.give(signal)),
-    hold,
-  };
+  ctx.backend.join(group, memberId, incarnation, ttlMs, ctx.clock(), (why) =>
+    hold.lost(why === 'replaced' ? 'a newer incarnation joined' : 'it expired in the backend'),
+  );
+  return membershipOf(group, memberId, incarnation, hold.signal, (signal) => hold.give(signal));
 }

@@ -1,8 +1,3 @@
-/**
- * The options of the memory adapters, their defaults, and their compilation.
- *
- * @packageDocumentation
- */
 import { withDefaults } from '../../internal/defaults.js';
 import { now } from '../../internal/time.js';
 import { checkFunction, checkNonNegative, checkOptionsObject, invalid } from '../../validate.js';
@@ -18,10 +13,9 @@ export interface MemoryCoordinatorOptions {
   readonly backend?: MemoryBackend | undefined;
   /**
    * The monotonic clock, in milliseconds, that expiry is judged by and local deadlines are set on.
-   * Coordinators sharing a backend must share a clock. Whatever it reads, `Lease.deadline` is
-   * given on the `performance.now()` clock, as the contract says: the moment this clock reaches the
-   * local deadline, assuming both advance alike. Timers are plain `setTimeout`s, so vitest's fake
-   * timers (which also fake `performance.now()`) drive the whole coordinator.
+   * Coordinators sharing a backend must share a clock. `Lease.deadline` is still given on the
+   * `performance.now()` clock, assuming both advance alike. Timers are plain `setTimeout`s, so vitest's
+   * fake timers (which also fake `performance.now()`) drive the whole coordinator.
    * @defaultValue `() => performance.now()`
    */
   readonly clock?: (() => number) | undefined;
@@ -41,23 +35,16 @@ export interface MemoryWorkflowStoreOptions {
 const COORDINATOR_DEFAULTS = Object.freeze({ backend: defaultBackend, clock: now });
 const STORE_DEFAULTS = Object.freeze({ pauseDelayMs: 0 });
 
-/** {@link MemoryCoordinatorOptions} checked, with defaults applied. @internal */
-export interface CompiledCoordinatorOptions {
-  readonly backend: BackendState;
-  readonly clock: () => number;
-}
-
 /** Checks `options` (messages name the option and the value) and applies the defaults. @internal */
-export function compileCoordinatorOptions(options: unknown): CompiledCoordinatorOptions {
+export function compileCoordinatorOptions(options: unknown): { backend: BackendState; clock: () => number } {
   const given = checkOptionsObject('MemoryCoordinator', options, Object.keys(COORDINATOR_DEFAULTS));
   const { backend, clock } = withDefaults(COORDINATOR_DEFAULTS, given);
   if (!(backend instanceof MemoryBackend)) invalid('backend', 'a MemoryBackend', backend);
   return { backend: stateOf(backend), clock: checkFunction<() => number>('clock', clock) };
 }
 
-/** Checks `options` (messages name the option and the value) and applies the defaults. @internal */
-export function compileStoreOptions(options: unknown): { readonly pauseDelayMs: number } {
+/** Checks `options` (messages name the option and the value); `pauseDelayMs`, defaulted. @internal */
+export function compileStoreOptions(options: unknown): number {
   const given = checkOptionsObject('MemoryWorkflowStore', options, Object.keys(STORE_DEFAULTS));
-  const { pauseDelayMs } = withDefaults(STORE_DEFAULTS, given);
-  return { pauseDelayMs: checkNonNegative('pauseDelayMs', pauseDelayMs) };
+  return checkNonNegative('pauseDelayMs', withDefaults(STORE_DEFAULTS, given).pauseDelayMs);
 }

@@ -24,14 +24,6 @@ const debug = createDebug('graceful-drain:memory');
 /** The host's status of a workflow in a {@link MemoryWorkflowStore}. */
 export type MemoryWorkflowStatus = 'running' | 'pausing' | 'paused' | 'succeeded' | 'cancelled';
 
-const STATUSES: readonly MemoryWorkflowStatus[] = Object.freeze([
-  'running',
-  'pausing',
-  'paused',
-  'succeeded',
-  'cancelled',
-]);
-
 /** A workflow of a {@link MemoryWorkflowStore}, as {@link MemoryWorkflowStore.get} returns it. */
 export interface MemoryWorkflow {
   /** The workflow's id. */
@@ -50,37 +42,28 @@ export interface MemoryWorkflowStoreStats {
   readonly resumes: number;
 }
 
+const STATUSES: readonly MemoryWorkflowStatus[] = ['running', 'pausing', 'paused', 'succeeded', 'cancelled'];
 const CAPABILITIES: WorkflowStoreCapabilities = Object.freeze({ fencing: 'monotonic' });
 const NO_WARNINGS: readonly StoreWarning[] = Object.freeze([]);
-/** The host's statuses as the shared mapping sees them: a mark survives `pausing` and `paused` only. */
+/** The statuses as the shared mapping sees them: a mark survives `pausing` and `paused` only. */
 const MAPPING: WorkflowStatuses = Object.freeze({ running: 'running', pausing: 'pausing', paused: 'paused' });
-
-/** Checks the `{ signal }` options of `where`; one already aborted throws, so nothing is read or written. */
-function checkCall(where: string, options: unknown): void {
-  checkCallOptions(where, options)?.throwIfAborted();
-}
 
 interface Entry {
   status: MemoryWorkflowStatus;
   mark: { readonly memberId: string; readonly token: bigint | undefined } | undefined;
   parks: number;
   resumes: number;
-  pauseTimer: ReturnType<typeof setTimeout> | undefined;
+  pauseTimer: NodeJS.Timeout | undefined;
 }
 
 /**
  * A {@link WorkflowStore} over an in-memory host table, with the host's side to drive it: for tests,
- * demos and single-process hosts. Ids are kept sorted; pages resume after the last id returned
- * (a keyset cursor), so paging stays correct while workflows are added or change state between
- * pages. Fencing is `monotonic`: a write with a token lower than the highest seen rejects with
- * `StaleTokenError` and writes nothing.
- *
- * A mark belongs to the pause it created: any status the host sets other than `pausing` or `paused`
- * drops it, and so does `notePaused()`. Every call runs at once and whole (JavaScript runs one at a
- * time), so a `signal` only matters when it is already aborted: the call then rejects with its
- * reason and writes nothing.
- *
- * After `close()`, the `WorkflowStore` methods reject with `ClosedError`; the host side keeps working.
+ * demos and single-process hosts. Pages are in id order and resume after the last id returned, so paging
+ * stays correct while workflows change between pages. Fencing is `monotonic`: a write with a token lower
+ * than the highest seen rejects with `StaleTokenError` and writes nothing. Any status the host sets other
+ * than `pausing` or `paused` drops a park mark. Calls run at once and whole, so a `signal` only matters
+ * when already aborted: the call then rejects with its reason. After `close()`, the `WorkflowStore`
+ * methods reject with `ClosedError`; the host side keeps working.
  *
  * @example
  * ```ts
@@ -103,14 +86,11 @@ export class MemoryWorkflowStore implements WorkflowStore {
   #closed = false;
 
   constructor(options?: MemoryWorkflowStoreOptions) {
-    this.#pauseDelayMs = compileStoreOptions(options).pauseDelayMs;
+    this.#pauseDelayMs = compileStoreOptions(options);
   }
-
-  // The WorkflowStore side.
 
   /** Lists running workflows in id order, after `cursor`. */
   async listActive(options: ListOptions): Promise<Page<string>> {
-    this.#checkOpen();
     return this.#page('listActive()', options, (id, e) => (e.status === 'running' ? id : undefined));
   }
 
@@ -120,24 +100,33 @@ export class MemoryWorkflowStore implements WorkflowStore {
     fence: Fence,
     options?: StoreCallOptions,
   ): Promise<readonly ItemResult<ParkOutcome>[]> {
-    this.#checkOpen();
-    const list = checkIds(ids);
-    const { memberId, token } = checkFence(fence);
-    checkCall('park()', options);
-    this.#checkToken(token);
-    const results = list.map((id) => Object.freeze({ id, outcome: this.#parkOne(id, memberId, token) }));
-    debug('park of %d workflows by %s (token %s)', list.length, memberId, token);
-    return results;
+    return this.#write('park', ids, fence, options, (e, { memberId, token }) => {
+      if (e?.status !== 'running') return 'skipped';
+      e.mark = { memberId, token };
+      e.parks += 1;
+      this.#parks += 1;
+      if (this.#pauseDelayMs === 0) return this.#set(e, 'paused');
+      this.#set(e, 'pausing');
+      e.pauseTimer = setTimeout(() => {
+        e.pauseTimer = undefined;
+        if (e.status === 'pausing') e.status = 'paused';
+      }, this.#pauseDelayMs).unref();
+      return 'pausing';
+    });
   }
 
   /** Lists marked workflows in id order, after `cursor`, with the host's state of each. */
   async listParked(options: ListOptions): Promise<Page<ParkedWorkflow>> {
-    this.#checkOpen();
-    return this.#page('listParked()', options, (id, e) => {
-      if (e.mark === undefined) return undefined;
-      const state = parkedStateOf(MAPPING, e.status);
-      return Object.freeze({ id, state, memberId: e.mark.memberId, token: e.mark.token });
-    });
+    return this.#page('listParked()', options, (id, { mark, status }) =>
+      mark === undefined
+        ? undefined
+        : Object.freeze({
+            id,
+            state: parkedStateOf(MAPPING, status),
+            memberId: mark.memberId,
+            token: mark.token,
+          }),
+    );
   }
 
   /** Resumes each marked, paused workflow and clears marks; one result per id, in order. */
@@ -146,20 +135,18 @@ export class MemoryWorkflowStore implements WorkflowStore {
     fence: Fence,
     options?: StoreCallOptions,
   ): Promise<readonly ItemResult<UnparkOutcome>[]> {
-    this.#checkOpen();
-    const list = checkIds(ids);
-    const { memberId, token } = checkFence(fence);
-    checkCall('unpark()', options);
-    this.#checkToken(token);
-    const results = list.map((id) => Object.freeze({ id, outcome: this.#unparkOne(id) }));
-    debug('unpark of %d workflows by %s (token %s)', list.length, memberId, token);
-    return results;
+    return this.#write('unpark', ids, fence, options, (e) => {
+      if (e?.mark === undefined || e.status === 'pausing') return 'skipped';
+      e.mark = undefined;
+      if (e.status !== 'paused') return 'skipped';
+      this.#set(e, 'running');
+      e.resumes += 1;
+      this.#resumes += 1;
+      return 'resumed';
+    });
   }
 
-  /**
-   * Records `fence.token` as the highest seen, writing nothing else. Rejects with `StaleTokenError`
-   * when a higher one was seen; a no-op for `token: undefined`.
-   */
+  /** Records `fence.token` as the highest seen, writing nothing else; a no-op for `token: undefined`. */
   async raiseFence(fence: Fence, options?: StoreCallOptions): Promise<void> {
     this.#checkOpen();
     const { memberId, token } = checkFence(fence);
@@ -169,9 +156,8 @@ export class MemoryWorkflowStore implements WorkflowStore {
   }
 
   /**
-   * A user paused these workflows: drops the park mark of each (`released`), so unpark never resumes
-   * it; `skipped` when it carried none (a repeated id is `skipped` after its first). The status is
-   * left as it is. One result per id, in order.
+   * A user paused these workflows: drops the park mark of each (`released`), so unpark never resumes it;
+   * `skipped` when it carried none (a repeated id after its first). The status is left as it is.
    */
   async notePaused(
     ids: readonly string[],
@@ -190,10 +176,7 @@ export class MemoryWorkflowStore implements WorkflowStore {
     return results;
   }
 
-  /**
-   * No warnings, ever: the statuses of this store are fixed, so there is no mapping to get wrong.
-   * Rejects only when closed or when `signal` is already aborted.
-   */
+  /** No warnings, ever: the statuses of this store are fixed. Rejects only when closed or aborted. */
   async diagnose(options?: StoreCallOptions): Promise<readonly StoreWarning[]> {
     this.#checkOpen();
     checkCall('diagnose()', options);
@@ -210,8 +193,6 @@ export class MemoryWorkflowStore implements WorkflowStore {
     }
   }
 
-  // The host side.
-
   /** Adds a workflow to the host's table. Throws `ConfigurationError` when the id exists. */
   add(id: string, status: MemoryWorkflowStatus = 'running'): void {
     checkName('id', id);
@@ -226,9 +207,7 @@ export class MemoryWorkflowStore implements WorkflowStore {
   /** A workflow's status and whether it is marked; `undefined` when unknown. */
   get(id: string): MemoryWorkflow | undefined {
     const e = this.#entries.get(id);
-    return e === undefined
-      ? undefined
-      : Object.freeze({ id, status: e.status, parked: e.mark !== undefined });
+    return e && Object.freeze({ id, status: e.status, parked: e.mark !== undefined });
   }
 
   /** Every workflow in id order: a snapshot, for assertions. */
@@ -236,21 +215,16 @@ export class MemoryWorkflowStore implements WorkflowStore {
     return this.#sortedIds().map((id) => this.get(id) as MemoryWorkflow);
   }
 
-  /**
-   * A user pauses the workflow: it becomes `paused`, and a park mark is dropped (the user owns it
-   * now). The same as `setStatus(id, 'paused')` followed by `notePaused([id])`.
-   */
+  /** A user pauses the workflow: `paused`, its park mark dropped (`setStatus()` then `notePaused()`). */
   userPause(id: string): void {
     const e = this.#entry(id);
     e.mark = undefined;
     this.#set(e, 'paused');
   }
 
-  /** A user resumes the workflow: it becomes `running`, and a park mark is dropped. */
+  /** A user resumes the workflow: `running`, its park mark dropped. */
   userResume(id: string): void {
-    const e = this.#entry(id);
-    e.mark = undefined;
-    this.#set(e, 'running');
+    this.#set(this.#entry(id), 'running');
   }
 
   /** The workflow finishes: `succeeded`. */
@@ -264,8 +238,8 @@ export class MemoryWorkflowStore implements WorkflowStore {
   }
 
   /**
-   * Sets the host's status as the engine or a user would (e.g. from `pausing` to `paused`). A park mark is
-   * kept while the status stays `pausing` or `paused`, and dropped by any other status.
+   * Sets the host's status as the engine or a user would (e.g. from `pausing` to `paused`). A park mark
+   * is kept while the status stays `pausing` or `paused`, and dropped by any other status.
    */
   setStatus(id: string, status: MemoryWorkflowStatus): void {
     this.#set(this.#entry(id), checkOneOf('status', status, STATUSES));
@@ -273,11 +247,10 @@ export class MemoryWorkflowStore implements WorkflowStore {
 
   /** Deletes a workflow from the host's table, its park mark with it. Throws for an unknown id. */
   remove(id: string): void {
-    const e = this.#entry(id);
-    clearTimeout(e.pauseTimer);
+    clearTimeout(this.#entry(id).pauseTimer);
     this.#entries.delete(id);
     const ids = this.#sortedIds();
-    const at = this.#indexAfter(ids, id) - 1;
+    const at = indexAfter(ids, id) - 1;
     if (ids[at] === id) this.#ids.splice(at, 1);
   }
 
@@ -301,43 +274,31 @@ export class MemoryWorkflowStore implements WorkflowStore {
     return this.#highest;
   }
 
-  #parkOne(id: string, memberId: string, token: bigint | undefined): ParkOutcome {
-    const e = this.#entries.get(id);
-    if (e === undefined || e.status !== 'running') return 'skipped';
-    e.mark = { memberId, token };
-    e.parks += 1;
-    this.#parks += 1;
-    if (this.#pauseDelayMs === 0) {
-      this.#set(e, 'paused');
-      return 'paused';
-    }
-    this.#set(e, 'pausing');
-    e.pauseTimer = setTimeout(() => {
-      e.pauseTimer = undefined;
-      if (e.status === 'pausing') e.status = 'paused';
-    }, this.#pauseDelayMs);
-    e.pauseTimer.unref();
-    return 'pausing';
-  }
-
-  #unparkOne(id: string): UnparkOutcome {
-    const e = this.#entries.get(id);
-    if (e === undefined || e.mark === undefined || e.status === 'pausing') return 'skipped';
-    e.mark = undefined;
-    if (e.status !== 'paused') return 'skipped';
-    this.#set(e, 'running');
-    e.resumes += 1;
-    this.#resumes += 1;
-    return 'resumed';
+  #write<O extends string>(
+    what: 'park' | 'unpark',
+    ids: readonly string[],
+    fence: Fence,
+    options: StoreCallOptions | undefined,
+    one: (e: Entry | undefined, fence: Fence) => O,
+  ): readonly ItemResult<O>[] {
+    this.#checkOpen();
+    const list = checkIds(ids);
+    const checked = checkFence(fence);
+    checkCall(`${what}()`, options);
+    this.#checkToken(checked.token);
+    const results = list.map((id) => Object.freeze({ id, outcome: one(this.#entries.get(id), checked) }));
+    debug('%s of %d workflows by %s (token %s)', what, list.length, checked.memberId, checked.token);
+    return results;
   }
 
   // Any status set by the host or a user cancels a pending simulated pause: they took over. A status
   // other than pausing or paused ends the pause the mark belonged to, so the mark goes with it.
-  #set(e: Entry, status: MemoryWorkflowStatus): void {
+  #set<S extends MemoryWorkflowStatus>(e: Entry, status: S): S {
     clearTimeout(e.pauseTimer);
     e.pauseTimer = undefined;
     e.status = status;
     if (parkedStateOf(MAPPING, status) === 'other') e.mark = undefined;
+    return status;
   }
 
   #checkToken(token: bigint | undefined): void {
@@ -360,27 +321,15 @@ export class MemoryWorkflowStore implements WorkflowStore {
     return this.#ids;
   }
 
-  /** The index of the first id above `key` in the sorted `ids`. */
-  #indexAfter(ids: readonly string[], key: string): number {
-    let lo = 0;
-    let hi = ids.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if ((ids[mid] as string) <= key) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
-
   #page<T>(where: string, options: ListOptions, pick: (id: string, e: Entry) => T | undefined): Page<T> {
+    this.#checkOpen();
     const { limit, cursor, signal } = checkList(where, options);
     signal?.throwIfAborted();
     const ids = this.#sortedIds();
     // Keyset paging: start after the cursor id, whether or not that id still qualifies.
-    const lo = cursor === undefined ? 0 : this.#indexAfter(ids, cursor);
     const items: T[] = [];
     let lastId: string | undefined;
-    for (let i = lo; i < ids.length; i++) {
+    for (let i = cursor === undefined ? 0 : indexAfter(ids, cursor); i < ids.length; i++) {
       const id = ids[i] as string;
       const item = pick(id, this.#entries.get(id) as Entry);
       if (item === undefined) continue;
@@ -394,4 +343,21 @@ export class MemoryWorkflowStore implements WorkflowStore {
   #checkOpen(): void {
     if (this.#closed) throw new ClosedError('The MemoryWorkflowStore is closed');
   }
+}
+
+/** Checks the `{ signal }` options of `where`; one already aborted throws, so nothing is read or written. */
+function checkCall(where: string, options: unknown): void {
+  checkCallOptions(where, options)?.throwIfAborted();
+}
+
+/** The index of the first id above `key` in the sorted `ids`. */
+function indexAfter(ids: readonly string[], key: string): number {
+  let lo = 0;
+  let hi = ids.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((ids[mid] as string) <= key) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
