@@ -1,13 +1,11 @@
 /**
- * The SQLite handle an adapter works through: the user's `database`, or one opened from `path` (the
- * driver, `node:sqlite` or better-sqlite3, loaded lazily). Every piece of work runs as one synchronous
- * function (both drivers are synchronous, so no transaction is ever held across an `await`) under a short busy timeout; while
- * another connection holds the write lock, the work is retried asynchronously with a small jittered
- * backoff, so the event loop is never blocked for longer than one busy timeout.
+ * The SQLite handle an adapter works through: the user's `database`, or one opened from `path`. Each
+ * piece of work is one synchronous function (no transaction is held across an `await`) run under a
+ * short busy timeout; while another connection holds the write lock it is retried asynchronously with
+ * a jittered backoff, so the event loop never blocks for longer than one busy timeout.
  *
  * @internal
  */
-
 import createDebug from 'debug';
 import { ClosedError, CoordinatorUnavailableError, GracefulDrainError } from '../../errors.js';
 import { abortable } from '../../internal/abortable.js';
@@ -15,7 +13,8 @@ import { delay, now } from '../../internal/time.js';
 import { loadSqliteDriver, type SqliteDatabase, type SqliteDriverOption } from './driver.js';
 import type { ConnectionSource } from './options.js';
 
-const debug = createDebug('graceful-drain:sqlite');
+/** The SQLite adapters' debug log. */
+export const debug = createDebug('graceful-drain:sqlite');
 
 /** Raised inside a work function to ask for a retry, as if the database were busy. */
 class HostTransactionOpen extends Error {}
@@ -24,10 +23,8 @@ const SQLITE_BUSY = 5;
 const SQLITE_LOCKED = 6;
 
 /**
- * Whether `error` means another connection holds the lock: worth retrying. better-sqlite3 says so in
- * `code` (`SQLITE_BUSY`, `SQLITE_LOCKED` and their extended codes); `node:sqlite` throws
- * `ERR_SQLITE_ERROR` with the SQLite result code in `errcode` (the primary code in its low byte) and
- * its text in `errstr`.
+ * Whether `error` means another connection holds the lock: better-sqlite3's `code` `SQLITE_BUSY` or
+ * `SQLITE_LOCKED` (or extended), `node:sqlite`'s `ERR_SQLITE_ERROR` with that primary `errcode` (or text).
  */
 export function isBusy(error: unknown): boolean {
   if (error instanceof HostTransactionOpen) return true;
@@ -41,75 +38,71 @@ export function isBusy(error: unknown): boolean {
   return /database (table )?is locked/.test(String(text));
 }
 
-/** Options of {@link SqliteConnection}. */
-export interface ConnectionOptions {
-  /** The adapter's name, for messages. */
-  readonly adapter: string;
-  /** The driver that opens a `path`. */
+/** Where the handle comes from and how long work may block (`busyTimeoutMs`) and retry: compiled options. */
+interface ConnectionOptions {
+  readonly source: ConnectionSource;
   readonly driver: SqliteDriverOption;
-  /** The longest SQLite may block waiting for a lock, per attempt. */
   readonly busyTimeoutMs: number;
-  /** How long work keeps being retried while the database is busy. */
   readonly operationTimeoutMs: number;
-  /** Run once on the handle before any work (pragmas, tables); retried while busy. */
-  readonly setup: (db: SqliteDatabase) => void;
 }
 
-/** Options of one piece of work. */
+/**
+ * One piece of work: `what` it does (for messages), the `signal` that stops its retries, the moment
+ * (`now()` clock) `until` which it retries (default: `operationTimeoutMs` on), and whether it is
+ * `durable` (`PRAGMA synchronous = FULL`: the commit survives a power loss).
+ */
 export interface WorkOptions {
-  /** What is being done, for messages. */
   readonly what: string;
-  /** Stops the retries: the work rejects with `signal.reason`. */
   readonly signal?: AbortSignal | undefined;
-  /** Retry until this moment on the `now()` clock; defaults to `operationTimeoutMs` from the start. */
   readonly until?: number | undefined;
-  /** Run under `PRAGMA synchronous = FULL`, so the commit survives a power loss. */
   readonly durable?: boolean | undefined;
 }
 
 /** A SQLite handle with busy-aware, asynchronous retries. */
 export class SqliteConnection {
-  readonly #source: ConnectionSource;
+  readonly #adapter: string;
   readonly #options: ConnectionOptions;
+  readonly #setup: (db: SqliteDatabase) => void;
   #ready: Promise<SqliteDatabase> | undefined;
   #db: SqliteDatabase | undefined;
   #closed = false;
 
-  constructor(source: ConnectionSource, options: ConnectionOptions) {
-    this.#source = source;
+  /** `setup` runs once on the handle before any work (pragmas, tables), retried while busy. */
+  constructor(adapter: string, options: ConnectionOptions, setup: (db: SqliteDatabase) => void) {
+    this.#adapter = adapter;
     this.#options = options;
+    this.#setup = setup;
   }
 
-  /** Opens the handle (once) and runs the setup. */
+  get #owned(): boolean {
+    return this.#options.source.database === undefined;
+  }
+
   #open(): Promise<SqliteDatabase> {
     this.#ready ??= (async () => {
+      const { source } = this.#options;
       let db: SqliteDatabase;
-      if (this.#source.database === undefined) {
-        const driver = await loadSqliteDriver(this.#options.driver, this.#options.adapter);
+      if (source.database === undefined) {
+        const driver = await loadSqliteDriver(this.#options.driver, this.#adapter);
         if (this.#closed) throw new ClosedError();
         try {
-          db = driver.open(this.#source.path, { timeout: this.#options.busyTimeoutMs });
+          db = driver.open(source.path, { timeout: this.#options.busyTimeoutMs });
         } catch (error) {
           throw new CoordinatorUnavailableError(
-            `${this.#options.adapter} could not open the SQLite database ${JSON.stringify(this.#source.path)}: ${
-              (error as Error).message
-            }`,
+            `${this.#adapter} could not open the SQLite database ${JSON.stringify(source.path)}: ${(error as Error).message}`,
             { cause: error },
           );
         }
-        debug('opened %s with %s', this.#source.path, driver.name);
-      } else {
-        db = this.#source.database;
-      }
+        debug('opened %s with %s', source.path, driver.name);
+      } else db = source.database;
       try {
-        await this.#retry(db, this.#options.setup, { what: 'set up the database' });
+        await this.#retry(db, this.#setup, { what: 'set up the database' });
         if (this.#closed) throw new ClosedError();
       } catch (error) {
-        if (this.#source.database === undefined) db.close();
+        if (this.#owned) db.close();
         throw error;
       }
-      this.#db = db;
-      return db;
+      return (this.#db = db);
     })();
     const ready = this.#ready;
     // A failed open is retried by the next call rather than remembered forever.
@@ -123,11 +116,9 @@ export class SqliteConnection {
   #attempt<T>(db: SqliteDatabase, work: (db: SqliteDatabase) => T, busyMs: number, durable: boolean): T {
     // A transaction the host left open would swallow ours as a savepoint: wait for it to end.
     if (db.inTransaction) throw new HostTransactionOpen('The database is inside a transaction');
-    const owned = this.#source.database === undefined;
-    const timeout = Math.max(0, Math.floor(busyMs));
-    const previousTimeout = owned ? undefined : db.pragma('busy_timeout', { simple: true });
+    const previousTimeout = this.#owned ? undefined : db.pragma('busy_timeout', { simple: true });
     const previousSync = durable ? db.pragma('synchronous', { simple: true }) : undefined;
-    db.pragma(`busy_timeout = ${timeout}`);
+    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyMs))}`);
     if (durable) db.pragma('synchronous = FULL');
     try {
       return work(db);
@@ -139,10 +130,9 @@ export class SqliteConnection {
   }
 
   /**
-   * Runs `work` (one synchronous function: one transaction at most), retrying asynchronously with a
-   * jittered backoff while the database is busy, until `until` or `operationTimeoutMs`. When `signal`
-   * aborts, the retries stop and the call rejects with `signal.reason`: a transaction that did not
-   * get the lock before then was rolled back (nothing of it committed), and it is never tried again.
+   * Runs `work` (one synchronous function: one transaction at most), retrying while the database is
+   * busy until `until` or `operationTimeoutMs`. When `signal` aborts, the retries stop and the call
+   * rejects with `signal.reason`: a transaction that had not got the lock never commits later.
    */
   async run<T>(work: (db: SqliteDatabase) => T, options: WorkOptions): Promise<T> {
     // A signal aborted already: nothing is written, not even the set-up.
@@ -158,19 +148,14 @@ export class SqliteConnection {
     const until = options.until ?? now() + this.#options.operationTimeoutMs;
     for (let attempt = 0; ; attempt++) {
       if (options.signal?.aborted) throw options.signal.reason;
-      const left = until - now();
+      const busyMs = Math.min(this.#options.busyTimeoutMs, Math.max(0, until - now()));
       try {
-        return this.#attempt(
-          db,
-          work,
-          Math.min(this.#options.busyTimeoutMs, Math.max(0, left)),
-          !!options.durable,
-        );
+        return this.#attempt(db, work, busyMs, !!options.durable);
       } catch (error) {
         if (!isBusy(error)) throw this.#wrap(error, options.what);
         if (until - now() <= 0) {
           throw new CoordinatorUnavailableError(
-            `${this.#options.adapter} could not ${options.what}: the SQLite database stayed busy`,
+            `${this.#adapter} could not ${options.what}: the SQLite database stayed busy`,
             { cause: error },
           );
         }
@@ -187,7 +172,7 @@ export class SqliteConnection {
     if (error instanceof GracefulDrainError) return error;
     if (this.#closed) return new ClosedError(undefined, { cause: error });
     return new CoordinatorUnavailableError(
-      `${this.#options.adapter} could not ${what}: ${(error as Error)?.message ?? String(error)}`,
+      `${this.#adapter} could not ${what}: ${(error as Error)?.message ?? String(error)}`,
       { cause: error },
     );
   }
@@ -196,10 +181,10 @@ export class SqliteConnection {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#source.database === undefined && this.#db !== undefined) {
+    if (this.#owned && this.#db !== undefined) {
       try {
         this.#db.close();
-        debug('closed %s', this.#source.path);
+        debug('closed %s', this.#options.source.path);
       } catch (error) {
         debug('close failed: %O', error);
       }

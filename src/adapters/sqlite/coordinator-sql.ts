@@ -1,51 +1,42 @@
 /**
- * The SQL of the coordinator: its two tables and the statements over them. Lock rows are never
- * deleted: a freed lock keeps its last token, so tokens strictly increase per name for the life of
- * the database file.
+ * The coordinator's two tables and its statements. Lock rows are never deleted: a freed lock keeps its
+ * last token, so tokens strictly increase per name for the life of the file.
  *
  * @internal
  */
-
 import { quote } from '../../internal/sql-names.js';
-import type { SqliteDatabase, SqliteStatement as Statement } from './driver.js';
+import type { SqliteDatabase } from './driver.js';
 import type { ProcessIdentity } from './process-identity.js';
 
-/** A lock row as read. Integers come back as bigints (`safeIntegers`). */
-export interface LockRow {
-  readonly token: bigint;
-  readonly owner: string | null;
-  readonly expires_at: bigint;
+/** The owner's process as a row records it. Integers come back as bigints (`safeIntegers`). */
+interface OwnerColumns {
   readonly pid: bigint | null;
   readonly pid_start: string | null;
   readonly pid_scope: string | null;
 }
 
-/** A member row as read. */
-export interface MemberRow {
+interface LockRow extends OwnerColumns {
+  readonly token: bigint;
+  readonly owner: string | null;
+  readonly expires_at: bigint;
+}
+
+interface MemberRow extends OwnerColumns {
   readonly member_id: string;
   readonly incarnation: string;
   readonly ttl_ms: bigint;
   readonly expires_at: bigint;
-  readonly pid: bigint;
-  readonly pid_start: string | null;
-  readonly pid_scope: string | null;
 }
 
 /** The identity recorded in a row. */
-export function ownerOf(row: {
-  readonly pid: bigint | null;
-  readonly pid_start: string | null;
-  readonly pid_scope: string | null;
-}): ProcessIdentity {
+export function ownerOf(row: OwnerColumns): ProcessIdentity {
   return { pid: Number(row.pid ?? 0), start: row.pid_start, scope: row.pid_scope };
 }
 
 /** Creates the tables if they are missing. */
 export function createTables(db: SqliteDatabase, prefix: string): void {
-  const locks = quote(`${prefix}locks`);
-  const members = quote(`${prefix}members`);
   db.transaction(() => {
-    db.exec(`CREATE TABLE IF NOT EXISTS ${locks} (
+    db.exec(`CREATE TABLE IF NOT EXISTS ${quote(`${prefix}locks`)} (
       name TEXT PRIMARY KEY NOT NULL,
       token INTEGER NOT NULL,
       owner TEXT,
@@ -54,7 +45,7 @@ export function createTables(db: SqliteDatabase, prefix: string): void {
       pid_start TEXT,
       pid_scope TEXT
     ) WITHOUT ROWID`);
-    db.exec(`CREATE TABLE IF NOT EXISTS ${members} (
+    db.exec(`CREATE TABLE IF NOT EXISTS ${quote(`${prefix}members`)} (
       group_name TEXT NOT NULL,
       member_id TEXT NOT NULL,
       incarnation TEXT NOT NULL,
@@ -69,21 +60,12 @@ export function createTables(db: SqliteDatabase, prefix: string): void {
 }
 
 /** The prepared statements of one database handle. */
-export interface CoordinatorStatements {
-  readonly lock: Statement<[string], LockRow>;
-  readonly take: Statement<[string, bigint, string, number, number, string | null, string | null]>;
-  readonly renewLock: Statement<[number, string, string, number]>;
-  readonly freeLock: Statement<[string, string]>;
-  readonly group: Statement<[string], MemberRow>;
-  readonly removeMember: Statement<[string, string, string]>;
-  readonly putMember: Statement<
-    [string, string, string, number, number, number, string | null, string | null]
-  >;
-  readonly heartbeat: Statement<[number, string, string, string, number]>;
-}
+export type CoordinatorStatements = ReturnType<typeof prepareStatements>;
+
+type Owner = [pid: number, start: string | null, scope: string | null];
 
 /** Prepares the statements on one database handle. */
-export function prepareStatements(db: SqliteDatabase, prefix: string): CoordinatorStatements {
+export function prepareStatements(db: SqliteDatabase, prefix: string) {
   const locks = quote(`${prefix}locks`);
   const members = quote(`${prefix}members`);
   return {
@@ -92,7 +74,7 @@ export function prepareStatements(db: SqliteDatabase, prefix: string): Coordinat
         `SELECT token, owner, expires_at, pid, pid_start, pid_scope FROM ${locks} WHERE name = ?`,
       )
       .safeIntegers(true),
-    take: db.prepare<[string, bigint, string, number, number, string | null, string | null]>(
+    take: db.prepare<[string, bigint, string, number, ...Owner]>(
       `INSERT INTO ${locks} (name, token, owner, expires_at, pid, pid_start, pid_scope)
        VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (name) DO UPDATE SET token = excluded.token, owner = excluded.owner,
@@ -116,7 +98,7 @@ export function prepareStatements(db: SqliteDatabase, prefix: string): Coordinat
     removeMember: db.prepare<[string, string, string]>(
       `DELETE FROM ${members} WHERE group_name = ? AND member_id = ? AND incarnation = ?`,
     ),
-    putMember: db.prepare<[string, string, string, number, number, number, string | null, string | null]>(
+    putMember: db.prepare<[string, string, string, number, number, ...Owner]>(
       `INSERT INTO ${members} (group_name, member_id, incarnation, ttl_ms, expires_at, pid, pid_start, pid_scope)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (group_name, member_id) DO UPDATE SET incarnation = excluded.incarnation,

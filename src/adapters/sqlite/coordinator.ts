@@ -1,4 +1,3 @@
-import createDebug from 'debug';
 import type {
   AcquireOptions,
   Coordinator,
@@ -18,7 +17,7 @@ import {
 import { checkAcquire, checkJoin, checkMembers } from '../../internal/coordinator-args.js';
 import { anySignal, delay, now, randomId } from '../../internal/time.js';
 import { checkPositive, describeValue } from '../../validate.js';
-import { isBusy, SqliteConnection } from './connection.js';
+import { debug, isBusy, SqliteConnection } from './connection.js';
 import { createTables, ownerOf, prepareStatements, type CoordinatorStatements } from './coordinator-sql.js';
 import type { SqliteDatabase } from './driver.js';
 import type { HoldContext, SqliteHold } from './hold.js';
@@ -27,18 +26,11 @@ import { sqliteMembership } from './membership.js';
 import { compileCoordinatorOptions, type SqliteCoordinatorOptions } from './options.js';
 import { isGone, selfIdentity } from './process-identity.js';
 
-const debug = createDebug('graceful-drain:sqlite');
-
 /**
- * A {@link Coordinator} on one SQLite file, for the processes of one host.
- *
- * Leases and memberships are rows with a TTL, renewed every `ttlMs / 3`, that also record the owner's
- * process (pid, and on Linux its start time): a row whose process is gone from the host is free at
- * once, without waiting for its TTL. Fencing tokens are bumped in the transaction that takes the lock
- * and never reset, so they strictly increase per lock name for the life of the file.
- *
- * Use it on a local filesystem only, never on a network one (NFS, SMB): SQLite's locking and WAL
- * need one kernel. See `docs/adapters/sqlite.md`.
+ * A {@link Coordinator} on one SQLite file, for the processes of one host. Leases and memberships are
+ * rows with a TTL, renewed every `ttlMs / 3`, that record the owner's process: a row whose process is
+ * gone is free at once. Fencing tokens strictly increase per lock name for the life of the file.
+ * Local filesystems only, never NFS or SMB. See docs/adapters/sqlite.md.
  *
  * @example
  * ```ts
@@ -61,9 +53,8 @@ export class SqliteCoordinator implements Coordinator {
   readonly #held = new Set<SqliteHold>();
   readonly #closing = new AbortController();
   readonly #context: HoldContext = {
-    write: (what, work, until, signal) =>
-      this.#connection.run(() => work(this.#sql), { what, until, signal }),
-    forget: (hold) => this.#held.delete(hold),
+    run: (work, options) => this.#connection.run(() => work(this.#sql), options),
+    held: this.#held,
   };
   #statements: CoordinatorStatements | undefined;
   #closed: Promise<void> | undefined;
@@ -73,13 +64,7 @@ export class SqliteCoordinator implements Coordinator {
     this.#prefix = o.tablePrefix;
     this.#pollIntervalMs = o.pollIntervalMs;
     this.#busyTimeoutMs = o.busyTimeoutMs;
-    this.#connection = new SqliteConnection(o.source, {
-      adapter: 'SqliteCoordinator',
-      driver: o.driver,
-      busyTimeoutMs: o.busyTimeoutMs,
-      operationTimeoutMs: o.operationTimeoutMs,
-      setup: (db) => this.#setup(db),
-    });
+    this.#connection = new SqliteConnection('SqliteCoordinator', o, (db) => this.#setup(db));
   }
 
   #setup(db: SqliteDatabase): void {
@@ -137,10 +122,7 @@ export class SqliteCoordinator implements Coordinator {
     }
   }
 
-  /**
-   * `ttlMs` must be above 5 × `busyTimeoutMs`: one attempt blocked for `busyTimeoutMs` must fit in
-   * the safety margin (a fifth of the TTL at least) kept between a lease's local deadline and its expiry.
-   */
+  /** One blocked attempt (`busyTimeoutMs`) must fit in the safety margin: at least a fifth of the TTL. */
   #checkTtl(value: unknown): number {
     const ttlMs = checkPositive('ttlMs', value);
     if (this.#busyTimeoutMs * 5 >= ttlMs) {
@@ -158,8 +140,7 @@ export class SqliteCoordinator implements Coordinator {
       .transaction(() => {
         const row = this.#sql.lock.get(name);
         const wall = Date.now();
-        const held = row?.owner != null && Number(row.expires_at) > wall && !isGone(ownerOf(row));
-        if (held) return undefined;
+        if (row?.owner != null && Number(row.expires_at) > wall && !isGone(ownerOf(row))) return undefined;
         const next = (row?.token ?? 0n) + 1n;
         const me = selfIdentity();
         this.#sql.take.run(name, next, owner, Math.floor(wall + ttlMs), me.pid, me.start, me.scope);
@@ -169,9 +150,7 @@ export class SqliteCoordinator implements Coordinator {
     if (token === undefined) return undefined;
     debug('acquired %s token %s', name, token);
     // Registered in the same synchronous step as the commit, so that close() always frees it.
-    const { lease, hold } = sqliteLease(this.#context, name, owner, token, ttlMs, sentAt);
-    this.#held.add(hold);
-    return lease;
+    return sqliteLease(this.#context, name, owner, token, ttlMs, sentAt);
   }
 
   /** Joins `group` as `memberId`, replacing an older incarnation of the same member. */
@@ -197,9 +176,7 @@ export class SqliteCoordinator implements Coordinator {
           this.#sql.putMember.run(group, memberId, incarnation, ttlMs, expiresAt, me.pid, me.start, me.scope);
         }).immediate();
         debug('joined %s as %s (%s)', group, memberId, incarnation);
-        const joined = sqliteMembership(this.#context, group, memberId, incarnation, ttlMs, sentAt);
-        this.#held.add(joined.hold);
-        return joined.membership;
+        return sqliteMembership(this.#context, group, memberId, incarnation, ttlMs, sentAt);
       },
       { what: `join the group ${JSON.stringify(group)}`, signal },
     );
@@ -214,27 +191,24 @@ export class SqliteCoordinator implements Coordinator {
     return this.#connection.run(
       () => {
         const wall = Date.now();
-        const live: MemberInfo[] = [];
-        for (const row of this.#sql.group.all(group)) {
-          const expiresAt = Number(row.expires_at);
-          if (expiresAt <= wall || isGone(ownerOf(row))) continue;
-          live.push({
+        return this.#sql.group
+          .all(group)
+          .filter((row) => Number(row.expires_at) > wall && !isGone(ownerOf(row)))
+          .map((row) => ({
             memberId: row.member_id,
             incarnation: row.incarnation,
-            expiresInMs: expiresAt - wall,
+            expiresInMs: Number(row.expires_at) - wall,
             ttlMs: Number(row.ttl_ms),
-          });
-        }
-        return live;
+          }));
       },
       { what: `list the members of ${JSON.stringify(group)}`, signal },
     );
   }
 
   /**
-   * Stops every renewal, aborts the signals of the leases and memberships this instance holds, releases
-   * those locks and leaves those groups (within `operationTimeoutMs`), and closes the database if it
-   * opened it. Waiting calls reject with `ClosedError`. Idempotent; never throws.
+   * Stops every renewal, aborts the signals of the leases and memberships held, frees their rows
+   * (within `operationTimeoutMs`), and closes the database if it opened it. Waiting calls reject with
+   * `ClosedError`. Idempotent; never throws.
    */
   close(): Promise<void> {
     this.#closed ??= (async () => {

@@ -1,17 +1,15 @@
 /**
- * `SqliteWorkflowStore.diagnose()`: does the status mapping match the host's rows? Bounded: it reads
- * the statuses of the newest {@link SAMPLE} rows (by id, descending: a walk of the id index; the first
- * rows in table order when the id column has no index), and only when none of them matches, asks the
- * whole table, and then only when an index on the status column answers that at once (never a scan).
+ * `SqliteWorkflowStore.diagnose()`: does the status mapping match the host's rows? It reads the
+ * statuses of the newest {@link SAMPLE} rows (by id, through the id index; the first rows in table
+ * order without one), and only when none matches asks the whole table, and only through an index on
+ * the status column that answers at once (never a scan).
  *
  * @internal
  */
-
 import { quote } from '../../internal/sql-names.js';
-import type { WorkflowStatuses } from '../../internal/statuses.js';
 import type { StoreWarning } from '../../workflow-store.js';
 import type { SqliteDatabase } from './driver.js';
-import type { StoreNames } from './options.js';
+import type { CompiledStoreOptions } from './options.js';
 
 /** How many rows `diagnose()` reads at most. */
 export const SAMPLE = 1000;
@@ -28,21 +26,20 @@ interface Seen {
 /** Warns when no row of a non-empty host table has one of the configured status values. */
 export function diagnoseStatuses(
   db: SqliteDatabase,
-  names: StoreNames,
-  statuses: WorkflowStatuses,
-  table: string,
+  { names, statuses, table }: CompiledStoreOptions,
 ): StoreWarning[] {
   const host = names.table.sql;
   const id = quote(names.idColumn);
   const status = quote(names.statusColumn);
   const values = [statuses.running, statuses.pausing ?? statuses.paused, statuses.paused];
-  // The newest rows, through the id index; without one (a sort of the whole table), the first rows.
+  const plan = (sql: string, ...params: unknown[]) =>
+    (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[]).map(
+      (step) => step.detail,
+    );
   const newest = `SELECT t.${status} AS s FROM ${host} AS t ORDER BY t.${id} DESC LIMIT ?`;
-  const sorts = (db.prepare(`EXPLAIN QUERY PLAN ${newest}`).all(SAMPLE) as { detail: string }[]).some(
-    (step) => step.detail.includes('TEMP B-TREE'),
-  );
+  const sorts = plan(newest, SAMPLE).some((detail) => detail.includes('TEMP B-TREE'));
   const sample = sorts ? `SELECT t.${status} AS s FROM ${host} AS t LIMIT ?` : newest;
-  // The comparison is made on the subquery's column, which keeps the status column's affinity.
+  // Compared on the subquery's column, which keeps the status column's affinity.
   const seen = db
     .prepare(
       `SELECT s AS value, count(*) AS n, max(s IN (?, ?, ?)) AS matched
@@ -51,13 +48,12 @@ export function diagnoseStatuses(
     .safeIntegers(true)
     .all(...values, SAMPLE) as Seen[];
   if (seen.length === 0 || seen.some((row) => row.matched === 1n)) return [];
-  const sampled = seen.reduce((sum, row) => sum + Number(row.n), 0);
-  const whole = sampled < SAMPLE;
+  const whole = seen.reduce((sum, row) => sum + Number(row.n), 0) < SAMPLE;
+  let which = 'no row';
   if (!whole) {
     const exists = `SELECT EXISTS (SELECT 1 FROM ${host} AS t WHERE t.${status} IN (?, ?, ?))`;
-    const plan = db.prepare(`EXPLAIN QUERY PLAN ${exists}`).all(...values) as { detail: string }[];
     // Only an index search answers at once; a scan (of the table or of an index) is not bounded.
-    if (!plan.some((step) => /^SCAN\b/.test(step.detail) && !/CONSTANT ROW/.test(step.detail))) {
+    if (!plan(exists, ...values).some((detail) => /^SCAN\b/.test(detail) && !/CONSTANT ROW/.test(detail))) {
       if (
         db
           .prepare(exists)
@@ -65,24 +61,12 @@ export function diagnoseStatuses(
           .get(...values) === 1
       )
         return [];
-      return [warning(names, statuses, table, seen, 'no row')];
+    } else {
+      which = sorts
+        ? `none of the first ${SAMPLE} rows`
+        : `none of the ${SAMPLE} newest rows (by ${JSON.stringify(names.idColumn)})`;
     }
   }
-  const which = whole
-    ? 'no row'
-    : sorts
-      ? `none of the first ${SAMPLE} rows`
-      : `none of the ${SAMPLE} newest rows (by ${JSON.stringify(names.idColumn)})`;
-  return [warning(names, statuses, table, seen, which)];
-}
-
-function warning(
-  names: StoreNames,
-  statuses: WorkflowStatuses,
-  table: string,
-  seen: readonly Seen[],
-  which: string,
-): StoreWarning {
   const configured = [
     `\`statuses.running\` ${JSON.stringify(statuses.running)}`,
     ...(statuses.pausing === undefined ? [] : [`\`statuses.pausing\` ${JSON.stringify(statuses.pausing)}`]),
@@ -93,13 +77,15 @@ function warning(
     .map((row) => `${show(row.value)} (${row.n})`)
     .join(', ');
   const more = seen.length > SHOWN ? ` and ${seen.length - SHOWN} more` : '';
-  return {
-    code: 'status-mismatch',
-    message:
-      `SqliteWorkflowStore: ${which} of ${JSON.stringify(table)} has a status of \`statuses\` (${configured}); ` +
-      `the values of ${JSON.stringify(names.statusColumn)} seen are ${shown}${more}. ` +
-      'Check `statuses`: as configured, a shutdown parks nothing and a start resumes nothing.',
-  };
+  return [
+    {
+      code: 'status-mismatch',
+      message:
+        `SqliteWorkflowStore: ${which} of ${JSON.stringify(table)} has a status of \`statuses\` (${configured}); ` +
+        `the values of ${JSON.stringify(names.statusColumn)} seen are ${shown}${more}. ` +
+        'Check `statuses`: as configured, a shutdown parks nothing and a start resumes nothing.',
+    },
+  ];
 }
 
 function show(value: unknown): string {

@@ -1,8 +1,7 @@
 /**
- * The few shapes of a SQLite driver the adapters rely on, typed structurally so that users never need
- * `@types/better-sqlite3`: a better-sqlite3 `Database` fits {@link SqliteDatabase}, and a `node:sqlite`
- * `DatabaseSync` is wrapped into it. And the choice and lazy loading of the driver, for adapters opened
- * from a `path` and for {@link openSqliteDatabase}.
+ * The shapes of a SQLite driver the adapters rely on, typed structurally (no `@types/better-sqlite3`
+ * needed): a better-sqlite3 `Database` fits {@link SqliteDatabase}, a `node:sqlite` `DatabaseSync` is
+ * wrapped into it. Also the choice and lazy loading of the driver. See docs/adapters/sqlite.md.
  *
  * @packageDocumentation
  */
@@ -12,11 +11,8 @@ import { checkNonNegative, checkOneOf, invalid } from '../../validate.js';
 
 /** A prepared statement (better-sqlite3's `Statement`) with parameters `P` and rows `R`. */
 export interface SqliteStatement<P extends unknown[] = unknown[], R = unknown> {
-  /** Runs it; how many rows it changed. */
   run(...params: P): { readonly changes: number };
-  /** The first row, or `undefined`. */
   get(...params: P): R | undefined;
-  /** Every row. */
   all(...params: P): R[];
   /** Rows come back as their first column. */
   pluck(toggle?: boolean): this;
@@ -25,12 +21,10 @@ export interface SqliteStatement<P extends unknown[] = unknown[], R = unknown> {
 }
 
 /**
- * A SQLite database handle, as the adapters use it: a better-sqlite3 `Database` as it is, or a
- * `node:sqlite` `DatabaseSync` wrapped by {@link openSqliteDatabase} (or by the adapters, when one is
- * passed as `database`).
+ * A SQLite database handle as the adapters use it: a better-sqlite3 `Database`, or a `node:sqlite`
+ * `DatabaseSync` wrapped by {@link openSqliteDatabase} (or by the adapters, when passed as `database`).
  */
 export interface SqliteDatabase {
-  /** Prepares a statement. */
   prepare<P extends unknown[] = unknown[], R = unknown>(source: string): SqliteStatement<P, R>;
   /** Wraps `fn` in a transaction; `.immediate()` runs it under `BEGIN IMMEDIATE`. */
   transaction<T>(fn: () => T): { immediate(): T };
@@ -38,13 +32,9 @@ export interface SqliteDatabase {
   pragma(source: string, options?: { simple?: boolean }): unknown;
   /** Runs SQL text without parameters. */
   exec(source: string): unknown;
-  /** Whether a transaction is open on this handle. */
   readonly inTransaction: boolean;
-  /** Whether the database lives in memory. */
   readonly memory: boolean;
-  /** Whether the database was opened read-only. */
   readonly readonly: boolean;
-  /** Closes the handle. */
   close(): unknown;
 }
 
@@ -59,21 +49,11 @@ export type SqliteDriverOption = 'auto' | SqliteDriverName;
 
 /** Options of {@link openSqliteDatabase}. */
 export interface OpenSqliteDatabaseOptions {
-  /**
-   * The driver to open the file with.
-   * @defaultValue `'auto'`
-   */
+  /** The driver to open the file with. @defaultValue `'auto'` */
   readonly driver?: SqliteDriverOption | undefined;
-  /**
-   * How long a statement waits for another connection's lock before failing with `SQLITE_BUSY`, in
-   * milliseconds.
-   * @defaultValue `5000`
-   */
+  /** How long a statement waits for another connection's lock, in ms. @defaultValue `5000` */
   readonly timeout?: number | undefined;
-  /**
-   * Open the file read-only.
-   * @defaultValue `false`
-   */
+  /** Open the file read-only. @defaultValue `false` */
   readonly readonly?: boolean | undefined;
 }
 
@@ -83,44 +63,35 @@ export interface SqliteDriver {
   open(path: string, options: { timeout: number; readonly?: boolean | undefined }): SqliteDatabase;
 }
 
-// ---- node:sqlite, structurally -------------------------------------------------------------------
-
-/** The parts of `node:sqlite`'s `StatementSync` used here. */
+/** The parts of `node:sqlite`'s `StatementSync` used here (`setReturnArrays`: Node.js 22.16+). */
 interface NodeStatement {
   run(...params: unknown[]): { changes: number | bigint };
   get(...params: unknown[]): unknown;
   all(...params: unknown[]): unknown[];
   setReadBigInts(enabled: boolean): void;
-  /** Node.js 22.16 and later. */
   setReturnArrays?(enabled: boolean): void;
 }
 
-/** The parts of `node:sqlite`'s `DatabaseSync` used here. */
+/** The parts of `node:sqlite`'s `DatabaseSync` used here (the optional ones: Node.js 22.15/22.16+). */
 interface NodeDatabase {
   prepare(source: string): NodeStatement;
   exec(source: string): void;
   close(): void;
-  /** Node.js 22.16 and later. */
   readonly isTransaction?: boolean;
-  /** Node.js 22.15 and later. */
   readonly isOpen?: boolean;
-  /** Node.js 22.16 and later: `null` for an in-memory database. */
+  /** `null` for an in-memory database. */
   location?(): string | null;
 }
 
 interface NodeSqliteModule {
-  DatabaseSync: new (
-    path: string,
-    options?: { timeout?: number; readOnly?: boolean; open?: boolean },
-  ) => NodeDatabase;
+  DatabaseSync: new (path: string, options?: { timeout?: number; readOnly?: boolean }) => NodeDatabase;
 }
 
 let nodeSqlite: NodeSqliteModule | null | undefined;
 
 /**
- * `node:sqlite` when this runtime has it without a flag (Node.js 22.13 and later), else `undefined`.
- * Node.js 22 prints an ExperimentalWarning when the module is first loaded; that one warning is not
- * printed when it is the adapters that load it (the API they use is pinned by this package's tests).
+ * `node:sqlite` when this runtime has it without a flag, else `undefined`. Node.js 22's one
+ * ExperimentalWarning on loading it is not printed (the API used is pinned by this package's tests).
  * @internal
  */
 export function builtinSqlite(): NodeSqliteModule | undefined {
@@ -158,9 +129,8 @@ export function isNodeSqliteDatabase(value: unknown): boolean {
 
 /** The first column of a row, whether it came back as an array or as an object. */
 function firstColumn(row: unknown): unknown {
-  if (row === undefined || row === null) return row === null ? null : undefined;
-  if (Array.isArray(row)) return row[0];
-  return Object.values(row as Record<string, unknown>)[0];
+  if (row === undefined || row === null) return row;
+  return Array.isArray(row) ? row[0] : Object.values(row as Record<string, unknown>)[0];
 }
 
 /** A `node:sqlite` statement with better-sqlite3's `pluck()` and `safeIntegers()`. */
@@ -174,13 +144,8 @@ class NodeSqliteStatement {
     this.#statement = statement;
   }
 
-  #row(row: unknown): unknown {
-    return this.#pluck ? firstColumn(row) : row;
-  }
-
   run(...params: unknown[]): { readonly changes: number } {
-    // `run()` also reads the connection's last rowid, which throws as a number once it passes 2^53
-    // (Node.js 26): read it as a bigint.
+    // `run()` reads the last rowid too, which throws as a number past 2^53 (Node.js 26): read bigints.
     if (!this.#bigints) this.#statement.setReadBigInts(true);
     try {
       return { changes: Number(this.#statement.run(...params).changes) };
@@ -191,17 +156,17 @@ class NodeSqliteStatement {
 
   get(...params: unknown[]): unknown {
     const row = this.#statement.get(...params);
-    return row === undefined ? undefined : this.#row(row);
+    return this.#pluck ? firstColumn(row) : row;
   }
 
   all(...params: unknown[]): unknown[] {
     const rows = this.#statement.all(...params);
-    return this.#pluck ? rows.map((row) => firstColumn(row)) : rows;
+    return this.#pluck ? rows.map(firstColumn) : rows;
   }
 
   pluck(toggle = true): this {
     this.#pluck = toggle;
-    // Arrays when the runtime can (an object row loses a column whose name repeats an earlier one's).
+    // Arrays where the runtime can: an object row loses a column whose name repeats an earlier one's.
     if (typeof this.#statement.setReturnArrays === 'function' && this.#arrays !== toggle) {
       this.#statement.setReturnArrays(toggle);
       this.#arrays = toggle;
@@ -214,11 +179,6 @@ class NodeSqliteStatement {
     this.#bigints = toggle;
     return this;
   }
-}
-
-/** The error `node:sqlite` throws for `BEGIN` inside a transaction. */
-function isNestedBegin(error: unknown): boolean {
-  return /within a transaction/.test((error as Error | null)?.message ?? '');
 }
 
 /** A `node:sqlite` `DatabaseSync` in the shape of a better-sqlite3 `Database`. */
@@ -237,37 +197,23 @@ class NodeSqliteDatabase implements SqliteDatabase {
     return new NodeSqliteStatement(this.#db.prepare(source)) as unknown as SqliteStatement<P, R>;
   }
 
-  /**
-   * better-sqlite3's transactions: `BEGIN` (`.immediate()`: `BEGIN IMMEDIATE`) and `COMMIT`, rolled
-   * back when `fn` throws; inside an open transaction, a savepoint instead.
-   */
+  /** better-sqlite3's transactions: `BEGIN <mode>`/`COMMIT`, rolled back on a throw; nested: a savepoint. */
   transaction<T>(fn: () => T): (() => T) & { deferred(): T; immediate(): T; exclusive(): T } {
     const run = (mode: string): T => {
-      if (this.inTransaction) {
-        const name = `"graceful_drain_tx_${++this.#savepoints}"`;
-        this.#db.exec(`SAVEPOINT ${name}`);
-        try {
-          const result = fn();
-          this.#db.exec(`RELEASE ${name}`);
-          return result;
-        } catch (error) {
-          if (this.inTransaction) {
-            this.#db.exec(`ROLLBACK TO ${name}`);
-            this.#db.exec(`RELEASE ${name}`);
-          }
-          throw error;
-        } finally {
-          this.#savepoints--;
-        }
-      }
-      this.#db.exec(`BEGIN ${mode}`);
+      const savepoint = this.inTransaction ? `"graceful_drain_tx_${++this.#savepoints}"` : undefined;
+      this.#db.exec(savepoint === undefined ? `BEGIN ${mode}` : `SAVEPOINT ${savepoint}`);
       try {
         const result = fn();
-        this.#db.exec('COMMIT');
+        this.#db.exec(savepoint === undefined ? 'COMMIT' : `RELEASE ${savepoint}`);
         return result;
       } catch (error) {
-        if (this.inTransaction) this.#db.exec('ROLLBACK');
+        if (this.inTransaction) {
+          this.#db.exec(savepoint === undefined ? 'ROLLBACK' : `ROLLBACK TO ${savepoint}`);
+          if (savepoint !== undefined) this.#db.exec(`RELEASE ${savepoint}`);
+        }
         throw error;
+      } finally {
+        if (savepoint !== undefined) this.#savepoints--;
       }
     };
     return Object.assign(() => run('DEFERRED'), {
@@ -293,7 +239,7 @@ class NodeSqliteDatabase implements SqliteDatabase {
     try {
       this.#db.exec('BEGIN DEFERRED');
     } catch (error) {
-      if (isNestedBegin(error)) return true;
+      if (/within a transaction/.test((error as Error | null)?.message ?? '')) return true;
       throw error;
     }
     this.#db.exec('ROLLBACK');
@@ -332,16 +278,13 @@ export function wrapNodeSqlite(db: unknown, readonly = false): SqliteDatabase {
   return new NodeSqliteDatabase(db as NodeDatabase, readonly);
 }
 
-// ---- choosing and loading ------------------------------------------------------------------------
-
 const NEEDS_NODE = 'Node.js 22.13 or later';
 
-/** The message of a `node:sqlite` that this runtime lacks. */
 function noBuiltin(): string {
   return `\`driver: 'node:sqlite'\` needs ${NEEDS_NODE}, where SQLite is built in (this is Node.js ${process.version}, or it runs with --no-experimental-sqlite): use \`driver: 'better-sqlite3'\` or \`'auto'\``;
 }
 
-/** Checks the `driver` option: `ConfigurationError` naming it when it is not one of the drivers. @internal */
+/** Checks the `driver` option (`ConfigurationError` naming it). @internal */
 export function checkDriverOption(value: unknown): SqliteDriverOption {
   if (value === undefined) return 'auto';
   return checkOneOf<SqliteDriverOption>('driver', value, ['auto', 'node:sqlite', 'better-sqlite3']);
@@ -352,36 +295,28 @@ export function checkDriverAvailable(driver: SqliteDriverOption): void {
   if (driver === 'node:sqlite' && builtinSqlite() === undefined) throw new ConfigurationError(noBuiltin());
 }
 
-/** The `node:sqlite` driver, or `undefined` when the runtime lacks it. */
-function nodeDriver(): SqliteDriver | undefined {
-  const module = builtinSqlite();
-  if (module === undefined) return undefined;
-  return {
-    name: 'node:sqlite',
-    open(path, { timeout, readonly }) {
-      const db = new module.DatabaseSync(path, { timeout, readOnly: readonly === true });
-      // `timeout` is read by Node.js 22.16 and later; the pragma sets it on every version.
-      db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(timeout))}`);
-      return wrapNodeSqlite(db, readonly === true);
-    },
-  };
-}
-
 type BetterSqlite3 = new (path: string, options: { timeout: number; readonly?: boolean }) => SqliteDatabase;
 
 /**
- * Loads the driver `choice` names (`'auto'`: `node:sqlite` where the runtime has it, better-sqlite3
- * otherwise, which is then never loaded on a runtime with `node:sqlite`). `MissingDriverError` naming
- * `adapter` when better-sqlite3 is needed and not installed; `ConfigurationError` for `'node:sqlite'`
- * on a runtime without it.
+ * Loads the driver `choice` names (better-sqlite3 is never loaded for `'auto'` where `node:sqlite` is
+ * there): `MissingDriverError` naming `adapter` when better-sqlite3 is needed and missing,
+ * `ConfigurationError` for `'node:sqlite'` on a runtime without it.
  * @internal
  */
 export async function loadSqliteDriver(choice: SqliteDriverOption, adapter: string): Promise<SqliteDriver> {
-  if (choice !== 'better-sqlite3') {
-    const driver = nodeDriver();
-    if (driver !== undefined) return driver;
-    if (choice === 'node:sqlite') throw new ConfigurationError(`${adapter}: ${noBuiltin()}`);
+  const module = choice === 'better-sqlite3' ? undefined : builtinSqlite();
+  if (module !== undefined) {
+    return {
+      name: 'node:sqlite',
+      open(path, { timeout, readonly }) {
+        const db = new module.DatabaseSync(path, { timeout, readOnly: readonly === true });
+        // `timeout` is read by Node.js 22.16 and later; the pragma sets it on every version.
+        db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(timeout))}`);
+        return wrapNodeSqlite(db, readonly === true);
+      },
+    };
   }
+  if (choice === 'node:sqlite') throw new ConfigurationError(`${adapter}: ${noBuiltin()}`);
   let Database: BetterSqlite3;
   try {
     Database = (await importDriver<{ default: BetterSqlite3 }>('better-sqlite3', adapter)).default;
@@ -401,16 +336,14 @@ export async function loadSqliteDriver(choice: SqliteDriverOption, adapter: stri
 }
 
 /**
- * Opens a SQLite database file with the driver `options.driver` names (by default `'auto'`: Node's
- * built-in `node:sqlite` on Node.js 22.13 and later, better-sqlite3 otherwise), as a
+ * Opens a SQLite database file (created if missing) with the driver `options.driver` names (by
+ * default `'auto'`: `node:sqlite` on Node.js 22.13 and later, better-sqlite3 otherwise), as a
  * {@link SqliteDatabase}: give it to the adapters as `database`, or use it for the host's own tables.
  * With better-sqlite3 it is the `Database` itself; with `node:sqlite`, a `DatabaseSync` wrapped in the
- * same shape (`prepare()` with `pluck()` and `safeIntegers()`, `transaction()`, `pragma()`, `exec()`,
- * `inTransaction`, `close()`). The file is created if missing.
+ * same shape.
  *
- * Rejects with `MissingDriverError` when better-sqlite3 is needed and not installed, and with
- * `ConfigurationError` for `driver: 'node:sqlite'` on a runtime without it or for a bad option.
- *
+ * @throws `MissingDriverError` when better-sqlite3 is needed and not installed; `ConfigurationError`
+ * for `driver: 'node:sqlite'` on a runtime without it, or a bad option.
  * @example
  * ```ts
  * import { openSqliteDatabase, SqliteWorkflowStore } from 'graceful-drain/sqlite';

@@ -10,12 +10,7 @@ const LOST: Readonly<Record<AbortCause, string>> = Object.freeze({
   unreleased: 'could not be released: it expires with its TTL',
 });
 
-/**
- * A lock row held through a `SqliteCoordinator`, renewed every `ttlMs / 3` until released or lost:
- * the lease and its row.
- *
- * @internal
- */
+/** A lock row held through a `SqliteCoordinator`, renewed every `ttlMs / 3`: the lease and its row. @internal */
 export function sqliteLease(
   ctx: HoldContext,
   name: string,
@@ -23,31 +18,19 @@ export function sqliteLease(
   token: bigint,
   ttlMs: number,
   sentAt: number,
-): { readonly lease: Lease; readonly hold: SqliteHold } {
+): Lease {
   const quoted = JSON.stringify(name);
   const hold = new SqliteHold(ctx, {
     label: `lock ${quoted} token ${token}`,
     ttlMs,
     sentAt,
-    renew: (until) =>
-      ctx.write(
-        `renew the lock ${quoted}`,
-        (sql) => {
-          const wall = Date.now();
-          return sql.renewLock.run(Math.floor(wall + ttlMs), name, owner, wall).changes === 1;
-        },
-        until,
-      ),
-    free: async (signal) => {
-      await ctx.write(
-        `release the lock ${quoted}`,
-        (sql) => sql.freeLock.run(name, owner),
-        undefined,
-        signal,
-      );
-    },
+    renew: [
+      `renew the lock ${quoted}`,
+      (sql, wall) => sql.renewLock.run(Math.floor(wall + ttlMs), name, owner, wall).changes === 1,
+    ],
+    free: [`release the lock ${quoted}`, (sql) => sql.freeLock.run(name, owner)],
     reason: (cause, error) =>
       new LockLostError(`The lock ${quoted} (token ${token}) ${LOST[cause]}`, { cause: error }),
   });
-  return { lease: leaseOf(name, token, hold, (signal) => hold.giveBack(signal)), hold };
+  return leaseOf(name, token, hold, (signal) => hold.giveBack(signal));
 }

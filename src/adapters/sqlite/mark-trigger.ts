@@ -1,80 +1,87 @@
 /**
- * The triggers that tie a parked-by-shutdown mark to the pause it created. Installed on the host's
- * table by the store's set-up, in the transaction that creates the marks table:
+ * The host's table as the store's set-up finds it, and the two triggers on it that tie a mark to the
+ * pause it created: `<marksTable>_unpaused` (the status leaves `pausing`/`paused`) and
+ * `<marksTable>_deleted` (a `pausing`/`paused` row is deleted) delete the row's mark. See
+ * docs/adapters/sqlite.md, "The triggers on the host's table".
  *
- * - `<marksTable>_unpaused`: `AFTER UPDATE OF <status>`, when the old status is `pausing` or `paused`
- *   and the new one is neither (a user resumed, cancelled or completed it), deletes the row's mark.
- * - `<marksTable>_deleted`: `AFTER DELETE`, when the deleted row was `pausing` or `paused`, deletes its
- *   mark.
- *
- * The status values are written into the triggers as SQL literals. `OLD.x` and `NEW.x` carry no column
- * affinity in SQLite, so each literal is the configured value as the host's column would store it (the
- * text `'2'` is the integer `2` in an INTEGER column), converted by SQLite itself: the trigger then
- * compares exactly as the store's own `status = ?` does. The trigger SQL sticks to syntax old SQLite
- * versions parse, since every program that opens the file reads it.
- *
- * Several stores (processes) may set up one file at once: the existing triggers are read and, only
- * when they differ from the wanted ones (first set-up, changed status values or names), dropped and
- * created again, all inside the set-up's `BEGIN IMMEDIATE` transaction. SQLite's write lock serialises
- * the set-ups, so none sees a half-installed state, none fails on a trigger another just created, and
- * a set-up with unchanged options changes no schema (no statement of another connection is
- * re-prepared).
+ * `OLD.x` and `NEW.x` carry no column affinity, so the status values are written as SQL literals of
+ * what the host's column stores (the text `'2'` is the integer `2` in an INTEGER column), converted by
+ * SQLite itself: the triggers compare exactly as the store's `status = ?` does. The trigger SQL sticks
+ * to syntax old SQLite versions parse, since every program that opens the file reads it. Triggers are
+ * replaced only when they differ, inside the set-up's `BEGIN IMMEDIATE` transaction: concurrent
+ * set-ups are serialised, and one with unchanged options changes no schema.
  *
  * @internal
  */
-
 import { ConfigurationError } from '../../errors.js';
-import { quote, type TableName } from '../../internal/sql-names.js';
-import type { WorkflowStatuses } from '../../internal/statuses.js';
+import { quote } from '../../internal/sql-names.js';
 import type { SqliteDatabase } from './driver.js';
-import type { StoreNames } from './options.js';
+import type { CompiledStoreOptions } from './options.js';
 
-/** Where the host's table lives, and how its status column compares. */
+type Affinity = 'TEXT' | 'NUMERIC' | 'INTEGER' | 'REAL' | 'BLOB';
+
+/** Where the host's table lives (`main`, `temp`, an attached database), and its status column's affinity. */
 export interface HostTableInfo {
-  /** The schema (`main`, `temp`, an attached database) holding the table. */
   readonly schema: string;
-  /** The status column's affinity keyword, as SQLite's rules derive it from the declared type. */
-  readonly statusAffinity: 'TEXT' | 'NUMERIC' | 'INTEGER' | 'REAL' | 'BLOB';
-}
-
-/** The names of the two triggers of a marks table. */
-export function triggerNames(marksTable: TableName): { readonly unpaused: string; readonly deleted: string } {
-  return { unpaused: `${marksTable.name}_unpaused`, deleted: `${marksTable.name}_deleted` };
+  readonly statusAffinity: Affinity;
 }
 
 /**
- * Finds the schema of the host's table (SQLite's search order for an unqualified name: `temp`, `main`,
- * then the attached databases) and the affinity of its status column. Throws `ConfigurationError`
- * for a view: a trigger of ours cannot watch one.
+ * Finds the host's table (unqualified: in SQLite's search order, `temp`, `main`, then the attached
+ * databases) and checks it is a table with both columns, in the database of the marks table: so a
+ * typo is a clear `ConfigurationError` at first use.
  */
-export function hostTableInfo(
-  db: SqliteDatabase,
-  table: TableName,
-  statusColumn: string,
-  given: string,
-): HostTableInfo {
-  const schemas = table.schema === undefined ? orderedSchemas(db) : [table.schema];
-  for (const schema of schemas) {
-    const type = db
-      .prepare<[string], string>(
-        `SELECT type FROM ${quote(schema)}.sqlite_master WHERE type IN ('table', 'view') AND name = ? COLLATE NOCASE`,
-      )
-      .pluck()
-      .get(table.name);
-    if (type === undefined) continue;
-    if (type !== 'table') {
+export function checkHostTable(db: SqliteDatabase, { names, table }: CompiledStoreOptions): HostTableInfo {
+  const missing = `Expected \`table\` to name an existing table, got ${JSON.stringify(table)}`;
+  let found: { schema: string; columns: { name: string; type: string }[] } | undefined;
+  try {
+    for (const schema of names.table.schema === undefined ? orderedSchemas(db) : [names.table.schema]) {
+      const type = db
+        .prepare<[string], string>(
+          `SELECT type FROM ${quote(schema)}.sqlite_master WHERE type IN ('table', 'view') AND name = ? COLLATE NOCASE`,
+        )
+        .pluck()
+        .get(names.table.name);
+      if (type === undefined) continue;
+      if (type !== 'table') {
+        throw new ConfigurationError(
+          `Expected \`table\` to name a table, got ${JSON.stringify(table)}, a ${type}: the store installs a trigger on it`,
+        );
+      }
+      const columns = db.pragma(`${quote(schema)}.table_info(${quote(names.table.name)})`);
+      found = { schema, columns: columns as { name: string; type: string }[] };
+      break;
+    }
+  } catch (error) {
+    if (error instanceof ConfigurationError) throw error;
+    throw new ConfigurationError(missing, { cause: error });
+  }
+  if (found === undefined) throw new ConfigurationError(missing);
+  const { schema, columns } = found;
+  const column = (name: string) => columns.find((c) => c.name.toLowerCase() === name.toLowerCase());
+  for (const [option, name] of [
+    ['idColumn', names.idColumn],
+    ['statusColumn', names.statusColumn],
+  ] as const) {
+    if (column(name) === undefined) {
       throw new ConfigurationError(
-        `Expected \`table\` to name a table, got ${JSON.stringify(given)}, a ${type}: the store installs a trigger on it`,
+        `Expected \`${option}\` to name a column of ${JSON.stringify(table)}, got ${JSON.stringify(name)}`,
       );
     }
-    const columns = db.pragma(`${quote(schema)}.table_info(${quote(table.name)})`) as {
-      name: string;
-      type: string;
-    }[];
-    const declared = columns.find((c) => c.name.toLowerCase() === statusColumn.toLowerCase())?.type ?? '';
-    return { schema, statusAffinity: affinityOf(declared, isStrict(db, schema, table.name)) };
   }
-  throw new ConfigurationError(`Expected \`table\` to name an existing table, got ${JSON.stringify(given)}`);
+  // A trigger of a database other than `temp` reaches only tables of its own database.
+  const marksSchema = names.marksTable.schema ?? 'main';
+  if (schema !== 'temp' && marksSchema.toLowerCase() !== schema.toLowerCase()) {
+    const given =
+      names.marksTable.schema === undefined
+        ? names.marksTable.name
+        : `${marksSchema}.${names.marksTable.name}`;
+    throw new ConfigurationError(
+      `Expected \`marksTable\` to be in the database of \`table\` (${JSON.stringify(schema)}), got ${JSON.stringify(given)}: the store's triggers on the host's table reach only tables of the same database; give \`marksTable\` as "${schema}.${names.marksTable.name}"`,
+    );
+  }
+  const strict = isStrict(db, schema, names.table.name);
+  return { schema, statusAffinity: affinityOf(column(names.statusColumn)?.type ?? '', strict) };
 }
 
 /** The schemas in the order SQLite searches an unqualified table name. */
@@ -97,7 +104,7 @@ function isStrict(db: SqliteDatabase, schema: string, table: string): boolean {
 }
 
 /** SQLite's column affinity rules (datatype3.html, 3.1), plus STRICT tables' `ANY` (no conversion). */
-function affinityOf(declared: string, strict: boolean): HostTableInfo['statusAffinity'] {
+function affinityOf(declared: string, strict: boolean): Affinity {
   const type = declared.toUpperCase();
   if (strict && type === 'ANY') return 'BLOB';
   if (type.includes('INT')) return 'INTEGER';
@@ -109,15 +116,8 @@ function affinityOf(declared: string, strict: boolean): HostTableInfo['statusAff
 
 const PROBE = quote('graceful_drain_affinity_probe');
 
-/**
- * Each value as an SQL literal of what the host's column would store: converted by SQLite through a
- * temporary column of the same affinity, and quoted by SQLite's own `quote()`.
- */
-function literals(
-  db: SqliteDatabase,
-  values: readonly string[],
-  affinity: HostTableInfo['statusAffinity'],
-): string[] {
+/** Each value as a literal of what the host's column stores: through a temporary column of its affinity. */
+function literals(db: SqliteDatabase, values: readonly string[], affinity: Affinity): string[] {
   db.exec(
     `DROP TABLE IF EXISTS temp.${PROBE}; CREATE TEMP TABLE ${PROBE} (n INTEGER PRIMARY KEY, v ${affinity})`,
   );
@@ -130,58 +130,42 @@ function literals(
   }
 }
 
-/** What the triggers look like in `sqlite_master` (SQLite drops the schema from the stored name). */
-function wantedTriggers(
+/** Installs the triggers, or replaces them where they differ. Call inside the set-up's write transaction. */
+export function installMarkTriggers(
   db: SqliteDatabase,
-  names: StoreNames,
-  statuses: WorkflowStatuses,
+  { names, statuses }: CompiledStoreOptions,
   info: HostTableInfo,
-): { readonly name: string; readonly sql: string }[] {
-  const held = literals(
-    db,
-    statuses.pausing === undefined ? [statuses.paused] : [statuses.pausing, statuses.paused],
-    info.statusAffinity,
-  ).join(', ');
+) {
+  const { pausing, paused } = statuses;
+  const held = literals(db, pausing === undefined ? [paused] : [pausing, paused], info.statusAffinity).join(
+    ', ',
+  );
   const host = quote(names.table.name);
   const status = quote(names.statusColumn);
-  const marks = quote(names.marksTable.name);
-  const drop = `DELETE FROM ${marks} WHERE id = CAST(OLD.${quote(names.idColumn)} AS TEXT)`;
-  const trigger = triggerNames(names.marksTable);
-  return [
+  const drop = `DELETE FROM ${quote(names.marksTable.name)} WHERE id = CAST(OLD.${quote(names.idColumn)} AS TEXT)`;
+  const unpaused = `${names.marksTable.name}_unpaused`;
+  const deleted = `${names.marksTable.name}_deleted`;
+  // As `sqlite_master` stores them: without the schema, which SQLite drops from the name.
+  const wanted = [
     {
-      name: trigger.unpaused,
+      name: unpaused,
       sql:
-        `CREATE TRIGGER ${quote(trigger.unpaused)} AFTER UPDATE OF ${status} ON ${host} FOR EACH ROW` +
+        `CREATE TRIGGER ${quote(unpaused)} AFTER UPDATE OF ${status} ON ${host} FOR EACH ROW` +
         ` WHEN OLD.${status} IN (${held}) AND (NEW.${status} IS NULL OR NEW.${status} NOT IN (${held}))` +
         ` BEGIN ${drop}; END`,
     },
     {
-      name: trigger.deleted,
-      sql:
-        `CREATE TRIGGER ${quote(trigger.deleted)} AFTER DELETE ON ${host} FOR EACH ROW` +
-        ` WHEN OLD.${status} IN (${held}) BEGIN ${drop}; END`,
+      name: deleted,
+      sql: `CREATE TRIGGER ${quote(deleted)} AFTER DELETE ON ${host} FOR EACH ROW WHEN OLD.${status} IN (${held}) BEGIN ${drop}; END`,
     },
   ];
-}
-
-/**
- * Installs (or replaces, when they differ) the triggers that drop a mark when its workflow leaves
- * `pausing`/`paused` or is deleted. Call inside the set-up's write transaction.
- */
-export function installMarkTriggers(
-  db: SqliteDatabase,
-  names: StoreNames,
-  statuses: WorkflowStatuses,
-  info: HostTableInfo,
-): void {
   const schema = quote(info.schema);
   const existing = db.prepare<[string], string | null>(
     `SELECT sql FROM ${schema}.sqlite_master WHERE type = 'trigger' AND name = ?`,
   );
-  for (const { name, sql } of wantedTriggers(db, names, statuses, info)) {
+  for (const { name, sql } of wanted) {
     if (existing.pluck().get(name) === sql) continue;
     db.exec(`DROP TRIGGER IF EXISTS ${schema}.${quote(name)}`);
-    // Created under the host table's schema; SQLite stores it without the qualifier, as `sql` reads.
     db.exec(sql.replace(/^CREATE TRIGGER /, `CREATE TRIGGER ${schema}.`));
   }
 }

@@ -10,12 +10,7 @@ const LOST: Readonly<Record<AbortCause, string>> = Object.freeze({
   unreleased: 'could not be left: it expires with its TTL',
 });
 
-/**
- * A member row held through a `SqliteCoordinator`, a heartbeat every `ttlMs / 3` until it leaves or
- * is lost: the membership and its row.
- *
- * @internal
- */
+/** A member row held through a `SqliteCoordinator`, a heartbeat every `ttlMs / 3`. @internal */
 export function sqliteMembership(
   ctx: HoldContext,
   group: string,
@@ -23,36 +18,23 @@ export function sqliteMembership(
   incarnation: string,
   ttlMs: number,
   sentAt: number,
-): { readonly membership: Membership; readonly hold: SqliteHold } {
+): Membership {
   const who = `${JSON.stringify(memberId)} of ${JSON.stringify(group)}`;
   const hold = new SqliteHold(ctx, {
     label: `member ${who}`,
     ttlMs,
     sentAt,
-    renew: (until) =>
-      ctx.write(
-        `renew the membership ${who}`,
-        (sql) => {
-          const wall = Date.now();
-          return (
-            sql.heartbeat.run(Math.floor(wall + ttlMs), group, memberId, incarnation, wall).changes === 1
-          );
-        },
-        until,
-      ),
-    free: async (signal) => {
-      await ctx.write(
-        `leave the group ${JSON.stringify(group)}`,
-        (sql) => sql.removeMember.run(group, memberId, incarnation),
-        undefined,
-        signal,
-      );
-    },
+    renew: [
+      `renew the membership ${who}`,
+      (sql, wall) =>
+        sql.heartbeat.run(Math.floor(wall + ttlMs), group, memberId, incarnation, wall).changes === 1,
+    ],
+    free: [
+      `leave the group ${JSON.stringify(group)}`,
+      (sql) => sql.removeMember.run(group, memberId, incarnation),
+    ],
     reason: (cause, error) =>
       new MembershipLostError(`The membership ${who} ${LOST[cause]}`, { cause: error }),
   });
-  const membership = membershipOf(group, memberId, incarnation, hold.signal, (signal) =>
-    hold.giveBack(signal),
-  );
-  return { membership, hold };
+  return membershipOf(group, memberId, incarnation, hold.signal, (signal) => hold.giveBack(signal));
 }

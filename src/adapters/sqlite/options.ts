@@ -5,7 +5,7 @@
  */
 import { ConfigurationError } from '../../errors.js';
 import { withDefaults } from '../../internal/defaults.js';
-import { checkIdentifier, checkTableName, type TableName } from '../../internal/sql-names.js';
+import { checkIdentifier, checkTableName } from '../../internal/sql-names.js';
 import { checkStatuses, type WorkflowStatuses } from '../../internal/statuses.js';
 import { checkNonNegative, checkOptionsObject, checkPositive, invalid } from '../../validate.js';
 import {
@@ -17,10 +17,7 @@ import {
   type SqliteDriverOption,
 } from './driver.js';
 
-/**
- * A `node:sqlite` `DatabaseSync`, structurally (no types from `node:sqlite` needed): the adapters wrap
- * it into a {@link SqliteDatabase}.
- */
+/** A `node:sqlite` `DatabaseSync`, structurally: the adapters wrap it into a {@link SqliteDatabase}. */
 export interface NodeSqliteDatabaseSync {
   prepare(source: string): unknown;
   exec(source: string): unknown;
@@ -30,106 +27,61 @@ export interface NodeSqliteDatabaseSync {
 /** Options of {@link SqliteCoordinator}. Give exactly one of `database` and `path`. */
 export interface SqliteCoordinatorOptions {
   /**
-   * A database you opened on a file: a better-sqlite3 `Database`, a `node:sqlite` `DatabaseSync`, or
-   * what {@link openSqliteDatabase} returns. The coordinator switches it to WAL journal mode (a lasting
-   * property of the file), and never closes it.
+   * A database you opened on a file (better-sqlite3, `node:sqlite`, or {@link openSqliteDatabase}'s).
+   * The coordinator switches it to WAL journal mode (a lasting property of the file) and never closes it.
    */
   readonly database?: SqliteDatabase | NodeSqliteDatabaseSync | undefined;
-  /**
-   * The path of the database file, opened (and created if missing) by the coordinator with `driver`
-   * when first used, and closed on `close()`.
-   */
+  /** The database file, opened (created if missing) with `driver` on first use, closed by `close()`. */
   readonly path?: string | undefined;
   /**
-   * The SQLite driver that opens `path`: `'node:sqlite'` (built into Node.js 22.13 and later),
-   * `'better-sqlite3'` (an optional peer dependency, loaded when first used), or `'auto'`: `node:sqlite`
-   * where the runtime has it, better-sqlite3 otherwise. With `database`, the driver is the one that
-   * opened it (told apart by its shape) and this option is not used.
+   * The driver that opens `path` (not used with `database`): `'node:sqlite'` (Node.js 22.13 and
+   * later), `'better-sqlite3'` (an optional peer dependency), or `'auto'`: `node:sqlite` where there.
    * @defaultValue `'auto'`
    */
   readonly driver?: SqliteDriverOption | undefined;
-  /**
-   * The prefix of the coordinator's tables (`<prefix>locks`, `<prefix>members`): a plain identifier.
-   * @defaultValue `'graceful_drain_'`
-   */
+  /** The prefix of the tables `<prefix>locks` and `<prefix>members`. @defaultValue `'graceful_drain_'` */
   readonly tablePrefix?: string | undefined;
   /**
-   * The longest one statement may block the event loop waiting for another connection's write lock,
-   * in milliseconds; past it the statement is retried asynchronously. It must be below `ttlMs / 5`
-   * (`acquire()` and `join()` reject a `ttlMs` of 5 × `busyTimeoutMs` or less with
-   * `ConfigurationError`), and is best kept well below.
+   * The longest one statement blocks the event loop waiting for another connection's write lock, in
+   * ms, before an asynchronous retry. Must be below `ttlMs / 5`.
    * @defaultValue `50`
    */
   readonly busyTimeoutMs?: number | undefined;
-  /**
-   * How often a waiting `acquire()` tries again, in milliseconds (jittered by ±25%).
-   * @defaultValue `50`
-   */
+  /** How often a waiting `acquire()` tries again, in ms (±25% jitter). @defaultValue `50` */
   readonly pollIntervalMs?: number | undefined;
-  /**
-   * How long `join()`, `leave()`, `release()` and `members()` keep retrying while the database stays
-   * busy before rejecting with `CoordinatorUnavailableError`, in milliseconds.
-   * @defaultValue `5000`
-   */
+  /** How long calls retry a busy database before `CoordinatorUnavailableError` (ms). @defaultValue `5000` */
   readonly operationTimeoutMs?: number | undefined;
 }
 
 /** Options of {@link SqliteWorkflowStore}. Give exactly one of `database` and `path`. */
 export interface SqliteWorkflowStoreOptions {
-  /**
-   * The host's database: a better-sqlite3 `Database`, a `node:sqlite` `DatabaseSync`, or what
-   * {@link openSqliteDatabase} returns. The store never closes it.
-   */
+  /** The host's database (better-sqlite3, `node:sqlite`, or {@link openSqliteDatabase}'s); never closed. */
   readonly database?: SqliteDatabase | NodeSqliteDatabaseSync | undefined;
-  /**
-   * The path of the host's database file, opened by the store with `driver` when first used and
-   * closed by `close()`.
-   */
+  /** The host's database file, opened with `driver` on first use and closed by `close()`. */
   readonly path?: string | undefined;
-  /**
-   * The SQLite driver that opens `path`: `'node:sqlite'` (built into Node.js 22.13 and later),
-   * `'better-sqlite3'` (an optional peer dependency, loaded when first used), or `'auto'`: `node:sqlite`
-   * where the runtime has it, better-sqlite3 otherwise. With `database`, the driver is the one that
-   * opened it (told apart by its shape) and this option is not used.
-   * @defaultValue `'auto'`
-   */
+  /** The driver that opens `path`, as for {@link SqliteCoordinatorOptions}. @defaultValue `'auto'` */
   readonly driver?: SqliteDriverOption | undefined;
   /** The host's existing table of workflows: `name` or `schema.name`, plain identifiers. */
   readonly table: string;
-  /**
-   * The column holding a workflow's id (unique).
-   * @defaultValue `'id'`
-   */
+  /** The column holding a workflow's id (unique). @defaultValue `'id'` */
   readonly idColumn?: string | undefined;
-  /**
-   * The column holding a workflow's status.
-   * @defaultValue `'status'`
-   */
+  /** The column holding a workflow's status. @defaultValue `'status'` */
   readonly statusColumn?: string | undefined;
   /**
-   * The host's status values. When given, list every state your host has: `running` and `paused`
-   * are required, `pausing` only when the host pauses in two steps.
+   * The host's status values: `running` and `paused` required, `pausing` only when the host pauses in
+   * two steps.
    * @defaultValue `{ running: 'running', pausing: 'pausing', paused: 'paused' }`
    */
   readonly statuses?: WorkflowStatuses | undefined;
   /**
-   * The store's own table of parked-by-shutdown marks (and, beside it, `<marksTable>_fence` holding the
-   * highest fencing token seen). One per host table, in the host table's database (schema). The
-   * triggers on the host's table are named `<marksTable>_unpaused` and `<marksTable>_deleted`.
+   * The store's table of marks, in the host table's database; beside it `<marksTable>_fence` (the
+   * highest token seen), and triggers `<marksTable>_unpaused` and `<marksTable>_deleted` on the host's table.
    * @defaultValue `'graceful_drain_marks'`
    */
   readonly marksTable?: string | undefined;
-  /**
-   * The longest one statement may block the event loop waiting for another connection's write lock,
-   * in milliseconds; past it the statement is retried asynchronously.
-   * @defaultValue `50`
-   */
+  /** The longest one statement blocks waiting for another connection's write lock (ms). @defaultValue `50` */
   readonly busyTimeoutMs?: number | undefined;
-  /**
-   * How long an operation keeps retrying while the database stays busy before rejecting with
-   * `CoordinatorUnavailableError`, in milliseconds.
-   * @defaultValue `5000`
-   */
+  /** How long a call retries a busy database before `CoordinatorUnavailableError`. @defaultValue `5000` */
   readonly operationTimeoutMs?: number | undefined;
 }
 
@@ -152,38 +104,20 @@ export type ConnectionSource =
   | { readonly database: SqliteDatabase; readonly path?: undefined }
   | { readonly path: string; readonly database?: undefined };
 
-/** What both adapters compile to. @internal */
-interface CompiledConnection {
-  readonly source: ConnectionSource;
-  /** The driver that opens `source.path`. */
-  readonly driver: SqliteDriverOption;
-  readonly busyTimeoutMs: number;
-  readonly operationTimeoutMs: number;
-}
-
-/** {@link SqliteCoordinatorOptions} checked, with defaults applied. @internal */
-export interface CompiledCoordinatorOptions extends CompiledConnection {
-  readonly tablePrefix: string;
-  readonly pollIntervalMs: number;
-}
-
 /** {@link SqliteWorkflowStoreOptions} checked, with defaults applied. @internal */
-export interface CompiledStoreOptions extends CompiledConnection {
-  readonly names: StoreNames;
-  /** `table` as given, for messages. */
-  readonly table: string;
-  readonly statuses: WorkflowStatuses;
-}
+export type CompiledStoreOptions = ReturnType<typeof compileStoreOptions>;
 
 /** Checks `options` (messages name the option and the value) and applies the defaults. @internal */
-export function compileCoordinatorOptions(options: unknown): CompiledCoordinatorOptions {
-  const given = checkOptionsObject('SqliteCoordinator', options, [
+export function compileCoordinatorOptions(options: unknown) {
+  const where = 'SqliteCoordinator';
+  const given = checkOptionsObject(where, options, [
     'database',
     'path',
     'driver',
     ...Object.keys(COORDINATOR_DEFAULTS),
   ]);
-  const { source, driver } = checkSource('SqliteCoordinator', given.database, given.path, given.driver);
+  const connection = checkConnection(where, given);
+  const { source } = connection;
   if (source.database?.memory === true || source.path === ':memory:') {
     throw new ConfigurationError(
       'SqliteCoordinator needs a database file: an in-memory database cannot be shared between processes',
@@ -194,8 +128,7 @@ export function compileCoordinatorOptions(options: unknown): CompiledCoordinator
   }
   const o = withDefaults(COORDINATOR_DEFAULTS, given);
   return {
-    source,
-    driver,
+    ...connection,
     tablePrefix: checkIdentifier('tablePrefix', o.tablePrefix),
     ...checkTimings(o),
     pollIntervalMs: checkPositive('pollIntervalMs', o.pollIntervalMs),
@@ -203,24 +136,20 @@ export function compileCoordinatorOptions(options: unknown): CompiledCoordinator
 }
 
 /** Checks `options` (messages name the option and the value) and applies the defaults. @internal */
-export function compileStoreOptions(options: unknown): CompiledStoreOptions {
-  const given = checkOptionsObject('SqliteWorkflowStore', options, [
-    'database',
-    'path',
-    'driver',
-    'table',
-    ...Object.keys(STORE_DEFAULTS),
-  ]);
-  const { source, driver } = checkSource('SqliteWorkflowStore', given.database, given.path, given.driver);
+export function compileStoreOptions(options: unknown) {
+  const where = 'SqliteWorkflowStore';
+  const known = ['database', 'path', 'driver', 'table', ...Object.keys(STORE_DEFAULTS)];
+  const given = checkOptionsObject(where, options, known);
+  const connection = checkConnection(where, given);
   const o = withDefaults(STORE_DEFAULTS, given);
-  const names: StoreNames = {
+  const names = {
     table: checkTableName('table', o.table),
     idColumn: checkIdentifier('idColumn', o.idColumn),
     statusColumn: checkIdentifier('statusColumn', o.statusColumn),
     marksTable: checkTableName('marksTable', o.marksTable),
   };
   const statuses = checkStatuses('statuses', given.statuses, STORE_DEFAULTS.statuses);
-  return { source, driver, names, table: o.table as string, statuses, ...checkTimings(o) };
+  return { ...connection, names, table: o.table as string, statuses, ...checkTimings(o) };
 }
 
 function checkTimings(o: Record<string, unknown>): { busyTimeoutMs: number; operationTimeoutMs: number } {
@@ -230,15 +159,10 @@ function checkTimings(o: Record<string, unknown>): { busyTimeoutMs: number; oper
   };
 }
 
-/**
- * Checks that exactly one of `database` and `path` is given, and `driver`; a `node:sqlite`
- * `DatabaseSync` given as `database` is wrapped.
- */
-function checkSource(
+/** Checks `driver` and exactly one of `database` and `path`; wraps a `node:sqlite` `DatabaseSync`. */
+function checkConnection(
   where: string,
-  database: unknown,
-  path: unknown,
-  driverOption: unknown,
+  { database, path, driver: driverOption }: Record<string, unknown>,
 ): { source: ConnectionSource; driver: SqliteDriverOption } {
   const driver = checkDriverOption(driverOption);
   if ((database === undefined) === (path === undefined)) {
@@ -264,12 +188,4 @@ function checkSource(
     invalid('database', 'a better-sqlite3 Database or a node:sqlite DatabaseSync', database);
   }
   return { source: { database: database as SqliteDatabase }, driver };
-}
-
-/** The names the store works with. */
-export interface StoreNames {
-  readonly table: TableName;
-  readonly idColumn: string;
-  readonly statusColumn: string;
-  readonly marksTable: TableName;
 }

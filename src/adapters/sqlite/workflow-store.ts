@@ -1,6 +1,3 @@
-import createDebug from 'debug';
-import { StaleTokenError } from '../../errors.js';
-import type { WorkflowStatuses } from '../../internal/statuses.js';
 import {
   checkCallOptions,
   checkFence,
@@ -23,26 +20,24 @@ import type {
   WorkflowStore,
   WorkflowStoreCapabilities,
 } from '../../workflow-store.js';
-import { SqliteConnection } from './connection.js';
+import { debug, SqliteConnection } from './connection.js';
 import { diagnoseStatuses } from './diagnose.js';
-import { compileStoreOptions, type SqliteWorkflowStoreOptions } from './options.js';
-import type { StoreNames } from './options.js';
-import { CHUNK, checkHostTable, createStoreTables, StoreStatements } from './store-sql.js';
-
-const debug = createDebug('graceful-drain:sqlite');
+import {
+  compileStoreOptions,
+  type CompiledStoreOptions,
+  type SqliteWorkflowStoreOptions,
+} from './options.js';
+import { CHUNK, setUpStore, type StoreStatements } from './store-sql.js';
 
 /**
  * A {@link WorkflowStore} over a table the host already has in SQLite. It reads the id and status
- * columns, writes only the status column (to the host's own values), and keeps its parked-by-shutdown
+ * columns, writes only the status column (with the host's values), and keeps its parked-by-shutdown
  * marks and the highest fencing token in tables of its own. Each `park()` and `unpark()` is one
  * transaction, whatever the batch size; stale tokens are rejected with `StaleTokenError`.
  *
- * Its set-up (on the first call) also installs two triggers on the host's table, named after
- * `marksTable`, that drop a workflow's mark when its status leaves `pausing`/`paused` or its row is
- * deleted: a mark belongs to the pause it created, so a user's later pause is never undone. Their cost
- * and how to remove them: `docs/adapters/sqlite.md`.
- *
- * Ids are strings: give them as `listActive()` and `listParked()` return them.
+ * Its set-up (on the first call) installs two triggers on the host's table that drop a workflow's mark
+ * when its status leaves `pausing`/`paused` or its row is deleted, so a user's later pause is never
+ * undone. Their cost and how to remove them: docs/adapters/sqlite.md. Ids are strings.
  *
  * @example
  * ```ts
@@ -60,44 +55,23 @@ export class SqliteWorkflowStore implements WorkflowStore {
   readonly capabilities: WorkflowStoreCapabilities = Object.freeze({ fencing: 'monotonic' });
 
   readonly #connection: SqliteConnection;
-  readonly #names: StoreNames;
-  readonly #table: string;
-  readonly #statuses: WorkflowStatuses;
-  #sql: StoreStatements | undefined;
+  readonly #options: CompiledStoreOptions;
+  #sql!: StoreStatements;
 
   constructor(options: SqliteWorkflowStoreOptions) {
-    const o = compileStoreOptions(options);
-    ({ names: this.#names, table: this.#table, statuses: this.#statuses } = o);
-    this.#connection = new SqliteConnection(o.source, {
-      adapter: 'SqliteWorkflowStore',
-      driver: o.driver,
-      busyTimeoutMs: o.busyTimeoutMs,
-      operationTimeoutMs: o.operationTimeoutMs,
-      setup: (db) => {
-        const host = checkHostTable(db, o.names, o.table);
-        createStoreTables(db, o.names, o.statuses, host);
-        this.#sql = new StoreStatements(db, o.names);
-      },
-    });
-  }
-
-  get #statements(): StoreStatements {
-    return this.#sql as StoreStatements;
+    const o = (this.#options = compileStoreOptions(options));
+    this.#connection = new SqliteConnection(
+      'SqliteWorkflowStore',
+      o,
+      (db) => (this.#sql = setUpStore(db, o)),
+    );
   }
 
   /** Lists running workflows in id order, `limit` at a time. */
   async listActive(options: ListOptions): Promise<Page<string>> {
     const { limit, cursor, signal } = checkList('listActive()', options);
     const ids = await this.#connection.run(
-      () => {
-        const sql = this.#statements;
-        const { running } = this.#statuses;
-        const rows =
-          cursor === undefined
-            ? sql.active.all(running, limit + 1)
-            : sql.activeAfter.all(running, cursor, limit + 1);
-        return (rows as unknown[]).map((value) => String(value));
-      },
+      () => this.#sql.active(this.#options.statuses.running, cursor, limit + 1),
       { what: 'list the active workflows', signal },
     );
     return pageOf(ids, limit, (id) => id);
@@ -106,20 +80,16 @@ export class SqliteWorkflowStore implements WorkflowStore {
   /** Lists marked workflows in id order with the host's state of each, `limit` at a time. */
   async listParked(options: ListOptions): Promise<Page<ParkedWorkflow>> {
     const { limit, cursor, signal } = checkList('listParked()', options);
-    const items: ParkedWorkflow[] = await this.#connection.run(
-      () => {
-        const { pausing, paused } = this.#statuses;
-        return this.#statements.parked(pausing, paused, cursor, limit + 1);
-      },
+    const items = await this.#connection.run(
+      () => this.#sql.parked(this.#options.statuses, cursor, limit + 1),
       { what: 'list the parked workflows', signal },
     );
     return pageOf(items, limit, (item) => item.id);
   }
 
   /**
-   * Pauses and marks the running ones among `ids`, in one transaction. While another connection holds
-   * the write lock the transaction is retried; when `options.signal` aborts, the retries stop and
-   * nothing of this park is ever committed.
+   * Pauses and marks the running ones among `ids`, in one transaction, retried while the database is
+   * busy; when `options.signal` aborts, the retries stop and nothing of this park is ever committed.
    */
   async park(
     ids: readonly string[],
@@ -129,20 +99,16 @@ export class SqliteWorkflowStore implements WorkflowStore {
     checkIds(ids);
     checkFence(fence);
     const signal = checkCallOptions('park()', options);
-    const { running, pausing, paused } = this.#statuses;
-    const target = { running, target: pausing ?? paused };
+    const { running, pausing, paused } = this.#options.statuses;
     const at = Date.now();
     const parked = await this.#write('park workflows', ids, fence, signal, (sql, chunk) =>
-      sql.park(chunk, target, fence.memberId, fence.token ?? null, at),
+      sql.park(chunk, running, pausing ?? paused, fence.memberId, fence.token ?? null, at),
     );
     debug('parked %d of %d (token %s)', parked.size, ids.length, fence.token);
     return resultsOf(ids, parked, pausing === undefined ? 'paused' : 'pausing');
   }
 
-  /**
-   * Resumes the paused, marked ones among `ids` and clears marks that are done with, in one
-   * transaction; `options.signal` stops it as for {@link park}.
-   */
+  /** Resumes the paused, marked ones among `ids` and clears their marks, in one transaction, as {@link park}. */
   async unpark(
     ids: readonly string[],
     fence: Fence,
@@ -152,15 +118,15 @@ export class SqliteWorkflowStore implements WorkflowStore {
     checkFence(fence);
     const signal = checkCallOptions('unpark()', options);
     const resumed = await this.#write('unpark workflows', ids, fence, signal, (sql, chunk) =>
-      sql.unpark(chunk, this.#statuses),
+      sql.unpark(chunk, this.#options.statuses),
     );
     debug('resumed %d of %d (token %s)', resumed.size, ids.length, fence.token);
     return resultsOf(ids, resumed, 'resumed');
   }
 
   /**
-   * Records `fence.token` as the highest seen (in `<marksTable>_fence`), writing nothing else; rejects
-   * with `StaleTokenError` when a higher one was seen. A no-op for `token: undefined`.
+   * Records `fence.token` as the highest seen, writing nothing else; rejects with `StaleTokenError`
+   * when a higher one was seen. A no-op for `token: undefined`.
    */
   async raiseFence(fence: Fence, options?: StoreCallOptions): Promise<void> {
     checkFence(fence);
@@ -172,9 +138,8 @@ export class SqliteWorkflowStore implements WorkflowStore {
   }
 
   /**
-   * Drops the marks of `ids`, which a user has just paused, so that the library never resumes them:
-   * `released` per id whose mark was dropped, `skipped` when it had none. Call it from the host's own
-   * "pause" path (the status does not change when a user pauses a workflow that is already parked).
+   * Drops the marks of `ids`, which a user has just paused, so that they are never resumed: `released`
+   * per id whose mark was dropped, else `skipped`. Call it from the host's own "pause" path.
    */
   async notePaused(
     ids: readonly string[],
@@ -190,13 +155,12 @@ export class SqliteWorkflowStore implements WorkflowStore {
   }
 
   /**
-   * Checks the status mapping against the host's rows: a `status-mismatch` warning when no row of a
-   * non-empty table has one of the configured values, naming the values seen. Bounded: it reads the
-   * newest 1000 rows (by id), and the whole table only through an index on the status column.
+   * A `status-mismatch` warning when no row of a non-empty host table has one of the configured
+   * statuses. Bounded: see docs/adapters/sqlite.md.
    */
   async diagnose(options?: StoreCallOptions): Promise<readonly StoreWarning[]> {
     const signal = checkCallOptions('diagnose()', options);
-    return this.#connection.run((db) => diagnoseStatuses(db, this.#names, this.#statuses, this.#table), {
+    return this.#connection.run((db) => diagnoseStatuses(db, this.#options), {
       what: 'check the status mapping',
       signal,
     });
@@ -207,10 +171,7 @@ export class SqliteWorkflowStore implements WorkflowStore {
     this.#connection.close();
   }
 
-  /**
-   * One `BEGIN IMMEDIATE` transaction: the fence check (a stale token rolls everything back), then
-   * `each` on every chunk of `ids`; the ids it returned.
-   */
+  /** One `BEGIN IMMEDIATE` transaction: the fence check (a stale token rolls back all), then `each` chunk. */
   #write(
     what: string,
     ids: readonly string[],
@@ -219,13 +180,8 @@ export class SqliteWorkflowStore implements WorkflowStore {
     each: (sql: StoreStatements, chunk: readonly string[]) => readonly string[],
   ): Promise<Set<string>> {
     const work = (): Set<string> => {
-      const sql = this.#statements;
-      const token = fence?.token;
-      if (token !== undefined) {
-        const highest = sql.highest.get();
-        if (highest !== undefined && token < highest) throw new StaleTokenError(token, highest);
-        if (highest === undefined || token > highest) sql.raiseHighest.run(token);
-      }
+      const sql = this.#sql;
+      if (fence?.token !== undefined) sql.raiseFence(fence.token);
       const done = new Set<string>();
       for (let i = 0; i < ids.length; i += CHUNK) {
         for (const id of each(sql, ids.slice(i, i + CHUNK))) done.add(id);
