@@ -1,39 +1,18 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { SqliteWorkflowStore, type SqliteWorkflowStoreOptions } from '../src/adapters/sqlite/index.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { SqliteWorkflowStore } from '../src/adapters/sqlite/index.js';
 import { ConfigurationError } from '../src/errors.js';
 import { randomId } from '../src/internal/time.js';
-import { forEachDriver, openDatabase, sqliteDriver, type TestDatabase } from './support/sqlite.js';
+import { forEachDriver, sqliteDriver, type TestDatabase } from './support/sqlite.js';
+import { sqliteHost } from './support/sqlite-host.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SETUP = fileURLToPath(new URL('./fixtures/sqlite-store-setup.ts', import.meta.url));
-const dir = mkdtempSync(join(tmpdir(), 'gd-sqlite-marks-'));
-const databases: TestDatabase[] = [];
-const stores: SqliteWorkflowStore[] = [];
+const { dir, hostDatabase, store } = sqliteHost('gd-sqlite-marks-');
 const children: ChildProcess[] = [];
-
-/** A fresh database file with the host's table `workflows (id TEXT, status TEXT)`. */
-function hostDatabase(schema = 'CREATE TABLE workflows (id TEXT PRIMARY KEY, status TEXT NOT NULL)'): {
-  db: TestDatabase;
-  path: string;
-} {
-  const path = join(dir, `${randomId()}.db`);
-  const db = openDatabase(path);
-  databases.push(db);
-  db.exec(schema);
-  return { db, path };
-}
-
-function store(options: SqliteWorkflowStoreOptions): SqliteWorkflowStore {
-  const s = new SqliteWorkflowStore(options);
-  stores.push(s);
-  return s;
-}
 
 const fence = (token?: bigint) => ({ memberId: 'm1', token });
 
@@ -52,13 +31,9 @@ function triggers(db: TestDatabase): { name: string; sql: string }[] {
   }[];
 }
 
-afterEach(async () => {
-  await Promise.all(stores.splice(0).map((s) => s.close()));
-  for (const db of databases.splice(0)) if (db.open) db.close();
+afterEach(() => {
   for (const child of children.splice(0)) if (child.exitCode === null) child.kill('SIGKILL');
 });
-
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 forEachDriver(() => {
   describe('SqliteWorkflowStore: a mark belongs to the pause it created', () => {

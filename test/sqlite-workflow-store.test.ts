@@ -1,33 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { SqliteWorkflowStore, type SqliteWorkflowStoreOptions } from '../src/adapters/sqlite/index.js';
 import { ClosedError, ConfigurationError, StaleTokenError } from '../src/errors.js';
-import { randomId } from '../src/internal/time.js';
-import { forEachDriver, openDatabase, sqliteDriver, type TestDatabase } from './support/sqlite.js';
+import { forEachDriver, sqliteDriver, type TestDatabase } from './support/sqlite.js';
+import { sqliteHost } from './support/sqlite-host.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'gd-sqlite-store-'));
-const databases: TestDatabase[] = [];
-const stores: SqliteWorkflowStore[] = [];
-
-/** A fresh database file with the host's table `workflows (id TEXT, status TEXT)`. */
-function hostDatabase(schema = 'CREATE TABLE workflows (id TEXT PRIMARY KEY, status TEXT NOT NULL)'): {
-  db: TestDatabase;
-  path: string;
-} {
-  const path = join(dir, `${randomId()}.db`);
-  const db = openDatabase(path);
-  databases.push(db);
-  db.exec(schema);
-  return { db, path };
-}
-
-function store(options: SqliteWorkflowStoreOptions): SqliteWorkflowStore {
-  const s = new SqliteWorkflowStore(options);
-  stores.push(s);
-  return s;
-}
+const { hostDatabase, store } = sqliteHost('gd-sqlite-store-');
 
 function insert(db: TestDatabase, rows: [string | number, string][], table = 'workflows'): void {
   const statement = db.prepare(`INSERT INTO ${table} VALUES (?, ?)`);
@@ -35,13 +12,6 @@ function insert(db: TestDatabase, rows: [string | number, string][], table = 'wo
 }
 
 const fence = (token?: bigint) => ({ memberId: 'm1', token });
-
-afterEach(async () => {
-  await Promise.all(stores.splice(0).map((s) => s.close()));
-  for (const db of databases.splice(0)) if (db.open) db.close();
-});
-
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 forEachDriver(() => {
   describe('SqliteWorkflowStore constructor', () => {

@@ -1,0 +1,48 @@
+/**
+ * The host databases and stores of the SQLite store tests, each in a temporary directory and closed
+ * after each test (the directory is removed after the file's tests). Call `sqliteHost()` at the top of
+ * a test file, outside any block.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach } from 'vitest';
+import { SqliteWorkflowStore, type SqliteWorkflowStoreOptions } from '../../src/adapters/sqlite/index.js';
+import { randomId } from '../../src/internal/time.js';
+import { openDatabase, type TestDatabase } from './sqlite.js';
+
+export interface SqliteHost {
+  /** The temporary directory the database files are in. */
+  readonly dir: string;
+  /** A fresh database file with the host's table, by default `workflows (id TEXT, status TEXT)`. */
+  hostDatabase(schema?: string): { db: TestDatabase; path: string };
+  /** A store, closed after the test. */
+  store(options: SqliteWorkflowStoreOptions): SqliteWorkflowStore;
+}
+
+/** Registers the hooks that close what the helpers opened; `prefix` names the temporary directory. */
+export function sqliteHost(prefix: string): SqliteHost {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const databases: TestDatabase[] = [];
+  const stores: SqliteWorkflowStore[] = [];
+  afterEach(async () => {
+    await Promise.all(stores.splice(0).map((s) => s.close()));
+    for (const db of databases.splice(0)) if (db.open) db.close();
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  return {
+    dir,
+    hostDatabase(schema = 'CREATE TABLE workflows (id TEXT PRIMARY KEY, status TEXT NOT NULL)') {
+      const path = join(dir, `${randomId()}.db`);
+      const db = openDatabase(path);
+      databases.push(db);
+      db.exec(schema);
+      return { db, path };
+    },
+    store(options) {
+      const s = new SqliteWorkflowStore(options);
+      stores.push(s);
+      return s;
+    },
+  };
+}
