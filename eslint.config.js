@@ -28,11 +28,23 @@ const boundaries = [
     message: 'An adapter never imports the testing kit or an integration.',
   },
 ];
-const noExamples = {
-  target: ['./src/**', './test/**', './chaos/**', './bench/**', './scripts/**'],
-  from: './examples',
-  message: 'Examples are for reading: nothing imports them.',
-};
+const tools = [
+  {
+    target: ['./src/**', './test/**', './chaos/**', './bench/**', './scripts/**', './harness/**'],
+    from: './examples',
+    message: 'Examples are for reading: nothing imports them.',
+  },
+  {
+    target: './harness/**',
+    from: ['./chaos', './bench', './examples', './test', './scripts'],
+    message: 'The harness is what the tools share: it imports none of them.',
+  },
+  {
+    target: './src/**',
+    from: './harness',
+    message: "The library never imports the tools' harness.",
+  },
+];
 
 export default tseslint.config(
   { ignores: ['dist/**', 'dist-check/**', 'docs/api/**', 'node_modules/**', 'coverage/**'] },
@@ -57,16 +69,11 @@ export default tseslint.config(
       ],
     },
     rules: {
-      'import-x/no-restricted-paths': ['error', { zones: [...boundaries, noExamples] }],
+      'import-x/no-restricted-paths': ['error', { zones: [...boundaries, ...tools] }],
     },
   },
   {
-    // TODO(issue 12): an error once chaos/ and its test no longer import examples/demo/.
-    files: ['chaos/**/*.ts', 'test/chaos.test.ts'],
-    rules: { 'import-x/no-restricted-paths': ['warn', { zones: [noExamples] }] },
-  },
-  {
-    // The demo's own test runs the demo and unit-tests its helpers (checks, flags, timeline).
+    // The demo's own test runs the demo and unit-tests its timeline.
     files: ['test/demo.test.ts'],
     rules: { 'import-x/no-restricted-paths': 'off' },
   },

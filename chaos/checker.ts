@@ -4,8 +4,8 @@
  * harness, from a little before to a little after).
  */
 import type { ParkedWorkflow } from 'graceful-drain';
-import type { BackendName } from '../examples/demo/backend.js';
-import type { HostSnapshot } from '../examples/demo/host-db.js';
+import type { BackendName } from '../harness/backend.js';
+import type { HostSnapshot } from '../harness/host-db.js';
 import { checkOwnCallers } from './check-callers.js';
 import { checkLandings } from './check-landings.js';
 import { checkCrashBounds, checkFencing, checkLeaseExclusion, checkTokens } from './check-locks.js';

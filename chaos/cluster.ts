@@ -3,13 +3,19 @@
  * the same proxy. A member that exits during the chaos phase is replaced after a random delay (zero
  * now and then, so that a start races a stop); the calm phase starts a fresh set and stops it.
  */
+import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BackendConfig } from '../examples/demo/backend.js';
-import { deriveSeed, type Random, seededRandom } from '../examples/demo/random.js';
+import { fileURLToPath } from 'node:url';
+import type { BackendConfig } from '../harness/backend.js';
+import { MemberProcess } from '../harness/member.js';
+import { deriveSeed, type Random, seededRandom } from '../harness/random.js';
+import { throughPort } from '../harness/servers.js';
+import type { TcpProxy } from '../harness/tcp-proxy.js';
 import type { Timings } from './faults.js';
 import { clock, type HarnessEvent, HOSTILE_MODES, type HostileMode, type Recorder } from './history.js';
-import { MemberProcess } from './member.js';
-import type { ChaosProxy } from './tcp-proxy.js';
+
+/** The member script. */
+const WORKER_SCRIPT = fileURLToPath(new URL('./worker.ts', import.meta.url));
 
 /** Steps each member runs at once. */
 export const CONCURRENCY = 2;
@@ -23,7 +29,7 @@ export interface ClusterOptions {
   readonly seed: number;
   readonly timings: Timings;
   readonly historyDir: string;
-  readonly proxies: readonly ChaosProxy[];
+  readonly proxies: readonly TcpProxy[];
   readonly record: Recorder<HarnessEvent>;
   readonly random: Random;
   /** Called with a line to show (a member that failed, for instance). */
@@ -54,7 +60,7 @@ export class ChaosCluster {
   onHostile: ((member: MemberProcess, mode: HostileMode) => void) | undefined;
   /** Hears of every member started (armed faults wait for the next start). */
   onSpawn: ((member: MemberProcess) => void) | undefined;
-  /** Hears of what a member says of the faults it was armed with (see `MemberProcess`). */
+  /** Hears of what a member says of the faults it was armed with (`CHAOS <note>` lines: `host-lock`). */
   onNote: ((member: MemberProcess, note: string) => void) | undefined;
 
   constructor(options: ClusterOptions) {
@@ -133,22 +139,26 @@ export class ChaosCluster {
     ];
     // The URLs travel in the environment (never on a command line): the member's own proxy.
     const env: NodeJS.ProcessEnv = {};
-    if (proxy !== undefined && c.backend === 'redis') env.GD_REDIS_URL = `redis://127.0.0.1:${proxy.port}`;
-    if (proxy !== undefined && c.backend === 'postgres') {
-      const url = new URL(c.postgresUrl);
-      url.hostname = '127.0.0.1';
-      url.port = String(proxy.port);
-      env.GD_POSTGRES_URL = url.toString();
-    }
-    const member = new MemberProcess(
+    if (proxy !== undefined && c.backend === 'redis') env.GD_REDIS_URL = throughPort(c.redisUrl, proxy.port);
+    if (proxy !== undefined && c.backend === 'postgres')
+      env.GD_POSTGRES_URL = throughPort(c.postgresUrl, proxy.port);
+    const stderr = join(o.historyDir, `${memberId}.stderr`);
+    const member: MemberProcess = new MemberProcess({
+      script: WORKER_SCRIPT,
       memberId,
       slot,
       args,
       env,
-      join(o.historyDir, `${memberId}.stderr`),
-      (m, state) => this.onState?.(m, state),
-      (m, note) => this.onNote?.(m, note),
-    );
+      // Its stdin stays open while the harness lives: the member ends itself when it closes.
+      stdin: true,
+      onMessage: (message) => {
+        if (message.kind === 'STATE') this.onState?.(member, message.data.to);
+      },
+      onLine: (line, stream) => {
+        if (stream === 'stderr') appendFileSync(stderr, `${line}\n`);
+        else if (line.startsWith('CHAOS ')) this.onNote?.(member, line.slice('CHAOS '.length));
+      },
+    });
     s.member = member;
     this.members.push(member);
     o.record({ type: 'spawn', member: memberId, slot, pid: member.pid });

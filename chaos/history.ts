@@ -9,9 +9,10 @@
  */
 import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FaultKind } from './fault-list.js';
+import { type ErrorJson, errorJson } from '../harness/member.js';
+import type { FaultKind } from './faults.js';
 
-export type { FaultKind } from './fault-list.js';
+export type { FaultKind } from './faults.js';
 
 /** Now, on the clock every process of the run shares (ms, epoch-based, monotonic within a process). */
 export function clock(): number {
@@ -23,21 +24,11 @@ export function fromNow(performanceNow: number): number {
   return performance.timeOrigin + performanceNow;
 }
 
-/** An error as it goes into the history. */
-export interface ErrorRecord {
-  readonly name: string;
-  readonly code?: string;
-  readonly message: string;
-}
+/** An error as it goes into the history: `{ name, code, message }`, as the members' lines have it. */
+export type ErrorRecord = ErrorJson;
 
 /** An error (or anything thrown) for the history. */
-export function errorRecord(error: unknown): ErrorRecord {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code;
-    return { name: error.name, ...(typeof code === 'string' ? { code } : {}), message: error.message };
-  }
-  return { name: 'Error', message: String(error) };
-}
+export const errorRecord = errorJson;
 
 /** The outcomes of one park or unpark call, grouped: outcome -> ids. */
 export type Outcomes = Readonly<Record<string, readonly string[]>>;
@@ -164,7 +155,7 @@ export type MemberEvent =
     }
   /** `start()` called from a `stopped` listener: how it ended (`null`: it resolved). */
   | { readonly type: 'start-after-stop'; readonly error: ErrorRecord | null }
-  // The engine's events (see examples/demo/engine.ts); its `release` of a claim is `unclaim` here.
+  // The engine's events (see harness/engine.ts); its `release` of a claim is `unclaim` here.
   | {
       readonly type: 'claim';
       readonly id: string;

@@ -9,7 +9,7 @@
  * flag, 130 when interrupted.
  */
 import { writeFileSync } from 'node:fs';
-import { BACKENDS } from '../examples/demo/backend.js';
+import { BACKENDS } from '../harness/backend.js';
 import {
   choice,
   integer,
@@ -19,8 +19,9 @@ import {
   toggle,
   usage,
   UsageError,
-} from '../examples/demo/cli.js';
-import { killAllMembers } from './member.js';
+} from '../harness/flags.js';
+import { killAllChildren } from '../harness/process.js';
+import { SERVERS_HELP } from '../harness/servers.js';
 import { ChaosRun, RunError, type RunResult } from './run.js';
 
 const flags = {
@@ -83,7 +84,7 @@ async function main(): Promise<number> {
     return 2;
   }
   if (o.help) {
-    console.log(`Usage: npm run chaos -- [options]\n\n${usage(flags)}`);
+    console.log(`Usage: npm run chaos -- [options]\n\n${usage(flags)}\n\n${SERVERS_HELP}`);
     return 0;
   }
   const seed = o.seed ?? Date.now() % 2 ** 32;
@@ -99,7 +100,7 @@ async function main(): Promise<number> {
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (++signals > 1) {
-      killAllMembers();
+      killAllChildren();
       process.exit(130);
     }
     console.log(`\n${signal}: stopping the run, ending every member, cleaning up (again to quit at once)`);
@@ -133,10 +134,10 @@ async function main(): Promise<number> {
 }
 
 // Whatever ends this process, no member outlives it.
-process.on('exit', () => killAllMembers());
+process.on('exit', () => killAllChildren());
 process.on('uncaughtException', (error) => {
   console.error(error);
-  killAllMembers();
+  killAllChildren();
   // Still remove what the run created on the servers, within a bound.
   const cleanup = current?.cleanup() ?? Promise.resolve();
   void Promise.race([cleanup, new Promise((resolve) => setTimeout(resolve, 10_000))]).finally(() =>

@@ -11,11 +11,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ParkedWorkflow } from 'graceful-drain';
-import type { BackendName } from '../examples/demo/backend.js';
-import type { HostSnapshot } from '../examples/demo/host-db.js';
+import type { BackendName } from '../harness/backend.js';
+import type { HostSnapshot } from '../harness/host-db.js';
 import { runChecks } from './checker.js';
 import { readHistory } from './history.js';
-import { TIMINGS } from './run.js';
+import { TIMINGS } from './faults.js';
 
 function main(): number {
   const [dir] = process.argv.slice(2);

@@ -16,27 +16,18 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { BackendName } from '../examples/demo/backend.js';
-import type { HostSnapshot } from '../examples/demo/host-db.js';
-import { deriveSeed, seededRandom } from '../examples/demo/random.js';
+import type { BackendName } from '../harness/backend.js';
+import type { HostSnapshot } from '../harness/host-db.js';
+import { killAllChildren } from '../harness/process.js';
+import { deriveSeed, seededRandom } from '../harness/random.js';
 import { runChecks, type CheckResult } from './checker.js';
 import { ChaosCluster, CONCURRENCY } from './cluster.js';
-import { Faults, HOSTILE_SHARE, type Timings } from './faults.js';
+import { TIMINGS } from './faults.js';
 import { clock, type HarnessEvent, historyFile, type Phase, readHistory, type Recorder } from './history.js';
-import { killAllMembers } from './member.js';
+import { Faults, HOSTILE_SHARE } from './inject.js';
 import { Scheduler, STEPS, Workload } from './scheduler.js';
 import { RunServers } from './servers.js';
 import { SimulatedUser } from './user.js';
-
-/** The timings every run uses: short TTLs, so that a few seconds hold many expiries. */
-export const TIMINGS: Timings = Object.freeze({
-  memberTtlMs: 1500,
-  lockTtlMs: 1500,
-  claimTtlMs: 3000,
-  shutdownTimeoutMs: 4000,
-  closeTimeoutMs: 8000,
-  stepMs: 150,
-});
 
 /** The options of a run (the command line's flags). */
 export interface RunOptions {
@@ -429,7 +420,7 @@ export class ChaosRun {
 
   async #cleanup(): Promise<void> {
     this.#faults?.healAll();
-    killAllMembers();
+    killAllChildren();
     await Promise.all((this.#cluster?.members ?? []).map((m) => m.exited));
     const failure = await this.servers.close();
     if (failure !== undefined) this.log(`(${failure})`);

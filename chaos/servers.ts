@@ -12,25 +12,21 @@ import {
   type BackendConfig,
   type BackendName,
   cleanupBackend,
-  DEFAULT_POSTGRES_URL,
-  DEFAULT_REDIS_URL,
   type Host,
+  listAllParked,
   openHost,
   prepareBackend,
-} from '../examples/demo/backend.js';
-import type { HostDb } from '../examples/demo/host-db.js';
-import { ChaosProxy } from './tcp-proxy.js';
-
-function hostPort(url: string, fallbackPort: number): { host: string; port: number } {
-  const u = new URL(url);
-  return { host: u.hostname || '127.0.0.1', port: Number(u.port || fallbackPort) };
-}
+  runBackend,
+} from '../harness/backend.js';
+import type { HostDb } from '../harness/host-db.js';
+import { hostPort } from '../harness/servers.js';
+import { TcpProxy } from '../harness/tcp-proxy.js';
 
 /** The servers' side of a run. */
 export class RunServers {
   readonly config: BackendConfig;
   /** The proxy of each slot (index = slot - 1); none on SQLite. */
-  readonly proxies: ChaosProxy[] = [];
+  readonly proxies: TcpProxy[] = [];
   readonly #runId: string;
   readonly #folder: string;
   #host: Host | undefined;
@@ -45,14 +41,7 @@ export class RunServers {
   constructor(backend: BackendName, runId: string, folder: string) {
     this.#runId = runId;
     this.#folder = folder;
-    this.config = {
-      backend,
-      dbPath: join(folder, 'chaos.db'),
-      redisUrl: process.env.GD_REDIS_URL ?? DEFAULT_REDIS_URL,
-      redisKeyPrefix: `gd-chaos-${runId}:`,
-      postgresUrl: process.env.GD_POSTGRES_URL ?? DEFAULT_POSTGRES_URL,
-      pgSchema: `gd_chaos_${runId}`,
-    };
+    this.config = runBackend(backend, 'chaos', runId, join(folder, 'chaos.db'));
   }
 
   /** The host's database, as the harness reads and writes it (seeding, user pauses, snapshots). */
@@ -77,7 +66,7 @@ export class RunServers {
   /** Creates the tables (or checks the server answers), opens the harness's connections and proxies. */
   async open(slots: number): Promise<void> {
     const c = this.config;
-    this.#host = await openHost(c, 2);
+    this.#host = await openHost(c, { poolSize: 2 });
     await prepareBackend(c, this.#host);
     if (c.backend === 'redis') {
       this.redis = new Redis(c.redisUrl, { maxRetriesPerRequest: 1 });
@@ -90,23 +79,15 @@ export class RunServers {
     if (c.backend === 'sqlite') return;
     const target = c.backend === 'redis' ? hostPort(c.redisUrl, 6379) : hostPort(c.postgresUrl, 5432);
     for (let i = 0; i < slots; i++) {
-      const proxy = new ChaosProxy(target.host, target.port);
+      const proxy = new TcpProxy(target.host, target.port);
       await proxy.listen();
       this.proxies.push(proxy);
     }
   }
 
   /** Every workflow the store holds a park mark for. */
-  async listParked(): Promise<ParkedWorkflow[]> {
-    const store = this.store;
-    const all: ParkedWorkflow[] = [];
-    let cursor: string | undefined;
-    do {
-      const page = await store.listParked({ limit: 500, cursor });
-      all.push(...page.items);
-      cursor = page.cursor;
-    } while (cursor !== undefined);
-    return all;
+  listParked(): Promise<ParkedWorkflow[]> {
+    return listAllParked(this.store);
   }
 
   /**

@@ -19,11 +19,11 @@
  */
 import type { NotePausedOutcome, WorkflowStore } from 'graceful-drain';
 import type pg from 'pg';
-import type { HostDb } from '../examples/demo/host-db.js';
-import { STATUS } from '../examples/demo/host-db.js';
-import type { PostgresHostDb } from '../examples/demo/host-db-postgres.js';
-import type { SqliteHostDb } from '../examples/demo/host-db-sqlite.js';
-import type { Random } from '../examples/demo/random.js';
+import { listAllParked } from '../harness/backend.js';
+import { type HostDb, STATUS } from '../harness/host-db.js';
+import { type PostgresHostDb, pgTransaction } from '../harness/host-db-postgres.js';
+import { type SqliteHostDb, sqliteTransaction } from '../harness/host-db-sqlite.js';
+import type { Random } from '../harness/random.js';
 import { errorRecord, type HarnessEvent, type Recorder } from './history.js';
 
 /** A workflow as the user sees it. */
@@ -90,23 +90,8 @@ function cannotPause(
 
 function sqliteUser(db: SqliteHostDb): UserSql {
   const database = db.database;
-  const busy = (error: unknown): boolean => {
-    const code = (error as { code?: unknown } | null)?.code;
-    return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
-  };
   // One `BEGIN IMMEDIATE` transaction, retried asynchronously while another connection writes.
-  const write = async <T>(work: () => T): Promise<T> => {
-    const transaction = database.transaction(work);
-    const until = performance.now() + 10_000;
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return transaction.immediate();
-      } catch (error) {
-        if (!busy(error) || performance.now() > until) throw error;
-      }
-      await new Promise((resolve) => setTimeout(resolve, Math.min(40, 2 * 2 ** Math.min(attempt, 4))));
-    }
-  };
+  const write = <T>(work: () => T): Promise<T> => sqliteTransaction(database, work);
   const row = (id: string) =>
     database
       .prepare(
@@ -185,24 +170,7 @@ function postgresUser(db: PostgresHostDb, schema: string): UserSql {
   const pool = db.pool;
   const s = `"${schema}"`;
   type Client = pg.PoolClient;
-  const transaction = async <T>(work: (client: Client) => Promise<T>): Promise<T> => {
-    const client = await pool.connect();
-    let broken: Error | undefined;
-    const onError = (error: Error): void => void (broken = error);
-    client.on('error', onError);
-    try {
-      await client.query('BEGIN');
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch((rollback: Error) => (broken = rollback));
-      throw error;
-    } finally {
-      client.removeListener('error', onError);
-      client.release(broken);
-    }
-  };
+  const transaction = <T>(work: (client: Client) => Promise<T>): Promise<T> => pgTransaction(pool, work);
   const toRow = (r: Record<string, unknown>): Row => ({
     id: String(r.id),
     status: String(r.status),
@@ -470,14 +438,7 @@ export class SimulatedUser {
 
   /** The ids the store holds a park mark for, paused or pausing. */
   async #marked(): Promise<string[]> {
-    const ids: string[] = [];
-    let cursor: string | undefined;
-    do {
-      const page = await this.#o.store.listParked({ limit: 500, cursor });
-      for (const p of page.items) if (p.state !== 'other') ids.push(p.id);
-      cursor = page.cursor;
-    } while (cursor !== undefined);
-    return ids;
+    return (await listAllParked(this.#o.store)).filter((p) => p.state !== 'other').map((p) => p.id);
   }
 
   #missed(action: string, id: string, why: string): undefined {

@@ -15,7 +15,6 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ParkedWorkflow } from 'graceful-drain';
-import type { HostSnapshot, StatusLogRow, WorkflowRow } from '../examples/demo/host-db.js';
 import { checkOwnCallers } from '../chaos/check-callers.js';
 import { checkLandings } from '../chaos/check-landings.js';
 import { checkCrashBounds, checkFencing, checkLeaseExclusion, checkTokens } from '../chaos/check-locks.js';
@@ -27,10 +26,10 @@ import {
   checkUserPausesHeld,
 } from '../chaos/check-protocol.js';
 import { checkAttempts, checkNothingStranded } from '../chaos/check-steps.js';
-import { FAULT_KINDS, FAULTS, faultsFor } from '../chaos/faults.js';
+import { FAULT_KINDS, FAULTS, faultsFor, TIMINGS } from '../chaos/faults.js';
 import type { HarnessEvent, HistoryEntry, MemberEvent } from '../chaos/history.js';
 import { buildModel, type Model } from '../chaos/model.js';
-import { TIMINGS } from '../chaos/run.js';
+import type { HostSnapshot, StatusLogRow, WorkflowRow } from '../harness/host-db.js';
 import { POSTGRES_URL, REDIS_URL } from './support/env.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));

@@ -7,14 +7,10 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  checkAllFinished,
-  checkStepsExactlyOnce,
-  checkUserPausedUntouched,
-} from '../examples/demo/checks.js';
-import { parseFlags, integer, UsageError } from '../examples/demo/cli.js';
-import type { HostSnapshot } from '../examples/demo/host-db.js';
 import { renderTimeline } from '../examples/demo/timeline.js';
+import { parseFlags, integer, toggle, UsageError } from '../harness/flags.js';
+import { checkAllFinished, checkStepsExactlyOnce, checkUserPausedUntouched } from '../harness/host-checks.js';
+import type { HostSnapshot } from '../harness/host-db.js';
 import { POSTGRES_URL, REDIS_URL } from './support/env.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -172,7 +168,7 @@ describe('npm run demo (examples/demo/main.ts)', () => {
   });
 });
 
-describe('demo checks (examples/demo/checks.ts)', () => {
+describe('host checks (harness/host-checks.ts)', () => {
   const base: HostSnapshot = {
     workflows: [
       { id: 'wf-1', status: 'succeeded', step: 2, steps: 2, owner: null },
@@ -276,7 +272,7 @@ describe('demo checks (examples/demo/checks.ts)', () => {
   });
 });
 
-describe('demo helpers', () => {
+describe('harness and demo helpers', () => {
   it('parseFlags() names the flag and the value in its errors', () => {
     const specs = { workers: integer(1, 16, 3, 'workers') };
     expect(parseFlags([], specs)).toEqual({ workers: 3 });
@@ -286,6 +282,28 @@ describe('demo helpers', () => {
     );
     expect(() => parseFlags(['--worker', '2'], specs)).toThrow(
       /Unknown option --worker \(did you mean --workers\?\)/,
+    );
+  });
+
+  it('parseFlags() reads switches, short aliases and the environment, and refuses what parseArgs lets through', () => {
+    const specs = {
+      workers: { ...integer(1, 16, 3, 'workers'), env: 'GD_TEST_WORKERS' },
+      help: toggle('help', 'h'),
+    };
+    expect(parseFlags(['-h'], specs, { GD_TEST_WORKERS: '7' })).toEqual({ workers: 7, help: true });
+    expect(parseFlags(['--workers', '2'], specs, { GD_TEST_WORKERS: '7' })).toEqual({
+      workers: 2,
+      help: false,
+    });
+    expect(() => parseFlags([], specs, { GD_TEST_WORKERS: 'x' })).toThrow(
+      'GD_TEST_WORKERS (environment) expects a whole number from 1 to 16, got "x"',
+    );
+    expect(() => parseFlags(['--workers'], specs)).toThrow('--workers needs a value (N)');
+    expect(() => parseFlags(['--workers', '--help'], specs)).toThrow('--workers needs a value (N)');
+    expect(() => parseFlags(['--workers=2', '--workers', '3'], specs)).toThrow('--workers is given twice');
+    expect(() => parseFlags(['--help=yes'], specs)).toThrow('--help takes no value, got "yes"');
+    expect(() => parseFlags(['--workers', '2', 'extra'], specs)).toThrow(
+      'Unexpected argument "extra": every option is a --flag',
     );
   });
 

@@ -11,8 +11,7 @@
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { BACKENDS, DEFAULT_POSTGRES_URL, DEFAULT_REDIS_URL } from './backend.js';
-import type { Check } from './checks.js';
+import { BACKENDS } from '../../harness/backend.js';
 import {
   choice,
   type FlagSpecs,
@@ -23,7 +22,9 @@ import {
   toggle,
   usage,
   UsageError,
-} from './cli.js';
+} from '../../harness/flags.js';
+import type { Check } from '../../harness/host-checks.js';
+import { SERVERS_HELP } from '../../harness/servers.js';
 import { Scenario, ScenarioError } from './scenario.js';
 import { formatChecks, formatWorker } from './summary.js';
 
@@ -77,8 +78,7 @@ async function main(): Promise<number> {
     console.log(
       `Usage: npm run demo -- [options]\n\nA cluster of workflow-engine workers stopped one at a time and restarted:\n` +
         `graceful-drain parks the running workflows when the last one stops and resumes them on restart.\n\n` +
-        `${usage(flags)}\n\nServers (--backend redis|postgres): GD_REDIS_URL (default ${DEFAULT_REDIS_URL}),\n` +
-        `GD_POSTGRES_URL (default ${DEFAULT_POSTGRES_URL}).`,
+        `${usage(flags)}\n\n${SERVERS_HELP}`,
     );
     return 0;
   }

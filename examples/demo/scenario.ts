@@ -11,17 +11,19 @@ import {
   type BackendConfig,
   type BackendName,
   cleanupBackend,
-  DEFAULT_POSTGRES_URL,
-  DEFAULT_REDIS_URL,
   type Host,
+  listAllParked,
   openHost,
   prepareBackend,
-} from './backend.js';
-import { type Check, checkCleanShutdowns, checkHandOffs, hostChecks } from './checks.js';
+  runBackend,
+} from '../../harness/backend.js';
+import { type Check, hostChecks } from '../../harness/host-checks.js';
+import { type Counts, type HostDb, workflowId } from '../../harness/host-db.js';
+import type { MemberMessage } from '../../harness/member.js';
+import { deriveSeed, sample, seededRandom } from '../../harness/random.js';
+import { redact } from '../../harness/servers.js';
+import { checkCleanShutdowns, checkHandOffs } from './checks.js';
 import { WorkerProcess } from './cluster.js';
-import { type Counts, type HostDb, workflowId } from './host-db.js';
-import type { Message } from './protocol.js';
-import { deriveSeed, sample, seededRandom } from './random.js';
 import type { WorkerSummary } from './summary.js';
 import { renderTimeline, workerLanes } from './timeline.js';
 
@@ -34,17 +36,6 @@ const CONCURRENCY = 2;
 const SAMPLE_MS = 150;
 /** How often a progress line is printed. */
 const PROGRESS_MS = 1000;
-
-/** `postgres://user:secret@host/db` -> `postgres://user:***@host/db`: never print a password. */
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password !== '') u.password = '***';
-    return u.toString();
-  } catch {
-    return '(invalid URL)';
-  }
-}
 
 /** A sample of the counts, for the timeline. */
 export interface Sample {
@@ -102,15 +93,12 @@ export class Scenario {
       o.db === undefined && o.backend !== 'postgres'
         ? mkdtempSync(join(tmpdir(), 'graceful-drain-demo-'))
         : undefined;
-    this.config = {
-      backend: o.backend,
-      dbPath:
-        o.db !== undefined ? resolve(o.db) : this.folder !== undefined ? join(this.folder, 'demo.db') : '',
-      redisUrl: process.env.GD_REDIS_URL ?? DEFAULT_REDIS_URL,
-      redisKeyPrefix: `gd-demo-${this.runId}:`,
-      postgresUrl: process.env.GD_POSTGRES_URL ?? DEFAULT_POSTGRES_URL,
-      pgSchema: `gd_demo_${this.runId}`,
-    };
+    this.config = runBackend(
+      o.backend,
+      'demo',
+      this.runId,
+      o.db !== undefined ? resolve(o.db) : this.folder !== undefined ? join(this.folder, 'demo.db') : '',
+    );
   }
 
   log(message: string): void {
@@ -139,7 +127,7 @@ export class Scenario {
     this.log(
       `${o.workflows} workflows × ${o.steps} steps, ${o.workers} workers, backend ${o.backend} (${where}), seed ${o.seed}`,
     );
-    this.host = await openHost(this.config, 2);
+    this.host = await openHost(this.config, { poolSize: 2 });
     try {
       await prepareBackend(this.config, this.host);
     } catch (error) {
@@ -182,13 +170,7 @@ export class Scenario {
   }
 
   async listParked(): Promise<ParkedWorkflow[]> {
-    const all: ParkedWorkflow[] = [];
-    let cursor: string | undefined;
-    do {
-      const page = await this.store.listParked({ limit: 500, cursor });
-      all.push(...page.items);
-      cursor = page.cursor;
-    } while (cursor !== undefined);
+    const all = await listAllParked(this.store);
     for (const p of all) this.markedEver.add(p.id);
     return all;
   }
@@ -251,7 +233,7 @@ export class Scenario {
       ...(c.backend === 'postgres' ? ['--pg-schema', c.pgSchema] : ['--db', c.dbPath]),
       ...(c.backend === 'redis' ? ['--redis-key-prefix', c.redisKeyPrefix] : []),
     ];
-    const worker = new WorkerProcess({
+    const worker: WorkerProcess = new WorkerProcess({
       slot,
       run,
       memberId,
@@ -259,9 +241,9 @@ export class Scenario {
       clock: this.clock,
       // The URLs travel in the environment, not on command lines that `ps` shows.
       env: { GD_REDIS_URL: c.redisUrl, GD_POSTGRES_URL: c.postgresUrl },
-      onMessage: (w, m) => this.onMessage(w, m),
-      onOutput: (w, line, stream) => {
-        if (stream === 'stdout') this.log(`${w.memberId}: ${line}`);
+      onMessage: (m) => this.onMessage(worker, m),
+      onLine: (line, stream) => {
+        if (stream === 'stdout') this.log(`${memberId}: ${line}`);
       },
     });
     this.workers.push(worker);
@@ -277,7 +259,7 @@ export class Scenario {
     return worker;
   }
 
-  onMessage(w: WorkerProcess, m: Message): void {
+  onMessage(w: WorkerProcess, m: MemberMessage): void {
     switch (m.kind) {
       case 'READY':
         this.log(`${w.memberId} started (pid ${m.data.pid}), joined group ${m.data.group}`);
@@ -332,7 +314,7 @@ export class Scenario {
 
   /** SIGTERM, then wait for the exit; logs how the shutdown went. */
   async stop(worker: WorkerProcess): Promise<void> {
-    worker.kill('SIGTERM');
+    worker.signal('SIGTERM');
     const exit = await worker.exited;
     const r = worker.report;
     const how =
@@ -475,7 +457,7 @@ export class Scenario {
         startedAt: w.startedAt,
         readyAt: w.readyAt,
         signalled: w.signalled,
-        exit: w.exit,
+        exit: w.ended,
         report: w.report,
         resumed: w.resumed,
         states: w.states,
@@ -512,8 +494,8 @@ export class Scenario {
   /** Stops what is still running (after a failure or Ctrl-C): SIGTERM, then SIGKILL after 10 s. */
   async stopEverything(): Promise<void> {
     const alive = this.workers.filter((w) => w.alive);
-    for (const w of alive) w.kill('SIGTERM');
-    const timer = setTimeout(() => alive.forEach((w) => w.kill('SIGKILL')), 10_000);
+    for (const w of alive) w.signal('SIGTERM');
+    const timer = setTimeout(() => alive.forEach((w) => w.signal('SIGKILL')), 10_000);
     await Promise.all(alive.map((w) => w.exited));
     clearTimeout(timer);
     this.#sampling = false;

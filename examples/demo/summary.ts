@@ -1,6 +1,6 @@
 /** The end-of-run summary: one block per worker process, then the checks. Plain text. */
-import type { Check } from './protocol.js';
-import type { ResumeReportJson, ShutdownReportJson } from './protocol.js';
+import type { Check } from '../../harness/host-checks.js';
+import type { ResumeReportJson, ShutdownReportJson } from '../../harness/member.js';
 
 /** What the summary shows of one worker process. */
 export interface WorkerSummary {

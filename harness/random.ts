@@ -25,14 +25,26 @@ export function deriveSeed(seed: number, ...parts: (string | number)[]): number 
   return h;
 }
 
+/** A uniform number in [min, max). */
+export function uniform(random: Random, min: number, max: number): number {
+  return min + (max - min) * random();
+}
+
+/** Shuffles `items` in place (Fisher-Yates) and returns them. */
+export function shuffle<T>(items: T[], random: Random = Math.random): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [items[i], items[j]] = [items[j] as T, items[i] as T];
+  }
+  return items;
+}
+
 /** `count` distinct items of `items`, chosen with `random`, in their original order. */
 export function sample<T>(items: readonly T[], count: number, random: Random): T[] {
-  const indexes = items.map((_, i) => i);
-  for (let i = indexes.length - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [indexes[i], indexes[j]] = [indexes[j] as number, indexes[i] as number];
-  }
-  return indexes
+  return shuffle(
+    items.map((_, i) => i),
+    random,
+  )
     .slice(0, count)
     .sort((a, b) => a - b)
     .map((i) => items[i] as T);

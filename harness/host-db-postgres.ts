@@ -29,6 +29,30 @@ function checkSchemaName(schema: string): string {
 
 const toNumber = (value: unknown): number => Number(value);
 
+/** Runs `work` in one transaction on a client of `pool`, rolled back when it throws. */
+export async function pgTransaction<T>(
+  pool: pg.Pool,
+  work: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  // A checked-out client has no pool listener: without ours, a dropped connection crashes the process.
+  const onError = (error: Error): void => void (broken = error);
+  client.on('error', onError);
+  try {
+    await client.query('BEGIN');
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch((rollback: Error) => (broken = rollback));
+    throw error;
+  } finally {
+    client.removeListener('error', onError);
+    client.release(broken);
+  }
+}
+
 /** The host database in one PostgreSQL schema. */
 export class PostgresHostDb implements HostDb {
   readonly kind = 'postgres';
@@ -50,26 +74,6 @@ export class PostgresHostDb implements HostDb {
   /** The pool, for graceful-drain's `PostgresWorkflowStore({ pool })`: the host owns it. */
   get pool(): pg.Pool {
     return this.#pool;
-  }
-
-  async #transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.#pool.connect();
-    let broken: Error | undefined;
-    // A checked-out client has no pool listener: without ours, a dropped connection crashes the worker.
-    const onError = (error: Error): void => void (broken = error);
-    client.on('error', onError);
-    try {
-      await client.query('BEGIN');
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch((rollback: Error) => (broken = rollback));
-      throw error;
-    } finally {
-      client.removeListener('error', onError);
-      client.release(broken);
-    }
   }
 
   async createSchema(): Promise<void> {
@@ -154,7 +158,7 @@ export class PostgresHostDb implements HostDb {
 
   async commit(claim: Claim, worker: string, startedAt: number, at: number): Promise<CommitOutcome> {
     const s = this.#s;
-    return this.#transaction(async (client) => {
+    return pgTransaction(this.#pool, async (client) => {
       const { rows } = await client.query<WorkflowRow>(
         `SELECT id, status, step, steps, owner FROM ${s}.workflows WHERE id = $1 FOR UPDATE`,
         [claim.id],
@@ -210,7 +214,7 @@ export class PostgresHostDb implements HostDb {
 
   async userPause(id: string, at: number): Promise<UserPauseRow | undefined> {
     const s = this.#s;
-    return this.#transaction(async (client) => {
+    return pgTransaction(this.#pool, async (client) => {
       const { rows } = await client.query<{
         status: string;
         step: number;
@@ -260,7 +264,7 @@ export class PostgresHostDb implements HostDb {
   async snapshot(): Promise<HostSnapshot> {
     const s = this.#s;
     // One transaction, REPEATABLE READ: every table as of the same moment.
-    return this.#transaction(async (client) => {
+    return pgTransaction(this.#pool, async (client) => {
       await client.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
       const workflows = await client.query<WorkflowRow>(
         `SELECT id, status, step, steps, owner FROM ${s}.workflows ORDER BY id`,

@@ -1,13 +1,15 @@
 /**
- * A loopback TCP proxy between one member and the real server, through which the harness injects
- * network faults without touching the server (after test/support/tcp-proxy.ts, with delays, and
- * holding traffic rather than dropping it):
+ * A loopback TCP proxy between a client and a real server, through which the tests and the chaos
+ * harness inject network faults without touching the server:
  *
- * - `setBlackhole(true)`: nothing flows either way, closes included (no FIN gets through), a
- *   partition; `setBlackhole(false)` lets what was held through, as TCP would once the path is back.
+ * - `setBlackhole(true)` (`blackhole()`): nothing flows either way, closes included (no FIN gets
+ *   through), a partition; `setBlackhole(false)` lets what was held through, as TCP would once the path
+ *   is back.
  * - `setDelay(ms)`: every chunk is forwarded `ms` later, in order.
- * - `setDown(true)`: every connection is destroyed and new ones refused until `setDown(false)`, which
- *   is what a restart of the server looks like from the member's side.
+ * - `setDown(true)` (`down()`): every connection is destroyed and new ones refused until
+ *   `setDown(false)`, which is what a restart of the server looks like from the client's side.
+ * - `dropAll()`: every connection is destroyed (RST); new ones are accepted.
+ * - `pass()`: no fault of any kind.
  *
  * A userspace proxy keeps both TCP connections healthy while it holds traffic (the kernel answers
  * keepalives), so a server never sees a member vanish behind a blackhole: the close reaches it once
@@ -64,7 +66,7 @@ interface Pair {
 }
 
 /** A TCP proxy on an ephemeral loopback port, forwarding to one server. */
-export class ChaosProxy {
+export class TcpProxy {
   readonly #target: { readonly host: string; readonly port: number };
   readonly #server: net.Server;
   readonly #pairs = new Set<Pair>();
@@ -110,8 +112,23 @@ export class ChaosProxy {
   /** Destroys every connection and refuses new ones (`false`: accepts them again). */
   setDown(on: boolean): void {
     this.#down = on;
-    if (on) for (const pair of [...this.#pairs]) this.#destroy(pair);
+    if (on) this.dropAll();
     else this.#flush();
+  }
+
+  /** `setBlackhole(true)`. */
+  blackhole(): void {
+    this.setBlackhole(true);
+  }
+
+  /** `setDown(true)`. */
+  down(): void {
+    this.setDown(true);
+  }
+
+  /** Destroys every open connection (RST), and keeps accepting new ones. */
+  dropAll(): void {
+    for (const pair of [...this.#pairs]) this.#destroy(pair);
   }
 
   /** Back to normal: no fault of any kind. */

@@ -1,10 +1,11 @@
 /**
- * The host database on SQLite (better-sqlite3), shared by every worker process through one file in WAL
- * mode. Writes are `BEGIN IMMEDIATE` transactions under a short busy timeout; while another process
- * holds the write lock they are retried asynchronously, so the event loop (and the coordinator's
- * renewals) never wait long.
+ * The host database on SQLite, shared by every member process through one file in WAL mode, opened
+ * with graceful-drain's choice of driver (`openSqliteDatabase()`: `node:sqlite` where the runtime has
+ * it, better-sqlite3 otherwise). Writes are `BEGIN IMMEDIATE` transactions under a short busy timeout;
+ * while another process holds the write lock they are retried asynchronously, so the event loop (and
+ * the coordinator's renewals) never wait long.
  */
-import Database from 'better-sqlite3';
+import { openSqliteDatabase, type SqliteDatabase, type SqliteStatement } from 'graceful-drain/sqlite';
 import {
   type Claim,
   type CommitOutcome,
@@ -68,33 +69,80 @@ CREATE TABLE IF NOT EXISTS user_pauses (
 );
 `;
 
-function isBusy(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
+/**
+ * Whether `error` says the database is busy or locked by another connection: better-sqlite3's
+ * `SQLITE_BUSY...`/`SQLITE_LOCKED...` codes, or `node:sqlite`'s `ERR_SQLITE_ERROR` with primary result
+ * code 5 (`SQLITE_BUSY`) or 6 (`SQLITE_LOCKED`).
+ */
+export function isBusy(error: unknown): boolean {
+  const { code, errcode } = (error ?? {}) as { code?: unknown; errcode?: unknown };
+  if (code === 'ERR_SQLITE_ERROR') return typeof errcode === 'number' && [5, 6].includes(errcode & 0xff);
   return typeof code === 'string' && (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED'));
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Runs `work` in one transaction of `db`: `BEGIN IMMEDIATE` to write, a plain `BEGIN` to read. */
+function transaction<T>(db: SqliteDatabase, work: () => T, mode: 'immediate' | 'deferred'): T {
+  if (mode === 'immediate') return db.transaction(work).immediate();
+  db.exec('BEGIN');
+  try {
+    const result = work();
+    db.exec('COMMIT');
+    return result;
+  } catch (error) {
+    if (db.inTransaction) db.exec('ROLLBACK');
+    throw error;
+  }
+}
+
+/**
+ * Runs `work` as one transaction (see {@link transaction}), retried asynchronously with a jittered
+ * backoff while the file is busy, for up to 10 s; `closed` says when to stop.
+ */
+export async function sqliteTransaction<T>(
+  db: SqliteDatabase,
+  work: () => T,
+  mode: 'immediate' | 'deferred' = 'immediate',
+  closed: () => boolean = () => false,
+): Promise<T> {
+  const until = performance.now() + WRITE_TIMEOUT_MS;
+  for (let attempt = 0; ; attempt++) {
+    if (closed()) throw new Error('The host database is closed');
+    try {
+      return transaction(db, work, mode);
+    } catch (error) {
+      if (!isBusy(error) || performance.now() > until) throw error;
+    }
+    await sleep(Math.min(40, 2 * 2 ** Math.min(attempt, 4)) * (0.5 + Math.random() / 2));
+  }
+}
+
 /** The host database on one SQLite file. */
 export class SqliteHostDb implements HostDb {
   readonly kind = 'sqlite';
-  readonly #db: Database.Database;
-  readonly #statements = new Map<string, Database.Statement>();
+  readonly #db: SqliteDatabase;
+  readonly #statements = new Map<string, SqliteStatement>();
   #closed = false;
 
   /** Opens (and creates) the file; WAL mode so that readers never wait for writers. */
-  constructor(path: string) {
-    this.#db = new Database(path, { timeout: BUSY_MS });
-    this.#db.pragma('journal_mode = WAL');
+  static async open(path: string): Promise<SqliteHostDb> {
+    const db = await openSqliteDatabase(path, { timeout: BUSY_MS });
+    db.pragma('journal_mode = WAL');
+    return new SqliteHostDb(db);
+  }
+
+  private constructor(db: SqliteDatabase) {
+    this.#db = db;
   }
 
   /** The handle, for graceful-drain's `SqliteWorkflowStore({ database })`: the host owns it. */
-  get database(): Database.Database {
+  get database(): SqliteDatabase {
     return this.#db;
   }
 
   /** A prepared statement, prepared once. */
-  #sql(text: string): Database.Statement {
+  #sql(text: string): SqliteStatement {
     let statement = this.#statements.get(text);
     if (statement === undefined) {
       statement = this.#db.prepare(text);
@@ -105,26 +153,12 @@ export class SqliteHostDb implements HostDb {
 
   /** Runs `work` as one `BEGIN IMMEDIATE` transaction, retrying asynchronously while the file is busy. */
   #write<T>(work: () => T): Promise<T> {
-    return this.#run(work, 'immediate');
+    return sqliteTransaction(this.#db, work, 'immediate', () => this.#closed);
   }
 
   /** Runs `work` as one read transaction (one consistent snapshot). */
   #read<T>(work: () => T): Promise<T> {
-    return this.#run(work, 'deferred');
-  }
-
-  async #run<T>(work: () => T, mode: 'immediate' | 'deferred'): Promise<T> {
-    const transaction = this.#db.transaction(work);
-    const until = performance.now() + WRITE_TIMEOUT_MS;
-    for (let attempt = 0; ; attempt++) {
-      if (this.#closed) throw new Error('The host database is closed');
-      try {
-        return transaction[mode]();
-      } catch (error) {
-        if (!isBusy(error) || performance.now() > until) throw error;
-      }
-      await sleep(Math.min(40, 2 * 2 ** Math.min(attempt, 4)) * (0.5 + Math.random() / 2));
-    }
+    return sqliteTransaction(this.#db, work, 'deferred', () => this.#closed);
   }
 
   async createSchema(): Promise<void> {

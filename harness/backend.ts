@@ -1,5 +1,5 @@
 /**
- * The three setups of the demo, built the same way in the orchestrator and in every worker:
+ * The backends the tools run on, built the same way by a run's orchestrator and by every member:
  *
  * - `sqlite`: `SqliteCoordinator` and `SqliteWorkflowStore` on the one SQLite file of the host tables.
  * - `redis`: `RedisCoordinator` (keys under a prefix of the run's own); host tables and store on SQLite.
@@ -8,20 +8,17 @@
  *
  * Drivers are loaded only by the backend that needs them.
  */
-import type { Coordinator, WorkflowStore } from 'graceful-drain';
+import type { Coordinator, ParkedWorkflow, WorkflowStore } from 'graceful-drain';
 import { type HostDb, STORE_STATUSES, WORKFLOWS_TABLE } from './host-db.js';
+import { POSTGRES_URL, REDIS_URL, withApplicationName } from './servers.js';
 
-/** The backends the demo runs on. */
+/** The backends the tools run on. */
 export const BACKENDS = ['sqlite', 'redis', 'postgres'] as const;
 
 /** A backend's name. */
 export type BackendName = (typeof BACKENDS)[number];
 
-/** The local servers' URLs, unless the environment says otherwise. */
-export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
-export const DEFAULT_POSTGRES_URL = 'postgres://postgres@127.0.0.1:5432/test';
-
-/** Where a run keeps its state. Workers receive it on their command line. */
+/** Where a run keeps its state. Members receive it on their command line. */
 export interface BackendConfig {
   readonly backend: BackendName;
   /** The SQLite file of the host tables (sqlite, redis) and of the coordinator (sqlite). */
@@ -34,6 +31,29 @@ export interface BackendConfig {
   readonly postgresUrl: string;
   /** The run's PostgreSQL schema (postgres). */
   readonly pgSchema: string;
+}
+
+/** A run's backend: the servers of the environment, and names of the run's own (`gd-<tool>-<runId>`). */
+export function runBackend(backend: BackendName, tool: string, runId: string, dbPath: string): BackendConfig {
+  return {
+    backend,
+    dbPath,
+    redisUrl: REDIS_URL,
+    redisKeyPrefix: `gd-${tool}-${runId}:`,
+    postgresUrl: POSTGRES_URL,
+    pgSchema: `gd_${tool}_${runId}`,
+  };
+}
+
+/** How a process connects: its pool size, and a name to find its connections by on the server. */
+export interface ConnectOptions {
+  /** The host database's pool size (postgres). Default 4. */
+  readonly poolSize?: number;
+  /**
+   * Names the connections (Redis connection name; PostgreSQL `application_name` with a suffix: `-c`
+   * the coordinator, `-h` the host database, `-s` the store, which then gets a pool of its own).
+   */
+  readonly connectionName?: string;
 }
 
 /** The host's side: its database, and graceful-drain's store over it. */
@@ -49,19 +69,33 @@ export interface Host {
 }
 
 /** Opens the host database and the store over its `workflows` table. */
-export async function openHost(config: BackendConfig, poolSize = 4): Promise<Host> {
+export async function openHost(config: BackendConfig, options: ConnectOptions = {}): Promise<Host> {
   if (config.backend === 'postgres') {
     const [{ default: pg }, { PostgresHostDb }, { PostgresWorkflowStore, migrate }] = await Promise.all([
       import('pg'),
       import('./host-db-postgres.js'),
       import('graceful-drain/postgres'),
     ]);
-    const pool = new pg.Pool({ connectionString: config.postgresUrl, max: poolSize });
-    // An idle connection that fails must not crash the process: the next query reports it.
-    pool.on('error', () => {});
-    const db = new PostgresHostDb(pool, config.pgSchema);
+    const named = options.connectionName;
+    const pool = (suffix: string, max: number): InstanceType<typeof pg.Pool> => {
+      const url =
+        named === undefined
+          ? config.postgresUrl
+          : withApplicationName(config.postgresUrl, `${named}-${suffix}`);
+      const p = new pg.Pool({ connectionString: url, max });
+      // An idle connection that fails must not crash the process: the next query reports it.
+      p.on('error', () => {});
+      return p;
+    };
+    const hostPool = pool('h', options.poolSize ?? 4);
+    // Named connections are the chaos harness's, which kills them: the store gets a pool of its own, set
+    // up as its documentation asks (an 'error' listener, no more), and the host database's connections
+    // a listener each, so that one dropped mid-transaction fails the transaction, not the process.
+    if (named !== undefined) hostPool.on('connect', (client) => client.on('error', () => {}));
+    const storePool = named === undefined ? hostPool : pool('s', 2);
+    const db = new PostgresHostDb(hostPool, config.pgSchema);
     const store = new PostgresWorkflowStore({
-      pool,
+      pool: storePool,
       table: `${config.pgSchema}.${WORKFLOWS_TABLE}`,
       schema: config.pgSchema,
       statuses: STORE_STATUSES,
@@ -71,17 +105,20 @@ export async function openHost(config: BackendConfig, poolSize = 4): Promise<Hos
       store,
       prepare: async () => {
         await db.createSchema();
-        await migrate(pool, { schema: config.pgSchema });
+        await migrate(hostPool, { schema: config.pgSchema });
       },
       drop: () => db.dropSchema(),
-      close: () => closeBoth(store, db),
+      close: async () => {
+        await closeBoth(store, db);
+        if (storePool !== hostPool) await storePool.end();
+      },
     };
   }
   const [{ SqliteHostDb }, { SqliteWorkflowStore }] = await Promise.all([
     import('./host-db-sqlite.js'),
     import('graceful-drain/sqlite'),
   ]);
-  const db = new SqliteHostDb(config.dbPath);
+  const db = await SqliteHostDb.open(config.dbPath);
   // The host owns the handle; the store works through it and never closes it.
   const store = new SqliteWorkflowStore({
     database: db.database,
@@ -103,7 +140,11 @@ async function closeBoth(store: WorkflowStore, db: HostDb): Promise<void> {
 }
 
 /** Builds the backend's coordinator. */
-export async function openCoordinator(config: BackendConfig): Promise<Coordinator> {
+export async function openCoordinator(
+  config: BackendConfig,
+  options: ConnectOptions = {},
+): Promise<Coordinator> {
+  const named = options.connectionName;
   switch (config.backend) {
     case 'sqlite': {
       const { SqliteCoordinator } = await import('graceful-drain/sqlite');
@@ -111,17 +152,25 @@ export async function openCoordinator(config: BackendConfig): Promise<Coordinato
     }
     case 'redis': {
       const { RedisCoordinator } = await import('graceful-drain/redis');
-      return new RedisCoordinator({ url: config.redisUrl, keyPrefix: config.redisKeyPrefix });
+      return new RedisCoordinator({
+        url: config.redisUrl,
+        keyPrefix: config.redisKeyPrefix,
+        ...(named === undefined ? {} : { connectionName: named }),
+      });
     }
     case 'postgres': {
       const { PostgresCoordinator } = await import('graceful-drain/postgres');
-      return new PostgresCoordinator({ connectionString: config.postgresUrl, schema: config.pgSchema });
+      return new PostgresCoordinator({
+        connectionString:
+          named === undefined ? config.postgresUrl : withApplicationName(config.postgresUrl, `${named}-c`),
+        schema: config.pgSchema,
+      });
     }
   }
 }
 
 /**
- * Creates what a run needs before its first worker starts (see {@link Host.prepare}). Fails with a clear
+ * Creates what a run needs before its first member starts (see {@link Host.prepare}). Fails with a clear
  * message when the backend's server cannot be reached.
  */
 export async function prepareBackend(config: BackendConfig, host: Host): Promise<void> {
@@ -173,4 +222,16 @@ export async function cleanupBackend(config: BackendConfig, host: Host | undefin
       redis.disconnect();
     }
   }
+}
+
+/** Every workflow the store holds a park mark for, page after page. */
+export async function listAllParked(store: WorkflowStore): Promise<ParkedWorkflow[]> {
+  const all: ParkedWorkflow[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await store.listParked({ limit: 500, cursor });
+    all.push(...page.items);
+    cursor = page.cursor;
+  } while (cursor !== undefined);
+  return all;
 }

@@ -1,0 +1,141 @@
+/**
+ * Member processes (the demo's workers, the chaos harness's members): a workflow engine in a
+ * DrainController, run as a child process that prints its life on stdout, one line each:
+ *
+ * - `READY`: started (joined the group, intake open).
+ * - `STATE`: every state change of its controller.
+ * - `RESUME`: progress of the resume at start (the controller's `resume` event);
+ *   `RESUMED`: the resume ended (`whenResumed()`).
+ * - `PARK`: a batch parked at shutdown (the controller's `park` event).
+ * - `REPORT`: the shutdown report, last thing before exiting.
+ * - `FAILED`: the member could not start or crashed.
+ *
+ * And {@link MemberProcess}, a member seen from the process that started it.
+ */
+import type { ResumeReport, ShutdownReport } from 'graceful-drain';
+import { LineProtocol, type Message, ScriptProcess, type ScriptProcessOptions } from './process.js';
+
+/** An error as JSON. */
+export interface ErrorJson {
+  readonly name: string;
+  readonly code?: string;
+  readonly message: string;
+}
+
+/** A `ShutdownReport` as JSON: bigint as string, errors as `{ phase, error: { name, code, message } }`. */
+export type ShutdownReportJson = Omit<ShutdownReport, 'token' | 'errors'> & {
+  readonly token: string | null;
+  readonly errors: readonly { readonly phase: string; readonly error: ErrorJson }[];
+};
+
+/** A `ResumeReport` as JSON, errors as `{ name, code, message }`. */
+export type ResumeReportJson = Omit<ResumeReport, 'errors'> & { readonly errors: readonly ErrorJson[] };
+
+/** The payload of each kind of line. */
+export interface MemberMessages {
+  READY: { readonly memberId: string; readonly pid: number; readonly group: string };
+  STATE: { readonly from: string; readonly to: string };
+  RESUME: ResumeReportJson;
+  RESUMED: ResumeReportJson;
+  PARK: {
+    readonly parked: number;
+    readonly stillPausing: number;
+    readonly skipped: number;
+    readonly token: string | null;
+  };
+  REPORT: ShutdownReportJson;
+  FAILED: ErrorJson;
+}
+
+/** A decoded line of a member. */
+export type MemberMessage = Message<MemberMessages>;
+
+/** The members' lines. */
+export const memberLines = new LineProtocol<MemberMessages>([
+  'READY',
+  'STATE',
+  'RESUME',
+  'RESUMED',
+  'PARK',
+  'REPORT',
+  'FAILED',
+]);
+
+/** An error (or anything thrown) as JSON. */
+export function errorJson(error: unknown): ErrorJson {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return { name: error.name, ...(typeof code === 'string' ? { code } : {}), message: error.message };
+  }
+  return { name: 'Error', message: String(error) };
+}
+
+/** A shutdown report as JSON. */
+export function shutdownReportJson(report: ShutdownReport): ShutdownReportJson {
+  return {
+    ...report,
+    token: report.token === undefined ? null : report.token.toString(),
+    errors: report.errors.map((e) => ({ phase: e.phase, error: errorJson(e.error) })),
+  };
+}
+
+/** A resume report as JSON. */
+export function resumeReportJson(report: ResumeReport): ResumeReportJson {
+  return { ...report, errors: report.errors.map(errorJson) };
+}
+
+/** Options of {@link MemberProcess}. */
+export interface MemberProcessOptions extends Omit<ScriptProcessOptions<MemberMessages>, 'protocol'> {
+  /** The member id, passed as `--id`. */
+  readonly memberId: string;
+  /** Its place in the cluster (1-based): a member and the ones restarted after it share a slot. */
+  readonly slot: number;
+}
+
+/** A member process, seen from the process that started it. */
+export class MemberProcess extends ScriptProcess<MemberMessages> {
+  readonly memberId: string;
+  readonly slot: number;
+  /** Resolves at its `READY`; rejects at `FAILED`, or when it exits before. */
+  readonly ready: Promise<void>;
+  isReady = false;
+  /** Its controller's last state, as it printed it. */
+  state = 'spawned';
+  /** Stopped with SIGSTOP, not yet continued. */
+  frozen = false;
+  /** Sent SIGTERM: on its way out. */
+  stopping = false;
+  #settle: { resolve: () => void; reject: (error: Error) => void } | undefined;
+
+  constructor(options: MemberProcessOptions) {
+    super({ ...options, args: ['--id', options.memberId, ...(options.args ?? [])], protocol: memberLines });
+    this.memberId = options.memberId;
+    this.slot = options.slot;
+    this.ready = new Promise<void>((resolve, reject) => (this.#settle = { resolve, reject }));
+    this.ready.catch(() => {});
+    void this.exited.then((exit) =>
+      this.#settle?.reject(
+        new Error(`${this.memberId} exited (code ${exit.code}, signal ${exit.signal}) before it was ready`),
+      ),
+    );
+  }
+
+  protected override received(message: MemberMessage): void {
+    if (message.kind === 'READY') {
+      this.isReady = true;
+      this.#settle?.resolve();
+    } else if (message.kind === 'STATE') this.state = message.data.to;
+    else if (message.kind === 'FAILED') {
+      this.#settle?.reject(new Error(`${this.memberId} failed: ${message.data.message}`));
+    }
+    super.received(message);
+  }
+
+  override signal(signal: NodeJS.Signals): boolean {
+    if (!this.alive) return false;
+    if (signal === 'SIGSTOP') this.frozen = true;
+    if (signal === 'SIGCONT') this.frozen = false;
+    if (signal === 'SIGTERM') this.stopping = true;
+    return super.signal(signal);
+  }
+}
