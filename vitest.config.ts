@@ -12,6 +12,8 @@ export default defineConfig({
     // One file at a time: the machine has two cores, the timing tests use real TTLs against real
     // servers, and the Redis fault tests pause every client of the server (CLIENT PAUSE).
     fileParallelism: false,
+    // better-sqlite3 for the running Node.js (12 on Node.js 20), so that its driver's tests always run.
+    globalSetup: ['./scripts/better-sqlite3.ts'],
     // One closing line for the whole run, whichever projects it runs (`npm test` runs both).
     reporters: ['default', new SummaryReporter()],
     projects: [

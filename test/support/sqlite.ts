@@ -1,12 +1,9 @@
 /**
  * The SQLite drivers of the running Node.js, for the SQLite adapters' tests: `node:sqlite` where the
- * runtime has it, and better-sqlite3 where it loads and a process using it exits cleanly (the
- * node_modules' build may be for another Node.js, and better-sqlite3 12 aborts at exit on Node 24).
- * `forEachDriver()` runs a block of tests once per driver; inside it, `openDatabase()` and
- * `sqliteDriver()` follow the block's driver.
+ * runtime has it, and better-sqlite3 always (vitest's global setup, scripts/better-sqlite3.ts, installs
+ * the version that works on this Node.js). `forEachDriver()` runs a block of tests once per driver;
+ * inside it, `openDatabase()` and `sqliteDriver()` follow the block's driver.
  */
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { beforeAll, describe } from 'vitest';
 import {
   builtinSqlite,
@@ -16,34 +13,14 @@ import {
   type SqliteDriverName,
 } from '../../src/adapters/sqlite/driver.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-
 /** A database handle as the tests use it: better-sqlite3's `open` as well. */
 export type TestDatabase = SqliteDatabase & { readonly open: boolean };
-
-/** Whether better-sqlite3 loads here and a process that used it exits cleanly. */
-function betterSqlite3Works(): boolean {
-  const probe = spawnSync(
-    process.execPath,
-    [
-      '-e',
-      "const D = require('better-sqlite3'); const db = new D(':memory:'); db.prepare('SELECT 1').get(); db.close()",
-    ],
-    { cwd: ROOT, stdio: 'ignore', timeout: 20_000 },
-  );
-  return probe.status === 0 && probe.signal === null;
-}
 
 /** The drivers this runtime has, `node:sqlite` first. */
 export const SQLITE_DRIVERS: readonly SqliteDriverName[] = [
   ...(builtinSqlite() === undefined ? [] : (['node:sqlite'] as const)),
-  ...(betterSqlite3Works() ? (['better-sqlite3'] as const) : []),
+  'better-sqlite3',
 ];
-if (SQLITE_DRIVERS.length === 0) {
-  throw new Error(
-    `No SQLite driver on Node.js ${process.version}: neither node:sqlite nor a working better-sqlite3`,
-  );
-}
 
 const loaded = new Map<SqliteDriverName, SqliteDriver>();
 for (const name of SQLITE_DRIVERS) loaded.set(name, await loadSqliteDriver(name, 'test'));
