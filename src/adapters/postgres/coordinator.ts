@@ -134,11 +134,7 @@ export class PostgresCoordinator implements Coordinator {
         this.#locks.delete(name);
         return undefined;
       }
-      const { lease, item } = pgLease(session, name, key, BigInt(row.token), ttlMs, () => {
-        if (this.#locks.get(name) === lease) this.#locks.delete(name);
-      });
-      this.#locks.set(name, lease);
-      session.track(item);
+      const lease = pgLease(session, this.#locks, { name, key, token: BigInt(row.token), ttlMs });
       debug('acquire %s: token %s', name, lease.token);
       return lease;
     } catch (error) {
@@ -285,7 +281,8 @@ export class PostgresCoordinator implements Coordinator {
     });
     try {
       await session.connect();
-      if (!this.#schemaChecked) await checkSchema(session, this.#o.schema, 'PostgresCoordinator');
+      const rows = async (text: string, values: unknown[]) => (await session.query(text, values)).rows;
+      if (!this.#schemaChecked) await checkSchema(rows, this.#o.schema, 'PostgresCoordinator');
       this.#schemaChecked = true;
     } catch (error) {
       session.lose(error);

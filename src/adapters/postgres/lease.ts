@@ -9,20 +9,21 @@ import { messageOf, type PgSession, type SessionItem } from './session.js';
 const debug = createDebug('graceful-drain:postgres');
 
 /**
- * A session advisory lock held by a `PostgresCoordinator`, and the item its session keeps alive (and
- * loses it with). `release()` unlocks; given a signal that aborts, it stops waiting but the unlock goes
- * on (nothing else would free the lock while the session lives). `onDone` runs once released or lost.
+ * A session advisory lock held by a `PostgresCoordinator`, tracked by `session` and kept in `locks`
+ * until released or lost. `release()` unlocks; given a signal that aborts, it stops waiting but the
+ * unlock goes on (nothing else would free the lock while the session lives).
  *
  * @internal
  */
 export function pgLease(
   session: PgSession,
-  name: string,
-  key: string,
-  token: bigint,
-  ttlMs: number,
-  onDone: () => void,
-): { readonly lease: Lease; readonly item: SessionItem } {
+  locks: Map<string, Lease | 'pending'>,
+  hold: { name: string; key: string; token: bigint; ttlMs: number },
+): Lease {
+  const { name, key, token, ttlMs } = hold;
+  const onDone = (): void => {
+    if (locks.get(name) === lease) locks.delete(name);
+  };
   const controller = new AbortController();
   let lostAt: number | undefined;
   let released: Promise<void> | undefined;
@@ -52,17 +53,19 @@ export function pgLease(
       onDone();
     }
   };
-  const hold = {
+  const view = {
     signal: controller.signal,
     get deadline() {
       return lostAt ?? session.deadline(ttlMs);
     },
   };
-  const lease = leaseOf(name, token, hold, (signal) => {
+  const lease = leaseOf(name, token, view, (signal) => {
     released ??= unlock().then(() => {
       releaseDone = true;
     });
     return releaseDone ? undefined : abortable(released, signal);
   });
-  return { lease, item };
+  locks.set(name, lease);
+  session.track(item);
+  return lease;
 }

@@ -8,7 +8,7 @@ import { advisoryKey, quote } from '../../internal/sql-names.js';
 import type { PgQueryable } from './driver.js';
 import { markTrigger } from './mark-trigger.js';
 import { compileMigrateOptions, type MigrateOptions } from './options.js';
-import { inspectHostTable } from './store-sql.js';
+import { inspectHostTable, type QueryRows } from './store-sql.js';
 
 const debug = createDebug('graceful-drain:postgres');
 
@@ -116,17 +116,12 @@ export async function migrate(queryable: PgQueryable, options?: MigrateOptions):
     );
   }
   const { schema, stores } = compileMigrateOptions(options);
-  for (const migration of MIGRATIONS) {
-    await queryable.query(migrationSql(schema, migration));
-  }
-  const version = await readVersion(queryable, schema);
+  for (const migration of MIGRATIONS) await queryable.query(migrationSql(schema, migration));
+  const rows: QueryRows = async (text, values) => (await queryable.query(text, values)).rows;
+  const version = await readVersion(rows, schema);
   debug('migrate: schema %s at version %d', schema, version);
   for (const [index, host] of stores.entries()) {
-    const info = await inspectHostTable(
-      async (text, values) => (await queryable.query(text, values)).rows,
-      host,
-      `stores[${index}].`,
-    );
+    const info = await inspectHostTable(rows, host, `stores[${index}].`);
     await queryable.query(markTrigger(schema, host, info).installSql);
     debug('migrate: mark trigger on %s', info.storeKey);
   }
@@ -134,9 +129,9 @@ export async function migrate(queryable: PgQueryable, options?: MigrateOptions):
 }
 
 /** The schema's version, or `undefined` when it has none (no schema or no version table). */
-async function readVersion(queryable: PgQueryable, schema: string): Promise<number | undefined> {
+async function readVersion(query: QueryRows, schema: string): Promise<number | undefined> {
   try {
-    const { rows } = await queryable.query(`SELECT version FROM ${quote(schema)}.schema_version`);
+    const rows = await query(`SELECT version FROM ${quote(schema)}.schema_version`, []);
     return (rows[0] as { version: number } | undefined)?.version;
   } catch (error) {
     const code = (error as { code?: unknown }).code;
@@ -149,8 +144,8 @@ async function readVersion(queryable: PgQueryable, schema: string): Promise<numb
  * Throws a `ConfigurationError` asking for `migrate()` when `schema` is missing or older than this
  * release needs. A newer schema is accepted: migrations are additive.
  */
-export async function checkSchema(queryable: PgQueryable, schema: string, adapter: string): Promise<void> {
-  const version = await readVersion(queryable, schema);
+export async function checkSchema(query: QueryRows, schema: string, adapter: string): Promise<void> {
+  const version = await readVersion(query, schema);
   if (version === undefined || version < SCHEMA_VERSION) {
     const found =
       version === undefined

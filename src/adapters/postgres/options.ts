@@ -5,7 +5,7 @@
  */
 import { ConfigurationError } from '../../errors.js';
 import { withDefaults } from '../../internal/defaults.js';
-import { checkIdentifier, checkTableName, quote, type TableName } from '../../internal/sql-names.js';
+import { checkIdentifier, checkTableName, quote } from '../../internal/sql-names.js';
 import { checkStatuses, type WorkflowStatuses } from '../../internal/statuses.js';
 import {
   checkCount,
@@ -17,7 +17,7 @@ import {
   invalid,
 } from '../../validate.js';
 import { loadPg, type PgPool, type PgQueryable, type PgSessionClient } from './driver.js';
-import { createRunner, type Runner } from './runner.js';
+import { createRunner } from './runner.js';
 import type { SessionSettings } from './session.js';
 
 const DEFAULT_SCHEMA = 'graceful_drain';
@@ -134,37 +134,17 @@ const STORE_DEFAULTS = Object.freeze({
 });
 
 /** {@link PostgresCoordinatorOptions} checked, with defaults applied. @internal */
-export interface CompiledCoordinatorOptions {
-  readonly schema: string;
-  readonly settings: SessionSettings;
-  readonly closeTimeoutMs: number;
-  readonly pollIntervalMs: number;
-  /** Makes a new, not yet connected client. */
-  readonly createClient: () => Promise<PgSessionClient>;
-}
-
+export type CompiledCoordinatorOptions = ReturnType<typeof compileCoordinatorOptions>;
 /** The host's table as {@link PostgresHostTableOptions} name it, checked, with defaults applied. @internal */
-export interface HostTable {
-  readonly table: TableName;
-  readonly idColumn: string;
-  readonly statusColumn: string;
-  readonly statuses: WorkflowStatuses;
-}
-
+export type HostTable = ReturnType<typeof compileHostTable>;
 /** {@link PostgresWorkflowStoreOptions} checked, with defaults applied. @internal */
-export interface CompiledStoreOptions extends HostTable {
-  readonly schema: string;
-  readonly markTrigger: MarkTriggerMode;
-  readonly runner: Runner;
-}
+export type CompiledStoreOptions = ReturnType<typeof compileStoreOptions>;
 
 /** Checks `options` (messages name the option and the value) and applies the defaults. @internal */
-export function compileCoordinatorOptions(options: unknown): CompiledCoordinatorOptions {
+export function compileCoordinatorOptions(options: unknown) {
   const sources = ['client', 'connectionString', 'url'];
-  const given = checkOptionsObject('PostgresCoordinator', options, [
-    ...sources,
-    ...Object.keys(COORDINATOR_DEFAULTS),
-  ]);
+  const known = [...sources, ...Object.keys(COORDINATOR_DEFAULTS)];
+  const given = checkOptionsObject('PostgresCoordinator', options, known);
   checkOneSource('PostgresCoordinator', given, sources);
   const o = withDefaults(COORDINATOR_DEFAULTS, given);
   const schema = checkIdentifier('schema', o.schema);
@@ -179,7 +159,7 @@ export function compileCoordinatorOptions(options: unknown): CompiledCoordinator
   });
   const closeTimeoutMs = checkPositive('closeTimeoutMs', o.closeTimeoutMs);
   const pollIntervalMs = checkPositive('pollIntervalMs', o.pollIntervalMs);
-  let createClient: () => Promise<PgSessionClient>;
+  let createClient: () => Promise<PgSessionClient>; // a new client, not yet connected
   if (given.client !== undefined) {
     const factory = checkFunction<() => PgSessionClient | Promise<PgSessionClient>>('client', given.client);
     createClient = async () => factory();
@@ -201,13 +181,10 @@ export function compileCoordinatorOptions(options: unknown): CompiledCoordinator
 }
 
 /** Checks `options` (messages name the option and the value) and applies the defaults. @internal */
-export function compileStoreOptions(options: unknown): CompiledStoreOptions {
+export function compileStoreOptions(options: unknown) {
   const sources = ['client', 'pool', 'connectionString', 'url'];
-  const given = checkOptionsObject('PostgresWorkflowStore', options, [
-    ...sources,
-    'table',
-    ...Object.keys(STORE_DEFAULTS),
-  ]);
+  const known = [...sources, 'table', ...Object.keys(STORE_DEFAULTS)];
+  const given = checkOptionsObject('PostgresWorkflowStore', options, known);
   checkOneSource('PostgresWorkflowStore', given, sources);
   const o = withDefaults(STORE_DEFAULTS, given);
   return Object.freeze({
@@ -238,7 +215,7 @@ export function compileMigrateOptions(options: unknown): { schema: string; store
 }
 
 /** Checks the table options found in `given` (messages prefixed with `prefix`) and applies defaults. */
-function compileHostTable(given: Record<string, unknown>, prefix = ''): HostTable {
+function compileHostTable(given: Record<string, unknown>, prefix = '') {
   const o = withDefaults(HOST_TABLE_DEFAULTS, given);
   return Object.freeze({
     table: checkTableName(`${prefix}table`, o.table),

@@ -29,9 +29,6 @@ interface Held {
   release(broken?: Error): void;
 }
 
-/** Cancels the statement running on backend `pid` in the transaction that started at `started`. */
-type Canceller = (pid: number, started: string) => Promise<void>;
-
 /**
  * Runs `work` in a transaction on a connection from `hold`. Once `signal` aborts, nothing more is sent
  * (never `COMMIT`): the call rejects at once, the rollback goes on, and a statement in flight is
@@ -41,7 +38,7 @@ function transaction<T>(
   hold: () => Promise<Held>,
   work: (q: PgQueryable) => Promise<T>,
   signal: AbortSignal | undefined,
-  cancel: Canceller | undefined,
+  cancel: ((pid: number, started: string) => Promise<void>) | undefined,
 ): Promise<T> {
   if (signal?.aborted === true) return Promise.reject(signal.reason);
   let committing = false;
@@ -92,16 +89,11 @@ function transaction<T>(
   };
   if (signal === undefined) return run();
   return new Promise<T>((resolve, reject) => {
-    let settled = false;
-    const settle = (): boolean => {
-      if (settled) return false;
-      settled = true;
-      signal.removeEventListener('abort', onAbort);
-      return true;
-    };
+    let gaveUp = false;
     const onAbort = (): void => {
       if (committing) return; // the outcome is the server's: wait for it
-      if (settle()) reject(signal.reason);
+      gaveUp = true;
+      reject(signal.reason);
       if (inFlight && backend !== undefined && cancel !== undefined) {
         debug('transaction given up: cancelling the statement of backend %d', backend.pid);
         cancel(backend.pid, backend.started).catch((error: unknown) =>
@@ -110,15 +102,12 @@ function transaction<T>(
       }
     };
     signal.addEventListener('abort', onAbort, { once: true });
-    run().then(
-      (value) => {
-        if (settle()) resolve(value);
-      },
-      (error: unknown) => {
-        if (settle()) reject(error);
-        else debug('transaction ended after its call gave up: %s', messageOf(error));
-      },
-    );
+    run()
+      .then(resolve, (error: unknown) => {
+        if (gaveUp) debug('transaction ended after its call gave up: %s', messageOf(error));
+        reject(error);
+      })
+      .finally(() => signal.removeEventListener('abort', onAbort));
   });
 }
 
@@ -141,7 +130,7 @@ function poolRunner(pool: PgPool, end: () => Promise<void>): Runner {
     };
   };
   // Guarded by the transaction's start too: a statement of someone else's on that backend is left alone.
-  const cancel: Canceller = async (pid, started) => {
+  const cancel = async (pid: number, started: string): Promise<void> => {
     await pool.query(
       `SELECT pg_cancel_backend(a.pid) FROM pg_stat_activity a
        WHERE a.pid = $1 AND (extract(epoch FROM a.xact_start) * 1000000)::bigint = $2::bigint`,

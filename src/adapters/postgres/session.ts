@@ -8,6 +8,7 @@
  */
 import createDebug from 'debug';
 import { ConfigurationError, CoordinatorUnavailableError } from '../../errors.js';
+import { backgroundTimer } from '../../internal/keep-alive.js';
 import { bounded, now } from '../../internal/time.js';
 import type { PgQueryResult, PgSessionClient } from './driver.js';
 
@@ -118,11 +119,11 @@ export class PgSession {
               AS v(name, setting)
          WHERE EXISTS (SELECT 1 FROM pg_settings p WHERE p.name = v.name)) AS applied) AS applied`,
       [
-        String(seconds(s.keepAliveIdleMs)),
-        String(seconds(s.keepAliveIntervalMs)),
-        String(s.keepAliveCount),
-        String(Math.ceil(s.idleInTransactionTimeoutMs)),
-      ],
+        seconds(s.keepAliveIdleMs),
+        seconds(s.keepAliveIntervalMs),
+        s.keepAliveCount,
+        Math.ceil(s.idleInTransactionTimeoutMs),
+      ].map(String),
     );
     const first = (settings.rows[0] as { pid: number }).pid;
     const second = ((await this.#query('SELECT pg_backend_pid() AS pid')).rows[0] as { pid: number }).pid;
@@ -194,20 +195,12 @@ export class PgSession {
     const ttl = Math.min(...[...this.#items].map((item) => this.#effectiveTtl(item.ttlMs)));
     const at = now();
     // Fires ahead of the server's own timeout: our items are aborted before anyone can take their locks.
-    this.#watchdog = setTimeout(
-      () =>
-        this.lose(
-          new CoordinatorUnavailableError(
-            `No round trip to PostgreSQL completed within ${Math.round(ttl)} ms`,
-          ),
-        ),
-      Math.max(0, this.#lastOk + ttl - at),
+    const silence = `No round trip to PostgreSQL completed within ${Math.round(ttl)} ms`;
+    this.#watchdog = backgroundTimer(this.#lastOk + ttl - at, () =>
+      this.lose(new CoordinatorUnavailableError(silence)),
     );
-    this.#watchdog.unref();
-    if (!this.#checking) {
-      this.#checkTimer = setTimeout(() => void this.#check(), Math.max(0, this.#lastOk + ttl / 3 - at));
-      this.#checkTimer.unref();
-    }
+    if (!this.#checking)
+      this.#checkTimer = backgroundTimer(this.#lastOk + ttl / 3 - at, () => void this.#check());
   }
 
   /** The cheap liveness check: the same backend, and every membership still in its group. */
@@ -216,23 +209,21 @@ export class PgSession {
     this.#checking = true;
     const incarnations = this.#incarnations();
     const sentAt = now();
+    const present = `, ARRAY(SELECT incarnation FROM ${this.#settings.schemaSql}.members
+      WHERE incarnation = ANY($1::text[])) AS present`;
     let row: { pid: number; present?: string[] };
     try {
-      const result =
+      const { rows } =
         incarnations.length === 0
           ? await this.#query('SELECT pg_backend_pid() AS pid')
-          : await this.#query(
-              `SELECT pg_backend_pid() AS pid, ARRAY(SELECT incarnation FROM ${this.#settings.schemaSql}.members
-                 WHERE incarnation = ANY($1::text[])) AS present`,
-              [incarnations],
-            );
-      row = result.rows[0] as typeof row;
+          : await this.#query(`SELECT pg_backend_pid() AS pid${present}`, [incarnations]);
+      row = rows[0] as typeof row;
     } catch (error) {
-      this.#checking = false;
       this.lose(error);
       return;
+    } finally {
+      this.#checking = false;
     }
-    this.#checking = false;
     if (this.#isLost) return;
     if (row.pid !== this.#pid) {
       this.lose(
@@ -289,16 +280,10 @@ export class PgSession {
     if (!this.#end(cause)) return;
     const deadline = now() + budgetMs;
     const timeout = (): Error => new Error('timeout');
+    const sql = `WITH gone AS (DELETE FROM ${this.#settings.schemaSql}.members
+      WHERE incarnation = ANY($1::text[])) SELECT pg_advisory_unlock_all()`;
     try {
-      await bounded(
-        this.#client.query(
-          `WITH gone AS (DELETE FROM ${this.#settings.schemaSql}.members WHERE incarnation = ANY($1::text[]))
-           SELECT pg_advisory_unlock_all()`,
-          [incarnations],
-        ),
-        budgetMs / 2,
-        timeout,
-      );
+      await bounded(this.#client.query(sql, [incarnations]), budgetMs / 2, timeout);
     } catch (error) {
       debug('session %d: cleanup on close failed (%s)', this.#pid, messageOf(error));
     }

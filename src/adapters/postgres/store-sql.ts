@@ -12,6 +12,9 @@ import { ConfigurationError } from '../../errors.js';
 import { describeValue } from '../../validate.js';
 import type { HostTable } from './options.js';
 
+/** Runs one statement, resolving with its rows. */
+export type QueryRows = (text: string, values: unknown[]) => Promise<readonly unknown[]>;
+
 /** What the catalog says about the host's table: see {@link inspectHostTable}. */
 export type TableInfo = Awaited<ReturnType<typeof inspectHostTable>>;
 
@@ -21,11 +24,7 @@ export type TableInfo = Awaited<ReturnType<typeof inspectHostTable>>;
  * column's type and collation. A `ConfigurationError` names the option (after `prefix`) when the table
  * or a column does not exist.
  */
-export async function inspectHostTable(
-  query: (text: string, values: unknown[]) => Promise<readonly unknown[]>,
-  host: HostTable,
-  prefix = '',
-) {
+export async function inspectHostTable(query: QueryRows, host: HostTable, prefix = '') {
   const [row] = (await query(
     `SELECT n.nspname || '.' || c.relname AS "storeKey",
        quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified,

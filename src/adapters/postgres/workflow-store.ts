@@ -126,14 +126,13 @@ export class PostgresWorkflowStore implements WorkflowStore {
     checkIds(ids);
     checkFence(fence);
     const { running, pausing, paused } = this.#o.statuses;
-    const rows = await this.#write('park()', options, ids, true, async (q, prepared, byType) => {
+    const outcome = pausing === undefined ? 'paused' : 'pausing';
+    return this.#write('park()', options, ids, outcome, true, async (q, prepared, byType) => {
       await this.#checkFence(q, prepared, fence);
       const token = fence.token?.toString() ?? null;
       const values = [ids, pausing ?? paused, running, prepared.storeKey, fence.memberId, token];
       return (await q.query(prepared.sql.park(byType), values)).rows;
     });
-    debug('park: %d of %d ids', rows.length, ids.length);
-    return resultsAt(ids, rows, pausing === undefined ? 'paused' : 'pausing');
   }
 
   async unpark(
@@ -144,14 +143,12 @@ export class PostgresWorkflowStore implements WorkflowStore {
     checkIds(ids);
     checkFence(fence);
     const { running, pausing, paused } = this.#o.statuses;
-    const rows = await this.#write('unpark()', options, ids, undefined, async (q, prepared) => {
+    return this.#write('unpark()', options, ids, 'resumed', undefined, async (q, prepared) => {
       await this.#checkFence(q, prepared, fence);
       if (this.#o.markTrigger !== 'off') await q.query(`SELECT set_config('${UNPARKING}', 'on', true)`);
       const values = [ids, prepared.storeKey, running, paused, pausing ?? null];
       return (await q.query(prepared.sql.unpark, values)).rows;
     });
-    debug('unpark: %d of %d ids resumed', rows.length, ids.length);
-    return resultsAt(ids, rows, 'resumed');
   }
 
   /**
@@ -179,11 +176,9 @@ export class PostgresWorkflowStore implements WorkflowStore {
     options?: StoreCallOptions,
   ): Promise<readonly ItemResult<NotePausedOutcome>[]> {
     checkIds(ids);
-    const rows = await this.#write('notePaused()', options, ids, false, async (q, prepared, byType) => {
+    return this.#write('notePaused()', options, ids, 'released', false, async (q, prepared, byType) => {
       return (await q.query(prepared.sql.notePaused(byType), [ids, prepared.storeKey])).rows;
     });
-    debug('notePaused: %d of %d marks dropped', rows.length, ids.length);
-    return resultsAt(ids, rows, 'released');
   }
 
   /**
@@ -195,19 +190,15 @@ export class PostgresWorkflowStore implements WorkflowStore {
     const signal = checkCallOptions('diagnose()', options);
     const { sql } = await this.#prepare(signal);
     const { running, pausing, paused } = this.#o.statuses;
-    const configured: (readonly [string, string])[] = [['statuses.running', running]];
-    if (pausing !== undefined) configured.push(['statuses.pausing', pausing]);
-    configured.push(['statuses.paused', paused]);
+    const configured = Object.entries({ running, pausing, paused }).flatMap(([key, value]) =>
+      value === undefined ? [] : [[`statuses.${key}`, value] as const],
+    );
+    const params = [configured.map(([, value]) => value), DIAGNOSE_SAMPLE_ROWS, DIAGNOSE_SHOWN_VALUES + 1];
     let row: { matched: boolean; seen: (string | null)[] };
     try {
       row = await this.#o.runner.transaction(async (q) => {
         await q.query("SELECT set_config('statement_timeout', $1, true)", [`${DIAGNOSE_TIMEOUT_MS}ms`]);
-        const { rows } = await q.query(sql.diagnose, [
-          configured.map(([, value]) => value),
-          DIAGNOSE_SAMPLE_ROWS,
-          DIAGNOSE_SHOWN_VALUES + 1,
-        ]);
-        return rows[0] as typeof row;
+        return (await q.query(sql.diagnose, params)).rows[0] as typeof row;
       }, signal);
     } catch (error) {
       // query_canceled by the statement timeout: too big a table to tell cheaply.
@@ -234,30 +225,35 @@ export class PostgresWorkflowStore implements WorkflowStore {
   }
 
   /**
-   * Checks the call's options, then runs `write` in one transaction (none for no ids), matching ids by
-   * the id column's type; on a data exception (an id not of that type) it runs again matching on text,
-   * unless the column is text already. `byType` `undefined`: matched by type only, no such retry;
-   * `false`: by type only when the column is not text.
+   * Checks the call's options, then runs `write` in one transaction (none for no ids) and reports
+   * `outcome` for the ids at the positions (`ord`) it returns. Ids are matched by the id column's type,
+   * and on a data exception (an id not of that type) again on text, unless the column is text already.
+   * `byType` `undefined`: by type, no such retry; `false`: by type only when the column is not text.
    */
-  async #write(
+  async #write<O extends string>(
     where: string,
     options: StoreCallOptions | undefined,
     ids: readonly string[],
+    outcome: O,
     byType: boolean | undefined,
     write: (q: PgQueryable, prepared: Prepared, byType: boolean) => Promise<readonly unknown[]>,
-  ): Promise<readonly unknown[]> {
+  ): Promise<ItemResult<O | 'skipped'>[]> {
     const signal = checkCallOptions(where, options);
     const prepared = await this.#prepare(signal);
-    if (ids.length === 0) return [];
-    const typed = byType === false ? !prepared.idIsText : true;
     const run = (t: boolean): Promise<readonly unknown[]> =>
-      this.#o.runner.transaction((q) => write(q, prepared, t), signal);
+      ids.length === 0
+        ? Promise.resolve([])
+        : this.#o.runner.transaction((q) => write(q, prepared, t), signal);
+    let rows: readonly unknown[];
     try {
-      return await run(typed);
+      rows = await run(byType === false ? !prepared.idIsText : true);
     } catch (error) {
       if (byType === undefined || prepared.idIsText || codeOf(error)?.startsWith('22') !== true) throw error;
-      return run(false);
+      rows = await run(false);
     }
+    debug('%s: %d of %d ids %s', where, rows.length, ids.length, outcome);
+    const done = new Set((rows as { ord: string | number }[]).map((row) => Number(row.ord)));
+    return ids.map((id, index) => ({ id, outcome: done.has(index + 1) ? outcome : 'skipped' }));
   }
 
   /** Records the token as the store's high-water mark, or throws `StaleTokenError` (the caller rolls back). */
@@ -270,10 +266,8 @@ export class PostgresWorkflowStore implements WorkflowStore {
 
   /** Ends the pool the store created, if any (never a client or pool passed in). Idempotent; never throws. */
   close(): Promise<void> {
-    this.#closed ??= bounded(this.#o.runner.end(), 5000, () => new Error('timeout')).catch(
-      (error: unknown) => {
-        debug('close: %s', messageOf(error));
-      },
+    this.#closed ??= bounded(this.#o.runner.end(), 5000, () => new Error('timeout')).catch((error: unknown) =>
+      debug('close: %s', messageOf(error)),
     );
     return this.#closed;
   }
@@ -293,11 +287,7 @@ export class PostgresWorkflowStore implements WorkflowStore {
     const o = this.#o;
     const query = (text: string, values: unknown[]): Promise<readonly unknown[]> =>
       o.runner.query(text, values);
-    await checkSchema(
-      { query: async (text, values) => ({ rows: await query(text, values ?? []) }) },
-      o.schema,
-      'PostgresWorkflowStore',
-    );
+    await checkSchema(query, o.schema, 'PostgresWorkflowStore');
     const info = await inspectHostTable(query, o);
     debug('store %s: id column of type %s', info.storeKey, info.idType);
     if (o.markTrigger !== 'off') await this.#ensureMarkTrigger(markTrigger(o.schema, o, info));
@@ -349,14 +339,4 @@ export class PostgresWorkflowStore implements WorkflowStore {
     }
     debug('store %s: mark trigger installed', table);
   }
-}
-
-/** One result per id, in order: `outcome` at the 1-based positions the statement returned as `ord`. */
-function resultsAt<O extends string>(
-  ids: readonly string[],
-  rows: readonly unknown[],
-  outcome: O,
-): ItemResult<O | 'skipped'>[] {
-  const done = new Set((rows as { ord: string | number }[]).map((row) => Number(row.ord)));
-  return ids.map((id, index) => ({ id, outcome: done.has(index + 1) ? outcome : 'skipped' }));
 }
