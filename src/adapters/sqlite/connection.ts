@@ -19,9 +19,6 @@ export const debug = createDebug('graceful-drain:sqlite');
 /** Raised inside a work function to ask for a retry, as if the database were busy. */
 class HostTransactionOpen extends Error {}
 
-const SQLITE_BUSY = 5;
-const SQLITE_LOCKED = 6;
-
 /**
  * Whether `error` means another connection holds the lock: better-sqlite3's `code` `SQLITE_BUSY` or
  * `SQLITE_LOCKED` (or extended), `node:sqlite`'s `ERR_SQLITE_ERROR` with that primary `errcode` (or text).
@@ -32,13 +29,12 @@ export function isBusy(error: unknown): boolean {
   if (typeof code !== 'string') return false;
   if (code.startsWith('SQLITE_BUSY') || code.startsWith('SQLITE_LOCKED')) return true;
   if (code !== 'ERR_SQLITE_ERROR') return false;
-  if (typeof errcode === 'number')
-    return (errcode & 0xff) === SQLITE_BUSY || (errcode & 0xff) === SQLITE_LOCKED;
+  if (typeof errcode === 'number') return [5, 6].includes(errcode & 0xff); // SQLITE_BUSY, SQLITE_LOCKED
   const text = typeof errstr === 'string' ? errstr : (error as Error).message;
   return /database (table )?is locked/.test(String(text));
 }
 
-/** Where the handle comes from and how long work may block (`busyTimeoutMs`) and retry: compiled options. */
+/** Where the handle comes from, how long one attempt may block, how long work retries. */
 interface ConnectionOptions {
   readonly source: ConnectionSource;
   readonly driver: SqliteDriverOption;
@@ -88,10 +84,7 @@ export class SqliteConnection {
         try {
           db = driver.open(source.path, { timeout: this.#options.busyTimeoutMs });
         } catch (error) {
-          throw new CoordinatorUnavailableError(
-            `${this.#adapter} could not open the SQLite database ${JSON.stringify(source.path)}: ${(error as Error).message}`,
-            { cause: error },
-          );
+          throw this.#unavailable(`open the SQLite database ${JSON.stringify(source.path)}`, error);
         }
         debug('opened %s with %s', source.path, driver.name);
       } else db = source.database;
@@ -153,12 +146,8 @@ export class SqliteConnection {
         return this.#attempt(db, work, busyMs, !!options.durable);
       } catch (error) {
         if (!isBusy(error)) throw this.#wrap(error, options.what);
-        if (until - now() <= 0) {
-          throw new CoordinatorUnavailableError(
-            `${this.#adapter} could not ${options.what}: the SQLite database stayed busy`,
-            { cause: error },
-          );
-        }
+        if (until - now() <= 0)
+          throw this.#unavailable(options.what, error, 'the SQLite database stayed busy');
         debug('busy (%s), retry %d', options.what, attempt + 1);
       }
       // A short, growing, jittered pause: competing processes spread out and the event loop breathes.
@@ -171,10 +160,11 @@ export class SqliteConnection {
   #wrap(error: unknown, what: string): unknown {
     if (error instanceof GracefulDrainError) return error;
     if (this.#closed) return new ClosedError(undefined, { cause: error });
-    return new CoordinatorUnavailableError(
-      `${this.#adapter} could not ${what}: ${(error as Error)?.message ?? String(error)}`,
-      { cause: error },
-    );
+    return this.#unavailable(what, error);
+  }
+
+  #unavailable(what: string, cause: unknown, why = (cause as Error)?.message ?? String(cause)): Error {
+    return new CoordinatorUnavailableError(`${this.#adapter} could not ${what}: ${why}`, { cause });
   }
 
   /** Stops all work; closes the handle when it was opened here, never the user's. Never throws. */

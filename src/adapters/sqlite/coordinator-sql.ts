@@ -4,59 +4,62 @@
  *
  * @internal
  */
+import { ConfigurationError } from '../../errors.js';
 import { quote } from '../../internal/sql-names.js';
 import type { SqliteDatabase } from './driver.js';
-import type { ProcessIdentity } from './process-identity.js';
+import { isGone, selfIdentity } from './process-identity.js';
 
-/** The owner's process as a row records it. Integers come back as bigints (`safeIntegers`). */
+/** The owner's process and expiry as a row records them. Integers come back as bigints (`safeIntegers`). */
 interface OwnerColumns {
   readonly pid: bigint | null;
   readonly pid_start: string | null;
   readonly pid_scope: string | null;
+  readonly expires_at: bigint;
 }
 
 interface LockRow extends OwnerColumns {
   readonly token: bigint;
   readonly owner: string | null;
-  readonly expires_at: bigint;
 }
 
 interface MemberRow extends OwnerColumns {
   readonly member_id: string;
   readonly incarnation: string;
   readonly ttl_ms: bigint;
-  readonly expires_at: bigint;
 }
 
-/** The identity recorded in a row. */
-export function ownerOf(row: OwnerColumns): ProcessIdentity {
-  return { pid: Number(row.pid ?? 0), start: row.pid_start, scope: row.pid_scope };
+/** Whether a row has not expired at `wall` (`Date.now()`) and its owner's process is not gone. */
+export function isLive(row: OwnerColumns, wall: number): boolean {
+  const owner = { pid: Number(row.pid ?? 0), start: row.pid_start, scope: row.pid_scope };
+  return Number(row.expires_at) > wall && !isGone(owner);
 }
 
-/** Creates the tables if they are missing. */
-export function createTables(db: SqliteDatabase, prefix: string): void {
+/** This process, as the `pid`, `pid_start` and `pid_scope` parameters of a write. */
+export function selfOwner(): Owner {
+  const me = selfIdentity();
+  return [me.pid, me.start, me.scope];
+}
+
+/** Switches the file to WAL, creates the tables if they are missing, and prepares the statements. */
+export function setUpCoordinator(db: SqliteDatabase, prefix: string) {
+  const mode = db.pragma('journal_mode = WAL', { simple: true });
+  if (String(mode).toLowerCase() !== 'wal') {
+    throw new ConfigurationError(
+      `SqliteCoordinator needs WAL journal mode, the database is in ${String(mode)}`,
+    );
+  }
   db.transaction(() => {
     db.exec(`CREATE TABLE IF NOT EXISTS ${quote(`${prefix}locks`)} (
-      name TEXT PRIMARY KEY NOT NULL,
-      token INTEGER NOT NULL,
-      owner TEXT,
-      expires_at INTEGER NOT NULL,
-      pid INTEGER,
-      pid_start TEXT,
-      pid_scope TEXT
+      name TEXT PRIMARY KEY NOT NULL, token INTEGER NOT NULL, owner TEXT, expires_at INTEGER NOT NULL,
+      pid INTEGER, pid_start TEXT, pid_scope TEXT
     ) WITHOUT ROWID`);
     db.exec(`CREATE TABLE IF NOT EXISTS ${quote(`${prefix}members`)} (
-      group_name TEXT NOT NULL,
-      member_id TEXT NOT NULL,
-      incarnation TEXT NOT NULL,
-      ttl_ms INTEGER NOT NULL,
-      expires_at INTEGER NOT NULL,
-      pid INTEGER NOT NULL,
-      pid_start TEXT,
-      pid_scope TEXT,
+      group_name TEXT NOT NULL, member_id TEXT NOT NULL, incarnation TEXT NOT NULL, ttl_ms INTEGER NOT NULL,
+      expires_at INTEGER NOT NULL, pid INTEGER NOT NULL, pid_start TEXT, pid_scope TEXT,
       PRIMARY KEY (group_name, member_id)
     ) WITHOUT ROWID`);
   }).immediate();
+  return prepareStatements(db, prefix);
 }
 
 /** The prepared statements of one database handle. */
@@ -64,8 +67,7 @@ export type CoordinatorStatements = ReturnType<typeof prepareStatements>;
 
 type Owner = [pid: number, start: string | null, scope: string | null];
 
-/** Prepares the statements on one database handle. */
-export function prepareStatements(db: SqliteDatabase, prefix: string) {
+function prepareStatements(db: SqliteDatabase, prefix: string) {
   const locks = quote(`${prefix}locks`);
   const members = quote(`${prefix}members`);
   return {

@@ -18,13 +18,12 @@ import { checkAcquire, checkJoin, checkMembers } from '../../internal/coordinato
 import { anySignal, delay, now, randomId } from '../../internal/time.js';
 import { checkPositive, describeValue } from '../../validate.js';
 import { debug, isBusy, SqliteConnection } from './connection.js';
-import { createTables, ownerOf, prepareStatements, type CoordinatorStatements } from './coordinator-sql.js';
+import { isLive, selfOwner, setUpCoordinator, type CoordinatorStatements } from './coordinator-sql.js';
 import type { SqliteDatabase } from './driver.js';
 import type { HoldContext, SqliteHold } from './hold.js';
 import { sqliteLease } from './lease.js';
 import { sqliteMembership } from './membership.js';
 import { compileCoordinatorOptions, type SqliteCoordinatorOptions } from './options.js';
-import { isGone, selfIdentity } from './process-identity.js';
 
 /**
  * A {@link Coordinator} on one SQLite file, for the processes of one host. Leases and memberships are
@@ -47,9 +46,7 @@ export class SqliteCoordinator implements Coordinator {
   });
 
   readonly #connection: SqliteConnection;
-  readonly #prefix: string;
-  readonly #pollIntervalMs: number;
-  readonly #busyTimeoutMs: number;
+  readonly #options: ReturnType<typeof compileCoordinatorOptions>;
   readonly #held = new Set<SqliteHold>();
   readonly #closing = new AbortController();
   readonly #context: HoldContext = {
@@ -60,22 +57,10 @@ export class SqliteCoordinator implements Coordinator {
   #closed: Promise<void> | undefined;
 
   constructor(options: SqliteCoordinatorOptions) {
-    const o = compileCoordinatorOptions(options);
-    this.#prefix = o.tablePrefix;
-    this.#pollIntervalMs = o.pollIntervalMs;
-    this.#busyTimeoutMs = o.busyTimeoutMs;
-    this.#connection = new SqliteConnection('SqliteCoordinator', o, (db) => this.#setup(db));
-  }
-
-  #setup(db: SqliteDatabase): void {
-    const mode = db.pragma('journal_mode = WAL', { simple: true });
-    if (String(mode).toLowerCase() !== 'wal') {
-      throw new ConfigurationError(
-        `SqliteCoordinator needs WAL journal mode, the database is in ${String(mode)}`,
-      );
-    }
-    createTables(db, this.#prefix);
-    this.#statements = prepareStatements(db, this.#prefix);
+    const o = (this.#options = compileCoordinatorOptions(options));
+    this.#connection = new SqliteConnection('SqliteCoordinator', o, (db) => {
+      this.#statements = setUpCoordinator(db, o.tablePrefix);
+    });
   }
 
   get #sql(): CoordinatorStatements {
@@ -118,16 +103,17 @@ export class SqliteCoordinator implements Coordinator {
       }
       const left = until - now();
       if (left <= 0) throw lockTimeout(name, timeoutMs);
-      await delay(Math.min(left, this.#pollIntervalMs * (0.75 + Math.random() / 2)), signal);
+      await delay(Math.min(left, this.#options.pollIntervalMs * (0.75 + Math.random() / 2)), signal);
     }
   }
 
   /** One blocked attempt (`busyTimeoutMs`) must fit in the safety margin: at least a fifth of the TTL. */
   #checkTtl(value: unknown): number {
     const ttlMs = checkPositive('ttlMs', value);
-    if (this.#busyTimeoutMs * 5 >= ttlMs) {
+    const { busyTimeoutMs } = this.#options;
+    if (busyTimeoutMs * 5 >= ttlMs) {
       throw new ConfigurationError(
-        `Expected \`ttlMs\` to be more than 5 × the SqliteCoordinator's \`busyTimeoutMs\` (${this.#busyTimeoutMs}), got ${describeValue(ttlMs)}: \`busyTimeoutMs\` must stay below \`ttlMs / 5\``,
+        `Expected \`ttlMs\` to be more than 5 × the SqliteCoordinator's \`busyTimeoutMs\` (${busyTimeoutMs}), got ${describeValue(ttlMs)}: \`busyTimeoutMs\` must stay below \`ttlMs / 5\``,
       );
     }
     return ttlMs;
@@ -140,10 +126,9 @@ export class SqliteCoordinator implements Coordinator {
       .transaction(() => {
         const row = this.#sql.lock.get(name);
         const wall = Date.now();
-        if (row?.owner != null && Number(row.expires_at) > wall && !isGone(ownerOf(row))) return undefined;
+        if (row?.owner != null && isLive(row, wall)) return undefined;
         const next = (row?.token ?? 0n) + 1n;
-        const me = selfIdentity();
-        this.#sql.take.run(name, next, owner, Math.floor(wall + ttlMs), me.pid, me.start, me.scope);
+        this.#sql.take.run(name, next, owner, Math.floor(wall + ttlMs), ...selfOwner());
         return next;
       })
       .immediate();
@@ -167,13 +152,10 @@ export class SqliteCoordinator implements Coordinator {
           const wall = Date.now();
           // Tidy the group: rows of expired members and of processes that are gone.
           for (const other of this.#sql.group.all(group)) {
-            if (Number(other.expires_at) <= wall || isGone(ownerOf(other))) {
-              this.#sql.removeMember.run(group, other.member_id, other.incarnation);
-            }
+            if (!isLive(other, wall)) this.#sql.removeMember.run(group, other.member_id, other.incarnation);
           }
-          const me = selfIdentity();
           const expiresAt = Math.floor(wall + ttlMs);
-          this.#sql.putMember.run(group, memberId, incarnation, ttlMs, expiresAt, me.pid, me.start, me.scope);
+          this.#sql.putMember.run(group, memberId, incarnation, ttlMs, expiresAt, ...selfOwner());
         }).immediate();
         debug('joined %s as %s (%s)', group, memberId, incarnation);
         return sqliteMembership(this.#context, group, memberId, incarnation, ttlMs, sentAt);
@@ -193,7 +175,7 @@ export class SqliteCoordinator implements Coordinator {
         const wall = Date.now();
         return this.#sql.group
           .all(group)
-          .filter((row) => Number(row.expires_at) > wall && !isGone(ownerOf(row)))
+          .filter((row) => isLive(row, wall))
           .map((row) => ({
             memberId: row.member_id,
             incarnation: row.incarnation,

@@ -121,7 +121,7 @@ export function isNodeSqliteDatabase(value: unknown): boolean {
   if (typeof db.pragma === 'function' || typeof db.prepare !== 'function' || typeof db.exec !== 'function') {
     return false;
   }
-  const DatabaseSync = nodeSqlite?.DatabaseSync ?? builtinSqlite()?.DatabaseSync;
+  const DatabaseSync = builtinSqlite()?.DatabaseSync;
   if (DatabaseSync !== undefined && db instanceof DatabaseSync) return true;
   // Another realm's, or a runtime where loading it failed: it has no `pragma()` but a session API.
   return typeof db.createSession === 'function';
@@ -134,51 +134,41 @@ function firstColumn(row: unknown): unknown {
 }
 
 /** A `node:sqlite` statement with better-sqlite3's `pluck()` and `safeIntegers()`. */
-class NodeSqliteStatement {
-  readonly #statement: NodeStatement;
-  #pluck = false;
-  #arrays = false;
-  #bigints = false;
-
-  constructor(statement: NodeStatement) {
-    this.#statement = statement;
-  }
-
-  run(...params: unknown[]): { readonly changes: number } {
-    // `run()` reads the last rowid too, which throws as a number past 2^53 (Node.js 26): read bigints.
-    if (!this.#bigints) this.#statement.setReadBigInts(true);
-    try {
-      return { changes: Number(this.#statement.run(...params).changes) };
-    } finally {
-      if (!this.#bigints) this.#statement.setReadBigInts(false);
-    }
-  }
-
-  get(...params: unknown[]): unknown {
-    const row = this.#statement.get(...params);
-    return this.#pluck ? firstColumn(row) : row;
-  }
-
-  all(...params: unknown[]): unknown[] {
-    const rows = this.#statement.all(...params);
-    return this.#pluck ? rows.map(firstColumn) : rows;
-  }
-
-  pluck(toggle = true): this {
-    this.#pluck = toggle;
-    // Arrays where the runtime can: an object row loses a column whose name repeats an earlier one's.
-    if (typeof this.#statement.setReturnArrays === 'function' && this.#arrays !== toggle) {
-      this.#statement.setReturnArrays(toggle);
-      this.#arrays = toggle;
-    }
-    return this;
-  }
-
-  safeIntegers(toggle = true): this {
-    this.#statement.setReadBigInts(toggle);
-    this.#bigints = toggle;
-    return this;
-  }
+function wrapStatement(statement: NodeStatement): SqliteStatement {
+  let plucked = false;
+  let arrays = false;
+  let bigints = false;
+  const wrapped: SqliteStatement = {
+    run(...params) {
+      // `run()` reads the last rowid too, which throws as a number past 2^53 (Node.js 26): read bigints.
+      if (!bigints) statement.setReadBigInts(true);
+      try {
+        return { changes: Number(statement.run(...params).changes) };
+      } finally {
+        if (!bigints) statement.setReadBigInts(false);
+      }
+    },
+    get(...params) {
+      const row = statement.get(...params);
+      return plucked ? firstColumn(row) : row;
+    },
+    all: (...params) => (plucked ? statement.all(...params).map(firstColumn) : statement.all(...params)),
+    pluck(toggle = true) {
+      plucked = toggle;
+      // Arrays where the runtime can: an object row loses a column whose name repeats an earlier one's.
+      if (typeof statement.setReturnArrays === 'function' && arrays !== toggle) {
+        statement.setReturnArrays(toggle);
+        arrays = toggle;
+      }
+      return wrapped;
+    },
+    safeIntegers(toggle = true) {
+      statement.setReadBigInts(toggle);
+      bigints = toggle;
+      return wrapped;
+    },
+  };
+  return wrapped;
 }
 
 /** A `node:sqlite` `DatabaseSync` in the shape of a better-sqlite3 `Database`. */
@@ -194,7 +184,7 @@ class NodeSqliteDatabase implements SqliteDatabase {
   }
 
   prepare<P extends unknown[] = unknown[], R = unknown>(source: string): SqliteStatement<P, R> {
-    return new NodeSqliteStatement(this.#db.prepare(source)) as unknown as SqliteStatement<P, R>;
+    return wrapStatement(this.#db.prepare(source)) as SqliteStatement<P, R>;
   }
 
   /** better-sqlite3's transactions: `BEGIN <mode>`/`COMMIT`, rolled back on a throw; nested: a savepoint. */

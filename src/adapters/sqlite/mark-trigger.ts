@@ -1,15 +1,8 @@
 /**
- * The host's table as the store's set-up finds it, and the two triggers on it that tie a mark to the
- * pause it created: `<marksTable>_unpaused` (the status leaves `pausing`/`paused`) and
- * `<marksTable>_deleted` (a `pausing`/`paused` row is deleted) delete the row's mark. See
- * docs/adapters/sqlite.md, "The triggers on the host's table".
- *
- * `OLD.x` and `NEW.x` carry no column affinity, so the status values are written as SQL literals of
- * what the host's column stores (the text `'2'` is the integer `2` in an INTEGER column), converted by
- * SQLite itself: the triggers compare exactly as the store's `status = ?` does. The trigger SQL sticks
- * to syntax old SQLite versions parse, since every program that opens the file reads it. Triggers are
- * replaced only when they differ, inside the set-up's `BEGIN IMMEDIATE` transaction: concurrent
- * set-ups are serialised, and one with unchanged options changes no schema.
+ * The host's table as the store's set-up finds it, and the triggers on it that drop a mark with the
+ * pause it created: see docs/adapters/sqlite.md, "The triggers on the host's table". `OLD.x` and
+ * `NEW.x` carry no column affinity, so the status values are written as literals of what the host's
+ * column stores, converted by SQLite itself; the trigger SQL sticks to syntax old SQLite versions parse.
  *
  * @internal
  */
@@ -137,33 +130,27 @@ export function installMarkTriggers(
   info: HostTableInfo,
 ) {
   const { pausing, paused } = statuses;
-  const held = literals(db, pausing === undefined ? [paused] : [pausing, paused], info.statusAffinity).join(
-    ', ',
-  );
+  const values = pausing === undefined ? [paused] : [pausing, paused];
+  const held = literals(db, values, info.statusAffinity).join(', ');
   const host = quote(names.table.name);
   const status = quote(names.statusColumn);
   const drop = `DELETE FROM ${quote(names.marksTable.name)} WHERE id = CAST(OLD.${quote(names.idColumn)} AS TEXT)`;
   const unpaused = `${names.marksTable.name}_unpaused`;
   const deleted = `${names.marksTable.name}_deleted`;
   // As `sqlite_master` stores them: without the schema, which SQLite drops from the name.
-  const wanted = [
-    {
-      name: unpaused,
-      sql:
-        `CREATE TRIGGER ${quote(unpaused)} AFTER UPDATE OF ${status} ON ${host} FOR EACH ROW` +
-        ` WHEN OLD.${status} IN (${held}) AND (NEW.${status} IS NULL OR NEW.${status} NOT IN (${held}))` +
-        ` BEGIN ${drop}; END`,
-    },
-    {
-      name: deleted,
-      sql: `CREATE TRIGGER ${quote(deleted)} AFTER DELETE ON ${host} FOR EACH ROW WHEN OLD.${status} IN (${held}) BEGIN ${drop}; END`,
-    },
-  ];
+  const wanted = {
+    [unpaused]:
+      `CREATE TRIGGER ${quote(unpaused)} AFTER UPDATE OF ${status} ON ${host} FOR EACH ROW` +
+      ` WHEN OLD.${status} IN (${held}) AND (NEW.${status} IS NULL OR NEW.${status} NOT IN (${held}))` +
+      ` BEGIN ${drop}; END`,
+    [deleted]: `CREATE TRIGGER ${quote(deleted)} AFTER DELETE ON ${host} FOR EACH ROW WHEN OLD.${status} IN (${held}) BEGIN ${drop}; END`,
+  };
   const schema = quote(info.schema);
   const existing = db.prepare<[string], string | null>(
     `SELECT sql FROM ${schema}.sqlite_master WHERE type = 'trigger' AND name = ?`,
   );
-  for (const { name, sql } of wanted) {
+  // Replaced only when they differ, in the set-up's transaction: an unchanged set-up changes no schema.
+  for (const [name, sql] of Object.entries(wanted)) {
     if (existing.pluck().get(name) === sql) continue;
     db.exec(`DROP TRIGGER IF EXISTS ${schema}.${quote(name)}`);
     db.exec(sql.replace(/^CREATE TRIGGER /, `CREATE TRIGGER ${schema}.`));

@@ -109,14 +109,7 @@ export type CompiledStoreOptions = ReturnType<typeof compileStoreOptions>;
 
 /** Checks `options` (messages name the option and the value) and applies the defaults. @internal */
 export function compileCoordinatorOptions(options: unknown) {
-  const where = 'SqliteCoordinator';
-  const given = checkOptionsObject(where, options, [
-    'database',
-    'path',
-    'driver',
-    ...Object.keys(COORDINATOR_DEFAULTS),
-  ]);
-  const connection = checkConnection(where, given);
+  const { given, ...connection } = checkConnection('SqliteCoordinator', options, COORDINATOR_DEFAULTS);
   const { source } = connection;
   if (source.database?.memory === true || source.path === ':memory:') {
     throw new ConfigurationError(
@@ -137,10 +130,7 @@ export function compileCoordinatorOptions(options: unknown) {
 
 /** Checks `options` (messages name the option and the value) and applies the defaults. @internal */
 export function compileStoreOptions(options: unknown) {
-  const where = 'SqliteWorkflowStore';
-  const known = ['database', 'path', 'driver', 'table', ...Object.keys(STORE_DEFAULTS)];
-  const given = checkOptionsObject(where, options, known);
-  const connection = checkConnection(where, given);
+  const { given, ...connection } = checkConnection('SqliteWorkflowStore', options, STORE_DEFAULTS, 'table');
   const o = withDefaults(STORE_DEFAULTS, given);
   const names = {
     table: checkTableName('table', o.table),
@@ -159,33 +149,36 @@ function checkTimings(o: Record<string, unknown>): { busyTimeoutMs: number; oper
   };
 }
 
-/** Checks `driver` and exactly one of `database` and `path`; wraps a `node:sqlite` `DatabaseSync`. */
+/**
+ * Checks the option names (the connection's, then `defaults`' and `extra`), `driver`, and exactly one
+ * of `database` and `path`; wraps a `node:sqlite` `DatabaseSync`.
+ */
 function checkConnection(
   where: string,
-  { database, path, driver: driverOption }: Record<string, unknown>,
-): { source: ConnectionSource; driver: SqliteDriverOption } {
-  const driver = checkDriverOption(driverOption);
+  options: unknown,
+  defaults: object,
+  ...extra: string[]
+): { given: Record<string, unknown>; source: ConnectionSource; driver: SqliteDriverOption } {
+  const known = ['database', 'path', 'driver', ...extra, ...Object.keys(defaults)];
+  const given = checkOptionsObject(where, options, known);
+  const { database, path } = given;
+  const driver = checkDriverOption(given.driver);
   if ((database === undefined) === (path === undefined)) {
+    const got = database === undefined ? 'neither' : 'both';
     throw new ConfigurationError(
-      `${where} needs exactly one of \`database\` (a better-sqlite3 Database or a node:sqlite DatabaseSync) and \`path\` (a file path), got ${
-        database === undefined ? 'neither' : 'both'
-      }`,
+      `${where} needs exactly one of \`database\` (a better-sqlite3 Database or a node:sqlite DatabaseSync) and \`path\` (a file path), got ${got}`,
     );
   }
   if (path !== undefined) {
     if (typeof path !== 'string' || path.length === 0) invalid('path', 'a non-empty file path', path);
     checkDriverAvailable(driver);
-    return { source: { path }, driver };
+    return { given, source: { path }, driver };
   }
-  if (isNodeSqliteDatabase(database)) return { source: { database: wrapNodeSqlite(database) }, driver };
+  if (isNodeSqliteDatabase(database))
+    return { given, source: { database: wrapNodeSqlite(database) }, driver };
   const db = database as Partial<SqliteDatabase> | null;
-  if (
-    db === null ||
-    typeof db !== 'object' ||
-    typeof db.prepare !== 'function' ||
-    typeof db.pragma !== 'function'
-  ) {
+  if (typeof db !== 'object' || typeof db?.prepare !== 'function' || typeof db.pragma !== 'function') {
     invalid('database', 'a better-sqlite3 Database or a node:sqlite DatabaseSync', database);
   }
-  return { source: { database: database as SqliteDatabase }, driver };
+  return { given, source: { database: database as SqliteDatabase }, driver };
 }

@@ -23,14 +23,10 @@ export function setUpStore(db: SqliteDatabase, o: CompiledStoreOptions): StoreSt
   const host = checkHostTable(db, o);
   db.transaction(() => {
     db.exec(`CREATE TABLE IF NOT EXISTS ${o.names.marksTable.sql} (
-      id TEXT PRIMARY KEY NOT NULL,
-      member_id TEXT NOT NULL,
-      token INTEGER,
-      parked_at INTEGER NOT NULL
+      id TEXT PRIMARY KEY NOT NULL, member_id TEXT NOT NULL, token INTEGER, parked_at INTEGER NOT NULL
     ) WITHOUT ROWID`);
     db.exec(`CREATE TABLE IF NOT EXISTS ${siblingTable(o.names.marksTable, '_fence').sql} (
-      id INTEGER PRIMARY KEY CHECK (id = 1),
-      highest INTEGER NOT NULL
+      id INTEGER PRIMARY KEY CHECK (id = 1), highest INTEGER NOT NULL
     )`);
     installMarkTriggers(db, o, host);
   }).immediate();

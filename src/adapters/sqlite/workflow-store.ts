@@ -22,11 +22,7 @@ import type {
 } from '../../workflow-store.js';
 import { debug, SqliteConnection } from './connection.js';
 import { diagnoseStatuses } from './diagnose.js';
-import {
-  compileStoreOptions,
-  type CompiledStoreOptions,
-  type SqliteWorkflowStoreOptions,
-} from './options.js';
+import { compileStoreOptions, type SqliteWorkflowStoreOptions } from './options.js';
 import { CHUNK, setUpStore, type StoreStatements } from './store-sql.js';
 
 /**
@@ -55,7 +51,7 @@ export class SqliteWorkflowStore implements WorkflowStore {
   readonly capabilities: WorkflowStoreCapabilities = Object.freeze({ fencing: 'monotonic' });
 
   readonly #connection: SqliteConnection;
-  readonly #options: CompiledStoreOptions;
+  readonly #options: ReturnType<typeof compileStoreOptions>;
   #sql!: StoreStatements;
 
   constructor(options: SqliteWorkflowStoreOptions) {
