@@ -22,7 +22,7 @@ import {
 } from '../harness/flags.js';
 import { killAllChildren } from '../harness/process.js';
 import { SERVERS_HELP } from '../harness/servers.js';
-import { ChaosRun, RunError, type RunResult } from './run.js';
+import { ChaosRun, RunError, type RunResult } from './running/run.js';
 
 const flags = {
   backend: choice(BACKENDS, 'sqlite', 'the coordinator and store under test'),

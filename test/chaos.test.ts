@@ -15,20 +15,25 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ParkedWorkflow } from 'graceful-drain';
-import { checkOwnCallers } from '../chaos/check-callers.js';
-import { checkLandings } from '../chaos/check-landings.js';
-import { checkCrashBounds, checkFencing, checkLeaseExclusion, checkTokens } from '../chaos/check-locks.js';
+import { checkOwnCallers } from '../chaos/checking/check-callers.js';
+import { checkLandings } from '../chaos/checking/check-landings.js';
+import {
+  checkCrashBounds,
+  checkFencing,
+  checkLeaseExclusion,
+  checkTokens,
+} from '../chaos/checking/check-locks.js';
 import {
   checkClusterStops,
   checkNeverForgotten,
   checkNoParkOverPeers,
   checkParkResumeAlternate,
   checkUserPausesHeld,
-} from '../chaos/check-protocol.js';
-import { checkAttempts, checkNothingStranded } from '../chaos/check-steps.js';
+} from '../chaos/checking/check-protocol.js';
+import { checkAttempts, checkNothingStranded } from '../chaos/checking/check-steps.js';
 import { FAULT_KINDS, FAULTS, faultsFor, TIMINGS } from '../chaos/faults.js';
 import type { HarnessEvent, HistoryEntry, MemberEvent } from '../chaos/history.js';
-import { buildModel, type Model } from '../chaos/model.js';
+import { buildModel, type Model } from '../chaos/checking/model.js';
 import type { HostSnapshot, StatusLogRow, WorkflowRow } from '../harness/host-db.js';
 import { POSTGRES_URL, REDIS_URL } from './support/env.js';
 

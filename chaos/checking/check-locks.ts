@@ -10,7 +10,7 @@
  *   last known local deadline or its death), and no write is sent once its lease has ended;
  * - invariant 7: a crashed member leaves the group, and frees the lock, within the adapter's bound.
  */
-import type { BackendName } from '../harness/backend.js';
+import type { BackendName } from '../../harness/backend.js';
 import { check, type CheckResult, type Violation } from './check-result.js';
 import {
   disturbances,

@@ -12,12 +12,12 @@
 import Database from 'better-sqlite3';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
-import type { BackendName } from '../harness/backend.js';
-import type { MemberProcess } from '../harness/member.js';
-import { type Random, uniform } from '../harness/random.js';
-import type { TcpProxy } from '../harness/tcp-proxy.js';
-import type { FaultKind, Timings } from './faults.js';
-import type { HarnessEvent, Recorder } from './history.js';
+import type { BackendName } from '../../harness/backend.js';
+import type { MemberProcess } from '../../harness/member.js';
+import { type Random, uniform } from '../../harness/random.js';
+import type { TcpProxy } from '../../harness/tcp-proxy.js';
+import type { FaultKind, Timings } from '../faults.js';
+import type { HarnessEvent, Recorder } from '../history.js';
 
 /** The share of the members started in the chaos phase given `hostile-listeners`. */
 export const HOSTILE_SHARE = 0.3;

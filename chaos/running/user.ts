@@ -19,12 +19,12 @@
  */
 import type { NotePausedOutcome, WorkflowStore } from 'graceful-drain';
 import type pg from 'pg';
-import { listAllParked } from '../harness/backend.js';
-import { type HostDb, STATUS } from '../harness/host-db.js';
-import { type PostgresHostDb, pgTransaction } from '../harness/host-db-postgres.js';
-import { type SqliteHostDb, sqliteTransaction } from '../harness/host-db-sqlite.js';
-import type { Random } from '../harness/random.js';
-import { errorRecord, type HarnessEvent, type Recorder } from './history.js';
+import { listAllParked } from '../../harness/backend.js';
+import { type HostDb, STATUS } from '../../harness/host-db.js';
+import { type PostgresHostDb, pgTransaction } from '../../harness/host-db-postgres.js';
+import { type SqliteHostDb, sqliteTransaction } from '../../harness/host-db-sqlite.js';
+import type { Random } from '../../harness/random.js';
+import { errorRecord, type HarnessEvent, type Recorder } from '../history.js';
 
 /** A workflow as the user sees it. */
 interface Row {

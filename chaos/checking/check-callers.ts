@@ -12,7 +12,7 @@
  * Its budget is the bounded-shutdown check's (every report within `shutdownTimeoutMs`).
  */
 import { check, type CheckResult, type Violation } from './check-result.js';
-import type { HostileMode } from './history.js';
+import type { HostileMode } from '../history.js';
 import type { Model } from './model.js';
 
 /** The states of a shutdown: each entered once at most. */

@@ -4,8 +4,8 @@
  * harness, from a little before to a little after).
  */
 import type { ParkedWorkflow } from 'graceful-drain';
-import type { BackendName } from '../harness/backend.js';
-import type { HostSnapshot } from '../harness/host-db.js';
+import type { BackendName } from '../../harness/backend.js';
+import type { HostSnapshot } from '../../harness/host-db.js';
 import { checkOwnCallers } from './check-callers.js';
 import { checkLandings } from './check-landings.js';
 import { checkCrashBounds, checkFencing, checkLeaseExclusion, checkTokens } from './check-locks.js';
@@ -19,8 +19,8 @@ import {
 } from './check-protocol.js';
 import { check, type CheckResult, type Violation } from './check-result.js';
 import { checkAttempts, checkFinalState, checkNothingStranded } from './check-steps.js';
-import type { Timings } from './faults.js';
-import { describeEntry, type HistoryEntry } from './history.js';
+import type { Timings } from '../faults.js';
+import { describeEntry, type HistoryEntry } from '../history.js';
 import { buildModel, type Model } from './model.js';
 
 export type { CheckResult, Violation } from './check-result.js';

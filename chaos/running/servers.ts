@@ -17,10 +17,10 @@ import {
   openHost,
   prepareBackend,
   runBackend,
-} from '../harness/backend.js';
-import type { HostDb } from '../harness/host-db.js';
-import { hostPort } from '../harness/servers.js';
-import { TcpProxy } from '../harness/tcp-proxy.js';
+} from '../../harness/backend.js';
+import type { HostDb } from '../../harness/host-db.js';
+import { hostPort } from '../../harness/servers.js';
+import { TcpProxy } from '../../harness/tcp-proxy.js';
 
 /** The servers' side of a run. */
 export class RunServers {

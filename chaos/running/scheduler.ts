@@ -7,13 +7,13 @@
  * starts again. The same seed gives the same choices, in the same order (what the servers and the
  * kernel do with them varies from run to run).
  */
-import type { BackendName } from '../harness/backend.js';
-import { type HostDb, workflowId } from '../harness/host-db.js';
-import type { MemberProcess } from '../harness/member.js';
-import { deriveSeed, type Random, seededRandom, uniform } from '../harness/random.js';
+import type { BackendName } from '../../harness/backend.js';
+import { type HostDb, workflowId } from '../../harness/host-db.js';
+import type { MemberProcess } from '../../harness/member.js';
+import { deriveSeed, type Random, seededRandom, uniform } from '../../harness/random.js';
 import type { ChaosCluster } from './cluster.js';
-import { FAULTS, faultsFor, type FaultKind } from './faults.js';
-import { clock, type HarnessEvent, type Recorder } from './history.js';
+import { FAULTS, faultsFor, type FaultKind } from '../faults.js';
+import { clock, type HarnessEvent, type Recorder } from '../history.js';
 import type { Faults } from './inject.js';
 import type { SimulatedUser, UserFault } from './user.js';
 

@@ -37,7 +37,7 @@ import {
   type MemberEvent,
   type Outcomes,
   type Recorder,
-} from './history.js';
+} from '../history.js';
 
 /** The leases this process holds, by token: the store recorder reads their state at each write. */
 export type LeaseRegistry = Map<string, Lease>;

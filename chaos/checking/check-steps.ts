@@ -17,8 +17,8 @@ import {
   checkNoMarksLeft,
   checkStepsExactlyOnce,
   checkUserPausedUntouched,
-} from '../harness/host-checks.js';
-import type { HostSnapshot } from '../harness/host-db.js';
+} from '../../harness/host-checks.js';
+import type { HostSnapshot } from '../../harness/host-db.js';
 import { check, type CheckResult, type Violation } from './check-result.js';
 import { disturbedDuring, type Model, type UserAction, type WriteModel } from './model.js';
 

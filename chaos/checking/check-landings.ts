@@ -14,7 +14,7 @@
  * The database's clock and the history's are the same machine's wall clock, read apart: a change counts
  * as in a write's span, or after a fence, only with {@link SLACK_MS} to spare.
  */
-import type { HostSnapshot } from '../harness/host-db.js';
+import type { HostSnapshot } from '../../harness/host-db.js';
 import { check, type CheckResult, type Violation } from './check-result.js';
 import type { Model, WriteModel } from './model.js';
 

@@ -3,7 +3,7 @@
  * host's tables and the marks the run saw at its end (`final-state.json`, beside the history): to look
  * again at a violation, or at what a changed check says about an old run.
  *
- *   npx tsx chaos/recheck.ts DIR [--backend sqlite|redis|postgres]
+ *   npx tsx chaos/checking/recheck.ts DIR [--backend sqlite|redis|postgres]
  *
  * The backend and the seed are read from the history. Exit code: 0 when every check holds, 1 when one
  * does not, 2 on a bad folder.
@@ -11,17 +11,17 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ParkedWorkflow } from 'graceful-drain';
-import type { BackendName } from '../harness/backend.js';
-import type { HostSnapshot } from '../harness/host-db.js';
+import type { BackendName } from '../../harness/backend.js';
+import type { HostSnapshot } from '../../harness/host-db.js';
 import { runChecks } from './checker.js';
-import { readHistory } from './history.js';
-import { TIMINGS } from './faults.js';
+import { readHistory } from '../history.js';
+import { TIMINGS } from '../faults.js';
 
 function main(): number {
   const [dir] = process.argv.slice(2);
   const state = dir === undefined ? undefined : join(dir, 'final-state.json');
   if (state === undefined || !existsSync(state)) {
-    console.error('usage: npx tsx chaos/recheck.ts DIR (a kept history, with its final-state.json)');
+    console.error('usage: npx tsx chaos/checking/recheck.ts DIR (a kept history, with its final-state.json)');
     return 2;
   }
   const history = readHistory(dir as string);

@@ -6,16 +6,16 @@
 import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { BackendConfig } from '../harness/backend.js';
-import { MemberProcess } from '../harness/member.js';
-import { deriveSeed, type Random, seededRandom } from '../harness/random.js';
-import { throughPort } from '../harness/servers.js';
-import type { TcpProxy } from '../harness/tcp-proxy.js';
-import type { Timings } from './faults.js';
-import { clock, type HarnessEvent, HOSTILE_MODES, type HostileMode, type Recorder } from './history.js';
+import type { BackendConfig } from '../../harness/backend.js';
+import { MemberProcess } from '../../harness/member.js';
+import { deriveSeed, type Random, seededRandom } from '../../harness/random.js';
+import { throughPort } from '../../harness/servers.js';
+import type { TcpProxy } from '../../harness/tcp-proxy.js';
+import type { Timings } from '../faults.js';
+import { clock, type HarnessEvent, HOSTILE_MODES, type HostileMode, type Recorder } from '../history.js';
 
 /** The member script. */
-const WORKER_SCRIPT = fileURLToPath(new URL('./worker.ts', import.meta.url));
+const WORKER_SCRIPT = fileURLToPath(new URL('../members/worker.ts', import.meta.url));
 
 /** Steps each member runs at once. */
 export const CONCURRENCY = 2;

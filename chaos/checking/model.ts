@@ -5,8 +5,8 @@
  * simulated user, and the windows in which a fault could have made a member miss a deadline without it
  * being able to say so.
  */
-import type { Timings } from './faults.js';
-import type { EntryOf, ErrorRecord, FaultKind, HistoryEntry, LeaseAtWrite, Outcomes } from './history.js';
+import type { Timings } from '../faults.js';
+import type { EntryOf, ErrorRecord, FaultKind, HistoryEntry, LeaseAtWrite, Outcomes } from '../history.js';
 
 /** A span of time on the shared clock. */
 export interface Interval {
