@@ -19,7 +19,7 @@ import { abortable } from '../../internal/abortable.js';
 import { checkAcquire, checkJoin, checkMembers } from '../../internal/coordinator-args.js';
 import { advisoryKey } from '../../internal/sql-names.js';
 import { anySignal, bounded, delay, now, randomId } from '../../internal/time.js';
-import type { PgSessionClient } from './driver.js';
+import { messageOf, type PgSessionClient } from './driver.js';
 import { pgLease } from './lease.js';
 import { type MemberItem, pgMembership } from './membership.js';
 import { checkSchema } from './migrate.js';
@@ -28,7 +28,7 @@ import {
   compileCoordinatorOptions,
   type PostgresCoordinatorOptions,
 } from './options.js';
-import { messageOf, PgSession } from './session.js';
+import { PgSession } from './session.js';
 
 const debug = createDebug('graceful-drain:postgres');
 
@@ -123,7 +123,7 @@ export class PostgresCoordinator implements Coordinator {
       // the table is durable, so tokens survive a server crash.
       const { rows } = await session.query(
         `WITH l AS (SELECT pg_try_advisory_lock($1::bigint) AS got)
-         INSERT INTO ${this.#o.settings.schemaSql}.lock_fences AS f (name, token)
+         INSERT INTO ${this.#o.schemaSql}.lock_fences AS f (name, token)
          SELECT $2, 1 FROM l WHERE l.got
          ON CONFLICT (name) DO UPDATE SET token = f.token + 1
          RETURNING f.token::text AS token`,
@@ -155,7 +155,7 @@ export class PostgresCoordinator implements Coordinator {
   }
 
   async #join(group: string, memberId: string, ttlMs: number): Promise<Membership> {
-    const s = this.#o.settings.schemaSql;
+    const s = this.#o.schemaSql;
     const key = advisoryKey(this.#o.schema, 'member', group, memberId);
     const incarnation = randomId();
     try {
@@ -192,7 +192,7 @@ export class PostgresCoordinator implements Coordinator {
   async #deleteMember(incarnation: string): Promise<void> {
     // After close() the session is gone, and a row counts only while its session holds the lock.
     if (this.#closed !== undefined) return;
-    const sql = `DELETE FROM ${this.#o.settings.schemaSql}.members WHERE incarnation = $1`;
+    const sql = `DELETE FROM ${this.#o.schemaSql}.members WHERE incarnation = $1`;
     try {
       await (await this.#sessionNow()).query(sql, [incarnation]);
     } catch (error) {
@@ -204,7 +204,7 @@ export class PostgresCoordinator implements Coordinator {
     this.#assertOpen();
     const signal = checkMembers(group, options);
     const wait = anySignal(signal, this.#closing.signal);
-    const s = this.#o.settings.schemaSql;
+    const s = this.#o.schemaSql;
     try {
       const session = await abortable(this.#sessionNow(), wait);
       // A row counts while its backend holds the member's advisory lock; the others belong to dead
@@ -276,7 +276,7 @@ export class PostgresCoordinator implements Coordinator {
     } catch (error) {
       throw unavailable(error, 'creating a client');
     }
-    const session = new PgSession(client, this.#o.settings, (lost) => {
+    const session = new PgSession(client, this.#o, (lost) => {
       if (this.#session === lost) this.#session = undefined;
     });
     try {

@@ -62,3 +62,8 @@ export async function loadPg(adapter: string): Promise<PgModule> {
   const module = await importDriver<{ default?: PgModule } & PgModule>('pg', adapter);
   return module.default ?? module;
 }
+
+/** A short, secret-free description of an error, for messages and the debug log. @internal */
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -4,7 +4,8 @@ import { LockLostError } from '../../errors.js';
 import { abortable } from '../../internal/abortable.js';
 import { leaseOf } from '../../internal/handles.js';
 import { now } from '../../internal/time.js';
-import { messageOf, type PgSession, type SessionItem } from './session.js';
+import { messageOf } from './driver.js';
+import type { PgSession, SessionItem } from './session.js';
 
 const debug = createDebug('graceful-drain:postgres');
 

@@ -3,7 +3,8 @@ import type { Membership } from '../../coordinator.js';
 import { MembershipLostError } from '../../errors.js';
 import { abortable } from '../../internal/abortable.js';
 import { membershipOf } from '../../internal/handles.js';
-import { messageOf, type PgSession, type SessionItem } from './session.js';
+import { messageOf } from './driver.js';
+import type { PgSession, SessionItem } from './session.js';
 
 const debug = createDebug('graceful-drain:postgres');
 

@@ -75,14 +75,10 @@ function migrationSql(schema: string, migration: (typeof MIGRATIONS)[number]): s
 BEGIN
   PERFORM pg_advisory_xact_lock(${advisoryKey(schema, 'migrate')});
   -- Existence checks rather than IF NOT EXISTS: those demand CREATE rights even when nothing is created.
-  IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = '${schema}') THEN
-    CREATE SCHEMA ${s};
-  END IF;
+  IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = '${schema}') THEN CREATE SCHEMA ${s}; END IF;
   IF to_regclass('${s}.schema_version') IS NULL THEN
     CREATE TABLE ${s}.schema_version (
-      singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-      version integer NOT NULL
-    );
+      singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton), version integer NOT NULL);
     INSERT INTO ${s}.schema_version (singleton, version) VALUES (true, 0);
   END IF;
   IF (SELECT version FROM ${s}.schema_version) < ${migration.version} THEN

@@ -18,7 +18,6 @@ import {
 } from '../../validate.js';
 import { loadPg, type PgPool, type PgQueryable, type PgSessionClient } from './driver.js';
 import { createRunner } from './runner.js';
-import type { SessionSettings } from './session.js';
 
 const DEFAULT_SCHEMA = 'graceful_drain';
 
@@ -148,7 +147,8 @@ export function compileCoordinatorOptions(options: unknown) {
   checkOneSource('PostgresCoordinator', given, sources);
   const o = withDefaults(COORDINATOR_DEFAULTS, given);
   const schema = checkIdentifier('schema', o.schema);
-  const settings: SessionSettings = Object.freeze({
+  const c = {
+    schema,
     schemaSql: quote(schema),
     keepAliveIdleMs: checkPositive('keepAliveIdleMs', o.keepAliveIdleMs),
     keepAliveIntervalMs: checkPositive('keepAliveIntervalMs', o.keepAliveIntervalMs),
@@ -156,9 +156,9 @@ export function compileCoordinatorOptions(options: unknown) {
     idleInTransactionTimeoutMs: checkPositive('idleInTransactionTimeoutMs', o.idleInTransactionTimeoutMs),
     connectTimeoutMs: checkPositive('connectTimeoutMs', o.connectTimeoutMs),
     queryTimeoutMs: checkPositive('queryTimeoutMs', o.queryTimeoutMs),
-  });
-  const closeTimeoutMs = checkPositive('closeTimeoutMs', o.closeTimeoutMs);
-  const pollIntervalMs = checkPositive('pollIntervalMs', o.pollIntervalMs);
+    closeTimeoutMs: checkPositive('closeTimeoutMs', o.closeTimeoutMs),
+    pollIntervalMs: checkPositive('pollIntervalMs', o.pollIntervalMs),
+  };
   let createClient: () => Promise<PgSessionClient>; // a new client, not yet connected
   if (given.client !== undefined) {
     const factory = checkFunction<() => PgSessionClient | Promise<PgSessionClient>>('client', given.client);
@@ -172,12 +172,12 @@ export function compileCoordinatorOptions(options: unknown) {
         connectionString,
         // Client-side keepalives make a dead peer an 'error' on the socket instead of silence.
         keepAlive: true,
-        keepAliveInitialDelayMillis: settings.keepAliveIdleMs,
-        connectionTimeoutMillis: settings.connectTimeoutMs,
+        keepAliveInitialDelayMillis: c.keepAliveIdleMs,
+        connectionTimeoutMillis: c.connectTimeoutMs,
         application_name: 'graceful-drain',
       });
   }
-  return Object.freeze({ schema, settings, closeTimeoutMs, pollIntervalMs, createClient });
+  return Object.freeze({ ...c, createClient });
 }
 
 /** Checks `options` (messages name the option and the value) and applies the defaults. @internal */

@@ -8,8 +8,7 @@ import { Mutex } from 'async-mutex';
 import createDebug from 'debug';
 import { abortable } from '../../internal/abortable.js';
 import { checkName, invalid } from '../../validate.js';
-import { loadPg, type PgPool, type PgQueryable } from './driver.js';
-import { messageOf } from './session.js';
+import { loadPg, messageOf, type PgPool, type PgQueryable } from './driver.js';
 
 const debug = createDebug('graceful-drain:postgres');
 

@@ -10,21 +10,10 @@ import createDebug from 'debug';
 import { ConfigurationError, CoordinatorUnavailableError } from '../../errors.js';
 import { backgroundTimer } from '../../internal/keep-alive.js';
 import { bounded, now } from '../../internal/time.js';
-import type { PgQueryResult, PgSessionClient } from './driver.js';
+import { messageOf, type PgQueryResult, type PgSessionClient } from './driver.js';
+import type { CompiledCoordinatorOptions } from './options.js';
 
 const debug = createDebug('graceful-drain:postgres');
-
-/** The settings of a session, compiled from the coordinator's options. */
-export interface SessionSettings {
-  /** The quoted schema of the adapter's tables. */
-  readonly schemaSql: string;
-  readonly keepAliveIdleMs: number;
-  readonly keepAliveIntervalMs: number;
-  readonly keepAliveCount: number;
-  readonly idleInTransactionTimeoutMs: number;
-  readonly connectTimeoutMs: number;
-  readonly queryTimeoutMs: number;
-}
 
 /** A lease or a membership: kept alive by the session, lost with it. */
 export interface SessionItem {
@@ -41,11 +30,6 @@ function seconds(ms: number): number {
   return Math.max(1, Math.ceil(ms / 1000));
 }
 
-/** A short, secret-free description of an error, for messages and the debug log. */
-export function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
 /** Destroys the socket of a `pg.Client` (`client.connection.stream`); `end()` for other clients. */
 function destroyClient(client: PgSessionClient): void {
   const stream = (client as { connection?: { stream?: { destroy?: () => void } } }).connection?.stream;
@@ -56,20 +40,20 @@ function destroyClient(client: PgSessionClient): void {
 /** A dedicated connection with the coordinator's locks and memberships on it. */
 export class PgSession {
   readonly #client: PgSessionClient;
-  readonly #settings: SessionSettings;
+  readonly #settings: CompiledCoordinatorOptions;
   readonly #onLost: (session: PgSession) => void;
   readonly #items = new Set<SessionItem>();
   /** The backend serving this session; a change means a proxy moved us to another connection. */
   #pid = 0;
-  #lost: unknown = undefined;
-  #isLost = false;
+  /** Set once the session is lost or closed, with the cause. */
+  #lost: { readonly cause: unknown } | undefined;
   /** When the last successful round trip was *sent*: the server had heard from us by then. */
   #lastOk = now();
   #checking = false;
   #checkTimer: NodeJS.Timeout | undefined;
   #watchdog: NodeJS.Timeout | undefined;
 
-  constructor(client: PgSessionClient, settings: SessionSettings, onLost: (session: PgSession) => void) {
+  constructor(client: PgSessionClient, settings: CompiledCoordinatorOptions, onLost: (s: PgSession) => void) {
     this.#client = client;
     this.#settings = settings;
     this.#onLost = onLost;
@@ -80,7 +64,7 @@ export class PgSession {
 
   /** False once the session is lost or closed: nothing held on it survives. */
   get alive(): boolean {
-    return !this.#isLost;
+    return this.#lost === undefined;
   }
 
   /** An item's TTL, capped by the server's keepalive window (after which it may drop a silent session). */
@@ -101,29 +85,19 @@ export class PgSession {
    */
   async connect(): Promise<void> {
     const s = this.#settings;
-    await bounded(
-      this.#client.connect(),
-      s.connectTimeoutMs,
-      () =>
-        new CoordinatorUnavailableError(`Could not connect to PostgreSQL within ${s.connectTimeoutMs} ms`),
-    );
+    const slow = `Could not connect to PostgreSQL within ${s.connectTimeoutMs} ms`;
+    await bounded(this.#client.connect(), s.connectTimeoutMs, () => new CoordinatorUnavailableError(slow));
+    const keepAlive = [seconds(s.keepAliveIdleMs), seconds(s.keepAliveIntervalMs), s.keepAliveCount];
     // Server-side keepalives drop a vanished host's session within seconds, nothing drops it sooner than
     // our deadline expects, and fencing tokens commit durably. Settings unknown to the server are skipped.
     const settings = await this.#query(
-      `SELECT pg_backend_pid() AS pid, (SELECT count(*) FROM (
-         SELECT set_config(v.name, v.setting, false)
+      `SELECT pg_backend_pid() AS pid, (SELECT count(*) FROM (SELECT set_config(v.name, v.setting, false)
          FROM (VALUES ('tcp_keepalives_idle', $1::text), ('tcp_keepalives_interval', $2::text),
-                      ('tcp_keepalives_count', $3::text), ('tcp_user_timeout', '0'),
-                      ('idle_in_transaction_session_timeout', $4::text), ('idle_session_timeout', '0'),
-                      ('synchronous_commit', 'on'))
-              AS v(name, setting)
+           ('tcp_keepalives_count', $3::text), ('tcp_user_timeout', '0'),
+           ('idle_in_transaction_session_timeout', $4::text), ('idle_session_timeout', '0'),
+           ('synchronous_commit', 'on')) AS v(name, setting)
          WHERE EXISTS (SELECT 1 FROM pg_settings p WHERE p.name = v.name)) AS applied) AS applied`,
-      [
-        seconds(s.keepAliveIdleMs),
-        seconds(s.keepAliveIntervalMs),
-        s.keepAliveCount,
-        Math.ceil(s.idleInTransactionTimeoutMs),
-      ].map(String),
+      [...keepAlive, Math.ceil(s.idleInTransactionTimeoutMs)].map(String),
     );
     const first = (settings.rows[0] as { pid: number }).pid;
     const second = ((await this.#query('SELECT pg_backend_pid() AS pid')).rows[0] as { pid: number }).pid;
@@ -142,8 +116,8 @@ export class PgSession {
 
   /** Runs a statement on this session; a statement that does not finish in time loses the session. */
   async query(text: string, values?: unknown[]): Promise<PgQueryResult> {
-    if (this.#isLost) {
-      throw new CoordinatorUnavailableError('The PostgreSQL session was lost', { cause: this.#lost });
+    if (this.#lost !== undefined) {
+      throw new CoordinatorUnavailableError('The PostgreSQL session was lost', { cause: this.#lost.cause });
     }
     const sentAt = now();
     const result = await this.#query(text, values);
@@ -171,7 +145,7 @@ export class PgSession {
 
   /** Keeps `item` alive with this session; it is lost with the session. */
   track(item: SessionItem): void {
-    if (this.#isLost) return item.lost(this.#lost);
+    if (this.#lost !== undefined) return item.lost(this.#lost.cause);
     this.#items.add(item);
     this.#schedule();
   }
@@ -191,7 +165,7 @@ export class PgSession {
     clearTimeout(this.#watchdog);
     this.#checkTimer = undefined;
     this.#watchdog = undefined;
-    if (this.#isLost || this.#items.size === 0) return;
+    if (!this.alive || this.#items.size === 0) return;
     const ttl = Math.min(...[...this.#items].map((item) => this.#effectiveTtl(item.ttlMs)));
     const at = now();
     // Fires ahead of the server's own timeout: our items are aborted before anyone can take their locks.
@@ -205,7 +179,7 @@ export class PgSession {
 
   /** The cheap liveness check: the same backend, and every membership still in its group. */
   async #check(): Promise<void> {
-    if (this.#isLost || this.#checking) return;
+    if (!this.alive || this.#checking) return;
     this.#checking = true;
     const incarnations = this.#incarnations();
     const sentAt = now();
@@ -224,7 +198,7 @@ export class PgSession {
     } finally {
       this.#checking = false;
     }
-    if (this.#isLost) return;
+    if (!this.alive) return;
     if (row.pid !== this.#pid) {
       this.lose(
         new CoordinatorUnavailableError(
@@ -251,9 +225,8 @@ export class PgSession {
 
   /** Marks the session lost and aborts every item; false when it already was. */
   #end(cause: unknown): boolean {
-    if (this.#isLost) return false;
-    this.#isLost = true;
-    this.#lost = cause;
+    if (!this.alive) return false;
+    this.#lost = { cause };
     clearTimeout(this.#checkTimer);
     clearTimeout(this.#watchdog);
     const items = [...this.#items];

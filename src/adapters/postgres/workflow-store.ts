@@ -19,7 +19,7 @@ import type {
   WorkflowStore,
   WorkflowStoreCapabilities,
 } from '../../workflow-store.js';
-import type { PgQueryable } from './driver.js';
+import { messageOf, type PgQueryable } from './driver.js';
 import { markTrigger, UNPARKING } from './mark-trigger.js';
 import { checkSchema } from './migrate.js';
 import {
@@ -27,7 +27,6 @@ import {
   compileStoreOptions,
   type PostgresWorkflowStoreOptions,
 } from './options.js';
-import { messageOf } from './session.js';
 import { inspectHostTable, storeSql, type StoreSql } from './store-sql.js';
 
 const debug = createDebug('graceful-drain:postgres');
