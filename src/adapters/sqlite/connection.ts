@@ -10,8 +10,8 @@ import createDebug from 'debug';
 import { ClosedError, CoordinatorUnavailableError, GracefulDrainError } from '../../errors.js';
 import { abortable } from '../../internal/abortable.js';
 import { delay, now } from '../../internal/time.js';
-import { loadSqliteDriver, type SqliteDatabase, type SqliteDriverOption } from './driver.js';
-import type { ConnectionSource } from './options.js';
+import { loadSqliteDriver, type SqliteDatabase } from './driver.js';
+import type { CompiledStoreOptions } from './options.js';
 
 /** The SQLite adapters' debug log. */
 export const debug = createDebug('graceful-drain:sqlite');
@@ -34,13 +34,11 @@ export function isBusy(error: unknown): boolean {
   return /database (table )?is locked/.test(String(text));
 }
 
-/** Where the handle comes from, how long one attempt may block, how long work retries. */
-interface ConnectionOptions {
-  readonly source: ConnectionSource;
-  readonly driver: SqliteDriverOption;
-  readonly busyTimeoutMs: number;
-  readonly operationTimeoutMs: number;
-}
+/** The adapter (for messages), its handle's source, how long one attempt may block, how long work retries. */
+type ConnectionOptions = Pick<
+  CompiledStoreOptions,
+  'adapter' | 'source' | 'driver' | 'busyTimeoutMs' | 'operationTimeoutMs'
+>;
 
 /**
  * One piece of work: `what` it does (for messages), the `signal` that stops its retries, the moment
@@ -56,7 +54,6 @@ export interface WorkOptions {
 
 /** A SQLite handle with busy-aware, asynchronous retries. */
 export class SqliteConnection {
-  readonly #adapter: string;
   readonly #options: ConnectionOptions;
   readonly #setup: (db: SqliteDatabase) => void;
   #ready: Promise<SqliteDatabase> | undefined;
@@ -64,8 +61,7 @@ export class SqliteConnection {
   #closed = false;
 
   /** `setup` runs once on the handle before any work (pragmas, tables), retried while busy. */
-  constructor(adapter: string, options: ConnectionOptions, setup: (db: SqliteDatabase) => void) {
-    this.#adapter = adapter;
+  constructor(options: ConnectionOptions, setup: (db: SqliteDatabase) => void) {
     this.#options = options;
     this.#setup = setup;
   }
@@ -79,7 +75,7 @@ export class SqliteConnection {
       const { source } = this.#options;
       let db: SqliteDatabase;
       if (source.database === undefined) {
-        const driver = await loadSqliteDriver(this.#options.driver, this.#adapter);
+        const driver = await loadSqliteDriver(this.#options.driver, this.#options.adapter);
         if (this.#closed) throw new ClosedError();
         try {
           db = driver.open(source.path, { timeout: this.#options.busyTimeoutMs });
@@ -164,7 +160,7 @@ export class SqliteConnection {
   }
 
   #unavailable(what: string, cause: unknown, why = (cause as Error)?.message ?? String(cause)): Error {
-    return new CoordinatorUnavailableError(`${this.#adapter} could not ${what}: ${why}`, { cause });
+    return new CoordinatorUnavailableError(`${this.#options.adapter} could not ${what}: ${why}`, { cause });
   }
 
   /** Stops all work; closes the handle when it was opened here, never the user's. Never throws. */

@@ -41,7 +41,7 @@ export function selfOwner(): Owner {
 }
 
 /** Switches the file to WAL, creates the tables if they are missing, and prepares the statements. */
-export function setUpCoordinator(db: SqliteDatabase, prefix: string) {
+export function setUpCoordinator(db: SqliteDatabase, { tablePrefix: prefix }: { tablePrefix: string }) {
   const mode = db.pragma('journal_mode = WAL', { simple: true });
   if (String(mode).toLowerCase() !== 'wal') {
     throw new ConfigurationError(

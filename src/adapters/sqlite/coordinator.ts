@@ -25,6 +25,8 @@ import { sqliteLease } from './lease.js';
 import { sqliteMembership } from './membership.js';
 import { compileCoordinatorOptions, type SqliteCoordinatorOptions } from './options.js';
 
+const CAPABILITIES = Object.freeze({ scope: 'host', liveness: 'ttl', fencing: 'monotonic' } as const);
+
 /**
  * A {@link Coordinator} on one SQLite file, for the processes of one host. Leases and memberships are
  * rows with a TTL, renewed every `ttlMs / 3`, that record the owner's process: a row whose process is
@@ -39,11 +41,7 @@ import { compileCoordinatorOptions, type SqliteCoordinatorOptions } from './opti
  */
 export class SqliteCoordinator implements Coordinator {
   /** One host, TTL-based liveness (plus immediate detection of dead processes), monotonic tokens. */
-  readonly capabilities: CoordinatorCapabilities = Object.freeze({
-    scope: 'host',
-    liveness: 'ttl',
-    fencing: 'monotonic',
-  });
+  readonly capabilities: CoordinatorCapabilities = CAPABILITIES;
 
   readonly #connection: SqliteConnection;
   readonly #options: ReturnType<typeof compileCoordinatorOptions>;
@@ -58,9 +56,7 @@ export class SqliteCoordinator implements Coordinator {
 
   constructor(options: SqliteCoordinatorOptions) {
     const o = (this.#options = compileCoordinatorOptions(options));
-    this.#connection = new SqliteConnection('SqliteCoordinator', o, (db) => {
-      this.#statements = setUpCoordinator(db, o.tablePrefix);
-    });
+    this.#connection = new SqliteConnection(o, (db) => (this.#statements = setUpCoordinator(db, o)));
   }
 
   get #sql(): CoordinatorStatements {
@@ -75,8 +71,7 @@ export class SqliteCoordinator implements Coordinator {
   /** Takes the lock `name`, polling every `pollIntervalMs` until `timeoutMs`. */
   async acquire(name: string, options: AcquireOptions): Promise<Lease> {
     this.#checkOpen();
-    const given = checkAcquire(name, options, (value) => this.#checkTtl(value));
-    const { ttlMs, timeoutMs } = given;
+    const { ttlMs, timeoutMs, ...given } = checkAcquire(name, options, (value) => this.#checkTtl(value));
     const signal = anySignal(given.signal, this.#closing.signal);
     const until = now() + timeoutMs;
     const owner = randomId();
@@ -141,8 +136,7 @@ export class SqliteCoordinator implements Coordinator {
   /** Joins `group` as `memberId`, replacing an older incarnation of the same member. */
   async join(group: string, memberId: string, options: JoinOptions): Promise<Membership> {
     this.#checkOpen();
-    const given = checkJoin(group, memberId, options, (value) => this.#checkTtl(value));
-    const { ttlMs } = given;
+    const { ttlMs, ...given } = checkJoin(group, memberId, options, (value) => this.#checkTtl(value));
     const signal = anySignal(given.signal, this.#closing.signal);
     const incarnation = randomId();
     const membership = await this.#connection.run(

@@ -99,8 +99,8 @@ const STORE_DEFAULTS = Object.freeze({
   ...TIMING_DEFAULTS,
 });
 
-/** The validated source of a connection: the user's handle, or a path to open. @internal */
-export type ConnectionSource =
+/** The validated source of a connection: the user's handle, or a path to open. */
+type ConnectionSource =
   | { readonly database: SqliteDatabase; readonly path?: undefined }
   | { readonly path: string; readonly database?: undefined };
 
@@ -153,12 +153,7 @@ function checkTimings(o: Record<string, unknown>): { busyTimeoutMs: number; oper
  * Checks the option names (the connection's, then `defaults`' and `extra`), `driver`, and exactly one
  * of `database` and `path`; wraps a `node:sqlite` `DatabaseSync`.
  */
-function checkConnection(
-  where: string,
-  options: unknown,
-  defaults: object,
-  ...extra: string[]
-): { given: Record<string, unknown>; source: ConnectionSource; driver: SqliteDriverOption } {
+function checkConnection(where: string, options: unknown, defaults: object, ...extra: string[]) {
   const known = ['database', 'path', 'driver', ...extra, ...Object.keys(defaults)];
   const given = checkOptionsObject(where, options, known);
   const { database, path } = given;
@@ -169,16 +164,19 @@ function checkConnection(
       `${where} needs exactly one of \`database\` (a better-sqlite3 Database or a node:sqlite DatabaseSync) and \`path\` (a file path), got ${got}`,
     );
   }
+  let source: ConnectionSource;
   if (path !== undefined) {
     if (typeof path !== 'string' || path.length === 0) invalid('path', 'a non-empty file path', path);
     checkDriverAvailable(driver);
-    return { given, source: { path }, driver };
+    source = { path };
+  } else if (isNodeSqliteDatabase(database)) {
+    source = { database: wrapNodeSqlite(database) };
+  } else {
+    const db = database as Partial<SqliteDatabase> | null;
+    if (typeof db !== 'object' || typeof db?.prepare !== 'function' || typeof db.pragma !== 'function') {
+      invalid('database', 'a better-sqlite3 Database or a node:sqlite DatabaseSync', database);
+    }
+    source = { database: database as SqliteDatabase };
   }
-  if (isNodeSqliteDatabase(database))
-    return { given, source: { database: wrapNodeSqlite(database) }, driver };
-  const db = database as Partial<SqliteDatabase> | null;
-  if (typeof db !== 'object' || typeof db?.prepare !== 'function' || typeof db.pragma !== 'function') {
-    invalid('database', 'a better-sqlite3 Database or a node:sqlite DatabaseSync', database);
-  }
-  return { given, source: { database: database as SqliteDatabase }, driver };
+  return { given, adapter: where, source, driver };
 }

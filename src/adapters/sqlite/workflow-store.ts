@@ -56,11 +56,7 @@ export class SqliteWorkflowStore implements WorkflowStore {
 
   constructor(options: SqliteWorkflowStoreOptions) {
     const o = (this.#options = compileStoreOptions(options));
-    this.#connection = new SqliteConnection(
-      'SqliteWorkflowStore',
-      o,
-      (db) => (this.#sql = setUpStore(db, o)),
-    );
+    this.#connection = new SqliteConnection(o, (db) => (this.#sql = setUpStore(db, o)));
   }
 
   /** Lists running workflows in id order, `limit` at a time. */
