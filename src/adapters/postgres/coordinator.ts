@@ -46,15 +46,11 @@ function unavailable(error: unknown, doing: string): unknown {
 }
 
 /** Waits for `attempt` until `wait` aborts; what it obtains after all is given back at once. */
-async function orGiveBack<T>(
-  attempt: Promise<T>,
-  wait: AbortSignal,
-  giveBack: (got: T) => unknown,
-): Promise<T> {
+async function orGiveBack<T>(attempt: Promise<T>, wait: AbortSignal, back: (got: T) => unknown): Promise<T> {
   try {
     return await abortable(attempt, wait);
   } catch (error) {
-    void attempt.then(giveBack, () => {}).catch(() => {});
+    void attempt.then(back, () => {}).catch(() => {});
     throw error;
   }
 }
@@ -78,7 +74,7 @@ export class PostgresCoordinator implements Coordinator {
   readonly capabilities: CoordinatorCapabilities = CAPABILITIES;
   readonly #o: CompiledCoordinatorOptions;
   readonly #closing = new AbortController();
-  /** The lock names this instance holds or is trying: the session would grant them twice. */
+  /** The lock names this instance holds or is trying. */
   readonly #locks = new Map<string, Lease | 'pending'>();
   readonly #memberships = new Set<MemberItem>();
   #session: PgSession | undefined;
@@ -96,8 +92,12 @@ export class PostgresCoordinator implements Coordinator {
     const wait = anySignal(signal, this.#closing.signal);
     const deadline = now() + timeoutMs;
     for (let pause = FIRST_POLL_MS; ; pause = Math.min(pause * 2, this.#o.pollIntervalMs)) {
-      const lease = await this.#tryAcquire(name, ttlMs, wait);
-      if (lease !== undefined) return lease;
+      // Not while this instance holds or tries the lock: the session would grant it twice.
+      if (!this.#locks.has(name)) {
+        this.#locks.set(name, 'pending');
+        const lease = await orGiveBack(this.#attempt(name, ttlMs), wait, (got) => got?.release());
+        if (lease !== undefined) return lease;
+      }
       const remaining = deadline - now();
       if (remaining <= 0) {
         throw new LockTimeoutError(`The lock "${name}" could not be acquired within ${timeoutMs} ms`);
@@ -107,13 +107,7 @@ export class PostgresCoordinator implements Coordinator {
     }
   }
 
-  /** One attempt: the lease, or `undefined` when someone (maybe this instance) holds the lock. */
-  async #tryAcquire(name: string, ttlMs: number, wait: AbortSignal): Promise<Lease | undefined> {
-    if (this.#locks.has(name)) return undefined;
-    this.#locks.set(name, 'pending');
-    return orGiveBack(this.#attempt(name, ttlMs), wait, (lease) => lease?.release());
-  }
-
+  /** One attempt: the lease, or `undefined` when another session holds the lock. */
   async #attempt(name: string, ttlMs: number): Promise<Lease | undefined> {
     const key = advisoryKey(this.#o.schema, 'lock', name);
     let session: PgSession | undefined;
@@ -177,13 +171,8 @@ export class PostgresCoordinator implements Coordinator {
         throw new CoordinatorUnavailableError(`Could not join group "${group}" as "${memberId}"`);
       }
       debug('join %s as %s: incarnation %s', group, memberId, incarnation);
-      return pgMembership(
-        session,
-        s,
-        { group, memberId, incarnation, key, ttlMs },
-        this.#memberships,
-        (gone) => this.#deleteMember(gone),
-      );
+      const fields = { group, memberId, incarnation, key, ttlMs };
+      return pgMembership(session, s, fields, this.#memberships, (gone) => this.#deleteMember(gone));
     } catch (error) {
       throw unavailable(error, `joining group "${group}"`);
     }

@@ -12,9 +12,7 @@ const debug = createDebug('graceful-drain:postgres');
 /**
  * A session advisory lock held by a `PostgresCoordinator`, tracked by `session` and kept in `locks`
  * until released or lost. `release()` unlocks; given a signal that aborts, it stops waiting but the
- * unlock goes on (nothing else would free the lock while the session lives).
- *
- * @internal
+ * unlock goes on (nothing else would free the lock while the session lives). @internal
  */
 export function pgLease(
   session: PgSession,

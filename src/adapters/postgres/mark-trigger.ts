@@ -1,9 +1,7 @@
 /**
- * The trigger that ties a parked-by-shutdown mark to the pause it created: two row-level `AFTER`
- * triggers on the host's table (`UPDATE` out of pausing/paused, `DELETE`) call one `SECURITY DEFINER`
- * function that deletes the row's mark. Everything the DDL depends on is hashed into a fingerprint kept
- * in the triggers' argument and the function's body: a set with another fingerprint is replaced. See
- * "The mark trigger" in docs/adapters/postgres.md.
+ * The trigger that ties a parked-by-shutdown mark to the pause it created: see "The mark trigger" in
+ * docs/adapters/postgres.md. Everything its DDL depends on is hashed into a fingerprint kept in the
+ * triggers' argument and the function's body: a set with another fingerprint is replaced.
  *
  * @internal
  */
@@ -14,10 +12,7 @@ import type { TableInfo } from './store-sql.js';
 
 /** Bumped whenever the DDL below changes, so that triggers made by an older release are replaced. */
 const DDL_VERSION = 1;
-/**
- * A setting the store's unpark turns on for its own transaction (`set_config(.., true)`): the update
- * trigger then skips the rows it resumes, whose marks the same statement deletes.
- */
+/** Set by the store's unpark for its transaction: the update trigger skips the rows it resumes. */
 export const UNPARKING = 'graceful_drain.unparking';
 /** How long the install waits for the lock on the host's table before giving up (writers queue behind it). */
 const LOCK_TIMEOUT_MS = 2000;
@@ -55,8 +50,6 @@ BEGIN
   RETURN NULL;
 END`;
   const asId = `(p.workflow_id)::${info.idType}${info.idCollation === undefined ? '' : ` COLLATE ${info.idCollation}`}`;
-  // The store's own unpark clears the marks of what it resumes in the same statement, and says so
-  // (UNPARKING, set for its transaction only): the function call per resumed row is saved.
   const updateWhen =
     `(OLD.${ST}::text IN (${held})) AND (NEW.${ST}::text IN (${held})) IS NOT TRUE ` +
     `AND current_setting(${literal(UNPARKING)}, true) IS DISTINCT FROM 'on'`;

@@ -17,12 +17,9 @@ export interface MemberItem extends SessionItem {
 
 /**
  * A group membership of a `PostgresCoordinator` (a shared advisory lock plus a row, both bound to the
- * session), tracked by `session` and kept in `members` while it lasts; a former membership of the same
- * member id is lost. `leave()` resolves once the row is gone; given a signal that aborts, it stops
- * waiting but the leave goes on, and a later `leave()` joins it. `deleteRow` deletes a row from a
- * working session.
- *
- * @internal
+ * session), tracked by `session` and kept in `members` while it lasts; it replaces a former one of the
+ * same member id. `leave()` resolves once the row is gone; given a signal that aborts, it stops waiting
+ * but the leave goes on (a later `leave()` joins it). @internal
  */
 export function pgMembership(
   session: PgSession,

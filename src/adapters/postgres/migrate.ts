@@ -1,11 +1,7 @@
-/**
- * The tables of the PostgreSQL adapters, created by an explicit, idempotent, versioned `migrate()`. The
- * adapters never migrate on their own: at first use they check the version (`checkSchema()`).
- */
 import createDebug from 'debug';
 import { ConfigurationError } from '../../errors.js';
 import { advisoryKey, quote } from '../../internal/sql-names.js';
-import type { PgQueryable } from './driver.js';
+import { hasMethods, type PgQueryable } from './driver.js';
 import { markTrigger } from './mark-trigger.js';
 import { compileMigrateOptions, type MigrateOptions } from './options.js';
 import { inspectHostTable, type QueryRows } from './store-sql.js';
@@ -106,7 +102,7 @@ $graceful_drain$`;
  * ```
  */
 export async function migrate(queryable: PgQueryable, options?: MigrateOptions): Promise<MigrateResult> {
-  if (queryable === null || typeof queryable !== 'object' || typeof queryable.query !== 'function') {
+  if (!hasMethods(queryable, 'query')) {
     throw new ConfigurationError(
       'Expected the first argument of migrate() to be a pg.Client, a pg.Pool or an object with query(text, values)',
     );

@@ -53,10 +53,7 @@ export interface PostgresCoordinatorOptions {
   readonly pollIntervalMs?: number;
 }
 
-/**
- * What the store does about the trigger that drops a parked-by-shutdown mark when its workflow leaves
- * `pausing`/`paused`: see {@link PostgresWorkflowStoreOptions.markTrigger}.
- */
+/** What the store does about its mark trigger: see {@link PostgresWorkflowStoreOptions.markTrigger}. */
 export type MarkTriggerMode = 'install' | 'verify' | 'off';
 
 /** The options that name the host's table and its statuses. */

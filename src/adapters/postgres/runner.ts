@@ -8,7 +8,7 @@ import { Mutex } from 'async-mutex';
 import createDebug from 'debug';
 import { abortable } from '../../internal/abortable.js';
 import { checkName, invalid } from '../../validate.js';
-import { loadPg, messageOf, type PgPool, type PgQueryable } from './driver.js';
+import { hasMethods, loadPg, messageOf, type PgPool, type PgQueryable } from './driver.js';
 
 const debug = createDebug('graceful-drain:postgres');
 
@@ -150,9 +150,8 @@ function poolRunner(pool: PgPool, end: () => Promise<void>): Runner {
 export function createRunner(given: Record<string, unknown>): Runner {
   if (given.client !== undefined) {
     const client = given.client as PgQueryable;
-    if (client === null || typeof client !== 'object' || typeof client.query !== 'function') {
+    if (!hasMethods(client, 'query'))
       invalid('client', 'a pg.Client (an object with query(text, values))', client);
-    }
     // One call at a time; with no other connection to cancel from, a stuck statement runs to its end.
     const mutex = new Mutex();
     const hold = async (): Promise<Held> => ({ connection: client, release: await mutex.acquire() });
@@ -173,14 +172,8 @@ export function createRunner(given: Record<string, unknown>): Runner {
   }
   if (given.pool !== undefined) {
     const pool = given.pool as PgPool;
-    if (
-      pool === null ||
-      typeof pool !== 'object' ||
-      typeof pool.query !== 'function' ||
-      typeof pool.connect !== 'function'
-    ) {
+    if (!hasMethods(pool, 'query', 'connect'))
       invalid('pool', 'a pg.Pool (an object with query() and connect())', pool);
-    }
     return poolRunner(pool, async () => {});
   }
   const key = given.connectionString === undefined ? 'url' : 'connectionString';

@@ -1,10 +1,7 @@
 /**
  * The statements of `PostgresWorkflowStore`, built once from validated, quoted names, and the catalog
- * read of the host's table they are built from.
- *
- * Ids travel as text. Each statement compares the host's id column with the ids cast to the column's
- * own type (`byType`), so its index serves the lookups; a batch with an id that does not parse as that
- * type is run again comparing text, which is correct but cannot use the index.
+ * read of the host's table. Ids travel as text, compared with the id column in its own type (`byType`,
+ * so its index serves) or, for a batch with an id not of that type, as text.
  *
  * @internal
  */
@@ -19,10 +16,9 @@ export type QueryRows = (text: string, values: unknown[]) => Promise<readonly un
 export type TableInfo = Awaited<ReturnType<typeof inspectHostTable>>;
 
 /**
- * Reads the host's table from the catalog: `storeKey` (`schema.table`, unquoted, the key of its marks
- * and fence), `qualified` (quoted by the server: one spelling whatever the options said), the id
- * column's type and collation. A `ConfigurationError` names the option (after `prefix`) when the table
- * or a column does not exist.
+ * Reads the host's table from the catalog: `storeKey` (`schema.table`, the key of its marks and fence),
+ * `qualified` (quoted by the server), the id column's type and collation; a `ConfigurationError` names
+ * the option (after `prefix`) when the table or a column does not exist.
  */
 export async function inspectHostTable(query: QueryRows, host: HostTable, prefix = '') {
   const [row] = (await query(
@@ -82,11 +78,7 @@ export function storeSql(T: string, ID: string, ST: string, S: string, info: Tab
     listActive: (withCursor: boolean) => `
       SELECT t.${ID}::text AS id FROM ${T} t
       WHERE t.${ST} = $1${withCursor ? ` AND t.${ID} > ${asId('$3')}` : ''} ORDER BY t.${ID} LIMIT $2`,
-    /**
-     * $1 store key, $2 limit [, $3 cursor]. Rows: `id`, `member_id`, `token`, `status`. The page of marks
-     * comes from their own index, then each status is read by id (a scalar subquery, which the planner
-     * cannot turn into a scan of the host table, whatever its stale statistics say).
-     */
+    /** $1 store key, $2 limit [, $3 cursor]. Rows: `id`, `member_id`, `token`, `status` (read by id). */
     listParked: (withCursor: boolean) => `
       SELECT p.workflow_id AS id, p.member_id, p.token::text AS token,
         (SELECT t.${ST}::text FROM ${T} t WHERE t.${ID} = ${asId('p.workflow_id')}) AS status
@@ -99,10 +91,7 @@ export function storeSql(T: string, ID: string, ST: string, S: string, info: Tab
       INSERT INTO ${S}.store_fences AS f (store_key, token) VALUES ($1, $2::bigint)
       ON CONFLICT (store_key) DO UPDATE SET token = GREATEST(f.token, EXCLUDED.token)
       RETURNING f.token::text AS token`,
-    /**
-     * $1 ids, $2 new status, $3 running, $4 store key, $5 member, $6 token. Rows: `ord` of each parked
-     * id. A mark already there is stale (a user resumed the workflow without an unpark): it is replaced.
-     */
+    /** $1 ids, $2 new status, $3 running, $4 store key, $5 member, $6 token. Rows: `ord` of the parked. */
     park: (byType: boolean) => `
       WITH ${INPUT},
       paused AS (
@@ -117,10 +106,8 @@ export function storeSql(T: string, ID: string, ST: string, S: string, info: Tab
           SET member_id = EXCLUDED.member_id, token = EXCLUDED.token, parked_at = now())
       SELECT ord FROM paused`,
     /**
-     * $1 ids, $2 store key, $3 running, $4 paused, $5 pausing. Rows: `ord` of each resumed id. Resumes the
-     * marked ones still paused; clears the marks of those and of those no longer paused or pausing; a
-     * mark still pausing (or paused after this snapshot) stays for the next round. `IS TRUE` keeps the
-     * planner from driving the update from an index on the host's status.
+     * $1 ids, $2 store key, $3 running, $4 paused, $5 pausing. Rows: `ord` of each resumed id. Clears the
+     * marks of those and of those no longer paused or pausing. `IS TRUE`: never driven by a status index.
      */
     unpark: `
       WITH ${INPUT},
@@ -138,10 +125,7 @@ export function storeSql(T: string, ID: string, ST: string, S: string, info: Tab
             OR NOT EXISTS (SELECT 1 FROM ${T} t
               WHERE t.${ID} = ${asId('m.workflow_id')} AND t.${ST} IN ($4, $5))))
       SELECT ord FROM resumed`,
-    /**
-     * $1 ids, $2 store key. Rows: `ord` of each id whose mark was dropped. Marks hold the column's own
-     * text form: an id in another spelling ('007' for 7) is brought to it through the column's type.
-     */
+    /** $1 ids, $2 store key. Rows: `ord` of each dropped mark (ids taken to the column's text form). */
     notePaused: (byType: boolean) => `
       WITH ${INPUT},
       dropped AS (
@@ -151,15 +135,13 @@ export function storeSql(T: string, ID: string, ST: string, S: string, info: Tab
         RETURNING i.ord)
       SELECT ord FROM dropped`,
     /**
-     * $1 the configured statuses, $2 sample size, $3 values shown. Row: `matched` (a row has one of
-     * them), `seen` (distinct values of a bounded sample, as text). `::text` so that enum and integer
-     * columns compare too; the scan stops at the first match, and the caller bounds it with a timeout.
+     * $1 the configured statuses, $2 sample size, $3 values shown. Row: `matched` (a row has one),
+     * `seen` (distinct values of a sample, as text: enum and integer columns compare too).
      */
     diagnose: `
       SELECT EXISTS (SELECT 1 FROM ${T} t WHERE t.${ST}::text = ANY($1::text[])) AS matched,
         ARRAY(SELECT DISTINCT x.s FROM (SELECT t.${ST}::text AS s FROM ${T} t LIMIT $2) x
           ORDER BY 1 LIMIT $3) AS seen`,
-    /** No parameters: refreshes the planner's statistics of the marks table. */
     analyzeMarks: `ANALYZE ${S}.parked`,
   };
 }

@@ -3,7 +3,7 @@ import { ClosedError, ConfigurationError, StaleTokenError } from '../../errors.j
 import { abortable } from '../../internal/abortable.js';
 import { quote } from '../../internal/sql-names.js';
 import { parkedStateOf } from '../../internal/statuses.js';
-import { checkCallOptions, checkFence, checkIds, checkList } from '../../internal/store-args.js';
+import { checkCallOptions, checkFence, checkIds, checkList, pageOf } from '../../internal/store-args.js';
 import { bounded } from '../../internal/time.js';
 import type {
   Fence,
@@ -82,18 +82,19 @@ export class PostgresWorkflowStore implements WorkflowStore {
     const { sql } = await this.#prepare(signal);
     const values: unknown[] = [this.#o.statuses.running, limit + 1];
     if (cursor !== undefined) values.push(cursor);
-    const rows = (await this.#o.runner.query(sql.listActive(cursor !== undefined), values, signal)) as {
-      id: string;
-    }[];
-    const items = rows.slice(0, limit).map((row) => row.id);
-    return { items, cursor: rows.length > limit ? items.at(-1) : undefined };
+    const rows = await this.#o.runner.query(sql.listActive(cursor !== undefined), values, signal);
+    return pageOf(
+      (rows as { id: string }[]).map((row) => row.id),
+      limit,
+      (id) => id,
+    );
   }
 
   async listParked(options: ListOptions): Promise<Page<ParkedWorkflow>> {
     const { limit, cursor, signal } = checkList('listParked()', options);
     const { sql, storeKey } = await this.#prepare(signal);
-    // A resume round begins: the member that parked wrote the marks in bulk moments ago, and stale
-    // statistics made every batch scan all remaining marks. Errors (no right to analyze) are ignored.
+    // A resume round begins: the marks were just written in bulk, and stale statistics made every batch
+    // scan them all. Errors (no right to analyze) are ignored.
     if (cursor === undefined) {
       await this.#o.runner.query(sql.analyzeMarks, [], signal).catch((error: unknown) => {
         if (signal?.aborted === true) throw error;
@@ -108,13 +109,13 @@ export class PostgresWorkflowStore implements WorkflowStore {
       token: string | null;
       status: string | null;
     }[];
-    const items = rows.slice(0, limit).map((row) => ({
+    const items = rows.map((row) => ({
       id: row.id,
       state: parkedStateOf(this.#o.statuses, row.status),
       memberId: row.member_id,
       token: row.token === null ? undefined : BigInt(row.token),
     }));
-    return { items, cursor: rows.length > limit ? items.at(-1)?.id : undefined };
+    return pageOf(items, limit, (item) => item.id);
   }
 
   async park(
@@ -224,10 +225,9 @@ export class PostgresWorkflowStore implements WorkflowStore {
   }
 
   /**
-   * Checks the call's options, then runs `write` in one transaction (none for no ids) and reports
-   * `outcome` for the ids at the positions (`ord`) it returns. Ids are matched by the id column's type,
-   * and on a data exception (an id not of that type) again on text, unless the column is text already.
-   * `byType` `undefined`: by type, no such retry; `false`: by type only when the column is not text.
+   * Runs `write` in one transaction (none for no ids): `outcome` for the ids at the positions (`ord`) it
+   * returns. `byType`: match by the id column's type, on a data exception again as text (`false`: as text
+   * at once on a text column; `undefined`: no retry).
    */
   async #write<O extends string>(
     where: string,
