@@ -17,17 +17,16 @@ import type {
   TaskContext,
   TrackOptions,
 } from './types.js';
-import { checkBoolean, checkFunction, checkOptionsObject, describeValue, invalid } from './validate.js';
+import { checkBoolean, checkFunction, checkOptionsObject, invalid } from './validate.js';
 
 const log = createDebug('graceful-drain:controller');
 
 const shutdownOptionNames = ['force', 'reason'];
 
 /**
- * Tracks in-flight work, closes intake on shutdown, drains within one budget, asks stragglers to wrap
- * up and then cancels them, and reports exactly what happened. Given a `coordinator` and a `store`, the
- * last member of a group parks the group's running workflows at shutdown, and a starting member resumes
- * exactly those.
+ * Tracks in-flight work, closes intake on shutdown, drains within one budget, asks stragglers to wrap up
+ * then cancels them, and reports what happened. Given a `coordinator` and a `store`, the last member of a
+ * group parks the group's running workflows at shutdown, and a starting member resumes exactly those.
  *
  * @example
  * ```ts
@@ -46,16 +45,12 @@ export class DrainController extends EventEmitter<DrainEvents> {
   readonly #lifecycle = new AbortController();
   readonly #stoppers: Stopper[] = [];
   readonly #tracker: Tracker;
-  /** The start side (join, re-join, background resume); only with a coordinator. */
   readonly #starter: Starter | undefined;
   #state: DrainState = 'idle';
   #startPromise: Promise<void> | undefined;
   #shutdownPromise: Promise<ShutdownReport> | undefined;
 
-  /**
-   * @param options - see {@link DrainControllerOptions}; every option is checked here, and a wrong one
-   * throws a `ConfigurationError` naming it and the value it got.
-   */
+  /** @param options - see {@link DrainControllerOptions}; a bad one throws a `ConfigurationError`. */
   constructor(options?: DrainControllerOptions) {
     super();
     const compiled = (this.#options = compileOptions(options));
@@ -70,7 +65,6 @@ export class DrainController extends EventEmitter<DrainEvents> {
         options: compiled as StartHost['options'],
         lifecycle: this.#lifecycle.signal,
         emit: (event, ...args) => this.#emit(event, ...args),
-        listens: (event) => this.listenerCount(event) !== 0,
       });
     }
   }
@@ -106,9 +100,9 @@ export class DrainController extends EventEmitter<DrainEvents> {
   }
 
   /**
-   * Runs `fn` as tracked work. It is counted synchronously, before `fn` runs, and the returned promise
-   * settles with `fn`'s value or error (a synchronous throw becomes a rejection). Once shutdown has begun
-   * (or before `start()`), it rejects at once with `DrainClosedError` and `fn` does not run.
+   * Runs `fn` as tracked work, counted synchronously before it runs; settles with `fn`'s value or error (a
+   * synchronous throw becomes a rejection). Before `start()` or once shutdown has begun, it rejects at
+   * once with `DrainClosedError` and `fn` does not run.
    *
    * @throws TypeError when `fn` is not a function.
    */
@@ -116,19 +110,12 @@ export class DrainController extends EventEmitter<DrainEvents> {
     return this.#tracker.track(fn, options);
   }
 
-  /**
-   * Like {@link track}, for pull consumers: returns `undefined` instead of a rejected promise when
-   * intake is closed, so a loop can stop pulling without a try/catch.
-   */
+  /** Like {@link track}, for pull consumers: `undefined` instead of a rejection when intake is closed. */
   tryTrack<T>(
     fn: (context: TaskContext) => T | PromiseLike<T>,
     options?: TrackOptions,
   ): Promise<Awaited<T>> | undefined {
-    if (typeof fn !== 'function') {
-      throw new TypeError(`Expected \`fn\` to be a function, got ${describeValue(fn)}`);
-    }
-    if (!this.#tracker.open) return undefined;
-    return this.#tracker.track(fn, options);
+    return this.#tracker.open || typeof fn !== 'function' ? this.#tracker.track(fn, options) : undefined;
   }
 
   /** Resolves once nothing is in flight (at once when nothing is); rejects with `signal.reason` on abort. */
@@ -137,9 +124,8 @@ export class DrainController extends EventEmitter<DrainEvents> {
   }
 
   /**
-   * Registers an intake stopper: run in registration order when shutdown begins, each bounded by the
-   * drain deadline and given a signal aborted when its time is up. One that throws or hangs is recorded
-   * in the report and does not stop the shutdown. Returns a function that unregisters it.
+   * Registers an intake stopper, run in order when shutdown begins, bounded by the drain deadline (its
+   * signal aborts then); one that throws or hangs is recorded. Returns a function that unregisters it.
    */
   onStopIntake(fn: (signal: AbortSignal) => unknown): () => void {
     const stopper = checkFunction<Stopper>('fn', fn);
@@ -158,9 +144,9 @@ export class DrainController extends EventEmitter<DrainEvents> {
   }
 
   /**
-   * Joins the group (with a coordinator), opens intake and makes the controller `running`; then, in the
-   * background, resumes the workflows the group's last member parked. Idempotent: every caller gets the
-   * same promise. Rejects with `DrainClosedError` once shutdown has begun.
+   * Joins the group (with a coordinator), opens intake and becomes `running`; then, in the background,
+   * resumes what the group's last member parked. Every caller gets the same promise; it rejects with
+   * `DrainClosedError` once shutdown has begun.
    */
   start(): Promise<void> {
     if (this.#shutdownPromise !== undefined) {
@@ -168,23 +154,18 @@ export class DrainController extends EventEmitter<DrainEvents> {
         new DrainClosedError('Cannot start: the controller was shut down; create a new one'),
       );
     }
-    if (this.#startPromise !== undefined) return this.#startPromise;
-    this.#startPromise = this.#mutex.runExclusive(() => this.#runStart());
-    return this.#startPromise;
+    return (this.#startPromise ??= this.#mutex.runExclusive(() => this.#runStart()));
   }
 
-  /**
-   * The background resume started by `start()`: resolves with what it did. `undefined` without a
-   * coordinator or before `start()`.
-   */
+  /** The background resume started by `start()`; `undefined` without a coordinator or before `start()`. */
   whenResumed(): Promise<ResumeReport> | undefined {
     return this.#starter?.resumed;
   }
 
   /**
-   * Shuts down: closes intake at once (in this tick), runs the intake stoppers, drains within the budget,
-   * aborts stragglers, hands off, and resolves with the report. Every caller gets the same promise;
-   * `force: true` escalates a shutdown already under way.
+   * Closes intake at once (in this tick), runs the intake stoppers, drains within the budget, aborts
+   * stragglers, hands off, and resolves with the report. Every caller gets the same promise; `force: true`
+   * escalates a shutdown already under way.
    */
   shutdown(options?: ShutdownOptions): Promise<ShutdownReport> {
     const o = checkOptionsObject('shutdown', options, shutdownOptionNames);
@@ -234,15 +215,13 @@ export class DrainController extends EventEmitter<DrainEvents> {
     );
   }
 
-  /**
-   * Emits to the user's listeners; one that throws is logged and never breaks a start, a shutdown
-   * or the background resume.
-   */
-  #emit<K extends keyof DrainEvents>(event: K, ...args: DrainEvents[K]): void {
+  /** Emits to the user's listeners (false when none); one that throws is logged and breaks nothing. */
+  #emit<K extends keyof DrainEvents>(event: K, ...args: DrainEvents[K]): boolean {
     try {
-      (this.emit as (event: K, ...args: DrainEvents[K]) => boolean)(event, ...args);
+      return (this.emit as (event: K, ...args: DrainEvents[K]) => boolean)(event, ...args);
     } catch (error) {
       log('a %s listener threw: %O', event, error);
+      return true;
     }
   }
 

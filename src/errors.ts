@@ -1,7 +1,6 @@
 /**
- * Every error graceful-drain throws or reports extends {@link GracefulDrainError}: it has a stable
- * `code` to branch on, a `name` equal to its class name, and passes `cause` through.
- * The codes are listed in `docs/errors.md`.
+ * Every error graceful-drain throws or reports extends {@link GracefulDrainError}: a stable `code` (see
+ * docs/errors.md), a `name` equal to its class name, and `cause` passed through.
  *
  * @packageDocumentation
  */
@@ -34,10 +33,7 @@ export interface SerializedError {
   readonly cause?: unknown;
 }
 
-/**
- * Renders any thrown value for JSON: errors as {@link SerializedError} (their `cause` too, a few
- * levels deep), bigints as strings, anything else as it is.
- */
+/** Renders a thrown value for JSON: errors as {@link SerializedError} (causes too), bigints as strings. */
 export function serializeError(value: unknown, depth = 0): unknown {
   if (typeof value === 'bigint') return value.toString();
   if (!(value instanceof Error)) return value;
@@ -70,7 +66,6 @@ export class GracefulDrainError extends Error {
 /** Thrown by `track()` (as a rejection) once shutdown has begun, or before `start()`: intake is closed. */
 export class DrainClosedError extends GracefulDrainError {
   declare readonly code: 'ERR_DRAIN_CLOSED';
-
   constructor(
     message = 'Intake is closed: the controller is shutting down',
     options?: GracefulDrainErrorOptions,
@@ -82,7 +77,6 @@ export class DrainClosedError extends GracefulDrainError {
 /** The reason of a task's `signal` when the drain deadline passes, and of waits that ran out of budget. */
 export class DrainTimeoutError extends GracefulDrainError {
   declare readonly code: 'ERR_DRAIN_TIMEOUT';
-
   constructor(message = 'The drain deadline passed', options?: GracefulDrainErrorOptions) {
     super('ERR_DRAIN_TIMEOUT', message, options);
   }
@@ -91,7 +85,6 @@ export class DrainTimeoutError extends GracefulDrainError {
 /** The reason of a task's `signal` when a shutdown is escalated with `force` (or a second signal). */
 export class DrainForcedError extends GracefulDrainError {
   declare readonly code: 'ERR_DRAIN_FORCED';
-
   constructor(message = 'The shutdown was forced', options?: GracefulDrainErrorOptions) {
     super('ERR_DRAIN_FORCED', message, options);
   }
@@ -100,19 +93,17 @@ export class DrainForcedError extends GracefulDrainError {
 /** Rejected by `Coordinator.acquire()` when the lock could not be taken within `timeoutMs`. */
 export class LockTimeoutError extends GracefulDrainError {
   declare readonly code: 'ERR_LOCK_TIMEOUT';
-
   constructor(message = 'The lock could not be acquired in time', options?: GracefulDrainErrorOptions) {
     super('ERR_LOCK_TIMEOUT', message, options);
   }
 }
 
 /**
- * The reason a `Lease.signal` is aborted with: the lease could not be renewed and is about to expire
- * (or has been taken away). Raised *before* another holder can acquire the lock.
+ * The reason of a `Lease.signal`: the lease could not be renewed or was taken away. Raised *before*
+ * another holder can acquire the lock.
  */
 export class LockLostError extends GracefulDrainError {
   declare readonly code: 'ERR_LOCK_LOST';
-
   constructor(message = 'The lock was lost', options?: GracefulDrainErrorOptions) {
     super('ERR_LOCK_LOST', message, options);
   }
@@ -121,7 +112,6 @@ export class LockLostError extends GracefulDrainError {
 /** The reason a `Membership.signal` is aborted with: the member is no longer in its group. */
 export class MembershipLostError extends GracefulDrainError {
   declare readonly code: 'ERR_MEMBERSHIP_LOST';
-
   constructor(message = 'The group membership was lost', options?: GracefulDrainErrorOptions) {
     super('ERR_MEMBERSHIP_LOST', message, options);
   }
@@ -130,7 +120,6 @@ export class MembershipLostError extends GracefulDrainError {
 /** Rejected by a `WorkflowStore` write whose fencing token is lower than one it has already seen. */
 export class StaleTokenError extends GracefulDrainError {
   declare readonly code: 'ERR_STALE_TOKEN';
-
   /** The token the write carried. */
   readonly token: bigint;
   /** The highest token the store had seen. */
@@ -150,7 +139,6 @@ export class StaleTokenError extends GracefulDrainError {
 /** Thrown by a constructor or a function given an option or argument it cannot use. */
 export class ConfigurationError extends GracefulDrainError {
   declare readonly code: 'ERR_CONFIGURATION';
-
   constructor(message: string, options?: GracefulDrainErrorOptions) {
     super('ERR_CONFIGURATION', message, options);
   }
@@ -159,7 +147,6 @@ export class ConfigurationError extends GracefulDrainError {
 /** Rejected by an adapter whose backend cannot be reached or answered with an error. */
 export class CoordinatorUnavailableError extends GracefulDrainError {
   declare readonly code: 'ERR_COORDINATOR_UNAVAILABLE';
-
   constructor(message = 'The coordinator could not be reached', options?: GracefulDrainErrorOptions) {
     super('ERR_COORDINATOR_UNAVAILABLE', message, options);
   }
@@ -168,7 +155,6 @@ export class CoordinatorUnavailableError extends GracefulDrainError {
 /** Rejected by an operation on an adapter that has been closed. */
 export class ClosedError extends GracefulDrainError {
   declare readonly code: 'ERR_CLOSED';
-
   constructor(message = 'The adapter is closed', options?: GracefulDrainErrorOptions) {
     super('ERR_CLOSED', message, options);
   }
@@ -177,10 +163,7 @@ export class ClosedError extends GracefulDrainError {
 /** Rejected by an optional adapter whose driver package is not installed. */
 export class MissingDriverError extends GracefulDrainError {
   declare readonly code: 'ERR_MISSING_DRIVER';
-
-  /**
-   * @param options - `hint` is appended to the message: another way out than installing `driver`.
-   */
+  /** @param options - `hint` is appended to the message: another way out than installing `driver`. */
   constructor(
     driver: string,
     adapter: string,

@@ -1,9 +1,7 @@
 /**
- * The shutdown half of the last-member protocol: leave (confirmed) then lock then list the members,
- * waiting out near-expiry ones while the budget allows then if none is left, raise the store's fence and
- * park page by page under the lease, then sweep for stragglers then release. Written against the
- * Coordinator and WorkflowStore contracts only; the controller supplies deadlines, signals and a
- * place to record.
+ * The shutdown half of the last-member protocol: leave (confirmed), lock, list the members (waiting out
+ * near-expiry ones while the budget allows), and if none is left, raise the store's fence, park page by
+ * page under the lease, sweep for stragglers, release. See docs/protocol.md.
  *
  * @internal
  */
@@ -13,24 +11,14 @@ import { DrainTimeoutError, LockLostError, LockTimeoutError, StaleTokenError } f
 import { call, leaseLostReason, lost, remaining, retrying, timedAcquire } from './internal/calls.js';
 import { delay, now } from './internal/time.js';
 import type { CompiledOptions } from './options.js';
-import type { HandOffDecision, ParkProgress, PhaseName, PhaseReport, ReportedError } from './report.js';
+import type { HandOffDecision, HandOffResult, ParkProgress, PhaseName, Recorder } from './report.js';
 import type { Fence, WorkflowStore } from './workflow-store.js';
 
 const log = createDebug('graceful-drain:hand-off');
 
-/** Where the protocol records phases and errors. */
-export interface Recorder {
-  phase(name: PhaseName, startedAt: number, outcome: PhaseReport['outcome']): void;
-  error(phase: ReportedError['phase'], error: unknown): void;
-}
-
-/** The outcome of the hand-off at shutdown. */
-export interface HandOffResult {
-  readonly decision: HandOffDecision;
-  readonly lastMember: boolean | undefined;
-  readonly parked: number;
-  readonly stillPausing: number;
-  readonly token: bigint | undefined;
+/** A hand-off that parked nothing. */
+export function noHandOff(handOff: HandOffDecision, token?: bigint): HandOffResult {
+  return { lastMember: undefined, handOff, parked: 0, stillPausing: 0, token };
 }
 
 interface ShutdownContext {
@@ -65,21 +53,13 @@ function nearExpiry(member: MemberInfo, fallbackTtlMs: number): boolean {
 /** How many passes over the active workflows a park makes after its first, at most. */
 const MAX_SWEEPS = 3;
 
-/**
- * Shutdown half of the protocol. Never waits past `budgetEnd`: every call is bounded by it, and its
- * adapter is told to give up (through its signal) when the wait ends.
- */
+type ParkStop = 'lease-lost' | 'aborted' | 'error';
+
+/** Never waits past `budgetEnd`: every call is bounded by it, and its adapter told to give up then. */
 export async function handOffAtShutdown(ctx: ShutdownContext): Promise<HandOffResult> {
   const { options, coordinator, record, signal, budgetEnd } = ctx;
   let unreachable: Unreachable | undefined;
   let lease: Lease | undefined;
-  const nothing = (decision: HandOffDecision, token?: bigint): HandOffResult => ({
-    decision,
-    lastMember: undefined,
-    parked: 0,
-    stillPausing: 0,
-    token,
-  });
 
   /** Runs one phase: its value, or why not (`forced`, `timeout`, `lease-lost`, or unreachable). */
   const step = async <T>(
@@ -93,30 +73,21 @@ export async function handOffAtShutdown(ctx: ShutdownContext): Promise<HandOffRe
       return { value };
     } catch (error) {
       record.error(name, error);
-      if (signal.aborted) {
-        record.phase(name, startedAt, 'forced');
-        return 'forced';
-      }
-      if (error instanceof DrainTimeoutError || error instanceof LockTimeoutError) {
-        record.phase(name, startedAt, 'timeout');
-        return 'timeout';
-      }
-      record.phase(name, startedAt, 'error');
+      const timedOut = error instanceof DrainTimeoutError || error instanceof LockTimeoutError;
+      const outcome = signal.aborted ? 'forced' : timedOut ? 'timeout' : 'error';
+      record.phase(name, startedAt, outcome);
+      if (outcome !== 'error') return outcome;
       return error instanceof LockLostError ? 'lease-lost' : new Unreachable(error);
     }
   };
 
   const membership = ctx.membership;
   if (membership !== undefined) {
-    // A failed leave is recorded; the members list still decides, and this member filters itself
-    // out. A quarter of what is left at most, so a hung leave cannot starve the lock and the park.
-    const leaveEnd = now() + remaining(budgetEnd) / 4;
+    // A failed leave is recorded; the members list still decides (this member filters itself out). A
+    // quarter of what is left at most, so a hung leave cannot starve the lock and the park.
+    const end = now() + remaining(budgetEnd) / 4;
     await step('leave', () =>
-      call((s) => membership.leave({ signal: s }), {
-        end: leaveEnd,
-        onTimeout: budgetError('leaving'),
-        stop: signal,
-      }),
+      call((s) => membership.leave({ signal: s }), { end, onTimeout: budgetError('leaving'), stop: signal }),
     );
   }
 
@@ -137,7 +108,7 @@ export async function handOffAtShutdown(ctx: ShutdownContext): Promise<HandOffRe
     );
     if (acquired instanceof Unreachable) unreachable = acquired;
     else if (typeof acquired === 'string')
-      return nothing(acquired === 'timeout' ? 'lock-timeout' : 'aborted');
+      return noHandOff(acquired === 'timeout' ? 'lock-timeout' : 'aborted');
     else lease = acquired.value;
   }
 
@@ -148,25 +119,25 @@ export async function handOffAtShutdown(ctx: ShutdownContext): Promise<HandOffRe
       const held = lease;
       const last = await step('members', () => isLast(ctx, held));
       if (last instanceof Unreachable) unreachable = last;
-      else if (last === 'lease-lost') return nothing('lease-lost', token);
-      else if (typeof last === 'string') return nothing('aborted', token);
-      else if (!last.value) return { ...nothing('peers-remain', token), lastMember: false };
+      else if (last === 'lease-lost') return noHandOff('lease-lost', token);
+      else if (typeof last === 'string') return noHandOff('aborted', token);
+      else if (!last.value) return { ...noHandOff('peers-remain', token), lastMember: false };
     }
     if (unreachable !== undefined) {
       log('coordinator unreachable at shutdown, policy %s', options.unreachablePolicy);
       if (options.unreachablePolicy === 'skip') {
         record.phase('park', now(), 'skipped');
-        return nothing('unreachable-skipped');
+        return noHandOff('unreachable-skipped');
       }
     }
     // Parking stops short of the budget's end so that releasing the lock still has time.
     const parkEnd = budgetEnd - Math.min(1_000, remaining(budgetEnd) / 10);
-    const parked = await park(ctx, lease, token, parkEnd);
+    const { parked, stillPausing, stopped } = await park(ctx, lease, token, parkEnd);
     return {
-      decision: parked.stopped ?? (unreachable !== undefined ? 'unreachable-parked' : 'parked'),
       lastMember: unreachable === undefined ? true : undefined,
-      parked: parked.parked,
-      stillPausing: parked.stillPausing,
+      handOff: stopped ?? (unreachable !== undefined ? 'unreachable-parked' : 'parked'),
+      parked,
+      stillPausing,
       token,
     };
   } finally {
@@ -189,50 +160,39 @@ async function isLast(ctx: ShutdownContext, lease: Lease): Promise<boolean> {
       onTimeout: budgetError('listing members'),
       stop,
     });
-    // Only this member's own incarnation is itself (its leave may have failed); another process
-    // under the same id is a peer.
+    // Only this member's own incarnation is itself (its leave may have failed); another process under
+    // the same id is a peer.
     const own = ctx.membership?.incarnation;
     const others = members.filter((m) => !(m.memberId === options.memberId && m.incarnation === own));
     if (others.length === 0) return true;
+    const ids = others.map((m) => m.memberId);
     if (others.some((m) => !nearExpiry(m, options.memberTtlMs))) {
-      log(
-        'peers remain: %o',
-        others.map((m) => m.memberId),
-      );
+      log('peers remain: %o', ids);
       return false;
     }
-    // Every other member has missed a heartbeat: wait until the last of them would expire, if the
-    // budget still leaves room to park afterwards; otherwise count them as alive (never park over a peer).
+    // Every other member has missed a heartbeat: wait until the last of them would expire if the budget
+    // still leaves room to park afterwards; otherwise count them as alive (never park over a peer).
     const wait = Math.max(...others.map((m) => m.expiresInMs ?? 0)) + 10;
     if (now() + wait > budgetEnd - remaining(budgetEnd) / 2) {
-      log(
-        'near-expiry peers cannot be waited out within the budget: %o',
-        others.map((m) => m.memberId),
-      );
+      log('near-expiry peers cannot be waited out within the budget: %o', ids);
       return false;
     }
-    log(
-      'waiting %d ms for near-expiry peers: %o',
-      wait,
-      others.map((m) => m.memberId),
-    );
+    log('waiting %d ms for near-expiry peers: %o', wait, ids);
     await delay(wait, stop);
   }
 }
 
-type ParkStop = 'lease-lost' | 'aborted' | 'error';
-
 /**
  * Parks every active workflow: the fence first, then page by page, then sweeps from the start for
- * workflows that became active below the cursor meanwhile. Each call is retried with backoff while
- * the budget allows; the lease is checked before every write.
+ * workflows that became active below the cursor meanwhile. Each call is retried with backoff while the
+ * budget allows; the lease is checked before every write.
  */
 async function park(
   ctx: ShutdownContext,
   lease: Lease | undefined,
   token: bigint | undefined,
   end: number,
-): Promise<{ parked: number; stillPausing: number; stopped?: ParkStop }> {
+): Promise<{ parked: number; stillPausing: number; stopped: ParkStop | undefined }> {
   const { store, options, record, signal } = ctx;
   const startedAt = now();
   const fence: Fence = { memberId: options.memberId, token };
@@ -241,13 +201,10 @@ async function park(
   let stillPausing = 0;
   let skipped = 0;
   let stopped: ParkStop | undefined;
-  let outcome: PhaseReport['outcome'] = 'ok';
+  let outcome: 'ok' | 'forced' | 'timeout' | 'error' = 'ok';
 
-  /**
-   * One store call, retried while the budget allows; the lease is checked before each try. A lease
-   * lost during a call tells the store to give up, but its answer is awaited: a batch it committed
-   * meanwhile is counted. Forcing the shutdown stops the wait at once.
-   */
+  // A lease lost during a call tells the store to give up, but its answer is awaited: a batch it
+  // committed meanwhile is counted. Forcing the shutdown stops the wait at once.
   const attempt = <T>(what: string, run: (s: AbortSignal) => Promise<T>): Promise<T> =>
     retrying(
       () => {
@@ -257,7 +214,7 @@ async function park(
       { end, stop, onFailure: (error) => record.error('park', error) },
     );
 
-  /** One pass from `cursor` to the last page; returns how many it found active. */
+  /** One pass from the first page to the last; returns how many it found active. */
   const pass = async (): Promise<number> => {
     let found = 0;
     let cursor: string | undefined;
@@ -283,33 +240,21 @@ async function park(
   };
 
   try {
-    // The fence goes up before the first read: a write sent under an older token and still in
-    // flight is rejected when it lands.
+    // The fence goes up before the first read: a write sent under an older token lands rejected.
     if (token !== undefined)
       await attempt('raising the fence', (s) => store.raiseFence(fence, { signal: s }));
-    // Workflows that became active below the cursor during a pass are caught by the next one.
     for (let sweep = 0; (await pass()) > 0 && sweep < MAX_SWEEPS; sweep++);
   } catch (error) {
     record.error('park', error);
-    if (signal.aborted) {
-      stopped = 'aborted';
-      outcome = 'forced';
-    } else if (
+    const leaseLost =
       (lease !== undefined && lost(lease)) ||
       error instanceof LockLostError ||
-      error instanceof StaleTokenError
-    ) {
-      stopped = 'lease-lost';
-      outcome = 'error';
-    } else if (error instanceof DrainTimeoutError) {
-      stopped = 'aborted';
-      outcome = 'timeout';
-    } else {
-      stopped = 'error';
-      outcome = 'error';
-    }
+      error instanceof StaleTokenError;
+    const timedOut = !leaseLost && error instanceof DrainTimeoutError;
+    stopped = signal.aborted || timedOut ? 'aborted' : leaseLost ? 'lease-lost' : 'error';
+    outcome = signal.aborted ? 'forced' : timedOut ? 'timeout' : 'error';
   }
   record.phase('park', startedAt, outcome);
   log('parked %d (%d still pausing, %d skipped), %s', parked, stillPausing, skipped, stopped ?? 'done');
-  return stopped === undefined ? { parked, stillPausing } : { parked, stillPausing, stopped };
+  return { parked, stillPausing, stopped };
 }

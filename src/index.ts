@@ -5,14 +5,7 @@
  * @packageDocumentation
  */
 export { DrainController } from './controller.js';
-export type {
-  DrainEvents,
-  DrainState,
-  OnIdleOptions,
-  ShutdownOptions,
-  TaskContext,
-  TrackOptions,
-} from './types.js';
+export type * from './types.js';
 export type { DrainControllerOptions, UnreachablePolicy } from './options.js';
 export type {
   HandOffDecision,

@@ -1,16 +1,14 @@
 /**
- * Metrics through `node:diagnostics_channel`: subscribe to feed Prometheus, OpenTelemetry or logs
- * without a new dependency. Nothing is published while a channel has no subscriber.
- *
- * The in-flight gauge is not published per task (that would tax `track()`): read `drain.inFlight`
- * when your metrics library collects (a Prometheus `collect()`, an OpenTelemetry observable gauge).
+ * Metrics through `node:diagnostics_channel`, published only while a channel has a subscriber. The
+ * in-flight gauge is not published per task (that would tax `track()`): read `drain.inFlight` when your
+ * metrics library collects. See docs/metrics.md.
  *
  * @packageDocumentation
  */
 import diagnosticsChannel from 'node:diagnostics_channel';
+import type { ParkProgress, ResumeReport } from './report.js';
 import type { DrainState } from './types.js';
 import { invalid } from './validate.js';
-import type { StoreWarning } from './workflow-store.js';
 
 /** The channel names, stable across versions. */
 export const channels = Object.freeze({
@@ -46,26 +44,15 @@ export interface DrainMessage {
 }
 
 /** Published on `graceful-drain:park` after every parked batch. */
-export interface ParkMessage {
+export interface ParkMessage extends ParkProgress {
   readonly group: string;
   readonly memberId: string;
-  readonly parked: number;
-  readonly stillPausing: number;
-  readonly skipped: number;
-  readonly token: bigint | undefined;
 }
 
 /** Published on `graceful-drain:resume` after every resume round. */
-export interface ResumeMessage {
+export interface ResumeMessage extends Omit<ResumeReport, 'toJSON'> {
   readonly group: string;
   readonly memberId: string;
-  readonly resumed: number;
-  readonly skipped: number;
-  readonly stillPausing: number;
-  readonly rounds: number;
-  readonly complete: boolean;
-  readonly warnings: readonly StoreWarning[];
-  readonly errors: readonly unknown[];
 }
 
 /** The message each channel carries, by channel key. */
@@ -102,8 +89,8 @@ export function publish<K extends keyof ChannelMessages>(name: K, message: () =>
 }
 
 /**
- * Subscribes to one of the channels with a typed listener; returns a function that unsubscribes.
- * The same as `diagnosticsChannel.subscribe(channels[key], listener)`, with the message typed.
+ * `diagnosticsChannel.subscribe(channels[key], listener)` with the message typed; returns a function that
+ * unsubscribes.
  *
  * @example
  * ```ts

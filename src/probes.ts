@@ -2,23 +2,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { DrainController } from './controller.js';
 import { checkName, checkOptionsObject, invalid } from './validate.js';
 
-function checkPath(name: string, value: unknown): string {
-  const path = checkName(name, value);
-  if (!path.startsWith('/')) invalid(name, 'a path starting with "/"', value);
-  return path;
-}
-
 /** Options of {@link createProbeHandler}. */
 export interface ProbeHandlerOptions {
-  /**
-   * The path of the readiness probe: 200 while running, 503 from the first moment of shutdown.
-   * @defaultValue `'/readyz'`
-   */
+  /** Readiness path: 200 while running, 503 from the first moment of shutdown. @defaultValue `'/readyz'` */
   readonly readinessPath?: string;
-  /**
-   * The path of the liveness probe: 200 while the process works, draining included; 503 once `failed`.
-   * @defaultValue `'/livez'`
-   */
+  /** Liveness path: 200 while it works (draining too), 503 once `failed`. @defaultValue `'/livez'` */
   readonly livenessPath?: string;
 }
 
@@ -26,9 +14,8 @@ export interface ProbeHandlerOptions {
 export type ProbeHandler = (req: IncomingMessage, res: ServerResponse) => boolean;
 
 /**
- * Kubernetes probes for a `node:http` server you own: readiness fails from the first moment of
- * shutdown so no new traffic is routed here, liveness holds while draining so the pod is not killed
- * early. The handler answers its two paths and returns `false` for anything else.
+ * Kubernetes probes for a `node:http` server you own: readiness fails from the first moment of shutdown,
+ * liveness holds while draining. The handler answers its two paths and returns `false` for the rest.
  *
  * @example
  * ```ts
@@ -38,9 +25,14 @@ export type ProbeHandler = (req: IncomingMessage, res: ServerResponse) => boolea
  */
 export function createProbeHandler(drain: DrainController, options?: ProbeHandlerOptions): ProbeHandler {
   const o = checkOptionsObject('createProbeHandler', options, ['readinessPath', 'livenessPath']);
-  const readinessPath =
-    o.readinessPath === undefined ? '/readyz' : checkPath('readinessPath', o.readinessPath);
-  const livenessPath = o.livenessPath === undefined ? '/livez' : checkPath('livenessPath', o.livenessPath);
+  const pathOf = (name: string, fallback: string): string => {
+    if (o[name] === undefined) return fallback;
+    const path = checkName(name, o[name]);
+    if (!path.startsWith('/')) invalid(name, 'a path starting with "/"', path);
+    return path;
+  };
+  const readinessPath = pathOf('readinessPath', '/readyz');
+  const livenessPath = pathOf('livenessPath', '/livez');
   return (req, res) => {
     const path = (req.url ?? '/').split('?', 1)[0];
     let ok: boolean;

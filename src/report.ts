@@ -7,7 +7,6 @@ export type PhaseName =
 
 /** One phase of a shutdown and how long it took. */
 export interface PhaseReport {
-  /** The phase. */
   readonly name: PhaseName;
   /** How long it took, in milliseconds (monotonic clock). */
   readonly durationMs: number;
@@ -27,7 +26,7 @@ export interface ReportedError {
 export type HandOffDecision =
   /** No coordinator or store was configured: there is no hand-off. */
   | 'disabled'
-  /** This member never joined its group (`start()` was not called, failed or was cancelled): it hands nothing off. */
+  /** This member never joined its group (`start()` not called, failed or cancelled): it hands nothing off. */
   | 'not-joined'
   /** A live peer remains: it keeps running the group's workflows. */
   | 'peers-remain'
@@ -41,10 +40,7 @@ export type HandOffDecision =
   | 'lock-timeout'
   /** The lease was lost while parking: parking stopped before the next batch. */
   | 'lease-lost'
-  /**
-   * The store kept failing (listing or parking) until the budget ran out, after retries with backoff:
-   * what was parked before is in `parked`, the errors are in `errors`.
-   */
+  /** The store kept failing (listing or parking) until the budget ran out, retries included. */
   | 'error'
   /** The budget ran out, or the shutdown was forced, before the hand-off could finish. */
   | 'aborted';
@@ -87,10 +83,7 @@ export interface ShutdownReport {
   readonly warnings: readonly StoreWarning[];
   /** Every error met on the way, in order. */
   readonly errors: readonly ReportedError[];
-  /**
-   * What `JSON.stringify(report)` renders: the same fields, with `token` as a string and each error
-   * as `{ name, code, message, cause }`.
-   */
+  /** What `JSON.stringify(report)` renders: `token` a string, errors as `{ name, code, message, cause }`. */
   toJSON(): Record<string, unknown>;
 }
 
@@ -129,28 +122,17 @@ export interface ResumeReport {
 /** Progress of a resume, emitted after every round. */
 export type ResumeProgress = ResumeReport;
 
-/** The facts a shutdown gathered, from which {@link buildReport} makes its report. @internal */
-export interface ReportParts {
-  readonly reason: string | undefined;
-  readonly forced: boolean;
-  /** Whether `start()` had failed. */
-  readonly failed: boolean;
-  readonly durationMs: number;
-  readonly phases: readonly PhaseReport[];
-  readonly inFlightAtStart: number;
-  readonly aborted: { readonly count: number; readonly labels: readonly string[] };
-  readonly stragglers: number;
-  readonly stragglerLabels: readonly string[];
-  readonly handOff: {
-    readonly decision: HandOffDecision;
-    readonly lastMember: boolean | undefined;
-    readonly parked: number;
-    readonly stillPausing: number;
-    readonly token: bigint | undefined;
-  };
-  readonly warnings: readonly StoreWarning[];
-  readonly errors: readonly ReportedError[];
+/** Where the protocol records phases and errors. @internal */
+export interface Recorder {
+  phase(name: PhaseName, startedAt: number, outcome: PhaseReport['outcome']): void;
+  error(phase: ReportedError['phase'], error: unknown): void;
 }
+
+/** The outcome of the hand-off, as the report gives it. @internal */
+export type HandOffResult = Pick<
+  ShutdownReport,
+  'lastMember' | 'handOff' | 'parked' | 'stillPausing' | 'token'
+>;
 
 /** A JSON-safe copy: bigints as strings, errors serialized, objects and arrays walked. */
 function jsonSafe(value: unknown): unknown {
@@ -168,35 +150,4 @@ export function frozenReport<T extends object>(report: T): T & { toJSON(): Recor
     value: () => jsonSafe({ ...report }) as Record<string, unknown>,
   });
   return Object.freeze(report) as T & { toJSON(): Record<string, unknown> };
-}
-
-/** Builds the frozen report of a shutdown. @internal */
-export function buildReport(parts: ReportParts): ShutdownReport {
-  const { aborted, handOff, errors } = parts;
-  return frozenReport({
-    reason: parts.reason,
-    outcome: parts.forced
-      ? 'forced'
-      : aborted.count > 0
-        ? 'timed-out'
-        : errors.length > 0 || parts.failed
-          ? 'failed'
-          : 'clean',
-    forced: parts.forced,
-    durationMs: parts.durationMs,
-    phases: Object.freeze([...parts.phases]),
-    inFlightAtStart: parts.inFlightAtStart,
-    completed: parts.inFlightAtStart - aborted.count,
-    aborted: aborted.count,
-    abortedLabels: Object.freeze([...aborted.labels]),
-    stragglers: parts.stragglers,
-    stragglerLabels: Object.freeze([...parts.stragglerLabels]),
-    lastMember: handOff.lastMember,
-    handOff: handOff.decision,
-    parked: handOff.parked,
-    stillPausing: handOff.stillPausing,
-    token: handOff.token,
-    warnings: Object.freeze([...parts.warnings]),
-    errors: Object.freeze([...errors]),
-  }) as ShutdownReport;
 }

@@ -1,14 +1,14 @@
 /**
  * The start half of the last-member protocol, run in the background after `start()`: under the
- * start-stop lock, raise the store's fence, then unpark the parked workflows that are paused;
- * re-check those still pausing every interval until none is left or the resume budget ends.
+ * start-stop lock, raise the store's fence, then unpark the parked workflows that are paused; re-check
+ * those still pausing every interval until none is left or the resume budget ends.
  *
  * @internal
  */
 import createDebug from 'debug';
-import type { Coordinator } from './coordinator.js';
+import type { Coordinator, Lease } from './coordinator.js';
 import { DrainTimeoutError } from './errors.js';
-import { call, type LeaseSlot, leaseLostReason, lost, remaining, timedAcquire } from './internal/calls.js';
+import { call, leaseLostReason, lost, remaining, timedAcquire } from './internal/calls.js';
 import { delay, now } from './internal/time.js';
 import type { CompiledOptions } from './options.js';
 import { frozenReport, type ResumeProgress, type ResumeReport } from './report.js';
@@ -22,40 +22,29 @@ interface ResumeContext {
   readonly store: WorkflowStore;
   /** Aborted when the shutdown begins. */
   readonly signal: AbortSignal;
-  /** Where the lease is held, so that the shutdown can take it over. */
-  readonly slot: LeaseSlot;
+  /** The lease held, which a shutdown that cannot wait for the resume takes over (then sets undefined). */
+  readonly slot: { lease: Lease | undefined };
   /** What the store's diagnosis found. */
   readonly warnings: readonly StoreWarning[];
   readonly onRound: (progress: ResumeProgress) => void;
 }
 
 /**
- * Runs the resume rounds. Store writes are not abandoned at shutdown: the store is told through its
- * signal and answers at once, so a batch it committed is still counted. The lock is released between
- * rounds so a stopping member is never held up long.
+ * Runs the resume rounds, releasing the lock between rounds so a stopping member is never held up long.
+ * Store writes are not abandoned at shutdown: the store is told through its signal and answers at once,
+ * so a batch it committed is still counted.
  */
 export async function resumeAtStart(ctx: ResumeContext): Promise<ResumeReport> {
-  const { options, coordinator, store, signal, slot } = ctx;
+  const { options, coordinator, store, signal, slot, warnings } = ctx;
   const end = now() + options.resumeTimeoutMs;
-  let resumed = 0;
-  let skipped = 0;
-  let stillPausing = 0;
-  let rounds = 0;
+  const count = { resumed: 0, skipped: 0, stillPausing: 0, rounds: 0 };
   const errors: unknown[] = [];
   const snapshot = (complete: boolean): ResumeReport =>
-    frozenReport({
-      resumed,
-      skipped,
-      stillPausing,
-      rounds,
-      complete,
-      warnings: ctx.warnings,
-      errors: Object.freeze([...errors]),
-    });
+    frozenReport({ ...count, complete, warnings, errors: Object.freeze([...errors]) });
   const budgetError = (what: string) => () =>
     new DrainTimeoutError(`The resume budget ran out while ${what}`);
   while (!signal.aborted) {
-    rounds++;
+    count.rounds++;
     let pending = 0;
     let failed = false;
     try {
@@ -65,18 +54,15 @@ export async function resumeAtStart(ctx: ResumeContext): Promise<ResumeReport> {
         signal,
         end,
       });
-      slot.hold(lease);
+      slot.lease = lease;
       try {
         const token = coordinator.capabilities.fencing === 'none' ? undefined : lease.token;
         const fence = { memberId: options.memberId, token };
         const stop = AbortSignal.any([signal, lease.signal]);
         // The fence goes up before the first read, even when nothing turns out to be parked.
         if (token !== undefined) {
-          await call((s) => store.raiseFence(fence, { signal: s }), {
-            end,
-            onTimeout: budgetError('raising the fence'),
-            stop,
-          });
+          const onTimeout = budgetError('raising the fence');
+          await call((s) => store.raiseFence(fence, { signal: s }), { end, onTimeout, stop });
         }
         let cursor: string | undefined;
         do {
@@ -93,20 +79,23 @@ export async function resumeAtStart(ctx: ResumeContext): Promise<ResumeReport> {
           if (ready.length > 0) {
             stop.throwIfAborted();
             if (lost(lease)) throw leaseLostReason(lease);
+            const onTimeout = budgetError('unparking');
             const results = await call((s) => store.unpark(ready, fence, { signal: s }), {
               end,
-              onTimeout: budgetError('unparking'),
+              onTimeout,
               cancel: stop,
             });
             for (const r of results) {
-              if (r.outcome === 'resumed') resumed++;
-              else skipped++;
+              if (r.outcome === 'resumed') count.resumed++;
+              else count.skipped++;
             }
           }
           cursor = page.cursor;
         } while (cursor !== undefined);
       } finally {
-        if (slot.drop(lease)) {
+        // Unless the shutdown took it over.
+        if (slot.lease === lease) {
+          slot.lease = undefined;
           await call((s) => lease.release({ signal: s }), {
             end: now() + options.lockTtlMs,
             onTimeout: budgetError('releasing the lock'),
@@ -117,9 +106,9 @@ export async function resumeAtStart(ctx: ResumeContext): Promise<ResumeReport> {
       if (signal.aborted) break;
       errors.push(error);
       failed = true;
-      log('resume round %d failed: %O', rounds, error);
+      log('resume round %d failed: %O', count.rounds, error);
     }
-    stillPausing = pending;
+    count.stillPausing = pending;
     const done = !failed && pending === 0;
     ctx.onRound(snapshot(done));
     if (done) return snapshot(true);

@@ -1,18 +1,23 @@
 /**
- * The phases of a `DrainController` shutdown, in order: stop intake then drain (wait, then abort the
- * stragglers' `signal` and give them a grace) then wind the background resume down then hand off (leave,
- * lock, members, park, release) then the report. One budget, `shutdownTimeoutMs`, from the first phase
- * to the report.
+ * The phases of a shutdown, in order: stop intake, drain (wait, then abort the stragglers' `signal` and
+ * give them a grace), wind the background resume down, hand off, report. One budget, `shutdownTimeoutMs`,
+ * from the first phase to the report.
  *
  * @internal
  */
 import createDebug from 'debug';
 import { DrainTimeoutError } from './errors.js';
-import { type HandOffResult, handOffAtShutdown, type Recorder } from './hand-off.js';
+import { handOffAtShutdown, noHandOff } from './hand-off.js';
 import { bounded, now } from './internal/time.js';
 import { publish } from './metrics.js';
 import type { CompiledOptions } from './options.js';
-import { buildReport, type PhaseReport, type ReportedError, type ShutdownReport } from './report.js';
+import {
+  frozenReport,
+  type PhaseReport,
+  type Recorder,
+  type ReportedError,
+  type ShutdownReport,
+} from './report.js';
 import type { Starter } from './start.js';
 import type { Tracker } from './tracker.js';
 import type { DrainEvents, DrainState } from './types.js';
@@ -30,21 +35,19 @@ export interface ShutdownHost {
   readonly stoppers: readonly Stopper[];
   /** Aborted when the shutdown is forced. */
   readonly force: AbortSignal;
-  /** When `shutdown()` was called (monotonic), and what was in flight then. */
+  /** When `shutdown()` was called (monotonic), what was in flight then, and whether `start()` was. */
   readonly startedAt: number;
   readonly inFlightAtStart: number;
-  readonly reason: string | undefined;
-  /** Whether `start()` was called. */
   readonly started: boolean;
+  readonly reason: string | undefined;
   state(): DrainState;
   setState(to: DrainState): void;
-  /** Emits to the user's listeners; one that throws is logged. */
   emit<K extends keyof DrainEvents>(event: K, ...args: DrainEvents[K]): void;
 }
 
 /** Runs every phase of a shutdown and resolves with its report. */
 export async function runShutdown(host: ShutdownHost): Promise<ShutdownReport> {
-  const { options: o, tracker, force, startedAt: t0 } = host;
+  const { options: o, tracker, force, startedAt: t0, inFlightAtStart } = host;
   const phases: PhaseReport[] = [];
   const errors: ReportedError[] = [];
   const record: Recorder = {
@@ -68,7 +71,7 @@ export async function runShutdown(host: ShutdownHost): Promise<ShutdownReport> {
   const drained = await tracker.waitIdle(abortAt, force);
   record.phase('drain', drainStart, drained === 'idle' ? 'ok' : drained);
   if (drained === 'idle' && tracker.aborted === undefined) {
-    host.emit('drained', { durationMs: now() - t0, completed: host.inFlightAtStart });
+    host.emit('drained', { durationMs: now() - t0, completed: inFlightAtStart });
   } else if (drained !== 'idle') {
     if (tracker.aborted === undefined) {
       const inFlight = tracker.inFlight;
@@ -85,25 +88,14 @@ export async function runShutdown(host: ShutdownHost): Promise<ShutdownReport> {
     if (stragglers > 0) log('%d straggler(s) left behind: %o', stragglers, stragglerLabels);
   }
   const aborted = tracker.aborted ?? { count: 0, labels: [] };
-  publish('drain', () => ({
-    ...scope,
-    durationMs: now() - t0,
-    inFlightAtStart: host.inFlightAtStart,
-    aborted: aborted.count,
-    stragglers,
-  }));
+  const durationMs = now() - t0;
+  publish('drain', () => ({ ...scope, durationMs, inFlightAtStart, aborted: aborted.count, stragglers }));
 
   const starter = host.starter;
   const inherited = await starter?.windDown(budgetEnd, force, (at, outcome) =>
     record.phase('resume-wind-down', at, outcome),
   );
-  let handOff: HandOffResult = {
-    decision: o.handOff !== undefined ? 'not-joined' : 'disabled',
-    lastMember: undefined,
-    parked: 0,
-    stillPausing: 0,
-    token: undefined,
-  };
+  let handOff = noHandOff(o.handOff !== undefined ? 'not-joined' : 'disabled');
   if (o.handOff !== undefined && starter?.membership !== undefined) {
     host.setState('handing-off');
     handOff = await handOffAtShutdown({
@@ -121,19 +113,22 @@ export async function runShutdown(host: ShutdownHost): Promise<ShutdownReport> {
     });
   }
 
-  const report = buildReport({
+  const failed = errors.length > 0 || host.state() === 'failed';
+  const report: ShutdownReport = frozenReport({
     reason: host.reason,
+    outcome: force.aborted ? 'forced' : aborted.count > 0 ? 'timed-out' : failed ? 'failed' : 'clean',
     forced: force.aborted,
-    failed: host.state() === 'failed',
     durationMs: now() - t0,
-    phases,
-    inFlightAtStart: host.inFlightAtStart,
-    aborted,
+    phases: Object.freeze([...phases]),
+    inFlightAtStart,
+    completed: inFlightAtStart - aborted.count,
+    aborted: aborted.count,
+    abortedLabels: Object.freeze([...aborted.labels]),
     stragglers,
-    stragglerLabels,
-    handOff,
-    warnings: starter?.warnings ?? [],
-    errors,
+    stragglerLabels: Object.freeze(stragglerLabels),
+    ...handOff,
+    warnings: Object.freeze([...(starter?.warnings ?? [])]),
+    errors: Object.freeze([...errors]),
   });
   host.setState('stopped');
   log('shutdown finished: %o', { ...report, errors: report.errors.length });
@@ -141,10 +136,7 @@ export async function runShutdown(host: ShutdownHost): Promise<ShutdownReport> {
   return report;
 }
 
-/**
- * Runs the intake stoppers in order, each bounded by `deadline` and given a signal aborted when its
- * time is up; one that throws or hangs is recorded and does not stop the shutdown.
- */
+/** Runs the intake stoppers in order, each bounded by `deadline`; one that fails or hangs is recorded. */
 async function stopIntake(host: ShutdownHost, deadline: number, record: Recorder): Promise<void> {
   if (host.stoppers.length === 0) return;
   const { force } = host;
@@ -158,8 +150,7 @@ async function stopIntake(host: ShutdownHost, deadline: number, record: Recorder
         .then(() => stopper(force))
         .catch((error: unknown) => log('intake stopper failed after force: %O', error));
     }
-    record.phase('stop-intake', startedAt, 'forced');
-    return;
+    return record.phase('stop-intake', startedAt, 'forced');
   }
   let outcome: PhaseReport['outcome'] = 'ok';
   for (const [index, stopper] of stoppers.entries()) {

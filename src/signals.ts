@@ -25,16 +25,14 @@ export interface SignalHandlerOptions {
    */
   readonly exitCode?: (report: ShutdownReport) => number;
   /**
-   * Runs after the shutdown, before exiting, with its report (to log it, flush telemetry, close a
-   * server) and what started it. When it throws or rejects, the error is printed to stderr and the
-   * exit code is `1`.
+   * Runs after the shutdown, before exiting, with its report (to log it, flush telemetry, close a server)
+   * and its cause. When it throws or rejects, the error is printed to stderr and the exit code is `1`.
    */
   readonly onShutdown?: (report: ShutdownReport, cause: ShutdownCause) => unknown;
   /**
-   * Also drain on an `uncaughtException` or an `unhandledRejection`, as on a signal: the error is
-   * printed to stderr, the shutdown runs (a second crash escalates it to `force`, a third exits at
-   * once), and the process exits with code `1` whatever the report says. Off by default: Node's own
-   * behaviour (print and exit at once) stays until you opt in.
+   * Also drain on an `uncaughtException` or `unhandledRejection`, as on a signal: the error is printed to
+   * stderr, the shutdown runs (a second crash forces it, a third exits at once), and the exit code is `1`
+   * whatever the report says. Off by default: Node's own behaviour (print and exit at once) stays.
    * @defaultValue `false`
    */
   readonly uncaught?: boolean;
@@ -43,16 +41,16 @@ export interface SignalHandlerOptions {
 /** What started the shutdown: a signal's name, or the crash that `uncaught: true` caught. */
 export type ShutdownCause = NodeJS.Signals | 'uncaughtException' | 'unhandledRejection';
 
+const optionNames = ['signals', 'exit', 'exitCode', 'onShutdown', 'uncaught'];
 const uncatchable: readonly string[] = ['SIGKILL', 'SIGSTOP'];
 
 const defaultExitCode = (report: ShutdownReport): number => (report.outcome === 'clean' ? 0 : 1);
 
 /**
- * Opt-in signal handling: the first signal starts `drain.shutdown({ reason })`, the second escalates
- * to `force`, a third exits at once with code 1. After the shutdown the process exits with
- * `exitCode(report)`: `0` for a clean report, `1` otherwise (and always `1` after a crash caught with
- * `uncaught: true`, or when `onShutdown` throws). The controller itself never exits the process: only
- * this helper does, through `exit`.
+ * Opt-in signal handling: the first signal starts `drain.shutdown({ reason })`, the second escalates to
+ * `force`, a third exits at once with code 1. After the shutdown the process exits with `exitCode(report)`
+ * (always `1` after a crash caught with `uncaught: true`, or when `onShutdown` throws). The controller
+ * itself never exits the process: only this helper does, through `exit`.
  *
  * @returns `uninstall()`, which removes the handlers.
  * @example
@@ -61,13 +59,7 @@ const defaultExitCode = (report: ShutdownReport): number => (report.outcome === 
  * ```
  */
 export function installSignalHandlers(drain: DrainController, options?: SignalHandlerOptions): () => void {
-  const o = checkOptionsObject('installSignalHandlers', options, [
-    'signals',
-    'exit',
-    'exitCode',
-    'onShutdown',
-    'uncaught',
-  ]);
+  const o = checkOptionsObject('installSignalHandlers', options, optionNames);
   const given = (o.signals ?? ['SIGTERM', 'SIGINT']) as readonly NodeJS.Signals[];
   if (!Array.isArray(given) || given.length === 0) {
     invalid('signals', 'a non-empty array of signal names', o.signals);
@@ -79,18 +71,11 @@ export function installSignalHandlers(drain: DrainController, options?: SignalHa
   }
   // One handler per signal, however often it is named: a duplicate would count one signal twice.
   const signals = [...new Set(given)];
-  const exit =
-    o.exit === undefined
-      ? (code: number): void => process.exit(code)
-      : checkFunction<(code: number) => void>('exit', o.exit);
-  const exitCode =
-    o.exitCode === undefined
-      ? defaultExitCode
-      : checkFunction<(r: ShutdownReport) => number>('exitCode', o.exitCode);
-  const onShutdown =
-    o.onShutdown === undefined
-      ? undefined
-      : checkFunction<NonNullable<SignalHandlerOptions['onShutdown']>>('onShutdown', o.onShutdown);
+  const fn = <T>(name: string, fallback: T): T =>
+    o[name] === undefined ? fallback : checkFunction<T>(name, o[name]);
+  const exit = fn('exit', (code: number): void => process.exit(code));
+  const exitCode = fn('exitCode', defaultExitCode);
+  const onShutdown = fn<SignalHandlerOptions['onShutdown']>('onShutdown', undefined);
   const uncaught = o.uncaught === undefined ? false : checkBoolean('uncaught', o.uncaught);
 
   let received = 0;

@@ -1,16 +1,14 @@
 /**
- * The start side of a `DrainController` with a coordinator: join the group (bounded by
- * `startTimeoutMs`, no phantom member when a join lands late), re-join under a new incarnation when the
- * membership is lost, and run the background resume (after asking the store to diagnose its
- * configuration). At shutdown, the resume is wound down within its share of the budget, and its
- * start-stop lease is handed over if it still holds one.
+ * The start side of a `DrainController` with a coordinator: join the group (bounded, no phantom member
+ * when a join lands late), re-join when the membership is lost, and run the background resume after the
+ * store's diagnosis; at shutdown, wind the resume down and hand its start-stop lease over.
  *
  * @internal
  */
 import createDebug from 'debug';
 import type { Coordinator, Lease, Membership } from './coordinator.js';
 import { DrainTimeoutError, MembershipLostError } from './errors.js';
-import { call, LeaseSlot, remaining } from './internal/calls.js';
+import { call, lost, remaining } from './internal/calls.js';
 import { bounded, delay, now } from './internal/time.js';
 import { publish } from './metrics.js';
 import type { CompiledOptions } from './options.js';
@@ -21,11 +19,7 @@ import type { StoreWarning, WorkflowStore } from './workflow-store.js';
 
 const log = createDebug('graceful-drain:start');
 
-/**
- * The share of `shutdownTimeoutMs` a shutdown waits, after the drain, for the background resume to
- * wind down (it was told to stop when the shutdown began). Past it, the shutdown takes the resume's
- * lease over rather than wait for its own lock.
- */
+/** The share of `shutdownTimeoutMs` a shutdown waits for the background resume to wind down. */
 const RESUME_WIND_DOWN_SHARE = 0.1;
 
 /** What the start side needs from its controller. */
@@ -33,17 +27,15 @@ export interface StartHost {
   readonly options: CompiledOptions & {
     readonly handOff: { readonly coordinator: Coordinator; readonly store: WorkflowStore };
   };
-  /** Aborted when the shutdown begins: cancels a join in progress and the background resume. */
+  /** Aborted when the shutdown begins. */
   readonly lifecycle: AbortSignal;
-  /** Emits to the user's listeners; one that throws is logged. */
-  emit<K extends keyof DrainEvents>(event: K, ...args: DrainEvents[K]): void;
-  /** Whether the user listens to `event`. */
-  listens(event: keyof DrainEvents): boolean;
+  /** Emits to the user's listeners (one that throws is logged); false when there was none. */
+  emit<K extends keyof DrainEvents>(event: K, ...args: DrainEvents[K]): boolean;
 }
 
 export class Starter {
   readonly #host: StartHost;
-  readonly #slot = new LeaseSlot();
+  readonly #slot: { lease: Lease | undefined } = { lease: undefined };
   #membership: Membership | undefined;
   #resumeTask: Promise<ResumeReport> | undefined;
   #resumeRunning = false;
@@ -81,20 +73,16 @@ export class Starter {
     const timeUp = new AbortController();
     const signal = AbortSignal.any([lifecycle, timeUp.signal]);
     const joining = handOff.coordinator.join(group, memberId, { ttlMs: memberTtlMs, signal });
+    const onTimeout = (): DrainTimeoutError => {
+      const error = new DrainTimeoutError(
+        `Joining group "${group}" took longer than startTimeoutMs (${startTimeoutMs} ms)`,
+      );
+      timeUp.abort(error);
+      return error;
+    };
     let membership: Membership;
     try {
-      membership = await bounded(
-        joining,
-        startTimeoutMs,
-        () => {
-          const error = new DrainTimeoutError(
-            `Joining group "${group}" took longer than startTimeoutMs (${startTimeoutMs} ms)`,
-          );
-          timeUp.abort(error);
-          return error;
-        },
-        lifecycle,
-      );
+      membership = await bounded(joining, startTimeoutMs, onTimeout, lifecycle);
     } catch (error) {
       // An adapter that completes the join after all must not leave a phantom member behind.
       joining.then(
@@ -106,9 +94,9 @@ export class Starter {
     }
     this.#membership = membership;
     log('joined %s as %s (incarnation %s)', group, memberId, membership.incarnation);
-    if (membership.signal.aborted) queueMicrotask(() => this.#onMembershipLost(membership));
-    else
-      membership.signal.addEventListener('abort', () => this.#onMembershipLost(membership), { once: true });
+    const onLost = (): void => this.#onMembershipLost(membership);
+    if (membership.signal.aborted) queueMicrotask(onLost);
+    else membership.signal.addEventListener('abort', onLost, { once: true });
   }
 
   #onMembershipLost(membership: Membership): void {
@@ -117,8 +105,8 @@ export class Starter {
     const error = membership.signal.reason ?? new MembershipLostError();
     log('membership lost: %O', error);
     this.#host.emit('membershipLost', error);
-    // Re-join under a new incarnation, then resume what a peer may have parked while this member
-    // looked gone. Retried until shutdown begins.
+    // Re-join under a new incarnation (retried until shutdown begins), then resume what a peer may have
+    // parked while this member looked gone.
     const rejoin = async (): Promise<void> => {
       for (let attempt = 0; !lifecycle.aborted; attempt++) {
         try {
@@ -154,25 +142,14 @@ export class Starter {
       });
     } catch (error) {
       log('the background resume failed: %O', error);
-      return frozenReport({
-        resumed: 0,
-        skipped: 0,
-        stillPausing: 0,
-        rounds: 0,
-        complete: false,
-        warnings: this.warnings,
-        errors: Object.freeze([error]),
-      });
+      const none = { resumed: 0, skipped: 0, stillPausing: 0, rounds: 0, complete: false };
+      return frozenReport({ ...none, warnings: this.warnings, errors: Object.freeze([error]) });
     } finally {
       this.#resumeRunning = false;
     }
   }
 
-  /**
-   * Asks the store whether its configuration fits the host's data; each warning is emitted, or
-   * printed through `process.emitWarning` when nobody listens: a mistyped status mapping must not
-   * strand every workflow silently.
-   */
+  /** Asks the store to diagnose its setup: a mistyped status mapping must not strand workflows silently. */
   async #diagnose(): Promise<readonly StoreWarning[]> {
     const { store } = this.#host.options.handOff;
     if (store.diagnose === undefined) return [];
@@ -189,16 +166,15 @@ export class Starter {
     }
     for (const warning of warnings) {
       log('store warning %s: %s', warning.code, warning.message);
-      if (this.#host.listens('warning')) this.#host.emit('warning', warning);
-      else process.emitWarning(warning.message, { type: 'GracefulDrainWarning', code: warning.code });
+      if (!this.#host.emit('warning', warning))
+        process.emitWarning(warning.message, { type: 'GracefulDrainWarning', code: warning.code });
     }
     return Object.freeze([...warnings]);
   }
 
   /**
-   * Waits, within its share of the budget, for the background resume to wind down (it was told to
-   * stop when the shutdown began). If it still holds the start-stop lease then, the lease is handed
-   * over: the resume's own lock can never block the shutdown's.
+   * Waits, within its share of the budget, for the background resume to wind down; past it, takes the
+   * resume's lease over, so that the resume's own lock never blocks the shutdown's.
    */
   async windDown(
     budgetEnd: number,
@@ -207,15 +183,16 @@ export class Starter {
   ): Promise<Lease | undefined> {
     if (this.#resumeTask === undefined || !this.#resumeRunning) return undefined;
     const startedAt = now();
-    const share = this.#host.options.shutdownTimeoutMs * RESUME_WIND_DOWN_SHARE;
-    const end = Math.min(budgetEnd, startedAt + share);
-    const settled = await bounded(
-      this.#resumeTask.then(() => true),
-      remaining(end),
-      () => undefined,
-      force,
-    ).catch(() => false);
+    const end = Math.min(
+      budgetEnd,
+      startedAt + this.#host.options.shutdownTimeoutMs * RESUME_WIND_DOWN_SHARE,
+    );
+    const resumed = this.#resumeTask.then(() => true);
+    const settled = await bounded(resumed, remaining(end), () => undefined, force).catch(() => false);
     phase(startedAt, settled ? 'ok' : force.aborted ? 'forced' : 'timeout');
-    return settled ? undefined : this.#slot.take();
+    const lease = this.#slot.lease;
+    if (settled || lease === undefined || lost(lease)) return undefined;
+    this.#slot.lease = undefined;
+    return lease;
   }
 }

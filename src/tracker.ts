@@ -1,12 +1,11 @@
 /**
- * The in-flight tracker behind `DrainController.track()`: the hot path. It counts a task
- * synchronously before it runs, refuses it in the same tick once intake is closed, and tells waiters
- * when nothing is in flight. The unlabelled path allocates nothing per call beyond its promise: the
- * task context and the settle handlers are shared.
+ * The in-flight tracker behind `DrainController.track()`, the hot path: counts a task synchronously
+ * before it runs, refuses it in the same tick once intake is closed, and tells waiters when nothing is
+ * in flight. The unlabelled path allocates nothing per call beyond its promise.
  *
  * @internal
  */
-import { EventEmitter } from 'node:events';
+import { EventEmitter, once } from 'node:events';
 import { pEvent } from 'p-event';
 import type { OnIdleOptions, TaskContext, TrackOptions } from './types.js';
 import { now } from './internal/time.js';
@@ -35,7 +34,8 @@ export class Tracker {
   /** Internal waiters for idleness: never the user's listeners, so one that throws cannot stall a drain. */
   readonly #idle = new EventEmitter();
   readonly context: TaskContext;
-  #open = false;
+  /** Whether intake is open. */
+  open = false;
   #inFlight = 0;
   #labeled: Set<{ readonly label: string }> | undefined;
   #aborted: AbortedTasks | undefined;
@@ -43,15 +43,6 @@ export class Tracker {
   constructor(owner: TrackerOwner) {
     this.#owner = owner;
     this.context = Object.freeze({ signal: this.#abort.signal, stopping: this.#stopping.signal });
-  }
-
-  /** Whether intake is open. */
-  get open(): boolean {
-    return this.#open;
-  }
-
-  set open(value: boolean) {
-    this.#open = value;
   }
 
   get inFlight(): number {
@@ -70,9 +61,9 @@ export class Tracker {
     }
     if (options !== undefined) {
       const label = labelOf(options);
-      if (!this.#open) return Promise.reject(this.#owner.closedError());
+      if (!this.open) return Promise.reject(this.#owner.closedError());
       if (label !== undefined) return this.#trackLabeled(fn, label);
-    } else if (!this.#open) return Promise.reject(this.#owner.closedError());
+    } else if (!this.open) return Promise.reject(this.#owner.closedError());
     this.#inFlight++;
     let result: unknown;
     try {
@@ -97,18 +88,10 @@ export class Tracker {
     if (signal !== undefined && !(signal instanceof AbortSignal)) invalid('signal', 'an AbortSignal', signal);
     signal?.throwIfAborted();
     if (this.#inFlight === 0) return;
-    // Both listeners go when either fires: a long-lived signal does not collect them.
-    await new Promise<void>((resolve, reject) => {
-      const onAbort = (): void => {
-        this.#idle.off('idle', onIdle);
-        reject((signal as AbortSignal).reason);
-      };
-      const onIdle = (): void => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      };
-      this.#idle.once('idle', onIdle);
-      signal?.addEventListener('abort', onAbort, { once: true });
+    // `once` removes both listeners when either fires (a long-lived signal collects none), and rejects
+    // with an AbortError: the signal's reason is rethrown instead.
+    await once(this.#idle, 'idle', signal && { signal }).catch(() => {
+      throw (signal as AbortSignal).reason;
     });
   }
 
@@ -133,10 +116,7 @@ export class Tracker {
     this.#stopping.abort(reason);
   }
 
-  /**
-   * Aborts every task's `signal` (once), counting what is in flight at that moment: a task that
-   * settles in reaction to the abort still counts as aborted, not completed.
-   */
+  /** Aborts every task's `signal` once, counting what is in flight: one settling in reaction is aborted. */
   abortTasks(reason: unknown): void {
     if (this.#abort.signal.aborted) return;
     this.#aborted = { count: this.#inFlight, labels: this.labels() };

@@ -1,6 +1,5 @@
 /**
- * The public types of a `DrainController`: its states, its task context, the options of its
- * methods and the events it emits.
+ * The public types of a `DrainController`: its states, task context, method options and events.
  *
  * @packageDocumentation
  */
@@ -22,7 +21,7 @@ export type DrainState = 'idle' | 'starting' | 'running' | 'draining' | 'handing
 
 /** What every tracked function receives. One object, shared by every task. */
 export interface TaskContext {
-  /** Aborted at the drain deadline ("stop now"), with a `DrainTimeoutError` (or `DrainForcedError`) as reason. */
+  /** Aborted at the drain deadline ("stop now") with a `DrainTimeoutError` (or `DrainForcedError`) reason. */
   readonly signal: AbortSignal;
   /** Aborted when shutdown begins ("wrap up"): finish the current step, take no new one. */
   readonly stopping: AbortSignal;
@@ -66,10 +65,7 @@ export interface DrainEvents {
   membershipLost: [error: unknown];
   /** The last task in flight settled. A listener that throws is logged and changes nothing else. */
   idle: [];
-  /**
-   * The store found its configuration at odds with the host's data at start (for example a status
-   * mapping that matches no row). Without a listener, it is printed through `process.emitWarning`.
-   */
+  /** The store's configuration is at odds with the host's data; without a listener, `process.emitWarning`. */
   warning: [warning: StoreWarning];
   /** The shutdown finished. */
   stopped: [report: ShutdownReport];

@@ -1,12 +1,8 @@
 /**
- * The wait of a caller that may give up: the work goes on, the caller stops waiting for it.
+ * The wait of a caller that may give up: settles with `promise`, or rejects with `signal.reason` as soon
+ * as `signal` aborts (at once when it has); `promise` runs on, its rejection handled. No timer.
  *
  * @internal
- */
-
-/**
- * Settles with `promise`, or rejects with `signal.reason` as soon as `signal` aborts (at once when it
- * already has); `promise` runs on, its rejection handled. No timer, and the listener is removed.
  */
 export function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (signal === undefined) return promise;

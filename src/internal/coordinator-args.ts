@@ -1,7 +1,6 @@
 /**
- * Argument checks shared by the Coordinator adapters, so that every coordinator answers bad input
- * with the same message naming the argument and the value. A signal already aborted throws its reason,
- * so the call rejects before it sends anything.
+ * Argument checks shared by the Coordinator adapters, so that every one answers bad input alike. A signal
+ * already aborted throws its reason, so the call rejects before it sends anything.
  *
  * @internal
  */

@@ -1,6 +1,5 @@
 /**
- * The `Lease` and `Membership` objects every coordinator adapter hands out: a view of what it holds
- * (its loss signal and local deadline) and how it is given back, with the call's options checked.
+ * The `Lease` and `Membership` objects every coordinator adapter hands out, their options checked.
  *
  * @internal
  */

@@ -1,6 +1,5 @@
 /**
- * Lazy loading of a driver package (an optional peer dependency): only the adapters that build a
- * connection themselves load it, on first use, and its absence is an actionable error.
+ * Lazy loading of a driver package (an optional peer dependency), on first use only.
  *
  * @internal
  */

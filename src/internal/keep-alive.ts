@@ -1,44 +1,24 @@
 /**
- * The one keep-alive of every lease and membership whose liveness is a TTL (the memory, SQLite and
- * Redis coordinators): it renews every `ttlMs / 3`, and gives the hold up at a local deadline on the
- * monotonic clock, ahead of the backend's expiry, when no renewal got through in time.
- *
- * ## The safety margin: one policy
- *
- * The local deadline is the moment the last successful write (acquire, join or renewal) was *sent*,
- * plus `ttlMs`, minus {@link safetyMarginOf}: **a fifth of the TTL, at least 50 ms, at most half the
- * TTL**. The backend set its expiry when it ran the write, after we sent it, so it outlives the
- * deadline by the margin at least. The margin absorbs, on any backend:
- *
- * - a timer that fires late on a busy event loop, which is what eats a margin in practice, whatever
- *   the TTL: hence the 50 ms floor;
- * - one SQLite busy wait that blocks the event loop (the SQLite coordinator keeps `busyTimeoutMs`
- *   below `ttlMs / 5` for that reason);
- * - the backend's clock running faster than ours (Redis: far below 1 % of the TTL), or a small step
- *   of the wall clock (SQLite's expiries are `Date.now()` values).
- *
- * Renewals fall at a third and two thirds of the TTL, so two of them can fail before the deadline;
- * the cap of half the TTL keeps the first renewal ahead of the deadline for very short TTLs.
- * PostgreSQL leases live with their session, not a TTL: its watchdog (`postgres/session.ts`) is
- * bounded by the server's keepalive window instead.
+ * The one keep-alive of every TTL lease and membership (memory, SQLite and Redis coordinators): renews
+ * every `ttlMs / 3` and gives the hold up at a local deadline on the monotonic clock, ahead of the
+ * backend's expiry. The deadline is when the last successful write was *sent*, plus `ttlMs`, minus
+ * {@link safetyMarginOf}; the margin absorbs late timers, one SQLite busy wait and clock drift. See
+ * "One safety margin" in docs/coordinator.md.
  *
  * @internal
  */
 import { ClosedError } from '../errors.js';
 import { now } from './time.js';
 
-/** The shortest safety margin, in milliseconds (unless half the TTL is shorter). */
-const MIN_MARGIN_MS = 50;
-
-/** How long before the backend's expiry the local deadline falls: see the policy above. */
+/**
+ * How long before the backend's expiry the local deadline falls: a fifth of the TTL, at least 50 ms (a
+ * late timer eats that much whatever the TTL), at most half the TTL (the first renewal stays ahead).
+ */
 export function safetyMarginOf(ttlMs: number): number {
-  return Math.min(ttlMs / 2, Math.max(MIN_MARGIN_MS, ttlMs / 5));
+  return Math.min(ttlMs / 2, Math.max(50, ttlMs / 5));
 }
 
-/**
- * A timer for background work (renewals, heartbeats, local deadlines, re-checks). Unref'd: none is
- * a reason to keep the process alive, and each is cleared when its hold ends.
- */
+/** An unref'd timer for background work (renewals, heartbeats, deadlines): none keeps the process alive. */
 export function backgroundTimer(ms: number, fn: () => void): NodeJS.Timeout {
   const timer = setTimeout(fn, Math.max(0, ms));
   timer.unref();
@@ -54,18 +34,15 @@ export interface KeepAliveOptions {
   readonly ttlMs: number;
   /** When (on the `now()` clock) the write that created the hold was sent. */
   readonly sentAt: number;
-  /**
-   * Extends the hold by `ttlMs`: `true` when done, `false` when the hold is gone or no longer ours.
-   * Rejects while the backend cannot be written (retried until `deadline`, which bounds its own retries).
-   */
+  /** Extends the hold by `ttlMs`: false when it is gone; rejects while the backend cannot be written. */
   readonly renew: (deadline: number) => boolean | Promise<boolean>;
-  /** Called once when the hold is lost; the keep-alive has stopped by then. */
+  /** Called once when the hold is lost, the keep-alive stopped. */
   readonly onLost: (reason: LossReason, cause?: unknown) => void;
   /** Reports a renewal that failed and will be retried. */
   readonly onError?: ((error: unknown) => void) | undefined;
 }
 
-/** Renews a hold until stopped or lost; one renewal at a time: one that hangs is overtaken by the deadline. */
+/** Renews a hold until stopped or lost, one renewal at a time (a hung one is overtaken by the deadline). */
 export class KeepAlive {
   readonly #options: KeepAliveOptions;
   #deadline = 0;

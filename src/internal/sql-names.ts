@@ -1,23 +1,19 @@
 /**
- * SQL names taken from options, for the SQLite and PostgreSQL adapters: never pasted into SQL as they
- * come. Each must be a plain identifier (letters, digits, `_` and `$`, not starting with a digit, at
- * most 63 bytes: PostgreSQL's limit, and a name both databases take alike), and is double-quoted, so
- * it is used exactly as written (case included) and cannot carry SQL. Also the literals and advisory
- * lock keys of the PostgreSQL adapters.
+ * SQL names from options (SQLite and PostgreSQL adapters), never pasted into SQL as they come: each is a
+ * plain identifier of at most 63 bytes (PostgreSQL's limit), double-quoted so it is used exactly as
+ * written and cannot carry SQL. Also the PostgreSQL literals and advisory lock keys.
  *
  * @internal
  */
 import { createHash } from 'node:crypto';
 import { invalid } from '../validate.js';
 
-const PLAIN = /^[A-Za-z_][A-Za-z0-9_$]*$/;
-/** PostgreSQL's NAMEDATALEN - 1. */
-const MAX_BYTES = 63;
 const EXPECTED =
   'a plain SQL identifier (letters, digits, `_` or `$`, not starting with a digit, 1-63 bytes)';
 
 function isPlain(value: string): boolean {
-  return PLAIN.test(value) && Buffer.byteLength(value) <= MAX_BYTES;
+  // 63: PostgreSQL's NAMEDATALEN - 1.
+  return /^[A-Za-z_][A-Za-z0-9_$]*$/.test(value) && Buffer.byteLength(value) <= 63;
 }
 
 /** Double-quotes a plain identifier. The pattern admits no quote, so there is nothing to escape. */
@@ -59,22 +55,16 @@ export function siblingTable(table: TableName, suffix: string): TableName {
   return tableName(table.schema, `${table.name}${suffix}`);
 }
 
-/**
- * A PostgreSQL string literal for SQL text that cannot take a parameter (DDL, trigger conditions): an
- * `E'...'` literal with backslashes and quotes escaped, correct whatever `standard_conforming_strings` says.
- */
+/** A PostgreSQL `E'...'` literal for SQL without parameters (DDL), whatever `standard_conforming_strings`. */
 export function literal(value: string): string {
   return `E'${value.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
 }
 
 /**
- * A signed 64-bit PostgreSQL advisory lock key: the first 8 bytes of the SHA-256 of the parts,
- * NUL-separated and prefixed with the schema, so two deployments in different schemas of one database
- * never collide. A decimal string, for a `$n::bigint` parameter.
+ * A signed 64-bit PostgreSQL advisory lock key (a decimal string for `$n::bigint`): the first 8 bytes of
+ * the SHA-256 of the schema and the parts, so deployments in different schemas never collide.
  */
 export function advisoryKey(schema: string, ...parts: string[]): string {
-  const hash = createHash('sha256')
-    .update(['graceful-drain', schema, ...parts].join('\0'))
-    .digest();
-  return hash.readBigInt64BE(0).toString();
+  const hash = createHash('sha256').update(['graceful-drain', schema, ...parts].join('\0'));
+  return hash.digest().readBigInt64BE(0).toString();
 }

@@ -1,6 +1,6 @@
 /**
- * The host's status values a store maps onto (running, pausing, paused), their check, and what they
- * say of a parked workflow.
+ * The host's status values a store maps onto (running, pausing, paused), their check, and what they say
+ * of a parked workflow.
  *
  * @packageDocumentation
  */
@@ -12,10 +12,7 @@ import type { ParkedState } from '../workflow-store.js';
 export interface WorkflowStatuses {
   /** A running workflow. */
   readonly running: string;
-  /**
-   * A workflow asked to pause that the host is still winding down. When set, `park()` writes it and the
-   * host moves the workflow on to `paused`; when not, `park()` writes `paused` directly.
-   */
+  /** A workflow the host is still winding down: `park()` writes it (else `paused`), the host moves it on. */
   readonly pausing?: string | undefined;
   /** A paused workflow. */
   readonly paused: string;

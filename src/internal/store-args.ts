@@ -1,7 +1,6 @@
 /**
- * Argument checks and paging shared by the WorkflowStore adapters (and the `{ signal }` options of
- * the coordinators), so that every adapter answers bad input with the same message naming the
- * argument and the value.
+ * Argument checks and paging shared by the WorkflowStore adapters (and the coordinators' `{ signal }`),
+ * so that every adapter answers bad input with the same message.
  *
  * @internal
  */
@@ -31,7 +30,7 @@ export function checkSignal(value: unknown): AbortSignal | undefined {
   return value;
 }
 
-/** The `{ signal }` options of the call `where` (`park()`, `release()`...), checked; an aborted one passes. */
+/** The `{ signal }` options of the call `where` (`park()`...), checked; an aborted signal passes. */
 export function checkCallOptions(where: string, options: unknown): AbortSignal | undefined {
   return checkSignal(checkOptionsObject(where, options, ['signal']).signal);
 }
@@ -48,10 +47,7 @@ export function checkList(
   return { limit, cursor: o.cursor as string | undefined, signal: checkSignal(o.signal) };
 }
 
-/**
- * A page from `limit + 1` rows fetched in key order: the extra row only says that more follow, and
- * the cursor is the key of the last row kept.
- */
+/** A page from `limit + 1` rows in key order: the extra row says more follow; the cursor is the last key. */
 export function pageOf<T>(rows: readonly T[], limit: number, key: (item: T) => string): Page<T> {
   if (rows.length <= limit) return { items: rows, cursor: undefined };
   const kept = rows.slice(0, limit);

@@ -1,6 +1,6 @@
 /**
- * Monotonic time and bounded, cancellable waits shared by the core and the adapters.
- * Every timer here is cleared when its wait ends, so nothing is left holding the process.
+ * Monotonic time and bounded, cancellable waits shared by the core and the adapters. Every timer here is
+ * cleared when its wait ends, so nothing is left holding the process.
  *
  * @internal
  */
@@ -39,8 +39,8 @@ export function delay(ms: number, signal?: AbortSignal, unref = false): Promise<
 }
 
 /**
- * Settles with `promise`, or rejects with `onTimeout()` after `ms` milliseconds, or with
- * `signal.reason` when `signal` aborts, whichever comes first. The timer is always cleared.
+ * Settles with `promise`, or rejects with `onTimeout()` after `ms` milliseconds, or with `signal.reason`
+ * when `signal` aborts, whichever comes first. The timer is always cleared.
  */
 export function bounded<T>(
   promise: Promise<T>,
@@ -53,32 +53,24 @@ export function bounded<T>(
     return Promise.reject(reasonOf(signal));
   }
   return new Promise<T>((resolve, reject) => {
-    let done = false;
-    const finish = (): boolean => {
-      if (done) return false;
-      done = true;
+    // The first outcome clears the timer and the listener, so that no other one fires after it.
+    const finish = (): void => {
       clearTimeout(timer);
       signal?.removeEventListener('abort', onAbort);
-      return true;
     };
     const onAbort = (): void => {
-      if (finish()) reject(reasonOf(signal as AbortSignal));
+      finish();
+      reject(reasonOf(signal as AbortSignal));
     };
     const timer = setTimeout(
       () => {
-        if (finish()) reject(onTimeout());
+        finish();
+        reject(onTimeout());
       },
       Math.max(0, ms),
     );
     signal?.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        if (finish()) resolve(value);
-      },
-      (error: unknown) => {
-        if (finish()) reject(error);
-      },
-    );
+    void promise.then(resolve, reject).finally(finish);
   });
 }
 
