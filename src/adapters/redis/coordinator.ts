@@ -1,4 +1,3 @@
-import createDebug from 'debug';
 import type {
   AcquireOptions,
   Coordinator,
@@ -14,25 +13,18 @@ import { checkAcquire, checkJoin, checkMembers } from '../../internal/coordinato
 import { safetyMarginOf } from '../../internal/keep-alive.js';
 import { anySignal, bounded, delay, now, randomId } from '../../internal/time.js';
 import { checkPositive, invalid } from '../../validate.js';
-import type { HoldContext, RedisHold } from './hold.js';
+import type { HoldContext } from './hold.js';
 import { redisLease, releaseCleanup } from './lease.js';
 import { leaveCleanup, redisMembership } from './membership.js';
-import {
-  type CompiledCoordinatorOptions,
-  compileCoordinatorOptions,
-  type RedisCoordinatorOptions,
-} from './options.js';
+import { compileCoordinatorOptions, type RedisCoordinatorOptions } from './options.js';
 import { ACQUIRE, groupKeys, JOIN, lockKeys, MEMBERS, memberRecord, parseMemberRecord } from './scripts.js';
-import { type Cleanup, describeError, isTransient, RedisSession } from './session.js';
-
-const debug = createDebug('graceful-drain:redis');
+import { type Cleanup, debug, describeError, isTransient, RedisSession } from './session.js';
 
 // The wait between two tries of a held lock doubles up to the cap, with jitter. The first try may take
-// FIRST_TRY_MS even when `timeoutMs` is shorter (a try-lock).
+// FIRST_TRY_MS even when `timeoutMs` is shorter (a try-lock). close() waits CLOSE_TIMEOUT_MS at most.
 const FIRST_BACKOFF_MS = 10;
 const MAX_BACKOFF_MS = 200;
 const FIRST_TRY_MS = 500;
-/** `close()` waits this long at most for the clean-ups and QUIT to be answered. */
 const CLOSE_TIMEOUT_MS = 2000;
 /** The shortest TTL accepted: below it the safety margin leaves no room for a renewal. */
 const MIN_TTL_MS = 100;
@@ -57,26 +49,20 @@ function checkTtl(value: unknown): number {
  * @example
  * ```ts
  * import Redis from 'ioredis';
+ * import { DrainController } from 'graceful-drain';
  * import { RedisCoordinator } from 'graceful-drain/redis';
  *
  * const redis = new Redis(process.env.REDIS_URL);
- * const coordinator = new RedisCoordinator({ client: redis });
- * const lease = await coordinator.acquire('start-stop', { ttlMs: 10_000, timeoutMs: 5_000 });
- * try {
- *   if (!lease.signal.aborted) await store.park(ids, { memberId, token: lease.token });
- * } finally {
- *   await lease.release();
- * }
- * await coordinator.close(); // closes its own connection, never `redis`
+ * const coordinator = new RedisCoordinator({ client: redis }); // its own connection; never closes `redis`
+ * const drain = new DrainController({ group: 'workflow-engine', coordinator, store });
  * ```
  */
 export class RedisCoordinator implements Coordinator {
   /** `{ scope: 'cluster', liveness: 'ttl', fencing: 'monotonic' | 'best-effort' }`. */
   readonly capabilities: CoordinatorCapabilities;
-  readonly #options: CompiledCoordinatorOptions;
+  readonly #keyPrefix: string;
   readonly #session: RedisSession;
   readonly #closing = new AbortController();
-  readonly #holds = new Set<RedisHold>();
   /** Undos of the scripts in flight: close() sends them, as the callers may not get the chance. */
   readonly #pending = new Set<Cleanup>();
   readonly #context: HoldContext;
@@ -87,10 +73,11 @@ export class RedisCoordinator implements Coordinator {
    *   `client` and `url`, a `Cluster` client, a `keyPrefix` with braces).
    */
   constructor(options: RedisCoordinatorOptions) {
-    this.#options = compileCoordinatorOptions(options);
-    this.capabilities = Object.freeze({ scope: 'cluster', liveness: 'ttl', fencing: this.#options.fencing });
-    this.#session = new RedisSession(this.#options);
-    this.#context = { session: this.#session, holds: this.#holds };
+    const compiled = compileCoordinatorOptions(options);
+    this.capabilities = Object.freeze({ scope: 'cluster', liveness: 'ttl', fencing: compiled.fencing });
+    this.#keyPrefix = compiled.keyPrefix;
+    this.#session = new RedisSession(compiled);
+    this.#context = { session: this.#session, holds: new Set() };
   }
 
   /**
@@ -102,25 +89,21 @@ export class RedisCoordinator implements Coordinator {
     this.#checkOpen();
     const { ttlMs, timeoutMs, signal } = checkAcquire(name, options, checkTtl);
     const cancel = anySignal(signal, this.#closing.signal);
-    const keys = lockKeys(this.#options.keyPrefix, name);
+    const keys = lockKeys(this.#keyPrefix, name);
     const start = now();
     const deadline = start + timeoutMs;
     let backoff = FIRST_BACKOFF_MS;
     let held = false;
     let lastError: unknown;
-    // Never told the lock is held: Redis did not answer at all, which is not a timeout on the lock.
-    const expired = (): Error =>
-      held
-        ? new LockTimeoutError(`The lock "${name}" could not be acquired within ${timeoutMs} ms`)
-        : new CoordinatorUnavailableError(
-            `The lock "${name}" could not be acquired within ${timeoutMs} ms: Redis did not answer` +
-              (lastError === undefined ? '' : ` (${describeError(lastError)})`),
-            { cause: lastError },
-          );
-    for (let first = true; ; first = false) {
-      const tryUntil = first
-        ? Math.max(deadline, start + Math.min(FIRST_TRY_MS, this.#options.commandTimeoutMs))
-        : deadline;
+    const expired = (): Error => {
+      const message = `The lock "${name}" could not be acquired within ${timeoutMs} ms`;
+      if (held) return new LockTimeoutError(message);
+      // Never told the lock is held: Redis did not answer at all, which is not a timeout on the lock.
+      const last = lastError === undefined ? '' : ` (${describeError(lastError)})`;
+      return new CoordinatorUnavailableError(`${message}: Redis did not answer${last}`, { cause: lastError });
+    };
+    let tryUntil = Math.max(deadline, start + Math.min(FIRST_TRY_MS, this.#session.timeoutMs));
+    for (; ; tryUntil = deadline) {
       try {
         await this.#session.ready(tryUntil, cancel);
       } catch (error) {
@@ -129,19 +112,15 @@ export class RedisCoordinator implements Coordinator {
         lastError = error.cause ?? error;
         throw expired();
       }
-      const owner = randomId();
-      const undo = releaseCleanup(name, keys, owner, ttlMs);
+      const lock = { name, keys, owner: randomId(), ttlMs };
+      const undo = releaseCleanup(lock);
       const epoch = this.#session.epoch;
       const sentAt = now();
       let reply: unknown;
       this.#pending.add(undo);
       try {
-        reply = await bounded(
-          this.#session.eval(ACQUIRE, [keys.owner, keys.fence], [owner, ttlMs]),
-          tryUntil - now(),
-          () => TIMED_OUT,
-          cancel,
-        );
+        const sent = this.#session.eval(ACQUIRE, [keys.owner, keys.fence], [lock.owner, ttlMs]);
+        reply = await bounded(sent, tryUntil - now(), () => TIMED_OUT, cancel);
       } catch (error) {
         // The script may have run, or may still run: the owner-checked delete queued behind it undoes it.
         this.#session.cleanup(undo);
@@ -157,7 +136,7 @@ export class RedisCoordinator implements Coordinator {
       }
       if (typeof reply === 'string') {
         if (epoch === this.#session.epoch && now() < sentAt + ttlMs - safetyMarginOf(ttlMs)) {
-          const lease = redisLease(this.#context, name, keys, owner, BigInt(reply), ttlMs, sentAt);
+          const lease = redisLease(this.#context, lock, BigInt(reply), sentAt);
           debug('lease %s acquired (token %s)', name, lease.token);
           return lease;
         }
@@ -186,16 +165,16 @@ export class RedisCoordinator implements Coordinator {
   async join(group: string, memberId: string, options: JoinOptions): Promise<Membership> {
     this.#checkOpen();
     const { ttlMs, signal } = checkJoin(group, memberId, options, checkTtl);
-    const keys = groupKeys(this.#options.keyPrefix, group);
-    const incarnation = randomId();
-    const record = memberRecord(incarnation, ttlMs);
-    const undo = leaveCleanup(group, memberId, keys, record, ttlMs);
+    const keys = groupKeys(this.#keyPrefix, group);
+    const member = { group, keys, memberId, incarnation: randomId(), ttlMs };
+    const record = memberRecord(member.incarnation, ttlMs);
+    const undo = leaveCleanup(member);
     const what = `add member "${memberId}" to group "${group}"`;
     this.#pending.add(undo);
     let sentAt;
     try {
       const cancel = anySignal(signal, this.#closing.signal);
-      const result = await this.#session.call(JOIN, keys, [memberId, record, ttlMs], what, cancel);
+      const result = await this.#session.call([JOIN, keys, [memberId, record, ttlMs]], what, cancel);
       if (result.epoch !== this.#session.epoch) {
         throw new CoordinatorUnavailableError(
           `The connection to Redis closed while "${memberId}" joined "${group}"`,
@@ -208,23 +187,22 @@ export class RedisCoordinator implements Coordinator {
     } finally {
       this.#pending.delete(undo);
     }
-    const membership = redisMembership(this.#context, group, memberId, incarnation, keys, ttlMs, sentAt);
-    debug('member %s joined %s (%s)', memberId, group, incarnation);
+    const membership = redisMembership(this.#context, member, sentAt);
+    debug('member %s joined %s (%s)', memberId, group, member.incarnation);
     return membership;
   }
 
   /**
-   * Lists the live members of `group` with `expiresInMs` judged by the server's clock, soonest
-   * expiry first; removes the expired ones on the way. Rejects with `CoordinatorUnavailableError`
-   * when Redis does not answer within `commandTimeoutMs`, `signal.reason` as soon as `signal` aborts
-   * (no longer waiting for the connection or the answer), `ClosedError` once closed.
+   * Lists the live members of `group`, soonest expiry first (server clock), removing the expired ones.
+   * Rejects with `CoordinatorUnavailableError` when Redis does not answer within `commandTimeoutMs`,
+   * `signal.reason` as soon as `signal` aborts, `ClosedError` once closed.
    */
   async members(group: string, options?: CoordinatorCallOptions): Promise<readonly MemberInfo[]> {
     this.#checkOpen();
     const signal = anySignal(checkMembers(group, options), this.#closing.signal);
-    const keys = groupKeys(this.#options.keyPrefix, group);
+    const keys = groupKeys(this.#keyPrefix, group);
     const what = `list the members of group "${group}"`;
-    const { reply } = await this.#session.call(MEMBERS, keys, [], what, signal);
+    const { reply } = await this.#session.call([MEMBERS, keys, []], what, signal);
     const flat = reply as readonly (string | number)[];
     const members: MemberInfo[] = [];
     for (let i = 0; i + 2 < flat.length; i += 3) {
@@ -235,9 +213,9 @@ export class RedisCoordinator implements Coordinator {
   }
 
   /**
-   * Aborts every lease and membership signal of this instance, then releases its locks and leaves its
-   * groups (owner-checked), waits up to 2 s for Redis to answer, and closes its own connection
-   * (never the client passed in). Pending calls reject with `ClosedError`. Idempotent; never throws.
+   * Aborts every lease and membership signal of this instance, then releases and leaves what they held,
+   * waits up to 2 s for Redis, and closes its own connection (never the client passed in). Pending calls
+   * reject with `ClosedError`. Idempotent; never throws.
    */
   close(): Promise<void> {
     return (this.#closed ??= this.#close());
@@ -246,7 +224,7 @@ export class RedisCoordinator implements Coordinator {
   async #close(): Promise<void> {
     try {
       this.#closing.abort(new ClosedError('The RedisCoordinator was closed'));
-      for (const hold of [...this.#holds]) hold.lost('the coordinator was closed');
+      for (const hold of [...this.#context.holds]) hold.lost('the coordinator was closed');
       for (const undo of this.#pending) this.#session.cleanup(undo);
       this.#pending.clear();
       await this.#session.close(CLOSE_TIMEOUT_MS);

@@ -1,9 +1,4 @@
-/**
- * ioredis, an optional peer dependency (5 or later): the types the adapter uses (ioredis ships
- * them), and its lazy loading for a coordinator built from a `url`.
- *
- * @internal
- */
+// ioredis, an optional peer dependency (5 or later): its types, and its lazy loading for a `url`.
 import type * as ioredis from 'ioredis';
 import { importDriver } from '../../internal/import-driver.js';
 

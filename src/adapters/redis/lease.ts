@@ -1,23 +1,17 @@
-import createDebug from 'debug';
 import type { Lease } from '../../coordinator.js';
 import { LockLostError } from '../../errors.js';
 import { leaseOf } from '../../internal/handles.js';
 import { bounded, now } from '../../internal/time.js';
 import { type HoldContext, RedisHold } from './hold.js';
 import { type LockKeys, RELEASE, RENEW } from './scripts.js';
-import { type Cleanup, describeError } from './session.js';
+import { type Cleanup, debug, describeError } from './session.js';
 
-const debug = createDebug('graceful-drain:redis');
+/** One try at a lock: its name and keys, a fresh owner id, the TTL. @internal */
+export type LockTry = { name: string; keys: LockKeys; owner: string; ttlMs: number };
 
 /** The owner-checked delete of a lock, as a clean-up. @internal */
-export function releaseCleanup(name: string, keys: LockKeys, owner: string, ttlMs: number): Cleanup {
-  return {
-    what: `release lock "${name}"`,
-    script: RELEASE,
-    keys: [keys.owner],
-    args: [owner],
-    expiresAt: now() + ttlMs,
-  };
+export function releaseCleanup({ name, keys, owner, ttlMs }: LockTry): Cleanup {
+  return { what: `release lock "${name}"`, command: [RELEASE, [keys.owner], [owner]], until: now() + ttlMs };
 }
 
 /**
@@ -27,22 +21,15 @@ export function releaseCleanup(name: string, keys: LockKeys, owner: string, ttlM
  * expires with its TTL); a later call tries again. See docs/adapters/redis.md.
  * @internal
  */
-export function redisLease(
-  ctx: HoldContext,
-  name: string,
-  keys: LockKeys,
-  owner: string,
-  token: bigint,
-  ttlMs: number,
-  sentAt: number,
-): Lease {
+export function redisLease(ctx: HoldContext, lock: LockTry, token: bigint, sentAt: number): Lease {
+  const { name, keys, owner, ttlMs } = lock;
   const label = `lease "${name}" (token ${token})`;
   const hold = new RedisHold(ctx, {
     label,
     ttlMs,
     sentAt,
-    renew: () => ctx.session.eval(RENEW, [keys.owner], [owner, ttlMs]),
-    cleanup: () => releaseCleanup(name, keys, owner, ttlMs),
+    renew: [RENEW, [keys.owner], [owner, ttlMs]],
+    cleanup: () => releaseCleanup(lock),
     lostError: (message) => new LockLostError(`The lock "${name}" was lost: ${message}`),
     lossMessages: {
       expired: 'it could not be renewed before its local deadline',
@@ -57,15 +44,11 @@ export function redisLease(
     if (hold.state === 'lost' || hold.done) return;
     hold.give();
     if (signal?.aborted) throw givenUp(signal);
-    const cleanup = releaseCleanup(name, keys, owner, ttlMs);
+    const cleanup = releaseCleanup(lock);
     const { session } = ctx;
     try {
-      await bounded(
-        session.eval(cleanup.script, cleanup.keys, cleanup.args),
-        session.timeoutMs,
-        () => new Error(`no answer within ${session.timeoutMs} ms`),
-        signal,
-      );
+      const timeout = (): Error => new Error(`no answer within ${session.timeoutMs} ms`);
+      await bounded(session.eval(...cleanup.command), session.timeoutMs, timeout, signal);
       debug('%s released', label);
     } catch (error) {
       if (signal?.aborted) throw givenUp(signal);

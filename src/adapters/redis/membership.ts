@@ -1,31 +1,26 @@
-import createDebug from 'debug';
 import type { Membership } from '../../coordinator.js';
 import { MembershipLostError } from '../../errors.js';
 import { membershipOf } from '../../internal/handles.js';
 import { now } from '../../internal/time.js';
 import { type HoldContext, RedisHold } from './hold.js';
 import { HEARTBEAT, LEAVE, memberRecord } from './scripts.js';
-import type { Cleanup } from './session.js';
+import { type Cleanup, debug } from './session.js';
 
-const debug = createDebug('graceful-drain:redis');
+/** A member joining: its group and keys, its id and fresh incarnation, the TTL. @internal */
+export interface Joining {
+  readonly group: string;
+  readonly keys: readonly string[];
+  readonly memberId: string;
+  readonly incarnation: string;
+  readonly ttlMs: number;
+}
 
 /** The incarnation-checked removal of a member, as a clean-up. @internal */
-export function leaveCleanup(
-  group: string,
-  memberId: string,
-  keys: readonly string[],
-  record: string,
-  ttlMs: number,
-  onDone?: () => void,
-): Cleanup {
-  return {
-    what: `remove member "${memberId}" from group "${group}"`,
-    script: LEAVE,
-    keys,
-    args: [memberId, record],
-    expiresAt: now() + ttlMs,
-    onDone,
-  };
+export function leaveCleanup(member: Joining, onDone?: () => void): Cleanup {
+  const { group, memberId, keys, incarnation, ttlMs } = member;
+  const what = `remove member "${memberId}" from group "${group}"`;
+  const command = [LEAVE, keys, [memberId, memberRecord(incarnation, ttlMs)]] as const;
+  return { what, command, until: now() + ttlMs, onDone };
 }
 
 /**
@@ -35,22 +30,14 @@ export function leaveCleanup(
  * with its TTL. See docs/adapters/redis.md.
  * @internal
  */
-export function redisMembership(
-  ctx: HoldContext,
-  group: string,
-  memberId: string,
-  incarnation: string,
-  keys: readonly string[],
-  ttlMs: number,
-  sentAt: number,
-): Membership {
-  const record = memberRecord(incarnation, ttlMs);
+export function redisMembership(ctx: HoldContext, member: Joining, sentAt: number): Membership {
+  const { group, memberId, keys, incarnation, ttlMs } = member;
   const hold = new RedisHold(ctx, {
     label: `member "${memberId}" of "${group}" (${incarnation})`,
     ttlMs,
     sentAt,
-    renew: () => ctx.session.eval(HEARTBEAT, keys, [memberId, record, ttlMs]),
-    cleanup: (onDone) => leaveCleanup(group, memberId, keys, record, ttlMs, onDone),
+    renew: [HEARTBEAT, keys, [memberId, memberRecord(incarnation, ttlMs), ttlMs]],
+    cleanup: (onDone) => leaveCleanup(member, onDone),
     lostError: (message) =>
       new MembershipLostError(`Member "${memberId}" of group "${group}" was lost: ${message}`),
     lossMessages: {
@@ -67,13 +54,8 @@ export function redisMembership(
       debug('member %s of %s: leave given up, it expires with its TTL', memberId, group);
       throw signal.reason;
     }
-    const { reply } = await ctx.session.call(
-      LEAVE,
-      keys,
-      [memberId, record],
-      `remove member "${memberId}" from group "${group}"`,
-      signal,
-    );
+    const { command, what } = leaveCleanup(member);
+    const { reply } = await ctx.session.call(command, what, signal);
     hold.done = true;
     debug('member %s left %s (%s)', memberId, group, reply === 1 ? 'removed' : 'already gone');
   });

@@ -83,10 +83,7 @@ extend_group()
 return 1
 `;
 
-/**
- * KEYS: members, info. ARGV: member id, record, ttl ms. Extends the member only while it is listed,
- * unexpired and of this incarnation (1), else 0, removing it when ours but expired: never re-added.
- */
+/** KEYS: members, info. ARGV: member id, record, ttl ms. 1 when extended; a lost member is never re-added. */
 export const HEARTBEAT = `${PREAMBLE}${EXTEND_GROUP}
 if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
 local now = now_ms()

@@ -5,11 +5,11 @@ import { bounded, now } from '../../internal/time.js';
 import { loadRedis, type Redis, type RedisOptions } from './driver.js';
 import type { CompiledCoordinatorOptions } from './options.js';
 
-const debug = createDebug('graceful-drain:redis');
+/** The adapter's debug log. @internal */
+export const debug = createDebug('graceful-drain:redis');
 
 /** The most clean-ups kept while the connection is down; they expire with their TTL anyway. */
 const MAX_ORPHANS = 1000;
-
 /** Reply errors after which a later try can succeed (failover, loading, busy script, cluster churn). */
 const TRANSIENT_REPLY = /^(READONLY|LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|NOREPLICAS)\b/;
 
@@ -27,21 +27,17 @@ const CONNECTION: RedisOptions = Object.freeze({
   monitor: false,
 });
 
+/** A script, its keys and its arguments. @internal */
+export type Command = readonly [script: string, keys: readonly string[], args: readonly (string | number)[]];
+/** A reply, when its command was sent (`now()` clock) and on which connection `epoch`. @internal */
+export type Sent = { readonly reply: unknown; readonly sentAt: number; readonly epoch: number };
+
 /**
  * An owner-checked undo (release a lock, leave a group) that must reach the server even while the
- * connection is down: kept and sent once it is back, until `expiresAt` (`now()` clock) makes it pointless.
- * @internal
+ * connection is down: sent once it is back, until `until` (`now()` clock); then `onDone`. `what`
+ * names it in messages and the debug log. @internal
  */
-export interface Cleanup {
-  /** For the debug log, e.g. `release lock "x"`. */
-  readonly what: string;
-  readonly script: string;
-  readonly keys: readonly string[];
-  readonly args: readonly (string | number)[];
-  readonly expiresAt: number;
-  /** Called once the server has run it. */
-  readonly onDone?: (() => void) | undefined;
-}
+export type Cleanup = { what: string; command: Command; until: number; onDone?: (() => void) | undefined };
 
 /** A short, secret-free description of an error. @internal */
 export function describeError(error: unknown): string {
@@ -101,11 +97,8 @@ export class RedisSession {
     if (redis.status === 'ready') return redis;
     if (redis.status === 'wait' || redis.status === 'end') redis.connect().catch(() => {});
     try {
-      await pEvent(redis, 'ready', {
-        rejectionEvents: ['end'],
-        timeout: Math.max(0, deadline - now()),
-        signal,
-      });
+      const timeout = Math.max(0, deadline - now());
+      await pEvent(redis, 'ready', { rejectionEvents: ['end'], timeout, signal });
       return redis;
     } catch (error) {
       if (signal?.aborted) throw signal.reason;
@@ -122,7 +115,7 @@ export class RedisSession {
   }
 
   /** Runs a script on the current connection; rejects at once when it is not ready. */
-  eval(script: string, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown> {
+  eval(...[script, keys, args]: Command): Promise<unknown> {
     if (this.#closed) return Promise.reject(new ClosedError('The RedisCoordinator is closed'));
     if (this.#redis === undefined) return Promise.reject(new Error('Not connected'));
     return this.#redis.eval(script, keys.length, ...keys, ...args);
@@ -132,30 +125,23 @@ export class RedisSession {
    * Waits for the connection and runs one script, all within `timeoutMs`. Rejects with `signal.reason`,
    * `ClosedError`, or `CoordinatorUnavailableError` naming `what` failed.
    */
-  async call(
-    script: string,
-    keys: readonly string[],
-    args: readonly (string | number)[],
-    what: string,
-    signal?: AbortSignal,
-  ): Promise<{ reply: unknown; sentAt: number; epoch: number }> {
+  async call(command: Command, what: string, signal?: AbortSignal): Promise<Sent> {
     const deadline = now() + this.timeoutMs;
     await this.ready(deadline, signal);
     const sentAt = now();
     const epoch = this.#epoch;
     try {
-      const reply = await bounded(
-        this.eval(script, keys, args),
-        deadline - now(),
-        () => new CoordinatorUnavailableError(`Redis did not answer (${what}) within ${this.timeoutMs} ms`),
-        signal,
-      );
-      return { reply, sentAt, epoch };
+      const timeout = (): Error =>
+        new CoordinatorUnavailableError(`Redis did not answer (${what}) within ${this.timeoutMs} ms`);
+      return {
+        reply: await bounded(this.eval(...command), deadline - now(), timeout, signal),
+        sentAt,
+        epoch,
+      };
     } catch (error) {
       if (signal?.aborted || error instanceof GracefulDrainError) throw error;
-      throw new CoordinatorUnavailableError(`Redis could not ${what}: ${describeError(error)}`, {
-        cause: error,
-      });
+      const message = `Redis could not ${what}: ${describeError(error)}`;
+      throw new CoordinatorUnavailableError(message, { cause: error });
     }
   }
 
@@ -222,14 +208,14 @@ export class RedisSession {
       const orphans = this.#orphans;
       this.#orphans = [];
       debug('connection ready: sending %d clean-ups', orphans.length);
-      for (const orphan of orphans) if (now() < orphan.expiresAt) this.#send(orphan);
+      for (const orphan of orphans) if (now() < orphan.until) this.#send(orphan);
     });
     this.#redis = redis;
     return redis;
   }
 
   #send(cleanup: Cleanup): void {
-    this.eval(cleanup.script, cleanup.keys, cleanup.args).then(
+    this.eval(...cleanup.command).then(
       (reply) => {
         debug('%s: %s', cleanup.what, reply === 1 ? 'done' : 'nothing left to do');
         cleanup.onDone?.();
@@ -242,7 +228,7 @@ export class RedisSession {
   }
 
   #keep(cleanup: Cleanup): void {
-    if (this.#closed || now() >= cleanup.expiresAt) return;
+    if (this.#closed || now() >= cleanup.until) return;
     this.#orphans.push(cleanup);
     if (this.#orphans.length > MAX_ORPHANS) this.#orphans.shift();
   }
