@@ -2,15 +2,9 @@ import type { MemberInfo } from '../../coordinator.js';
 
 /**
  * The state that in-memory coordinators share: locks, fencing counters and group members. Coordinators
- * on one backend see each other's locks and members, as processes sharing a server would. It owns no
- * timer and judges expiry on the clock reading each call brings, so they must share a clock too.
- *
- * @example
- * ```ts
- * const backend = new MemoryBackend();
- * const a = new MemoryCoordinator({ backend });
- * const b = new MemoryCoordinator({ backend }); // sees a's locks and members
- * ```
+ * on one backend see each other's locks and members, as processes sharing a server would (see the
+ * example of {@link MemoryCoordinator}). It owns no timer and judges expiry on the clock reading each
+ * call brings, so they must share a clock too.
  */
 export class MemoryBackend {
   constructor() {

@@ -1,4 +1,3 @@
-import createDebug from 'debug';
 import type {
   AcquireOptions,
   Coordinator,
@@ -13,18 +12,12 @@ import { ClosedError, LockTimeoutError } from '../../errors.js';
 import { checkAcquire, checkJoin, checkMembers } from '../../internal/coordinator-args.js';
 import { backgroundTimer } from '../../internal/keep-alive.js';
 import { randomId } from '../../internal/time.js';
-import type { HoldContext, MemoryHold } from './hold.js';
+import { debug, type HoldContext, type MemoryHold } from './hold.js';
 import { memoryLease } from './lease.js';
 import { memoryMembership } from './membership.js';
 import { compileCoordinatorOptions, type MemoryCoordinatorOptions } from './options.js';
 
-const debug = createDebug('graceful-drain:memory');
-
-const CAPABILITIES: CoordinatorCapabilities = Object.freeze({
-  scope: 'process',
-  liveness: 'ttl',
-  fencing: 'monotonic',
-});
+const CAPABILITIES = Object.freeze({ scope: 'process', liveness: 'ttl', fencing: 'monotonic' } as const);
 
 /**
  * A {@link Coordinator} whose locks and groups live in memory, shared by the coordinators of one
@@ -34,13 +27,11 @@ const CAPABILITIES: CoordinatorCapabilities = Object.freeze({
  *
  * @example
  * ```ts
- * const coordinator = new MemoryCoordinator();
- * const lease = await coordinator.acquire('start-stop', { ttlMs: 5_000, timeoutMs: 1_000 });
- * try {
- *   await store.park(ids, { memberId, token: lease.token });
- * } finally {
- *   await lease.release();
- * }
+ * const backend = new MemoryBackend();
+ * const a = new MemoryCoordinator({ backend });
+ * const b = new MemoryCoordinator({ backend }); // sees a's locks and members
+ * const lease = await a.acquire('start-stop', { ttlMs: 5_000, timeoutMs: 1_000 });
+ * await lease.release();
  * ```
  */
 export class MemoryCoordinator implements Coordinator {
@@ -120,17 +111,14 @@ export class MemoryCoordinator implements Coordinator {
     return membership;
   }
 
-  /** Lists the live members of `group`; rejects with `signal.reason` only when `signal` is already aborted. */
+  /** Lists the live members of `group`; rejects with `signal.reason` only if `signal` is aborted already. */
   async members(group: string, options?: CoordinatorCallOptions): Promise<readonly MemberInfo[]> {
     this.#checkOpen();
     checkMembers(group, options);
     return this.#context.backend.members(group, this.#context.clock());
   }
 
-  /**
-   * Releases this instance's leases, leaves its groups and clears every timer. Pending `acquire()`
-   * calls reject with `ClosedError`. Idempotent; never throws.
-   */
+  /** Releases its leases, leaves its groups, clears every timer; pending `acquire()` calls reject. */
   async close(): Promise<void> {
     if (this.#state === 'closed') return;
     const crashed = this.#state === 'crashed';
@@ -143,10 +131,9 @@ export class MemoryCoordinator implements Coordinator {
   }
 
   /**
-   * Simulates a SIGKILL, for tests: renewals and heartbeats stop, but nothing is released or left, so
-   * this instance's locks and memberships expire after their TTL, and lease signals abort at their local
-   * deadline. Pending and later calls reject with `ClosedError`; `close()` then only clears what is left
-   * of the timers. `FaultyCoordinator.crash()` calls this.
+   * Simulates a SIGKILL, for tests (`FaultyCoordinator.crash()` calls it): renewals stop, nothing is
+   * released, so locks and memberships expire after their TTL and lease signals abort at their local
+   * deadline. Pending and later calls reject with `ClosedError`; `close()` then only clears timers.
    */
   simulateCrash(): void {
     if (this.#state !== 'open') return;

@@ -1,48 +1,47 @@
-/**
- * What a memory lease and a membership share: the keep-alive against the backend, the loss signal, and
- * the ways a hold ends (given back, given up, lost, or disposed of by its coordinator).
- *
- * @internal
- */
 import createDebug from 'debug';
 import { KeepAlive, type LossReason } from '../../internal/keep-alive.js';
 import { now } from '../../internal/time.js';
 import type { BackendState } from './backend.js';
 
-const debug = createDebug('graceful-drain:memory');
+/** The adapter's debug log. @internal */
+export const debug = createDebug('graceful-drain:memory');
 
-/** What a hold needs from its coordinator; `crashed()`: nothing may touch the backend any more. */
+/**
+ * What a hold needs from its coordinator: the holds it tracks until they end, and `crashed()`: once
+ * true, nothing may touch the backend any more.
+ */
 export interface HoldContext {
   readonly backend: BackendState;
   readonly clock: () => number;
   readonly crashed: () => boolean;
-  /** The holds the coordinator tracks: a hold is in it until it ends. */
   readonly holds: Set<MemoryHold>;
 }
 
-/** What sets a lease apart from a membership. */
+/**
+ * What sets a lease apart from a membership: a `label` for the debug log, `renew` (false when the
+ * backend no longer has the hold), `free` (owner-checked), and the error the signal aborts with.
+ */
 export interface HoldOptions {
-  /** For debug logs: `lease "x" (token 1)`, `member "m" of "g"`. */
   readonly label: string;
   readonly ttlMs: number;
-  /** Extends the hold in the backend at `clock`: false when the backend no longer has it. */
   readonly renew: (clock: number) => boolean;
-  /** Removes the hold from the backend (owner-checked). */
   readonly free: () => void;
-  /** The error the signal aborts with, for a loss described by `message`. */
   readonly lostError: (message: string) => Error;
   readonly lossMessages: Readonly<Record<LossReason, string>>;
 }
 
 /**
- * A lock or a membership held in the backend. States: `held`; `abandoned` once a give was given up: no
- * longer renewed, so it expires with its TTL unless a later give frees it sooner; `done`.
+ * What a memory lease and a membership share: a lock or a membership held in the backend, renewed by
+ * the keep-alive. States: `held`; `abandoned` once a give was given up: no longer renewed, so it
+ * expires with its TTL unless a later give frees it sooner; `done`.
+ * @internal
  */
 export class MemoryHold {
   readonly #ctx: HoldContext;
   readonly #options: HoldOptions;
   readonly #controller = new AbortController();
   readonly #keepAlive: KeepAlive;
+  readonly signal = this.#controller.signal;
   #state: 'held' | 'abandoned' | 'done' = 'held';
 
   constructor(ctx: HoldContext, options: HoldOptions) {
@@ -55,10 +54,6 @@ export class MemoryHold {
       onLost: (reason) => this.lost(options.lossMessages[reason]),
     });
     ctx.holds.add(this);
-  }
-
-  get signal(): AbortSignal {
-    return this.#controller.signal;
   }
 
   get deadline(): number {

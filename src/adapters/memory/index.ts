@@ -8,9 +8,5 @@
 export { MemoryBackend } from './backend.js';
 export { MemoryCoordinator } from './coordinator.js';
 export type { MemoryCoordinatorOptions, MemoryWorkflowStoreOptions } from './options.js';
-export {
-  MemoryWorkflowStore,
-  type MemoryWorkflow,
-  type MemoryWorkflowStatus,
-  type MemoryWorkflowStoreStats,
-} from './workflow-store.js';
+export { MemoryWorkflowStore } from './workflow-store.js';
+export type { MemoryWorkflow, MemoryWorkflowStatus, MemoryWorkflowStoreStats } from './workflow-store.js';

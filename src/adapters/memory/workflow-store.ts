@@ -78,8 +78,8 @@ export class MemoryWorkflowStore implements WorkflowStore {
   readonly capabilities: WorkflowStoreCapabilities = CAPABILITIES;
   readonly #pauseDelayMs: number;
   readonly #entries = new Map<string, Entry>();
-  #ids: string[] = [];
-  #sorted = true;
+  /** The ids in order, rebuilt after an add or a remove. */
+  #ids: readonly string[] | undefined;
   #highest: bigint | undefined;
   #parks = 0;
   #resumes = 0;
@@ -117,15 +117,10 @@ export class MemoryWorkflowStore implements WorkflowStore {
 
   /** Lists marked workflows in id order, after `cursor`, with the host's state of each. */
   async listParked(options: ListOptions): Promise<Page<ParkedWorkflow>> {
-    return this.#page('listParked()', options, (id, { mark, status }) =>
-      mark === undefined
-        ? undefined
-        : Object.freeze({
-            id,
-            state: parkedStateOf(MAPPING, status),
-            memberId: mark.memberId,
-            token: mark.token,
-          }),
+    return this.#page(
+      'listParked()',
+      options,
+      (id, { mark, status }) => mark && Object.freeze({ id, state: parkedStateOf(MAPPING, status), ...mark }),
     );
   }
 
@@ -187,10 +182,7 @@ export class MemoryWorkflowStore implements WorkflowStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const e of this.#entries.values()) {
-      clearTimeout(e.pauseTimer);
-      e.pauseTimer = undefined;
-    }
+    for (const e of this.#entries.values()) clearTimeout(e.pauseTimer);
   }
 
   /** Adds a workflow to the host's table. Throws `ConfigurationError` when the id exists. */
@@ -199,9 +191,7 @@ export class MemoryWorkflowStore implements WorkflowStore {
     checkOneOf('status', status, STATUSES);
     if (this.#entries.has(id)) throw new ConfigurationError(`Workflow ${JSON.stringify(id)} already exists`);
     this.#entries.set(id, { status, mark: undefined, parks: 0, resumes: 0, pauseTimer: undefined });
-    const last = this.#ids.at(-1);
-    if (last !== undefined && id < last) this.#sorted = false;
-    this.#ids.push(id);
+    this.#ids = undefined;
   }
 
   /** A workflow's status and whether it is marked; `undefined` when unknown. */
@@ -249,9 +239,7 @@ export class MemoryWorkflowStore implements WorkflowStore {
   remove(id: string): void {
     clearTimeout(this.#entry(id).pauseTimer);
     this.#entries.delete(id);
-    const ids = this.#sortedIds();
-    const at = indexAfter(ids, id) - 1;
-    if (ids[at] === id) this.#ids.splice(at, 1);
+    this.#ids = undefined;
   }
 
   /** Effective parks and resumes so far. */
@@ -314,11 +302,7 @@ export class MemoryWorkflowStore implements WorkflowStore {
   }
 
   #sortedIds(): readonly string[] {
-    if (!this.#sorted) {
-      this.#ids.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-      this.#sorted = true;
-    }
-    return this.#ids;
+    return (this.#ids ??= [...this.#entries.keys()].sort());
   }
 
   #page<T>(where: string, options: ListOptions, pick: (id: string, e: Entry) => T | undefined): Page<T> {
