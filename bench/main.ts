@@ -1,10 +1,10 @@
 // `npm run bench`: every target of the performance issue, each figure against a baseline measured in
 // the same run. Suites run one at a time, each in a child process of its own (with --expose-gc);
 // results go to stdout and, on full runs or with --out, into docs/performance.md.
-import { fork } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
-import type { ChildMessage } from './child.js';
+import { parseCommandLine } from '../harness/flags.js';
+import { ScriptProcess } from '../harness/process.js';
 import { parseArgs, USAGE } from './lib/args.js';
 import { buildLibrary, removeBuild } from './lib/build.js';
 import { writeDocument } from './lib/document.js';
@@ -12,7 +12,7 @@ import { LIBRARY_ENV } from './lib/library.js';
 import { describeMachine } from './lib/machine.js';
 import { Progress } from './lib/progress.js';
 import { renderChecksText, renderMarkdown, renderSuiteText } from './lib/render.js';
-import type { SuiteBody, SuiteResult } from './lib/result.js';
+import { type ChildMessages, childLines, type SuiteResult } from './lib/result.js';
 import { suites } from './suites/registry.js';
 
 const DEFAULT_OUT = fileURLToPath(new URL('../docs/performance.md', import.meta.url));
@@ -21,16 +21,15 @@ const CHILD = fileURLToPath(new URL('./child.ts', import.meta.url));
 const SUITE_TIMEOUT_MS = { quick: 60_000, full: 20 * 60_000 };
 
 const argv = process.argv.slice(2);
-let args;
-try {
-  args = parseArgs(
-    argv,
-    suites.map((s) => s.id),
-  );
-} catch (error) {
-  console.error((error as Error).message);
-  process.exit(2);
-}
+const args = parseCommandLine(
+  'bench',
+  () =>
+    parseArgs(
+      argv,
+      suites.map((s) => s.id),
+    ),
+  USAGE,
+);
 if (args.help) {
   console.log(`${USAGE}\n\nSuites: ${suites.map((s) => s.id).join(', ')}`);
   process.exit(0);
@@ -85,56 +84,57 @@ if (failed > 0) console.error(`${failed} suite(s) failed`);
 process.exitCode = failed > 0 || (args.strict && missed > 0) ? 1 : 0;
 
 /** Runs suite `id` in a child process and collects its result; a crash or a hang becomes an error. */
-function runChild(
+async function runChild(
   id: string,
   title: string,
   quick: boolean,
   onProgress: (text: string) => void,
 ): Promise<SuiteResult> {
-  return new Promise((resolve) => {
-    const child = fork(CHILD, [id, quick ? 'quick' : 'full'], {
-      execArgv: ['--expose-gc', '--import', import.meta.resolve('tsx')],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-      env: { ...process.env, [LIBRARY_ENV]: library },
-    });
-    let result: SuiteResult | undefined;
-    const notes: string[] = [];
-    const fail = (error: string): SuiteResult => ({
-      id,
-      title,
-      method: '',
-      tables: [],
-      checks: [],
-      notes: [],
-      error,
-    });
-    const timeoutMs = quick ? SUITE_TIMEOUT_MS.quick : SUITE_TIMEOUT_MS.full;
-    const timer = setTimeout(() => {
-      result ??= fail(`timed out after ${timeoutMs / 1000} s`);
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    let exitTimer: NodeJS.Timeout | undefined;
-    child.on('message', (message: ChildMessage) => {
-      if (message.type === 'progress') onProgress(message.text);
-      else if (message.type === 'result') result = { id, title, ...(message.result as SuiteBody) };
-      else if (message.type === 'error') result = fail(message.error);
-      else if (message.type === 'handles') {
-        if (message.handles.length > 0) {
-          notes.push(`Once the suite was done, still open in its process: ${message.handles.join(', ')}.`);
+  let result: SuiteResult | undefined;
+  const notes: string[] = [];
+  const fail = (error: string): SuiteResult => ({
+    id,
+    title,
+    method: '',
+    tables: [],
+    checks: [],
+    notes: [],
+    error,
+  });
+  let exitTimer: NodeJS.Timeout | undefined;
+  const child: ScriptProcess<ChildMessages> = new ScriptProcess({
+    script: CHILD,
+    args: [id, quick ? 'quick' : 'full'],
+    protocol: childLines,
+    nodeArgs: ['--expose-gc'],
+    env: { [LIBRARY_ENV]: library },
+    onMessage: (message) => {
+      if (message.kind === 'PROGRESS') onProgress(message.data.text);
+      else if (message.kind === 'RESULT') result = { id, title, ...message.data };
+      else if (message.kind === 'ERROR') result = fail(message.data.error);
+      else {
+        if (message.data.handles.length > 0) {
+          notes.push(
+            `Once the suite was done, still open in its process: ${message.data.handles.join(', ')}.`,
+          );
         }
         // The suite is done: it should exit on its own; if something holds it, stop it and say so.
         exitTimer = setTimeout(() => {
           notes.push('The suite process did not exit on its own within 3 s and was killed.');
-          child.kill('SIGKILL');
+          child.signal('SIGKILL');
         }, 3_000);
       }
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      clearTimeout(exitTimer);
-      const final =
-        result ?? fail(`the suite process exited (code ${code}, signal ${signal}) without a result`);
-      resolve({ ...final, notes: [...final.notes, ...notes] });
-    });
+    },
+    onLine: (line, stream) => (stream === 'stdout' ? console.log(line) : console.error(line)),
   });
+  const timeoutMs = quick ? SUITE_TIMEOUT_MS.quick : SUITE_TIMEOUT_MS.full;
+  const timer = setTimeout(() => {
+    result ??= fail(`timed out after ${timeoutMs / 1000} s`);
+    child.signal('SIGKILL');
+  }, timeoutMs);
+  const { code, signal } = await child.exited;
+  clearTimeout(timer);
+  clearTimeout(exitTimer);
+  const final = result ?? fail(`the suite process exited (code ${code}, signal ${signal}) without a result`);
+  return { ...final, notes: [...final.notes, ...notes] };
 }

@@ -203,6 +203,20 @@ export function parseFlags<S extends FlagSpecs>(
   return out as Parsed<S>;
 }
 
+/**
+ * Parses a command line with `parse`. On a `UsageError`, prints `<command>: <message>` on stderr (and
+ * `help` below it, when given) and exits with code 2.
+ */
+export function parseCommandLine<T>(command: string, parse: () => T, help?: string): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`${command}: ${error.message}${help === undefined ? '' : `\n\n${help}`}`);
+    process.exit(2);
+  }
+}
+
 /** The help text of `specs`, one flag a line. */
 export function usage(specs: FlagSpecs): string {
   const rows = Object.entries(specs).map(([key, spec]) => {

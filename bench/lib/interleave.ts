@@ -1,4 +1,4 @@
-import { shuffle } from './stats.js';
+import { shuffle } from '../../harness/random.js';
 
 /** A contender in a throughput comparison: `run(ops)` does `ops` operations. */
 export interface ThroughputVariant {
@@ -17,27 +17,47 @@ export interface ThroughputOptions {
 }
 
 /**
- * Times variants interleaved: every round runs each variant once, in shuffled order, so that noise on
- * a shared machine (another process, a frequency change) hits all of them alike. Returns, per
- * variant, one nanoseconds-per-operation sample per round; rounds line up across variants, so
+ * Runs `rounds` after `warmup` untimed ones; each round measures every variant once (`measure`), in a
+ * fresh random order, so that noise on a shared machine (another process, a frequency change) hits all
+ * of them alike. Returns one sample per variant per timed round: rounds line up across variants, so
  * ratios can be taken round by round.
  */
-export async function interleaveThroughput(
+async function interleave<V extends { readonly name: string }>(
+  variants: readonly V[],
+  warmup: number,
+  rounds: number,
+  measure: (variant: V) => Promise<number>,
+  onRound: (round: number, of: number) => void,
+): Promise<Map<string, number[]>> {
+  const samples = new Map<string, number[]>(variants.map((v) => [v.name, []]));
+  const total = warmup + rounds;
+  for (let round = 0; round < total; round++) {
+    for (const variant of shuffle([...variants])) {
+      const value = await measure(variant);
+      if (round >= warmup) samples.get(variant.name)?.push(value);
+    }
+    onRound(round + 1, total);
+  }
+  return samples;
+}
+
+/** Times variants interleaved (see {@link interleave}): nanoseconds per operation, one per round. */
+export function interleaveThroughput(
   variants: readonly ThroughputVariant[],
   options: ThroughputOptions,
 ): Promise<Map<string, number[]>> {
-  const samples = new Map<string, number[]>(variants.map((v) => [v.name, []]));
-  const total = options.warmup + options.rounds;
-  for (let round = 0; round < total; round++) {
-    for (const variant of shuffle([...variants])) {
+  const { ops } = options;
+  return interleave(
+    variants,
+    options.warmup,
+    options.rounds,
+    async (variant) => {
       const t0 = performance.now();
-      await variant.run(options.ops);
-      const ns = ((performance.now() - t0) * 1e6) / options.ops;
-      if (round >= options.warmup) samples.get(variant.name)?.push(ns);
-    }
-    options.onRound?.(round + 1, total);
-  }
-  return samples;
+      await variant.run(ops);
+      return ((performance.now() - t0) * 1e6) / ops;
+    },
+    (round, of) => options.onRound?.(round, of),
+  );
 }
 
 /** A contender in a latency comparison: `once()` does one operation, timed on its own. */
@@ -59,26 +79,27 @@ export interface LatencyOptions {
 }
 
 /**
- * Times single operations interleaved: each iteration runs every variant once in shuffled order.
- * Returns every latency, in milliseconds, per variant; index `i` of each array is iteration `i`.
+ * Times single operations interleaved (see {@link interleave}): every latency, in milliseconds, per
+ * variant; index `i` of each array is iteration `i`.
  */
-export async function interleaveLatency(
+export function interleaveLatency(
   variants: readonly LatencyVariant[],
   options: LatencyOptions,
 ): Promise<Map<string, number[]>> {
-  const samples = new Map<string, number[]>(variants.map((v) => [v.name, []]));
-  const total = options.warmup + options.iterations;
-  const every = Math.max(1, Math.floor(total / 20));
-  for (let i = 0; i < total; i++) {
-    for (const variant of shuffle([...variants])) {
+  const every = Math.max(1, Math.floor((options.warmup + options.iterations) / 20));
+  return interleave(
+    variants,
+    options.warmup,
+    options.iterations,
+    async (variant) => {
       const t0 = performance.now();
       const self = await variant.once();
-      const ms = typeof self === 'number' ? self : performance.now() - t0;
-      if (i >= options.warmup) samples.get(variant.name)?.push(ms);
-    }
-    if ((i + 1) % every === 0 || i + 1 === total) options.onProgress?.(i + 1, total);
-  }
-  return samples;
+      return typeof self === 'number' ? self : performance.now() - t0;
+    },
+    (i, of) => {
+      if (i % every === 0 || i === of) options.onProgress?.(i, of);
+    },
+  );
 }
 
 /** Splits `values` into `blocks` consecutive blocks of (nearly) equal size. */

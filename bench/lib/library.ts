@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import pLimit from 'p-limit';
 import type * as Core from 'graceful-drain';
 import type * as Memory from 'graceful-drain/memory';
 import type * as Postgres from 'graceful-drain/postgres';
@@ -24,3 +25,11 @@ export const memory = (): Promise<typeof Memory> => load('adapters/memory/index.
 export const sqlite = (): Promise<typeof Sqlite> => load('adapters/sqlite/index.js');
 export const postgres = (): Promise<typeof Postgres> => load('adapters/postgres/index.js');
 export const redis = (): Promise<typeof Redis> => load('adapters/redis/index.js');
+
+/** What the `track()` suites compare: a started DrainController, an unbounded p-limit, a label. */
+export async function trackContenders() {
+  const { DrainController } = await core();
+  const drain = new DrainController();
+  await drain.start();
+  return { drain, limit: pLimit(Number.POSITIVE_INFINITY), label: { label: 'job' } };
+}

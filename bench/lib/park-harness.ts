@@ -3,8 +3,9 @@ import { bytes, duration, iqr, times } from './format.js';
 import { heapUsed, PeakMemory, rss } from './heap.js';
 import { core, memory } from './library.js';
 import { status, type Check, type SuiteBody, type SuiteContext } from './result.js';
-import { ratios, shuffle, summarize } from './stats.js';
-import { uniqueName } from './servers.js';
+import { ratios, summarize } from './stats.js';
+import { shuffle } from '../../harness/random.js';
+import { uniqueName } from '../../harness/servers.js';
 
 /** A database holding a host table of workflows, a store over it, and the raw SQL to compare with. */
 export interface ParkBackend {

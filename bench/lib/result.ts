@@ -1,4 +1,5 @@
 /** What a suite hands back to `main.ts`: plain data, so it crosses the child-process boundary as JSON. */
+import { LineProtocol } from '../../harness/process.js';
 
 /** A table, its cells already formatted. */
 export interface Table {
@@ -56,3 +57,15 @@ export interface Suite {
 export function status(ok: boolean): CheckStatus {
   return ok ? 'met' : 'missed';
 }
+
+/** What a suite's process says to main.ts, one line each on its stdout (harness/process.ts). */
+export interface ChildMessages {
+  PROGRESS: { readonly text: string };
+  RESULT: SuiteBody;
+  ERROR: { readonly error: string };
+  /** What was still open in its process once the suite was done. */
+  HANDLES: { readonly handles: readonly string[] };
+}
+
+/** The lines of a suite's process. */
+export const childLines = new LineProtocol<ChildMessages>(['PROGRESS', 'RESULT', 'ERROR', 'HANDLES']);

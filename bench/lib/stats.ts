@@ -39,12 +39,3 @@ export function ratios(a: readonly number[], b: readonly number[]): number[] {
   if (a.length !== b.length) throw new Error(`ratios: ${a.length} samples against ${b.length}`);
   return a.map((x, i) => x / (b[i] as number));
 }
-
-/** Shuffles in place (Fisher-Yates), so no variant always runs first or last in a round. */
-export function shuffle<T>(items: T[]): T[] {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [items[i], items[j]] = [items[j] as T, items[i] as T];
-  }
-  return items;
-}

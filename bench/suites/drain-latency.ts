@@ -8,10 +8,17 @@ import { summarize, type Summary } from '../lib/stats.js';
 /** Lets shutdown() reach its wait, so that what is timed is only the wake-up after the last task. */
 const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
-function gate(): { readonly promise: Promise<void>; readonly open: () => void } {
+/**
+ * Times a wake-up: `wait(gate)` starts waiting on a gate and resolves the time it woke up; once it
+ * waits, the gate opens at `t0`.
+ */
+async function wakeUp(wait: (gate: Promise<void>) => Promise<number>): Promise<{ t0: number; at: number }> {
   let open!: () => void;
-  const promise = new Promise<void>((resolve) => (open = resolve));
-  return { promise, open };
+  const woken = wait(new Promise<void>((resolve) => (open = resolve)));
+  await settle();
+  const t0 = performance.now();
+  open();
+  return { t0, at: await woken };
 }
 
 /** The least a drain can be: a counter and an 'idle' event, no budget, no phases, no report. */
@@ -38,28 +45,22 @@ export const suite: Suite = {
         // The floor: how long the event loop takes to run a continuation once a promise settles.
         name: 'await',
         async once() {
-          const g = gate();
-          const waiter = (async () => {
-            await g.promise;
+          const { t0, at } = await wakeUp(async (gate) => {
+            await gate;
             return performance.now();
-          })();
-          await settle();
-          const t0 = performance.now();
-          g.open();
-          return (await waiter) - t0;
+          });
+          return at - t0;
         },
       },
       {
         name: 'minimal',
         async once() {
           const drain = new MinimalDrain();
-          const g = gate();
-          void drain.track(() => g.promise);
-          const done = drain.shutdown().then(() => performance.now());
-          await settle();
-          const t0 = performance.now();
-          g.open();
-          return (await done) - t0;
+          const { t0, at } = await wakeUp((gate) => {
+            void drain.track(() => gate);
+            return drain.shutdown().then(() => performance.now());
+          });
+          return at - t0;
         },
       },
       {
@@ -67,17 +68,14 @@ export const suite: Suite = {
         async once() {
           const drain = new DrainController({ shutdownTimeoutMs: 10_000 });
           await drain.start();
-          const g = gate();
-          void drain.track(() => g.promise);
           let drained = Number.NaN;
           drain.once('drained', () => (drained = performance.now()));
-          const done = drain.shutdown().then(() => performance.now());
-          await settle();
-          const t0 = performance.now();
-          g.open();
-          const resolved = await done;
+          const { t0, at } = await wakeUp((gate) => {
+            void drain.track(() => gate);
+            return drain.shutdown().then(() => performance.now());
+          });
           drainedAt.push(drained - t0);
-          return resolved - t0;
+          return at - t0;
         },
       },
     ];

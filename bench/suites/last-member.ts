@@ -1,43 +1,24 @@
-import pg from 'pg';
 import type { ShutdownReport } from 'graceful-drain';
 import { duration, iqr, times } from '../lib/format.js';
 import { core, postgres } from '../lib/library.js';
 import { status, type Suite } from '../lib/result.js';
-import { POSTGRES_URL, serverMissing, uniqueName } from '../lib/servers.js';
-import { ratios, shuffle, summarize } from '../lib/stats.js';
+import { POSTGRES_URL, uniqueName } from '../../harness/servers.js';
+import { openPostgresTables } from '../lib/postgres-tables.js';
+import { ratios, summarize } from '../lib/stats.js';
+import { shuffle } from '../../harness/random.js';
 
 const PHASES = ['leave', 'lock', 'members', 'park', 'release'] as const;
 
 export const suite: Suite = {
   async run({ quick, progress }) {
     const { DrainController } = await core();
-    const { migrate, PostgresCoordinator, PostgresWorkflowStore } = await postgres();
+    const { PostgresCoordinator } = await postgres();
     const size = quick ? 2_000 : 10_000;
     const rounds = quick ? 2 : 9;
-    const pool = new pg.Pool({ connectionString: POSTGRES_URL, max: 4 });
+    const t = await openPostgresTables();
+    const { schema, store } = t;
     try {
-      await pool.query('SELECT 1');
-    } catch (error) {
-      await pool.end();
-      throw serverMissing('PostgreSQL', 'GD_POSTGRES_URL', error);
-    }
-    const schema = uniqueName('gd_bench');
-    const s = `"${schema}"`;
-    try {
-      await migrate(pool, { schema });
-      await pool.query(`CREATE TABLE ${s}.workflows (id text PRIMARY KEY, status text NOT NULL)`);
-      await pool.query(`CREATE INDEX ON ${s}.workflows (status)`);
-      await pool.query(`CREATE TABLE ${s}.raw_marks (LIKE ${s}.parked INCLUDING ALL)`);
-      const store = new PostgresWorkflowStore({ pool, table: `${schema}.workflows`, schema });
-      const reset = async (): Promise<void> => {
-        await pool.query(`TRUNCATE ${s}.workflows, ${s}.parked, ${s}.raw_marks`);
-        await pool.query(
-          `INSERT INTO ${s}.workflows SELECT 'wf-' || lpad(g::text, 8, '0'), 'running' FROM generate_series(1, $1::int) g`,
-          [size],
-        );
-        for (const table of ['workflows', 'parked', 'raw_marks'])
-          await pool.query(`VACUUM ANALYZE ${s}.${table}`);
-      };
+      const reset = (): Promise<void> => t.reset(size);
 
       /** Starts a member alone in its group, then times its shutdown: it is the last, and parks everything. */
       const lastMember = async (): Promise<{ ms: number; report: ShutdownReport }> => {
@@ -61,10 +42,7 @@ export const suite: Suite = {
       };
       const rawPark = async (): Promise<number> => {
         const t0 = performance.now();
-        const { rowCount } = await pool.query(
-          `WITH p AS (UPDATE ${s}.workflows SET status = 'paused' WHERE status = 'running' RETURNING id)
-           INSERT INTO ${s}.raw_marks (store_key, workflow_id, member_id, token) SELECT 'raw', id, 'raw', 1 FROM p`,
-        );
+        const { rowCount } = await t.pool.query(t.rawPark);
         const ms = performance.now() - t0;
         if (rowCount !== size) throw new Error(`the raw park marked ${rowCount} of ${size}`);
         return ms;
@@ -119,8 +97,7 @@ export const suite: Suite = {
         notes: [],
       };
     } finally {
-      await pool.query(`DROP SCHEMA ${s} CASCADE`).catch(() => undefined);
-      await pool.end();
+      await t.close();
     }
   },
 };

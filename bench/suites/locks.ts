@@ -12,7 +12,7 @@ import { duration, iqr, times } from '../lib/format.js';
 import { blocksOf, interleaveLatency, type LatencyVariant } from '../lib/interleave.js';
 import { memory, postgres, redis, sqlite } from '../lib/library.js';
 import { status, type Check, type Suite } from '../lib/result.js';
-import { POSTGRES_URL, REDIS_URL, serverMissing, uniqueName } from '../lib/servers.js';
+import { POSTGRES_URL, REDIS_URL, serverMissing, uniqueName } from '../../harness/servers.js';
 import { summarize } from '../lib/stats.js';
 
 const TTL_MS = 10_000;

@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { sqlite } from '../lib/library.js';
 import { runParkSuite, type ParkBackend } from '../lib/park-harness.js';
 import type { Suite } from '../lib/result.js';
-import { uniqueName } from '../lib/servers.js';
+import { uniqueName } from '../../harness/servers.js';
 
 async function open(): Promise<ParkBackend> {
   const { SqliteWorkflowStore } = await sqlite();

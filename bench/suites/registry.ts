@@ -7,44 +7,20 @@ export interface SuiteEntry {
   readonly load: () => Promise<Suite>;
 }
 
-/**
- * Every suite, in the order a run takes them, loaded lazily: a suite's drivers are imported only in
- * the child process that runs it.
- */
+/** The suite of `./<id>.ts`, loaded lazily: its drivers are imported only in the process that runs it. */
+const entry = (id: string, title: string): SuiteEntry => ({
+  id,
+  title,
+  load: async () => ((await import(`./${id}.js`)) as { suite: Suite }).suite,
+});
+
+/** Every suite, in the order a run takes them. */
 export const suites: readonly SuiteEntry[] = [
-  {
-    id: 'track-overhead',
-    title: '1. track() overhead',
-    load: async () => (await import('./track-overhead.js')).suite,
-  },
-  {
-    id: 'track-memory',
-    title: '1. Memory per task in flight',
-    load: async () => (await import('./track-memory.js')).suite,
-  },
-  {
-    id: 'drain-latency',
-    title: '2. Drain latency',
-    load: async () => (await import('./drain-latency.js')).suite,
-  },
-  {
-    id: 'park-sqlite',
-    title: '3. Parking on SQLite',
-    load: async () => (await import('./park-sqlite.js')).suite,
-  },
-  {
-    id: 'park-postgres',
-    title: '3. Parking on PostgreSQL',
-    load: async () => (await import('./park-postgres.js')).suite,
-  },
-  {
-    id: 'locks',
-    title: '4. Locks',
-    load: async () => (await import('./locks.js')).suite,
-  },
-  {
-    id: 'last-member',
-    title: '5. Last-member shutdown on PostgreSQL',
-    load: async () => (await import('./last-member.js')).suite,
-  },
+  entry('track-overhead', '1. track() overhead'),
+  entry('track-memory', '1. Memory per task in flight'),
+  entry('drain-latency', '2. Drain latency'),
+  entry('park-sqlite', '3. Parking on SQLite'),
+  entry('park-postgres', '3. Parking on PostgreSQL'),
+  entry('locks', '4. Locks'),
+  entry('last-member', '5. Last-member shutdown on PostgreSQL'),
 ];

@@ -1,9 +1,9 @@
-import pLimit from 'p-limit';
 import { bytes, iqr, num } from '../lib/format.js';
 import { heapUsed } from '../lib/heap.js';
-import { core } from '../lib/library.js';
+import { trackContenders } from '../lib/library.js';
 import { status, type Suite } from '../lib/result.js';
-import { shuffle, summarize } from '../lib/stats.js';
+import { summarize } from '../lib/stats.js';
+import { shuffle } from '../../harness/random.js';
 
 const IN_FLIGHT = 10_000;
 
@@ -11,11 +11,7 @@ type Mode = 'nothing' | 'bare' | 'track' | 'track labeled' | 'p-limit';
 
 export const suite: Suite = {
   async run({ quick, progress }) {
-    const { DrainController } = await core();
-    const drain = new DrainController();
-    await drain.start();
-    const limit = pLimit(Number.POSITIVE_INFINITY);
-    const label = { label: 'job' };
+    const { drain, limit, label } = await trackContenders();
     const modes: Mode[] = ['nothing', 'bare', 'track', 'track labeled', 'p-limit'];
     const perTask = new Map<Mode, number[]>(modes.map((m) => [m, []]));
     const rounds = quick ? 3 : 15;

@@ -1,7 +1,6 @@
-import pLimit from 'p-limit';
 import { iqr, times } from '../lib/format.js';
 import { interleaveThroughput, type ThroughputVariant } from '../lib/interleave.js';
-import { core } from '../lib/library.js';
+import { trackContenders } from '../lib/library.js';
 import { status, type Check, type Suite } from '../lib/result.js';
 import { ratios, summarize } from '../lib/stats.js';
 
@@ -14,11 +13,7 @@ let sink = 0;
 
 export const suite: Suite = {
   async run({ quick, progress }) {
-    const { DrainController } = await core();
-    const drain = new DrainController();
-    await drain.start();
-    const limit = pLimit(Number.POSITIVE_INFINITY);
-    const label = { label: 'job' };
+    const { drain, limit, label } = await trackContenders();
 
     // One loop per contender, written out, so each call site stays monomorphic as in real code
     // (a shared loop taking the contender as an argument would be polymorphic and slow every one).
