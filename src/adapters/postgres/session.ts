@@ -43,6 +43,8 @@ export class PgSession {
   readonly #settings: CompiledCoordinatorOptions;
   readonly #onLost: (session: PgSession) => void;
   readonly #items = new Set<SessionItem>();
+  /** The server's keepalive window: it may drop a silent session after it. Caps every item's TTL. */
+  readonly #windowMs: number;
   /** The backend serving this session; a change means a proxy moved us to another connection. */
   #pid = 0;
   /** Set once the session is lost or closed, with the cause. */
@@ -57,6 +59,8 @@ export class PgSession {
     this.#client = client;
     this.#settings = settings;
     this.#onLost = onLost;
+    const { keepAliveIdleMs, keepAliveIntervalMs, keepAliveCount } = settings;
+    this.#windowMs = (seconds(keepAliveIdleMs) + seconds(keepAliveIntervalMs) * keepAliveCount) * 1000;
     // Without an 'error' listener a dropped connection would crash the host process.
     client.on('error', (error: Error) => this.lose(error));
     client.on('end', () => this.lose(new Error('The connection to PostgreSQL ended')));
@@ -67,16 +71,9 @@ export class PgSession {
     return this.#lost === undefined;
   }
 
-  /** An item's TTL, capped by the server's keepalive window (after which it may drop a silent session). */
-  #effectiveTtl(ttlMs: number): number {
-    const s = this.#settings;
-    const windowMs = (seconds(s.keepAliveIdleMs) + seconds(s.keepAliveIntervalMs) * s.keepAliveCount) * 1000;
-    return Math.min(ttlMs, windowMs);
-  }
-
   /** The local deadline of an item with this TTL, on the `performance.now()` clock. */
   deadline(ttlMs: number): number {
-    return this.#lastOk + this.#effectiveTtl(ttlMs);
+    return this.#lastOk + Math.min(ttlMs, this.#windowMs);
   }
 
   /**
@@ -166,7 +163,7 @@ export class PgSession {
     this.#checkTimer = undefined;
     this.#watchdog = undefined;
     if (!this.alive || this.#items.size === 0) return;
-    const ttl = Math.min(...[...this.#items].map((item) => this.#effectiveTtl(item.ttlMs)));
+    const ttl = Math.min(this.#windowMs, ...[...this.#items].map((item) => item.ttlMs));
     const at = now();
     // Fires ahead of the server's own timeout: our items are aborted before anyone can take their locks.
     const silence = `No round trip to PostgreSQL completed within ${Math.round(ttl)} ms`;
