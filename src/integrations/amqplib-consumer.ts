@@ -5,10 +5,12 @@ import type { DrainController } from '../controller.js';
 import type { DrainState } from '../types.js';
 import { ClosedError, DrainTimeoutError } from '../errors.js';
 import { bounded } from '../internal/time.js';
-import type { CompiledConsumeOptions } from './amqplib-options.js';
 import type {
   AmqpChannel as Channel,
-  AmqpMessage as ConsumeMessage,
+  AmqpConsumeOptions,
+  AmqpMessage as Message,
+  ClosableConnection,
+  RequeuePolicy,
   ConsumerOperation,
   ConsumerStats,
   DrainConsumer,
@@ -22,12 +24,28 @@ const log = createDebug('graceful-drain:amqplib');
 /** How many failed messages a consumer remembers (the oldest forgotten first): memory stays flat. */
 const REMEMBERED_FAILURES = 10_000;
 
-type Settlement = 'acked' | 'requeued' | 'discarded' | 'returned' | 'abandoned';
-
-interface Held {
-  readonly msg: ConsumeMessage;
-  readonly label: string;
+/** The options with their defaults applied. @internal */
+export interface CompiledConsumeOptions {
+  readonly prefetch: number | undefined;
+  readonly requeueOnError: RequeuePolicy;
+  readonly label: (msg: Message) => string;
+  readonly closeChannel: boolean;
+  readonly connection: ClosableConnection | undefined;
+  readonly closeTimeoutMs: number;
+  readonly consumeOptions: AmqpConsumeOptions;
 }
+
+const COUNTERS = [
+  'delivered',
+  'acked',
+  'requeued',
+  'discarded',
+  'returned',
+  'abandoned',
+  'unsettled',
+] as const;
+type Counter = (typeof COUNTERS)[number];
+type Settlement = Exclude<Counter, 'delivered' | 'unsettled'>;
 
 /** @internal Built by `consume()`. */
 export class AmqpDrainConsumer extends EventEmitter<DrainConsumerEvents> implements DrainConsumer {
@@ -38,15 +56,7 @@ export class AmqpDrainConsumer extends EventEmitter<DrainConsumerEvents> impleme
   readonly #options: CompiledConsumeOptions;
   readonly #channelClosed = new AbortController();
   readonly #context: MessageContext;
-  readonly #stats = {
-    delivered: 0,
-    acked: 0,
-    requeued: 0,
-    discarded: 0,
-    returned: 0,
-    abandoned: 0,
-    unsettled: 0,
-  };
+  readonly #stats = Object.fromEntries(COUNTERS.map((c) => [c, 0])) as Record<Counter, number>;
   // Failed attempts per message (`failureKey`) that went back on the queue: the broker's `redelivered`
   // cannot tell a failure from a return unrun, and a classic queue keeps no count.
   readonly #failures = new Map<string, number>();
@@ -61,7 +71,7 @@ export class AmqpDrainConsumer extends EventEmitter<DrainConsumerEvents> impleme
   #closePromise: Promise<void> | undefined;
   // Deliveries that arrived after intake closed, before the broker confirmed the cancel: nacking them
   // earlier would let the broker hand them straight back to this same consumer.
-  #held: Held[] = [];
+  #held: { readonly msg: Message; readonly label: string }[] = [];
   #releaseLate = false;
   #inFlight = 0;
   #unregisterStopper: () => void = () => {};
@@ -141,23 +151,16 @@ export class AmqpDrainConsumer extends EventEmitter<DrainConsumerEvents> impleme
   async #subscribe(): Promise<string> {
     const { prefetch, consumeOptions } = this.#options;
     if (prefetch !== undefined) await this.#channel.prefetch(prefetch);
-    const reply = await this.#channel.consume(this.#queue, this.#onMessage, consumeOptions);
-    return reply.consumerTag;
+    return (await this.#channel.consume(this.#queue, this.#onMessage, consumeOptions)).consumerTag;
   }
 
   // Runs inside amqplib's frame handling: it must never throw.
-  readonly #onMessage = (msg: ConsumeMessage | null): void => {
-    if (msg === null) {
-      this.#onBrokerCancel();
-      return;
-    }
+  readonly #onMessage = (msg: Message | null): void => {
+    if (msg === null) return this.#onBrokerCancel();
     this.#stats.delivered++;
     const label = this.#labelOf(msg);
     const task = this.#drain.tryTrack(() => this.#handler(msg, this.#context), { label });
-    if (task === undefined) {
-      this.#late(msg, label);
-      return;
-    }
+    if (task === undefined) return this.#late(msg, label);
     this.#inFlight++;
     task.then(
       () => {
@@ -172,7 +175,7 @@ export class AmqpDrainConsumer extends EventEmitter<DrainConsumerEvents> impleme
     );
   };
 
-  #labelOf(msg: ConsumeMessage): string {
+  #labelOf(msg: Message): string {
     try {
       return String(this.#options.label(msg));
     } catch (error) {
@@ -182,12 +185,11 @@ export class AmqpDrainConsumer extends EventEmitter<DrainConsumerEvents> impleme
     }
   }
 
-  #failed(msg: ConsumeMessage, label: string, error: unknown): void {
+  #failed(msg: Message, label: string, error: unknown): void {
     if (this.#drain.context.signal.aborted) {
       // Cut short by the drain deadline: the message was not at fault, someone else should finish it.
       this.#putBack(label, 'deadline');
-      this.#settle('abandoned', msg, label);
-      return;
+      return this.#settle('abandoned', msg, label);
     }
     const key = failureKey(msg);
     const header = this.#brokerCountsRejects ? msg.properties.headers?.['x-delivery-count'] : undefined;
@@ -209,7 +211,7 @@ export class AmqpDrainConsumer extends EventEmitter<DrainConsumerEvents> impleme
     this.#settle(requeue ? 'requeued' : 'discarded', msg, label);
   }
 
-  #late(msg: ConsumeMessage, label: string): void {
+  #late(msg: Message, label: string): void {
     this.#putBack(label, 'intake-closed');
     if (!this.#channelOpen) this.#stats.unsettled++;
     else if (this.#releaseLate) this.#settle('returned', msg, label);
@@ -223,29 +225,24 @@ export class AmqpDrainConsumer extends EventEmitter<DrainConsumerEvents> impleme
 
   #flushHeld(): void {
     this.#releaseLate = true;
-    const held = this.#held;
-    this.#held = [];
-    for (const { msg, label } of held) this.#settle('returned', msg, label);
+    for (const { msg, label } of this.#held.splice(0)) this.#settle('returned', msg, label);
   }
 
   /**
-   * Settles a delivery: `ack`; `basic.reject` (with or without requeue) for a handler that failed;
-   * `basic.nack` with requeue for a message put back unrun or cut short, which RabbitMQ 4.3 and later
-   * do not count toward a quorum queue's `delivery-limit`. amqplib throws synchronously once the
-   * channel is closing or closed.
+   * `ack`; `basic.reject` (with or without requeue) for a failed handler; `basic.nack` with requeue for
+   * a message put back unrun or cut short, which RabbitMQ 4.3+ does not count toward a quorum queue's
+   * `delivery-limit`. amqplib throws synchronously once the channel is closing or closed.
    */
-  #settle(how: Settlement, msg: ConsumeMessage, label: string): void {
+  #settle(how: Settlement, msg: Message, label: string): void {
     const verb = how === 'acked' ? 'ack' : how === 'requeued' || how === 'discarded' ? 'reject' : 'nack';
     try {
       if (verb === 'ack') this.#channel.ack(msg);
       else if (verb === 'reject') this.#channel.reject(msg, how === 'requeued');
       else this.#channel.nack(msg, false, true);
     } catch (error) {
-      // The broker requeues every unacked delivery of a closed channel: this one is not lost, but it
-      // will be delivered again.
+      // The broker requeues every unacked delivery of a closed channel: not lost, delivered again.
       this.#stats.unsettled++;
-      this.#report(verb, error, label);
-      return;
+      return this.#report(verb, error, label);
     }
     this.#stats[how]++;
   }
@@ -314,24 +311,33 @@ export class AmqpDrainConsumer extends EventEmitter<DrainConsumerEvents> impleme
 
   readonly #onChannelClose = (): void => {
     this.#channelOpen = false;
-    this.#stats.unsettled += this.#held.length; // the broker requeued them with the channel
-    this.#held = [];
+    this.#stats.unsettled += this.#held.splice(0).length; // the broker requeued them with the channel
     this.#releaseLate = true;
-    const error = new ClosedError(
-      'The AMQP channel closed: its unacked messages went back to the queue',
-      this.#lastChannelError === undefined ? undefined : { cause: this.#lastChannelError },
-    );
+    const cause = this.#lastChannelError;
+    const message = 'The AMQP channel closed: its unacked messages went back to the queue';
+    const error = new ClosedError(message, cause === undefined ? undefined : { cause });
     this.#channelClosed.abort(error);
     if (this.#closingChannel) return;
     this.#cancelledBy ??= 'channel-closed';
     log('the channel of %s closed under the consumer (%d in flight)', this.#queue, this.#inFlight);
-    this.emit('channelClosed', { error: this.#lastChannelError ?? error, inFlight: this.#inFlight });
+    this.emit('channelClosed', { error: cause ?? error, inFlight: this.#inFlight });
   };
 
   async #runClose(): Promise<void> {
     const { closeChannel, closeTimeoutMs, connection } = this.#options;
     const timeUp = (what: string) => () =>
       new DrainTimeoutError(`${what} took longer than closeTimeoutMs (${closeTimeoutMs} ms)`);
+    /** Runs `step` (a close) bounded by `closeTimeoutMs`: whether it closed, or was closed already. */
+    const close = async (operation: ConsumerOperation, what: string, step: () => unknown) => {
+      try {
+        await bounded(Promise.resolve().then(step), closeTimeoutMs, timeUp(what));
+        return true;
+      } catch (error) {
+        if (isAlreadyClosed(error)) return true;
+        this.#report(operation, error);
+        return false;
+      }
+    };
     await bounded(this.#cancel('user'), closeTimeoutMs, timeUp('Cancelling the consumer')).catch(
       (error: unknown) => this.#report('cancel', error),
     );
@@ -340,31 +346,12 @@ export class AmqpDrainConsumer extends EventEmitter<DrainConsumerEvents> impleme
     let closedChannel = !this.#channelOpen;
     if (closeChannel && this.#channelOpen) {
       this.#closingChannel = true;
-      try {
-        await bounded(
-          Promise.resolve().then(() => this.#channel.close()),
-          closeTimeoutMs,
-          timeUp('Closing the channel'),
-        );
-        closedChannel = true;
-      } catch (error) {
-        if (isAlreadyClosed(error)) closedChannel = true;
-        else this.#report('close-channel', error);
-      }
+      closedChannel = await close('close-channel', 'Closing the channel', () => this.#channel.close());
     }
     // Keep the error listener on a channel that may still error while it closes; drop ours otherwise.
     if (closedChannel || !closeChannel) this.#removeChannelListeners();
-    if (connection !== undefined) {
-      try {
-        await bounded(
-          Promise.resolve().then(() => connection.close()),
-          closeTimeoutMs,
-          timeUp('Closing the connection'),
-        );
-      } catch (error) {
-        if (!isAlreadyClosed(error)) this.#report('close-connection', error);
-      }
-    }
+    if (connection !== undefined)
+      await close('close-connection', 'Closing the connection', () => connection.close());
     log('closed the consumer of %s: %o', this.#queue, this.#stats);
     this.emit('closed');
   }
@@ -395,7 +382,7 @@ function isAlreadyClosed(error: unknown): boolean {
 }
 
 /** Names a message across its deliveries: its `messageId`, else a digest of its content. */
-function failureKey(msg: ConsumeMessage): string {
+function failureKey(msg: Message): string {
   const id = msg.properties.messageId;
   if (typeof id === 'string' && id !== '') return `id:${id}`;
   return `sha256:${createHash('sha256').update(msg.content).digest('base64')}`;

@@ -1,9 +1,7 @@
 /**
- * The types of `graceful-drain/amqplib`: the few shapes of amqplib it relies on, typed structurally so
- * that users never need `@types/amqplib` (an amqplib `Channel`, `ConfirmChannel` and `ConsumeMessage`
- * fit them), and the consumer's own.
- *
- * @packageDocumentation
+ * The types of `graceful-drain/amqplib`: the shapes of amqplib it relies on, typed structurally so that
+ * users never need `@types/amqplib` (amqplib's `Channel`, `ConfirmChannel` and `ConsumeMessage` fit them),
+ * and the consumer's own.
  */
 import type { EventEmitter } from 'node:events';
 import type { TaskContext } from '../types.js';
@@ -69,12 +67,65 @@ export interface AmqpChannel {
   off(event: 'error' | 'close', listener: (...args: unknown[]) => void): unknown;
 }
 
-/** What a message handler receives besides the message. One object per consumer, shared by its handlers. */
-export interface MessageContext extends TaskContext {
+/** A connection `consume()` may close after the channel: an amqplib `ChannelModel`, or anything with `close()`. */
+export interface ClosableConnection {
+  close(): Promise<void>;
+}
+
+/**
+ * Decides whether the message of a failed handler goes back on the queue. `failures` counts the failed
+ * attempts known so far, this one included: a return unrun by a shutdown, a handler cut short at the
+ * drain deadline or a closed channel is not a failure, though the broker marks each `redelivered`.
+ */
+export type RequeuePolicy = (error: unknown, msg: AmqpMessage, failures: number) => boolean;
+
+/** Options of `consume()`. Every one is optional and checked at once. See docs/integrations/amqplib.md. */
+export interface ConsumeOptions {
   /**
-   * Aborted when the channel closes while the handler runs: its message can no longer be acked and the
-   * broker has already put it back on the queue, so the work will be done again elsewhere; stop.
+   * Calls `channel.prefetch(prefetch)` before consuming: at most this many unacked deliveries, hence
+   * handlers at once. A channel that never set one lets the broker push the whole queue here.
+   * @defaultValue none: the channel's own setting
    */
+  readonly prefetch?: number;
+  /**
+   * Whether the message of a failed handler is rejected (`basic.reject`) with requeue, or without
+   * (dead-lettered, or dropped); a function decides per message, e.g. `requeueUpTo(1)`. A handler cut
+   * short by the drain deadline is not asked about: its message goes back (`basic.nack`).
+   * @defaultValue `true`
+   */
+  readonly requeueOnError?: boolean | RequeuePolicy;
+  /**
+   * The label of each delivery in the drain's report.
+   * @defaultValue the message's `messageId` when it has one, else `<queue>#<deliveryTag>`
+   */
+  readonly label?: (msg: AmqpMessage) => string;
+  /**
+   * Closes the channel once the drain is over (`handing-off` or `stopped`), which puts back on the queue
+   * whatever a straggler still holds.
+   * @defaultValue `true`
+   */
+  readonly closeChannel?: boolean;
+  /**
+   * A connection to close after the channel once the drain is over; by default it stays the host's.
+   * @defaultValue none
+   */
+  readonly connection?: ClosableConnection;
+  /**
+   * How long `close()` waits for each broker round trip (cancel, channel and connection close).
+   * @defaultValue `5_000`
+   */
+  readonly closeTimeoutMs?: number;
+  /**
+   * Passed to `channel.consume()`; `noAck: true` is refused (the broker would forget each message as it
+   * sends it).
+   * @defaultValue `{}`
+   */
+  readonly consumeOptions?: AmqpConsumeOptions;
+}
+
+/** What a handler receives besides the message. One object per consumer, shared by its handlers. */
+export interface MessageContext extends TaskContext {
+  /** Aborted when the channel closes while the handler runs: the message is back on the queue; stop. */
   readonly channelClosed: AbortSignal;
 }
 
@@ -112,9 +163,9 @@ export type ConsumerOperation =
 
 /** The events a {@link DrainConsumer} emits. None is named `error`: not listening never crashes the host. */
 export interface DrainConsumerEvents {
-  /** The consumer was cancelled: by the shutdown's intake stopper, by `cancel()`/`close()`, or by the broker. */
+  /** The consumer was cancelled: by the shutdown, by `cancel()`/`close()`, or by the broker. */
   cancelled: [info: { readonly by: 'shutdown' | 'user' | 'broker' }];
-  /** A handler failed (the `failures`-th known time); its message was rejected, requeued as `requeueOnError` decided. */
+  /** A handler failed (the `failures`-th known time); its message was rejected, requeued or not. */
   handlerError: [
     info: {
       readonly error: unknown;
@@ -123,15 +174,9 @@ export interface DrainConsumerEvents {
       readonly failures: number;
     },
   ];
-  /**
-   * A message goes back on the queue unprocessed: it arrived after intake closed (`intake-closed`,
-   * it never ran), or the drain deadline cut its handler short (`deadline`, whatever it threw).
-   */
+  /** A message goes back on the queue unprocessed: it arrived after intake closed, or the deadline cut it short. */
   returned: [info: { readonly label: string; readonly reason: 'intake-closed' | 'deadline' }];
-  /**
-   * The channel closed under the consumer (not by `close()`): the broker requeued every unacked
-   * delivery, handlers in flight see `channelClosed` abort, and nothing more will be delivered.
-   */
+  /** The channel closed under the consumer (not by `close()`): the broker requeued every unacked delivery. */
   channelClosed: [info: { readonly error: unknown; readonly inFlight: number }];
   /** An amqplib operation failed. */
   failure: [
@@ -156,16 +201,12 @@ export interface DrainConsumer extends EventEmitter<DrainConsumerEvents> {
   readonly stats: ConsumerStats;
   /** Whether the consumer no longer receives deliveries (cancelled, or its channel closed). */
   readonly cancelled: boolean;
-  /**
-   * Stops new deliveries (`basic.cancel`) and waits for the broker's confirmation. Handlers in flight
-   * carry on and are acked. Idempotent; never rejects (a failure is emitted as `failure`).
-   */
+  /** Stops new deliveries (`basic.cancel`) and waits for the broker. Idempotent; never rejects. */
   cancel(): Promise<void>;
   /**
-   * Cancels the consumer, puts back what arrived after intake closed, then closes the channel (unless
-   * `closeChannel: false`) and the `connection` option, each bounded by `closeTimeoutMs`. Runs by itself
-   * once the drain is over; await it before the process exits so that the last acks reach the broker.
-   * Idempotent: every caller gets the same promise. Never rejects.
+   * Cancels, puts back what arrived after intake closed, then closes the channel (unless
+   * `closeChannel: false`) and `connection`, each bounded by `closeTimeoutMs`. Runs by itself once the drain is over;
+   * await it before the process exits. Idempotent (one promise); never rejects.
    */
   close(): Promise<void>;
 }

@@ -1,76 +1,54 @@
 /**
  * `graceful-drain/amqplib`: an amqplib (RabbitMQ) channel consumer wrapped around a `DrainController`.
- *
- * Every delivery is counted by the controller the moment it arrives and acked only after its handler
- * succeeded, so a message is either processed once and acked, or back on the queue: never lost. On
- * shutdown the consumer is cancelled first; what the broker still sends until it confirms the cancel
- * (the prefetched deliveries already on the wire) is put back on the queue without running; once the
- * drain is over the channel closes, which puts back whatever a straggler still holds.
- *
- * amqplib is an optional peer dependency: this module imports nothing from it (not even its types: see
- * `AmqpChannel`) and works with the channel you created (`amqplib` 0.10 and later).
+ * Every delivery is counted the moment it arrives and acked only after its handler succeeded: processed
+ * once and acked, or back on the queue, never lost. amqplib (0.10 and later) is an optional peer: this
+ * module imports nothing from it and works with the channel you created. See docs/integrations/amqplib.md.
  *
  * @packageDocumentation
  */
 import type { DrainController } from '../controller.js';
-import { DrainClosedError } from '../errors.js';
-import { checkFunction, checkName, invalid } from '../validate.js';
-import { AmqpDrainConsumer } from './amqplib-consumer.js';
-import { type ConsumeOptions, compileConsumeOptions } from './amqplib-options.js';
-import type { AmqpChannel as Channel, DrainConsumer, MessageHandler } from './amqplib-types.js';
-
-export type {
+import { ConfigurationError, DrainClosedError } from '../errors.js';
+import {
+  checkBoolean,
+  checkCount,
+  checkFunction,
+  checkName,
+  checkOptionsObject,
+  checkPositive,
+  describeValue,
+  invalid,
+} from '../validate.js';
+import { AmqpDrainConsumer, type CompiledConsumeOptions } from './amqplib-consumer.js';
+import type {
   AmqpChannel,
   AmqpConsumeOptions,
   AmqpMessage,
-  AmqpMessageProperties,
-  ConsumerOperation,
-  ConsumerStats,
+  ClosableConnection,
+  ConsumeOptions,
   DrainConsumer,
-  DrainConsumerEvents,
-  MessageContext,
   MessageHandler,
+  RequeuePolicy,
 } from './amqplib-types.js';
-export type { ClosableConnection, ConsumeOptions, RequeuePolicy } from './amqplib-options.js';
-export { requeueUpTo } from './amqplib-options.js';
 
-const channelMethods = [
-  'consume',
-  'cancel',
-  'ack',
-  'nack',
-  'reject',
-  'close',
-  'prefetch',
-  'on',
-  'off',
-] as const;
+export type * from './amqplib-types.js';
+
+const channelMethods = 'consume cancel ack nack reject close prefetch on off'.split(' ');
+const optionNames =
+  'prefetch requeueOnError label closeChannel connection closeTimeoutMs consumeOptions'.split(' ');
 
 /**
- * Consumes `queue` on `channel` with every delivery tracked by `drain`:
+ * Consumes `queue` on `channel` with every delivery tracked by `drain`: each runs
+ * `handler(msg, context)` as tracked work (labelled with its `messageId`, or `<queue>#<deliveryTag>`)
+ * and is acked once it settles, or rejected when it throws (requeued per `requeueOnError`). On shutdown
+ * the consumer is cancelled first and what arrives after intake closed is put back unrun; once the drain
+ * is over the channel closes (and `connection`, when given). The consumer never throws at the host: an
+ * amqplib failure after it started is a `failure` event, logged under `graceful-drain:amqplib`.
  *
- * - each delivery runs `handler(msg, { signal, stopping, channelClosed })` as tracked work (labelled
- *   with its `messageId`, or `<queue>#<deliveryTag>`), and is acked once the handler settles, or
- *   rejected when it throws (requeued or not per `requeueOnError`, told how many times it failed);
- * - on shutdown an intake stopper cancels the consumer (`basic.cancel`) and waits for the broker's
- *   confirmation; deliveries that arrive after intake closed are put back on the queue (`nack` with
- *   requeue) and never run;
- * - once the drain is over the channel is closed (and `connection`, when given); `close()` does it by
- *   hand and is what to await before the process exits;
- * - a channel closed under the consumer is reported (`channelClosed` event), never thrown at the host.
- *
- * Call it after `drain.start()` has resolved. The consumer never crashes the host: every amqplib
- * failure after it started is emitted as a `failure` event and logged under `graceful-drain:amqplib`.
- *
- * @param drain - the controller; it must be running (`drain.ready`).
+ * @param drain - the controller; it must be running (call this after `drain.start()` resolved).
  * @param channel - an open amqplib channel (a `ConfirmChannel` works too).
- * @param queue - the queue to consume; it must exist.
- * @param handler - handles one message; its settling acks or rejects it.
- * @param options - see {@link ConsumeOptions}.
  * @returns the consumer, once the broker has confirmed the subscription.
- * @throws `ConfigurationError` for a bad argument or option (naming it and the value), `DrainClosedError`
- * when `drain` is not running, and amqplib's own error when the broker refuses the subscription (for
- * example a queue that does not exist: the broker then closes the channel).
+ * @throws `ConfigurationError` for a bad argument or option, `DrainClosedError` when `drain` is not
+ * running, and amqplib's own error when the broker refuses the subscription (a missing queue).
  *
  * @example
  * ```ts
@@ -89,24 +67,13 @@ const channelMethods = [
  */
 export async function consume(
   drain: DrainController,
-  channel: Channel,
+  channel: AmqpChannel,
   queue: string,
   handler: MessageHandler,
   options?: ConsumeOptions,
 ): Promise<DrainConsumer> {
-  const d = drain as Partial<DrainController> | null;
-  if (
-    d === null ||
-    typeof d !== 'object' ||
-    typeof d.tryTrack !== 'function' ||
-    typeof d.onStopIntake !== 'function'
-  ) {
-    invalid('drain', 'a DrainController', drain);
-  }
-  const c = channel as unknown as Record<string, unknown> | null;
-  if (c === null || typeof c !== 'object' || channelMethods.some((m) => typeof c[m] !== 'function')) {
-    invalid('channel', 'an amqplib channel', channel);
-  }
+  if (!hasMethods(drain, ['tryTrack', 'onStopIntake'])) invalid('drain', 'a DrainController', drain);
+  if (!hasMethods(channel, channelMethods)) invalid('channel', 'an amqplib channel', channel);
   checkName('queue', queue);
   checkFunction('handler', handler);
   const compiled = compileConsumeOptions(queue, options);
@@ -120,4 +87,80 @@ export async function consume(
   const consumer = new AmqpDrainConsumer(drain, channel, queue, handler, compiled);
   await consumer.begin();
   return consumer;
+}
+
+/**
+ * A {@link RequeuePolicy} that requeues a failed message `retries` times, then rejects it without
+ * requeue (dead-lettered when the queue has a dead-letter exchange, dropped otherwise).
+ *
+ * @example
+ * ```ts
+ * consume(drain, channel, 'jobs', handler, { requeueOnError: requeueUpTo(1) }); // one retry
+ * ```
+ */
+export function requeueUpTo(retries: number): RequeuePolicy {
+  if (typeof retries !== 'number' || !Number.isSafeInteger(retries) || retries < 0) {
+    invalid('retries', 'a whole number from 0 up', retries);
+  }
+  return (_error, _msg, failures) => failures <= retries;
+}
+
+function hasMethods(value: unknown, methods: readonly string[]): boolean {
+  const o = value as Record<string, unknown> | null;
+  return o !== null && typeof o === 'object' && methods.every((m) => typeof o[m] === 'function');
+}
+
+/** Validates `options` (every message names the option and the value) and applies the defaults. */
+function compileConsumeOptions(queue: string, options: unknown): CompiledConsumeOptions {
+  const o = checkOptionsObject('consume', options, optionNames);
+  return Object.freeze({
+    prefetch: o.prefetch === undefined ? undefined : checkCount('prefetch', o.prefetch),
+    requeueOnError: checkRequeue(o.requeueOnError ?? true),
+    label:
+      o.label === undefined
+        ? defaultLabel(queue)
+        : checkFunction<(msg: AmqpMessage) => string>('label', o.label),
+    closeChannel: o.closeChannel === undefined ? true : checkBoolean('closeChannel', o.closeChannel),
+    connection: checkConnection(o.connection),
+    closeTimeoutMs:
+      o.closeTimeoutMs === undefined ? 5_000 : checkPositive('closeTimeoutMs', o.closeTimeoutMs),
+    consumeOptions: checkConsumeOptions(o.consumeOptions),
+  });
+}
+
+/** The default label: the `messageId` when the publisher set one, else where the delivery came from. */
+function defaultLabel(queue: string): (msg: AmqpMessage) => string {
+  return (msg) => {
+    const id: unknown = msg.properties.messageId;
+    return typeof id === 'string' && id !== '' ? id : `${queue}#${msg.fields.deliveryTag}`;
+  };
+}
+
+function checkRequeue(value: unknown): RequeuePolicy {
+  if (typeof value === 'function') return value as RequeuePolicy;
+  if (typeof value !== 'boolean') invalid('requeueOnError', 'a boolean or a function', value);
+  return () => value;
+}
+
+function checkConnection(value: unknown): ClosableConnection | undefined {
+  const c = value as { close?: unknown } | null | undefined;
+  if (c !== undefined && (c === null || typeof c !== 'object' || typeof c.close !== 'function')) {
+    invalid('connection', 'an amqplib connection (an object with a `close()` method)', c);
+  }
+  return c as ClosableConnection | undefined;
+}
+
+function checkConsumeOptions(value: unknown): AmqpConsumeOptions {
+  if (value === undefined) return {};
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    invalid('consumeOptions', 'an object', value);
+  }
+  const noAck = (value as AmqpConsumeOptions).noAck;
+  if (noAck !== undefined && noAck !== false) {
+    throw new ConfigurationError(
+      `Expected \`consumeOptions.noAck\` to be false or unset, got ${describeValue(noAck)}: ` +
+        'with noAck the broker forgets each message as it sends it, so a shutdown would lose what is in flight',
+    );
+  }
+  return { ...(value as AmqpConsumeOptions), noAck: false };
 }

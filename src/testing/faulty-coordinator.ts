@@ -23,22 +23,12 @@ const debug = createDebug('graceful-drain:testing');
 /** An operation of a coordinator that {@link FaultyCoordinator} can make hang or fail. */
 export type CoordinatorOperation = 'acquire' | 'join' | 'leave' | 'members' | 'release';
 
-const OPERATIONS: readonly CoordinatorOperation[] = Object.freeze([
-  'acquire',
-  'join',
-  'leave',
-  'members',
-  'release',
-]);
+const OPERATIONS: readonly CoordinatorOperation[] = ['acquire', 'join', 'leave', 'members', 'release'];
 
 /** A coordinator that can simulate a SIGKILL of its process (`MemoryCoordinator` can). */
 export interface CrashableCoordinator extends Coordinator {
   /** Stops renewals and heartbeats without releasing or leaving; later calls reject. */
   simulateCrash(): void;
-}
-
-function isCrashable(coordinator: Coordinator): coordinator is CrashableCoordinator {
-  return typeof (coordinator as Partial<CrashableCoordinator>).simulateCrash === 'function';
 }
 
 function checkOperations(ops: unknown): readonly CoordinatorOperation[] {
@@ -47,22 +37,15 @@ function checkOperations(ops: unknown): readonly CoordinatorOperation[] {
 }
 
 /** A call held by `hang()` until `heal()`. */
-interface HeldCall {
-  readonly proceed: () => void;
-  readonly cancel: (error: unknown) => void;
-}
-
-interface Tracked<T> {
-  readonly inner: T;
-  readonly controller: AbortController;
-}
+type HeldCall = { readonly proceed: () => void; readonly cancel: (error: unknown) => void };
+/** A handed-out lease or membership: the wrapped one, and the controller of the wrapper's signal. */
+type Tracked<T> = { readonly inner: T; readonly controller: AbortController };
 
 /**
  * Wraps a {@link Coordinator} and injects faults, for tests of what uses it: lost leases, dropped
- * memberships, hanging or failing operations, and a crash of the process.
- *
- * Leases and memberships it hands out are wrappers: their signals follow the inner ones, and also
- * abort when a fault takes them away. Faults apply to calls made after they are injected.
+ * memberships, hanging or failing operations, and a crash of the process. The leases and memberships
+ * it hands out have signals that follow the wrapped ones and also abort when a fault takes them away.
+ * Faults apply to calls made after they are injected.
  *
  * @example
  * ```ts
@@ -102,16 +85,11 @@ export class FaultyCoordinator implements Coordinator {
 
   async acquire(name: string, options: AcquireOptions): Promise<Lease> {
     const lease = await this.#run('acquire', options?.signal, () => this.inner.acquire(name, options));
-    const tracked = this.#track(this.#leases, lease);
-    const release = (options?: CoordinatorCallOptions): Promise<void> =>
-      this.#run('release', options?.signal, async () => {
-        this.#leases.delete(tracked);
-        await lease.release(options);
-      });
+    const [signal, release] = this.#track(this.#leases, lease, 'release', (o) => lease.release(o));
     return {
       name: lease.name,
       token: lease.token,
-      signal: tracked.controller.signal,
+      signal,
       get deadline() {
         return lease.deadline;
       },
@@ -123,19 +101,9 @@ export class FaultyCoordinator implements Coordinator {
     const membership = await this.#run('join', options?.signal, () =>
       this.inner.join(group, memberId, options),
     );
-    const tracked = this.#track(this.#memberships, membership);
-    const leave = (options?: CoordinatorCallOptions): Promise<void> =>
-      this.#run('leave', options?.signal, async () => {
-        this.#memberships.delete(tracked);
-        await membership.leave(options);
-      });
-    return {
-      group: membership.group,
-      memberId: membership.memberId,
-      incarnation: membership.incarnation,
-      signal: tracked.controller.signal,
-      leave,
-    };
+    const [signal, leave] = this.#track(this.#memberships, membership, 'leave', (o) => membership.leave(o));
+    const { incarnation } = membership;
+    return { group: membership.group, memberId: membership.memberId, incarnation, signal, leave };
   }
 
   members(group: string, options?: CoordinatorCallOptions): Promise<readonly MemberInfo[]> {
@@ -157,10 +125,7 @@ export class FaultyCoordinator implements Coordinator {
     }
   }
 
-  /**
-   * Takes held leases away (those of lock `name`, or all): their signals abort with
-   * `LockLostError` and the locks are released underneath, so another holder can take them.
-   */
+  /** Takes held leases away (of lock `name`, or all): their signals abort with `LockLostError`, the locks are freed. */
   async expireLease(name?: string): Promise<void> {
     const hit = [...this.#leases].filter((t) => name === undefined || t.inner.name === name);
     for (const t of hit) {
@@ -171,10 +136,7 @@ export class FaultyCoordinator implements Coordinator {
     debug('expired %d leases', hit.length);
   }
 
-  /**
-   * Drops memberships (those of `memberId`, or all): their signals abort with
-   * `MembershipLostError` and they are removed from their groups.
-   */
+  /** Drops memberships (of `memberId`, or all): their signals abort with `MembershipLostError`, they leave. */
   async dropMembership(memberId?: string): Promise<void> {
     const hit = [...this.#memberships].filter((t) => memberId === undefined || t.inner.memberId === memberId);
     for (const t of hit) {
@@ -208,8 +170,8 @@ export class FaultyCoordinator implements Coordinator {
    */
   crash(): void {
     if (this.#state !== 'open') return;
-    const inner = this.inner;
-    if (!isCrashable(inner)) {
+    const inner = this.inner as Partial<CrashableCoordinator>;
+    if (typeof inner.simulateCrash !== 'function') {
       throw new ConfigurationError(
         'FaultyCoordinator.crash() needs a wrapped coordinator with simulateCrash()',
       );
@@ -278,7 +240,16 @@ export class FaultyCoordinator implements Coordinator {
     for (const call of held) call.cancel(error);
   }
 
-  #track<T extends { readonly signal: AbortSignal }>(set: Set<Tracked<T>>, inner: T): Tracked<T> {
+  /**
+   * Hands out `inner` under a signal of its own, following `inner.signal` until a fault aborts it,
+   * and its `release()`/`leave()` (`end`) run as operation `op`.
+   */
+  #track<T extends { readonly signal: AbortSignal }>(
+    set: Set<Tracked<T>>,
+    inner: T,
+    op: 'release' | 'leave',
+    end: (options?: CoordinatorCallOptions) => Promise<void>,
+  ): [AbortSignal, (options?: CoordinatorCallOptions) => Promise<void>] {
     const tracked: Tracked<T> = { inner, controller: new AbortController() };
     const follow = (): void => {
       set.delete(tracked);
@@ -289,6 +260,11 @@ export class FaultyCoordinator implements Coordinator {
       set.add(tracked);
       inner.signal.addEventListener('abort', follow, { once: true });
     }
-    return tracked;
+    const run = (options?: CoordinatorCallOptions): Promise<void> =>
+      this.#run(op, options?.signal, async () => {
+        set.delete(tracked);
+        await end(options);
+      });
+    return [tracked.controller.signal, run];
   }
 }
