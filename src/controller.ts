@@ -21,8 +21,6 @@ import { checkBoolean, checkFunction, checkOptionsObject, invalid } from './vali
 
 const log = createDebug('graceful-drain:controller');
 
-const shutdownOptionNames = ['force', 'reason'];
-
 /**
  * Tracks in-flight work, closes intake on shutdown, drains within one budget, asks stragglers to wrap up
  * then cancels them, and reports what happened. Given a `coordinator` and a `store`, the last member of a
@@ -168,7 +166,7 @@ export class DrainController extends EventEmitter<DrainEvents> {
    * escalates a shutdown already under way.
    */
   shutdown(options?: ShutdownOptions): Promise<ShutdownReport> {
-    const o = checkOptionsObject('shutdown', options, shutdownOptionNames);
+    const o = checkOptionsObject('shutdown', options, ['force', 'reason']);
     const force = o.force === undefined ? false : checkBoolean('force', o.force);
     if (o.reason !== undefined && typeof o.reason !== 'string') invalid('reason', 'a string', o.reason);
     const reason = o.reason as string | undefined;

@@ -26,9 +26,8 @@ interface ShutdownContext {
   readonly coordinator: Coordinator;
   readonly store: WorkflowStore;
   readonly membership: Membership | undefined;
-  /** A start-stop lease taken over from the background resume, used instead of acquiring one. */
+  /** The background resume's start-stop lease, taken over instead of acquiring one. */
   readonly inherited: Lease | undefined;
-  /** The end of the whole shutdown budget (monotonic). */
   readonly budgetEnd: number;
   /** Aborted when the shutdown is forced. */
   readonly signal: AbortSignal;
@@ -36,18 +35,8 @@ interface ShutdownContext {
   readonly onPark: (progress: ParkProgress) => void;
 }
 
-class Unreachable {
-  constructor(readonly error: unknown) {}
-}
-
 function budgetError(what: string): () => DrainTimeoutError {
   return () => new DrainTimeoutError(`The shutdown budget ran out while ${what}`);
-}
-
-/** A member seems dead when it has missed a heartbeat: less than half its TTL left. */
-function nearExpiry(member: MemberInfo, fallbackTtlMs: number): boolean {
-  if (member.expiresInMs === undefined) return false;
-  return member.expiresInMs < (member.ttlMs ?? fallbackTtlMs) / 2;
 }
 
 /** How many passes over the active workflows a park makes after its first, at most. */
@@ -58,14 +47,14 @@ type ParkStop = 'lease-lost' | 'aborted' | 'error';
 /** Never waits past `budgetEnd`: every call is bounded by it, and its adapter told to give up then. */
 export async function handOffAtShutdown(ctx: ShutdownContext): Promise<HandOffResult> {
   const { options, coordinator, record, signal, budgetEnd } = ctx;
-  let unreachable: Unreachable | undefined;
+  let unreachable = false;
   let lease: Lease | undefined;
 
-  /** Runs one phase: its value, or why not (`forced`, `timeout`, `lease-lost`, or unreachable). */
+  /** Runs one phase: its value, or why not. */
   const step = async <T>(
     name: PhaseName,
     run: () => Promise<T>,
-  ): Promise<{ value: T } | 'forced' | 'timeout' | 'lease-lost' | Unreachable> => {
+  ): Promise<{ value: T } | 'forced' | 'timeout' | 'lease-lost' | 'unreachable'> => {
     const startedAt = now();
     try {
       const value = await run();
@@ -77,7 +66,7 @@ export async function handOffAtShutdown(ctx: ShutdownContext): Promise<HandOffRe
       const outcome = signal.aborted ? 'forced' : timedOut ? 'timeout' : 'error';
       record.phase(name, startedAt, outcome);
       if (outcome !== 'error') return outcome;
-      return error instanceof LockLostError ? 'lease-lost' : new Unreachable(error);
+      return error instanceof LockLostError ? 'lease-lost' : 'unreachable';
     }
   };
 
@@ -106,7 +95,7 @@ export async function handOffAtShutdown(ctx: ShutdownContext): Promise<HandOffRe
         end: budgetEnd,
       }),
     );
-    if (acquired instanceof Unreachable) unreachable = acquired;
+    if (acquired === 'unreachable') unreachable = true;
     else if (typeof acquired === 'string')
       return noHandOff(acquired === 'timeout' ? 'lock-timeout' : 'aborted');
     else lease = acquired.value;
@@ -115,15 +104,15 @@ export async function handOffAtShutdown(ctx: ShutdownContext): Promise<HandOffRe
   // A coordinator without fencing hands out tokens the store must not trust.
   const token = coordinator.capabilities.fencing === 'none' ? undefined : lease?.token;
   try {
-    if (unreachable === undefined && lease !== undefined) {
+    if (!unreachable && lease !== undefined) {
       const held = lease;
       const last = await step('members', () => isLast(ctx, held));
-      if (last instanceof Unreachable) unreachable = last;
+      if (last === 'unreachable') unreachable = true;
       else if (last === 'lease-lost') return noHandOff('lease-lost', token);
       else if (typeof last === 'string') return noHandOff('aborted', token);
       else if (!last.value) return { ...noHandOff('peers-remain', token), lastMember: false };
     }
-    if (unreachable !== undefined) {
+    if (unreachable) {
       log('coordinator unreachable at shutdown, policy %s', options.unreachablePolicy);
       if (options.unreachablePolicy === 'skip') {
         record.phase('park', now(), 'skipped');
@@ -134,8 +123,8 @@ export async function handOffAtShutdown(ctx: ShutdownContext): Promise<HandOffRe
     const parkEnd = budgetEnd - Math.min(1_000, remaining(budgetEnd) / 10);
     const { parked, stillPausing, stopped } = await park(ctx, lease, token, parkEnd);
     return {
-      lastMember: unreachable === undefined ? true : undefined,
-      handOff: stopped ?? (unreachable !== undefined ? 'unreachable-parked' : 'parked'),
+      lastMember: unreachable ? undefined : true,
+      handOff: stopped ?? (unreachable ? 'unreachable-parked' : 'parked'),
       parked,
       stillPausing,
       token,
@@ -166,7 +155,10 @@ async function isLast(ctx: ShutdownContext, lease: Lease): Promise<boolean> {
     const others = members.filter((m) => !(m.memberId === options.memberId && m.incarnation === own));
     if (others.length === 0) return true;
     const ids = others.map((m) => m.memberId);
-    if (others.some((m) => !nearExpiry(m, options.memberTtlMs))) {
+    // A member seems dead when it has missed a heartbeat: less than half its TTL left.
+    const nearExpiry = (m: MemberInfo): boolean =>
+      m.expiresInMs !== undefined && m.expiresInMs < (m.ttlMs ?? options.memberTtlMs) / 2;
+    if (!others.every(nearExpiry)) {
       log('peers remain: %o', ids);
       return false;
     }

@@ -8,7 +8,7 @@
 import createDebug from 'debug';
 import type { Coordinator, Lease } from './coordinator.js';
 import { DrainTimeoutError } from './errors.js';
-import { call, leaseLostReason, lost, remaining, timedAcquire } from './internal/calls.js';
+import { call, type CallOptions, leaseLostReason, lost, remaining, timedAcquire } from './internal/calls.js';
 import { delay, now } from './internal/time.js';
 import type { CompiledOptions } from './options.js';
 import { frozenReport, type ResumeProgress, type ResumeReport } from './report.js';
@@ -41,8 +41,11 @@ export async function resumeAtStart(ctx: ResumeContext): Promise<ResumeReport> {
   const errors: unknown[] = [];
   const snapshot = (complete: boolean): ResumeReport =>
     frozenReport({ ...count, complete, warnings, errors: Object.freeze([...errors]) });
-  const budgetError = (what: string) => () =>
-    new DrainTimeoutError(`The resume budget ran out while ${what}`);
+  const within = (what: string, more: Partial<CallOptions>): CallOptions => ({
+    end,
+    onTimeout: () => new DrainTimeoutError(`The resume budget ran out while ${what}`),
+    ...more,
+  });
   while (!signal.aborted) {
     count.rounds++;
     let pending = 0;
@@ -61,16 +64,14 @@ export async function resumeAtStart(ctx: ResumeContext): Promise<ResumeReport> {
         const stop = AbortSignal.any([signal, lease.signal]);
         // The fence goes up before the first read, even when nothing turns out to be parked.
         if (token !== undefined) {
-          const onTimeout = budgetError('raising the fence');
-          await call((s) => store.raiseFence(fence, { signal: s }), { end, onTimeout, stop });
+          await call((s) => store.raiseFence(fence, { signal: s }), within('raising the fence', { stop }));
         }
         let cursor: string | undefined;
         do {
-          const page = await call((s) => store.listParked({ limit: options.batchSize, cursor, signal: s }), {
-            end,
-            onTimeout: budgetError('listing parked workflows'),
-            stop,
-          });
+          const page = await call(
+            (s) => store.listParked({ limit: options.batchSize, cursor, signal: s }),
+            within('listing parked workflows', { stop }),
+          );
           const ready: string[] = [];
           for (const w of page.items) {
             if (w.state === 'pausing') pending++;
@@ -79,12 +80,10 @@ export async function resumeAtStart(ctx: ResumeContext): Promise<ResumeReport> {
           if (ready.length > 0) {
             stop.throwIfAborted();
             if (lost(lease)) throw leaseLostReason(lease);
-            const onTimeout = budgetError('unparking');
-            const results = await call((s) => store.unpark(ready, fence, { signal: s }), {
-              end,
-              onTimeout,
-              cancel: stop,
-            });
+            const results = await call(
+              (s) => store.unpark(ready, fence, { signal: s }),
+              within('unparking', { cancel: stop }),
+            );
             for (const r of results) {
               if (r.outcome === 'resumed') count.resumed++;
               else count.skipped++;
@@ -96,10 +95,10 @@ export async function resumeAtStart(ctx: ResumeContext): Promise<ResumeReport> {
         // Unless the shutdown took it over.
         if (slot.lease === lease) {
           slot.lease = undefined;
-          await call((s) => lease.release({ signal: s }), {
-            end: now() + options.lockTtlMs,
-            onTimeout: budgetError('releasing the lock'),
-          }).catch((error: unknown) => errors.push(error));
+          const more = { end: now() + options.lockTtlMs };
+          await call((s) => lease.release({ signal: s }), within('releasing the lock', more)).catch(
+            (error: unknown) => errors.push(error),
+          );
         }
       }
     } catch (error) {
@@ -113,11 +112,7 @@ export async function resumeAtStart(ctx: ResumeContext): Promise<ResumeReport> {
     ctx.onRound(snapshot(done));
     if (done) return snapshot(true);
     if (now() + options.resumeIntervalMs >= end) break;
-    try {
-      await delay(options.resumeIntervalMs, signal);
-    } catch {
-      break;
-    }
+    await delay(options.resumeIntervalMs, signal).catch(() => {}); // an abort ends the loop
   }
   return snapshot(false);
 }

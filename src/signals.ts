@@ -9,20 +9,13 @@ const log = createDebug('graceful-drain:signals');
 /** Options of {@link installSignalHandlers}. */
 export interface SignalHandlerOptions {
   /**
-   * The signals that start a shutdown. The first starts a graceful one, the second escalates it to
-   * `force`, a third exits at once.
+   * The signals that start a shutdown: the first a graceful one, the second forces it, a third exits.
    * @defaultValue `['SIGTERM', 'SIGINT']`
    */
   readonly signals?: readonly NodeJS.Signals[];
-  /**
-   * Ends the process with a code once the shutdown has finished.
-   * @defaultValue `(code) => process.exit(code)`
-   */
+  /** Ends the process once the shutdown has finished. @defaultValue `(code) => process.exit(code)` */
   readonly exit?: (code: number) => void;
-  /**
-   * The exit code for a report.
-   * @defaultValue `0` for a `clean` shutdown, `1` for a timed-out, forced or failed one
-   */
+  /** The exit code for a report. @defaultValue `0` for a `clean` report, `1` otherwise */
   readonly exitCode?: (report: ShutdownReport) => number;
   /**
    * Runs after the shutdown, before exiting, with its report (to log it, flush telemetry, close a server)

@@ -80,18 +80,15 @@ export class Starter {
       timeUp.abort(error);
       return error;
     };
-    let membership: Membership;
-    try {
-      membership = await bounded(joining, startTimeoutMs, onTimeout, lifecycle);
-    } catch (error) {
-      // An adapter that completes the join after all must not leave a phantom member behind.
-      joining.then(
-        (late) =>
-          late.leave().catch((leaveError: unknown) => log('leaving a late join failed: %O', leaveError)),
-        () => {},
-      );
-      throw error;
-    }
+    const membership = await bounded(joining, startTimeoutMs, onTimeout, lifecycle).catch(
+      (error: unknown) => {
+        // An adapter that completes the join after all must not leave a phantom member behind.
+        const leave = (late: Membership): unknown =>
+          late.leave().catch((e: unknown) => log('leaving a late join failed: %O', e));
+        joining.then(leave, () => {});
+        throw error;
+      },
+    );
     this.#membership = membership;
     log('joined %s as %s (incarnation %s)', group, memberId, membership.incarnation);
     const onLost = (): void => this.#onMembershipLost(membership);

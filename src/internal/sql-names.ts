@@ -31,7 +31,6 @@ export function checkIdentifier(option: string, value: unknown): string {
 export interface TableName {
   /** The schema (PostgreSQL), or the attached database (SQLite), when given. */
   readonly schema: string | undefined;
-  /** The table's own name. */
   readonly name: string;
   /** The quoted, possibly qualified name, ready for SQL. */
   readonly sql: string;

@@ -10,11 +10,9 @@ import type { ParkedState } from '../workflow-store.js';
 
 /** The host's status values, as stored in its status column. */
 export interface WorkflowStatuses {
-  /** A running workflow. */
   readonly running: string;
   /** A workflow the host is still winding down: `park()` writes it (else `paused`), the host moves it on. */
   readonly pausing?: string | undefined;
-  /** A paused workflow. */
   readonly paused: string;
 }
 
