@@ -81,9 +81,9 @@ export class RedisCoordinator implements Coordinator {
   }
 
   /**
-   * Takes the lock `name`, retrying until `timeoutMs` has passed. Rejects with `LockTimeoutError`
-   * when it stayed held, `CoordinatorUnavailableError` when Redis could not be reached or refused,
-   * `signal.reason` when `signal` aborts, `ClosedError` once closed. A rejection leaves no lock behind.
+   * Takes the lock `name`, retrying until `timeoutMs` has passed. Rejects, leaving no lock behind, with
+   * `LockTimeoutError` (held), `CoordinatorUnavailableError` (Redis unreachable or refusing),
+   * `signal.reason` or `ClosedError`.
    */
   async acquire(name: string, options: AcquireOptions): Promise<Lease> {
     this.#checkOpen();
@@ -158,9 +158,9 @@ export class RedisCoordinator implements Coordinator {
   }
 
   /**
-   * Joins `group` as `memberId` with a fresh incarnation (replacing a member of that id, whose own
-   * membership is then lost). Rejects with `CoordinatorUnavailableError` when Redis does not answer
-   * within `commandTimeoutMs`, `signal.reason` when `signal` aborts, `ClosedError` once closed.
+   * Joins `group` as `memberId` with a fresh incarnation, replacing (and so ending) a member of that id.
+   * Rejects with `CoordinatorUnavailableError` (no answer within `commandTimeoutMs`), `signal.reason`
+   * or `ClosedError`.
    */
   async join(group: string, memberId: string, options: JoinOptions): Promise<Membership> {
     this.#checkOpen();
@@ -194,8 +194,7 @@ export class RedisCoordinator implements Coordinator {
 
   /**
    * Lists the live members of `group`, soonest expiry first (server clock), removing the expired ones.
-   * Rejects with `CoordinatorUnavailableError` when Redis does not answer within `commandTimeoutMs`,
-   * `signal.reason` as soon as `signal` aborts, `ClosedError` once closed.
+   * Rejects like {@link RedisCoordinator.join}.
    */
   async members(group: string, options?: CoordinatorCallOptions): Promise<readonly MemberInfo[]> {
     this.#checkOpen();
@@ -213,9 +212,8 @@ export class RedisCoordinator implements Coordinator {
   }
 
   /**
-   * Aborts every lease and membership signal of this instance, then releases and leaves what they held,
-   * waits up to 2 s for Redis, and closes its own connection (never the client passed in). Pending calls
-   * reject with `ClosedError`. Idempotent; never throws.
+   * Aborts the signals of its leases and memberships, releases and leaves what they held, waits up to
+   * 2 s for Redis, and closes its own connection (never the client given). Idempotent; never throws.
    */
   close(): Promise<void> {
     return (this.#closed ??= this.#close());

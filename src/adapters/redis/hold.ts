@@ -2,10 +2,7 @@ import { KeepAlive, type LossReason } from '../../internal/keep-alive.js';
 import { type Cleanup, type Command, debug, describeError, type RedisSession } from './session.js';
 
 /** What a hold needs from its coordinator: the session, and the set of holds it tracks until they end. */
-export interface HoldContext {
-  readonly session: RedisSession;
-  readonly holds: Set<RedisHold>;
-}
+export type HoldContext = { readonly session: RedisSession; readonly holds: Set<RedisHold> };
 
 /**
  * What sets a lease apart from a membership: a `label` for the debug log, the TTL and the send time
@@ -33,7 +30,7 @@ export class RedisHold {
   readonly #options: HoldOptions;
   readonly #controller = new AbortController();
   readonly #keepAlive: KeepAlive;
-  readonly signal = this.#controller.signal;
+  readonly signal: AbortSignal = this.#controller.signal;
   state: 'held' | 'given' | 'lost' = 'held';
   done = false;
 

@@ -3,20 +3,14 @@ import { MembershipLostError } from '../../errors.js';
 import { membershipOf } from '../../internal/handles.js';
 import { now } from '../../internal/time.js';
 import { type HoldContext, RedisHold } from './hold.js';
-import { HEARTBEAT, LEAVE, memberRecord } from './scripts.js';
+import { type GroupKeys, HEARTBEAT, LEAVE, memberRecord } from './scripts.js';
 import { type Cleanup, debug } from './session.js';
 
 /** A member joining: its group and keys, its id and fresh incarnation, the TTL. @internal */
-export interface Joining {
-  readonly group: string;
-  readonly keys: readonly string[];
-  readonly memberId: string;
-  readonly incarnation: string;
-  readonly ttlMs: number;
-}
+export type Member = { group: string; keys: GroupKeys; memberId: string; incarnation: string; ttlMs: number };
 
 /** The incarnation-checked removal of a member, as a clean-up. @internal */
-export function leaveCleanup(member: Joining, onDone?: () => void): Cleanup {
+export function leaveCleanup(member: Member, onDone?: () => void): Cleanup {
   const { group, memberId, keys, incarnation, ttlMs } = member;
   const what = `remove member "${memberId}" from group "${group}"`;
   const command = [LEAVE, keys, [memberId, memberRecord(incarnation, ttlMs)]] as const;
@@ -30,7 +24,7 @@ export function leaveCleanup(member: Joining, onDone?: () => void): Cleanup {
  * with its TTL. See docs/adapters/redis.md.
  * @internal
  */
-export function redisMembership(ctx: HoldContext, member: Joining, sentAt: number): Membership {
+export function redisMembership(ctx: HoldContext, member: Member, sentAt: number): Membership {
   const { group, memberId, keys, incarnation, ttlMs } = member;
   const hold = new RedisHold(ctx, {
     label: `member "${memberId}" of "${group}" (${incarnation})`,

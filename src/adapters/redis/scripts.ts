@@ -19,6 +19,7 @@ export function groupKeys(prefix: string, group: string): readonly [members: str
 }
 
 export type LockKeys = ReturnType<typeof lockKeys>;
+export type GroupKeys = ReturnType<typeof groupKeys>;
 
 /** A member's record in `info`, compared verbatim by the scripts. */
 export function memberRecord(incarnation: string, ttlMs: number): string {
