@@ -105,9 +105,8 @@ export class MemoryCoordinator implements Coordinator {
   async join(group: string, memberId: string, options: JoinOptions): Promise<Membership> {
     this.#checkOpen();
     const { ttlMs } = checkJoin(group, memberId, options);
-    const incarnation = randomId();
-    const membership = memoryMembership(this.#context, group, memberId, incarnation, ttlMs);
-    debug('member %s joined %s (%s)', memberId, group, incarnation);
+    const membership = memoryMembership(this.#context, group, memberId, ttlMs);
+    debug('member %s joined %s (%s)', memberId, group, membership.incarnation);
     return membership;
   }
 

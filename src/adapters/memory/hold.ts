@@ -41,7 +41,7 @@ export class MemoryHold {
   readonly #options: HoldOptions;
   readonly #controller = new AbortController();
   readonly #keepAlive: KeepAlive;
-  readonly signal = this.#controller.signal;
+  readonly signal: AbortSignal = this.#controller.signal;
   #state: 'held' | 'abandoned' | 'done' = 'held';
 
   constructor(ctx: HoldContext, options: HoldOptions) {
@@ -80,10 +80,8 @@ export class MemoryHold {
 
   /** Ends the hold: the backend took it away, or the local deadline passed. It is never re-created. */
   lost(message: string): void {
-    if (this.#state === 'done') return;
-    const held = this.#end();
-    debug('%s lost: %s', this.#options.label, message);
-    if (held) this.#controller.abort(this.#options.lostError(message));
+    if (this.#state !== 'done') debug('%s lost: %s', this.#options.label, message);
+    this.dispose(false, message);
   }
 
   /** Stops renewing, as a killed process would; the local deadline still aborts the signal. */

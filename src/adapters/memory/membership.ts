@@ -1,20 +1,16 @@
-import type { Membership } from '../../coordinator.js';
 import { MembershipLostError } from '../../errors.js';
 import { membershipOf } from '../../internal/handles.js';
+import { randomId } from '../../internal/time.js';
 import { type HoldContext, MemoryHold } from './hold.js';
 
 /**
- * Joins the backend's group, replacing a live member of that id. `leave()` resolves once the backend has
- * removed it; with its `signal` aborted it is given up like `release()`: the member expires with its TTL.
+ * Joins the backend's group with a fresh incarnation, replacing a live member of that id. `leave()`
+ * resolves once the backend has removed it; with its `signal` aborted it is given up like `release()`:
+ * the member expires with its TTL.
  * @internal
  */
-export function memoryMembership(
-  ctx: HoldContext,
-  group: string,
-  memberId: string,
-  incarnation: string,
-  ttlMs: number,
-): Membership {
+export function memoryMembership(ctx: HoldContext, group: string, memberId: string, ttlMs: number) {
+  const incarnation = randomId();
   const hold = new MemoryHold(ctx, {
     label: `member "${memberId}" of "${group}" (${incarnation})`,
     ttlMs,

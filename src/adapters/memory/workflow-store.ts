@@ -58,11 +58,9 @@ interface Entry {
 
 /**
  * A {@link WorkflowStore} over an in-memory host table, with the host's side to drive it: for tests,
- * demos and single-process hosts. Pages are in id order and resume after the last id returned, so paging
- * stays correct while workflows change between pages. Fencing is `monotonic`: a write with a token lower
- * than the highest seen rejects with `StaleTokenError` and writes nothing. Any status the host sets other
- * than `pausing` or `paused` drops a park mark. Calls run at once and whole, so a `signal` only matters
- * when already aborted: the call then rejects with its reason. After `close()`, the `WorkflowStore`
+ * demos and single-process hosts. Pages are in id order, each after the last id returned. Fencing is
+ * `monotonic`. Any status the host sets other than `pausing` or `paused` drops a park mark. Calls run
+ * at once and whole: a `signal` matters only when aborted already. After `close()`, the `WorkflowStore`
  * methods reject with `ClosedError`; the host side keeps working.
  *
  * @example
@@ -145,7 +143,7 @@ export class MemoryWorkflowStore implements WorkflowStore {
   async raiseFence(fence: Fence, options?: StoreCallOptions): Promise<void> {
     this.#checkOpen();
     const { memberId, token } = checkFence(fence);
-    checkCall('raiseFence()', options);
+    checkCallOptions('raiseFence()', options)?.throwIfAborted();
     this.#checkToken(token);
     debug('fence raised by %s (token %s)', memberId, token);
   }
@@ -160,7 +158,7 @@ export class MemoryWorkflowStore implements WorkflowStore {
   ): Promise<readonly ItemResult<NotePausedOutcome>[]> {
     this.#checkOpen();
     const list = checkIds(ids);
-    checkCall('notePaused()', options);
+    checkCallOptions('notePaused()', options)?.throwIfAborted();
     const results = list.map((id) => {
       const e = this.#entries.get(id);
       if (e?.mark === undefined) return Object.freeze({ id, outcome: 'skipped' as const });
@@ -174,7 +172,7 @@ export class MemoryWorkflowStore implements WorkflowStore {
   /** No warnings, ever: the statuses of this store are fixed. Rejects only when closed or aborted. */
   async diagnose(options?: StoreCallOptions): Promise<readonly StoreWarning[]> {
     this.#checkOpen();
-    checkCall('diagnose()', options);
+    checkCallOptions('diagnose()', options)?.throwIfAborted();
     return NO_WARNINGS;
   }
 
@@ -272,7 +270,7 @@ export class MemoryWorkflowStore implements WorkflowStore {
     this.#checkOpen();
     const list = checkIds(ids);
     const checked = checkFence(fence);
-    checkCall(`${what}()`, options);
+    checkCallOptions(`${what}()`, options)?.throwIfAborted();
     this.#checkToken(checked.token);
     const results = list.map((id) => Object.freeze({ id, outcome: one(this.#entries.get(id), checked) }));
     debug('%s of %d workflows by %s (token %s)', what, list.length, checked.memberId, checked.token);
@@ -327,11 +325,6 @@ export class MemoryWorkflowStore implements WorkflowStore {
   #checkOpen(): void {
     if (this.#closed) throw new ClosedError('The MemoryWorkflowStore is closed');
   }
-}
-
-/** Checks the `{ signal }` options of `where`; one already aborted throws, so nothing is read or written. */
-function checkCall(where: string, options: unknown): void {
-  checkCallOptions(where, options)?.throwIfAborted();
 }
 
 /** The index of the first id above `key` in the sorted `ids`. */
