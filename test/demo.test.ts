@@ -11,6 +11,7 @@ import { renderTimeline } from '../examples/demo/timeline.js';
 import { parseFlags, integer, toggle, UsageError } from '../harness/flags.js';
 import { checkAllFinished, checkStepsExactlyOnce, checkUserPausedUntouched } from '../harness/host-checks.js';
 import type { HostSnapshot } from '../harness/host-db.js';
+import { isBusy } from '../harness/sqlite.js';
 import { POSTGRES_URL, REDIS_URL } from './support/env.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -305,6 +306,20 @@ describe('harness and demo helpers', () => {
     expect(() => parseFlags(['--workers', '2', 'extra'], specs)).toThrow(
       'Unexpected argument "extra": every option is a --flag',
     );
+  });
+
+  it("isBusy() knows a busy or locked database from either SQLite driver's errors", () => {
+    const nodeSqlite = (errcode: number) =>
+      Object.assign(new Error('x'), { code: 'ERR_SQLITE_ERROR', errcode });
+    // SQLITE_BUSY, SQLITE_LOCKED, and extended codes of both (BUSY_SNAPSHOT, LOCKED_SHAREDCACHE).
+    for (const errcode of [5, 6, 517, 262]) expect(isBusy(nodeSqlite(errcode))).toBe(true);
+    for (const errcode of [1, 19, 2067]) expect(isBusy(nodeSqlite(errcode))).toBe(false);
+    const better = (code: string) => Object.assign(new Error('x'), { code });
+    expect(isBusy(better('SQLITE_BUSY'))).toBe(true);
+    expect(isBusy(better('SQLITE_LOCKED_SHAREDCACHE'))).toBe(true);
+    expect(isBusy(better('SQLITE_CONSTRAINT'))).toBe(false);
+    expect(isBusy(new Error('x'))).toBe(false);
+    expect(isBusy(null)).toBe(false);
   });
 
   it('renderTimeline() escapes text and keeps every point inside the plot', () => {

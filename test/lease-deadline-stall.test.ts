@@ -19,9 +19,8 @@ import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SqliteCoordinator, SqliteWorkflowStore } from '../src/adapters/sqlite/index.js';
+import { openSqliteDatabase, SqliteCoordinator, SqliteWorkflowStore } from '../src/adapters/sqlite/index.js';
 import {
   type Coordinator,
   DrainController,
@@ -48,7 +47,8 @@ function block(ms: number): void {
 describe('DrainController hand-off, when the event loop stalls past the lease between listing and parking', () => {
   it('parks nothing once the lease deadline has passed, though the lease signal has not aborted yet', async () => {
     const path = join(folder, 'stall.db');
-    const host = new Database(path);
+    // The adapters' own choice of driver: node:sqlite where the runtime has it, better-sqlite3 otherwise.
+    const host = await openSqliteDatabase(path);
     host.exec(`CREATE TABLE workflows (id TEXT PRIMARY KEY, status TEXT NOT NULL)`);
     host.exec(`INSERT INTO workflows VALUES ('a', 'running'), ('b', 'running')`);
     const real = new SqliteWorkflowStore({ database: host, table: 'workflows' });

@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redlock } from '@sesamecare-oss/redlock';
 import { Mutex } from 'async-mutex';
-import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { Coordinator } from 'graceful-drain';
@@ -66,12 +65,12 @@ export const suite: Suite = {
       // SQLite: the coordinator on a host's handle (WAL, synchronous NORMAL), against a conditional
       // upsert and an owner-checked delete on two more handles to the same file: the take at
       // synchronous FULL (the adapter commits its takes durably, for its fencing tokens), the release not.
-      const { SqliteCoordinator } = await sqlite();
+      const { openSqliteDatabase, SqliteCoordinator } = await sqlite();
       const path = join(tmpdir(), `${uniqueName('gd-bench-locks')}.sqlite`);
       cleanups.push(() => {
         for (const suffix of ['', '-wal', '-shm']) rmSync(`${path}${suffix}`, { force: true });
       });
-      const hostDb = new Database(path);
+      const hostDb = await openSqliteDatabase(path);
       cleanups.push(() => hostDb.close());
       hostDb.pragma('journal_mode = WAL');
       hostDb.pragma('synchronous = NORMAL');
@@ -80,8 +79,8 @@ export const suite: Suite = {
       );
       const sqliteCoordinator = new SqliteCoordinator({ database: hostDb });
       cleanups.push(() => sqliteCoordinator.close());
-      const takeDb = new Database(path);
-      const freeDb = new Database(path);
+      const takeDb = await openSqliteDatabase(path);
+      const freeDb = await openSqliteDatabase(path);
       cleanups.push(
         () => takeDb.close(),
         () => freeDb.close(),
@@ -328,7 +327,7 @@ export const suite: Suite = {
           `Acquire then release of one uncontended lock (TTL ${TTL_MS / 1000} s), timed as one operation. ` +
           `Every iteration runs all contenders once, in a fresh random order: ${iterations.toLocaleString('en-US')} ` +
           `iterations after ${warmup} warm-up ones. Baselines, each on a connection of its own: SQLite ` +
-          `(better-sqlite3, WAL), a conditional upsert committed at synchronous FULL plus an owner-checked ` +
+          `(\`openSqliteDatabase()\`: node:sqlite on Node.js 22.13 and later, better-sqlite3 before; WAL), a conditional upsert committed at synchronous FULL plus an owner-checked ` +
           `DELETE (the adapter runs on the host's handle at synchronous NORMAL and commits its takes at FULL); ` +
           `Redis ${redisVersion}, \`SET key owner NX PX\` plus an owner-checked delete script (EVALSHA), and ` +
           `@sesamecare-oss/redlock on the same single Redis; PostgreSQL ${pgVersion ?? '?'}, ` +

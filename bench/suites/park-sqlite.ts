@@ -1,19 +1,19 @@
 import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { sqlite } from '../lib/library.js';
 import { runParkSuite, type ParkBackend } from '../lib/park-harness.js';
 import type { Suite } from '../lib/result.js';
 import { uniqueName } from '../../harness/servers.js';
 
 async function open(): Promise<ParkBackend> {
-  const { SqliteWorkflowStore } = await sqlite();
+  const { openSqliteDatabase, SqliteWorkflowStore } = await sqlite();
   const path = join(tmpdir(), `${uniqueName('gd-bench')}.sqlite`);
-  const db = new Database(path);
+  // The library's choice of driver: node:sqlite where the runtime has it, better-sqlite3 otherwise.
+  const db = await openSqliteDatabase(path);
   db.pragma('journal_mode = WAL');
-  // What better-sqlite3 gives a database that is already in WAL mode when opened (a new file gets
-  // FULL until reopened): commits write the WAL without an fsync; checkpoints sync.
+  // What a database already in WAL mode gets when opened (a new file gets FULL until reopened):
+  // commits write the WAL without an fsync; checkpoints sync.
   db.pragma('synchronous = NORMAL');
   db.exec(`CREATE TABLE workflows (id TEXT PRIMARY KEY, status TEXT NOT NULL);
     CREATE INDEX workflows_status ON workflows (status);
@@ -55,7 +55,8 @@ async function open(): Promise<ParkBackend> {
   return {
     name: `SQLite ${String(db.prepare('SELECT sqlite_version()').pluck().get())}`,
     description:
-      `SQLite (better-sqlite3, WAL, synchronous NORMAL): host table \`workflows (id TEXT ` +
+      `SQLite (\`openSqliteDatabase()\`: node:sqlite on Node.js 22.13 and later, better-sqlite3 before; WAL, ` +
+      `synchronous NORMAL): host table \`workflows (id TEXT ` +
       `PRIMARY KEY, status TEXT NOT NULL)\` with an index on \`status\`, refilled, analyzed and ` +
       `checkpointed before every run; the store on the same handle. Raw park: one immediate transaction of ` +
       `\`INSERT INTO raw_marks ... SELECT id ... WHERE status = 'running'\` and \`UPDATE workflows SET ` +

@@ -106,8 +106,8 @@ export async function holdHostLock(
   };
   try {
     if (arm.how === 'file') {
-      const { default: Database } = await import('better-sqlite3');
-      const db = new Database(config.db as string, { timeout: 250 });
+      const { openSqliteDatabase } = await import('graceful-drain/sqlite');
+      const db = await openSqliteDatabase(config.db as string, { timeout: 250 });
       try {
         db.exec('BEGIN IMMEDIATE');
       } catch (error) {

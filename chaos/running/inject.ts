@@ -9,9 +9,9 @@
  * docs/reliability.md describes each fault at more length; test/chaos.test.ts checks that it names
  * every one of the list.
  */
-import Database from 'better-sqlite3';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
+import type { SqliteDatabase } from 'graceful-drain/sqlite';
 import type { BackendName } from '../../harness/backend.js';
 import type { MemberProcess } from '../../harness/member.js';
 import { type Random, uniform } from '../../harness/random.js';
@@ -267,9 +267,9 @@ export class Faults {
   }
 
   /** Holds the SQLite file's write lock for 0.2 to 1.5 s: every writer waits (a stalled disk). */
-  sqliteStall(random: Random): void {
+  async sqliteStall(random: Random): Promise<void> {
     const ms = Math.round(uniform(random, 200, 1500));
-    const db = this.#sqliteWriteLock();
+    const db = await this.#sqliteWriteLock();
     if (db === undefined) return;
     this.begin('sqlite-stall', { slots: this.#allSlots() }, ms, `write lock held for ${ms} ms`, () =>
       this.#sqliteUnlock(db),
@@ -340,11 +340,12 @@ export class Faults {
   }
 
   /** A connection of the harness's own holding the SQLite file's write lock, or `undefined` if busy. */
-  #sqliteWriteLock(): Database.Database | undefined {
+  async #sqliteWriteLock(): Promise<SqliteDatabase | undefined> {
     const path = this.#t.sqlitePath;
     if (path === undefined) return undefined;
     // A short busy timeout: the harness's event loop must not wait long behind a member's write.
-    const db = new Database(path, { timeout: 250 });
+    const { openSqliteDatabase } = await import('graceful-drain/sqlite');
+    const db = await openSqliteDatabase(path, { timeout: 250 });
     try {
       db.exec('BEGIN IMMEDIATE');
       return db;
@@ -354,7 +355,7 @@ export class Faults {
     }
   }
 
-  #sqliteUnlock(db: Database.Database): void {
+  #sqliteUnlock(db: SqliteDatabase): void {
     try {
       db.exec('ROLLBACK');
     } finally {

@@ -243,7 +243,7 @@ export class Scheduler {
         faults.serverRestart(random);
         break;
       case 'sqlite-stall':
-        faults.sqliteStall(random);
+        await faults.sqliteStall(random);
         break;
       case 'stop-all': {
         const running = live.filter((m) => !m.stopping);

@@ -22,8 +22,9 @@ import type pg from 'pg';
 import { listAllParked } from '../../harness/backend.js';
 import { type HostDb, STATUS } from '../../harness/host-db.js';
 import { type PostgresHostDb, pgTransaction } from '../../harness/host-db-postgres.js';
-import { type SqliteHostDb, sqliteTransaction } from '../../harness/host-db-sqlite.js';
+import type { SqliteHostDb } from '../../harness/host-db-sqlite.js';
 import type { Random } from '../../harness/random.js';
+import { sqliteTransaction } from '../../harness/sqlite.js';
 import { errorRecord, type HarnessEvent, type Recorder } from '../history.js';
 
 /** A workflow as the user sees it. */
