@@ -7,7 +7,6 @@
  * when its `signal` aborts. `close()` is idempotent, bounded, never throws, and closes only connections
  * it created. Leader election and fairness are left out. `coordinatorContract()` (`graceful-drain/testing`)
  * checks an adapter.
- *
  * @packageDocumentation
  */
 

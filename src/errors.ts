@@ -1,7 +1,6 @@
 /**
  * Every error graceful-drain throws or reports extends {@link GracefulDrainError}: a stable `code` (see
  * docs/errors.md), a `name` equal to its class name, and `cause` passed through.
- *
  * @packageDocumentation
  */
 

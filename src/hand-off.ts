@@ -2,7 +2,6 @@
  * The shutdown half of the last-member protocol: leave (confirmed), lock, list the members (waiting out
  * near-expiry ones while the budget allows), and if none is left, raise the store's fence, park page by
  * page under the lease, sweep for stragglers, release. See docs/protocol.md.
- *
  * @internal
  */
 import createDebug from 'debug';
@@ -238,10 +237,8 @@ async function park(
     for (let sweep = 0; (await pass()) > 0 && sweep < MAX_SWEEPS; sweep++);
   } catch (error) {
     record.error('park', error);
-    const leaseLost =
-      (lease !== undefined && lost(lease)) ||
-      error instanceof LockLostError ||
-      error instanceof StaleTokenError;
+    const expired = lease !== undefined && lost(lease);
+    const leaseLost = expired || error instanceof LockLostError || error instanceof StaleTokenError;
     const timedOut = !leaseLost && error instanceof DrainTimeoutError;
     stopped = signal.aborted || timedOut ? 'aborted' : leaseLost ? 'lease-lost' : 'error';
     outcome = signal.aborted ? 'forced' : timedOut ? 'timeout' : 'error';

@@ -2,7 +2,6 @@
  * Metrics through `node:diagnostics_channel`, published only while a channel has a subscriber. The
  * in-flight gauge is not published per task (that would tax `track()`): read `drain.inFlight` when your
  * metrics library collects. See docs/metrics.md.
- *
  * @packageDocumentation
  */
 import diagnosticsChannel from 'node:diagnostics_channel';

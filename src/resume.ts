@@ -2,7 +2,6 @@
  * The start half of the last-member protocol, run in the background after `start()`: under the
  * start-stop lock, raise the store's fence, then unpark the parked workflows that are paused; re-check
  * those still pausing every interval until none is left or the resume budget ends.
- *
  * @internal
  */
 import createDebug from 'debug';

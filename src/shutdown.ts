@@ -2,7 +2,6 @@
  * The phases of a shutdown, in order: stop intake, drain (wait, then abort the stragglers' `signal` and
  * give them a grace), wind the background resume down, hand off, report. One budget, `shutdownTimeoutMs`,
  * from the first phase to the report.
- *
  * @internal
  */
 import createDebug from 'debug';
@@ -11,13 +10,8 @@ import { handOffAtShutdown, noHandOff } from './hand-off.js';
 import { bounded, now } from './internal/time.js';
 import { publish } from './metrics.js';
 import type { CompiledOptions } from './options.js';
-import {
-  frozenReport,
-  type PhaseReport,
-  type Recorder,
-  type ReportedError,
-  type ShutdownReport,
-} from './report.js';
+import { frozenReport } from './report.js';
+import type { PhaseReport, Recorder, ReportedError, ShutdownReport } from './report.js';
 import type { Starter } from './start.js';
 import type { Tracker } from './tracker.js';
 import type { DrainEvents, DrainState } from './types.js';

@@ -82,7 +82,9 @@ export function installSignalHandlers(drain: DrainController, options?: SignalHa
   const handler = (cause: ShutdownCause): void => {
     received++;
     log('received %s (#%d)', cause, received);
-    if (received === 1) {
+    if (received === 2) void drain.shutdown({ force: true, reason: cause });
+    else if (received > 2) finish(1);
+    else {
       drain
         .shutdown({ reason: cause })
         .then(async (report) => {
@@ -101,10 +103,6 @@ export function installSignalHandlers(drain: DrainController, options?: SignalHa
           console.error('graceful-drain: the shutdown failed:', error);
           finish(1);
         });
-    } else if (received === 2) {
-      void drain.shutdown({ force: true, reason: cause });
-    } else {
-      finish(1);
     }
   };
   const onCrash = (cause: 'uncaughtException' | 'unhandledRejection') => (error: unknown) => {

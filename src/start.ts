@@ -2,7 +2,6 @@
  * The start side of a `DrainController` with a coordinator: join the group (bounded, no phantom member
  * when a join lands late), re-join when the membership is lost, and run the background resume after the
  * store's diagnosis; at shutdown, wind the resume down and hand its start-stop lease over.
- *
  * @internal
  */
 import createDebug from 'debug';

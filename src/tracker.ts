@@ -2,7 +2,6 @@
  * The in-flight tracker behind `DrainController.track()`, the hot path: counts a task synchronously
  * before it runs, refuses it in the same tick once intake is closed, and tells waiters when nothing is
  * in flight. The unlabelled path allocates nothing per call beyond its promise.
- *
  * @internal
  */
 import { EventEmitter, once } from 'node:events';

@@ -1,6 +1,5 @@
 /**
  * The public types of a `DrainController`: its states, task context, method options and events.
- *
  * @packageDocumentation
  */
 import type { ParkProgress, ResumeProgress, ShutdownReport } from './report.js';

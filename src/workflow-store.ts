@@ -7,7 +7,6 @@
  * and `raiseFence()` records one before the next holder reads. Every call is idempotent, batched, paged,
  * and rolls back and rejects when its signal aborts. A store never closes a client the user passed in.
  * `workflowStoreContract()` (`graceful-drain/testing`) checks a store.
- *
  * @packageDocumentation
  */
 

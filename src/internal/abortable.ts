@@ -1,7 +1,6 @@
 /**
  * The wait of a caller that may give up: settles with `promise`, or rejects with `signal.reason` as soon
  * as `signal` aborts (at once when it has); `promise` runs on, its rejection handled. No timer.
- *
  * @internal
  */
 export function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {

@@ -2,7 +2,6 @@
  * How the protocol calls an adapter: every call gets an `AbortSignal` that aborts exactly when the
  * protocol stops waiting for it, so nothing the caller abandoned lands later. Plus the start-stop lock,
  * the retries and the lease checks.
- *
  * @internal
  */
 import type { AcquireOptions, Coordinator, Lease } from '../coordinator.js';

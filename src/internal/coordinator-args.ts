@@ -1,7 +1,6 @@
 /**
  * Argument checks shared by the Coordinator adapters, so that every one answers bad input alike. A signal
  * already aborted throws its reason, so the call rejects before it sends anything.
- *
  * @internal
  */
 import { checkName, checkNonNegative, checkOptionsObject, checkPositive } from '../validate.js';

@@ -1,7 +1,6 @@
 /**
  * `defaults` overridden by the options `given` (already checked for unknown names), except those set to
  * `undefined`, which mean "the default". The values are still unchecked: the caller checks each.
- *
  * @internal
  */
 export function withDefaults<D extends object>(

@@ -1,6 +1,5 @@
 /**
  * The `Lease` and `Membership` objects every coordinator adapter hands out, their options checked.
- *
  * @internal
  */
 import type { CoordinatorCallOptions, Lease, Membership } from '../coordinator.js';

@@ -1,6 +1,5 @@
 /**
  * Lazy loading of a driver package (an optional peer dependency), on first use only.
- *
  * @internal
  */
 import { MissingDriverError } from '../errors.js';

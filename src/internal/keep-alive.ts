@@ -4,7 +4,6 @@
  * backend's expiry. The deadline is when the last successful write was *sent*, plus `ttlMs`, minus
  * {@link safetyMarginOf}; the margin absorbs late timers, one SQLite busy wait and clock drift. See
  * "One safety margin" in docs/coordinator.md.
- *
  * @internal
  */
 import { ClosedError } from '../errors.js';

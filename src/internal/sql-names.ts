@@ -2,7 +2,6 @@
  * SQL names from options (SQLite and PostgreSQL adapters), never pasted into SQL as they come: each is a
  * plain identifier of at most 63 bytes (PostgreSQL's limit), double-quoted so it is used exactly as
  * written and cannot carry SQL. Also the PostgreSQL literals and advisory lock keys.
- *
  * @internal
  */
 import { createHash } from 'node:crypto';

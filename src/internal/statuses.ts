@@ -1,7 +1,6 @@
 /**
  * The host's status values a store maps onto (running, pausing, paused), their check, and what they say
  * of a parked workflow.
- *
  * @packageDocumentation
  */
 import { ConfigurationError } from '../errors.js';

@@ -1,7 +1,6 @@
 /**
  * Argument checks and paging shared by the WorkflowStore adapters (and the coordinators' `{ signal }`),
  * so that every adapter answers bad input with the same message.
- *
  * @internal
  */
 import { checkCount, checkName, checkOptionsObject, invalid } from '../validate.js';

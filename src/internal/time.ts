@@ -1,7 +1,6 @@
 /**
  * Monotonic time and bounded, cancellable waits shared by the core and the adapters. Every timer here is
  * cleared when its wait ends, so nothing is left holding the process.
- *
  * @internal
  */
 
