@@ -32,17 +32,13 @@ export async function call<T>(run: (signal: AbortSignal) => Promise<T>, options:
   const giveUp = new AbortController();
   const signal = anySignal(stop, cancel, giveUp.signal);
   const running = Promise.resolve().then(() => run(signal));
+  const timedOut = (): unknown => {
+    const error = onTimeout();
+    giveUp.abort(error);
+    return error;
+  };
   try {
-    return await bounded(
-      running,
-      remaining(end),
-      () => {
-        const error = onTimeout();
-        giveUp.abort(error);
-        return error;
-      },
-      stop,
-    );
+    return await bounded(running, remaining(end), timedOut, stop);
   } catch (error) {
     if (!signal.aborted) giveUp.abort(error);
     throw error;
