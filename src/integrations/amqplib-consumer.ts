@@ -57,8 +57,7 @@ export class AmqpDrainConsumer extends EventEmitter<DrainConsumerEvents> impleme
   readonly #channelClosed = new AbortController();
   readonly #context: MessageContext;
   readonly #stats = Object.fromEntries(COUNTERS.map((c) => [c, 0])) as Record<Counter, number>;
-  // Failed attempts per message (`failureKey`) that went back on the queue: the broker's `redelivered`
-  // cannot tell a failure from a return unrun, and a classic queue keeps no count.
+  // Failed attempts per requeued message: `redelivered` cannot tell a failure from a return unrun.
   readonly #failures = new Map<string, number>();
   readonly #brokerCountsRejects: boolean;
   #consumerTag = '';
@@ -69,8 +68,7 @@ export class AmqpDrainConsumer extends EventEmitter<DrainConsumerEvents> impleme
   #cancelledBy: 'shutdown' | 'user' | 'broker' | 'channel-closed' | undefined;
   #cancelPromise: Promise<unknown> | undefined;
   #closePromise: Promise<void> | undefined;
-  // Deliveries that arrived after intake closed, before the broker confirmed the cancel: nacking them
-  // earlier would let the broker hand them straight back to this same consumer.
+  // Arrived after intake closed: nacked once the broker confirms the cancel, or it would redeliver them here.
   #held: { readonly msg: Message; readonly label: string }[] = [];
   #releaseLate = false;
   #inFlight = 0;
@@ -126,8 +124,7 @@ export class AmqpDrainConsumer extends EventEmitter<DrainConsumerEvents> impleme
     this.#channel.on('error', this.#onChannelError);
     this.#channel.on('close', this.#onChannelClose);
     this.#drain.on('stateChange', this.#onStateChange);
-    // Registered before subscribing: a shutdown that begins while `consume` is on the wire still
-    // cancels the consumer once the broker has named it.
+    // Before subscribing: a shutdown while `consume` is on the wire still cancels once the tag is known.
     this.#unregisterStopper = this.#drain.onStopIntake(this.#stopIntake);
     this.#consuming = this.#subscribe();
     try {
@@ -229,9 +226,8 @@ export class AmqpDrainConsumer extends EventEmitter<DrainConsumerEvents> impleme
   }
 
   /**
-   * `ack`; `basic.reject` (with or without requeue) for a failed handler; `basic.nack` with requeue for
-   * a message put back unrun or cut short, which RabbitMQ 4.3+ does not count toward a quorum queue's
-   * `delivery-limit`. amqplib throws synchronously once the channel is closing or closed.
+   * `ack`; `basic.reject` for a failed handler; `basic.nack` with requeue (not counted toward a quorum
+   * queue's `delivery-limit` from RabbitMQ 4.3) for one put back. amqplib throws once the channel closes.
    */
   #settle(how: Settlement, msg: Message, label: string): void {
     const verb = how === 'acked' ? 'ack' : how === 'requeued' || how === 'discarded' ? 'reject' : 'nack';

@@ -1,8 +1,4 @@
-/**
- * The types of `graceful-drain/amqplib`: the shapes of amqplib it relies on, typed structurally so that
- * users never need `@types/amqplib` (amqplib's `Channel`, `ConfirmChannel` and `ConsumeMessage` fit them),
- * and the consumer's own.
- */
+/** The consumer's types, and amqplib's, typed structurally: `@types/amqplib` is never needed. */
 import type { EventEmitter } from 'node:events';
 import type { TaskContext } from '../types.js';
 
@@ -94,32 +90,15 @@ export interface ConsumeOptions {
    * @defaultValue `true`
    */
   readonly requeueOnError?: boolean | RequeuePolicy;
-  /**
-   * The label of each delivery in the drain's report.
-   * @defaultValue the message's `messageId` when it has one, else `<queue>#<deliveryTag>`
-   */
+  /** The label of each delivery in the drain's report. @defaultValue `messageId`, else `<queue>#<deliveryTag>` */
   readonly label?: (msg: AmqpMessage) => string;
-  /**
-   * Closes the channel once the drain is over (`handing-off` or `stopped`), which puts back on the queue
-   * whatever a straggler still holds.
-   * @defaultValue `true`
-   */
+  /** Closes the channel once the drain is over, putting back what a straggler holds. @defaultValue `true` */
   readonly closeChannel?: boolean;
-  /**
-   * A connection to close after the channel once the drain is over; by default it stays the host's.
-   * @defaultValue none
-   */
+  /** A connection to close after the channel once the drain is over. @defaultValue none: it stays yours */
   readonly connection?: ClosableConnection;
-  /**
-   * How long `close()` waits for each broker round trip (cancel, channel and connection close).
-   * @defaultValue `5_000`
-   */
+  /** How long `close()` waits for each broker round trip, in ms. @defaultValue `5_000` */
   readonly closeTimeoutMs?: number;
-  /**
-   * Passed to `channel.consume()`; `noAck: true` is refused (the broker would forget each message as it
-   * sends it).
-   * @defaultValue `{}`
-   */
+  /** Passed to `channel.consume()`; `noAck: true` is refused (messages would be lost). @defaultValue `{}` */
   readonly consumeOptions?: AmqpConsumeOptions;
 }
 
@@ -204,9 +183,9 @@ export interface DrainConsumer extends EventEmitter<DrainConsumerEvents> {
   /** Stops new deliveries (`basic.cancel`) and waits for the broker. Idempotent; never rejects. */
   cancel(): Promise<void>;
   /**
-   * Cancels, puts back what arrived after intake closed, then closes the channel (unless
-   * `closeChannel: false`) and `connection`, each bounded by `closeTimeoutMs`. Runs by itself once the drain is over;
-   * await it before the process exits. Idempotent (one promise); never rejects.
+   * Cancels, puts back what arrived after intake closed, closes the channel and `connection` (each
+   * bounded by `closeTimeoutMs`). Runs by itself once the drain is over; await it before the process
+   * exits. Idempotent (one promise); never rejects.
    */
   close(): Promise<void>;
 }

@@ -37,24 +37,18 @@ const optionNames =
   'prefetch requeueOnError label closeChannel connection closeTimeoutMs consumeOptions'.split(' ');
 
 /**
- * Consumes `queue` on `channel` with every delivery tracked by `drain`: each runs
- * `handler(msg, context)` as tracked work (labelled with its `messageId`, or `<queue>#<deliveryTag>`)
- * and is acked once it settles, or rejected when it throws (requeued per `requeueOnError`). On shutdown
- * the consumer is cancelled first and what arrives after intake closed is put back unrun; once the drain
- * is over the channel closes (and `connection`, when given). The consumer never throws at the host: an
- * amqplib failure after it started is a `failure` event, logged under `graceful-drain:amqplib`.
+ * Consumes `queue` on `channel`, each delivery run as `drain`-tracked work (labelled with its
+ * `messageId`, else `<queue>#<deliveryTag>`) and acked once `handler` settles, or rejected when it
+ * throws. On shutdown the consumer is cancelled first and what arrives after that is put back unrun; the
+ * channel closes once the drain is over. amqplib failures are `failure` events, never thrown at the host.
  *
- * @param drain - the controller; it must be running (call this after `drain.start()` resolved).
- * @param channel - an open amqplib channel (a `ConfirmChannel` works too).
+ * @param drain - the controller, running: call this once `drain.start()` has resolved.
  * @returns the consumer, once the broker has confirmed the subscription.
  * @throws `ConfigurationError` for a bad argument or option, `DrainClosedError` when `drain` is not
  * running, and amqplib's own error when the broker refuses the subscription (a missing queue).
  *
  * @example
  * ```ts
- * import { DrainController, installSignalHandlers } from 'graceful-drain';
- * import { consume } from 'graceful-drain/amqplib';
- *
  * const drain = new DrainController({ shutdownTimeoutMs: 25_000 });
  * await drain.start();
  * const connection = await amqplib.connect(url);

@@ -24,17 +24,14 @@ export type DrainableServer = Server | HttpsServer;
 export interface TrackHttpServerOptions {
   /**
    * How long the listener stays open after shutdown begins, serving every request while readiness
-   * fails: the time the load balancers take to stop routing here. `0` closes it at once (no load
-   * balancer: local runs, tests). Part of the drain: it must fit well inside the drain budget.
-   * @defaultValue `5_000`
+   * fails: the time load balancers take to stop routing here; `0` where none does. @defaultValue `5_000`
    */
   readonly shutdownDelayMs?: number;
 }
 
 /**
- * Where a tracked server is in its shutdown: `serving` (no shutdown yet), `delaying` (the listener
- * still open for `shutdownDelayMs`), `closing` (the listener closed, requests in flight finishing),
- * `closed` (every connection ended, or destroyed at the drain deadline).
+ * Where a tracked server is in its shutdown: `serving`, `delaying` (the listener still open for
+ * `shutdownDelayMs`), `closing` (the listener closed), `closed` (every connection ended or destroyed).
  */
 export type HttpServerState = 'serving' | 'delaying' | 'closing' | 'closed';
 
@@ -63,10 +60,6 @@ const tracked = new WeakSet<object>();
  *
  * @example
  * ```ts
- * import http from 'node:http';
- * import { DrainController, installSignalHandlers } from 'graceful-drain';
- * import { trackHttpServer } from 'graceful-drain/http';
- *
  * const drain = new DrainController({ shutdownTimeoutMs: 25_000 });
  * const server = http.createServer((req, res) => res.end('hello\n'));
  * trackHttpServer(drain, server, { shutdownDelayMs: 5_000 });
@@ -194,11 +187,8 @@ class ServerDrain<S extends DrainableServer> implements TrackedHttpServer<S> {
     for (const res of this.#responses) if (!res.headersSent) res.setHeader('Connection', 'close');
     // Without a server task (the controller never ran) nothing waits for the delay: close at once.
     const delayMs = this.#release === undefined ? 0 : this.#delayMs;
-    log(
-      'shutdown began: %d request(s) in flight; closing the listener in %d ms',
-      this.#responses.size,
-      delayMs,
-    );
+    const inFlight = this.#responses.size;
+    log('shutdown began: %d request(s) in flight; closing the listener in %d ms', inFlight, delayMs);
     if (delayMs === 0) this.#closeListener();
     else this.#timer = setTimeout(() => this.#closeListener(), delayMs);
   }
@@ -210,8 +200,7 @@ class ServerDrain<S extends DrainableServer> implements TrackedHttpServer<S> {
     log('closing the listener; %d request(s) in flight', this.#responses.size);
     if (this.server.listening) this.server.close();
     else if (this.#sockets.size === 0) this.#onClose(); // never listened: no 'close' event will come
-    // server.close() closes idle keep-alive sockets already (Node >= 19); this also covers a listener
-    // the application closed itself.
+    // server.close() does it already (Node >= 19); this also covers a listener the app closed itself.
     this.server.closeIdleConnections();
   }
 

@@ -164,9 +164,8 @@ export class FaultyCoordinator implements Coordinator {
   }
 
   /**
-   * Simulates a SIGKILL of this process: renewals and heartbeats stop without releasing or leaving,
-   * so the memberships and locks expire after their TTL; every call of this instance then rejects
-   * with `ClosedError`. The wrapped coordinator must implement `simulateCrash()`.
+   * Simulates a SIGKILL: renewals and heartbeats stop, so memberships and locks expire after their TTL;
+   * later calls reject with `ClosedError`. The wrapped coordinator must implement `simulateCrash()`.
    */
   crash(): void {
     if (this.#state !== 'open') return;
@@ -192,10 +191,10 @@ export class FaultyCoordinator implements Coordinator {
   }
 
   #run<T>(op: CoordinatorOperation, signal: AbortSignal | undefined, call: () => Promise<T>): Promise<T> {
+    const ends = op === 'release' || op === 'leave';
     if (this.#state === 'closed') {
       // close() released and left everything already: releasing or leaving again is a no-op.
-      if (op === 'release' || op === 'leave') return call();
-      return Promise.reject(new ClosedError('The FaultyCoordinator is closed'));
+      return ends ? call() : Promise.reject(new ClosedError('The FaultyCoordinator is closed'));
     }
     if (this.#state === 'crashed') return Promise.reject(new ClosedError('The FaultyCoordinator crashed'));
     if (this.#failing.has(op)) {
@@ -207,7 +206,7 @@ export class FaultyCoordinator implements Coordinator {
     // A release or leave given up while hung still reaches the wrapped handle with the aborted
     // signal, so that it stops renewing: given up, the lock or membership expires with its TTL.
     const giveUp = (): void => {
-      if (op === 'release' || op === 'leave') call().catch(() => {});
+      if (ends) call().catch(() => {});
     };
     if (signal?.aborted) {
       giveUp();
@@ -240,10 +239,7 @@ export class FaultyCoordinator implements Coordinator {
     for (const call of held) call.cancel(error);
   }
 
-  /**
-   * Hands out `inner` under a signal of its own, following `inner.signal` until a fault aborts it,
-   * and its `release()`/`leave()` (`end`) run as operation `op`.
-   */
+  /** `inner`'s signal, followed until a fault aborts it, and its `end` (`release()`/`leave()`) run as `op`. */
   #track<T extends { readonly signal: AbortSignal }>(
     set: Set<Tracked<T>>,
     inner: T,

@@ -7,15 +7,9 @@ import { contractSuite, rejectionOf } from './support.js';
 
 /** Options of {@link coordinatorContract}. */
 export interface CoordinatorContractOptions {
-  /**
-   * Shown in the describe() title.
-   * @defaultValue the coordinator's constructor name
-   */
+  /** Shown in the describe() title. @defaultValue the coordinator's constructor name */
   readonly name?: string;
-  /**
-   * The TTL the suite uses for leases and memberships, in milliseconds. Waits scale with it.
-   * @defaultValue 600
-   */
+  /** The TTL of the suite's leases and memberships, in ms; waits scale with it. @defaultValue `600` */
   readonly ttlMs?: number;
 }
 

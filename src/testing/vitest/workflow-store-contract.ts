@@ -7,10 +7,7 @@ import { contractSuite, rejectionOf } from './support.js';
 
 /** Options of {@link workflowStoreContract}. */
 export interface WorkflowStoreContractOptions {
-  /**
-   * Shown in the describe() title.
-   * @defaultValue the store's constructor name
-   */
+  /** Shown in the describe() title. @defaultValue the store's constructor name */
   readonly name?: string;
 }
 
@@ -47,11 +44,19 @@ const ids = (prefix: string, count: number): string[] =>
 const sorted = (values: Iterable<string>): string[] => [...values].sort();
 /** The results of a batch call, from `'id:outcome'` strings. */
 const results = (...pairs: string[]) => pairs.map((p) => ({ id: p.split(':')[0], outcome: p.split(':')[1] }));
+const idOf = (pair: string): string => pair.split(':')[0] as string;
+/** Unparks the ids of `pairs` under `f` and checks the results are `pairs`. */
+const unparks = async (h: Harness, f: Fence, ...pairs: string[]): Promise<void> => {
+  expect(await h.store.unpark(pairs.map(idOf), f)).toEqual(results(...pairs));
+};
+/** Notes the ids of `pairs` paused and checks the results are `pairs`. */
+const notes = async (h: Harness, ...pairs: string[]): Promise<void> => {
+  expect(await h.store.notePaused(pairs.map(idOf))).toEqual(results(...pairs));
+};
 const isStale = async (write: Promise<unknown>): Promise<void> => {
   expect(await rejectionOf(write)).toBeInstanceOf(StaleTokenError);
 };
 
-/** Adds `list` to the host's table with `status`. */
 async function add(h: Harness, status: HostStatus, ...list: string[]): Promise<void> {
   for (const id of list) await h.add(id, status);
 }
@@ -67,7 +72,6 @@ const active = (h: Harness, limit = 7, onPage?: (items: readonly string[], page:
   allPages((o) => h.store.listActive(o), limit, onPage);
 const parked = (h: Harness, limit = 7) => allPages((o) => h.store.listParked(o), limit);
 const parkedIds = async (h: Harness): Promise<string[]> => (await parked(h)).map((p) => p.id);
-/** Parks `id` and checks it was not skipped. */
 const parksOne = async (h: Harness, id: string, f: Fence): Promise<void> => {
   expect((await h.store.park([id], f))[0]?.outcome).not.toBe('skipped');
 };
@@ -76,6 +80,10 @@ async function parkAndPause(h: Harness, list: readonly string[], f = UNFENCED): 
   const outcomes = (await h.store.park(list, f)).map((r) => r.outcome);
   expect(outcomes.every((x) => x === 'paused' || x === 'pausing')).toBe(true);
   for (const id of list) if ((await h.status(id)) !== 'paused') await h.setStatus(id, 'paused');
+}
+async function addParked(h: Harness, list: readonly string[], f = UNFENCED): Promise<void> {
+  await add(h, 'running', ...list);
+  await parkAndPause(h, list, f);
 }
 
 /**
@@ -191,8 +199,7 @@ export function workflowStoreContract(
         ]);
       });
       test('a parked workflow a user resumed is active again, and parking it marks it anew', async (h) => {
-        await h.add('a', 'running');
-        await parkAndPause(h, ['a']);
+        await addParked(h, ['a']);
         await h.setStatus('a', 'running');
         expect(await active(h)).toEqual(['a']);
         const token = nextToken();
@@ -256,21 +263,17 @@ export function workflowStoreContract(
 
     describe('unpark', () => {
       test('resumes a marked, paused workflow and clears its mark', async (h) => {
-        await add(h, 'running', 'a', 'b');
-        await parkAndPause(h, ['a', 'b']);
-        expect(await h.store.unpark(['b', 'a'], UNFENCED)).toEqual(results('b:resumed', 'a:resumed'));
+        await addParked(h, ['a', 'b']);
+        await unparks(h, UNFENCED, 'b:resumed', 'a:resumed');
         await expectStatus(h, { a: 'running', b: 'running' });
         expect(await parked(h)).toEqual([]);
         expect(sorted(await active(h))).toEqual(['a', 'b']);
       });
       test('skips a marked workflow a user cancelled or resumed, clearing its mark and changing nothing else', async (h) => {
-        await add(h, 'running', 'cancelled', 'resumed');
-        await parkAndPause(h, ['cancelled', 'resumed']);
+        await addParked(h, ['cancelled', 'resumed']);
         await h.setStatus('cancelled', 'cancelled');
         await h.setStatus('resumed', 'running');
-        expect(await h.store.unpark(['cancelled', 'resumed'], UNFENCED)).toEqual(
-          results('cancelled:skipped', 'resumed:skipped'),
-        );
+        await unparks(h, UNFENCED, 'cancelled:skipped', 'resumed:skipped');
         await expectStatus(h, { cancelled: 'cancelled', resumed: 'running' });
         expect(await parked(h)).toEqual([]);
         expect(await active(h)).toEqual(['resumed']);
@@ -279,44 +282,37 @@ export function workflowStoreContract(
         await h.add('a', 'running');
         await h.store.park(['a'], UNFENCED);
         await h.setStatus('a', 'pausing');
-        expect(await h.store.unpark(['a'], UNFENCED)).toEqual(results('a:skipped'));
+        await unparks(h, UNFENCED, 'a:skipped');
         await expectStatus(h, { a: 'pausing' });
         expect((await parked(h)).map((p) => [p.id, p.state])).toEqual([['a', 'pausing']]);
         await h.setStatus('a', 'paused');
-        expect(await h.store.unpark(['a'], UNFENCED)).toEqual(results('a:resumed'));
+        await unparks(h, UNFENCED, 'a:resumed');
         await expectStatus(h, { a: 'running' });
       });
       test('never resumes a workflow a user paused (no mark)', async (h) => {
         await h.add('user', 'paused');
-        await h.add('parked', 'running');
-        await parkAndPause(h, ['parked']);
-        expect(await h.store.unpark(['user', 'parked', 'unknown'], UNFENCED)).toEqual(
-          results('user:skipped', 'parked:resumed', 'unknown:skipped'),
-        );
+        await addParked(h, ['parked']);
+        await unparks(h, UNFENCED, 'user:skipped', 'parked:resumed', 'unknown:skipped');
         await expectStatus(h, { user: 'paused', unknown: undefined });
       });
       test('unparking twice is a no-op: skipped', async (h) => {
-        await h.add('a', 'running');
-        await parkAndPause(h, ['a']);
+        await addParked(h, ['a']);
         await h.store.unpark(['a'], UNFENCED);
         await h.setStatus('a', 'paused');
-        expect(await h.store.unpark(['a'], UNFENCED)).toEqual(results('a:skipped'));
+        await unparks(h, UNFENCED, 'a:skipped');
         await expectStatus(h, { a: 'paused' });
       });
     });
 
     describe('a mark belongs to the pause it created', () => {
       test('a parked workflow a user resumed then paused again is never resumed by unpark', async (h) => {
-        await add(h, 'running', 'a', 'b', 'c');
         const f = fence(MEMBER, nextToken());
-        await parkAndPause(h, ['a', 'b', 'c'], f);
+        await addParked(h, ['a', 'b', 'c'], f);
         // a: resumed, then paused again; b: the same through pausing; c: untouched
         await move(h, 'a', 'running', 'paused');
         await move(h, 'b', 'running', 'pausing', 'paused');
         expect(await parkedIds(h)).toEqual(['c']);
-        expect(await h.store.unpark(['a', 'b', 'c'], f)).toEqual(
-          results('a:skipped', 'b:skipped', 'c:resumed'),
-        );
+        await unparks(h, f, 'a:skipped', 'b:skipped', 'c:resumed');
         await expectStatus(h, { a: 'paused', b: 'paused', c: 'running' });
       });
       test('a workflow still pausing that a user resumed then paused again is never resumed either', async (h) => {
@@ -324,57 +320,52 @@ export function workflowStoreContract(
         await h.store.park(['a'], UNFENCED);
         await move(h, 'a', 'pausing', 'running', 'pausing', 'paused');
         expect(await parked(h)).toEqual([]);
-        expect(await h.store.unpark(['a'], UNFENCED)).toEqual(results('a:skipped'));
+        await unparks(h, UNFENCED, 'a:skipped');
         await expectStatus(h, { a: 'paused' });
       });
       test('a workflow the host deletes loses its mark (when the harness can delete)', async (h) => {
         if (h.remove === undefined) return;
-        await add(h, 'running', 'a', 'b');
-        await parkAndPause(h, ['a', 'b']);
+        await addParked(h, ['a', 'b']);
         await h.remove('a');
         expect(await parkedIds(h)).toEqual(['b']);
-        expect(await h.store.unpark(['a', 'b'], UNFENCED)).toEqual(results('a:skipped', 'b:resumed'));
+        await unparks(h, UNFENCED, 'a:skipped', 'b:resumed');
         await expectStatus(h, { a: undefined });
       });
     });
 
     describe('notePaused', () => {
       test('drops the mark of a parked workflow (released): unpark then skips it and listParked no longer lists it', async (h) => {
-        await add(h, 'running', 'a', 'b');
-        await parkAndPause(h, ['a', 'b']);
-        expect(await h.store.notePaused(['a'])).toEqual(results('a:released'));
+        await addParked(h, ['a', 'b']);
+        await notes(h, 'a:released');
         await expectStatus(h, { a: 'paused' });
         expect(await parkedIds(h)).toEqual(['b']);
-        expect(await h.store.unpark(['a', 'b'], UNFENCED)).toEqual(results('a:skipped', 'b:resumed'));
+        await unparks(h, UNFENCED, 'a:skipped', 'b:resumed');
         await expectStatus(h, { a: 'paused' });
       });
       test('of a workflow still pausing: released, and it is not resumed once paused', async (h) => {
         await h.add('a', 'running');
         await h.store.park(['a'], UNFENCED);
         await h.setStatus('a', 'pausing');
-        expect(await h.store.notePaused(['a'])).toEqual(results('a:released'));
+        await notes(h, 'a:released');
         await h.setStatus('a', 'paused');
         expect(await parked(h)).toEqual([]);
-        expect(await h.store.unpark(['a'], UNFENCED)).toEqual(results('a:skipped'));
+        await unparks(h, UNFENCED, 'a:skipped');
         await expectStatus(h, { a: 'paused' });
       });
       test('skips what carries no mark, one result per id in order, a repeated id released once', async (h) => {
         await h.add('user', 'paused');
-        await add(h, 'running', 'run', 'parked');
-        await parkAndPause(h, ['parked']);
-        expect(await h.store.notePaused(['user', 'parked', 'unknown', 'run', 'parked'])).toEqual(
-          results('user:skipped', 'parked:released', 'unknown:skipped', 'run:skipped', 'parked:skipped'),
-        );
+        await h.add('run', 'running');
+        await addParked(h, ['parked']);
+        await notes(h, 'user:skipped', 'parked:released', 'unknown:skipped', 'run:skipped', 'parked:skipped');
         await expectStatus(h, { user: 'paused', run: 'running', parked: 'paused', unknown: undefined });
         expect(await h.store.notePaused([])).toEqual([]);
       });
       test('a later park and unpark of the same workflow work as usual', async (h) => {
-        await h.add('a', 'running');
-        await parkAndPause(h, ['a']);
+        await addParked(h, ['a']);
         await h.store.notePaused(['a']);
         await h.setStatus('a', 'running');
         await parkAndPause(h, ['a']);
-        expect(await h.store.unpark(['a'], UNFENCED)).toEqual(results('a:resumed'));
+        await unparks(h, UNFENCED, 'a:resumed');
         await expectStatus(h, { a: 'running' });
       });
     });
@@ -398,14 +389,13 @@ export function workflowStoreContract(
       });
       test('with monotonic fencing, an unpark with a stale token rejects with StaleTokenError and writes nothing', async (h) => {
         if (h.store.capabilities.fencing !== 'monotonic') return;
-        await add(h, 'running', 'a', 'b');
         const high = nextToken();
-        await parkAndPause(h, ['a', 'b'], fence('new', high));
+        await addParked(h, ['a', 'b'], fence('new', high));
         await expect(h.store.unpark(['a', 'b'], fence('old', high - 5n))).rejects.toThrow(StaleTokenError);
         await expectStatus(h, { a: 'paused' });
         expect(sorted(await parkedIds(h))).toEqual(['a', 'b']);
-        expect(await h.store.unpark(['a'], UNFENCED)).toEqual(results('a:resumed'));
-        expect(await h.store.unpark(['b'], fence('newer', nextToken()))).toEqual(results('b:resumed'));
+        await unparks(h, UNFENCED, 'a:resumed');
+        await unparks(h, fence('newer', nextToken()), 'b:resumed');
       });
       test('without fencing, a lower token is accepted', async (h) => {
         if (h.store.capabilities.fencing !== 'none') return;
@@ -433,7 +423,7 @@ export function workflowStoreContract(
         await expectStatus(h, { a: 'running', b: 'paused' });
         expect(await parkedIds(h)).toEqual(['b']);
         // the holder of the raised token writes
-        expect(await h.store.unpark(['b'], fence('new', high))).toEqual(results('b:resumed'));
+        await unparks(h, fence('new', high), 'b:resumed');
       });
       test('with monotonic fencing, raising to a lower token rejects with StaleTokenError; the same or a higher one is accepted', async (h) => {
         if (h.store.capabilities.fencing !== 'monotonic') return;
@@ -470,9 +460,9 @@ export function workflowStoreContract(
 
     describe('signal', () => {
       test('already aborted: every call rejects with its reason and writes nothing', async (h) => {
-        await add(h, 'running', 'run', 'parked');
+        await h.add('run', 'running');
         const token = nextToken();
-        await parkAndPause(h, ['parked'], fence(MEMBER, token));
+        await addParked(h, ['parked'], fence(MEMBER, token));
         const reason = new Error('given up');
         const signal = AbortSignal.abort(reason);
         const higher = nextToken();
@@ -492,7 +482,7 @@ export function workflowStoreContract(
         expect((await parked(h)).map((p) => [p.id, p.token])).toEqual([['parked', token]]);
         // the aborted raiseFence and writes did not move the fence: `higher` is still accepted
         await parksOne(h, 'run', f);
-        expect(await h.store.unpark(['parked'], f)).toEqual(results('parked:resumed'));
+        await unparks(h, f, 'parked:resumed');
       });
       test('a live signal changes nothing', async (h) => {
         const { signal } = new AbortController();
