@@ -1,12 +1,10 @@
 /**
- * The Coordinator contract (docs/coordinator.md): a distributed lock plus group membership, like
- * OpenStack tooz. An adapter's `capabilities` are honest; `acquire()` is bounded by `timeoutMs` and
- * leaves no lock behind when it rejects; a lease's `signal` aborts with `LockLostError` before another
- * holder can get the lock; `release()` and `leave()` are idempotent, `leave()` resolves once the backend
- * confirms, and a lost membership is never silently re-created. Every call stops and gives up its write
- * when its `signal` aborts. `close()` is idempotent, bounded, never throws, and closes only connections
- * it created. Leader election and fairness are left out. `coordinatorContract()` (`graceful-drain/testing`)
- * checks an adapter.
+ * The Coordinator contract (docs/coordinator.md): a distributed lock plus group membership. Honest
+ * `capabilities`; `acquire()` bounded by `timeoutMs`, leaving no lock behind when it rejects; a lease's
+ * `signal` aborted before another holder can get the lock; idempotent `release()` and `leave()` (resolved
+ * once the backend confirms); a lost membership never silently re-created; every call gives up its write
+ * when its `signal` aborts; `close()` idempotent, bounded, never throwing, closing only what it created.
+ * No leader election or fairness. `coordinatorContract()` (`graceful-drain/testing`) checks an adapter.
  * @packageDocumentation
  */
 

@@ -18,9 +18,8 @@ export type UnreachablePolicy = 'skip' | 'park';
 /** Options of {@link DrainController}. Every field is optional; unknown names are rejected. */
 export interface DrainControllerOptions {
   /**
-   * The group this member belongs to: the members that share workflows. Required with a coordinator, so
-   * that two services on one backend never count each other as peers (neither would ever park). Without
-   * one it only names the controller in logs and metrics.
+   * The members that share workflows. Required with a coordinator, so that two services on one backend
+   * never count each other as peers; without one it only names the controller in logs and metrics.
    * @defaultValue `'default'` without a coordinator; none (required) with one
    */
   readonly group?: string;
@@ -31,9 +30,8 @@ export interface DrainControllerOptions {
   /** The host's workflows. Give it together with `coordinator` to enable the cluster hand-off. */
   readonly store?: WorkflowStore;
   /**
-   * The one budget of a shutdown, in milliseconds, from `shutdown()` to its report: intake stoppers, drain
-   * and hand-off all fit inside it. Keep it below the platform's grace period (Kubernetes: 30 s).
-   * @defaultValue `25_000`
+   * The one budget of a shutdown, in ms, from `shutdown()` to its report; keep it below the platform's
+   * grace period (Kubernetes: 30 s). @defaultValue `25_000`
    */
   readonly shutdownTimeoutMs?: number;
   /**
@@ -47,15 +45,13 @@ export interface DrainControllerOptions {
    */
   readonly abortGraceMs?: number;
   /**
-   * Where the members of this group run: `process`, `host` (one machine) or `cluster`. A coordinator with
-   * a narrower scope is refused: it could not see the other members, and every member would think it last.
-   * @defaultValue the coordinator's scope
+   * Where the members run: `process`, `host` (one machine) or `cluster`; a coordinator with a narrower
+   * scope is refused (every member would think it was last). @defaultValue the coordinator's scope
    */
   readonly groupScope?: CoordinatorScope;
   /**
-   * What the last member does when the coordinator cannot be reached at shutdown: `skip` parks nothing
-   * and reports it; `park` parks the active workflows unfenced (StackStorm's "safety measure").
-   * @defaultValue `'skip'`
+   * When the coordinator cannot be reached at shutdown: `skip` parks nothing and reports it; `park` parks
+   * the active workflows unfenced (StackStorm's "safety measure"). @defaultValue `'skip'`
    */
   readonly unreachablePolicy?: UnreachablePolicy;
   /** TTL of the group's start-stop lock, in ms (renewed every third of it). @defaultValue `10_000` */

@@ -58,11 +58,9 @@ export class Tracker {
     if (typeof fn !== 'function') {
       throw new TypeError(`Expected \`fn\` to be a function, got ${describeValue(fn)}`);
     }
-    if (options !== undefined) {
-      const label = labelOf(options);
-      if (!this.open) return Promise.reject(this.#owner.closedError());
-      if (label !== undefined) return this.#trackLabeled(fn, label);
-    } else if (!this.open) return Promise.reject(this.#owner.closedError());
+    const label = options === undefined ? undefined : labelOf(options);
+    if (!this.open) return Promise.reject(this.#owner.closedError());
+    if (label !== undefined) return this.#trackLabeled(fn, label);
     this.#inFlight++;
     let result: unknown;
     try {

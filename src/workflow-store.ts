@@ -1,11 +1,9 @@
 /**
- * The WorkflowStore contract (docs/workflow-store.md): the host's view of its workflows, through ids, the
- * host's states and a parked-by-shutdown mark kept apart from the host's pause state. `park()` and
- * `unpark()` write marks and states of one call together or not at all; a mark belongs to the pause it
- * created (a move away from pausing or paused, or `notePaused()`, drops it), so a user's pause is never
- * undone. A fencing store rejects a write under a token lower than one it has seen (`StaleTokenError`),
- * and `raiseFence()` records one before the next holder reads. Every call is idempotent, batched, paged,
- * and rolls back and rejects when its signal aborts. A store never closes a client the user passed in.
+ * The WorkflowStore contract (docs/workflow-store.md): the host's workflows through ids, states and a
+ * parked-by-shutdown mark kept apart from the host's pause state. One call's marks and states are written
+ * together or not at all; a mark belongs to the pause it created, so a user's pause is never undone; a
+ * fencing store rejects a lower token than one it has seen; every call is idempotent, batched, paged, and
+ * rolls back when its signal aborts; a client the user passed in is never closed.
  * `workflowStoreContract()` (`graceful-drain/testing`) checks a store.
  * @packageDocumentation
  */
