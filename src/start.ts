@@ -179,10 +179,8 @@ export class Starter {
   ): Promise<Lease | undefined> {
     if (this.#resumeTask === undefined || !this.#resumeRunning) return undefined;
     const startedAt = now();
-    const end = Math.min(
-      budgetEnd,
-      startedAt + this.#host.options.shutdownTimeoutMs * RESUME_WIND_DOWN_SHARE,
-    );
+    const share = this.#host.options.shutdownTimeoutMs * RESUME_WIND_DOWN_SHARE;
+    const end = Math.min(budgetEnd, startedAt + share);
     const resumed = this.#resumeTask.then(() => true);
     const settled = await bounded(resumed, remaining(end), () => undefined, force).catch(() => false);
     phase(startedAt, settled ? 'ok' : force.aborted ? 'forced' : 'timeout');
