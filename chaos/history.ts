@@ -9,6 +9,7 @@
  */
 import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { EngineEvent } from '../harness/engine.js';
 import { type ErrorJson, errorJson } from '../harness/member.js';
 import type { FaultKind } from './faults.js';
 
@@ -155,36 +156,14 @@ export type MemberEvent =
     }
   /** `start()` called from a `stopped` listener: how it ended (`null`: it resolved). */
   | { readonly type: 'start-after-stop'; readonly error: ErrorRecord | null }
-  // The engine's events (see harness/engine.ts); its `release` of a claim is `unclaim` here.
-  | {
-      readonly type: 'claim';
-      readonly id: string;
-      readonly step: number;
-      readonly claim: string;
-      readonly claimedAt: number;
-    }
-  | { readonly type: 'step-start'; readonly id: string; readonly step: number; readonly claim: string }
-  | {
-      readonly type: 'commit';
-      readonly id: string;
-      readonly step: number;
-      readonly claim: string;
-      readonly outcome: string;
-    }
-  | {
-      readonly type: 'unclaim';
-      readonly id: string;
-      readonly step: number;
-      readonly claim: string;
-      readonly why: string;
-    }
-  | { readonly type: 'pauses-completed'; readonly count: number }
-  | {
-      readonly type: 'engine-error';
-      readonly where: string;
-      readonly message: string;
-      readonly claim?: string;
-    };
+  // The engine's events (see harness/engine.ts), with its `release` of a claim as `unclaim`, its `error`
+  // as `engine-error`.
+  | Exclude<EngineEvent, { readonly type: 'release' | 'error' }>
+  | Rename<Extract<EngineEvent, { readonly type: 'release' }>, 'unclaim'>
+  | Rename<Extract<EngineEvent, { readonly type: 'error' }>, 'engine-error'>;
+
+/** An event under another `type`. */
+type Rename<E, T extends string> = Omit<E, 'type'> & { readonly type: T };
 
 /**
  * How a member's listeners and intake stoppers misbehave (see the `hostile-listeners` fault):

@@ -14,11 +14,11 @@ import {
   choice,
   integer,
   optionalInteger,
+  parseCommandLine,
   parseFlags,
   text,
   toggle,
   usage,
-  UsageError,
 } from '../harness/flags.js';
 import { killAllChildren } from '../harness/process.js';
 import { SERVERS_HELP } from '../harness/servers.js';
@@ -75,14 +75,7 @@ function summary(result: RunResult, command: string): string {
 }
 
 async function main(): Promise<number> {
-  let o: ReturnType<typeof parseFlags<typeof flags>>;
-  try {
-    o = parseFlags(process.argv.slice(2), flags);
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    console.error(`chaos: ${error.message}`);
-    return 2;
-  }
+  const o = parseCommandLine('chaos', () => parseFlags(process.argv.slice(2), flags));
   if (o.help) {
     console.log(`Usage: npm run chaos -- [options]\n\n${usage(flags)}\n\n${SERVERS_HELP}`);
     return 0;

@@ -13,6 +13,8 @@
  * And {@link MemberProcess}, a member seen from the process that started it.
  */
 import type { ResumeReport, ShutdownReport } from 'graceful-drain';
+import type { BackendConfig } from './backend.js';
+import { flagName } from './flags.js';
 import { LineProtocol, type Message, ScriptProcess, type ScriptProcessOptions } from './process.js';
 
 /** An error as JSON. */
@@ -82,6 +84,26 @@ export function shutdownReportJson(report: ShutdownReport): ShutdownReportJson {
 /** A resume report as JSON. */
 export function resumeReportJson(report: ResumeReport): ResumeReportJson {
   return { ...report, errors: report.errors.map(errorJson) };
+}
+
+/**
+ * A member's command line: the backend of `config` (`--backend`, then `--db` or `--pg-schema`, and
+ * `--redis-key-prefix`) and `flags` as `--kebab-case value`, those `undefined` left out. The server URLs
+ * go in the environment, never on a command line that `ps` shows.
+ */
+export function memberArgs(
+  config: BackendConfig,
+  flags: Readonly<Record<string, string | number | undefined>>,
+): string[] {
+  const all = {
+    backend: config.backend,
+    ...(config.backend === 'postgres' ? { pgSchema: config.pgSchema } : { db: config.dbPath }),
+    ...(config.backend === 'redis' ? { redisKeyPrefix: config.redisKeyPrefix } : {}),
+    ...flags,
+  };
+  return Object.entries(all).flatMap(([key, value]) =>
+    value === undefined ? [] : [flagName(key), String(value)],
+  );
 }
 
 /** Options of {@link MemberProcess}. */

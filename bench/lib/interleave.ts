@@ -27,7 +27,7 @@ async function interleave<V extends { readonly name: string }>(
   warmup: number,
   rounds: number,
   measure: (variant: V) => Promise<number>,
-  onRound: (round: number, of: number) => void,
+  onRound?: (round: number, of: number) => void,
 ): Promise<Map<string, number[]>> {
   const samples = new Map<string, number[]>(variants.map((v) => [v.name, []]));
   const total = warmup + rounds;
@@ -36,7 +36,7 @@ async function interleave<V extends { readonly name: string }>(
       const value = await measure(variant);
       if (round >= warmup) samples.get(variant.name)?.push(value);
     }
-    onRound(round + 1, total);
+    onRound?.(round + 1, total);
   }
   return samples;
 }
@@ -44,20 +44,14 @@ async function interleave<V extends { readonly name: string }>(
 /** Times variants interleaved (see {@link interleave}): nanoseconds per operation, one per round. */
 export function interleaveThroughput(
   variants: readonly ThroughputVariant[],
-  options: ThroughputOptions,
+  { ops, rounds, warmup, onRound }: ThroughputOptions,
 ): Promise<Map<string, number[]>> {
-  const { ops } = options;
-  return interleave(
-    variants,
-    options.warmup,
-    options.rounds,
-    async (variant) => {
-      const t0 = performance.now();
-      await variant.run(ops);
-      return ((performance.now() - t0) * 1e6) / ops;
-    },
-    (round, of) => options.onRound?.(round, of),
-  );
+  const perOp = async (variant: ThroughputVariant): Promise<number> => {
+    const t0 = performance.now();
+    await variant.run(ops);
+    return ((performance.now() - t0) * 1e6) / ops;
+  };
+  return interleave(variants, warmup, rounds, perOp, onRound);
 }
 
 /** A contender in a latency comparison: `once()` does one operation, timed on its own. */
@@ -84,22 +78,19 @@ export interface LatencyOptions {
  */
 export function interleaveLatency(
   variants: readonly LatencyVariant[],
-  options: LatencyOptions,
+  { iterations, warmup, onProgress }: LatencyOptions,
 ): Promise<Map<string, number[]>> {
-  const every = Math.max(1, Math.floor((options.warmup + options.iterations) / 20));
-  return interleave(
-    variants,
-    options.warmup,
-    options.iterations,
-    async (variant) => {
-      const t0 = performance.now();
-      const self = await variant.once();
-      return typeof self === 'number' ? self : performance.now() - t0;
-    },
-    (i, of) => {
-      if (i % every === 0 || i === of) options.onProgress?.(i, of);
-    },
-  );
+  const every = Math.max(1, Math.floor((warmup + iterations) / 20));
+  return interleave(variants, warmup, iterations, latency, (i, of) => {
+    if (i % every === 0 || i === of) onProgress?.(i, of);
+  });
+}
+
+/** One operation's latency in milliseconds: as the variant timed it, or the whole call. */
+async function latency(variant: LatencyVariant): Promise<number> {
+  const t0 = performance.now();
+  const self = await variant.once();
+  return typeof self === 'number' ? self : performance.now() - t0;
 }
 
 /** Splits `values` into `blocks` consecutive blocks of (nearly) equal size. */

@@ -4,6 +4,7 @@
  * resume), takes them when the point comes, and records its own stalls.
  */
 import { WORKFLOWS_TABLE } from '../../harness/host-db.js';
+import { readLines } from '../../harness/process.js';
 import { POSTGRES_URL, withApplicationName } from '../../harness/servers.js';
 import { errorRecord, fromNow, type MemberEvent, type Recorder } from '../history.js';
 
@@ -45,27 +46,19 @@ export function watchHarness(
   onLock: (arm: HostLockArm | undefined) => void,
 ): void {
   const stdin = process.stdin as NodeJS.ReadStream & { unref?: () => void };
-  let buffer = '';
-  stdin.setEncoding('utf8');
-  stdin.on('data', (chunk: string) => {
-    buffer += chunk;
-    let newline: number;
-    while ((newline = buffer.indexOf('\n')) !== -1) {
-      const [command, arg, phase, how] = buffer.slice(0, newline).split(' ');
-      buffer = buffer.slice(newline + 1);
-      if (command === 'STALL') {
-        const ms = Number(arg) > 0 ? Number(arg) : 0;
-        record({ type: 'stall-armed', ms });
-        onStall(ms);
-      } else if (command === 'LOCK') {
-        const ms = Number(arg) > 0 ? Number(arg) : 0;
-        record({ type: 'host-lock-armed', ms, phase: phase ?? '', how: how ?? '' });
-        const valid =
-          ms > 0 &&
-          (phase === 'park' || phase === 'resume') &&
-          (how === 'file' || how === 'rows' || how === 'table');
-        onLock(valid ? { ms, phase, how } : undefined);
-      }
+  readLines(stdin, (line) => {
+    const [command, arg, phase, how] = line.split(' ');
+    const ms = Number(arg) > 0 ? Number(arg) : 0;
+    if (command === 'STALL') {
+      record({ type: 'stall-armed', ms });
+      onStall(ms);
+    } else if (command === 'LOCK') {
+      record({ type: 'host-lock-armed', ms, phase: phase ?? '', how: how ?? '' });
+      const valid =
+        ms > 0 &&
+        (phase === 'park' || phase === 'resume') &&
+        (how === 'file' || how === 'rows' || how === 'table');
+      onLock(valid ? { ms, phase, how } : undefined);
     }
   });
   stdin.on('end', () => process.kill(process.pid, 'SIGKILL'));

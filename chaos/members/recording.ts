@@ -31,6 +31,7 @@ import type {
   WorkflowStoreCapabilities,
 } from 'graceful-drain';
 import {
+  type ErrorRecord,
   errorRecord,
   fromNow,
   type LeaseAtWrite,
@@ -42,121 +43,112 @@ import {
 /** The leases this process holds, by token: the store recorder reads their state at each write. */
 export type LeaseRegistry = Map<string, Lease>;
 
+/** What a batch call of the store resolves. */
+type Results<O extends string> = Promise<readonly ItemResult<O>[]>;
+
+/** The fencing token of a write, as the history has it. */
+function tokenOf(fence: Fence): string | null {
+  return fence.token === undefined ? null : fence.token.toString();
+}
+
 function outcomes<O extends string>(results: readonly ItemResult<O>[]): Outcomes {
   const grouped: Record<string, string[]> = {};
   for (const r of results) (grouped[r.outcome] ??= []).push(r.id);
   return grouped;
 }
 
+/**
+ * Records `start`, runs `call`, and records what it resolved (`done`), or how it failed (`failed`, and
+ * the error is rethrown).
+ */
+async function recorded<T>(
+  record: Recorder<MemberEvent>,
+  start: MemberEvent,
+  call: () => Promise<T>,
+  failed: (error: ErrorRecord) => MemberEvent,
+  done: (result: T) => MemberEvent,
+): Promise<T> {
+  record(start);
+  let result: T;
+  try {
+    result = await call();
+  } catch (error) {
+    record(failed(errorRecord(error)));
+    throw error;
+  }
+  record(done(result));
+  return result;
+}
+
+/** Calls `onAbort` when `signal` aborts, or at once when it has. */
+function onAborted(signal: AbortSignal, onAbort: () => void): void {
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
+}
+
 /** A lease that records its release, its loss and its renewals. */
-class RecordingLease implements Lease {
-  readonly #inner: Lease;
-  readonly #record: Recorder<MemberEvent>;
-  readonly #token: string;
-  #sampler: ReturnType<typeof setInterval> | undefined;
-
-  constructor(inner: Lease, record: Recorder<MemberEvent>, ttlMs: number, registry: LeaseRegistry) {
-    this.#inner = inner;
-    this.#record = record;
-    this.#token = inner.token.toString();
-    registry.set(this.#token, inner);
-    let deadline = inner.deadline;
-    this.#sampler = setInterval(
-      () => {
-        if (inner.deadline === deadline) return;
-        deadline = inner.deadline;
-        record({ type: 'renew', token: this.#token, deadline: fromNow(deadline) });
-      },
-      Math.max(10, ttlMs / 8),
-    );
-    this.#sampler.unref();
-    const onLost = (): void => {
-      this.#stopSampling();
-      record({ type: 'lease-lost', token: this.#token, error: errorRecord(inner.signal.reason) });
-    };
-    if (inner.signal.aborted) onLost();
-    else inner.signal.addEventListener('abort', onLost, { once: true });
-  }
-
-  get name(): string {
-    return this.#inner.name;
-  }
-
-  get token(): bigint {
-    return this.#inner.token;
-  }
-
-  get signal(): AbortSignal {
-    return this.#inner.signal;
-  }
-
-  get deadline(): number {
-    return this.#inner.deadline;
-  }
-
-  async release(options?: CoordinatorCallOptions): Promise<void> {
-    this.#stopSampling();
-    this.#record({ type: 'release-start', token: this.#token });
-    try {
-      await this.#inner.release(options);
-    } catch (error) {
-      this.#record({ type: 'release-failed', token: this.#token, error: errorRecord(error) });
-      throw error;
-    }
-    this.#record({ type: 'release', token: this.#token });
-  }
-
-  #stopSampling(): void {
-    clearInterval(this.#sampler);
-    this.#sampler = undefined;
-  }
+function recordingLease(
+  inner: Lease,
+  record: Recorder<MemberEvent>,
+  ttlMs: number,
+  registry: LeaseRegistry,
+): Lease {
+  const token = inner.token.toString();
+  registry.set(token, inner);
+  let deadline = inner.deadline;
+  const sampler = setInterval(
+    () => {
+      if (inner.deadline === deadline) return;
+      deadline = inner.deadline;
+      record({ type: 'renew', token, deadline: fromNow(deadline) });
+    },
+    Math.max(10, ttlMs / 8),
+  );
+  sampler.unref();
+  onAborted(inner.signal, () => {
+    clearInterval(sampler);
+    record({ type: 'lease-lost', token, error: errorRecord(inner.signal.reason) });
+  });
+  return {
+    name: inner.name,
+    token: inner.token,
+    signal: inner.signal,
+    get deadline() {
+      return inner.deadline;
+    },
+    release: async (options?: CoordinatorCallOptions): Promise<void> => {
+      clearInterval(sampler);
+      await recorded(
+        record,
+        { type: 'release-start', token },
+        () => inner.release(options),
+        (error) => ({ type: 'release-failed', token, error }),
+        () => ({ type: 'release', token }),
+      );
+    },
+  };
 }
 
 /** A membership that records its loss and its leave. */
-class RecordingMembership implements Membership {
-  readonly #inner: Membership;
-  readonly #record: Recorder<MemberEvent>;
-
-  constructor(inner: Membership, record: Recorder<MemberEvent>) {
-    this.#inner = inner;
-    this.#record = record;
-    const onLost = (): void =>
-      record({
-        type: 'membership-lost',
-        incarnation: inner.incarnation,
-        error: errorRecord(inner.signal.reason),
-      });
-    if (inner.signal.aborted) onLost();
-    else inner.signal.addEventListener('abort', onLost, { once: true });
-  }
-
-  get group(): string {
-    return this.#inner.group;
-  }
-
-  get memberId(): string {
-    return this.#inner.memberId;
-  }
-
-  get incarnation(): string {
-    return this.#inner.incarnation;
-  }
-
-  get signal(): AbortSignal {
-    return this.#inner.signal;
-  }
-
-  async leave(options?: CoordinatorCallOptions): Promise<void> {
-    const incarnation = this.#inner.incarnation;
-    this.#record({ type: 'leave-start', incarnation });
-    try {
-      await this.#inner.leave(options);
-    } catch (error) {
-      this.#record({ type: 'leave-failed', incarnation, error: errorRecord(error) });
-      throw error;
-    }
-    this.#record({ type: 'leave', incarnation });
-  }
+function recordingMembership(inner: Membership, record: Recorder<MemberEvent>): Membership {
+  const { incarnation } = inner;
+  onAborted(inner.signal, () =>
+    record({ type: 'membership-lost', incarnation, error: errorRecord(inner.signal.reason) }),
+  );
+  return {
+    group: inner.group,
+    memberId: inner.memberId,
+    incarnation,
+    signal: inner.signal,
+    leave: (options?: CoordinatorCallOptions) =>
+      recorded(
+        record,
+        { type: 'leave-start', incarnation },
+        () => inner.leave(options),
+        (error) => ({ type: 'leave-failed', incarnation, error }),
+        () => ({ type: 'leave', incarnation }),
+      ),
+  };
 }
 
 /** A {@link Coordinator} that records every call in the history and forwards it. */
@@ -176,48 +168,41 @@ export class RecordingCoordinator implements Coordinator {
   }
 
   async acquire(name: string, options: AcquireOptions): Promise<Lease> {
-    this.#record({ type: 'acquire-start', name });
-    let lease: Lease;
-    try {
-      lease = await this.#inner.acquire(name, options);
-    } catch (error) {
-      this.#record({ type: 'acquire-failed', name, error: errorRecord(error) });
-      throw error;
-    }
-    this.#record({ type: 'acquire', name, token: lease.token.toString(), deadline: fromNow(lease.deadline) });
-    return new RecordingLease(lease, this.#record, options.ttlMs, this.#registry);
+    const lease = await recorded(
+      this.#record,
+      { type: 'acquire-start', name },
+      () => this.#inner.acquire(name, options),
+      (error) => ({ type: 'acquire-failed', name, error }),
+      (l) => ({ type: 'acquire', name, token: l.token.toString(), deadline: fromNow(l.deadline) }),
+    );
+    return recordingLease(lease, this.#record, options.ttlMs, this.#registry);
   }
 
   async join(group: string, memberId: string, options: JoinOptions): Promise<Membership> {
-    this.#record({ type: 'join-start', group });
-    let membership: Membership;
-    try {
-      membership = await this.#inner.join(group, memberId, options);
-    } catch (error) {
-      this.#record({ type: 'join-failed', error: errorRecord(error) });
-      throw error;
-    }
-    this.#record({ type: 'join', incarnation: membership.incarnation });
-    return new RecordingMembership(membership, this.#record);
+    const membership = await recorded(
+      this.#record,
+      { type: 'join-start', group },
+      () => this.#inner.join(group, memberId, options),
+      (error) => ({ type: 'join-failed', error }),
+      (m) => ({ type: 'join', incarnation: m.incarnation }),
+    );
+    return recordingMembership(membership, this.#record);
   }
 
-  async members(group: string, options?: CoordinatorCallOptions): Promise<readonly MemberInfo[]> {
-    this.#record({ type: 'members-start' });
-    let members: readonly MemberInfo[];
-    try {
-      members = await this.#inner.members(group, options);
-    } catch (error) {
-      this.#record({ type: 'members-failed', error: errorRecord(error) });
-      throw error;
-    }
-    this.#record({
-      type: 'members',
-      members: members.map((m) => ({
-        memberId: m.memberId,
-        ...(m.expiresInMs === undefined ? {} : { expiresInMs: m.expiresInMs }),
-      })),
-    });
-    return members;
+  members(group: string, options?: CoordinatorCallOptions): Promise<readonly MemberInfo[]> {
+    return recorded(
+      this.#record,
+      { type: 'members-start' },
+      () => this.#inner.members(group, options),
+      (error) => ({ type: 'members-failed', error }),
+      (members) => ({
+        type: 'members',
+        members: members.map((m) => ({
+          memberId: m.memberId,
+          ...(m.expiresInMs === undefined ? {} : { expiresInMs: m.expiresInMs }),
+        })),
+      }),
+    );
   }
 
   close(): Promise<void> {
@@ -281,48 +266,36 @@ export class RecordingStore implements WorkflowStore {
     return page;
   }
 
-  park(
-    ids: readonly string[],
-    fence: Fence,
-    options?: StoreCallOptions,
-  ): Promise<readonly ItemResult<ParkOutcome>[]> {
+  park(ids: readonly string[], fence: Fence, options?: StoreCallOptions): Results<ParkOutcome> {
     return this.#write('park', ids, fence, () => this.#inner.park(ids, fence, options));
   }
 
-  unpark(
-    ids: readonly string[],
-    fence: Fence,
-    options?: StoreCallOptions,
-  ): Promise<readonly ItemResult<UnparkOutcome>[]> {
+  unpark(ids: readonly string[], fence: Fence, options?: StoreCallOptions): Results<UnparkOutcome> {
     return this.#write('unpark', ids, fence, () => this.#inner.unpark(ids, fence, options));
   }
 
-  async raiseFence(fence: Fence, options?: StoreCallOptions): Promise<void> {
-    const token = fence.token === undefined ? null : fence.token.toString();
-    this.#record({ type: 'fence-start', token });
-    try {
-      await this.#inner.raiseFence(fence, options);
-    } catch (error) {
-      this.#record({ type: 'fence-failed', token, error: errorRecord(error) });
-      throw error;
-    }
-    this.#record({ type: 'fence', token });
+  raiseFence(fence: Fence, options?: StoreCallOptions): Promise<void> {
+    const token = tokenOf(fence);
+    return recorded(
+      this.#record,
+      { type: 'fence-start', token },
+      () => this.#inner.raiseFence(fence, options),
+      (error) => ({ type: 'fence-failed', token, error }),
+      () => ({ type: 'fence', token }),
+    );
   }
 
-  async notePaused(
+  notePaused(
     ids: readonly string[],
     options?: StoreCallOptions,
   ): Promise<readonly ItemResult<NotePausedOutcome>[]> {
-    this.#record({ type: 'note-paused-start', ids });
-    let results: readonly ItemResult<NotePausedOutcome>[];
-    try {
-      results = await this.#inner.notePaused(ids, options);
-    } catch (error) {
-      this.#record({ type: 'note-paused-failed', error: errorRecord(error) });
-      throw error;
-    }
-    this.#record({ type: 'note-paused', outcomes: outcomes(results) });
-    return results;
+    return recorded(
+      this.#record,
+      { type: 'note-paused-start', ids },
+      () => this.#inner.notePaused(ids, options),
+      (error) => ({ type: 'note-paused-failed', error }),
+      (results) => ({ type: 'note-paused', outcomes: outcomes(results) }),
+    );
   }
 
   diagnose(options?: StoreCallOptions): Promise<readonly StoreWarning[]> {
@@ -333,25 +306,22 @@ export class RecordingStore implements WorkflowStore {
     return this.#inner.close?.() ?? Promise.resolve();
   }
 
-  async #write<O extends string>(
+  #write<O extends string>(
     kind: 'park' | 'unpark',
     ids: readonly string[],
     fence: Fence,
-    write: () => Promise<readonly ItemResult<O>[]>,
-  ): Promise<readonly ItemResult<O>[]> {
-    const token = fence.token === undefined ? null : fence.token.toString();
+    write: () => Results<O>,
+  ): Results<O> {
+    const token = tokenOf(fence);
     const lease = token === null ? undefined : this.#registry.get(token);
     const atWrite: LeaseAtWrite | null =
       lease === undefined ? null : { aborted: lease.signal.aborted, deadline: fromNow(lease.deadline) };
-    this.#record({ type: `${kind}-start`, token, ids, lease: atWrite });
-    let results: readonly ItemResult<O>[];
-    try {
-      results = await write();
-    } catch (error) {
-      this.#record({ type: `${kind}-failed`, token, error: errorRecord(error) });
-      throw error;
-    }
-    this.#record({ type: kind, token, outcomes: outcomes(results) });
-    return results;
+    return recorded(
+      this.#record,
+      { type: `${kind}-start`, token, ids, lease: atWrite },
+      write,
+      (error) => ({ type: `${kind}-failed`, token, error }),
+      (results) => ({ type: kind, token, outcomes: outcomes(results) }),
+    );
   }
 }

@@ -13,7 +13,7 @@
  */
 import type { ShutdownReport } from 'graceful-drain';
 import type { EngineEvent } from '../../harness/engine.js';
-import { choice, integer, text, textOr, UsageError } from '../../harness/flags.js';
+import { choice, integer, parseCommandLine, text, textOr, UsageError } from '../../harness/flags.js';
 import { memberLines, shutdownReportJson } from '../../harness/member.js';
 import {
   memberController,
@@ -51,18 +51,12 @@ export const chaosWorkerFlags = {
 /** How long the process may live on after everything is closed before it counts as held open. */
 const LINGER_MS = 5000;
 
-type Config = ReturnType<typeof parseMemberFlags<typeof chaosWorkerFlags>>;
-
 async function main(): Promise<void> {
-  let config: Config;
-  try {
-    config = parseMemberFlags(process.argv.slice(2), chaosWorkerFlags);
-    if (config.history === undefined) throw new UsageError('--history is required');
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    console.error(`chaos worker: ${error.message}`);
-    process.exit(2);
-  }
+  const config = parseCommandLine('chaos worker', () => {
+    const parsed = parseMemberFlags(process.argv.slice(2), chaosWorkerFlags);
+    if (parsed.history === undefined) throw new UsageError('--history is required');
+    return { ...parsed, history: parsed.history };
+  });
   const record = historyFile<MemberEvent>(config.history, config.id);
   record({ type: 'boot', backend: config.backend, group: config.group });
   // Whatever escapes to the process is written down before it ends the process.

@@ -7,7 +7,7 @@ import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BackendConfig } from '../../harness/backend.js';
-import { MemberProcess } from '../../harness/member.js';
+import { memberArgs, MemberProcess } from '../../harness/member.js';
 import { deriveSeed, type Random, seededRandom } from '../../harness/random.js';
 import { throughPort } from '../../harness/servers.js';
 import type { TcpProxy } from '../../harness/tcp-proxy.js';
@@ -108,35 +108,20 @@ export class ChaosCluster {
     const draw = seededRandom(deriveSeed(o.seed, 'hostile', memberId));
     const hostile =
       draw() < this.hostileShare ? HOSTILE_MODES[Math.floor(draw() * HOSTILE_MODES.length)] : undefined;
-    const args = [
-      '--backend',
-      c.backend,
-      '--group',
-      o.group,
-      '--history',
-      join(o.historyDir, `${memberId}.jsonl`),
-      '--connection-name',
-      this.connectionName(memberId),
-      '--concurrency',
-      String(CONCURRENCY),
-      '--step-ms',
-      String(t.stepMs),
-      '--claim-ttl-ms',
-      String(t.claimTtlMs),
-      '--shutdown-timeout-ms',
-      String(t.shutdownTimeoutMs),
-      '--member-ttl-ms',
-      String(t.memberTtlMs),
-      '--lock-ttl-ms',
-      String(t.lockTtlMs),
-      '--close-timeout-ms',
-      String(t.closeTimeoutMs),
-      '--seed',
-      String(deriveSeed(o.seed, memberId)),
-      ...(c.backend === 'postgres' ? ['--pg-schema', c.pgSchema] : ['--db', c.dbPath]),
-      ...(c.backend === 'redis' ? ['--redis-key-prefix', c.redisKeyPrefix] : []),
-      ...(hostile === undefined ? [] : ['--hostile', hostile]),
-    ];
+    const args = memberArgs(c, {
+      group: o.group,
+      history: join(o.historyDir, `${memberId}.jsonl`),
+      connectionName: this.connectionName(memberId),
+      concurrency: CONCURRENCY,
+      stepMs: t.stepMs,
+      claimTtlMs: t.claimTtlMs,
+      shutdownTimeoutMs: t.shutdownTimeoutMs,
+      memberTtlMs: t.memberTtlMs,
+      lockTtlMs: t.lockTtlMs,
+      closeTimeoutMs: t.closeTimeoutMs,
+      seed: deriveSeed(o.seed, memberId),
+      hostile,
+    });
     // The URLs travel in the environment (never on a command line): the member's own proxy.
     const env: NodeJS.ProcessEnv = {};
     if (proxy !== undefined && c.backend === 'redis') env.GD_REDIS_URL = throughPort(c.redisUrl, proxy.port);

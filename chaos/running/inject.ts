@@ -189,12 +189,8 @@ export class Faults {
     const proxy = this.#proxy(slot);
     const ms = Math.round(uniform(random, 0.3, 2.5) * this.#t.timings.lockTtlMs);
     proxy.setBlackhole(true);
-    this.begin(
-      'partition',
-      { members: member === undefined ? [] : [member], slots: [slot] },
-      ms,
-      `slot ${slot} blackholed for ${ms} ms`,
-      () => proxy.setBlackhole(false),
+    this.#atSlot('partition', slot, member, ms, `slot ${slot} blackholed for ${ms} ms`, () =>
+      proxy.setBlackhole(false),
     );
   }
 
@@ -204,13 +200,21 @@ export class Faults {
     const lag = Math.round(uniform(random, 20, 400));
     const ms = Math.round(uniform(random, 0.5, 2) * this.#t.timings.lockTtlMs);
     proxy.setDelay(lag);
-    this.begin(
-      'delay',
-      { members: member === undefined ? [] : [member], slots: [slot] },
-      ms,
-      `slot ${slot}: +${lag} ms per chunk for ${ms} ms`,
-      () => proxy.setDelay(0),
+    this.#atSlot('delay', slot, member, ms, `slot ${slot}: +${lag} ms per chunk for ${ms} ms`, () =>
+      proxy.setDelay(0),
     );
+  }
+
+  /** Records a fault on the network path of `slot` (and of `member`, who runs there). */
+  #atSlot(
+    kind: FaultKind,
+    slot: number,
+    member: MemberProcess | undefined,
+    ms: number,
+    detail: string,
+    heal: () => void,
+  ): void {
+    this.begin(kind, { members: member === undefined ? [] : [member], slots: [slot] }, ms, detail, heal);
   }
 
   /** Every proxy drops its connections and refuses new ones for 0.3 to 3 s: the server "restarts". */

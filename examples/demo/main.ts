@@ -17,6 +17,7 @@ import {
   type FlagSpecs,
   filePath,
   integer,
+  parseCommandLine,
   parseFlags,
   text,
   toggle,
@@ -66,14 +67,7 @@ function parseOptions(argv: readonly string[]): Options {
 }
 
 async function main(): Promise<number> {
-  let options: Options;
-  try {
-    options = parseOptions(process.argv.slice(2));
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    console.error(`demo: ${error.message}`);
-    return 2;
-  }
+  const options = parseCommandLine('demo', () => parseOptions(process.argv.slice(2)));
   if (options.help) {
     console.log(
       `Usage: npm run demo -- [options]\n\nA cluster of workflow-engine workers stopped one at a time and restarted:\n` +

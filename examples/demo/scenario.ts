@@ -19,7 +19,7 @@ import {
 } from '../../harness/backend.js';
 import { type Check, hostChecks } from '../../harness/host-checks.js';
 import { type Counts, type HostDb, workflowId } from '../../harness/host-db.js';
-import type { MemberMessage } from '../../harness/member.js';
+import { type MemberMessage, memberArgs } from '../../harness/member.js';
 import { deriveSeed, sample, seededRandom } from '../../harness/random.js';
 import { redact } from '../../harness/servers.js';
 import { checkCleanShutdowns, checkHandOffs } from './checks.js';
@@ -219,20 +219,12 @@ export class Scenario {
     const o = this.o;
     const memberId = run === 1 ? `worker-${slot}` : `worker-${slot}-r${run}`;
     const c = this.config;
-    const args = [
-      '--backend',
-      c.backend,
-      '--group',
-      this.group,
-      '--concurrency',
-      String(CONCURRENCY),
-      '--step-ms',
-      String(o.stepMs),
-      '--seed',
-      String(deriveSeed(o.seed, memberId)),
-      ...(c.backend === 'postgres' ? ['--pg-schema', c.pgSchema] : ['--db', c.dbPath]),
-      ...(c.backend === 'redis' ? ['--redis-key-prefix', c.redisKeyPrefix] : []),
-    ];
+    const args = memberArgs(c, {
+      group: this.group,
+      concurrency: CONCURRENCY,
+      stepMs: o.stepMs,
+      seed: deriveSeed(o.seed, memberId),
+    });
     const worker: WorkerProcess = new WorkerProcess({
       slot,
       run,

@@ -16,11 +16,11 @@ import {
   type FlagSpecs,
   flagName,
   integer,
+  parseCommandLine,
   text,
   textOr,
   toggle,
   usage,
-  UsageError,
 } from '../../harness/flags.js';
 import { errorJson, memberLines, resumeReportJson, shutdownReportJson } from '../../harness/member.js';
 import {
@@ -78,14 +78,7 @@ export function parseWorkerArgs(argv: readonly string[], env: NodeJS.ProcessEnv 
 }
 
 async function main(): Promise<void> {
-  let config: WorkerConfig;
-  try {
-    config = parseWorkerArgs(process.argv.slice(2));
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    console.error(`worker: ${error.message}`);
-    process.exit(2);
-  }
+  const config = parseCommandLine('worker', () => parseWorkerArgs(process.argv.slice(2)));
   if (config.help) {
     console.log(`Usage: tsx examples/demo/worker.ts --db PATH [options]\n\n${usage(withEnv(workerFlags))}`);
     return;
