@@ -5,13 +5,15 @@
  * @internal
  */
 import createDebug from 'debug';
-import type { Coordinator, Lease, MemberInfo, Membership } from './coordinator.js';
+import type { Coordinator, Lease, Membership } from './coordinator.js';
 import { DrainTimeoutError, LockLostError, LockTimeoutError, StaleTokenError } from './errors.js';
 import { call, leaseLostReason, lost, remaining, retrying, timedAcquire } from './internal/calls.js';
-import { delay, now } from './internal/time.js';
+import { now } from './internal/time.js';
+import { livePeers } from './members.js';
+import { canRecover } from './recovery.js';
 import type { CompiledOptions } from './options.js';
 import type { HandOffDecision, HandOffResult, ParkProgress, PhaseName, Recorder } from './report.js';
-import type { Fence, WorkflowStore } from './workflow-store.js';
+import type { Fence, GenerationEnd, WorkflowStore } from './workflow-store.js';
 
 const log = createDebug('graceful-drain:hand-off');
 
@@ -109,7 +111,10 @@ export async function handOffAtShutdown(ctx: ShutdownContext): Promise<HandOffRe
       if (last === 'unreachable') unreachable = true;
       else if (last === 'lease-lost') return noHandOff('lease-lost', token);
       else if (typeof last === 'string') return noHandOff('aborted', token);
-      else if (!last.value) return { ...noHandOff('peers-remain', token), lastMember: false };
+      else if (!last.value) {
+        await leaveGeneration(ctx, held, token, 'none');
+        return { ...noHandOff('peers-remain', token), lastMember: false };
+      }
     }
     if (unreachable) {
       log('coordinator unreachable at shutdown, policy %s', options.unreachablePolicy);
@@ -120,7 +125,10 @@ export async function handOffAtShutdown(ctx: ShutdownContext): Promise<HandOffRe
     }
     // Parking stops short of the budget's end so that releasing the lock still has time.
     const parkEnd = budgetEnd - Math.min(1_000, remaining(budgetEnd) / 10);
-    const { parked, stillPausing, stopped } = await park(ctx, lease, token, parkEnd);
+    const { parked, stillPausing, stopped, settled } = await park(ctx, lease, token, parkEnd);
+    // Unreachable, other members may be alive: only this member's entry is removed.
+    const complete = stopped === undefined && settled;
+    await leaveGeneration(ctx, lease, token, complete ? (unreachable ? 'none' : 'clean') : 'dirty');
     return {
       lastMember: unreachable ? undefined : true,
       handOff: stopped ?? (unreachable ? 'unreachable-parked' : 'parked'),
@@ -138,38 +146,60 @@ export async function handOffAtShutdown(ctx: ShutdownContext): Promise<HandOffRe
   }
 }
 
-/** Lists the other members; waits out those close to expiry while the budget allows. */
+/** Whether no other member is alive; members close to expiry are waited out while the budget allows. */
 async function isLast(ctx: ShutdownContext, lease: Lease): Promise<boolean> {
   const { coordinator, options, budgetEnd } = ctx;
-  const stop = AbortSignal.any([ctx.signal, lease.signal]);
-  for (;;) {
-    const members = await call((s) => coordinator.members(options.group, { signal: s }), {
-      end: budgetEnd,
-      onTimeout: budgetError('listing members'),
-      stop,
-    });
-    // Only this member's own incarnation is itself (its leave may have failed); another process under
-    // the same id is a peer.
-    const own = ctx.membership?.incarnation;
-    const others = members.filter((m) => !(m.memberId === options.memberId && m.incarnation === own));
-    if (others.length === 0) return true;
-    const ids = others.map((m) => m.memberId);
-    // A member seems dead when it has missed a heartbeat: less than half its TTL left.
-    const nearExpiry = (m: MemberInfo): boolean =>
-      m.expiresInMs !== undefined && m.expiresInMs < (m.ttlMs ?? options.memberTtlMs) / 2;
-    if (!others.every(nearExpiry)) {
-      log('peers remain: %o', ids);
-      return false;
+  const signal = AbortSignal.any([ctx.signal, lease.signal]);
+  const incarnation = ctx.membership?.incarnation;
+  const peers = await livePeers({
+    coordinator,
+    options,
+    incarnation,
+    end: budgetEnd,
+    signal,
+    what: 'shutdown',
+  });
+  if (peers.length > 0)
+    log(
+      'peers remain: %o',
+      peers.map((m) => m.memberId),
+    );
+  return peers.length === 0;
+}
+
+/**
+ * Records how this member leaves the generation (see docs/protocol.md, "After a crash"): `none` when peers
+ * remain; `clean` after a complete park, removing every registered member (none is alive); `dirty` after
+ * a park cut short. Under the lease, fenced; a write the fence rejects leaves this member registered, so
+ * the next lonely start takes it for dead and finishes the job.
+ */
+async function leaveGeneration(
+  ctx: ShutdownContext,
+  lease: Lease | undefined,
+  token: bigint | undefined,
+  end: GenerationEnd,
+): Promise<void> {
+  const { store, options, record, signal, budgetEnd } = ctx;
+  if (!canRecover(store) || (lease !== undefined && lost(lease))) return;
+  const startedAt = now();
+  const fence: Fence = { memberId: options.memberId, token };
+  const bound = { end: budgetEnd, onTimeout: budgetError('leaving the generation'), stop: signal };
+  try {
+    const ids = [options.memberId];
+    if (end === 'clean') {
+      // The dead ones only: a member that joined since the members check may have registered already.
+      const seen = await call((s) => store.readGeneration(options.group, { signal: s }), bound);
+      const live = await call((s) => ctx.coordinator.members(options.group, { signal: s }), bound);
+      for (const m of seen.members) {
+        const alive = live.some((l) => l.memberId === m.memberId && l.incarnation === m.incarnation);
+        if (m.memberId !== options.memberId && !alive) ids.push(m.memberId);
+      }
     }
-    // Every other member has missed a heartbeat: wait until the last of them would expire if the budget
-    // still leaves room to park afterwards; otherwise count them as alive (never park over a peer).
-    const wait = Math.max(...others.map((m) => m.expiresInMs ?? 0)) + 10;
-    if (now() + wait > budgetEnd - remaining(budgetEnd) / 2) {
-      log('near-expiry peers cannot be waited out within the budget: %o', ids);
-      return false;
-    }
-    log('waiting %d ms for near-expiry peers: %o', wait, ids);
-    await delay(wait, stop);
+    await call((s) => store.leaveGeneration(options.group, ids, end, fence, { signal: s }), bound);
+    record.phase('generation', startedAt, 'ok');
+  } catch (error) {
+    record.error('generation', error);
+    record.phase('generation', startedAt, signal.aborted ? 'forced' : 'error');
   }
 }
 
@@ -183,7 +213,7 @@ async function park(
   lease: Lease | undefined,
   token: bigint | undefined,
   end: number,
-): Promise<{ parked: number; stillPausing: number; stopped: ParkStop | undefined }> {
+): Promise<{ parked: number; stillPausing: number; stopped: ParkStop | undefined; settled: boolean }> {
   const { store, options, record, signal } = ctx;
   const startedAt = now();
   const fence: Fence = { memberId: options.memberId, token };
@@ -192,6 +222,7 @@ async function park(
   let stillPausing = 0;
   let skipped = 0;
   let stopped: ParkStop | undefined;
+  let settled = false;
   let outcome: 'ok' | 'forced' | 'timeout' | 'error' = 'ok';
 
   // A lease lost during a call tells the store to give up, but its answer is awaited: a batch it
@@ -234,7 +265,8 @@ async function park(
     // The fence goes up before the first read: a write sent under an older token lands rejected.
     if (token !== undefined)
       await attempt('raising the fence', (s) => store.raiseFence(fence, { signal: s }));
-    for (let sweep = 0; (await pass()) > 0 && sweep < MAX_SWEEPS; sweep++);
+    // Settled when a pass finds nothing active: workflows that became active below the cursor are caught.
+    for (let sweep = 0; !settled && sweep <= MAX_SWEEPS; sweep++) settled = (await pass()) === 0;
   } catch (error) {
     record.error('park', error);
     const expired = lease !== undefined && lost(lease);
@@ -245,5 +277,5 @@ async function park(
   }
   record.phase('park', startedAt, outcome);
   log('parked %d (%d still pausing, %d skipped), %s', parked, stillPausing, skipped, stopped ?? 'done');
-  return { parked, stillPausing, stopped };
+  return { parked, stillPausing, stopped, settled };
 }

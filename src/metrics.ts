@@ -5,7 +5,7 @@
  * @packageDocumentation
  */
 import diagnosticsChannel from 'node:diagnostics_channel';
-import type { ParkProgress, ResumeReport } from './report.js';
+import type { ParkProgress, RecoveryReport, ResumeReport } from './report.js';
 import type { DrainState } from './types.js';
 import { invalid } from './validate.js';
 
@@ -19,6 +19,8 @@ export const channels = Object.freeze({
   park: 'graceful-drain:park',
   /** `{ group, memberId, resumed, skipped, stillPausing, rounds, complete }` after every resume round. */
   resume: 'graceful-drain:resume',
+  /** `{ group, memberId, policy, reason, generation, deadMembers, found, recovered, failed, ... }` after the start gate. */
+  recovery: 'graceful-drain:recovery',
   /** `{ group, memberId, lock, waitMs, acquired, reason }` after every lock acquisition attempt. */
   lockWait: 'graceful-drain:lock-wait',
 });
@@ -61,7 +63,14 @@ export interface ChannelMessages {
   readonly park: ParkMessage;
   readonly resume: ResumeMessage;
   readonly lockWait: LockWaitMessage;
+  readonly recovery: RecoveryMessage;
 }
+
+/** Published on `graceful-drain:recovery` after the start gate, with what it found and did. */
+export type RecoveryMessage = Omit<RecoveryReport, 'toJSON'> & {
+  readonly group: string;
+  readonly memberId: string;
+};
 
 /** The name of each channel, by key (the values of {@link channels}). */
 export type ChannelName = (typeof channels)[keyof typeof channels];

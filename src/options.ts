@@ -15,6 +15,21 @@ import type { WorkflowStore } from './workflow-store.js';
 /** What the last member does when the coordinator cannot be reached at shutdown. */
 export type UnreachablePolicy = 'skip' | 'park';
 
+/**
+ * A host hook for crash recovery: re-dispatches a batch of workflows a crash left running (the store has
+ * counted each). Honour `signal`: it aborts when the start's budget ends or a shutdown begins.
+ */
+export type RecoveryHook = (
+  ids: readonly string[],
+  options: { readonly signal: AbortSignal; readonly generation: number },
+) => Promise<void>;
+
+/**
+ * How the start hands back workflows a crash left running: `resume` parks them so the background resume
+ * re-drives them; `report` only counts them; a {@link RecoveryHook} re-dispatches them.
+ */
+export type RecoveryPolicy = 'resume' | 'report' | RecoveryHook;
+
 /** Options of {@link DrainController}. Every field is optional; unknown names are rejected. */
 export interface DrainControllerOptions {
   /**
@@ -66,6 +81,13 @@ export interface DrainControllerOptions {
   readonly resumeIntervalMs?: number;
   /** How long joining the group may take before `start()` rejects, in ms. @defaultValue `10_000` */
   readonly startTimeoutMs?: number;
+  /**
+   * How a start hands back the workflows that a crash of the group's last member left running (see
+   * docs/protocol.md, "After a crash"). @defaultValue `'resume'`
+   */
+  readonly recovery?: RecoveryPolicy;
+  /** How many times a workflow may be recovered before it moves to the host's failed status. @defaultValue `3` */
+  readonly maxRecoveries?: number;
 }
 
 /** The options with every default filled in and every value checked. */
@@ -88,12 +110,15 @@ const defaultOptions = Object.freeze({
   resumeTimeoutMs: 60_000,
   resumeIntervalMs: 1_000,
   startTimeoutMs: 10_000,
+  recovery: 'resume' as RecoveryPolicy,
+  maxRecoveries: 3,
 });
 
 // In this order in the "known options" hint of an unknown option.
 const knownOptions = (
   'group memberId coordinator store shutdownTimeoutMs drainShare abortGraceMs groupScope ' +
-  'unreachablePolicy lockTtlMs memberTtlMs batchSize resumeTimeoutMs resumeIntervalMs startTimeoutMs'
+  'unreachablePolicy lockTtlMs memberTtlMs batchSize resumeTimeoutMs resumeIntervalMs startTimeoutMs ' +
+  'recovery maxRecoveries'
 ).split(' ');
 
 const scopes: readonly CoordinatorScope[] = ['process', 'host', 'cluster'];
@@ -111,6 +136,21 @@ function checkCoordinator(value: unknown): Coordinator {
   }
   checkOneOf('coordinator.capabilities.scope', c.capabilities?.scope, scopes);
   return c as Coordinator;
+}
+
+function checkRecovery(name: string, value: unknown): RecoveryPolicy {
+  if (typeof value === 'function') return value as RecoveryHook;
+  if (value === 'resume' || value === 'report') return value;
+  return invalid(
+    name,
+    "`'resume'`, `'report'` or a function `(ids, { signal, generation }) => Promise<void>`",
+    value,
+  );
+}
+
+function checkCount0(name: string, value: unknown): number {
+  if (!Number.isSafeInteger(value) || (value as number) < 0) invalid(name, 'a whole number from 0 up', value);
+  return value as number;
 }
 
 /** Fills in the defaults and checks every option; throws a ConfigurationError naming the option and value. */
@@ -170,5 +210,7 @@ export function compileOptions(input: unknown): CompiledOptions {
     resumeTimeoutMs: pick('resumeTimeoutMs', checkPositive),
     resumeIntervalMs: pick('resumeIntervalMs', checkPositive),
     startTimeoutMs: pick('startTimeoutMs', checkPositive),
+    recovery: pick('recovery', checkRecovery),
+    maxRecoveries: pick('maxRecoveries', checkCount0),
   });
 }

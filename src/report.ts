@@ -3,7 +3,16 @@ import type { StoreWarning } from './workflow-store.js';
 
 /** The phases of a shutdown, in the order they run. */
 export type PhaseName =
-  'stop-intake' | 'drain' | 'grace' | 'resume-wind-down' | 'leave' | 'lock' | 'members' | 'park' | 'release';
+  | 'stop-intake'
+  | 'drain'
+  | 'grace'
+  | 'resume-wind-down'
+  | 'leave'
+  | 'lock'
+  | 'members'
+  | 'park'
+  | 'generation'
+  | 'release';
 
 /** One phase of a shutdown and how long it took. */
 export interface PhaseReport {
@@ -113,9 +122,42 @@ export interface ResumeReport {
   readonly complete: boolean;
   /** What the store reported about its configuration (see `WorkflowStore.diagnose`). */
   readonly warnings: readonly StoreWarning[];
+  /** What the start gate found of a crash and did about it; `undefined` when the store cannot recover. */
+  readonly recovery: RecoveryReport | undefined;
   /** Every error met on the way. */
   readonly errors: readonly unknown[];
   /** What `JSON.stringify(report)` renders: errors as `{ name, code, message, cause }`. */
+  toJSON(): Record<string, unknown>;
+}
+
+/** What the start gate found of a crash and did about it, before intake opened. See docs/protocol.md. */
+export interface RecoveryReport {
+  /** The policy: `resume`, `report`, or `hook` (a `RecoveryHook`). */
+  readonly policy: 'resume' | 'report' | 'hook';
+  /**
+   * `none`: the last generation ended cleanly; `crash`: registered members died; `incomplete-park`: a last
+   * member's park was cut short; `live-peers`: members died but registered ones are alive (nothing recovered).
+   */
+  readonly reason: 'none' | 'crash' | 'incomplete-park' | 'live-peers';
+  /** The generation the record was at; `undefined` when it could not be read. */
+  readonly generation: number | undefined;
+  /** The ids of the dead members found. */
+  readonly deadMembers: readonly string[];
+  /** Workflows found running that the dead generation left. */
+  readonly found: number;
+  /** Of those, handed back (parked for the resume, or passed to the hook). */
+  readonly recovered: number;
+  /** Of those, moved to the failed status (recovered `maxRecoveries` times already). */
+  readonly failed: number;
+  /** Of those, no longer running when recovered. */
+  readonly skipped: number;
+  /** Whether the gate did all it had to (false when cut short, failed, or blocked by live peers). */
+  readonly complete: boolean;
+  /** How long the gate took, in milliseconds. */
+  readonly durationMs: number;
+  /** Every error met on the way. */
+  readonly errors: readonly unknown[];
+  /** What `JSON.stringify(report)` renders. */
   toJSON(): Record<string, unknown>;
 }
 

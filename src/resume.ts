@@ -10,7 +10,7 @@ import { DrainTimeoutError } from './errors.js';
 import { call, type CallOptions, leaseLostReason, lost, remaining, timedAcquire } from './internal/calls.js';
 import { delay, now } from './internal/time.js';
 import type { CompiledOptions } from './options.js';
-import { frozenReport, type ResumeProgress, type ResumeReport } from './report.js';
+import { frozenReport, type RecoveryReport, type ResumeProgress, type ResumeReport } from './report.js';
 import type { StoreWarning, WorkflowStore } from './workflow-store.js';
 
 const log = createDebug('graceful-drain:resume');
@@ -25,6 +25,7 @@ interface ResumeContext {
   readonly slot: { lease: Lease | undefined };
   /** What the store's diagnosis found. */
   readonly warnings: readonly StoreWarning[];
+  readonly recovery: RecoveryReport | undefined;
   readonly onRound: (progress: ResumeProgress) => void;
 }
 
@@ -39,7 +40,13 @@ export async function resumeAtStart(ctx: ResumeContext): Promise<ResumeReport> {
   const count = { resumed: 0, skipped: 0, stillPausing: 0, rounds: 0 };
   const errors: unknown[] = [];
   const snapshot = (complete: boolean): ResumeReport =>
-    frozenReport({ ...count, complete, warnings, errors: Object.freeze([...errors]) });
+    frozenReport({
+      ...count,
+      complete,
+      warnings,
+      recovery: ctx.recovery,
+      errors: Object.freeze([...errors]),
+    });
   const within = (what: string, more: Partial<CallOptions>): CallOptions => ({
     end,
     onTimeout: () => new DrainTimeoutError(`The resume budget ran out while ${what}`),

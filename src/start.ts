@@ -11,7 +11,8 @@ import { call, lost, remaining } from './internal/calls.js';
 import { bounded, delay, now } from './internal/time.js';
 import { publish } from './metrics.js';
 import type { CompiledOptions } from './options.js';
-import { frozenReport, type PhaseReport, type ResumeReport } from './report.js';
+import { canRecover, recoverAtStart } from './recovery.js';
+import { frozenReport, type PhaseReport, type RecoveryReport, type ResumeReport } from './report.js';
 import { resumeAtStart } from './resume.js';
 import type { DrainEvents } from './types.js';
 import type { StoreWarning, WorkflowStore } from './workflow-store.js';
@@ -39,6 +40,8 @@ export class Starter {
   #resumeTask: Promise<ResumeReport> | undefined;
   #resumeRunning = false;
   #warnings: readonly StoreWarning[] | undefined;
+  readonly #extra: StoreWarning[] = [];
+  #recovery: RecoveryReport | undefined;
 
   constructor(host: StartHost) {
     this.#host = host;
@@ -49,9 +52,9 @@ export class Starter {
     return this.#membership;
   }
 
-  /** The store's warnings, once diagnosed. */
+  /** The warnings so far: the store's diagnosis, and the start gate's. */
   get warnings(): readonly StoreWarning[] {
-    return this.#warnings ?? [];
+    return Object.freeze([...this.#extra, ...(this.#warnings ?? [])]);
   }
 
   /** The background resume, once started. */
@@ -59,10 +62,58 @@ export class Starter {
     return this.#resumeTask;
   }
 
-  /** Joins, then starts the background resume. */
+  /** Joins, runs the crash-recovery gate (intake stays closed until it is done), then starts the background resume. */
   async start(): Promise<void> {
     await this.#join();
+    this.#recovery = await this.#gate(this.#membership as Membership);
+    this.#host.lifecycle.throwIfAborted();
     this.#resumeTask = this.#resume();
+  }
+
+  /** What the start gate found and did; `undefined` when the store cannot recover. */
+  get recovery(): RecoveryReport | undefined {
+    return this.#recovery;
+  }
+
+  async #gate(membership: Membership): Promise<RecoveryReport | undefined> {
+    const { options, lifecycle } = this.#host;
+    const { store, coordinator } = options.handOff;
+    if (!canRecover(store)) {
+      this.#warn({
+        code: 'no-recovery',
+        message:
+          'The store keeps no generation record (readGeneration, enterGeneration, leaveGeneration, recover): ' +
+          "a crash of the group's last member will leave its running workflows stranded",
+      });
+      return undefined;
+    }
+    const report = await recoverAtStart({ options, coordinator, store, membership, signal: lifecycle });
+    const { group, memberId } = options;
+    publish('recovery', () => ({ group, memberId, ...report }));
+    if (report.reason !== 'none' || report.errors.length > 0) this.#host.emit('recovery', report);
+    const stranded = report.reason === 'live-peers' || (report.policy === 'report' && report.found > 0);
+    if (report.errors.length > 0 || stranded || report.failed > 0) {
+      this.#warn({
+        code: 'recovery',
+        message:
+          `Crash recovery at start (${report.reason}, policy ${report.policy}): ${report.found} found, ` +
+          `${report.recovered} recovered, ${report.failed} moved to failed` +
+          (report.deadMembers.length > 0 ? `; dead members: ${report.deadMembers.join(', ')}` : '') +
+          (report.errors.length > 0
+            ? `; ${report.errors.length} error(s), the first: ${String(report.errors[0])}`
+            : '') +
+          (stranded ? '; workflows are left running' : ''),
+      });
+    }
+    return report;
+  }
+
+  /** Emits a warning, or prints it through `process.emitWarning` when nobody listens; kept for the reports. */
+  #warn(warning: StoreWarning): void {
+    log('warning %s: %s', warning.code, warning.message);
+    this.#extra.push(warning);
+    if (!this.#host.emit('warning', warning))
+      process.emitWarning(warning.message, { type: 'GracefulDrainWarning', code: warning.code });
   }
 
   async #join(): Promise<void> {
@@ -107,6 +158,7 @@ export class Starter {
       for (let attempt = 0; !lifecycle.aborted; attempt++) {
         try {
           await this.#join();
+          await this.#reenter(this.#membership as Membership);
           const previous = this.#resumeTask;
           this.#resumeTask = previous === undefined ? this.#resume() : previous.then(() => this.#resume());
           return;
@@ -120,6 +172,24 @@ export class Starter {
     queueMicrotask(() => void rejoin());
   }
 
+  /** After a re-join: registers the new incarnation, so the old one is not taken for a dead member. */
+  async #reenter(membership: Membership): Promise<void> {
+    const { options, lifecycle } = this.#host;
+    const { store } = options.handOff;
+    if (!canRecover(store)) return;
+    const self = { memberId: options.memberId, incarnation: membership.incarnation };
+    await call(
+      (signal) =>
+        store.enterGeneration(options.group, self, { memberId: self.memberId, token: undefined }, { signal }),
+      {
+        end: now() + options.startTimeoutMs,
+        onTimeout: () =>
+          new DrainTimeoutError('The store did not register the re-joined member within startTimeoutMs'),
+        stop: lifecycle,
+      },
+    );
+  }
+
   async #resume(): Promise<ResumeReport> {
     const { options, lifecycle } = this.#host;
     this.#resumeRunning = true;
@@ -130,7 +200,8 @@ export class Starter {
         ...options.handOff,
         signal: lifecycle,
         slot: this.#slot,
-        warnings: this.#warnings,
+        warnings: this.warnings,
+        recovery: this.#recovery,
         onRound: (progress) => {
           publish('resume', () => ({ group: options.group, memberId: options.memberId, ...progress }));
           this.#host.emit('resume', progress);
@@ -139,7 +210,8 @@ export class Starter {
     } catch (error) {
       log('the background resume failed: %O', error);
       const none = { resumed: 0, skipped: 0, stillPausing: 0, rounds: 0, complete: false };
-      return frozenReport({ ...none, warnings: this.warnings, errors: Object.freeze([error]) });
+      const rest = { warnings: this.warnings, recovery: this.#recovery, errors: Object.freeze([error]) };
+      return frozenReport({ ...none, ...rest });
     } finally {
       this.#resumeRunning = false;
     }

@@ -2,14 +2,15 @@
  * The public types of a `DrainController`: its states, task context, method options and events.
  * @packageDocumentation
  */
-import type { ParkProgress, ResumeProgress, ShutdownReport } from './report.js';
+import type { ParkProgress, RecoveryReport, ResumeProgress, ShutdownReport } from './report.js';
 import type { StoreWarning } from './workflow-store.js';
 
 /**
  * The lifecycle of a `DrainController`:
  *
  * - `idle`: created, intake closed; `track()` rejects until `start()`.
- * - `starting`: `start()` is joining the group (with a coordinator).
+ * - `starting`: `start()` is joining the group and, with a store that can, checking for a crash to recover
+ *   (with a coordinator); `track()` still rejects.
  * - `running`: intake open, `ready` is true; with a coordinator, parked workflows resume in the background.
  * - `draining`: shutdown began: intake closed, `ready` false, in-flight work winding down.
  * - `handing-off`: the drain is over; leaving the group and, if this member is last, parking workflows.
@@ -58,6 +59,8 @@ export interface DrainEvents {
   escalate: [info: { readonly reason: string | undefined; readonly inFlight: number }];
   /** A batch of workflows was parked at shutdown. */
   park: [progress: ParkProgress];
+  /** The start gate found registered members dead, or a park cut short: what it recovered (before intake opened). */
+  recovery: [report: RecoveryReport];
   /** A round of the background resume at start finished. */
   resume: [progress: ResumeProgress];
   /** This member's group membership was lost; the controller re-joins with a new incarnation. */

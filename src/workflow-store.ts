@@ -65,10 +65,49 @@ export interface ItemResult<O extends string> {
 /** The outcome of {@link WorkflowStore.notePaused} for one workflow. */
 export type NotePausedOutcome = 'released' | 'skipped';
 
-/** A configuration at odds with the host's data, for example a status mapping that matches no row. */
+/** A member registered as running in a group's generation record. */
+export interface GenerationMember {
+  readonly memberId: string;
+  /** The incarnation of its membership: a restarted member under the same id is another incarnation. */
+  readonly incarnation: string;
+}
+
+/** A group's generation record: who runs, and whether the last park was cut short. See docs/protocol.md. */
+export interface GenerationRecord {
+  /** Raised by one each time a generation ends cleanly (a complete park, or a complete recovery). */
+  readonly generation: number;
+  /** The members registered as running, by id. */
+  readonly members: readonly GenerationMember[];
+  /** A last member's park was cut short: workflows may be left running. */
+  readonly dirty: boolean;
+}
+
+/**
+ * How {@link WorkflowStore.leaveGeneration} ends the generation: `none` only removes the members;
+ * `clean` also clears `dirty`, raises `generation` and resets every workflow's recovery count; `dirty`
+ * also sets `dirty`.
+ */
+export type GenerationEnd = 'none' | 'clean' | 'dirty';
+
+/** The outcome of recovering one workflow. */
+export type RecoverOutcome = 'paused' | 'pausing' | 'counted' | 'failed' | 'skipped';
+
+/** Options of {@link WorkflowStore.recover}. */
+export interface RecoverOptions extends StoreCallOptions {
+  /** `park`: pause and mark each, as `park()` does, so that unpark resumes it; `count`: only count it. */
+  readonly mode: 'park' | 'count';
+  /** A workflow recovered this many times already moves to the host's failed status instead. */
+  readonly maxRecoveries: number;
+}
+
+/** A configuration at odds with the host's data, or a capability missing, reported at start. */
 export interface StoreWarning {
-  /** A stable code: `status-mismatch` when the configured statuses match no row of the host's table. */
-  readonly code: 'status-mismatch';
+  /**
+   * A stable code: `status-mismatch` when the configured statuses match no row of the host's table;
+   * `no-recovery` when the store keeps no generation record (a crash of the last member strands its
+   * running workflows); `recovery` when the start could not check for, or finish, a crash recovery.
+   */
+  readonly code: 'status-mismatch' | 'no-recovery' | 'recovery';
   /** What is wrong, naming the option and the values seen. */
   readonly message: string;
 }
@@ -113,6 +152,36 @@ export interface WorkflowStore {
   ): Promise<readonly ItemResult<NotePausedOutcome>[]>;
   /** Optional: checks the configuration against the host's data; each warning is reported at start. */
   diagnose?(options?: StoreCallOptions): Promise<readonly StoreWarning[]>;
+  /**
+   * Crash recovery (optional: all four methods or none). Reads `group`'s generation record; a group never
+   * seen reads `{ generation: 0, members: [], dirty: false }`.
+   */
+  readGeneration?(group: string, options?: StoreCallOptions): Promise<GenerationRecord>;
+  /** Registers `member` as running in `group`, replacing an entry with the same id. Fenced. */
+  enterGeneration?(
+    group: string,
+    member: GenerationMember,
+    fence: Fence,
+    options?: StoreCallOptions,
+  ): Promise<void>;
+  /** Removes the entries of `memberIds` (absent ones ignored) and ends the generation as `end` says. Fenced. */
+  leaveGeneration?(
+    group: string,
+    memberIds: readonly string[],
+    end: GenerationEnd,
+    fence: Fence,
+    options?: StoreCallOptions,
+  ): Promise<void>;
+  /**
+   * Hands back workflows a crash left running, one result per id, in order, in one transaction: not
+   * running, `skipped`; recovered `maxRecoveries` times already, moved to the host's failed status,
+   * `failed`; otherwise counted, then parked (`paused` or `pausing`) or only counted (`counted`). Fenced.
+   */
+  recover?(
+    ids: readonly string[],
+    fence: Fence,
+    options: RecoverOptions,
+  ): Promise<readonly ItemResult<RecoverOutcome>[]>;
   /** Releases what the store created. Idempotent; never throws. Optional. */
   close?(): Promise<void>;
 }

@@ -30,17 +30,18 @@ describe('shutdown(): the budget holds whatever the adapters do', () => {
 
   it('an acquire that never answers cannot overrun the budget', async () => {
     const inner = memory();
-    let calls = 0;
+    let deafNow = false;
     const deaf: Coordinator = {
       capabilities: inner.capabilities,
       join: (g, m, o) => inner.join(g, m, o),
       members: (g) => inner.members(g),
       close: () => inner.close(),
-      acquire: (n, o) => (++calls === 1 ? inner.acquire(n, o) : never),
+      acquire: (n, o) => (deafNow ? never : inner.acquire(n, o)),
     };
     const a = member({ coordinator: deaf, store: new MemoryWorkflowStore(), shutdownTimeoutMs: 500 });
     await a.start();
     await a.whenResumed();
+    deafNow = true;
     const started = performance.now();
     const report = await a.shutdown();
     expect(report.handOff).toBe('lock-timeout');

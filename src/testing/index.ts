@@ -15,7 +15,7 @@ export {
 } from './faulty-coordinator.js';
 
 /** The host's status of a workflow, as the contract suite drives it. */
-export type HostStatus = 'running' | 'pausing' | 'paused' | 'succeeded' | 'cancelled';
+export type HostStatus = 'running' | 'pausing' | 'paused' | 'succeeded' | 'cancelled' | 'failed';
 
 /** What `workflowStoreContract()` drives: a store plus the host's side of its table. */
 export interface WorkflowStoreHarness {

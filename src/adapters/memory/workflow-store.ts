@@ -2,15 +2,20 @@ import createDebug from 'debug';
 import { ClosedError, ConfigurationError, StaleTokenError } from '../../errors.js';
 import { parkedStateOf, type WorkflowStatuses } from '../../internal/statuses.js';
 import { checkCallOptions, checkFence, checkIds, checkList } from '../../internal/store-args.js';
-import { checkName, checkOneOf } from '../../validate.js';
+import { checkName, checkNonNegative, checkOneOf } from '../../validate.js';
 import type {
   Fence,
+  GenerationEnd,
+  GenerationMember,
+  GenerationRecord,
   ItemResult,
   ListOptions,
   NotePausedOutcome,
   Page,
   ParkedWorkflow,
   ParkOutcome,
+  RecoverOptions,
+  RecoverOutcome,
   StoreCallOptions,
   StoreWarning,
   UnparkOutcome,
@@ -22,7 +27,7 @@ import { compileStoreOptions, type MemoryWorkflowStoreOptions } from './options.
 const debug = createDebug('graceful-drain:memory');
 
 /** The host's status of a workflow in a {@link MemoryWorkflowStore}. */
-export type MemoryWorkflowStatus = 'running' | 'pausing' | 'paused' | 'succeeded' | 'cancelled';
+export type MemoryWorkflowStatus = 'running' | 'pausing' | 'paused' | 'succeeded' | 'cancelled' | 'failed';
 
 /** A workflow of a {@link MemoryWorkflowStore}, as {@link MemoryWorkflowStore.get} returns it. */
 export interface MemoryWorkflow {
@@ -42,7 +47,14 @@ export interface MemoryWorkflowStoreStats {
   readonly resumes: number;
 }
 
-const STATUSES: readonly MemoryWorkflowStatus[] = ['running', 'pausing', 'paused', 'succeeded', 'cancelled'];
+const STATUSES: readonly MemoryWorkflowStatus[] = [
+  'running',
+  'pausing',
+  'paused',
+  'succeeded',
+  'cancelled',
+  'failed',
+];
 const CAPABILITIES: WorkflowStoreCapabilities = Object.freeze({ fencing: 'monotonic' });
 const NO_WARNINGS: readonly StoreWarning[] = Object.freeze([]);
 /** The statuses as the shared mapping sees them: a mark survives `pausing` and `paused` only. */
@@ -53,6 +65,8 @@ interface Entry {
   mark: { readonly memberId: string; readonly token: bigint | undefined } | undefined;
   parks: number;
   resumes: number;
+  /** Recoveries since the last clean end of a generation. */
+  recoveries: number;
   pauseTimer: NodeJS.Timeout | undefined;
 }
 
@@ -79,6 +93,10 @@ export class MemoryWorkflowStore implements WorkflowStore {
   /** The ids in order, rebuilt after an add or a remove. */
   #ids: readonly string[] | undefined;
   #highest: bigint | undefined;
+  readonly #generations = new Map<
+    string,
+    { generation: number; members: Map<string, string>; dirty: boolean }
+  >();
   #parks = 0;
   #resumes = 0;
   #closed = false;
@@ -98,19 +116,22 @@ export class MemoryWorkflowStore implements WorkflowStore {
     fence: Fence,
     options?: StoreCallOptions,
   ): Promise<readonly ItemResult<ParkOutcome>[]> {
-    return this.#write('park', ids, fence, options, (e, { memberId, token }) => {
-      if (e?.status !== 'running') return 'skipped';
-      e.mark = { memberId, token };
-      e.parks += 1;
-      this.#parks += 1;
-      if (this.#pauseDelayMs === 0) return this.#set(e, 'paused');
-      this.#set(e, 'pausing');
-      e.pauseTimer = setTimeout(() => {
-        e.pauseTimer = undefined;
-        if (e.status === 'pausing') e.status = 'paused';
-      }, this.#pauseDelayMs).unref();
-      return 'pausing';
-    });
+    return this.#write('park', ids, fence, options, (e, f) =>
+      e?.status === 'running' ? this.#park(e, f) : 'skipped',
+    );
+  }
+
+  #park(e: Entry, { memberId, token }: Fence): 'paused' | 'pausing' {
+    e.mark = { memberId, token };
+    e.parks += 1;
+    this.#parks += 1;
+    if (this.#pauseDelayMs === 0) return this.#set(e, 'paused');
+    this.#set(e, 'pausing');
+    e.pauseTimer = setTimeout(() => {
+      e.pauseTimer = undefined;
+      if (e.status === 'pausing') e.status = 'paused';
+    }, this.#pauseDelayMs).unref();
+    return 'pausing';
   }
 
   /** Lists marked workflows in id order, after `cursor`, with the host's state of each. */
@@ -169,6 +190,79 @@ export class MemoryWorkflowStore implements WorkflowStore {
     return results;
   }
 
+  /** The group's generation record; a group never seen reads `{ generation: 0, members: [], dirty: false }`. */
+  async readGeneration(group: string, options?: StoreCallOptions): Promise<GenerationRecord> {
+    this.#checkOpen();
+    checkName('group', group);
+    checkCallOptions('readGeneration()', options)?.throwIfAborted();
+    const g = this.#generations.get(group);
+    const members = [...(g?.members ?? [])]
+      .sort(([a], [b]) => (a < b ? -1 : 1))
+      .map(([memberId, incarnation]) => Object.freeze({ memberId, incarnation }));
+    return Object.freeze({
+      generation: g?.generation ?? 0,
+      members: Object.freeze(members),
+      dirty: g?.dirty ?? false,
+    });
+  }
+
+  /** Registers `member` as running in `group`, replacing an entry with its id. Fenced. */
+  async enterGeneration(
+    group: string,
+    member: GenerationMember,
+    fence: Fence,
+    options?: StoreCallOptions,
+  ): Promise<void> {
+    const g = this.#generationWrite('enterGeneration()', group, fence, options);
+    g.members.set(
+      checkName('member.memberId', member?.memberId),
+      checkName('member.incarnation', member.incarnation),
+    );
+  }
+
+  /** Removes the entries of `memberIds` and ends the generation as `end` says. Fenced. */
+  async leaveGeneration(
+    group: string,
+    memberIds: readonly string[],
+    end: GenerationEnd,
+    fence: Fence,
+    options?: StoreCallOptions,
+  ): Promise<void> {
+    checkIds(memberIds);
+    checkOneOf('end', end, ['none', 'clean', 'dirty'] as const);
+    const g = this.#generationWrite('leaveGeneration()', group, fence, options);
+    for (const id of memberIds) g.members.delete(id);
+    if (end === 'dirty') g.dirty = true;
+    if (end === 'clean') {
+      g.dirty = false;
+      g.generation += 1;
+      for (const e of this.#entries.values()) e.recoveries = 0;
+    }
+  }
+
+  /**
+   * Hands back workflows a crash left running: counted, then parked (mode `park`) or only counted
+   * (mode `count`); past `maxRecoveries`, set to `failed`. Not running: `skipped`. Fenced.
+   */
+  async recover(
+    ids: readonly string[],
+    fence: Fence,
+    options: RecoverOptions,
+  ): Promise<readonly ItemResult<RecoverOutcome>[]> {
+    const mode = checkOneOf('options.mode', options?.mode, ['park', 'count'] as const);
+    const max = checkNonNegative('options.maxRecoveries', options.maxRecoveries);
+    return this.#write('recover', ids, fence, options, (e, f): RecoverOutcome => {
+      if (e?.status !== 'running') return 'skipped';
+      if (e.recoveries >= max) {
+        this.#set(e, 'failed');
+        e.recoveries = 0;
+        return 'failed';
+      }
+      e.recoveries += 1;
+      return mode === 'park' ? this.#park(e, f) : 'counted';
+    });
+  }
+
   /** No warnings, ever: the statuses of this store are fixed. Rejects only when closed or aborted. */
   async diagnose(options?: StoreCallOptions): Promise<readonly StoreWarning[]> {
     this.#checkOpen();
@@ -188,7 +282,14 @@ export class MemoryWorkflowStore implements WorkflowStore {
     checkName('id', id);
     checkOneOf('status', status, STATUSES);
     if (this.#entries.has(id)) throw new ConfigurationError(`Workflow ${JSON.stringify(id)} already exists`);
-    this.#entries.set(id, { status, mark: undefined, parks: 0, resumes: 0, pauseTimer: undefined });
+    this.#entries.set(id, {
+      status,
+      mark: undefined,
+      parks: 0,
+      resumes: 0,
+      recoveries: 0,
+      pauseTimer: undefined,
+    });
     this.#ids = undefined;
   }
 
@@ -250,6 +351,11 @@ export class MemoryWorkflowStore implements WorkflowStore {
     return this.#entries.get(id)?.parks ?? 0;
   }
 
+  /** How many times this workflow was recovered since the last clean end of a generation (0 when unknown). */
+  recoveryCount(id: string): number {
+    return this.#entries.get(id)?.recoveries ?? 0;
+  }
+
   /** How many times this workflow was effectively resumed (0 when unknown). */
   resumeCount(id: string): number {
     return this.#entries.get(id)?.resumes ?? 0;
@@ -260,8 +366,25 @@ export class MemoryWorkflowStore implements WorkflowStore {
     return this.#highest;
   }
 
+  #generationWrite(
+    what: string,
+    group: string,
+    fence: Fence,
+    options: StoreCallOptions | undefined,
+  ): { generation: number; members: Map<string, string>; dirty: boolean } {
+    this.#checkOpen();
+    checkName('group', group);
+    const { token } = checkFence(fence);
+    checkCallOptions(what, options)?.throwIfAborted();
+    this.#checkToken(token);
+    let g = this.#generations.get(group);
+    if (g === undefined)
+      this.#generations.set(group, (g = { generation: 0, members: new Map(), dirty: false }));
+    return g;
+  }
+
   #write<O extends string>(
-    what: 'park' | 'unpark',
+    what: 'park' | 'unpark' | 'recover',
     ids: readonly string[],
     fence: Fence,
     options: StoreCallOptions | undefined,
