@@ -70,21 +70,13 @@ export function checkTokens(model: Model): CheckResult {
   }
   for (const a of model.leases) {
     for (const b of model.leases) {
-      if (a.name !== b.name || a.acquireEnd >= b.acquireStart || a.token < b.token) continue;
-      if (a.token === b.token) continue;
-      violations.push({
-        message: `${b.holder} got token ${b.token} after ${a.holder} had got token ${a.token}`,
-        at: b.acquireEnd,
-        members: [a.holder, b.holder],
-      });
+      if (a.name !== b.name || a.acquireEnd >= b.acquireStart || a.token <= b.token) continue;
+      const message = `${b.holder} got token ${b.token} after ${a.holder} had got token ${a.token}`;
+      violations.push({ message, at: b.acquireEnd, members: [a.holder, b.holder] });
     }
   }
-  return check(
-    'fencing tokens strictly increase',
-    '1, 8',
-    violations,
-    `${model.leases.length} leases granted, tokens unique and increasing`,
-  );
+  const detail = `${model.leases.length} leases granted, tokens unique and increasing`;
+  return check('fencing tokens strictly increase', '1, 8', violations, detail);
 }
 
 /** Invariant 1: the store's high-water mark never accepts a lower token; nothing unfenced. */
