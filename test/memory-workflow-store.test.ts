@@ -337,6 +337,75 @@ describe('MemoryWorkflowStore', () => {
     });
   });
 
+  describe('crash recovery', () => {
+    it('recover() takes its mode, maxRecoveries and signal, and rejects bad ones naming them and the value', async () => {
+      const store = new MemoryWorkflowStore();
+      store.add('a');
+      const { signal } = new AbortController();
+      expect(await store.recover(['a'], fence(1n), { mode: 'count', maxRecoveries: 3, signal })).toEqual([
+        { id: 'a', outcome: 'counted' },
+      ]);
+      expect(store.recoveryCount('a')).toBe(1);
+      const bad: [unknown, RegExp][] = [
+        [undefined, /`options.mode`.*`undefined`/],
+        [{ mode: 'resume', maxRecoveries: 3 }, /`options.mode`.*"resume"/],
+        [{ mode: 'park', maxRecoveries: -1 }, /`options.maxRecoveries`.*`-1` \(number\)/],
+        [{ mode: 'park', maxRecoveries: 1.5 }, /`options.maxRecoveries`.*`1.5`/],
+        [{ mode: 'park', maxRecoveries: 3, sigal: 1 }, /Unknown option `sigal` for recover\(\)/],
+        [{ mode: 'park', maxRecoveries: 3, signal: 'x' }, /`signal`.*"x"/],
+      ];
+      for (const [options, message] of bad)
+        await expect(store.recover(['a'], fence(2n), options as never)).rejects.toThrow(message);
+      expect(store.get('a')).toEqual({ id: 'a', status: 'running', parked: false });
+      expect([store.recoveryCount('a'), store.highestToken]).toEqual([1, 1n]);
+    });
+
+    it('recoveryCount() counts recoveries since the last clean end, 0 once failed or when unknown', async () => {
+      const store = new MemoryWorkflowStore();
+      store.add('a');
+      for (let i = 1; i <= 2; i++) {
+        await store.recover(['a'], fence(), { mode: 'park', maxRecoveries: 2 });
+        expect(store.recoveryCount('a')).toBe(i);
+        store.userResume('a');
+      }
+      expect(await store.recover(['a'], fence(), { mode: 'park', maxRecoveries: 2 })).toEqual([
+        { id: 'a', outcome: 'failed' },
+      ]);
+      expect(store.get('a')).toEqual({ id: 'a', status: 'failed', parked: false });
+      expect([store.recoveryCount('a'), store.recoveryCount('x'), store.parkCount('a')]).toEqual([0, 0, 2]);
+    });
+
+    it('enterGeneration() and leaveGeneration() reject bad arguments naming them, writing nothing (the fence included)', async () => {
+      const store = new MemoryWorkflowStore();
+      const calls: [() => Promise<unknown>, RegExp][] = [
+        [() => store.enterGeneration('g', undefined as never, fence(5n)), /`member.memberId`/],
+        [
+          () => store.enterGeneration('g', { memberId: 'm', incarnation: '' }, fence(5n)),
+          /`member.incarnation`/,
+        ],
+        [() => store.enterGeneration('', { memberId: 'm', incarnation: 'i' }, fence(5n)), /`group`/],
+        [() => store.leaveGeneration('g', 'm' as never, 'none', fence(5n)), /`ids`/],
+        [() => store.leaveGeneration('g', ['m'], 'gone' as never, fence(5n)), /`end`.*"gone"/],
+        [() => store.readGeneration(3 as never), /`group`.*`3`/],
+      ];
+      for (const [call, message] of calls) await expect(call()).rejects.toThrow(message);
+      expect(store.highestToken).toBeUndefined();
+      expect(await store.readGeneration('g')).toEqual({ generation: 0, members: [], dirty: false });
+    });
+
+    it('after close(), the four methods reject with ClosedError', async () => {
+      const store = new MemoryWorkflowStore();
+      await store.close();
+      const member = { memberId: 'm', incarnation: 'i' };
+      await expect(store.readGeneration('g')).rejects.toThrow(ClosedError);
+      await expect(store.enterGeneration('g', member, fence())).rejects.toThrow(ClosedError);
+      await expect(store.leaveGeneration('g', ['m'], 'clean', fence())).rejects.toThrow(ClosedError);
+      await expect(store.recover(['a'], fence(), { mode: 'park', maxRecoveries: 1 })).rejects.toThrow(
+        ClosedError,
+      );
+    });
+  });
+
   describe('paging', () => {
     it('lists in id order whatever the insertion order, and ends with cursor undefined', async () => {
       const store = new MemoryWorkflowStore();

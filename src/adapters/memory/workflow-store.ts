@@ -2,7 +2,7 @@ import createDebug from 'debug';
 import { ClosedError, ConfigurationError, StaleTokenError } from '../../errors.js';
 import { parkedStateOf, type WorkflowStatuses } from '../../internal/statuses.js';
 import { checkCallOptions, checkFence, checkIds, checkList } from '../../internal/store-args.js';
-import { checkName, checkNonNegative, checkOneOf } from '../../validate.js';
+import { checkName, checkOneOf, checkOptionsObject, invalid } from '../../validate.js';
 import type {
   Fence,
   GenerationEnd,
@@ -213,11 +213,10 @@ export class MemoryWorkflowStore implements WorkflowStore {
     fence: Fence,
     options?: StoreCallOptions,
   ): Promise<void> {
-    const g = this.#generationWrite('enterGeneration()', group, fence, options);
-    g.members.set(
-      checkName('member.memberId', member?.memberId),
-      checkName('member.incarnation', member.incarnation),
-    );
+    // Checked before the fence moves: a rejected call writes nothing.
+    const memberId = checkName('member.memberId', member?.memberId);
+    const incarnation = checkName('member.incarnation', member.incarnation);
+    this.#generationWrite('enterGeneration()', group, fence, options).members.set(memberId, incarnation);
   }
 
   /** Removes the entries of `memberIds` and ends the generation as `end` says. Fenced. */
@@ -249,11 +248,18 @@ export class MemoryWorkflowStore implements WorkflowStore {
     fence: Fence,
     options: RecoverOptions,
   ): Promise<readonly ItemResult<RecoverOutcome>[]> {
-    const mode = checkOneOf('options.mode', options?.mode, ['park', 'count'] as const);
-    const max = checkNonNegative('options.maxRecoveries', options.maxRecoveries);
-    return this.#write('recover', ids, fence, options, (e, f): RecoverOutcome => {
+    const {
+      mode,
+      maxRecoveries: max,
+      signal,
+    } = checkOptionsObject('recover()', options, ['mode', 'maxRecoveries', 'signal']);
+    checkOneOf('options.mode', mode, ['park', 'count'] as const);
+    if (!Number.isSafeInteger(max) || (max as number) < 0)
+      invalid('options.maxRecoveries', 'a whole number from 0 up', max);
+    const call = { signal: signal as AbortSignal | undefined };
+    return this.#write('recover', ids, fence, call, (e, f): RecoverOutcome => {
       if (e?.status !== 'running') return 'skipped';
-      if (e.recoveries >= max) {
+      if (e.recoveries >= (max as number)) {
         this.#set(e, 'failed');
         e.recoveries = 0;
         return 'failed';

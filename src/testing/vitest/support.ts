@@ -1,5 +1,10 @@
 import { afterEach, describe } from 'vitest';
 
+// Tokens only grow across the whole suite, in case a store keeps its highest token beyond a harness.
+let lastToken = BigInt(Date.now()) * 1000n;
+/** A fencing token above every one handed out before. */
+export const nextToken = (): bigint => (lastToken += 10n);
+
 /** Settles with the rejection reason, failing when the promise resolves. */
 export async function rejectionOf(promise: Promise<unknown>): Promise<unknown> {
   try {

@@ -3,7 +3,8 @@ import { StaleTokenError } from '../../errors.js';
 import { checkOptionsObject } from '../../validate.js';
 import type { Fence, ListOptions, Page } from '../../workflow-store.js';
 import type { HostStatus, WorkflowStoreHarness as Harness } from '../index.js';
-import { contractSuite, rejectionOf } from './support.js';
+import { generationContract } from './generation-contract.js';
+import { contractSuite, nextToken, rejectionOf } from './support.js';
 
 /** Options of {@link workflowStoreContract}. */
 export interface WorkflowStoreContractOptions {
@@ -15,10 +16,6 @@ const MEMBER = 'gd-contract-member';
 const UNFENCED: Fence = Object.freeze({ memberId: MEMBER, token: undefined });
 const fence = (memberId: string, token: bigint): Fence => ({ memberId, token });
 const nameOf = (h: Harness): string => h.store.constructor.name;
-
-// Tokens only grow across the whole suite, in case a store keeps its highest token beyond a harness.
-let lastToken = BigInt(Date.now()) * 1000n;
-const nextToken = (): bigint => (lastToken += 10n);
 
 /** Every page of a listing, `onPage` run after each; bounded, so a cursor that never ends fails. */
 async function allPages<T>(
@@ -507,6 +504,8 @@ export function workflowStoreContract(
         expect(await h.store.diagnose()).toEqual([]);
       });
     });
+
+    generationContract(make);
 
     test('a batch of 1000 ids parks, lists and unparks', async (h) => {
       const list = ids('big', 1000);
