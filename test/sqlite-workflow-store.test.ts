@@ -1,15 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { SqliteWorkflowStore, type SqliteWorkflowStoreOptions } from '../src/adapters/sqlite/index.js';
 import { ClosedError, ConfigurationError, StaleTokenError } from '../src/errors.js';
-import { forEachDriver, sqliteDriver, type TestDatabase } from './support/sqlite.js';
-import { sqliteHost } from './support/sqlite-host.js';
+import { forEachDriver, sqliteDriver } from './support/sqlite.js';
+import { insert, sqliteHost } from './support/sqlite-host.js';
 
 const { hostDatabase, store } = sqliteHost('gd-sqlite-store-');
-
-function insert(db: TestDatabase, rows: [string | number, string][], table = 'workflows'): void {
-  const statement = db.prepare(`INSERT INTO ${table} VALUES (?, ?)`);
-  db.transaction(() => rows.forEach((row) => statement.run(...row))).immediate();
-}
 
 const fence = (token?: bigint) => ({ memberId: 'm1', token });
 
@@ -56,6 +51,7 @@ forEachDriver(() => {
         } as SqliteWorkflowStoreOptions);
       expect(() => make({ running: 'go' })).toThrow(/`statuses.paused`/);
       expect(() => make({ running: 'x', paused: 'x' })).toThrow(/distinct/);
+      expect(() => make({ running: 'r', paused: 'p', failed: 'r' })).toThrow(/distinct.*failed `"r"`/);
       expect(() => make({ running: 'r', paused: 'p', stopped: 's' })).toThrow(/Unknown option `stopped`/);
     });
 

@@ -20,6 +20,12 @@ export interface SqliteHost {
   store(options: SqliteWorkflowStoreOptions): SqliteWorkflowStore;
 }
 
+/** Inserts `rows` (id, status) into the host's table in one transaction. */
+export function insert(db: TestDatabase, rows: [string | number, string][], table = 'workflows'): void {
+  const statement = db.prepare(`INSERT INTO ${table} VALUES (?, ?)`);
+  db.transaction(() => rows.forEach((row) => statement.run(...row))).immediate();
+}
+
 /** Registers the hooks that close what the helpers opened; `prefix` names the temporary directory. */
 export function sqliteHost(prefix: string): SqliteHost {
   const dir = mkdtempSync(join(tmpdir(), prefix));

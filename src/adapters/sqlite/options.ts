@@ -69,13 +69,16 @@ export interface SqliteWorkflowStoreOptions {
   readonly statusColumn?: string | undefined;
   /**
    * The host's status values: `running` and `paused` required, `pausing` only when the host pauses in
-   * two steps.
-   * @defaultValue `{ running: 'running', pausing: 'pausing', paused: 'paused' }`
+   * two steps, `failed` where crash recovery moves a workflow past `maxRecoveries` (without it, such a
+   * workflow keeps its status). Given statuses get no `failed` unless they name one.
+   * @defaultValue `{ running: 'running', pausing: 'pausing', paused: 'paused', failed: 'failed' }`
    */
   readonly statuses?: WorkflowStatuses | undefined;
   /**
    * The store's table of marks, in the host table's database; beside it `<marksTable>_fence` (the
-   * highest token seen), and triggers `<marksTable>_unpaused` and `<marksTable>_deleted` on the host's table.
+   * highest token seen), `<marksTable>_generations`, `<marksTable>_generation_members` and
+   * `<marksTable>_recoveries` (crash recovery), and triggers `<marksTable>_unpaused` and
+   * `<marksTable>_deleted` on the host's table.
    * @defaultValue `'graceful_drain_marks'`
    */
   readonly marksTable?: string | undefined;
@@ -94,7 +97,7 @@ const COORDINATOR_DEFAULTS = Object.freeze({
 const STORE_DEFAULTS = Object.freeze({
   idColumn: 'id',
   statusColumn: 'status',
-  statuses: Object.freeze({ running: 'running', pausing: 'pausing', paused: 'paused' }),
+  statuses: Object.freeze({ running: 'running', pausing: 'pausing', paused: 'paused', failed: 'failed' }),
   marksTable: 'graceful_drain_marks',
   ...TIMING_DEFAULTS,
 });

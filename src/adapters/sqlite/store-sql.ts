@@ -1,13 +1,14 @@
 /**
  * The SQL of the workflow store: the host's table (read, and its status column written), the marks
- * table, and the one-row fence table beside it. Every name is a validated identifier, quoted.
+ * table, and beside it the one-row fence table and the crash-recovery tables (the generation record and
+ * the recovery counts). Every name is a validated identifier, quoted.
  *
  * @internal
  */
 import { StaleTokenError } from '../../errors.js';
 import { quote, siblingTable } from '../../internal/sql-names.js';
 import type { WorkflowStatuses } from '../../internal/statuses.js';
-import type { ParkedState, ParkedWorkflow } from '../../workflow-store.js';
+import type { GenerationRecord, ParkedState, ParkedWorkflow, RecoverOutcome } from '../../workflow-store.js';
 import type { SqliteDatabase, SqliteStatement } from './driver.js';
 import { checkHostTable, installMarkTriggers } from './mark-trigger.js';
 import type { CompiledStoreOptions } from './options.js';
@@ -15,19 +16,42 @@ import type { CompiledStoreOptions } from './options.js';
 /** Ids per statement: one JSON array (`json_each`), so chunks only bound a statement's temporary data. */
 export const CHUNK = 512;
 
+/** The store's own tables, quoted: all named from the marks table, in its database. */
+function storeTables({ names }: CompiledStoreOptions) {
+  const sibling = (suffix: string) => siblingTable(names.marksTable, suffix).sql;
+  return {
+    marks: names.marksTable.sql,
+    fence: sibling('_fence'),
+    generations: sibling('_generations'),
+    members: sibling('_generation_members'),
+    recoveries: sibling('_recoveries'),
+  };
+}
+
 /**
- * Checks the host's table, then creates the marks and fence tables if missing and installs the
- * triggers in one `BEGIN IMMEDIATE` transaction (concurrent set-ups of one file are serialised).
+ * Checks the host's table, then creates the store's tables if missing (so a database set up by an older
+ * version gains the newer ones) and installs the triggers, in one `BEGIN IMMEDIATE` transaction
+ * (concurrent set-ups of one file are serialised; an unchanged set-up changes no schema).
  */
 export function setUpStore(db: SqliteDatabase, o: CompiledStoreOptions): StoreStatements {
   const host = checkHostTable(db, o);
+  const t = storeTables(o);
   db.transaction(() => {
-    db.exec(`CREATE TABLE IF NOT EXISTS ${o.names.marksTable.sql} (
+    db.exec(`CREATE TABLE IF NOT EXISTS ${t.marks} (
       id TEXT PRIMARY KEY NOT NULL, member_id TEXT NOT NULL, token INTEGER, parked_at INTEGER NOT NULL
     ) WITHOUT ROWID`);
-    db.exec(`CREATE TABLE IF NOT EXISTS ${siblingTable(o.names.marksTable, '_fence').sql} (
+    db.exec(`CREATE TABLE IF NOT EXISTS ${t.fence} (
       id INTEGER PRIMARY KEY CHECK (id = 1), highest INTEGER NOT NULL
     )`);
+    db.exec(`CREATE TABLE IF NOT EXISTS ${t.generations} (
+      grp TEXT PRIMARY KEY NOT NULL, generation INTEGER NOT NULL, dirty INTEGER NOT NULL
+    ) WITHOUT ROWID`);
+    db.exec(`CREATE TABLE IF NOT EXISTS ${t.members} (
+      grp TEXT NOT NULL, member_id TEXT NOT NULL, incarnation TEXT NOT NULL, PRIMARY KEY (grp, member_id)
+    ) WITHOUT ROWID`);
+    db.exec(`CREATE TABLE IF NOT EXISTS ${t.recoveries} (
+      id TEXT PRIMARY KEY NOT NULL, count INTEGER NOT NULL
+    ) WITHOUT ROWID`);
     installMarkTriggers(db, o, host);
   }).immediate();
   return prepareStatements(db, o);
@@ -35,6 +59,22 @@ export function setUpStore(db: SqliteDatabase, o: CompiledStoreOptions): StoreSt
 
 /** One parked row as JSON: id, member, token as text (it may not fit a double), state. */
 type ParkedJson = [string, string, string | null, ParkedState];
+
+/** The generation record as one row: the members a JSON array of `[memberId, incarnation]`. */
+interface GenerationRow {
+  readonly generation: number | bigint;
+  readonly dirty: number | bigint;
+  readonly members: string;
+}
+
+/** How {@link StoreStatements.recover} recovers, and the mark it writes. */
+export interface RecoverArgs {
+  readonly mode: 'park' | 'count';
+  readonly maxRecoveries: number;
+  readonly memberId: string;
+  readonly token: bigint | null;
+  readonly at: number;
+}
 
 /** The store's statements on one handle. */
 export type StoreStatements = ReturnType<typeof prepareStatements>;
@@ -44,12 +84,12 @@ export type StoreStatements = ReturnType<typeof prepareStatements>;
  * status tests read `(status = ?) IS TRUE` and `likelihood(status = ?, 1.0)`, and why unpark counts
  * first: docs/performance.md, "What changed in the SQLite store".
  */
-function prepareStatements(db: SqliteDatabase, { names }: CompiledStoreOptions) {
+function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions) {
+  const { names } = o;
   const host = names.table.sql;
   const id = quote(names.idColumn);
   const status = quote(names.statusColumn);
-  const marks = names.marksTable.sql;
-  const fence = siblingTable(names.marksTable, '_fence').sql;
+  const { marks, fence, generations, members, recoveries } = storeTables(o);
   const chunk = '(SELECT value FROM json_each(?))';
   const firstColumns = (sql: string) => db.prepare(sql).pluck().safeIntegers(true);
   const highest = firstColumns(`SELECT highest FROM ${fence} WHERE id = 1`) as SqliteStatement<[], bigint>;
@@ -85,6 +125,41 @@ function prepareStatements(db: SqliteDatabase, { names }: CompiledStoreOptions) 
         FROM ${marks} AS m LEFT JOIN ${host} AS t ON t.${id} = m.id ${where} ORDER BY m.id LIMIT ?`;
   const parked = db.prepare<unknown[], string>(parkedSql('')).pluck();
   const parkedAfter = db.prepare<unknown[], string>(parkedSql('WHERE m.id > ?')).pluck();
+  // Crash recovery: the generation record, read in one statement (one snapshot), and the counts.
+  const generation = db.prepare<[string], GenerationRow>(
+    `SELECT coalesce(g.generation, 0) AS generation, coalesce(g.dirty, 0) AS dirty,
+        (SELECT json_group_array(json_array(m.member_id, m.incarnation)) FROM ${members} AS m WHERE m.grp = k.grp) AS members
+      FROM (SELECT ? AS grp) AS k LEFT JOIN ${generations} AS g ON g.grp = k.grp`,
+  );
+  const enter = db.prepare<[string, string, string]>(
+    `INSERT INTO ${members} (grp, member_id, incarnation) VALUES (?, ?, ?)
+       ON CONFLICT (grp, member_id) DO UPDATE SET incarnation = excluded.incarnation`,
+  );
+  const leave = db.prepare<[string, string]>(
+    `DELETE FROM ${members} WHERE grp = ? AND member_id IN ${chunk}`,
+  );
+  const endDirty = db.prepare<[string]>(
+    `INSERT INTO ${generations} (grp, generation, dirty) VALUES (?, 0, 1)
+       ON CONFLICT (grp) DO UPDATE SET dirty = 1`,
+  );
+  const endClean = db.prepare<[string]>(
+    `INSERT INTO ${generations} (grp, generation, dirty) VALUES (?, 1, 0)
+       ON CONFLICT (grp) DO UPDATE SET generation = generation + 1, dirty = 0`,
+  );
+  const resetCounts = db.prepare(`DELETE FROM ${recoveries}`);
+  // The running ones among a chunk, each with whether its recoveries reached the cap.
+  const stranded = db
+    .prepare<[number, string, string], { id: unknown; spent: unknown }>(
+      `SELECT t.${id} AS id, coalesce(r.count, 0) >= ? AS spent
+         FROM ${host} AS t LEFT JOIN ${recoveries} AS r ON r.id = CAST(t.${id} AS TEXT)
+        WHERE t.${id} IN ${chunk} AND (t.${status} = ?) IS TRUE`,
+    )
+    .safeIntegers(true);
+  const count = db.prepare<[string]>(
+    `INSERT INTO ${recoveries} (id, count) SELECT value, 1 FROM json_each(?) WHERE true
+       ON CONFLICT (id) DO UPDATE SET count = count + 1`,
+  );
+  const dropCounts = db.prepare<[string]>(`DELETE FROM ${recoveries} WHERE id IN ${chunk}`);
   const strings = (rows: unknown[]) => rows.map((value) => String(value));
   /** Sets `to` on the workflows among `ids` whose status is `from`; returns their ids. */
   const transitionAll = (ids: readonly string[], to: string, from: string) =>
@@ -148,6 +223,71 @@ function prepareStatements(db: SqliteDatabase, { names }: CompiledStoreOptions) 
     /** Deletes the marks among `ids`; returns the ids whose mark was deleted. */
     dropMarks(ids: readonly string[]): string[] {
       return unmark.all(JSON.stringify(ids)) as string[];
+    },
+
+    /** The generation record of `group`; members in id order. */
+    generation(group: string): GenerationRecord {
+      const row = generation.get(group) as GenerationRow;
+      const entries = (JSON.parse(row.members) as [string, string][])
+        .sort(([a], [b]) => (a < b ? -1 : 1))
+        .map(([memberId, incarnation]) => Object.freeze({ memberId, incarnation }));
+      return Object.freeze({
+        generation: Number(row.generation),
+        members: Object.freeze(entries),
+        dirty: Number(row.dirty) !== 0,
+      });
+    },
+
+    /** Registers a member of `group`, replacing the entry with its id. */
+    enterGeneration(group: string, memberId: string, incarnation: string): void {
+      enter.run(group, memberId, incarnation);
+    },
+
+    /** Removes the entries of `memberIds`, then ends the generation as `end` says. */
+    leaveGeneration(group: string, memberIds: readonly string[], end: 'none' | 'clean' | 'dirty'): void {
+      if (memberIds.length > 0) leave.run(group, JSON.stringify(memberIds));
+      if (end === 'dirty') endDirty.run(group);
+      if (end === 'clean') {
+        endClean.run(group);
+        resetCounts.run();
+      }
+    },
+
+    /**
+     * Recovers the running ones among `ids` (distinct): past the cap, set to `failed` (when given) with
+     * count and mark dropped; else counted, and in mode `park` paused and marked as `park()` does.
+     * Returns the outcome of each id written.
+     */
+    recover(
+      ids: readonly string[],
+      { running, pausing, paused, failed }: WorkflowStatuses,
+      { mode, maxRecoveries, memberId, token, at }: RecoverArgs,
+    ): Map<string, RecoverOutcome> {
+      const fresh: string[] = [];
+      const spent: string[] = [];
+      for (const row of stranded.all(maxRecoveries, JSON.stringify(ids), running)) {
+        (Number(row.spent) === 0 ? fresh : spent).push(String(row.id));
+      }
+      const outcomes = new Map<string, RecoverOutcome>();
+      if (spent.length > 0) {
+        const list = JSON.stringify(spent);
+        if (failed !== undefined) transitionCount.run(failed, list, running);
+        dropCounts.run(list);
+        unmarkCount.run(list);
+        for (const one of spent) outcomes.set(one, 'failed');
+      }
+      if (fresh.length > 0) {
+        const list = JSON.stringify(fresh);
+        count.run(list);
+        let outcome: RecoverOutcome = 'counted';
+        if (mode === 'park') {
+          transitionCount.run(pausing ?? paused, list, running);
+          mark.run(memberId, token, at, list);
+          outcome = pausing === undefined ? 'paused' : 'pausing';
+        }
+        for (const one of fresh) outcomes.set(one, outcome);
+      }
+      return outcomes;
     },
 
     /** A page of marked workflows after `cursor`, in id order, with the host's state of each. */

@@ -3,17 +3,24 @@ import {
   checkFence,
   checkIds,
   checkList,
+  checkSignal,
   pageOf,
   resultsOf,
 } from '../../internal/store-args.js';
+import { checkName, checkNonNegative, checkOneOf, checkOptionsObject } from '../../validate.js';
 import type {
   Fence,
+  GenerationEnd,
+  GenerationMember,
+  GenerationRecord,
   ItemResult,
   ListOptions,
   NotePausedOutcome,
   Page,
   ParkedWorkflow,
   ParkOutcome,
+  RecoverOptions,
+  RecoverOutcome,
   StoreCallOptions,
   StoreWarning,
   UnparkOutcome,
@@ -28,8 +35,9 @@ import { CHUNK, setUpStore, type StoreStatements } from './store-sql.js';
 /**
  * A {@link WorkflowStore} over a table the host already has in SQLite. It reads the id and status
  * columns, writes only the status column (with the host's values), and keeps its parked-by-shutdown
- * marks and the highest fencing token in tables of its own. Each `park()` and `unpark()` is one
- * transaction, whatever the batch size; stale tokens are rejected with `StaleTokenError`.
+ * marks, the highest fencing token and the crash-recovery record in tables of its own. Each `park()`,
+ * `unpark()` and `recover()` is one transaction, whatever the batch size; stale tokens are rejected with
+ * `StaleTokenError`.
  *
  * Its set-up (on the first call) installs two triggers on the host's table that drop a workflow's mark
  * when its status leaves `pausing`/`paused` or its row is deleted, so a user's later pause is never
@@ -93,7 +101,7 @@ export class SqliteWorkflowStore implements WorkflowStore {
     const signal = checkCallOptions('park()', options);
     const { running, pausing, paused } = this.#options.statuses;
     const at = Date.now();
-    const parked = await this.#write('park workflows', ids, fence, signal, (sql, chunk) =>
+    const parked = await this.#writeChunks('park workflows', ids, fence, signal, (sql, chunk) =>
       sql.park(chunk, running, pausing ?? paused, fence.memberId, fence.token ?? null, at),
     );
     debug('parked %d of %d (token %s)', parked.size, ids.length, fence.token);
@@ -109,7 +117,7 @@ export class SqliteWorkflowStore implements WorkflowStore {
     checkIds(ids);
     checkFence(fence);
     const signal = checkCallOptions('unpark()', options);
-    const resumed = await this.#write('unpark workflows', ids, fence, signal, (sql, chunk) =>
+    const resumed = await this.#writeChunks('unpark workflows', ids, fence, signal, (sql, chunk) =>
       sql.unpark(chunk, this.#options.statuses),
     );
     debug('resumed %d of %d (token %s)', resumed.size, ids.length, fence.token);
@@ -125,7 +133,7 @@ export class SqliteWorkflowStore implements WorkflowStore {
     const signal = checkCallOptions('raiseFence()', options);
     signal?.throwIfAborted();
     if (fence.token === undefined) return;
-    await this.#write('raise the fence', [], fence, signal, () => []);
+    await this.#write('raise the fence', fence, signal, () => undefined);
     debug('fence raised to %s', fence.token);
   }
 
@@ -139,11 +147,104 @@ export class SqliteWorkflowStore implements WorkflowStore {
   ): Promise<readonly ItemResult<NotePausedOutcome>[]> {
     checkIds(ids);
     const signal = checkCallOptions('notePaused()', options);
-    const released = await this.#write('note paused workflows', ids, undefined, signal, (sql, chunk) =>
+    const released = await this.#writeChunks('note paused workflows', ids, undefined, signal, (sql, chunk) =>
       sql.dropMarks(chunk),
     );
     debug('released %d of %d marks (paused by a user)', released.size, ids.length);
     return resultsOf(ids, released, 'released');
+  }
+
+  /** The group's generation record; a group never seen reads `{ generation: 0, members: [], dirty: false }`. */
+  async readGeneration(group: string, options?: StoreCallOptions): Promise<GenerationRecord> {
+    checkName('group', group);
+    const signal = checkCallOptions('readGeneration()', options);
+    return this.#connection.run(() => this.#sql.generation(group), {
+      what: 'read the generation record',
+      signal,
+    });
+  }
+
+  /** Registers `member` as running in `group`, replacing an entry with its id; one transaction, fenced. */
+  async enterGeneration(
+    group: string,
+    member: GenerationMember,
+    fence: Fence,
+    options?: StoreCallOptions,
+  ): Promise<void> {
+    checkName('group', group);
+    const memberId = checkName('member.memberId', member?.memberId);
+    const incarnation = checkName('member.incarnation', member.incarnation);
+    checkFence(fence);
+    const signal = checkCallOptions('enterGeneration()', options);
+    await this.#write('enter the generation', fence, signal, (sql) =>
+      sql.enterGeneration(group, memberId, incarnation),
+    );
+    debug('%s entered the generation of %s (token %s)', memberId, group, fence.token);
+  }
+
+  /**
+   * Removes the entries of `memberIds` and ends the generation as `end` says (`clean` also resets every
+   * recovery count); one transaction, fenced.
+   */
+  async leaveGeneration(
+    group: string,
+    memberIds: readonly string[],
+    end: GenerationEnd,
+    fence: Fence,
+    options?: StoreCallOptions,
+  ): Promise<void> {
+    checkName('group', group);
+    checkIds(memberIds);
+    checkOneOf('end', end, ['none', 'clean', 'dirty'] as const);
+    checkFence(fence);
+    const signal = checkCallOptions('leaveGeneration()', options);
+    await this.#write('leave the generation', fence, signal, (sql) =>
+      sql.leaveGeneration(group, [...new Set(memberIds)], end),
+    );
+    debug('%o left the generation of %s (%s, token %s)', memberIds, group, end, fence.token);
+  }
+
+  /**
+   * Hands back the running ones among `ids` in one transaction, fenced and cancelled as {@link park}:
+   * counted, then paused and marked as `park()` does (mode `park`) or only counted (mode `count`); those
+   * recovered `maxRecoveries` times already are set to `statuses.failed` (left as they are without
+   * one), their count and any mark dropped. Not running: `skipped`.
+   */
+  async recover(
+    ids: readonly string[],
+    fence: Fence,
+    options: RecoverOptions,
+  ): Promise<readonly ItemResult<RecoverOutcome>[]> {
+    checkIds(ids);
+    checkFence(fence);
+    const o = checkOptionsObject('recover()', options, ['mode', 'maxRecoveries', 'signal']);
+    const mode = checkOneOf('options.mode', o.mode, ['park', 'count'] as const);
+    const maxRecoveries = checkNonNegative('options.maxRecoveries', o.maxRecoveries);
+    const signal = checkSignal(o.signal);
+    const distinct = [...new Set(ids)];
+    const args = {
+      mode,
+      maxRecoveries,
+      memberId: fence.memberId,
+      token: fence.token ?? null,
+      at: Date.now(),
+    };
+    const outcomes = await this.#write('recover workflows', fence, signal, (sql) => {
+      const all = new Map<string, RecoverOutcome>();
+      for (let i = 0; i < distinct.length; i += CHUNK) {
+        const chunk = distinct.slice(i, i + CHUNK);
+        for (const [id, outcome] of sql.recover(chunk, this.#options.statuses, args)) all.set(id, outcome);
+      }
+      return all;
+    });
+    debug('recovered %d of %d (%s, token %s)', outcomes.size, ids.length, mode, fence.token);
+    const reported = new Set<string>();
+    return ids.map((id) => {
+      const outcome = outcomes.get(id);
+      if (outcome === undefined || reported.has(id)) return { id, outcome: 'skipped' };
+      reported.add(id);
+      return { id, outcome };
+    });
   }
 
   /**
@@ -163,23 +264,35 @@ export class SqliteWorkflowStore implements WorkflowStore {
     this.#connection.close();
   }
 
-  /** One `BEGIN IMMEDIATE` transaction: the fence check (a stale token rolls back all), then `each` chunk. */
-  #write(
+  /** One `BEGIN IMMEDIATE` transaction: the fence check (a stale token rolls back all), then `work`. */
+  #write<T>(
+    what: string,
+    fence: Fence | undefined,
+    signal: AbortSignal | undefined,
+    work: (sql: StoreStatements) => T,
+  ): Promise<T> {
+    const run = (): T => {
+      const sql = this.#sql;
+      if (fence?.token !== undefined) sql.raiseFence(fence.token);
+      return work(sql);
+    };
+    return this.#connection.run((db) => db.transaction(run).immediate(), { what, signal });
+  }
+
+  /** `#write()` of `each` chunk of `ids`: the ids the chunks return, together. */
+  #writeChunks(
     what: string,
     ids: readonly string[],
     fence: Fence | undefined,
     signal: AbortSignal | undefined,
     each: (sql: StoreStatements, chunk: readonly string[]) => readonly string[],
   ): Promise<Set<string>> {
-    const work = (): Set<string> => {
-      const sql = this.#sql;
-      if (fence?.token !== undefined) sql.raiseFence(fence.token);
+    return this.#write(what, fence, signal, (sql) => {
       const done = new Set<string>();
       for (let i = 0; i < ids.length; i += CHUNK) {
         for (const id of each(sql, ids.slice(i, i + CHUNK))) done.add(id);
       }
       return done;
-    };
-    return this.#connection.run((db) => db.transaction(work).immediate(), { what, signal });
+    });
   }
 }
