@@ -199,7 +199,7 @@ export class SqliteWorkflowStore implements WorkflowStore {
     checkFence(fence);
     const signal = checkCallOptions('leaveGeneration()', options);
     await this.#write('leave the generation', fence, signal, (sql) =>
-      sql.leaveGeneration(group, [...new Set(memberIds)], end),
+      sql.leaveGeneration(group, memberIds, end),
     );
     debug('%o left the generation of %s (%s, token %s)', memberIds, group, end, fence.token);
   }
