@@ -1,12 +1,16 @@
 /**
- * The one keep-alive of every TTL lease and membership (memory, SQLite and Redis coordinators): renews
- * every `ttlMs / 3` and gives the hold up at a local deadline on the monotonic clock, ahead of the
- * backend's expiry. The deadline is when the last successful write was *sent*, plus `ttlMs`, minus
- * {@link safetyMarginOf}; the margin absorbs late timers, one SQLite busy wait and clock drift. See
+ * The hold behind every coordinator adapter's leases and memberships: a loss signal aborted once, with
+ * the adapter's error, and the `Lease` or `Membership` handed out. The TTL ones (memory, SQLite, Redis)
+ * share one keep-alive: renewed every `ttlMs / 3`, given up at a local deadline on the monotonic clock,
+ * ahead of the backend's expiry. The deadline is when the last successful write was *sent*, plus `ttlMs`,
+ * minus {@link safetyMarginOf}; the margin absorbs late timers, one SQLite busy wait and clock drift. See
  * "One safety margin" in docs/coordinator.md.
  * @internal
  */
+import type { CoordinatorCallOptions, Lease, Membership } from '../coordinator.js';
 import { ClosedError } from '../errors.js';
+import { abortable } from './abortable.js';
+import { checkCallOptions } from './store-args.js';
 import { now } from './time.js';
 
 /**
@@ -24,39 +28,101 @@ export function backgroundTimer(ms: number, fn: () => void): NodeJS.Timeout {
   return timer;
 }
 
-/** Why a hold was lost: its local deadline passed (`expired`), or the backend no longer has it (`gone`). */
+/** Why a TTL hold was lost: its local deadline passed (`expired`), or the backend no longer has it (`gone`). */
 export type LossReason = 'expired' | 'gone';
 
-/** Options of {@link KeepAlive}. */
-export interface KeepAliveOptions {
+/** What sets a hold apart: its debug label and log, the error its signal aborts with, how it stays alive. */
+export type HoldOptions = {
+  /** Names it in the debug log: `lease "x" (token 1)`. */
+  readonly label: string;
+  readonly debug: (format: string, ...args: unknown[]) => void;
+  readonly lostError: (message: string, cause?: unknown) => Error;
+} & (TtlOptions | { readonly deadline?: () => number });
+
+/** A TTL hold's keep-alive. */
+export interface TtlOptions {
   /** The TTL the hold was written with. */
   readonly ttlMs: number;
   /** When (on the `now()` clock) the write that created the hold was sent. */
   readonly sentAt: number;
   /** Extends the hold by `ttlMs`: false when it is gone; rejects while the backend cannot be written. */
   readonly renew: (deadline: number) => boolean | Promise<boolean>;
-  /** Called once when the hold is lost, the keep-alive stopped. */
-  readonly onLost: (reason: LossReason, cause?: unknown) => void;
-  /** Reports a renewal that failed and will be retried. */
-  readonly onError?: ((error: unknown) => void) | undefined;
+  /** The message of each loss. */
+  readonly lossMessages: Readonly<Record<LossReason, string>>;
 }
 
-/** Renews a hold until stopped or lost, one renewal at a time (a hung one is overtaken by the deadline). */
-export class KeepAlive {
-  readonly #options: KeepAliveOptions;
+/**
+ * A lease's or a membership's hold; a subclass adds how it is given back. A TTL hold renews one renewal
+ * at a time (a hung one is overtaken by the deadline) until stopped or lost.
+ */
+export class Hold {
+  readonly #controller = new AbortController();
+  readonly #options: HoldOptions;
+  readonly #ttl: TtlOptions | undefined;
+  readonly signal: AbortSignal = this.#controller.signal;
   #deadline = 0;
   #renewTimer: NodeJS.Timeout | undefined;
   #deadlineTimer: NodeJS.Timeout | undefined;
   #stopped = false;
+  #giving: Promise<void> | undefined;
+  #given = false;
 
-  constructor(options: KeepAliveOptions) {
+  constructor(options: HoldOptions) {
     this.#options = options;
+    if (!('ttlMs' in options)) return;
+    this.#ttl = options;
     this.#arm(options.sentAt);
   }
 
-  /** The local deadline on the `now()` clock: the hold is given up at this moment unless renewed. */
+  get label(): string {
+    return this.#options.label;
+  }
+
+  /** The local deadline (`now()` clock): a TTL hold is given up then unless renewed. */
   get deadline(): number {
-    return this.#deadline;
+    const o = this.#options;
+    return 'ttlMs' in o ? this.#deadline : (o.deadline?.() ?? Infinity);
+  }
+
+  /** Whether a {@link Hold.giveOnce} is under way or done. */
+  get giving(): boolean {
+    return this.#giving !== undefined;
+  }
+
+  /** The keep-alive found the hold lost (renewals stopped): aborts the signal unless a subclass does more. */
+  lost(message: string, cause?: unknown, _reason?: LossReason): void {
+    this.abort(message, cause);
+  }
+
+  /** Aborts the signal with the adapter's error; false when it was aborted already. */
+  abort(message: string, cause?: unknown): boolean {
+    if (this.signal.aborted) return false;
+    this.#options.debug('%s lost: %s', this.#options.label, message);
+    this.#controller.abort(this.#options.lostError(message, cause));
+    return true;
+  }
+
+  /**
+   * Runs `give` (a release, a leave) for every caller until it succeeds, one run at a time; each caller
+   * stops waiting when its own `signal` aborts, the run going on. Once given back, resolves at once.
+   */
+  giveOnce(give: () => Promise<void>, signal: AbortSignal | undefined): Promise<void> | undefined {
+    if (this.#given) return undefined;
+    this.#giving ??= give().then(
+      () => void (this.#given = true),
+      (error: unknown) => {
+        this.#giving = undefined;
+        throw error;
+      },
+    );
+    return abortable(this.#giving, signal);
+  }
+
+  /** Stops renewing and watching the deadline (the hold is given back, or left to expire). */
+  stopRenewing(): void {
+    this.#stopped = true;
+    clearTimeout(this.#renewTimer);
+    clearTimeout(this.#deadlineTimer);
   }
 
   /** Stops renewing, as a killed process would; the deadline still gives the hold up. */
@@ -64,15 +130,42 @@ export class KeepAlive {
     clearTimeout(this.#renewTimer);
   }
 
-  /** Stops renewing and watching the deadline (the hold is given back, or left to expire). */
-  stop(): void {
-    this.#stopped = true;
-    clearTimeout(this.#renewTimer);
-    clearTimeout(this.#deadlineTimer);
+  /** The lease on this hold, given back by `release(signal)`. */
+  lease(name: string, token: bigint, release: (signal: AbortSignal | undefined) => unknown): Lease {
+    const deadline = (): number => this.deadline;
+    return Object.freeze({
+      name,
+      token,
+      signal: this.signal,
+      get deadline() {
+        return deadline();
+      },
+      release: async (options?: CoordinatorCallOptions) => {
+        await release(checkCallOptions('release()', options));
+      },
+    });
+  }
+
+  /** The membership on this hold, given back by `leave(signal)`. */
+  membership(
+    group: string,
+    memberId: string,
+    incarnation: string,
+    leave: (signal: AbortSignal | undefined) => unknown,
+  ): Membership {
+    return Object.freeze({
+      group,
+      memberId,
+      incarnation,
+      signal: this.signal,
+      leave: async (options?: CoordinatorCallOptions) => {
+        await leave(checkCallOptions('leave()', options));
+      },
+    });
   }
 
   #arm(sentAt: number): void {
-    const { ttlMs } = this.#options;
+    const { ttlMs } = this.#ttl as TtlOptions;
     this.#deadline = sentAt + ttlMs - safetyMarginOf(ttlMs);
     clearTimeout(this.#deadlineTimer);
     this.#deadlineTimer = backgroundTimer(this.#deadline - now(), () => this.#lose('expired'));
@@ -86,23 +179,24 @@ export class KeepAlive {
 
   #lose(reason: LossReason, cause?: unknown): void {
     if (this.#stopped) return;
-    this.stop();
-    this.#options.onLost(reason, cause);
+    this.stopRenewing();
+    this.lost((this.#ttl as TtlOptions).lossMessages[reason], cause, reason);
   }
 
   async #renew(): Promise<void> {
+    const { ttlMs, renew } = this.#ttl as TtlOptions;
     const sentAt = now();
     // A timer that fired late (a blocked event loop) must not renew what the deadline gave up.
     if (sentAt >= this.#deadline) return this.#lose('expired');
     let renewed: boolean;
     try {
-      renewed = await this.#options.renew(this.#deadline);
+      renewed = await renew(this.#deadline);
     } catch (error) {
       if (this.#stopped || error instanceof ClosedError) return;
-      this.#options.onError?.(error);
+      this.#options.debug('%s: renewal failed, retrying: %O', this.#options.label, error);
       if (now() >= this.#deadline) return this.#lose('expired', error);
       // Retry soon; the deadline timer gives up if nothing gets through in time.
-      return this.#schedule(Math.max(10, this.#options.ttlMs / 10) * (0.5 + Math.random()));
+      return this.#schedule(Math.max(10, ttlMs / 10) * (0.5 + Math.random()));
     }
     if (this.#stopped) return;
     if (!renewed) return this.#lose('gone');

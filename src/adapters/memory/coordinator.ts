@@ -138,7 +138,7 @@ export class MemoryCoordinator implements Coordinator {
     if (this.#state !== 'open') return;
     this.#state = 'crashed';
     for (const cancel of [...this.#waits]) cancel(new ClosedError('The MemoryCoordinator crashed'));
-    for (const hold of this.#holds) hold.crash();
+    for (const hold of this.#holds) hold.halt();
     debug('coordinator crashed (simulated)');
   }
 

@@ -1,5 +1,4 @@
 import { LockLostError } from '../../errors.js';
-import { leaseOf } from '../../internal/handles.js';
 import { type HoldContext, MemoryHold } from './hold.js';
 
 /**
@@ -19,5 +18,5 @@ export function memoryLease(ctx: HoldContext, name: string, owner: string, token
       gone: 'the backend no longer holds it for this lease',
     },
   });
-  return { lease: leaseOf(name, token, hold, (signal) => hold.give(signal)), hold };
+  return { lease: hold.lease(name, token, (signal) => hold.give(signal)), hold };
 }

@@ -1,5 +1,4 @@
 import { MembershipLostError } from '../../errors.js';
-import { membershipOf } from '../../internal/handles.js';
 import { randomId } from '../../internal/time.js';
 import { type HoldContext, MemoryHold } from './hold.js';
 
@@ -26,5 +25,5 @@ export function memoryMembership(ctx: HoldContext, group: string, memberId: stri
   ctx.backend.join(group, memberId, incarnation, ttlMs, ctx.clock(), (why) =>
     hold.lost(why === 'replaced' ? 'a newer incarnation joined' : 'it expired in the backend'),
   );
-  return membershipOf(group, memberId, incarnation, hold.signal, (signal) => hold.give(signal));
+  return hold.membership(group, memberId, incarnation, (signal) => hold.give(signal));
 }

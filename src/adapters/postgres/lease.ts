@@ -1,8 +1,7 @@
 import createDebug from 'debug';
 import type { Lease } from '../../coordinator.js';
 import { LockLostError } from '../../errors.js';
-import { abortable } from '../../internal/abortable.js';
-import { leaseOf } from '../../internal/handles.js';
+import { Hold } from '../../internal/keep-alive.js';
 import { now } from '../../internal/time.js';
 import { messageOf } from './driver.js';
 import type { PgSession, SessionItem } from './session.js';
@@ -17,24 +16,25 @@ const debug = createDebug('graceful-drain:postgres');
 export function pgLease(
   session: PgSession,
   locks: Map<string, Lease | 'pending'>,
-  hold: { name: string; key: string; token: bigint; ttlMs: number },
+  { name, key, token, ttlMs }: { name: string; key: string; token: bigint; ttlMs: number },
 ): Lease {
-  const { name, key, token, ttlMs } = hold;
+  let lostAt: number | undefined;
+  const hold = new Hold({
+    label: `lease "${name}" (token ${token})`,
+    debug,
+    lostError: (message, cause) => new LockLostError(`Lost the lock "${name}": ${message}`, { cause }),
+    deadline: () => lostAt ?? session.deadline(ttlMs),
+  });
   const onDone = (): void => {
     if (locks.get(name) === lease) locks.delete(name);
   };
-  const controller = new AbortController();
-  let lostAt: number | undefined;
-  let released: Promise<void> | undefined;
-  let releaseDone = false;
   const item: SessionItem = {
     ttlMs,
     incarnation: undefined,
     lost(cause) {
-      if (released !== undefined || lostAt !== undefined) return;
+      if (hold.giving || lostAt !== undefined) return;
       lostAt = now();
-      debug('lease %s (token %s): lost', name, token);
-      controller.abort(new LockLostError(`Lost the lock "${name}": ${messageOf(cause)}`, { cause }));
+      hold.abort(messageOf(cause), cause);
       onDone();
     },
   };
@@ -45,25 +45,14 @@ export function pgLease(
       if (lostAt === undefined && session.alive) {
         await session.query('SELECT pg_advisory_unlock($1::bigint)', [key]);
       }
-      debug('lease %s (token %s): released', name, token);
+      debug('%s released', hold.label);
     } catch (error) {
-      debug('lease %s: unlock failed (%s); the session was dropped', name, messageOf(error));
+      debug('%s: unlock failed (%s); the session was dropped', hold.label, messageOf(error));
     } finally {
       onDone();
     }
   };
-  const view = {
-    signal: controller.signal,
-    get deadline() {
-      return lostAt ?? session.deadline(ttlMs);
-    },
-  };
-  const lease = leaseOf(name, token, view, (signal) => {
-    released ??= unlock().then(() => {
-      releaseDone = true;
-    });
-    return releaseDone ? undefined : abortable(released, signal);
-  });
+  const lease = hold.lease(name, token, (signal) => hold.giveOnce(unlock, signal));
   locks.set(name, lease);
   session.track(item);
   return lease;

@@ -1,8 +1,7 @@
 import createDebug from 'debug';
 import type { Membership } from '../../coordinator.js';
 import { MembershipLostError } from '../../errors.js';
-import { abortable } from '../../internal/abortable.js';
-import { membershipOf } from '../../internal/handles.js';
+import { Hold } from '../../internal/keep-alive.js';
 import { messageOf } from './driver.js';
 import type { PgSession, SessionItem } from './session.js';
 
@@ -29,21 +28,21 @@ export function pgMembership(
   deleteRow: (incarnation: string) => Promise<void>,
 ): Membership {
   const { group, memberId, incarnation, key, ttlMs } = fields;
-  const controller = new AbortController();
-  let lost = false;
-  let left: Promise<void> | undefined;
-  let hasLeft = false;
+  const hold = new Hold({
+    label: `member "${memberId}" of "${group}" (${incarnation})`,
+    debug,
+    lostError: (message, cause) =>
+      new MembershipLostError(`Lost the membership of "${memberId}" in group "${group}": ${message}`, {
+        cause,
+      }),
+  });
   const item: MemberItem = {
     group,
     memberId,
     incarnation,
     ttlMs,
     lost(cause) {
-      if (lost || left !== undefined) return;
-      lost = true;
-      debug('member %s of %s: lost', memberId, group);
-      const message = `Lost the membership of "${memberId}" in group "${group}": ${messageOf(cause)}`;
-      controller.abort(new MembershipLostError(message, { cause }));
+      if (hold.giving || !hold.abort(messageOf(cause), cause)) return;
       session.untrack(item);
       members.delete(item);
       // Removed while the session lives on (the row was deleted or replaced): drop our hold as well.
@@ -52,38 +51,27 @@ export function pgMembership(
   };
   const leave = async (): Promise<void> => {
     session.untrack(item);
-    if (!lost && session.alive) {
+    if (!hold.signal.aborted && session.alive) {
       try {
         await session.query(
           `WITH gone AS (DELETE FROM ${schemaSql}.members WHERE incarnation = $2)
            SELECT pg_advisory_unlock_shared($1::bigint)`,
           [key, incarnation],
         );
-        debug('member %s of %s: left', memberId, group);
+        debug('%s left', hold.label);
         members.delete(item);
         return;
       } catch (error) {
-        debug('member %s: leave failed on its session (%s)', memberId, messageOf(error));
+        debug('%s: leave failed on its session (%s)', hold.label, messageOf(error));
       }
     }
     // A lost session may linger on the server until its keepalive gives up, still holding the lock
     // that makes the row count: deleting the row from a working session confirms the leave.
     await deleteRow(incarnation);
-    debug('member %s of %s: left (row deleted)', memberId, group);
+    debug('%s left (row deleted)', hold.label);
     members.delete(item);
   };
-  const membership = membershipOf(group, memberId, incarnation, controller.signal, (signal) => {
-    left ??= leave().then(
-      () => {
-        hasLeft = true;
-      },
-      (error: unknown) => {
-        left = undefined;
-        throw error;
-      },
-    );
-    return hasLeft ? undefined : abortable(left, signal);
-  });
+  const membership = hold.membership(group, memberId, incarnation, (signal) => hold.giveOnce(leave, signal));
   for (const former of members) {
     if (former.group === group && former.memberId === memberId) {
       former.lost(new Error('Replaced by a newer join of the same member id'));

@@ -1,6 +1,5 @@
 import type { Lease } from '../../coordinator.js';
 import { LockLostError } from '../../errors.js';
-import { leaseOf } from '../../internal/handles.js';
 import { bounded, now } from '../../internal/time.js';
 import { type HoldContext, RedisHold } from './hold.js';
 import { type LockKeys, RELEASE, RENEW } from './scripts.js';
@@ -40,7 +39,7 @@ export function redisLease(ctx: HoldContext, lock: LockTry, token: bigint, sentA
     debug('%s: release given up, it expires with its TTL', label);
     return signal.reason;
   };
-  return leaseOf(name, token, hold, async (signal) => {
+  return hold.lease(name, token, async (signal) => {
     if (hold.state === 'lost' || hold.done) return;
     hold.give();
     if (signal?.aborted) throw givenUp(signal);

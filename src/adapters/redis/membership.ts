@@ -1,6 +1,5 @@
 import type { Membership } from '../../coordinator.js';
 import { MembershipLostError } from '../../errors.js';
-import { membershipOf } from '../../internal/handles.js';
 import { now } from '../../internal/time.js';
 import { type HoldContext, RedisHold } from './hold.js';
 import { type GroupKeys, HEARTBEAT, LEAVE, memberRecord } from './scripts.js';
@@ -39,7 +38,7 @@ export function redisMembership(ctx: HoldContext, member: Member, sentAt: number
       gone: 'Redis no longer lists it (it expired, was removed, or a newer incarnation joined)',
     },
   });
-  return membershipOf(group, memberId, incarnation, hold.signal, async (signal) => {
+  return hold.membership(group, memberId, incarnation, async (signal) => {
     hold.give();
     if (hold.done) return;
     if (signal?.aborted) {

@@ -1,17 +1,13 @@
 /**
- * What a SQLite lease and a membership share: the row this process holds, its keep-alive, its loss
- * signal, and how it is given back (`release()`/`leave()`, or the coordinator's `close()`).
- *
+ * What a SQLite lease and a membership share: the row this process holds, and how it is given back
+ * (`release()`/`leave()`, or the coordinator's `close()`).
  * @internal
  */
 import { ClosedError } from '../../errors.js';
 import { abortable } from '../../internal/abortable.js';
-import { KeepAlive, type LossReason } from '../../internal/keep-alive.js';
+import { Hold, type HoldOptions, type LossReason, type TtlOptions } from '../../internal/keep-alive.js';
 import { debug, type WorkOptions } from './connection.js';
 import type { CoordinatorStatements } from './coordinator-sql.js';
-
-/** Why a held row's signal is aborted. */
-export type AbortCause = LossReason | 'closed' | 'unreleased';
 
 /** What a hold needs from its coordinator: a write retried while busy, and the set of holds it tracks. */
 export interface HoldContext {
@@ -22,58 +18,31 @@ export interface HoldContext {
 /** A write on the row: what it does (for messages), and the work at `wall` (`Date.now()`). */
 type RowWrite<T> = readonly [what: string, work: (sql: CoordinatorStatements, wall: number) => T];
 
-/** What sets a lease apart from a membership. */
-export interface HoldOptions {
-  /** For debug logs: `lock "x" token 1`, `member "m" of "g"`. */
-  readonly label: string;
-  readonly ttlMs: number;
-  /** When (on the `now()` clock) the write that created the row began. */
-  readonly sentAt: number;
-  /** Extends the row, owner-checked: `false` when it is no longer ours. */
-  readonly renew: RowWrite<boolean>;
-  /** Deletes or frees the row, owner-checked. */
-  readonly free: RowWrite<unknown>;
-  readonly reason: (cause: AbortCause, error?: unknown) => Error;
-}
+/** A lease or a membership: its owner-checked renewal (`false` once not ours) and free, each loss's message. */
+type SqliteHoldOptions = Pick<HoldOptions, 'label' | 'lostError'> &
+  Pick<TtlOptions, 'ttlMs' | 'sentAt'> & {
+    readonly renew: RowWrite<boolean>;
+    readonly free: RowWrite<unknown>;
+    readonly lossMessages: Readonly<Record<LossReason | 'closed' | 'unreleased', string>>;
+  };
 
 /**
  * A held row, tracked from the synchronous step that wrote it, so `close()` always finds it. States:
  * `held` (renewed); `given` (given back, the free not yet confirmed); `freed` (or lost for good);
  * `closed` (`close()` took it over).
  */
-export class SqliteHold {
+export class SqliteHold extends Hold {
   readonly #ctx: HoldContext;
-  readonly #options: HoldOptions;
-  readonly #controller = new AbortController();
-  readonly #keepAlive: KeepAlive;
+  readonly #options: SqliteHoldOptions;
   #state: 'held' | 'given' | 'freed' | 'closed' = 'held';
   #freeing: Promise<void> | undefined;
 
-  constructor(ctx: HoldContext, options: HoldOptions) {
+  constructor(ctx: HoldContext, options: SqliteHoldOptions) {
+    const [what, renew] = options.renew;
+    super({ ...options, debug, renew: (until) => ctx.run((sql) => renew(sql, Date.now()), { what, until }) });
     this.#ctx = ctx;
     this.#options = options;
-    const [what, renew] = options.renew;
-    this.#keepAlive = new KeepAlive({
-      ttlMs: options.ttlMs,
-      sentAt: options.sentAt,
-      renew: (until) => ctx.run((sql) => renew(sql, Date.now()), { what, until }),
-      onLost: (reason, error) => {
-        debug('lost %s (%s)', options.label, reason);
-        this.#controller.abort(options.reason(reason, error));
-      },
-      onError: (error) => debug('renewing %s failed: %O', options.label, error),
-    });
     ctx.held.add(this);
-  }
-
-  /** Aborted when the row is lost (or given up by `close()` or an abandoned give). */
-  get signal(): AbortSignal {
-    return this.#controller.signal;
-  }
-
-  /** The local deadline on the `now()` clock. */
-  get deadline(): number {
-    return this.#keepAlive.deadline;
   }
 
   get #done(): boolean {
@@ -99,7 +68,7 @@ export class SqliteHold {
   #give(signal?: AbortSignal): Promise<void> {
     if (this.#done) return Promise.resolve();
     if (this.#state === 'held') {
-      this.#keepAlive.stop();
+      this.stopRenewing();
       this.#state = 'given';
     }
     if (this.#freeing !== undefined) return abortable(this.#freeing, signal);
@@ -107,18 +76,18 @@ export class SqliteHold {
     const lost = this.signal.aborted;
     if (signal?.aborted) {
       if (lost) return Promise.resolve();
-      this.#giveUp(signal.reason);
+      this.abort(this.#options.lossMessages.unreleased, signal.reason);
       return Promise.reject(signal.reason);
     }
     this.#freeing = (async () => {
       try {
         await this.#free(signal);
         if (this.#state === 'given') this.#state = 'freed';
-        debug('gave back %s', this.#options.label);
+        debug('gave back %s', this.label);
       } catch (error) {
         // close() frees it (the connection is closing), or has already.
         if (lost || error instanceof ClosedError) return;
-        this.#giveUp(error);
+        this.abort(this.#options.lossMessages.unreleased, error);
         throw error;
       } finally {
         this.#freeing = undefined;
@@ -127,19 +96,14 @@ export class SqliteHold {
     return this.#freeing;
   }
 
-  /** The holder gave up on freeing the row: it expires with its TTL; its signal says so. */
-  #giveUp(error: unknown): void {
-    if (!this.signal.aborted) this.#controller.abort(this.#options.reason('unreleased', error));
-  }
-
   /** For `close()`: stops renewing, aborts the signal at once, then frees the row unless freed already. */
   async close(): Promise<void> {
     // A give under way finishes first (the connection stays open until every close() is done).
     await this.#freeing?.catch(() => {});
     if (this.#done) return;
     this.#state = 'closed';
-    this.#keepAlive.stop();
-    if (!this.signal.aborted) this.#controller.abort(this.#options.reason('closed'));
+    this.stopRenewing();
+    this.abort(this.#options.lossMessages.closed);
     await this.#free();
   }
 }

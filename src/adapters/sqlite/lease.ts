@@ -1,14 +1,6 @@
 import type { Lease } from '../../coordinator.js';
 import { LockLostError } from '../../errors.js';
-import { leaseOf } from '../../internal/handles.js';
-import { type AbortCause, type HoldContext, SqliteHold } from './hold.js';
-
-const LOST: Readonly<Record<AbortCause, string>> = Object.freeze({
-  gone: 'was taken over or freed',
-  expired: 'could not be renewed before its deadline',
-  closed: 'was released: the coordinator closed',
-  unreleased: 'could not be released: it expires with its TTL',
-});
+import { type HoldContext, SqliteHold } from './hold.js';
 
 /** A lock row held through a `SqliteCoordinator`, renewed every `ttlMs / 3`: the lease and its row. @internal */
 export function sqliteLease(
@@ -29,8 +21,14 @@ export function sqliteLease(
       (sql, wall) => sql.renewLock.run(Math.floor(wall + ttlMs), name, owner, wall).changes === 1,
     ],
     free: [`release the lock ${quoted}`, (sql) => sql.freeLock.run(name, owner)],
-    reason: (cause, error) =>
-      new LockLostError(`The lock ${quoted} (token ${token}) ${LOST[cause]}`, { cause: error }),
+    lostError: (message, cause) =>
+      new LockLostError(`The lock ${quoted} (token ${token}) ${message}`, { cause }),
+    lossMessages: {
+      gone: 'was taken over or freed',
+      expired: 'could not be renewed before its deadline',
+      closed: 'was released: the coordinator closed',
+      unreleased: 'could not be released: it expires with its TTL',
+    },
   });
-  return leaseOf(name, token, hold, (signal) => hold.giveBack(signal));
+  return hold.lease(name, token, (signal) => hold.giveBack(signal));
 }

@@ -1,14 +1,6 @@
 import type { Membership } from '../../coordinator.js';
 import { MembershipLostError } from '../../errors.js';
-import { membershipOf } from '../../internal/handles.js';
-import { type AbortCause, type HoldContext, SqliteHold } from './hold.js';
-
-const LOST: Readonly<Record<AbortCause, string>> = Object.freeze({
-  gone: 'was removed or expired',
-  expired: 'could not be renewed before its deadline',
-  closed: 'was left: the coordinator closed',
-  unreleased: 'could not be left: it expires with its TTL',
-});
+import { type HoldContext, SqliteHold } from './hold.js';
 
 /** A member row held through a `SqliteCoordinator`, a heartbeat every `ttlMs / 3`. @internal */
 export function sqliteMembership(
@@ -33,8 +25,13 @@ export function sqliteMembership(
       `leave the group ${JSON.stringify(group)}`,
       (sql) => sql.removeMember.run(group, memberId, incarnation),
     ],
-    reason: (cause, error) =>
-      new MembershipLostError(`The membership ${who} ${LOST[cause]}`, { cause: error }),
+    lostError: (message, cause) => new MembershipLostError(`The membership ${who} ${message}`, { cause }),
+    lossMessages: {
+      gone: 'was removed or expired',
+      expired: 'could not be renewed before its deadline',
+      closed: 'was left: the coordinator closed',
+      unreleased: 'could not be left: it expires with its TTL',
+    },
   });
-  return membershipOf(group, memberId, incarnation, hold.signal, (signal) => hold.giveBack(signal));
+  return hold.membership(group, memberId, incarnation, (signal) => hold.giveBack(signal));
 }
