@@ -12,6 +12,17 @@ import { POSTGRES_URL, uniqueName } from './support/env.js';
 const pool = new pg.Pool({ connectionString: POSTGRES_URL, max: 6, connectionTimeoutMillis: 5000 });
 pool.on('error', () => {});
 const schemas: string[] = [];
+/** Every table of a schema at the current version, by name. */
+const TABLES = [
+  'lock_fences',
+  'members',
+  'parked',
+  'parked_generation_members',
+  'parked_generations',
+  'parked_recoveries',
+  'schema_version',
+  'store_fences',
+];
 
 function freshSchema(): string {
   const schema = uniqueName('gd_pg_migrate');
@@ -36,13 +47,7 @@ describe('migrate', () => {
   it('creates the schema and the tables of both adapters, at the current version', async () => {
     const schema = freshSchema();
     expect(await migrate(pool, { schema })).toEqual({ schema, version: SCHEMA_VERSION });
-    expect(await tables(schema)).toEqual([
-      'lock_fences',
-      'members',
-      'parked',
-      'schema_version',
-      'store_fences',
-    ]);
+    expect(await tables(schema)).toEqual(TABLES);
   });
 
   it('is idempotent: a second run changes nothing and keeps the data', async () => {
@@ -63,16 +68,50 @@ describe('migrate', () => {
     try {
       const results = await Promise.all(clients.map((c) => migrate(c, { schema })));
       expect(results).toEqual(Array.from({ length: 5 }, () => ({ schema, version: SCHEMA_VERSION })));
-      expect(await tables(schema)).toEqual([
-        'lock_fences',
-        'members',
-        'parked',
-        'schema_version',
-        'store_fences',
-      ]);
+      expect(await tables(schema)).toEqual(TABLES);
     } finally {
       await Promise.all(clients.map((c) => c.end()));
     }
+  });
+
+  it('upgrades a version 1 schema: adds the crash-recovery tables, keeps the data, leaves version 1 as it was', async () => {
+    const schema = freshSchema();
+    await migrate(pool, { schema });
+    // What release 1 made: the same schema without the version 2 tables.
+    for (const table of ['parked_generations', 'parked_generation_members', 'parked_recoveries']) {
+      await pool.query(`DROP TABLE "${schema}"."${table}"`);
+    }
+    await pool.query(`UPDATE "${schema}".schema_version SET version = 1`);
+    await pool.query(
+      `INSERT INTO "${schema}".parked (store_key, workflow_id, member_id, token) VALUES ('s.t', 'wf', 'm', 7)`,
+    );
+    const store = new PostgresWorkflowStore({ pool, table: 'whatever', schema });
+    const error = await store.readGeneration('g').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigurationError);
+    expect((error as Error).message).toMatch(/version 1; this release needs version 2.*migrate\(/);
+    await store.close();
+    expect(await migrate(pool, { schema })).toEqual({ schema, version: 2 });
+    expect(await tables(schema)).toEqual(TABLES);
+    const { rows } = await pool.query(`SELECT workflow_id, token::int AS token FROM "${schema}".parked`);
+    expect(rows).toEqual([{ workflow_id: 'wf', token: 7 }]);
+    const columns = await pool.query<{ table_name: string; column_name: string }>(
+      `SELECT table_name, column_name FROM information_schema.columns
+       WHERE table_schema = $1 AND table_name LIKE 'parked\\_%' ORDER BY table_name, ordinal_position`,
+      [schema],
+    );
+    expect(columns.rows.map((c) => `${c.table_name}.${c.column_name}`)).toEqual([
+      'parked_generation_members.store_key',
+      'parked_generation_members.grp',
+      'parked_generation_members.member_id',
+      'parked_generation_members.incarnation',
+      'parked_generations.store_key',
+      'parked_generations.grp',
+      'parked_generations.generation',
+      'parked_generations.dirty',
+      'parked_recoveries.store_key',
+      'parked_recoveries.workflow_id',
+      'parked_recoveries.count',
+    ]);
   });
 
   it('refuses a schema that is not a plain identifier, naming the option and the value', async () => {

@@ -16,6 +16,14 @@ afterAll(async () => {
 });
 
 const STATUSES = Object.freeze({ running: 'running', pausing: 'pausing', paused: 'paused' });
+/** The store's tables in the schema, each keyed by the host table's name. */
+const KEYED_TABLES = [
+  'parked',
+  'store_fences',
+  'parked_generations',
+  'parked_generation_members',
+  'parked_recoveries',
+];
 
 /** A new host table `(id text, status text)` in the test schema; returns its qualified name. */
 async function hostTable(columns = 'id text PRIMARY KEY, status text NOT NULL'): Promise<string> {
@@ -31,8 +39,11 @@ function sqlName(qualified: string): string {
     .join('.');
 }
 
-/** A harness over a fresh host table, with the store on the shared pool or on a client of its own. */
-async function harness(via: 'pool' | 'client'): Promise<WorkflowStoreHarness> {
+/**
+ * A harness over a fresh host table, with the store on the shared pool or on a client of its own; with
+ * `failed`, the store moves a workflow recovered too often to `failed` (else it keeps its status).
+ */
+async function harness(via: 'pool' | 'client', failed?: 'failed'): Promise<WorkflowStoreHarness> {
   const table = await hostTable();
   const t = sqlName(table);
   let client: pg.Client | undefined;
@@ -44,7 +55,7 @@ async function harness(via: 'pool' | 'client'): Promise<WorkflowStoreHarness> {
     ...(client === undefined ? { pool: db.pool } : { client }),
     table,
     schema: db.schema,
-    statuses: STATUSES,
+    statuses: { ...STATUSES, failed },
   });
   return {
     store,
@@ -64,13 +75,13 @@ async function harness(via: 'pool' | 'client'): Promise<WorkflowStoreHarness> {
       await store.close();
       await client?.end();
       await db.pool.query(`DROP TABLE ${t}`);
-      await db.pool.query(`DELETE FROM "${db.schema}".parked WHERE store_key = $1`, [table]);
-      await db.pool.query(`DELETE FROM "${db.schema}".store_fences WHERE store_key = $1`, [table]);
+      for (const keyed of KEYED_TABLES)
+        await db.pool.query(`DELETE FROM "${db.schema}".${keyed} WHERE store_key = $1`, [table]);
     },
   };
 }
 
-workflowStoreContract(() => harness('pool'), { name: 'PostgresWorkflowStore (pool)' });
+workflowStoreContract(() => harness('pool', 'failed'), { name: 'PostgresWorkflowStore (pool)' });
 workflowStoreContract(() => harness('client'), { name: 'PostgresWorkflowStore (client)' });
 
 const stores: PostgresWorkflowStore[] = [];

@@ -4,18 +4,22 @@ import { advisoryKey, quote } from '../../internal/sql-names.js';
 import { hasMethods, type PgQueryable } from './driver.js';
 import { markTrigger } from './mark-trigger.js';
 import { compileMigrateOptions, type MigrateOptions } from './options.js';
-import { inspectHostTable, type QueryRows } from './store-sql.js';
+import { inspectHostTable, type QueryRows, recoveryTables } from './store-sql.js';
 
 const debug = createDebug('graceful-drain:postgres');
 
 /** The schema version this release of graceful-drain needs; `migrate()` brings a schema up to it. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /**
- * The DDL taking a schema (`s`, quoted) from `version - 1` to `version`. Append only: a released
- * migration is never edited, and each is additive, so an older release works on a newer schema.
+ * The DDL taking a schema (`s` quoted, `schema` as validated) from `version - 1` to `version`. Append
+ * only: a released migration is never edited, and each is additive, so an older release works on a
+ * newer schema.
  */
-const MIGRATIONS: readonly { readonly version: number; readonly ddl: (s: string) => string }[] = [
+const MIGRATIONS: readonly {
+  readonly version: number;
+  readonly ddl: (s: string, schema: string) => string;
+}[] = [
   {
     version: 1,
     ddl: (s) => `
@@ -50,6 +54,35 @@ const MIGRATIONS: readonly { readonly version: number; readonly ddl: (s: string)
         token bigint NOT NULL
       );`,
   },
+  {
+    version: 2,
+    ddl: (_s, schema) => {
+      const { G, M, R } = recoveryTables(schema);
+      return `
+      -- Crash recovery, per store: each group's generation record and registered members...
+      CREATE TABLE ${G} (
+        store_key text NOT NULL,
+        grp text NOT NULL,
+        generation bigint NOT NULL,
+        dirty boolean NOT NULL,
+        PRIMARY KEY (store_key, grp)
+      );
+      CREATE TABLE ${M} (
+        store_key text NOT NULL,
+        grp text NOT NULL,
+        member_id text NOT NULL,
+        incarnation text NOT NULL,
+        PRIMARY KEY (store_key, grp, member_id)
+      );
+      -- ...and each workflow's recoveries since the last clean end of a generation.
+      CREATE TABLE ${R} (
+        store_key text NOT NULL,
+        workflow_id text COLLATE "C" NOT NULL,
+        count integer NOT NULL,
+        PRIMARY KEY (store_key, workflow_id)
+      );`;
+    },
+  },
 ];
 
 /** What {@link migrate} did. */
@@ -78,7 +111,7 @@ BEGIN
     INSERT INTO ${s}.schema_version (singleton, version) VALUES (true, 0);
   END IF;
   IF (SELECT version FROM ${s}.schema_version) < ${migration.version} THEN
-    ${migration.ddl(s)}
+    ${migration.ddl(s, schema)}
     UPDATE ${s}.schema_version SET version = ${migration.version};
   END IF;
 END

@@ -6,6 +6,7 @@
  * @internal
  */
 import { ConfigurationError } from '../../errors.js';
+import { checkTableName, siblingTable } from '../../internal/sql-names.js';
 import { describeValue } from '../../validate.js';
 import type { HostTable } from './options.js';
 
@@ -58,9 +59,27 @@ export async function inspectHostTable(query: QueryRows, host: HostTable, prefix
   return { storeKey, qualified, idType, idCollation: row.idCollation ?? undefined };
 }
 
+/**
+ * The generation record's tables in `schema` (validated), named from the marks table `parked`:
+ * `parked_generations`, `parked_generation_members`, `parked_recoveries`; quoted and qualified.
+ */
+export function recoveryTables(schema: string) {
+  const marks = checkTableName('schema', `${schema}.parked`);
+  const [G, M, R] = ['_generations', '_generation_members', '_recoveries'].map(
+    (s) => siblingTable(marks, s).sql,
+  );
+  return { G: G as string, M: M as string, R: R as string };
+}
+
 /** The deduplicated input ids of `$1`, each with the position of its first occurrence. */
 const INPUT = `input AS (
     SELECT u.id, min(u.ord) AS ord FROM unnest($1::text[]) WITH ORDINALITY AS u(id, ord) GROUP BY u.id)`;
+
+/**
+ * In `recover`: the spent ids as one array, so that their counts and marks are deleted by primary key
+ * (a join could scan the store's rows, the statistics lagging while a recovery adds them).
+ */
+const SPENT = 'ANY(ARRAY(SELECT workflow_id FROM seen WHERE spent))';
 
 /** The statements of one store. */
 export type StoreSql = ReturnType<typeof storeSql>;
@@ -69,10 +88,19 @@ export type StoreSql = ReturnType<typeof storeSql>;
  * Builds the statements of a store from quoted names (`S` the marks' schema), and the id column's type
  * and collation as the catalog names them.
  */
-export function storeSql(T: string, ID: string, ST: string, S: string, info: TableInfo) {
+export function storeSql(
+  T: string,
+  ID: string,
+  ST: string,
+  S: string,
+  { G, M, R }: ReturnType<typeof recoveryTables>,
+  info: TableInfo,
+) {
   // Text as a value of the id column, in the column's collation: comparisons the column's index serves.
   const asId = (text: string): string =>
     `(${text})::${info.idType}${info.idCollation === undefined ? '' : ` COLLATE ${info.idCollation}`}`;
+  const matchId = (byType: boolean, text: string): string =>
+    byType ? `t.${ID} = ${asId(text)}` : `(t.${ID}::text COLLATE "C") = (${text} COLLATE "C")`;
   return {
     /** $1 running, $2 limit [, $3 cursor]. Rows: `id`. */
     listActive: (withCursor: boolean) => `
@@ -96,8 +124,7 @@ export function storeSql(T: string, ID: string, ST: string, S: string, info: Tab
       WITH ${INPUT},
       paused AS (
         UPDATE ${T} AS t SET ${ST} = $2 FROM input i
-        WHERE ${byType ? `t.${ID} = ${asId('i.id')}` : `(t.${ID}::text COLLATE "C") = (i.id COLLATE "C")`}
-          AND t.${ST} = $3
+        WHERE ${matchId(byType, 'i.id')} AND t.${ST} = $3
         RETURNING t.${ID}::text AS workflow_id, i.ord),
       marked AS (
         INSERT INTO ${S}.parked (store_key, workflow_id, member_id, token)
@@ -143,5 +170,69 @@ export function storeSql(T: string, ID: string, ST: string, S: string, info: Tab
         ARRAY(SELECT DISTINCT x.s FROM (SELECT t.${ST}::text AS s FROM ${T} t LIMIT $2) x
           ORDER BY 1 LIMIT $3) AS seen`,
     analyzeMarks: `ANALYZE ${S}.parked`,
+    /** $1 store key, $2 group. Row: `generation` (text), `dirty`, `member_ids` and `incarnations` (aligned). */
+    readGeneration: `
+      SELECT coalesce(g.generation, 0)::text AS generation, coalesce(g.dirty, false) AS dirty,
+        ARRAY(SELECT m.member_id FROM ${M} m WHERE m.store_key = $1 AND m.grp = $2
+          ORDER BY m.member_id) AS member_ids,
+        ARRAY(SELECT m.incarnation FROM ${M} m WHERE m.store_key = $1 AND m.grp = $2
+          ORDER BY m.member_id) AS incarnations
+      FROM (VALUES (1)) AS one (x) LEFT JOIN ${G} g ON g.store_key = $1 AND g.grp = $2`,
+    /** $1 store key, $2 group, $3 member, $4 incarnation. */
+    enterGeneration: `
+      INSERT INTO ${M} (store_key, grp, member_id, incarnation) VALUES ($1, $2, $3, $4)
+      ON CONFLICT (store_key, grp, member_id) DO UPDATE SET incarnation = EXCLUDED.incarnation`,
+    /**
+     * $1 store key, $2 group, $3 member ids, $4 end (`none`, `clean`, `dirty`). One statement: the members
+     * removed; `dirty` sets the flag; `clean` clears it, raises the generation and drops every count.
+     */
+    leaveGeneration: `
+      WITH gone AS (
+        DELETE FROM ${M} m WHERE m.store_key = $1 AND m.grp = $2 AND m.member_id = ANY($3::text[])),
+      ended AS (
+        INSERT INTO ${G} AS g (store_key, grp, generation, dirty)
+        SELECT $1, $2, CASE WHEN $4::text = 'clean' THEN 1 ELSE 0 END, $4::text = 'dirty'
+        WHERE $4::text <> 'none'
+        ON CONFLICT (store_key, grp) DO UPDATE
+          SET generation = g.generation + EXCLUDED.generation, dirty = EXCLUDED.dirty),
+      reset AS (DELETE FROM ${R} r WHERE r.store_key = $1 AND $4::text = 'clean')
+      SELECT 1`,
+    /**
+     * $1 ids, $2 running, $3 store key, $4 max recoveries, $5 park (boolean), $6 park's new status,
+     * $7 has a failed status (boolean), $8 failed status, $9 member, $10 token. Rows: `ord` and `spent` of
+     * each running workflow, locked (a repeat of one once): a spent one (recovered $4 times) moves to $8,
+     * its count and mark dropped; the others are counted, and with $5 set to $6 and marked as park() does.
+     * Counts are read by primary key, one subquery per row: the same plan however stale the statistics.
+     */
+    recover: (byType: boolean) => `
+      WITH ${INPUT},
+      hit AS (
+        SELECT t.${ID}::text COLLATE "C" AS workflow_id, i.ord
+        FROM input i JOIN ${T} t ON ${matchId(byType, 'i.id')}
+        WHERE t.${ST} = $2
+        FOR NO KEY UPDATE OF t),
+      seen AS (
+        SELECT DISTINCT ON (h.workflow_id) h.workflow_id, h.ord,
+          coalesce((SELECT r.count FROM ${R} r WHERE r.store_key = $3 AND r.workflow_id = h.workflow_id), 0)
+            >= $4::bigint AS spent
+        FROM hit h ORDER BY h.workflow_id, h.ord),
+      failed AS (
+        UPDATE ${T} AS t SET ${ST} = $8 FROM seen s
+        WHERE $7::boolean AND s.spent AND t.${ID} = ${asId('s.workflow_id')}),
+      paused AS (
+        UPDATE ${T} AS t SET ${ST} = $6 FROM seen s
+        WHERE $5::boolean AND NOT s.spent AND t.${ID} = ${asId('s.workflow_id')}),
+      counted AS (
+        INSERT INTO ${R} AS r (store_key, workflow_id, count)
+        SELECT $3, workflow_id, 1 FROM seen WHERE NOT spent
+        ON CONFLICT (store_key, workflow_id) DO UPDATE SET count = r.count + 1),
+      uncounted AS (DELETE FROM ${R} r WHERE r.store_key = $3 AND r.workflow_id = ${SPENT}),
+      marked AS (
+        INSERT INTO ${S}.parked (store_key, workflow_id, member_id, token)
+        SELECT $3, workflow_id, $9, $10::bigint FROM seen WHERE $5::boolean AND NOT spent
+        ON CONFLICT (store_key, workflow_id) DO UPDATE
+          SET member_id = EXCLUDED.member_id, token = EXCLUDED.token, parked_at = now()),
+      unmarked AS (DELETE FROM ${S}.parked p WHERE p.store_key = $3 AND p.workflow_id = ${SPENT})
+      SELECT ord, spent FROM seen`,
   };
 }

@@ -5,14 +5,20 @@ import { quote } from '../../internal/sql-names.js';
 import { parkedStateOf } from '../../internal/statuses.js';
 import { checkCallOptions, checkFence, checkIds, checkList, pageOf } from '../../internal/store-args.js';
 import { bounded } from '../../internal/time.js';
+import { checkName, checkOneOf, checkOptionsObject, invalid } from '../../validate.js';
 import type {
   Fence,
+  GenerationEnd,
+  GenerationMember,
+  GenerationRecord,
   ItemResult,
   ListOptions,
   NotePausedOutcome,
   Page,
   ParkedWorkflow,
   ParkOutcome,
+  RecoverOptions,
+  RecoverOutcome,
   StoreCallOptions,
   StoreWarning,
   UnparkOutcome,
@@ -27,7 +33,7 @@ import {
   compileStoreOptions,
   type PostgresWorkflowStoreOptions,
 } from './options.js';
-import { inspectHostTable, storeSql, type StoreSql } from './store-sql.js';
+import { inspectHostTable, recoveryTables, storeSql, type StoreSql } from './store-sql.js';
 
 const debug = createDebug('graceful-drain:postgres');
 
@@ -53,10 +59,10 @@ interface Prepared {
 
 /**
  * A `WorkflowStore` over a table the host already has in PostgreSQL (an id column and a status
- * column); the parked-by-shutdown marks and the fencing high-water mark live in the schema `migrate()`
- * created. Park and unpark are one transaction each; listing pages by keyset. At first use the store
- * checks the schema, the host's table and (unless `markTrigger: 'off'`) the mark trigger. A call given
- * up before its `COMMIT` is rolled back. See docs/adapters/postgres.md.
+ * column); the parked-by-shutdown marks, the fencing high-water mark and the crash-recovery generation
+ * record live in the schema `migrate()` created. Every write is one transaction; listing pages by keyset.
+ * At first use the store checks the schema, the host's table and (unless `markTrigger: 'off'`) the mark
+ * trigger. A call given up before its `COMMIT` is rolled back. See docs/adapters/postgres.md.
  *
  * @example
  * ```ts
@@ -181,6 +187,94 @@ export class PostgresWorkflowStore implements WorkflowStore {
     });
   }
 
+  /** The group's generation record (see docs/adapters/postgres.md, "Crash recovery"); one statement. */
+  async readGeneration(group: string, options?: StoreCallOptions): Promise<GenerationRecord> {
+    checkName('group', group);
+    const signal = checkCallOptions('readGeneration()', options);
+    const { sql, storeKey } = await this.#prepare(signal);
+    const [row] = (await this.#o.runner.query(sql.readGeneration, [storeKey, group], signal)) as {
+      generation: string;
+      dirty: boolean;
+      member_ids: string[];
+      incarnations: string[];
+    }[];
+    const { generation, dirty, member_ids: ids, incarnations } = row as NonNullable<typeof row>;
+    const members = ids
+      .map((memberId, i) => Object.freeze({ memberId, incarnation: incarnations[i] as string }))
+      .sort((a, b) => (a.memberId < b.memberId ? -1 : 1));
+    return Object.freeze({ generation: Number(generation), members: Object.freeze(members), dirty });
+  }
+
+  /** Registers `member` as running in `group`, replacing an entry with its id. Fenced like park(). */
+  async enterGeneration(
+    group: string,
+    member: GenerationMember,
+    fence: Fence,
+    options?: StoreCallOptions,
+  ): Promise<void> {
+    checkName('group', group);
+    const values = [
+      group,
+      checkName('member.memberId', member?.memberId),
+      checkName('member.incarnation', member.incarnation),
+    ];
+    await this.#fenced('enterGeneration()', fence, options, (q, { sql, storeKey }) =>
+      q.query(sql.enterGeneration, [storeKey, ...values]),
+    );
+  }
+
+  /**
+   * Removes the entries of `memberIds` and ends the generation as `end` says (`clean` also resets every
+   * workflow's recovery count), in one statement. Fenced like park().
+   */
+  async leaveGeneration(
+    group: string,
+    memberIds: readonly string[],
+    end: GenerationEnd,
+    fence: Fence,
+    options?: StoreCallOptions,
+  ): Promise<void> {
+    checkName('group', group);
+    checkIds(memberIds);
+    checkOneOf('end', end, ['none', 'clean', 'dirty'] as const);
+    await this.#fenced('leaveGeneration()', fence, options, (q, { sql, storeKey }) =>
+      q.query(sql.leaveGeneration, [storeKey, group, memberIds, end]),
+    );
+  }
+
+  /**
+   * Hands back workflows a crash left running, in one transaction and one statement per call: each
+   * running one is locked and counted, then parked as park() does (mode `park`) or only counted; one
+   * recovered `maxRecoveries` times already moves to `statuses.failed` instead (kept as it is without
+   * one), its count and mark dropped: `failed`. Not running: `skipped`. Fenced and cancelled like park().
+   */
+  async recover(
+    ids: readonly string[],
+    fence: Fence,
+    options: RecoverOptions,
+  ): Promise<readonly ItemResult<RecoverOutcome>[]> {
+    checkIds(ids);
+    checkFence(fence);
+    const o = checkOptionsObject('recover()', options, ['mode', 'maxRecoveries', 'signal']);
+    const mode = checkOneOf('options.mode', o.mode, ['park', 'count'] as const);
+    const max = o.maxRecoveries;
+    if (!Number.isSafeInteger(max) || (max as number) < 0) {
+      invalid('options.maxRecoveries', 'a whole number from 0 up', max);
+    }
+    const { running, pausing, paused, failed } = this.#o.statuses;
+    const recovered = mode === 'count' ? 'counted' : pausing === undefined ? 'paused' : 'pausing';
+    const outcome = (row: { ord: string; spent: boolean }): RecoverOutcome =>
+      row.spent ? 'failed' : recovered;
+    const call = { signal: o.signal as AbortSignal | undefined };
+    return this.#write('recover()', call, ids, outcome, true, async (q, prepared, byType) => {
+      await this.#checkFence(q, prepared, fence);
+      const { storeKey, sql } = prepared;
+      const values = [ids, running, storeKey, max, mode === 'park', pausing ?? paused, failed !== undefined];
+      const token = fence.token?.toString() ?? null;
+      return (await q.query(sql.recover(byType), [...values, failed ?? null, fence.memberId, token])).rows;
+    });
+  }
+
   /**
    * Warns (`status-mismatch`) when no row of a non-empty host table has one of the configured statuses:
    * a shutdown would park nothing. One query, bounded by a 2 s statement timeout (inconclusive then: no
@@ -225,15 +319,16 @@ export class PostgresWorkflowStore implements WorkflowStore {
   }
 
   /**
-   * Runs `write` in one transaction (none for no ids): `outcome` for the ids at the positions (`ord`) it
-   * returns. `byType`: match by the id column's type, on a data exception again as text (`false`: as text
-   * at once on a text column; `undefined`: no retry).
+   * Runs `write` in one transaction (none for no ids): for the ids at the positions (`ord`) of the rows
+   * it returns, `outcome` (or what it says of the row); `skipped` for the others. `byType`: match by the
+   * id column's type, on a data exception again as text (`false`: as text at once on a text column;
+   * `undefined`: no retry).
    */
-  async #write<O extends string>(
+  async #write<O extends string, R extends { ord: string | number }>(
     where: string,
     options: StoreCallOptions | undefined,
     ids: readonly string[],
-    outcome: O,
+    outcome: O | ((row: R) => O),
     byType: boolean | undefined,
     write: (q: PgQueryable, prepared: Prepared, byType: boolean) => Promise<readonly unknown[]>,
   ): Promise<ItemResult<O | 'skipped'>[]> {
@@ -250,9 +345,27 @@ export class PostgresWorkflowStore implements WorkflowStore {
       if (byType === undefined || prepared.idIsText || codeOf(error)?.startsWith('22') !== true) throw error;
       rows = await run(false);
     }
-    debug('%s: %d of %d ids %s', where, rows.length, ids.length, outcome);
-    const done = new Set((rows as { ord: string | number }[]).map((row) => Number(row.ord)));
-    return ids.map((id, index) => ({ id, outcome: done.has(index + 1) ? outcome : 'skipped' }));
+    debug('%s: %d of %d ids written', where, rows.length, ids.length);
+    const of = typeof outcome === 'function' ? outcome : () => outcome;
+    const done = new Map((rows as R[]).map((row) => [Number(row.ord), of(row)]));
+    return ids.map((id, index) => ({ id, outcome: done.get(index + 1) ?? 'skipped' }));
+  }
+
+  /** Runs `write` in one transaction after the fence check, as park() does. */
+  async #fenced(
+    where: string,
+    fence: Fence,
+    options: StoreCallOptions | undefined,
+    write: (q: PgQueryable, prepared: Prepared) => Promise<unknown>,
+  ): Promise<void> {
+    checkFence(fence);
+    const signal = checkCallOptions(where, options);
+    const prepared = await this.#prepare(signal);
+    await this.#o.runner.transaction(async (q) => {
+      await this.#checkFence(q, prepared, fence);
+      await write(q, prepared);
+    }, signal);
+    debug('%s by %s (token %s)', where, fence.memberId, fence.token);
   }
 
   /** Records the token as the store's high-water mark, or throws `StaleTokenError` (the caller rolls back). */
@@ -292,7 +405,14 @@ export class PostgresWorkflowStore implements WorkflowStore {
     if (o.markTrigger !== 'off') await this.#ensureMarkTrigger(markTrigger(o.schema, o, info));
     return {
       // Type and collation names come from the catalog, quoted by it as needed, never from options.
-      sql: storeSql(o.table.sql, quote(o.idColumn), quote(o.statusColumn), quote(o.schema), info),
+      sql: storeSql(
+        o.table.sql,
+        quote(o.idColumn),
+        quote(o.statusColumn),
+        quote(o.schema),
+        recoveryTables(o.schema),
+        info,
+      ),
       storeKey: info.storeKey,
       idIsText: TEXT_TYPES.has(info.idType),
     };
