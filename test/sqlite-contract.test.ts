@@ -45,6 +45,7 @@ forEachDriver(() => {
         running: mapping.values.running,
         pausing: mapping.values.pausing,
         paused: mapping.values.paused,
+        failed: mapping.values.failed,
       },
       marksTable,
     });
@@ -75,7 +76,8 @@ forEachDriver(() => {
       async close() {
         await store.close();
         db.exec(`DROP TABLE IF EXISTS "${table}"; DROP TABLE IF EXISTS "${marksTable}";
-        DROP TABLE IF EXISTS "${marksTable}_fence"`);
+        DROP TABLE IF EXISTS "${marksTable}_fence"; DROP TABLE IF EXISTS "${marksTable}_generations";
+        DROP TABLE IF EXISTS "${marksTable}_generation_members"; DROP TABLE IF EXISTS "${marksTable}_recoveries"`);
         db.close();
       },
     };
@@ -92,6 +94,7 @@ forEachDriver(() => {
           paused: 'paused',
           succeeded: 'succeeded',
           cancelled: 'cancelled',
+          failed: 'failed',
         },
         shareHandle: false,
       }),
@@ -109,6 +112,7 @@ forEachDriver(() => {
           paused: 'PAUSED',
           succeeded: 'SUCCEEDED',
           cancelled: 'CANCELED',
+          failed: 'FAILED',
         },
         shareHandle: true,
       }),

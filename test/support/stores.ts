@@ -12,6 +12,10 @@ export function over(host: MemoryWorkflowStore, overrides: Partial<WorkflowStore
     unpark: (ids, f, o) => host.unpark(ids, f, o),
     raiseFence: (f, o) => host.raiseFence(f, o),
     notePaused: (ids, o) => host.notePaused(ids, o),
+    readGeneration: (g, o) => host.readGeneration(g, o),
+    enterGeneration: (g, m, f, o) => host.enterGeneration(g, m, f, o),
+    leaveGeneration: (g, ids, end, f, o) => host.leaveGeneration(g, ids, end, f, o),
+    recover: (ids, f, o) => host.recover(ids, f, o),
     ...overrides,
   };
 }
