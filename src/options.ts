@@ -8,6 +8,7 @@ import {
   checkOneOf,
   checkOptionsObject,
   checkPositive,
+  hasMethods,
   invalid,
 } from './validate.js';
 import type { WorkflowStore } from './workflow-store.js';
@@ -123,15 +124,9 @@ const knownOptions = (
 
 const scopes: readonly CoordinatorScope[] = ['process', 'host', 'cluster'];
 
-/** Whether `value` is an object with each of these methods. */
-function hasMethods(value: unknown, methods: readonly string[]): value is Record<string, unknown> {
-  const o = value as Record<string, unknown> | null;
-  return o !== null && typeof o === 'object' && methods.every((m) => typeof o[m] === 'function');
-}
-
 function checkCoordinator(value: unknown): Coordinator {
   const c = value as Partial<Coordinator> | null;
-  if (!hasMethods(c, ['acquire', 'join', 'members', 'close']) || typeof c.capabilities !== 'object') {
+  if (!hasMethods(c, 'acquire', 'join', 'members', 'close') || typeof c.capabilities !== 'object') {
     invalid('coordinator', 'a Coordinator (acquire, join, members, close, capabilities)', value);
   }
   checkOneOf('coordinator.capabilities.scope', c.capabilities?.scope, scopes);
@@ -158,7 +153,7 @@ export function compileOptions(input: unknown): CompiledOptions {
   const o = checkOptionsObject('DrainController', input, knownOptions);
   const coordinator = o.coordinator === undefined ? undefined : checkCoordinator(o.coordinator);
   const storeMethods = ['listActive', 'park', 'listParked', 'unpark', 'raiseFence', 'notePaused'];
-  if (o.store !== undefined && !hasMethods(o.store, storeMethods)) {
+  if (o.store !== undefined && !hasMethods(o.store, ...storeMethods)) {
     invalid('store', `a WorkflowStore (${storeMethods.join(', ')})`, o.store);
   }
   const store = o.store as WorkflowStore | undefined;

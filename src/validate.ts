@@ -68,6 +68,12 @@ export function checkBoolean(name: string, value: unknown): boolean {
   return value;
 }
 
+/** Whether `value` is an object with each of the methods `names`: a structural check. */
+export function hasMethods(value: unknown, ...names: string[]): value is Record<string, unknown> {
+  const o = value as Record<string, unknown> | null;
+  return o !== null && typeof o === 'object' && names.every((name) => typeof o[name] === 'function');
+}
+
 /** A function. */
 export function checkFunction<T>(name: string, value: unknown): T {
   if (typeof value !== 'function') invalid(name, 'a function', value);

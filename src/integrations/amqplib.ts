@@ -16,6 +16,7 @@ import {
   checkOptionsObject,
   checkPositive,
   describeValue,
+  hasMethods,
   invalid,
 } from '../validate.js';
 import { AmqpDrainConsumer, type CompiledConsumeOptions } from './amqplib-consumer.js';
@@ -66,8 +67,8 @@ export async function consume(
   handler: MessageHandler,
   options?: ConsumeOptions,
 ): Promise<DrainConsumer> {
-  if (!hasMethods(drain, ['tryTrack', 'onStopIntake'])) invalid('drain', 'a DrainController', drain);
-  if (!hasMethods(channel, channelMethods)) invalid('channel', 'an amqplib channel', channel);
+  if (!hasMethods(drain, 'tryTrack', 'onStopIntake')) invalid('drain', 'a DrainController', drain);
+  if (!hasMethods(channel, ...channelMethods)) invalid('channel', 'an amqplib channel', channel);
   checkName('queue', queue);
   checkFunction('handler', handler);
   const compiled = compileConsumeOptions(queue, options);
@@ -97,11 +98,6 @@ export function requeueUpTo(retries: number): RequeuePolicy {
     invalid('retries', 'a whole number from 0 up', retries);
   }
   return (_error, _msg, failures) => failures <= retries;
-}
-
-function hasMethods(value: unknown, methods: readonly string[]): boolean {
-  const o = value as Record<string, unknown> | null;
-  return o !== null && typeof o === 'object' && methods.every((m) => typeof o[m] === 'function');
 }
 
 /** Validates `options` (every message names the option and the value) and applies the defaults. */

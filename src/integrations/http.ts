@@ -13,7 +13,7 @@ import createDebug from 'debug';
 import type { DrainController } from '../controller.js';
 import { ConfigurationError } from '../errors.js';
 import type { DrainState } from '../types.js';
-import { checkNonNegative, checkOptionsObject, invalid } from '../validate.js';
+import { checkNonNegative, checkOptionsObject, hasMethods, invalid } from '../validate.js';
 
 const log = createDebug('graceful-drain:http');
 
@@ -73,10 +73,8 @@ export function trackHttpServer<S extends DrainableServer>(
   server: S,
   options?: TrackHttpServerOptions,
 ): TrackedHttpServer<S> {
-  if (!hasMethods(drain, ['track', 'onStopIntake', 'on'])) invalid('drain', 'a DrainController', drain);
-  if (
-    !hasMethods(server, ['close', 'closeIdleConnections', 'closeAllConnections', 'prependListener', 'on'])
-  ) {
+  if (!hasMethods(drain, 'track', 'onStopIntake', 'on')) invalid('drain', 'a DrainController', drain);
+  if (!hasMethods(server, 'close', 'closeIdleConnections', 'closeAllConnections', 'prependListener', 'on')) {
     invalid('server', 'a node:http or node:https server (HTTP/2 is not supported)', server);
   }
   const o = checkOptionsObject('trackHttpServer', options, ['shutdownDelayMs']);
@@ -87,12 +85,6 @@ export function trackHttpServer<S extends DrainableServer>(
   }
   tracked.add(server);
   return new ServerDrain(drain, server, delayMs);
-}
-
-/** Whether `value` is an object with these methods. */
-function hasMethods(value: unknown, methods: readonly string[]): boolean {
-  const o = value as Record<string, unknown> | null;
-  return o !== null && typeof o === 'object' && methods.every((m) => typeof o[m] === 'function');
 }
 
 /** The label of a request in the report: its method and path, never the query string. */

@@ -68,8 +68,4 @@ export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** Whether `value` is an object with the methods `names` (at least one): a structural check. @internal */
-export function hasMethods(value: unknown, ...names: string[]): boolean {
-  const object = typeof value === 'object' ? (value as Record<string, unknown> | null) : undefined;
-  return names.every((name) => typeof object?.[name] === 'function');
-}
+export { hasMethods } from '../../validate.js';
