@@ -1,4 +1,3 @@
-import createDebug from 'debug';
 import type {
   AcquireOptions,
   Coordinator,
@@ -28,9 +27,7 @@ import {
   compileCoordinatorOptions,
   type PostgresCoordinatorOptions,
 } from './options.js';
-import { PgSession } from './session.js';
-
-const debug = createDebug('graceful-drain:postgres');
+import { debug, PgSession } from './session.js';
 
 const FIRST_POLL_MS = 10;
 const CAPABILITIES: CoordinatorCapabilities = Object.freeze({

@@ -1,12 +1,9 @@
-import createDebug from 'debug';
 import type { Lease } from '../../coordinator.js';
 import { LockLostError } from '../../errors.js';
 import { Hold } from '../../internal/keep-alive.js';
 import { now } from '../../internal/time.js';
 import { messageOf } from './driver.js';
-import type { PgSession, SessionItem } from './session.js';
-
-const debug = createDebug('graceful-drain:postgres');
+import { debug, type PgSession, type SessionItem } from './session.js';
 
 /**
  * A session advisory lock held by a `PostgresCoordinator`, tracked by `session` and kept in `locks`

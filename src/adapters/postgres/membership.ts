@@ -1,11 +1,8 @@
-import createDebug from 'debug';
 import type { Membership } from '../../coordinator.js';
 import { MembershipLostError } from '../../errors.js';
 import { Hold } from '../../internal/keep-alive.js';
 import { messageOf } from './driver.js';
-import type { PgSession, SessionItem } from './session.js';
-
-const debug = createDebug('graceful-drain:postgres');
+import { debug, type PgSession, type SessionItem } from './session.js';
 
 /** The item a session keeps alive for a membership, as its coordinator tracks it. @internal */
 export interface MemberItem extends SessionItem {

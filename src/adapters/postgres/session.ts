@@ -13,7 +13,8 @@ import { bounded, now } from '../../internal/time.js';
 import { messageOf, type PgQueryResult, type PgSessionClient } from './driver.js';
 import type { CompiledCoordinatorOptions } from './options.js';
 
-const debug = createDebug('graceful-drain:postgres');
+/** The adapter's debug log. @internal */
+export const debug = createDebug('graceful-drain:postgres');
 
 /** A lease or a membership: kept alive by the session, lost with it. */
 export interface SessionItem {
