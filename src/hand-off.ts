@@ -5,7 +5,7 @@
  * @internal
  */
 import createDebug from 'debug';
-import type { Coordinator, Lease, Membership } from './coordinator.js';
+import type { Coordinator, Lease, MemberInfo, Membership } from './coordinator.js';
 import { DrainTimeoutError, LockLostError, LockTimeoutError, StaleTokenError } from './errors.js';
 import { call, leaseLostReason, lost, remaining, retrying, timedAcquire } from './internal/calls.js';
 import { now } from './internal/time.js';
@@ -107,12 +107,12 @@ export async function handOffAtShutdown(ctx: ShutdownContext): Promise<HandOffRe
   try {
     if (!unreachable && lease !== undefined) {
       const held = lease;
-      const last = await step('members', () => isLast(ctx, held));
+      const last = await step('members', () => remainingPeers(ctx, held));
       if (last === 'unreachable') unreachable = true;
       else if (last === 'lease-lost') return noHandOff('lease-lost', token);
       else if (typeof last === 'string') return noHandOff('aborted', token);
-      else if (!last.value) {
-        await leaveGeneration(ctx, held, token, 'none');
+      else if (last.value.length > 0) {
+        await leaveGeneration(ctx, held, token, 'none', last.value);
         return { ...noHandOff('peers-remain', token), lastMember: false };
       }
     }
@@ -146,8 +146,8 @@ export async function handOffAtShutdown(ctx: ShutdownContext): Promise<HandOffRe
   }
 }
 
-/** Whether no other member is alive; members close to expiry are waited out while the budget allows. */
-async function isLast(ctx: ShutdownContext, lease: Lease): Promise<boolean> {
+/** The other members alive (none: this member is last); near-expiry ones are waited out while the budget allows. */
+async function remainingPeers(ctx: ShutdownContext, lease: Lease): Promise<readonly MemberInfo[]> {
   const { coordinator, options, budgetEnd } = ctx;
   const signal = AbortSignal.any([ctx.signal, lease.signal]);
   const incarnation = ctx.membership?.incarnation;
@@ -164,20 +164,24 @@ async function isLast(ctx: ShutdownContext, lease: Lease): Promise<boolean> {
       'peers remain: %o',
       peers.map((m) => m.memberId),
     );
-  return peers.length === 0;
+  return peers;
 }
 
 /**
  * Records how this member leaves the generation (see docs/protocol.md, "After a crash"): `none` when peers
  * remain; `clean` after a complete park, removing every registered member (none is alive); `dirty` after
- * a park cut short. Under the lease, fenced; a write the fence rejects leaves this member registered, so
- * the next lonely start takes it for dead and finishes the job.
+ * a park cut short, and when the peers that remain are all still in their start gate (none registered):
+ * this member was the last one running, and the first of them through the gate recovers what it leaves
+ * running (were that peer to die before registering, the workflows would be stranded with the record
+ * closed). Under the lease, fenced; a write the fence rejects leaves this member registered, so the next
+ * lonely start takes it for dead and finishes the job.
  */
 async function leaveGeneration(
   ctx: ShutdownContext,
   lease: Lease | undefined,
   token: bigint | undefined,
   end: GenerationEnd,
+  peers: readonly MemberInfo[] = [],
 ): Promise<void> {
   const { store, options, record, signal, budgetEnd } = ctx;
   if (!canRecover(store) || (lease !== undefined && lost(lease))) return;
@@ -186,7 +190,14 @@ async function leaveGeneration(
   const bound = { end: budgetEnd, onTimeout: budgetError('leaving the generation'), stop: signal };
   try {
     const ids = [options.memberId];
-    if (end === 'clean') {
+    if (peers.length > 0) {
+      const seen = await call((s) => store.readGeneration(options.group, { signal: s }), bound);
+      const registered = (p: MemberInfo) => seen.members.some((m) => m.memberId === p.memberId);
+      if (!peers.some((p) => p.memberId !== options.memberId && registered(p))) {
+        log('no remaining peer is registered yet: leaving the generation dirty for their start gate');
+        end = 'dirty';
+      }
+    } else if (end === 'clean') {
       // The dead ones only: a member that joined since the members check may have registered already.
       const seen = await call((s) => store.readGeneration(options.group, { signal: s }), bound);
       const live = await call((s) => ctx.coordinator.members(options.group, { signal: s }), bound);

@@ -142,14 +142,12 @@ export async function recoverAtStart(ctx: GateContext): Promise<RecoveryReport> 
           cursor = page.cursor;
         } while (cursor !== undefined);
         if (policy !== 'report') {
+          // 'clean' would reset the recovery counts, and a workflow that crashes every member that runs
+          // it would never reach maxRecoveries: only a dirty record is ended that way.
+          const close = record.dirty ? 'clean' : 'none';
+          const deadIds = dead.map((m) => m.memberId);
           await step('closing the generation', (s) =>
-            store.leaveGeneration(
-              group,
-              dead.map((m) => m.memberId),
-              'clean',
-              fence,
-              { signal: s },
-            ),
+            store.leaveGeneration(group, deadIds, close, fence, { signal: s }),
           );
         }
       }
