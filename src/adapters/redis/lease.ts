@@ -22,9 +22,8 @@ export function releaseCleanup({ name, keys, owner, ttlMs }: LockTry): Cleanup {
  */
 export function redisLease(ctx: HoldContext, lock: LockTry, token: bigint, sentAt: number): Lease {
   const { name, keys, owner, ttlMs } = lock;
-  const label = `lease "${name}" (token ${token})`;
   const hold = new RedisHold(ctx, {
-    label,
+    label: `lease "${name}" (token ${token})`,
     ttlMs,
     sentAt,
     renew: [RENEW, [keys.owner], [owner, ttlMs]],
@@ -36,7 +35,7 @@ export function redisLease(ctx: HoldContext, lock: LockTry, token: bigint, sentA
     },
   });
   const givenUp = (signal: AbortSignal): unknown => {
-    debug('%s: release given up, it expires with its TTL', label);
+    debug('%s: release given up, it expires with its TTL', hold.label);
     return signal.reason;
   };
   return hold.lease(name, token, async (signal) => {
@@ -48,10 +47,10 @@ export function redisLease(ctx: HoldContext, lock: LockTry, token: bigint, sentA
     try {
       const timeout = (): Error => new Error(`no answer within ${session.timeoutMs} ms`);
       await bounded(session.eval(...cleanup.command), session.timeoutMs, timeout, signal);
-      debug('%s released', label);
+      debug('%s released', hold.label);
     } catch (error) {
       if (signal?.aborted) throw givenUp(signal);
-      debug('%s: release failed, retrying later: %s', label, describeError(error));
+      debug('%s: release failed, retrying later: %s', hold.label, describeError(error));
       session.cleanup(cleanup);
     }
     hold.done = true;
