@@ -52,8 +52,8 @@ export interface TtlOptions {
 }
 
 /**
- * A lease's or a membership's hold; a subclass adds how it is given back. A TTL hold renews one renewal
- * at a time (a hung one is overtaken by the deadline) until stopped or lost.
+ * A lease's or a membership's hold, given back through {@link Hold.giveOnce} or a subclass's own way. A
+ * TTL hold renews one renewal at a time (a hung one is overtaken by the deadline) until stopped or lost.
  */
 export class Hold {
   readonly #controller = new AbortController();
