@@ -1,9 +1,19 @@
 /**
- * A small workflow engine, as a host would write one around graceful-drain: `concurrency` loops each
- * claim a runnable workflow, run ONE step of it as tracked work (`drain.track`), then record the step and
- * advance the workflow in one transaction. A sweeper completes pauses: a `pausing` workflow with no step
- * in flight becomes `paused` (this is how a workflow parked by graceful-drain while a step ran ends up
- * paused, and how the resume at start finds it ready).
+ * A small workflow engine, as a host would write one around graceful-drain, in one of two modes:
+ *
+ * - `claims`: `concurrency` loops each claim a runnable workflow, run ONE step of it as tracked work
+ *   (`drain.track`), then record the step and advance the workflow in one transaction. A claim is a
+ *   lease: the workflow of a worker that dies runs on elsewhere once it lapses, so a crash strands
+ *   nothing.
+ * - `sticky`: `concurrency` loops each take up a workflow no worker holds and drive it from inside the
+ *   worker, step after step, as one tracked task: its next step is known only to the worker that runs
+ *   it (as with StackStorm's acked messages). No other worker takes it while it is held; at shutdown
+ *   the worker finishes the step in flight and gives the workflow back. A worker that dies leaves its
+ *   workflows `running` and held, with nobody to drive them: only crash recovery hands them back.
+ *
+ * A sweeper completes pauses: a `pausing` workflow with no step in flight (no owner, or a lease that
+ * lapsed) becomes `paused`, with no owner (this is how a workflow parked while a step ran ends up paused,
+ * and how the resume at start finds it ready; resumed, it is runnable again, held by nobody).
  *
  * The loops stop claiming when `stopping` aborts (shutdown began); a step in flight finishes and is
  * recorded (the drain waits for it); a step whose `signal` aborts (the drain deadline) is abandoned and
@@ -48,21 +58,32 @@ export type EngineEvent =
       readonly claim?: string;
     };
 
+/** How the engine holds workflows: see the module's documentation. */
+export type EngineMode = 'claims' | 'sticky';
+
+/** The engine modes. */
+export const ENGINE_MODES: readonly EngineMode[] = ['claims', 'sticky'];
+
 /** Options of {@link Engine}. */
 export interface EngineOptions {
+  /** `claims` (a lease per step) or `sticky` (a worker drives what it took up). Default `claims`. */
+  readonly mode?: EngineMode | undefined;
   /** The host database. */
   readonly db: HostDb;
   /** The worker's controller: steps run through its `track()`, loops stop on its `stopping`. */
   readonly drain: DrainController;
   /** This worker's id, recorded in the step log (the controller's member id). */
   readonly workerId: string;
-  /** How many steps this worker runs at once. */
+  /** How many steps this worker runs at once (`sticky`: how many workflows it holds). */
   readonly concurrency: number;
   /** The mean duration of a step, in milliseconds. */
   readonly stepMs: number;
   /** How much a step's duration varies around `stepMs`, as a share of it in [0, 1]. */
   readonly stepJitter: number;
-  /** How long a claim lives: a worker that dies mid-step frees its workflow after this long. */
+  /**
+   * How long a claim lives: a worker that dies mid-step frees its workflow after this long (`sticky`: a
+   * step's lease, after which the sweeper may complete a pause; the workflow stays held).
+   */
   readonly claimTtlMs: number;
   /** How long a loop waits when there was nothing to claim. */
   readonly pollMs: number;
@@ -148,14 +169,23 @@ export class Engine {
     this.#emit({ type: 'error', where, message, ...(claim === undefined ? {} : { claim: claim.owner }) });
   }
 
+  /** A new owner: unique per claim, so a late commit of an old claim is refused. */
+  #owner(): string {
+    return `${this.#o.workerId}#${++this.#claims}`;
+  }
+
   async #loop(): Promise<void> {
     const { drain, db, claimTtlMs, pollMs } = this.#o;
+    const sticky = this.#o.mode === 'sticky';
     const { stopping } = drain.context;
     const idle = AbortSignal.any([stopping, this.#stop.signal]);
     while (!idle.aborted) {
       let claim: Claim | undefined;
       try {
-        claim = await db.claim(`${this.#o.workerId}#${++this.#claims}`, claimTtlMs, Date.now());
+        const owner = this.#owner();
+        claim = await (sticky
+          ? db.take(owner, claimTtlMs, Date.now())
+          : db.claim(owner, claimTtlMs, Date.now()));
       } catch (error) {
         this.#error('claim', error);
       }
@@ -164,18 +194,18 @@ export class Engine {
         continue;
       }
       this.stats.claimed++;
-      this.#emit({
-        type: 'claim',
-        id: claim.id,
-        step: claim.step,
-        claim: claim.owner,
-        claimedAt: claim.claimedAt,
-      });
+      this.#claimed(claim);
       const held = claim;
       try {
-        await drain.track((context) => this.#runStep(held, context), {
-          label: `${claim.id} step ${claim.step + 1}/${claim.steps}`,
-        });
+        await drain.track(
+          async (context) => {
+            // Sticky: step after step, for as long as the workflow runs on and the worker keeps it.
+            let next: Claim | undefined = held;
+            do next = await this.#runStep(next, context, sticky);
+            while (next !== undefined);
+          },
+          { label: sticky ? `${claim.id} (held)` : `${claim.id} step ${claim.step + 1}/${claim.steps}` },
+        );
       } catch (error) {
         // Intake closed between the claim and track(): the step never ran; give the workflow back.
         if (error instanceof DrainClosedError) await this.#release(held, 'intake closed');
@@ -184,9 +214,23 @@ export class Engine {
     }
   }
 
-  /** One step, as tracked work: a sleep that honours `signal`, then the commit. */
-  async #runStep(claim: Claim, { signal }: TaskContext): Promise<CommitOutcome | undefined> {
-    const { db, stepMs, stepJitter, random, workerId } = this.#o;
+  #claimed(claim: Claim): void {
+    this.#emit({
+      type: 'claim',
+      id: claim.id,
+      step: claim.step,
+      claim: claim.owner,
+      claimedAt: claim.claimedAt,
+    });
+  }
+
+  /**
+   * One step, as tracked work (or part of it): a sleep that honours `signal`, then the commit. With
+   * `keep` (sticky), a workflow that runs on is kept under a new owner unless the worker is stopping:
+   * resolves the claim of its next step then.
+   */
+  async #runStep(claim: Claim, { signal, stopping }: TaskContext, keep: boolean): Promise<Claim | undefined> {
+    const { db, stepMs, stepJitter, random, workerId, claimTtlMs } = this.#o;
     const startedAt = Date.now();
     this.#emit({ type: 'step-start', id: claim.id, step: claim.step, claim: claim.owner });
     try {
@@ -196,9 +240,17 @@ export class Engine {
       await this.#release(claim, 'aborted');
       return undefined;
     }
+    const owner = keep && !stopping.aborted && !this.#stop.signal.aborted ? this.#owner() : undefined;
+    const at = Date.now();
     let outcome: CommitOutcome;
     try {
-      outcome = await db.commit(claim, workerId, startedAt, Date.now());
+      outcome = await db.commit(
+        claim,
+        workerId,
+        startedAt,
+        at,
+        owner === undefined ? undefined : { owner, leaseMs: claimTtlMs },
+      );
     } catch (error) {
       this.#error('commit', error, claim);
       await this.#release(claim, 'commit failed');
@@ -208,7 +260,10 @@ export class Engine {
     else this.stats.committed++;
     if (outcome === 'finished') this.stats.finished++;
     this.#emit({ type: 'commit', id: claim.id, step: claim.step, claim: claim.owner, outcome });
-    return outcome;
+    if (outcome !== 'advanced' || owner === undefined) return undefined;
+    const next: Claim = { id: claim.id, step: claim.step + 1, steps: claim.steps, owner, claimedAt: at };
+    this.#claimed(next);
+    return next;
   }
 
   async #release(claim: Claim, why: string): Promise<void> {

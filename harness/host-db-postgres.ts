@@ -9,6 +9,7 @@ import {
   type CommitOutcome,
   type Counts,
   type HostDb,
+  type NextStep,
   type HostSnapshot,
   STATUS,
   type StatusLogRow,
@@ -156,7 +157,27 @@ export class PostgresHostDb implements HostDb {
     return row === undefined ? undefined : { ...row, owner, claimedAt: at };
   }
 
-  async commit(claim: Claim, worker: string, startedAt: number, at: number): Promise<CommitOutcome> {
+  async take(owner: string, leaseMs: number, at: number): Promise<Claim | undefined> {
+    const s = this.#s;
+    const { rows } = await this.#pool.query<{ id: string; step: number; steps: number }>(
+      `UPDATE ${s}.workflows SET owner = $1, lease_until = $2
+       WHERE id = (SELECT id FROM ${s}.workflows WHERE status = $3 AND owner IS NULL
+                   ORDER BY updated_at, id LIMIT 1 FOR UPDATE SKIP LOCKED)
+         AND status = $3 AND owner IS NULL
+       RETURNING id, step, steps`,
+      [owner, at + leaseMs, STATUS.running],
+    );
+    const row = rows[0];
+    return row === undefined ? undefined : { ...row, owner, claimedAt: at };
+  }
+
+  async commit(
+    claim: Claim,
+    worker: string,
+    startedAt: number,
+    at: number,
+    next?: NextStep,
+  ): Promise<CommitOutcome> {
     const s = this.#s;
     return pgTransaction(this.#pool, async (client) => {
       const { rows } = await client.query<WorkflowRow>(
@@ -170,15 +191,16 @@ export class PostgresHostDb implements HostDb {
          VALUES ($1, $2, $3, $4, $5, $6)`,
         [claim.id, claim.step, worker, claim.owner, startedAt, at],
       );
-      const next = row.step + 1;
+      const step = row.step + 1;
       const outcome: CommitOutcome =
-        next >= row.steps ? 'finished' : row.status === STATUS.pausing ? 'paused' : 'advanced';
+        step >= row.steps ? 'finished' : row.status === STATUS.pausing ? 'paused' : 'advanced';
       const status =
         outcome === 'finished' ? STATUS.succeeded : outcome === 'paused' ? STATUS.paused : row.status;
+      const keep = outcome === 'advanced' ? next : undefined;
       await client.query(
-        `UPDATE ${s}.workflows SET step = $1, status = $2, owner = NULL, lease_until = NULL, updated_at = $3
-         WHERE id = $4`,
-        [next, status, at, claim.id],
+        `UPDATE ${s}.workflows SET step = $1, status = $2, owner = $3, lease_until = $4, updated_at = $5
+         WHERE id = $6`,
+        [step, status, keep?.owner ?? null, keep === undefined ? null : at + keep.leaseMs, at, claim.id],
       );
       return outcome;
     });
@@ -226,11 +248,13 @@ export class PostgresHostDb implements HostDb {
       const row = rows[0];
       if (row?.status !== STATUS.running) return undefined;
       const claim = row.owner !== null && toNumber(row.lease ?? 0) >= at ? row.owner : null;
-      await client.query(`UPDATE ${s}.workflows SET status = $1, updated_at = $2 WHERE id = $3`, [
-        claim === null ? STATUS.paused : STATUS.pausing,
-        at,
-        id,
-      ]);
+      // Paused at once: the owner of a lapsed claim goes too (a paused workflow has none).
+      await client.query(
+        claim === null
+          ? `UPDATE ${s}.workflows SET status = $1, updated_at = $2, owner = NULL, lease_until = NULL WHERE id = $3`
+          : `UPDATE ${s}.workflows SET status = $1, updated_at = $2 WHERE id = $3`,
+        [claim === null ? STATUS.paused : STATUS.pausing, at, id],
+      );
       const seq = await client.query<{ seq: string }>(
         `SELECT max(seq) AS seq FROM ${s}.status_log WHERE workflow_id = $1`,
         [id],
@@ -259,6 +283,15 @@ export class PostgresHostDb implements HostDb {
     );
     const row = rows[0] as Record<keyof Counts, string>;
     return Object.fromEntries(Object.entries(row).map(([k, v]) => [k, toNumber(v)])) as unknown as Counts;
+  }
+
+  async held(): Promise<WorkflowRow[]> {
+    const { rows } = await this.#pool.query<WorkflowRow>(
+      `SELECT id, status, step, steps, owner FROM ${this.#s}.workflows
+       WHERE status = $1 AND owner IS NOT NULL ORDER BY id`,
+      [STATUS.running],
+    );
+    return rows;
   }
 
   async snapshot(): Promise<HostSnapshot> {

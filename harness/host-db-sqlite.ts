@@ -11,6 +11,7 @@ import {
   type CommitOutcome,
   type Counts,
   type HostDb,
+  type NextStep,
   type HostSnapshot,
   STATUS,
   type StatusLogRow,
@@ -143,7 +144,26 @@ export class SqliteHostDb implements HostDb {
     return row === undefined ? undefined : { ...row, owner, claimedAt: at };
   }
 
-  async commit(claim: Claim, worker: string, startedAt: number, at: number): Promise<CommitOutcome> {
+  async take(owner: string, leaseMs: number, at: number): Promise<Claim | undefined> {
+    const row = await this.#write(
+      () =>
+        this.#sql(
+          `UPDATE workflows SET owner = ?, lease_until = ?
+             WHERE id = (SELECT id FROM workflows WHERE status = ? AND owner IS NULL
+                         ORDER BY updated_at, id LIMIT 1)
+             RETURNING id, step, steps`,
+        ).get(owner, at + leaseMs, STATUS.running) as { id: string; step: number; steps: number } | undefined,
+    );
+    return row === undefined ? undefined : { ...row, owner, claimedAt: at };
+  }
+
+  async commit(
+    claim: Claim,
+    worker: string,
+    startedAt: number,
+    at: number,
+    next?: NextStep,
+  ): Promise<CommitOutcome> {
     return this.#write(() => {
       const row = this.#sql('SELECT status, step, steps, owner FROM workflows WHERE id = ?').get(claim.id) as
         WorkflowRow | undefined;
@@ -152,15 +172,16 @@ export class SqliteHostDb implements HostDb {
         `INSERT INTO step_log (workflow_id, step, worker, claim, started_at, finished_at)
            VALUES (?, ?, ?, ?, ?, ?)`,
       ).run(claim.id, claim.step, worker, claim.owner, startedAt, at);
-      const next = row.step + 1;
+      const step = row.step + 1;
       const outcome: CommitOutcome =
-        next >= row.steps ? 'finished' : row.status === STATUS.pausing ? 'paused' : 'advanced';
+        step >= row.steps ? 'finished' : row.status === STATUS.pausing ? 'paused' : 'advanced';
       const status =
         outcome === 'finished' ? STATUS.succeeded : outcome === 'paused' ? STATUS.paused : row.status;
+      const keep = outcome === 'advanced' ? next : undefined;
       this.#sql(
-        `UPDATE workflows SET step = ?, status = ?, owner = NULL, lease_until = NULL, updated_at = ?
+        `UPDATE workflows SET step = ?, status = ?, owner = ?, lease_until = ?, updated_at = ?
            WHERE id = ?`,
-      ).run(next, status, at, claim.id);
+      ).run(step, status, keep?.owner ?? null, keep === undefined ? null : at + keep.leaseMs, at, claim.id);
       return outcome;
     });
   }
@@ -204,11 +225,13 @@ export class SqliteHostDb implements HostDb {
         { status: string; step: number; owner: string | null; leaseUntil: number | null } | undefined;
       if (row?.status !== STATUS.running) return undefined;
       const claim = row.owner !== null && (row.leaseUntil ?? 0) >= at ? row.owner : null;
-      this.#sql('UPDATE workflows SET status = ?, updated_at = ? WHERE id = ?').run(
-        claim === null ? STATUS.paused : STATUS.pausing,
-        at,
-        id,
-      );
+      if (claim === null) {
+        this.#sql(
+          'UPDATE workflows SET status = ?, owner = NULL, lease_until = NULL, updated_at = ? WHERE id = ?',
+        ).run(STATUS.paused, at, id);
+      } else {
+        this.#sql('UPDATE workflows SET status = ?, updated_at = ? WHERE id = ?').run(STATUS.pausing, at, id);
+      }
       const statusSeq = this.#sql('SELECT max(seq) FROM status_log WHERE workflow_id = ?')
         .pluck()
         .get(id) as number;
@@ -234,6 +257,15 @@ export class SqliteHostDb implements HostDb {
       ).get(STATUS.running, STATUS.running, at, STATUS.pausing, STATUS.paused, STATUS.succeeded) as Counts;
       return c;
     });
+  }
+
+  async held(): Promise<WorkflowRow[]> {
+    return this.#read(
+      () =>
+        this.#sql(
+          'SELECT id, status, step, steps, owner FROM workflows WHERE status = ? AND owner IS NOT NULL ORDER BY id',
+        ).all(STATUS.running) as WorkflowRow[],
+    );
   }
 
   async snapshot(): Promise<HostSnapshot> {

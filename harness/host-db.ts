@@ -6,7 +6,12 @@
  *
  * Every write that must be atomic is one statement or one transaction, so that any number of worker
  * processes can share the table: a claim is one `UPDATE` that sets an owner and a lease; a step is
- * recorded, and the workflow advanced and released, in one transaction that checks the owner first.
+ * recorded, and the workflow advanced and released (or, for a sticky engine, kept under the next
+ * step's owner), in one transaction that checks the owner first.
+ *
+ * The owner is `<worker id>#<n>`, new for every step; `lease_until` says until when a step may be in
+ * flight. A paused workflow has no owner: a pause completes only once no step is in flight, and every
+ * pause clears the owner, so that whatever resumes it (the library's unpark, a user) makes it runnable.
  */
 
 /** The host's status values. graceful-drain's store is configured with the first three. */
@@ -15,6 +20,8 @@ export const STATUS = Object.freeze({
   pausing: 'pausing',
   paused: 'paused',
   succeeded: 'succeeded',
+  /** Where crash recovery moves a workflow it recovered `maxRecoveries` times already. */
+  failed: 'failed',
 } as const);
 
 /** A workflow's status. */
@@ -25,6 +32,7 @@ export const STORE_STATUSES = Object.freeze({
   running: STATUS.running,
   pausing: STATUS.pausing,
   paused: STATUS.paused,
+  failed: STATUS.failed,
 });
 
 /** The host table's name (and, for PostgreSQL, the table inside the run's schema). */
@@ -65,6 +73,12 @@ export interface Counts {
   readonly stepsDone: number;
   /** Steps of every workflow. */
   readonly stepsTotal: number;
+}
+
+/** How a sticky engine keeps a workflow after a step: under the next step's owner and lease. */
+export interface NextStep {
+  readonly owner: string;
+  readonly leaseMs: number;
 }
 
 /** A row of `workflows`. */
@@ -134,10 +148,22 @@ export interface HostDb {
    */
   claim(owner: string, leaseMs: number, at: number): Promise<Claim | undefined>;
   /**
-   * In one transaction, if the claim is still ours: records the step in the step log, advances the
-   * workflow (finishing it after its last step, completing a pause requested meanwhile) and releases it.
+   * Takes up one running workflow that no worker holds (no owner, whatever the lease), for a sticky
+   * engine: its first step's lease is `leaseMs`. A workflow held by a worker that died stays held.
    */
-  commit(claim: Claim, worker: string, startedAt: number, at: number): Promise<CommitOutcome>;
+  take(owner: string, leaseMs: number, at: number): Promise<Claim | undefined>;
+  /**
+   * In one transaction, if the claim is still ours: records the step in the step log, advances the
+   * workflow (finishing it after its last step, completing a pause requested meanwhile) and releases it;
+   * with `next`, a workflow that runs on (`advanced`) is kept under `next.owner` instead.
+   */
+  commit(
+    claim: Claim,
+    worker: string,
+    startedAt: number,
+    at: number,
+    next?: NextStep,
+  ): Promise<CommitOutcome>;
   /** Releases a claim whose step did not run (or was abandoned); `false` when it was no longer ours. */
   release(claim: Claim, at: number): Promise<boolean>;
   /**
@@ -152,12 +178,14 @@ export interface HostDb {
   pauseCandidates(at: number): Promise<WorkflowRow[]>;
   /**
    * A user pauses `id` directly in the table, with no park mark, as a host's API would: `paused` at
-   * once, or `pausing` when a step is in flight (the engine completes the pause after it). Recorded in
-   * `user_pauses`. `undefined` when it was no longer running.
+   * once (the owner of a lapsed claim cleared), or `pausing` when a step is in flight (the engine
+   * completes the pause after it). Recorded in `user_pauses`. `undefined` when it was no longer running.
    */
   userPause(id: string, at: number): Promise<UserPauseRow | undefined>;
   /** The counters, `at` deciding which leases are live. */
   counts(at: number): Promise<Counts>;
+  /** The running workflows that have an owner (a step in flight, or held by a sticky engine), by id. */
+  held(): Promise<WorkflowRow[]>;
   /** Everything the checks need. */
   snapshot(): Promise<HostSnapshot>;
   /** Closes what this instance opened. Idempotent. */

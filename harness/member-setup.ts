@@ -5,7 +5,10 @@
 import {
   type Coordinator,
   DrainController,
+  type Fence,
   installSignalHandlers,
+  type ItemResult,
+  type RecoverOutcome,
   type ShutdownReport,
   type WorkflowStore,
 } from 'graceful-drain';
@@ -17,7 +20,7 @@ import {
   openCoordinator,
   openHost,
 } from './backend.js';
-import { Engine, type EngineOptions } from './engine.js';
+import { Engine, ENGINE_MODES, type EngineOptions } from './engine.js';
 import type { HostDb } from './host-db.js';
 import {
   choice,
@@ -49,13 +52,23 @@ export function memberFlags(tool: string, member: string, t: MemberTimings) {
     db: text('the SQLite file of the host tables (sqlite, redis) and of the coordinator (sqlite)', 'PATH'),
     id: textOr(`${member}-${process.pid}`, 'this member id in the group', 'ID'),
     group: textOr(tool, 'the group shared by the members', 'NAME'),
-    concurrency: integer(1, 64, 2, 'steps run at once'),
+    concurrency: integer(1, 64, 2, 'steps run at once (--engine sticky: workflows held at once)'),
+    engine: choice(
+      ENGINE_MODES,
+      'claims',
+      'claims: a lease per step, lapsed when a member dies; sticky: a member drives the workflows it took up, a crash strands them',
+    ),
+    recovery: choice(
+      ['resume', 'report'] as const,
+      'resume',
+      'DrainController recovery: crash recovery at start, or only its report',
+    ),
     stepMs: integer(1, 600_000, t.stepMs, 'mean duration of a step, in ms', 'MS'),
     claimTtlMs: integer(
       100,
       600_000,
       t.claimTtlMs,
-      'lease of a claimed workflow: a dead member frees it after this',
+      "lease of a claimed workflow: a dead member frees it after this (sticky: a step's lease)",
       'MS',
     ),
     shutdownTimeoutMs: integer(100, 600_000, t.shutdownTimeoutMs, 'DrainController shutdownTimeoutMs', 'MS'),
@@ -129,6 +142,31 @@ export async function openMemberBackend(
   }
 }
 
+/**
+ * `store`, with every `recover()` call's results (and its fence) passed to `onRecovered` once it
+ * resolved; the store itself when it cannot recover. Everything else goes to the store as it is.
+ */
+export function observeRecover(
+  store: WorkflowStore,
+  onRecovered: (results: readonly ItemResult<RecoverOutcome>[], fence: Fence) => void,
+): WorkflowStore {
+  const recover = store.recover?.bind(store);
+  if (recover === undefined) return store;
+  return new Proxy(store, {
+    get(target, key) {
+      if (key === 'recover') {
+        return async (...args: Parameters<typeof recover>) => {
+          const results = await recover(...args);
+          onRecovered(results, args[1]);
+          return results;
+        };
+      }
+      const value: unknown = Reflect.get(target, key, target);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
 /** The member's controller, with the timings of its flags. */
 export function memberController(
   config: MemberConfig,
@@ -145,6 +183,7 @@ export function memberController(
     lockTtlMs: config.lockTtlMs,
     resumeIntervalMs: config.resumeIntervalMs,
     resumeTimeoutMs: config.resumeTimeoutMs,
+    recovery: config.recovery,
   });
 }
 
@@ -157,6 +196,7 @@ export function memberEngine(
 ): Engine {
   return new Engine({
     ...options,
+    mode: config.engine,
     db,
     drain,
     workerId: config.id,

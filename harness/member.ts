@@ -6,13 +6,15 @@
  * - `STATE`: every state change of its controller.
  * - `RESUME`: progress of the resume at start (the controller's `resume` event);
  *   `RESUMED`: the resume ended (`whenResumed()`).
+ * - `RECOVERY`: what the start gate found of a crash and did (the controller's `recovery` event);
+ *   `RECOVERED`: one `recover()` call of the store, its outcomes by id.
  * - `PARK`: a batch parked at shutdown (the controller's `park` event).
  * - `REPORT`: the shutdown report, last thing before exiting.
  * - `FAILED`: the member could not start or crashed.
  *
  * And {@link MemberProcess}, a member seen from the process that started it.
  */
-import type { ResumeReport, ShutdownReport } from 'graceful-drain';
+import type { RecoveryReport, ResumeReport, ShutdownReport } from 'graceful-drain';
 import type { BackendConfig } from './backend.js';
 import { flagName } from './flags.js';
 import { LineProtocol, type Message, ScriptProcess, type ScriptProcessOptions } from './process.js';
@@ -30,8 +32,19 @@ export type ShutdownReportJson = Omit<ShutdownReport, 'token' | 'errors'> & {
   readonly errors: readonly { readonly phase: string; readonly error: ErrorJson }[];
 };
 
+/** A `RecoveryReport` as JSON, errors as `{ name, code, message }`. */
+export type RecoveryReportJson = Omit<RecoveryReport, 'errors' | 'toJSON'> & {
+  readonly errors: readonly ErrorJson[];
+};
+
 /** A `ResumeReport` as JSON, errors as `{ name, code, message }`. */
-export type ResumeReportJson = Omit<ResumeReport, 'errors'> & { readonly errors: readonly ErrorJson[] };
+export type ResumeReportJson = Omit<ResumeReport, 'errors' | 'recovery' | 'toJSON'> & {
+  readonly errors: readonly ErrorJson[];
+  readonly recovery?: RecoveryReportJson | undefined;
+};
+
+/** Outcomes of a batch call of the store, grouped: outcome -> ids. */
+export type OutcomesJson = Readonly<Record<string, readonly string[]>>;
 
 /** The payload of each kind of line. */
 export interface MemberMessages {
@@ -39,6 +52,8 @@ export interface MemberMessages {
   STATE: { readonly from: string; readonly to: string };
   RESUME: ResumeReportJson;
   RESUMED: ResumeReportJson;
+  RECOVERY: RecoveryReportJson;
+  RECOVERED: { readonly outcomes: OutcomesJson; readonly token: string | null };
   PARK: {
     readonly parked: number;
     readonly stillPausing: number;
@@ -58,6 +73,8 @@ export const memberLines = new LineProtocol<MemberMessages>([
   'STATE',
   'RESUME',
   'RESUMED',
+  'RECOVERY',
+  'RECOVERED',
   'PARK',
   'REPORT',
   'FAILED',
@@ -81,9 +98,26 @@ export function shutdownReportJson(report: ShutdownReport): ShutdownReportJson {
   };
 }
 
+/** A recovery report as JSON. */
+export function recoveryReportJson(report: RecoveryReport): RecoveryReportJson {
+  return { ...report, errors: report.errors.map(errorJson) };
+}
+
 /** A resume report as JSON. */
 export function resumeReportJson(report: ResumeReport): ResumeReportJson {
-  return { ...report, errors: report.errors.map(errorJson) };
+  const { recovery, ...rest } = report;
+  return {
+    ...rest,
+    errors: report.errors.map(errorJson),
+    ...(recovery === undefined ? {} : { recovery: recoveryReportJson(recovery) }),
+  };
+}
+
+/** Results of a batch call of the store, grouped by outcome. */
+export function outcomesJson(results: readonly { id: string; outcome: string }[]): OutcomesJson {
+  const grouped: Record<string, string[]> = {};
+  for (const r of results) (grouped[r.outcome] ??= []).push(r.id);
+  return grouped;
 }
 
 /**

@@ -53,7 +53,20 @@ interface DemoJson {
     readonly report:
       { readonly handOff: string; readonly parked: number; readonly outcome: string } | undefined;
     readonly resumed: { readonly resumed: number } | undefined;
+    readonly exit: { readonly code: number | null; readonly signal: string | null } | undefined;
+    readonly recovery:
+      | {
+          readonly reason: string;
+          readonly policy: string;
+          readonly deadMembers: readonly string[];
+          readonly found: number;
+          readonly recovered: number;
+          readonly complete: boolean;
+        }
+      | undefined;
+    readonly recovered: Readonly<Record<string, readonly string[]>>;
   }[];
+  readonly crash?: { readonly killed: string | null; readonly stranded: readonly string[] };
   readonly checks: readonly { readonly name: string; readonly ok: boolean }[];
 }
 
@@ -158,6 +171,71 @@ describe('npm run demo (examples/demo/main.ts)', () => {
     }
   });
 
+  it('--crash: the last worker is killed mid-run, the next start recovers what it held, every check passes', async () => {
+    const json = join(folder, 'crash.json');
+    const svg = join(folder, 'crash.svg');
+    const run = await runDemo([
+      ...['--crash', '--workers', '2', '--workflows', '10', '--steps', '4', '--user-paused', '1'],
+      ...['--step-ms', '200', '--json', json, '--timeline', svg],
+    ]);
+    expect(run.stderr).toBe('');
+    expect(run.code, run.stdout).toBe(0);
+    expect(run.stdout).toContain('All checks passed.');
+    expect(run.stdout).toMatch(/SIGKILL -> worker-2 \(the last one running\)/);
+    const summary = JSON.parse(readFileSync(json, 'utf8')) as DemoJson;
+    expect(summary.checks.filter((c) => !c.ok)).toEqual([]);
+    expect(summary.checks.map((c) => c.name)).toEqual(
+      expect.arrayContaining([
+        'the crash strands what the dead worker held',
+        'the next start recovered them before intake opened',
+        'no workflow recovered twice',
+        'workflows paused by a user untouched',
+      ]),
+    );
+    const stranded = summary.crash?.stranded ?? [];
+    expect(summary.crash?.killed).toBe('worker-2');
+    expect(stranded.length).toBeGreaterThan(0);
+    const killed = summary.workers.find((w) => w.memberId === 'worker-2');
+    expect(killed?.exit?.signal).toBe('SIGKILL');
+    expect(killed?.report).toBeUndefined();
+    // One start of the restart recovered, before intake opened: the stranded among what it handed back.
+    const recoverers = summary.workers.filter((w) => (w.recovery?.recovered ?? 0) > 0);
+    expect(recoverers).toHaveLength(1);
+    const r = recoverers[0]?.recovery;
+    expect(r).toMatchObject({ reason: 'crash', policy: 'resume', deadMembers: ['worker-2'], complete: true });
+    const handedBack = [
+      ...(recoverers[0]?.recovered.paused ?? []),
+      ...(recoverers[0]?.recovered.pausing ?? []),
+    ];
+    expect(handedBack).toHaveLength(r?.recovered ?? -1);
+    expect(handedBack).toEqual(expect.arrayContaining([...stranded]));
+    const resumed = summary.workers.reduce((n, w) => n + (w.resumed?.resumed ?? 0), 0);
+    expect(resumed).toBe(r?.recovered);
+    const text = readFileSync(svg, 'utf8');
+    expectWellFormedXml(text);
+    expect(text).toContain('>held by a dead worker</text>');
+    expect(text).toContain(`>recovered ${r?.recovered}</text>`);
+  });
+
+  it('--crash --recovery report: the next start only reports, the stranded workflows stay held until the cluster stop parks them', async () => {
+    const json = join(folder, 'crash-report.json');
+    const run = await runDemo([
+      ...['--crash', '--recovery', 'report', '--workers', '2', '--workflows', '10', '--steps', '4'],
+      ...['--user-paused', '1', '--step-ms', '200', '--json', json],
+    ]);
+    expect(run.code, run.stdout).toBe(0);
+    const summary = JSON.parse(readFileSync(json, 'utf8')) as DemoJson;
+    expect(summary.checks.filter((c) => !c.ok)).toEqual([]);
+    expect(summary.checks.map((c) => c.name)).toContain('without recovery the crash strands them');
+    expect(summary.crash?.stranded.length).toBeGreaterThan(0);
+    const reporter = summary.workers.find((w) => w.recovery?.reason === 'crash');
+    expect(reporter?.recovery).toMatchObject({ policy: 'report', recovered: 0 });
+    expect(reporter?.recovery?.found).toBeGreaterThanOrEqual(summary.crash?.stranded.length ?? Infinity);
+    // Only the last member's park at the cluster stop took them.
+    const parked = summary.workers.reduce((n, w) => n + (w.report?.parked ?? 0), 0);
+    expect(parked).toBe(summary.crash?.stranded.length);
+  });
+
   it('rejects a bad flag with an error naming the flag and the value, exit code 2', async () => {
     const zero = await runDemo(['--workers', '0']);
     expect(zero.code).toBe(2);
@@ -166,6 +244,9 @@ describe('npm run demo (examples/demo/main.ts)', () => {
     expect(backend.code).toBe(2);
     expect(backend.stderr).toContain('--backend expects one of sqlite, redis, postgres, got "mysql"');
     expect(backend.stdout).toBe('');
+    const report = await runDemo(['--recovery', 'report']);
+    expect(report.code).toBe(2);
+    expect(report.stderr).toContain('--recovery report needs --crash');
   });
 });
 

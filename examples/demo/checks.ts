@@ -11,10 +11,11 @@ import type { WorkerSummary } from './summary.js';
 export function checkHandOffs(
   rollingStop: readonly WorkerSummary[],
   clusterStop: readonly WorkerSummary[],
+  killed?: WorkerSummary,
 ): Check {
   const problems: string[] = [];
   rollingStop.forEach((w, i) => {
-    const expected = i === rollingStop.length - 1 ? 'parked' : 'peers-remain';
+    const expected = i === rollingStop.length - 1 && killed === undefined ? 'parked' : 'peers-remain';
     if (w.report?.handOff !== expected) {
       problems.push(`${w.memberId}: hand-off ${w.report?.handOff ?? '(no report)'}, expected ${expected}`);
     }
@@ -29,7 +30,18 @@ export function checkHandOffs(
   }
   const parts: string[] = [];
   const last = rollingStop[rollingStop.length - 1];
-  if (last !== undefined) {
+  if (killed !== undefined) {
+    if (killed.exit?.signal !== 'SIGKILL' || killed.report !== undefined) {
+      problems.push(
+        `${killed.memberId}: expected killed by SIGKILL with no report, got exit ${killed.exit?.code ?? killed.exit?.signal}`,
+      );
+    }
+    parts.push(
+      `rolling stop: ${rollingStop.map((w) => w.memberId).join(', ') || 'no worker'} left the work to peers, ${
+        killed.memberId
+      } (the last) was killed: no park`,
+    );
+  } else if (last !== undefined) {
     const handedOver = rollingStop.slice(0, -1).map((w) => w.memberId);
     parts.push(
       `rolling stop: ${handedOver.length > 0 ? `${handedOver.join(', ')} left the work to peers, ` : ''}${
@@ -46,16 +58,17 @@ export function checkHandOffs(
   return check('hand-off decided by who is last', problems, parts.join('; ') || 'no worker was stopped');
 }
 
-/** Every worker's shutdown was `clean` and it exited with code 0. */
-export function checkCleanShutdowns(workers: readonly WorkerSummary[]): Check {
+/** Every worker's shutdown was `clean` and it exited with code 0 (but those named, killed on purpose). */
+export function checkCleanShutdowns(workers: readonly WorkerSummary[], killed?: WorkerSummary): Check {
+  const stopped = workers.filter((w) => w.memberId !== killed?.memberId);
   return check(
-    'every worker shut down cleanly',
-    workers
+    killed === undefined ? 'every worker shut down cleanly' : 'every worker not killed shut down cleanly',
+    stopped
       .filter((w) => w.exit?.code !== 0 || w.report?.outcome !== 'clean')
       .map(
         (w) =>
           `${w.memberId}: exit ${w.exit?.code ?? w.exit?.signal}, outcome ${w.report?.outcome ?? 'none'}`,
       ),
-    `${workers.length} shutdowns, all clean, exit 0`,
+    `${stopped.length} shutdowns, all clean, exit 0`,
   );
 }

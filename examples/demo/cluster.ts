@@ -1,6 +1,6 @@
 /**
  * Worker processes seen from the orchestrator: a member process (harness/member.ts) running
- * `worker.ts`, its state changes, readiness, signal, exit, report and resume recorded on the
+ * `worker.ts`, its state changes, readiness, signal, exit, report, recovery and resume recorded on the
  * orchestrator's clock for the summary and the timeline.
  */
 import { fileURLToPath } from 'node:url';
@@ -8,6 +8,7 @@ import {
   type MemberMessage,
   MemberProcess,
   type MemberProcessOptions,
+  type RecoveryReportJson,
   type ResumeReportJson,
   type ShutdownReportJson,
 } from '../../harness/member.js';
@@ -47,6 +48,10 @@ export class WorkerProcess extends MemberProcess {
   signalled: { readonly signal: NodeJS.Signals; readonly at: number } | undefined;
   report: ShutdownReportJson | undefined;
   resumed: ResumeReportJson | undefined;
+  /** What its start gate found of a crash and did (only when there was something to say). */
+  recovery: RecoveryReportJson | undefined;
+  /** The workflows its start gate recovered, by outcome (`paused`, `pausing`, `failed`, `skipped`). */
+  readonly recovered: Record<string, string[]> = {};
   ended: WorkerExit | undefined;
   readonly #clock: () => number;
 
@@ -68,6 +73,11 @@ export class WorkerProcess extends MemberProcess {
     else if (message.kind === 'STATE') this.states.push({ state: message.data.to, at });
     else if (message.kind === 'RESUMED') this.resumed = message.data;
     else if (message.kind === 'REPORT') this.report = message.data;
+    else if (message.kind === 'RECOVERY') this.recovery = message.data;
+    else if (message.kind === 'RECOVERED') {
+      for (const [outcome, ids] of Object.entries(message.data.outcomes))
+        (this.recovered[outcome] ??= []).push(...ids);
+    }
     super.received(message);
   }
 

@@ -5,6 +5,10 @@
  *
  *   npx tsx examples/demo/main.ts [--workers 3] [--workflows 24] [--steps 6] [--user-paused 3]
  *     [--backend sqlite|redis|postgres] [--db PATH] [--timeline FILE.svg] [--seed N] [--help]
+ *     [--crash [--recovery resume|report]]
+ *
+ * `--crash` (crash.ts): the last worker is killed with SIGKILL mid-run instead of stopped, and the next
+ * start recovers what it left running.
  *
  * See examples/demo/README.md.
  */
@@ -26,6 +30,7 @@ import {
 } from '../../harness/flags.js';
 import type { Check } from '../../harness/host-checks.js';
 import { SERVERS_HELP } from '../../harness/servers.js';
+import { CrashScenario } from './crash.js';
 import { Scenario, ScenarioError } from './scenario.js';
 import { formatChecks, formatWorker } from './summary.js';
 
@@ -39,6 +44,14 @@ const flags = {
   db: text('the SQLite file to create (default: one in a temporary folder, removed at the end)', 'PATH'),
   timeline: filePath('.svg', 'draw the run (worker lanes, workflow counts) to this SVG file', 'FILE.svg'),
   json: filePath('.json', 'write the summary and checks as JSON to this file', 'FILE.json'),
+  crash: toggle(
+    'SIGKILL the last worker mid-run instead of stopping it: the next start recovers its workflows',
+  ),
+  recovery: choice(
+    ['resume', 'report'] as const,
+    'resume',
+    "with --crash: the workers' crash recovery (report: only report it, and see the crash strand them)",
+  ),
   seed: integer(
     0,
     2 ** 32 - 1,
@@ -57,6 +70,9 @@ function parseOptions(argv: readonly string[]): Options {
       `--user-paused expects a whole number below --workflows (${o.workflows}), got "${o.userPaused}"`,
     );
   }
+  if (o.recovery !== 'resume' && !o.crash) {
+    throw new UsageError(`--recovery ${o.recovery} needs --crash`);
+  }
   if (o.db !== undefined && existsSync(o.db)) {
     throw new UsageError(`--db expects the path of a new file, got "${o.db}", which exists`);
   }
@@ -72,11 +88,12 @@ async function main(): Promise<number> {
     console.log(
       `Usage: npm run demo -- [options]\n\nA cluster of workflow-engine workers stopped one at a time and restarted:\n` +
         `graceful-drain parks the running workflows when the last one stops and resumes them on restart.\n\n` +
+        `With --crash, the last worker is killed mid-run instead: the next start recovers what it held.\n\n` +
         `${usage(flags)}\n\n${SERVERS_HELP}`,
     );
     return 0;
   }
-  const demo = new Scenario(options);
+  const demo = options.crash ? new CrashScenario(options) : new Scenario(options);
   let interrupted = false;
   process.once('SIGINT', () => {
     interrupted = true;
@@ -124,7 +141,7 @@ async function main(): Promise<number> {
           redisKeyPrefix: demo.config.backend === 'redis' ? demo.config.redisKeyPrefix : null,
         },
         durationMs: end,
-        parkedAtStop: demo.parkedAtStop.map((p) => ({ ...p, token: p.token?.toString() ?? null })),
+        ...demo.json(),
         workers: demo.summaries(),
         checks,
       };

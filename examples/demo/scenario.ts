@@ -31,7 +31,7 @@ import { renderTimeline, workerLanes } from './timeline.js';
 export class ScenarioError extends Error {}
 
 /** Steps each worker runs at once. */
-const CONCURRENCY = 2;
+export const CONCURRENCY = 2;
 /** How often the counts are sampled (for the timeline and the waits). */
 const SAMPLE_MS = 150;
 /** How often a progress line is printed. */
@@ -42,6 +42,8 @@ export interface Sample {
   readonly at: number;
   readonly counts: Counts;
   readonly parked: number;
+  /** Running workflows held by a worker that died (the crash scenario), when there is one. */
+  readonly stranded?: number | undefined;
 }
 
 /** The options of a run (the demo's flags). */
@@ -54,6 +56,8 @@ export interface ScenarioOptions {
   readonly backend: BackendName;
   readonly db: string | undefined;
   readonly seed: number;
+  /** The crash scenario (crash.ts): its workers' `--recovery`. */
+  readonly recovery?: 'resume' | 'report' | undefined;
 }
 
 /**
@@ -175,10 +179,15 @@ export class Scenario {
     return all;
   }
 
+  /** Running workflows held by a worker that died; `undefined` when no worker died (see crash.ts). */
+  async strandedNow(): Promise<number | undefined> {
+    return undefined;
+  }
+
   async sample(): Promise<Sample> {
     const counts = await this.db.counts(Date.now());
     const parked = (await this.listParked()).length;
-    const s: Sample = { at: this.clock(), counts, parked };
+    const s: Sample = { at: this.clock(), counts, parked, stranded: await this.strandedNow() };
     this.samples.push(s);
     this.latest = s;
     if (s.at - this.#lastProgress >= PROGRESS_MS) {
@@ -188,10 +197,11 @@ export class Scenario {
     return s;
   }
 
-  progressLine({ counts: c, parked }: Sample): string {
+  progressLine({ counts: c, parked, stranded }: Sample): string {
     const userPaused = this.o.userPaused > 0 ? ` · paused by a user ${c.paused + c.pausing - parked}` : '';
+    const held = stranded === undefined ? '' : `, ${stranded} held by a dead worker`;
     return (
-      `  running ${c.running} (${c.inFlight} step${c.inFlight === 1 ? '' : 's'} in flight) · parked ${parked}${userPaused}` +
+      `  running ${c.running} (${c.inFlight} step${c.inFlight === 1 ? '' : 's'} in flight${held}) · parked ${parked}${userPaused}` +
       ` · done ${c.succeeded}/${c.total} · steps ${c.stepsDone}/${c.stepsTotal}`
     );
   }
@@ -215,6 +225,11 @@ export class Scenario {
     return 30_000 + (3 * o.workflows * o.steps * o.stepMs) / CONCURRENCY;
   }
 
+  /** Flags every worker gets beyond the run's own (the crash scenario's engine and timings). */
+  workerFlags(): Readonly<Record<string, string | number>> {
+    return {};
+  }
+
   spawn(slot: number, run: number): WorkerProcess {
     const o = this.o;
     const memberId = run === 1 ? `worker-${slot}` : `worker-${slot}-r${run}`;
@@ -224,6 +239,7 @@ export class Scenario {
       concurrency: CONCURRENCY,
       stepMs: o.stepMs,
       seed: deriveSeed(o.seed, memberId),
+      ...this.workerFlags(),
     });
     const worker: WorkerProcess = new WorkerProcess({
       slot,
@@ -274,6 +290,29 @@ export class Scenario {
           );
         }
         break;
+      case 'RECOVERY': {
+        const r = m.data;
+        if (r.reason === 'none' && r.errors.length === 0) break;
+        const dead = r.deadMembers.length > 0 ? ` left by ${r.deadMembers.join(', ')} (dead)` : '';
+        const did =
+          r.reason === 'live-peers'
+            ? 'recovered none: members that ran before it are alive'
+            : r.policy === 'report'
+              ? 'recovered none (policy report: it only reports)'
+              : `recovered ${r.recovered}: parked them for the resume${r.skipped > 0 ? `, ${r.skipped} no longer running` : ''}${
+                  r.failed > 0 ? `, ${r.failed} failed (recovered too often)` : ''
+                }`;
+        const found =
+          r.reason === 'live-peers'
+            ? `the crash of ${r.deadMembers.join(', ')}`
+            : `${r.found} running${dead}`;
+        this.log(
+          `${w.memberId}'s start, before intake opened: crash recovery (${r.reason}) found ${found}; ${did}${
+            r.errors.length > 0 ? `; errors: ${r.errors.map((e) => e.message).join('; ')}` : ''
+          }`,
+        );
+        break;
+      }
       case 'PARK':
         this.log(
           `${w.memberId} is the last member: parked ${m.data.parked} (${m.data.stillPausing} still pausing), token ${m.data.token}`,
@@ -452,8 +491,20 @@ export class Scenario {
         exit: w.ended,
         report: w.report,
         resumed: w.resumed,
+        recovery: w.recovery,
+        recovered: w.recovered,
         states: w.states,
       }));
+  }
+
+  /** The timeline's title. */
+  get title(): string {
+    return 'graceful-drain demo: rolling stop, park, restart, resume';
+  }
+
+  /** What `--json` adds for this scenario. */
+  json(): Record<string, unknown> {
+    return { parkedAtStop: this.parkedAtStop.map((p) => ({ ...p, token: p.token?.toString() ?? null })) };
   }
 
   /** The run as an SVG, up to `end` on the clock. */
@@ -462,8 +513,18 @@ export class Scenario {
     const points = (pick: (s: Sample) => number): [number, number][] =>
       this.samples.map((s) => [s.at, pick(s)]);
     const o = this.o;
+    const stranded = this.samples.some((s) => s.stranded !== undefined)
+      ? [
+          {
+            name: 'held by a dead worker',
+            color: '#dc2626',
+            dashed: true,
+            points: points((s) => s.stranded ?? 0),
+          },
+        ]
+      : [];
     return renderTimeline({
-      title: 'graceful-drain demo: rolling stop, park, restart, resume',
+      title: this.title,
       subtitle: `${o.workflows} workflows × ${o.steps} steps, ${o.workers} workers, backend ${o.backend}, seed ${o.seed}`,
       durationMs: end,
       lanes,
@@ -478,6 +539,7 @@ export class Scenario {
         },
         { name: 'finished', color: '#16a34a', points: points((s) => s.counts.succeeded) },
         { name: 'steps in flight', color: '#94a3b8', points: points((s) => s.counts.inFlight) },
+        ...stranded,
       ],
       events: this.events,
     });

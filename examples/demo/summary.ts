@@ -1,6 +1,6 @@
 /** The end-of-run summary: one block per worker process, then the checks. Plain text. */
 import type { Check } from '../../harness/host-checks.js';
-import type { ResumeReportJson, ShutdownReportJson } from '../../harness/member.js';
+import type { RecoveryReportJson, ResumeReportJson, ShutdownReportJson } from '../../harness/member.js';
 
 /** What the summary shows of one worker process. */
 export interface WorkerSummary {
@@ -18,6 +18,10 @@ export interface WorkerSummary {
     { readonly code: number | null; readonly signal: string | null; readonly at: number } | undefined;
   readonly report: ShutdownReportJson | undefined;
   readonly resumed: ResumeReportJson | undefined;
+  /** What its start gate found of a crash and did, when there was something to say. */
+  readonly recovery: RecoveryReportJson | undefined;
+  /** The workflows its start gate recovered, by outcome. */
+  readonly recovered: Readonly<Record<string, readonly string[]>>;
   /** Its states over time (orchestrator clock, ms), from `spawned` to `exited`. */
   readonly states: readonly { readonly state: string; readonly at: number }[];
 }
@@ -62,6 +66,16 @@ export function formatWorker(w: WorkerSummary): string[] {
     );
     for (const e of r.errors)
       lines.push(`${''.padEnd(14)} error in ${e.phase}: ${e.error.name}: ${e.error.message}`);
+  }
+  const rec = w.recovery;
+  if (rec !== undefined && rec.reason !== 'none') {
+    const found = `${rec.found} running${rec.deadMembers.length > 0 ? ` (left by ${rec.deadMembers.join(', ')}, dead)` : ''}`;
+    lines.push(
+      `${''.padEnd(14)} crash recovery at start (${rec.reason}, policy ${rec.policy}): ${found}, recovered ${rec.recovered}` +
+        `${rec.failed > 0 ? `, failed ${rec.failed}` : ''}${rec.skipped > 0 ? `, skipped ${rec.skipped}` : ''}` +
+        `${rec.complete ? '' : ', incomplete'} in ${ms(rec.durationMs)}`,
+    );
+    for (const e of rec.errors) lines.push(`${''.padEnd(14)} recovery error: ${e.name}: ${e.message}`);
   }
   const resumed = w.resumed;
   lines.push(

@@ -261,7 +261,7 @@ export function renderTimeline(data: TimelineData): string {
 
 /**
  * The lanes of worker processes: one per slot, each start of the slot in turn; a marker where a signal
- * was sent, and notes where a worker parked, resumed, or died.
+ * was sent, and notes where a worker parked, recovered, resumed, or died.
  */
 export function workerLanes(workers: readonly WorkerSummary[], slots: number, end: number): TimelineLane[] {
   return Array.from({ length: slots }, (_, i) => {
@@ -289,8 +289,14 @@ export function workerLanes(workers: readonly WorkerSummary[], slots: number, en
       if (report !== undefined && report.parked > 0 && exit !== undefined) {
         marks.push({ at: exit.at, label: `parked ${report.parked}`, kind: 'note' });
       }
+      const recovered = w.recovery?.recovered ?? 0;
+      if (recovered > 0 && w.readyAt !== undefined) {
+        marks.push({ at: w.readyAt, label: `recovered ${recovered}`, kind: 'note' });
+      }
       if (resumed !== undefined && resumed.resumed > 0 && w.readyAt !== undefined) {
-        marks.push({ at: w.readyAt, label: `resumed ${resumed.resumed}`, kind: 'note' });
+        // Beside a recovery's note, a little later: the resume follows the recovery.
+        const at = w.readyAt + (recovered > 0 ? end / 14 : 0);
+        marks.push({ at, label: `resumed ${resumed.resumed}`, kind: 'note' });
       }
     }
     return { name: `worker-${slot}`, segments, marks };

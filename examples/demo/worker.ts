@@ -2,7 +2,8 @@
  * One worker process of the demo cluster: a small workflow engine (harness/engine.ts) wrapped in a
  * DrainController with the backend's coordinator and store. It prints its lines on stdout (see
  * harness/member.ts) and shuts down on SIGTERM/SIGINT through `installSignalHandlers`: drain the steps
- * in flight, leave the group, and, if it is the last member, park the running workflows.
+ * in flight, leave the group, and, if it is the last member, park the running workflows. At start, it
+ * recovers what a crash of the last member left running (`--recovery resume`, the default).
  *
  *   npx tsx examples/demo/worker.ts --db /tmp/demo.db --id worker-1 [--backend sqlite|redis|postgres] ...
  *
@@ -22,11 +23,19 @@ import {
   toggle,
   usage,
 } from '../../harness/flags.js';
-import { errorJson, memberLines, resumeReportJson, shutdownReportJson } from '../../harness/member.js';
+import {
+  errorJson,
+  memberLines,
+  outcomesJson,
+  recoveryReportJson,
+  resumeReportJson,
+  shutdownReportJson,
+} from '../../harness/member.js';
 import {
   memberController,
   memberEngine,
   memberFlags,
+  observeRecover,
   openMemberBackend,
   parseMemberFlags,
   startMember,
@@ -93,7 +102,17 @@ async function main(): Promise<void> {
             `${JSON.stringify({ at: Date.now(), worker: memberId, pid: process.pid, ...event })}\n`,
           );
   const { host, coordinator } = await openMemberBackend(config);
-  const drain = memberController(config, coordinator, host.store);
+  // Which workflows the start gate recovered, one line per batch (the report has only counts).
+  const store = observeRecover(host.store, (results, fence) => {
+    const data = { outcomes: outcomesJson(results), token: fence.token?.toString() ?? null };
+    history?.({ type: 'recovered', ...data });
+    void memberLines.send('RECOVERED', data);
+  });
+  const drain = memberController(config, coordinator, store);
+  drain.on('recovery', (report) => {
+    history?.({ type: 'recovery', report: recoveryReportJson(report) });
+    void memberLines.send('RECOVERY', recoveryReportJson(report));
+  });
   drain.on('stateChange', ({ from, to }) => {
     history?.({ type: 'state', from, to });
     void memberLines.send('STATE', { from, to });
