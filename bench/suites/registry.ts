@@ -24,4 +24,5 @@ export const suites: readonly SuiteEntry[] = [
   entry('park-postgres', '3. Parking on PostgreSQL'),
   entry('locks', '4. Locks'),
   entry('last-member', '5. Last-member shutdown on PostgreSQL'),
+  entry('recovery-postgres', '6. Crash recovery on PostgreSQL'),
 ];

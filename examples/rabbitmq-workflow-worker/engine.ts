@@ -201,6 +201,13 @@ export class Engine {
       raiseFence: (fence, options) => store.raiseFence(fence, options),
       notePaused: (ids, options) => store.notePaused(ids, options),
       diagnose: (options) => store.diagnose(options),
+      // Crash recovery: a workflow recovered after a crash is parked, then unparked below like any other.
+      readGeneration: (group, options) => store.readGeneration(group, options),
+      enterGeneration: (group, member, fence, options) =>
+        store.enterGeneration(group, member, fence, options),
+      leaveGeneration: (group, ids, end, fence, options) =>
+        store.leaveGeneration(group, ids, end, fence, options),
+      recover: (ids, fence, options) => store.recover(ids, fence, options),
       unpark: async (ids, fence, options) => {
         const results = await store.unpark(ids, fence, options);
         const resumed = results.filter((r) => r.outcome === 'resumed').map((r) => r.id);
