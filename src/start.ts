@@ -90,9 +90,11 @@ export class Starter {
     const report = await recoverAtStart({ options, coordinator, store, membership, signal: lifecycle });
     const { group, memberId } = options;
     publish('recovery', () => ({ group, memberId, ...report }));
-    if (report.reason !== 'none' || report.errors.length > 0) this.#host.emit('recovery', report);
+    // A shutdown that cut the gate short is no failure of it: start() rejects, the shutdown takes over.
+    const erred = report.errors.length > 0 && !lifecycle.aborted;
+    if (report.reason !== 'none' || erred) this.#host.emit('recovery', report);
     const stranded = report.reason === 'live-peers' || (report.policy === 'report' && report.found > 0);
-    if (report.errors.length > 0 || stranded || report.failed > 0) {
+    if (!lifecycle.aborted && (erred || stranded || report.failed > 0)) {
       this.#warn({
         code: 'recovery',
         message:

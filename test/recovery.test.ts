@@ -17,7 +17,7 @@ import {
 } from '../src/index.js';
 import { MemoryBackend, MemoryCoordinator, MemoryWorkflowStore } from '../src/adapters/memory/index.js';
 import { FaultyCoordinator } from '../src/testing/index.js';
-import { deferred, fakeTimers } from './support/drain.js';
+import { deferred, fakeTimers, never } from './support/drain.js';
 
 const TTL = 1_000;
 const GROUP = 'engines';
@@ -328,6 +328,21 @@ describe('DrainController crash recovery: the start gate', () => {
     expect(resumed?.recovery).toBeUndefined();
     expect(resumed?.warnings.map((w) => w.code)).toEqual(['no-recovery']);
     expect(a.recoveries).toEqual([]);
+  });
+
+  it('a shutdown during the gate stops it: start() rejects, and no recovery warning or event is raised', async () => {
+    const { store, member, registered } = cluster();
+    let reads = 0;
+    const a = member({
+      store: patched(store, { readGeneration: (call, ...args) => (++reads === 1 ? never : call(...args)) }),
+    });
+    const starting = a.drain.start().catch((error: unknown) => error);
+    await vi.advanceTimersByTimeAsync(100);
+    const report = await settle(a.drain.shutdown());
+    expect(await starting).toBeInstanceOf(DrainClosedError);
+    expect(report).toMatchObject({ outcome: 'clean', handOff: 'parked', errors: [] });
+    expect([a.warnings, a.recoveries]).toEqual([[], []]);
+    expect(await registered()).toEqual([]);
   });
 
   it('when the store fails, the gate reports it and still registers this member and opens intake', async () => {
