@@ -14,7 +14,10 @@ export {
   type CrashableCoordinator,
 } from './faulty-coordinator.js';
 
-/** The host's status of a workflow, as the contract suite drives it. */
+/**
+ * The host's status of a workflow, as the contract suite drives it; `failed` is where crash recovery moves a
+ * workflow past `maxRecoveries` (a harness over a store with no failed status still maps it for `add`).
+ */
 export type HostStatus = 'running' | 'pausing' | 'paused' | 'succeeded' | 'cancelled' | 'failed';
 
 /** What `workflowStoreContract()` drives: a store plus the host's side of its table. */
@@ -23,7 +26,7 @@ export interface WorkflowStoreHarness {
   readonly store: WorkflowStore;
   /** Adds a workflow to the host's table with this status. */
   add(id: string, status: HostStatus): Promise<void>;
-  /** The host's status of a workflow (undefined when unknown). */
+  /** The host's status of a workflow (undefined when unknown); `failed` once recovery moved it there. */
   status(id: string): Promise<HostStatus | undefined>;
   /**
    * Sets the host's status as the host's own code writes it, with no call into the store. A move away
