@@ -7,6 +7,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   DrainClosedError,
+  StaleTokenError,
   DrainController,
   type DrainControllerOptions,
   type RecoveryMessage,
@@ -526,6 +527,48 @@ describe('DrainController crash recovery: how a shutdown leaves the generation',
     expect(b.recoveries).toMatchObject([{ reason: 'crash', deadMembers: ['m1'], found: 2, recovered: 2 }]);
     for (const id of RUNNING) expect(store.get(id)).toMatchObject({ status: 'running', parked: false });
     for (const id of ['r3', 'r4']) expect(counts(store, id).recoveries).toBe(1);
+  });
+
+  it('a generation write the fence rejects (the lease lost while it was sent) leaves the member registered: the next start recovers', async () => {
+    const { backend, store, member, running, record } = cluster();
+    seed(store);
+    const other = new MemoryCoordinator({ backend });
+    cleanup.push(() => other.close());
+    let parks = 0;
+    const a: Member = member({
+      batchSize: 2,
+      shutdownTimeoutMs: 2_000,
+      store: patched(store, {
+        // the second batch hangs until the budget cuts the park short
+        park: (call, ids, fence, options: { signal: AbortSignal }) =>
+          ++parks === 1
+            ? call(ids, fence, options)
+            : new Promise((_, reject) =>
+                options.signal.addEventListener('abort', () => reject(options.signal.reason)),
+              ),
+        // while the 'dirty' leave is on its way, the lease is lost and the next holder raises the fence
+        leaveGeneration: async (call, ...args) => {
+          await a.coordinator.expireLease();
+          const lease = await other.acquire(`${GROUP}:start-stop`, { ttlMs: 5_000, timeoutMs: 100 });
+          await store.raiseFence({ memberId: 'other', token: lease.token });
+          await lease.release();
+          return call(...args);
+        },
+      }),
+    });
+    await a.drain.start();
+    await a.drain.whenResumed();
+    const report = await settle(a.drain.shutdown());
+    expect(report).toMatchObject({
+      handOff: 'aborted',
+      parked: 2,
+      errors: expect.arrayContaining([{ phase: 'generation', error: expect.any(StaleTokenError) }]),
+    });
+    expect(await record()).toMatchObject({ members: [{ memberId: 'm1' }], dirty: false });
+
+    const b = await running();
+    expect(b.recoveries).toMatchObject([{ reason: 'crash', deadMembers: ['m1'], found: 2, recovered: 2 }]);
+    for (const id of RUNNING) expect(store.get(id)).toMatchObject({ status: 'running', parked: false });
   });
 
   it('a graceful last member ends the generation cleanly: the next start recovers nothing and resets no one', async () => {
