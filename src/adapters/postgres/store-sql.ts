@@ -133,25 +133,25 @@ export function storeSql(
           SET member_id = EXCLUDED.member_id, token = EXCLUDED.token, parked_at = now())
       SELECT ord FROM paused`,
     /**
-     * $1 ids, $2 store key, $3 running, $4 paused, $5 pausing. Rows: `ord` of each resumed id. Clears the
-     * marks of those and of those no longer paused or pausing. `IS TRUE`: never driven by a status index.
+     * $1 ids, $2 store key, $3 running, $4 paused, $5 pausing. Rows: `workflow_id` of each mark whose
+     * workflow it resumed. Clears the marks of those and of those no longer paused or pausing. Planned
+     * alike whatever the statistics say (see docs/performance.md): the workflows are found by primary key
+     * from an array the planner cannot size, tested `IS TRUE` (which no status index serves); the status
+     * of a mark not resumed is read by id.
      */
     unpark: `
-      WITH ${INPUT},
-      marks AS (
-        SELECT p.workflow_id, i.ord FROM input i
-        JOIN ${S}.parked p ON p.store_key = $2 AND p.workflow_id = (i.id COLLATE "C")),
+      WITH marks AS (
+        SELECT p.workflow_id FROM ${S}.parked p WHERE p.store_key = $2 AND p.workflow_id = ANY($1::text[])),
       resumed AS (
-        UPDATE ${T} AS t SET ${ST} = $3 FROM marks m
-        WHERE t.${ID} = ${asId('m.workflow_id')} AND (t.${ST} = $4) IS TRUE
-        RETURNING m.workflow_id, m.ord),
+        UPDATE ${T} AS t SET ${ST} = $3
+        WHERE t.${ID} = ANY(ARRAY(SELECT ${asId('m.workflow_id')} FROM marks m)) AND (t.${ST} = $4) IS TRUE
+        RETURNING t.${ID} AS id),
       cleared AS (
         DELETE FROM ${S}.parked p USING marks m
         WHERE p.store_key = $2 AND p.workflow_id = m.workflow_id
-          AND (m.workflow_id IN (SELECT workflow_id FROM resumed)
-            OR NOT EXISTS (SELECT 1 FROM ${T} t
-              WHERE t.${ID} = ${asId('m.workflow_id')} AND t.${ST} IN ($4, $5))))
-      SELECT ord FROM resumed`,
+          AND (${asId('p.workflow_id')} IN (SELECT id FROM resumed)
+            OR ((SELECT t.${ST} FROM ${T} t WHERE t.${ID} = ${asId('p.workflow_id')}) IN ($4, $5)) IS NOT TRUE))
+      SELECT m.workflow_id FROM marks m WHERE ${asId('m.workflow_id')} IN (SELECT id FROM resumed)`,
     /** $1 ids, $2 store key. Rows: `ord` of each dropped mark (ids taken to the column's text form). */
     notePaused: (byType: boolean) => `
       WITH ${INPUT},

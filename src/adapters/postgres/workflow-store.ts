@@ -153,7 +153,11 @@ export class PostgresWorkflowStore implements WorkflowStore {
       await this.#checkFence(q, prepared, fence);
       if (this.#o.markTrigger !== 'off') await q.query(`SELECT set_config('${UNPARKING}', 'on', true)`);
       const values = [ids, prepared.storeKey, running, paused, pausing ?? null];
-      return (await q.query(prepared.sql.unpark, values)).rows;
+      const { rows } = await q.query(prepared.sql.unpark, values);
+      // The position of each id's first occurrence: a repeat is skipped.
+      const ord = new Map<string, number>();
+      for (const [index, id] of ids.entries()) if (!ord.has(id)) ord.set(id, index + 1);
+      return (rows as { workflow_id: string }[]).map((row) => ({ ord: ord.get(row.workflow_id) as number }));
     });
   }
 
