@@ -59,7 +59,7 @@ export function ensureBetterSqlite3(): void {
   const problem = probe();
   if (problem === undefined) return;
   const version = wanted();
-  const compiled = version === FOR_NODE_20 ? ', compiled: about a minute' : '';
+  const compiled = version === FOR_NODE_20 ? ', compiled: a minute or two' : '';
   console.error(`better-sqlite3 on Node.js ${process.version}: ${problem}; installing ${version}${compiled}`);
   // The npm that runs this script (npm run, npm test), else the one on PATH.
   const execPath = process.env.npm_execpath;
