@@ -150,6 +150,19 @@ export const FAULTS = {
     backends: ALL,
     what: 'every fault healed, then every member stopped gracefully at once (about once per 20 s)',
   },
+  'crash-last': {
+    weight: 0,
+    backends: ALL,
+    what:
+      'in place of one cluster stop in four, and at the start of the calm phase half the time: every fault healed, every member but one ' +
+      'stopped gracefully, then the last one SIGKILLed mid-run; once it is out of the group, 3 in 4 a user pauses a running workflow, and ' +
+      'new members start (their start recovers what it left running)',
+  },
+  'crash-all': {
+    weight: 0,
+    backends: ALL,
+    what: 'the same, with every member SIGKILLed at once',
+  },
 } as const satisfies Record<string, FaultSpec>;
 
 /** A fault's kind. */

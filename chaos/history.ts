@@ -78,6 +78,48 @@ export type MemberEvent =
       readonly token: string | null;
       readonly error: ErrorRecord;
     }
+  | {
+      readonly type: 'recover-start';
+      readonly token: string | null;
+      readonly ids: readonly string[];
+      readonly lease: LeaseAtWrite | null;
+      readonly mode: string;
+      readonly maxRecoveries: number;
+    }
+  | { readonly type: 'recover'; readonly token: string | null; readonly outcomes: Outcomes }
+  | { readonly type: 'recover-failed'; readonly token: string | null; readonly error: ErrorRecord }
+  /** The store's generation record, as the start gate read it. */
+  | {
+      readonly type: 'generation-read';
+      readonly generation: number;
+      readonly members: readonly { readonly memberId: string; readonly incarnation: string }[];
+      readonly dirty: boolean;
+    }
+  /** A change of the generation record: a member registered (`enter`), or members removed (`leave`). */
+  | {
+      readonly type: 'generation-write';
+      readonly op: 'enter' | 'leave';
+      readonly token: string | null;
+      readonly memberIds: readonly string[];
+      /** How a `leave` ends the generation. */
+      readonly end?: string;
+      /** Why it failed, if it did. */
+      readonly error?: ErrorRecord;
+    }
+  /** The controller's `recovery` event: what the start gate found of a crash and did. */
+  | {
+      readonly type: 'recovery';
+      readonly policy: string;
+      readonly reason: string;
+      readonly generation: number | null;
+      readonly deadMembers: readonly string[];
+      readonly found: number;
+      readonly recovered: number;
+      readonly failed: number;
+      readonly skipped: number;
+      readonly complete: boolean;
+      readonly errors: readonly ErrorRecord[];
+    }
   | { readonly type: 'fence-start' | 'fence'; readonly token: string | null }
   | { readonly type: 'fence-failed'; readonly token: string | null; readonly error: ErrorRecord }
   | { readonly type: 'note-paused-start'; readonly ids: readonly string[] }
@@ -217,6 +259,26 @@ export type HarnessEvent =
       readonly detail: string;
     }
   | { readonly type: 'heal'; readonly fault: number }
+  | {
+      /** A crash stop: members killed (`crash-last`: the others stopped gracefully first). */
+      readonly type: 'crash-stop';
+      readonly kind: 'crash-last' | 'crash-all';
+      readonly killed: readonly string[];
+      /** The workflows the killed members held when they died: running, held by nobody alive. */
+      readonly stranded: readonly string[];
+    }
+  | {
+      /**
+       * The members started after a crash stop are all ready (their start gates done): the running
+       * workflows held by a member that is not alive then (`stranded`: none, if the start recovered).
+       */
+      readonly type: 'crash-settled';
+      readonly kind: 'crash-last' | 'crash-all';
+      readonly members: readonly string[];
+      readonly stranded: readonly { readonly id: string; readonly owner: string }[];
+      /** How long the dead members took to leave the group, in ms. */
+      readonly leftAfterMs: number;
+    }
   | {
       readonly type: 'cluster-stopped';
       readonly members: readonly string[];

@@ -192,6 +192,13 @@ export interface HostDb {
   close(): Promise<void>;
 }
 
+/** The worker an owner (`<worker id>#<n>`) belongs to; `undefined` for no owner. */
+export function ownerWorker(owner: string | null): string | undefined {
+  if (owner === null) return undefined;
+  const hash = owner.lastIndexOf('#');
+  return hash === -1 ? owner : owner.slice(0, hash);
+}
+
 /** `wf-007` for 7 of 24 workflows: ids that sort in creation order. */
 export function workflowId(index: number, total: number): string {
   return `wf-${String(index).padStart(Math.max(2, String(total).length), '0')}`;

@@ -30,6 +30,11 @@ import {
   checkParkResumeAlternate,
   checkUserPausesHeld,
 } from '../chaos/checking/check-protocol.js';
+import {
+  checkCrashRecovered,
+  checkRecoveredOnce,
+  checkRecoveryScope,
+} from '../chaos/checking/check-recovery.js';
 import { checkAttempts, checkNothingStranded } from '../chaos/checking/check-steps.js';
 import { FAULT_KINDS, FAULTS, faultsFor, TIMINGS } from '../chaos/faults.js';
 import type { HarnessEvent, HistoryEntry, MemberEvent } from '../chaos/history.js';
@@ -100,6 +105,29 @@ const fence = (
     : [t + 1, m, { type: 'fence-failed', token: String(token), error }],
 ];
 const stale = { name: 'StaleTokenError', code: 'ERR_STALE_TOKEN', message: 'stale' };
+/** A start gate's `recover()`, after it read the generation record. */
+const recovered = (
+  t: number,
+  m: string,
+  token: number,
+  outcomes: Record<string, string[]>,
+  generation = 3,
+): [number, string, MemberEvent][] => [
+  [t - 2, m, { type: 'generation-read', generation, members: [], dirty: false }],
+  [
+    t,
+    m,
+    {
+      type: 'recover-start',
+      token: String(token),
+      ids: Object.values(outcomes).flat(),
+      lease: null,
+      mode: 'park',
+      maxRecoveries: 3,
+    },
+  ],
+  [t + 1, m, { type: 'recover', token: String(token), outcomes }],
+];
 
 /** The host's tables at the end, written by hand. */
 function snapshot(
@@ -493,6 +521,77 @@ describe('chaos checker', () => {
     expect(checkAttempts(attempt('SIGTERM', 0)).violations).toHaveLength(1);
   });
 
+  it('checkCrashRecovered() finds a workflow left stranded after the start that followed a crash stop, and one it did not recover', () => {
+    const crash = (settled: { id: string; owner: string }[], handedBack: string[]): Model =>
+      model(
+        spawned(0, 'm1', 1),
+        spawned(0, 'm2', 2),
+        [100, 'harness', { type: 'crash-stop', kind: 'crash-last', killed: ['m1'], stranded: ['a', 'b'] }],
+        ...recovered(200, 'm2', 4, { pausing: handedBack, skipped: ['c'] }),
+        [
+          300,
+          'harness',
+          { type: 'crash-settled', kind: 'crash-last', members: ['m2'], stranded: settled, leftAfterMs: 50 },
+        ],
+      );
+    expect(checkCrashRecovered(crash([], ['a', 'b'])).ok).toBe(true);
+    expect(
+      checkCrashRecovered(crash([{ id: 'b', owner: 'm1#7' }], ['a'])).violations.map((v) => v.message),
+    ).toEqual([
+      'b still running, held by m1#7 (not alive), once the start after the crash-last at 0.100s had settled',
+      'b, held by m1 when the crash-last at 0.100s killed them, was not recovered by the next start',
+    ]);
+    // The members started after it never were all ready: the run says so.
+    const unsettled = model([
+      100,
+      'harness',
+      { type: 'crash-stop', kind: 'crash-all', killed: ['m1'], stranded: [] },
+    ]);
+    expect(checkCrashRecovered(unsettled).violations).toHaveLength(1);
+  });
+
+  it('checkRecoveredOnce() finds a workflow recovered twice with no resume between', () => {
+    const twice = model(
+      [0, 'harness', { type: 'phase', phase: 'chaos' }],
+      ...recovered(100, 'm1', 1, { paused: ['a', 'b'] }),
+      ...write(200, 'm1', 'unpark', 2, { resumed: ['b'] }),
+      ...recovered(300, 'm2', 3, { pausing: ['a', 'b'] }),
+    );
+    expect(checkRecoveredOnce(twice).violations.map((v) => v.message)).toEqual([
+      'a recovered twice, with no resume between: by m1 (token 1, generation 3) at 0.100s and by m2 (token 3, generation 3) at 0.300s',
+    ]);
+    const userResumed = model(
+      ...recovered(100, 'm1', 1, { paused: ['a'] }),
+      userResume(200, 'a'),
+      ...recovered(300, 'm2', 3, { pausing: ['a'], skipped: ['b'] }, 4),
+    );
+    expect(checkRecoveredOnce(userResumed).ok).toBe(true);
+  });
+
+  it('checkRecoveryScope() finds a recovery of a workflow a user paused, or one a live member drives', () => {
+    const m = (frozen: boolean): Model =>
+      model(
+        spawned(0, 'm1', 1),
+        spawned(0, 'm2', 2),
+        joined(10, 'm2'),
+        userPause(50, 'a', 'running'),
+        ...((frozen
+          ? [
+              [60, 'harness', { type: 'signal', member: 'm2', signal: 'SIGSTOP' }],
+              [5000, 'harness', { type: 'signal', member: 'm2', signal: 'SIGCONT' }],
+            ]
+          : []) as [number, string, HarnessEvent][]),
+        [90, 'm2', { type: 'step-start', id: 'b', step: 2, claim: 'm2#5' }],
+        ...recovered(100, 'm1', 1, { paused: ['a', 'b'], skipped: ['c'] }),
+      );
+    expect(checkRecoveryScope(m(false)).violations.map((v) => v.message)).toEqual([
+      'a was paused by a user at 0.050s, then recovered (paused) by m1 (token 1, generation 3) at 0.100s',
+      'b recovered (paused) by m1 (token 1, generation 3) at 0.100s while m2, alive, ran its step 3 (since 0.090s)',
+    ]);
+    // A frozen member may be dead for all the group knows: recovering what it drove is allowed.
+    expect(checkRecoveryScope(m(true)).violations).toHaveLength(1);
+  });
+
   it('checkClusterStops() finds a graceful stop of every member where nobody parked', () => {
     const stop = (handOff: string): Model =>
       model(
@@ -538,12 +637,16 @@ describe('the fault list', () => {
         'user-resume',
         'user-pause-parked',
         'hostile-listeners',
+        'crash-last',
+        'crash-all',
       ] as const) {
         expect(kinds).toContain(kind);
       }
       expect(kinds.includes('partition')).toBe(backend !== 'sqlite');
     }
     expect(FAULTS['cluster-stop'].weight).toBe(0);
+    expect(FAULTS['crash-last'].weight).toBe(0);
+    expect(FAULTS['crash-all'].weight).toBe(0);
   });
 });
 

@@ -55,7 +55,7 @@ export function checkLandings(model: Model, snapshot: HostSnapshot): CheckResult
     ),
     ...model.writes.flatMap((w) =>
       w.token !== null && w.end !== undefined && w.outcomes !== undefined
-        ? [{ member: w.member, token: w.token, at: w.end, what: `had a ${w.kind} accepted` }]
+        ? [{ member: w.member, token: w.token, at: w.end, what: `had a ${w.name} accepted` }]
         : [],
     ),
   ];
@@ -85,7 +85,7 @@ export function checkLandings(model: Model, snapshot: HostSnapshot): CheckResult
     if (late) counts.late++;
     else counts.inFlight++;
     const behind = fenced.find((f) => f.token > token && f.at + SLACK_MS < row.at);
-    const write = `${by.kind} by ${by.member} (token ${by.token}, sent at ${fmt(by.start)}${
+    const write = `${by.name} by ${by.member} (token ${by.token}, sent at ${fmt(by.start)}${
       by.end === undefined
         ? ', cut short'
         : `, ${by.outcomes === undefined ? `failed (${by.error?.message ?? '?'})` : 'answered'} at ${fmt(by.end)}`
@@ -109,7 +109,7 @@ export function checkLandings(model: Model, snapshot: HostSnapshot): CheckResult
   const failed = new Map<string, number>();
   for (const w of model.writes) {
     if (w.error === undefined) continue;
-    const key = `${w.kind} ${w.error.name}`;
+    const key = `${w.name} ${w.error.name}`;
     failed.set(key, (failed.get(key) ?? 0) + 1);
   }
   const givenUp = [...failed].map(([k, n]) => `${k} ${n}`).join(', ');

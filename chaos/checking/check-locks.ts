@@ -90,7 +90,7 @@ export function checkFencing(model: Model): CheckResult {
     for (const a of accepted) {
       if (a.end === undefined || a.end >= b.start || (a.token as bigint) <= (b.token as bigint)) continue;
       violations.push({
-        message: `the store accepted ${b.kind} by ${b.member} with token ${b.token} after it had accepted token ${a.token} (${a.kind} by ${a.member})`,
+        message: `the store accepted ${b.name} by ${b.member} with token ${b.token} after it had accepted token ${a.token} (${a.name} by ${a.member})`,
         at: b.start,
         members: [a.member, b.member],
       });
@@ -105,7 +105,7 @@ export function checkFencing(model: Model): CheckResult {
     );
     if (fence === undefined) continue;
     violations.push({
-      message: `the store accepted ${w.kind} by ${w.member} with token ${w.token} after ${fence.member} had raised the fence to token ${fence.token}`,
+      message: `the store accepted ${w.name} by ${w.member} with token ${w.token} after ${fence.member} had raised the fence to token ${fence.token}`,
       at: w.start,
       members: [w.member, fence.member],
     });
@@ -122,7 +122,7 @@ export function checkFencing(model: Model): CheckResult {
     );
     if (newer === undefined) continue;
     violations.push({
-      message: `the store accepted ${w.kind} by ${w.member} with token ${w.token} after ${newer.holder} had taken token ${newer.token} and acted on it (${actedOn(model, newer, newer.acquireEnd, w.start)})`,
+      message: `the store accepted ${w.name} by ${w.member} with token ${w.token} after ${newer.holder} had taken token ${newer.token} and acted on it (${actedOn(model, newer, newer.acquireEnd, w.start)})`,
       at: w.start,
       members: [w.member, newer.holder],
     });
@@ -136,14 +136,14 @@ export function checkFencing(model: Model): CheckResult {
   let rejected = 0;
   for (const w of model.writes) {
     if (w.token === null) {
-      violations.push({ message: `an unfenced ${w.kind} by ${w.member}`, at: w.start, members: [w.member] });
+      violations.push({ message: `an unfenced ${w.name} by ${w.member}`, at: w.start, members: [w.member] });
       continue;
     }
     if (w.error?.code !== 'ERR_STALE_TOKEN') continue;
     rejected++;
     if (!higherSeen(w.token, w.end ?? Infinity)) {
       violations.push({
-        message: `the store rejected token ${w.token} (${w.kind} by ${w.member}) though no higher token had been written or raised`,
+        message: `the store rejected token ${w.token} (${w.name} by ${w.member}) though no higher token had been written or raised`,
         at: w.start,
         members: [w.member],
       });
@@ -211,7 +211,7 @@ export function checkLeaseExclusion(model: Model, backend: BackendName): CheckRe
     if (lease === undefined) continue;
     if (w.lease?.aborted === true) {
       violations.push({
-        message: `${w.member} sent a ${w.kind} with token ${w.token} after its lease's signal had aborted`,
+        message: `${w.member} sent a ${w.name} with token ${w.token} after its lease's signal had aborted`,
         at: w.start,
         members: [w.member],
       });
@@ -223,7 +223,7 @@ export function checkLeaseExclusion(model: Model, backend: BackendName): CheckRe
             ? 'it had begun releasing it'
             : 'it had lost it';
       violations.push({
-        message: `${w.member} sent a ${w.kind} with token ${w.token} after its lease had ended: ${why}${
+        message: `${w.member} sent a ${w.name} with token ${w.token} after its lease had ended: ${why}${
           w.error?.code === 'ERR_STALE_TOKEN' ? ' (the store rejected it)' : ''
         }`,
         at: w.start,

@@ -77,7 +77,7 @@ export function checkClusterStops(model: Model): CheckResult {
 }
 
 /** Whether `p` was certainly in the group, and able to say so, throughout `span`. */
-function certainlyAlive(model: Model, p: MemberModel, span: { from: number; to: number }): boolean {
+export function certainlyAlive(model: Model, p: MemberModel, span: { from: number; to: number }): boolean {
   const spanOk = p.memberships.some((s) => s.joinedAt < span.from && s.endAt > span.to);
   if (!spanOk) return false;
   if (p.killedAt !== undefined && p.killedAt <= span.to) return false;

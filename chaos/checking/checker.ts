@@ -17,6 +17,7 @@ import {
   checkParkResumeAlternate,
   checkUserPausesHeld,
 } from './check-protocol.js';
+import { checkCrashRecovered, checkRecoveredOnce, checkRecoveryScope } from './check-recovery.js';
 import { check, type CheckResult, type Violation } from './check-result.js';
 import { checkAttempts, checkFinalState, checkNothingStranded } from './check-steps.js';
 import type { Timings } from '../faults.js';
@@ -63,6 +64,9 @@ export function runChecks(input: CheckInput): { checks: CheckResult[]; report: s
     checkParkResumeAlternate(model),
     checkUserPausesHeld(model),
     checkNeverForgotten(model),
+    checkCrashRecovered(model),
+    checkRecoveredOnce(model),
+    checkRecoveryScope(model),
     checkCrashBounds(model, input.backend),
     checkLeaseExclusion(model, input.backend),
     checkBoundedShutdowns(model),

@@ -66,9 +66,16 @@ export interface LeaseModel {
   validUntil: number;
 }
 
-/** A park or unpark call. */
+/**
+ * A park or unpark call; or a `recover()` of the start gate, which pauses and marks as a park does
+ * (`kind: 'park'`, with `recover` set), so every check of parks holds it to the same rules.
+ */
 export interface WriteModel {
   readonly kind: 'park' | 'unpark';
+  /** What the call was, for messages. */
+  readonly name: 'park' | 'unpark' | 'recover';
+  /** A recovery's write: the generation its gate read (`null`: none read), and its mode. */
+  readonly recover?: { readonly generation: number | null; readonly mode: string } | undefined;
   readonly member: string;
   readonly token: bigint | null;
   readonly start: number;
@@ -135,6 +142,10 @@ export interface Model {
   /** Every pause and resume of the simulated user, in time order. */
   readonly userActions: UserAction[];
   readonly clusterStops: EntryOf<'cluster-stopped'>[];
+  readonly crashStops: EntryOf<'crash-stop'>[];
+  readonly crashSettled: EntryOf<'crash-settled'>[];
+  /** Every `recovery` event of the members' start gates. */
+  readonly recoveries: EntryOf<'recovery'>[];
   readonly timings: Timings;
 }
 
@@ -179,6 +190,11 @@ export function buildModel(history: readonly HistoryEntry[], timings: Timings): 
   const faults = new Map<number, FaultModel>();
   const userPauses: EntryOf<'user-pause'>[] = [];
   const clusterStops: EntryOf<'cluster-stopped'>[] = [];
+  const crashStops: EntryOf<'crash-stop'>[] = [];
+  const crashSettled: EntryOf<'crash-settled'>[] = [];
+  const recoveries: EntryOf<'recovery'>[] = [];
+  /** The generation each member's start gate read last. */
+  const generations = new Map<string, number>();
   const stopped = new Map<string, number>();
   const origin = history[0]?.t ?? 0;
 
@@ -237,6 +253,12 @@ export function buildModel(history: readonly HistoryEntry[], timings: Timings): 
           break;
         case 'cluster-stopped':
           clusterStops.push(e);
+          break;
+        case 'crash-stop':
+          crashStops.push(e);
+          break;
+        case 'crash-settled':
+          crashSettled.push(e);
           break;
         default:
           break;
@@ -300,6 +322,7 @@ export function buildModel(history: readonly HistoryEntry[], timings: Timings): 
       case 'unpark-start': {
         const write: WriteModel = {
           kind: e.type === 'park-start' ? 'park' : 'unpark',
+          name: e.type === 'park-start' ? 'park' : 'unpark',
           member: e.m,
           token: parseToken(e.token),
           start: e.t,
@@ -314,11 +337,42 @@ export function buildModel(history: readonly HistoryEntry[], timings: Timings): 
         openWrites.set(`${e.m}/${write.kind}`, write);
         break;
       }
+      case 'recover-start': {
+        const write: WriteModel = {
+          kind: 'park',
+          name: 'recover',
+          recover: { generation: generations.get(e.m) ?? null, mode: e.mode },
+          member: e.m,
+          token: parseToken(e.token),
+          start: e.t,
+          ids: e.ids,
+          lease: e.lease,
+          end: undefined,
+          outcomes: undefined,
+          error: undefined,
+          seq: e.seq,
+        };
+        writes.push(write);
+        openWrites.set(`${e.m}/recover`, write);
+        break;
+      }
+      case 'generation-read':
+        generations.set(e.m, e.generation);
+        break;
+      case 'recovery':
+        recoveries.push(e);
+        break;
       case 'park':
       case 'unpark':
+      case 'recover':
       case 'park-failed':
-      case 'unpark-failed': {
-        const kind = e.type.startsWith('unpark') ? 'unpark' : 'park';
+      case 'unpark-failed':
+      case 'recover-failed': {
+        const kind = e.type.startsWith('unpark')
+          ? 'unpark'
+          : e.type.startsWith('recover')
+            ? 'recover'
+            : 'park';
         const write = openWrites.get(`${e.m}/${kind}`);
         if (write === undefined) break;
         openWrites.delete(`${e.m}/${kind}`);
@@ -436,6 +490,9 @@ export function buildModel(history: readonly HistoryEntry[], timings: Timings): 
     userPauses,
     userActions,
     clusterStops,
+    crashStops,
+    crashSettled,
+    recoveries,
     timings,
   };
 }
@@ -461,6 +518,8 @@ const NOT_ON_PATH: ReadonlySet<FaultKind> = new Set<FaultKind>([
   'stall-at-park',
   'stop-all',
   'cluster-stop',
+  'crash-last',
+  'crash-all',
   'user-pause',
   'user-resume',
   'user-pause-parked',

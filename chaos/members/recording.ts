@@ -14,6 +14,9 @@ import type {
   CoordinatorCallOptions,
   CoordinatorCapabilities,
   Fence,
+  GenerationEnd,
+  GenerationMember,
+  GenerationRecord,
   ItemResult,
   JoinOptions,
   Lease,
@@ -24,6 +27,8 @@ import type {
   Page,
   ParkedWorkflow,
   ParkOutcome,
+  RecoverOptions,
+  RecoverOutcome,
   StoreCallOptions,
   StoreWarning,
   UnparkOutcome,
@@ -212,12 +217,32 @@ export class RecordingCoordinator implements Coordinator {
 
 /**
  * A {@link WorkflowStore} that records every fence raise, park, unpark, notePaused and listParked in
- * the history.
+ * the history; and, when the store can recover, every read and change of the generation record and
+ * every `recover()`.
  */
 export class RecordingStore implements WorkflowStore {
   readonly #inner: WorkflowStore;
   readonly #record: Recorder<MemberEvent>;
   readonly #registry: LeaseRegistry;
+  readonly readGeneration?: (group: string, options?: StoreCallOptions) => Promise<GenerationRecord>;
+  readonly enterGeneration?: (
+    group: string,
+    member: GenerationMember,
+    fence: Fence,
+    options?: StoreCallOptions,
+  ) => Promise<void>;
+  readonly leaveGeneration?: (
+    group: string,
+    memberIds: readonly string[],
+    end: GenerationEnd,
+    fence: Fence,
+    options?: StoreCallOptions,
+  ) => Promise<void>;
+  readonly recover?: (
+    ids: readonly string[],
+    fence: Fence,
+    options: RecoverOptions,
+  ) => Results<RecoverOutcome>;
 
   readonly #afterListActive: (() => void) | undefined;
   readonly #afterListing: ((what: 'active' | 'parked', items: number) => Promise<void>) | undefined;
@@ -241,6 +266,78 @@ export class RecordingStore implements WorkflowStore {
     this.#registry = registry;
     this.#afterListActive = afterListActive;
     this.#afterListing = afterListing;
+    // Only a store that can recover gets the four methods: the controller tells by their presence.
+    const { readGeneration, enterGeneration, leaveGeneration, recover } = inner;
+    if (
+      readGeneration === undefined ||
+      enterGeneration === undefined ||
+      leaveGeneration === undefined ||
+      recover === undefined
+    )
+      return;
+    this.readGeneration = async (group, options) => {
+      const r = await readGeneration.call(inner, group, options);
+      record({
+        type: 'generation-read',
+        generation: r.generation,
+        members: r.members.map((m) => ({ memberId: m.memberId, incarnation: m.incarnation })),
+        dirty: r.dirty,
+      });
+      return r;
+    };
+    const written = async (
+      op: 'enter' | 'leave',
+      fence: Fence,
+      memberIds: readonly string[],
+      end: GenerationEnd | undefined,
+      write: () => Promise<void>,
+    ): Promise<void> => {
+      const base = {
+        type: 'generation-write',
+        op,
+        token: tokenOf(fence),
+        memberIds,
+        ...(end === undefined ? {} : { end }),
+      } as const;
+      try {
+        await write();
+      } catch (error) {
+        record({ ...base, error: errorRecord(error) });
+        throw error;
+      }
+      record(base);
+    };
+    this.enterGeneration = (group, member, fence, options) =>
+      written('enter', fence, [member.memberId], undefined, () =>
+        enterGeneration.call(inner, group, member, fence, options),
+      );
+    this.leaveGeneration = (group, memberIds, end, fence, options) =>
+      written('leave', fence, memberIds, end, () =>
+        leaveGeneration.call(inner, group, memberIds, end, fence, options),
+      );
+    this.recover = (ids, fence, options) => {
+      const token = tokenOf(fence);
+      return recorded(
+        record,
+        {
+          type: 'recover-start',
+          token,
+          ids,
+          lease: this.#leaseAtWrite(token),
+          mode: options.mode,
+          maxRecoveries: options.maxRecoveries,
+        },
+        () => recover.call(inner, ids, fence, options),
+        (error) => ({ type: 'recover-failed', token, error }),
+        (results) => ({ type: 'recover', token, outcomes: outcomes(results) }),
+      );
+    };
+  }
+
+  /** Where the lease of `token` stood as a write was sent. */
+  #leaseAtWrite(token: string | null): LeaseAtWrite | null {
+    const lease = token === null ? undefined : this.#registry.get(token);
+    return lease === undefined ? null : { aborted: lease.signal.aborted, deadline: fromNow(lease.deadline) };
   }
 
   get capabilities(): WorkflowStoreCapabilities {
@@ -313,12 +410,9 @@ export class RecordingStore implements WorkflowStore {
     write: () => Results<O>,
   ): Results<O> {
     const token = tokenOf(fence);
-    const lease = token === null ? undefined : this.#registry.get(token);
-    const atWrite: LeaseAtWrite | null =
-      lease === undefined ? null : { aborted: lease.signal.aborted, deadline: fromNow(lease.deadline) };
     return recorded(
       this.#record,
-      { type: `${kind}-start`, token, ids, lease: atWrite },
+      { type: `${kind}-start`, token, ids, lease: this.#leaseAtWrite(token) },
       write,
       (error) => ({ type: `${kind}-failed`, token, error }),
       (results) => ({ type: kind, token, outcomes: outcomes(results) }),

@@ -1,6 +1,7 @@
 /**
- * One member process of a chaos run: the tools' workflow engine (harness/engine.ts) in a
- * DrainController, on the backend's real coordinator and store, each wrapped in a recorder that writes
+ * One member process of a chaos run: the tools' workflow engine (harness/engine.ts, sticky: a member
+ * drives the workflows it took up, so a crash strands them) in a DrainController, with crash recovery
+ * at start, on the backend's real coordinator and store, each wrapped in a recorder that writes
  * the member's history (recording.ts); armed with faults by the harness (armed.ts), its listeners
  * hostile now and then (hostile.ts). It shuts down on SIGTERM through `installSignalHandlers`, records
  * its report, closes everything and then lets the process end by itself: a process that lingers is
@@ -112,6 +113,21 @@ async function main(): Promise<void> {
       stillPausing: p.stillPausing,
       complete: p.complete,
       errors: p.errors.length,
+    }),
+  );
+  drain.on('recovery', (r) =>
+    record({
+      type: 'recovery',
+      policy: r.policy,
+      reason: r.reason,
+      generation: r.generation ?? null,
+      deadMembers: r.deadMembers,
+      found: r.found,
+      recovered: r.recovered,
+      failed: r.failed,
+      skipped: r.skipped,
+      complete: r.complete,
+      errors: r.errors.map(errorRecord),
     }),
   );
   drain.on('stopped', () => record({ type: 'stopped' }));

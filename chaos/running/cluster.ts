@@ -17,7 +17,7 @@ import { clock, type HarnessEvent, HOSTILE_MODES, type HostileMode, type Recorde
 /** The member script. */
 const WORKER_SCRIPT = fileURLToPath(new URL('../members/worker.ts', import.meta.url));
 
-/** Steps each member runs at once. */
+/** Workflows each member drives at once (the sticky engine: one step of each in flight). */
 export const CONCURRENCY = 2;
 
 /** What a cluster needs to start its members. */
@@ -113,6 +113,7 @@ export class ChaosCluster {
       history: join(o.historyDir, `${memberId}.jsonl`),
       connectionName: this.connectionName(memberId),
       concurrency: CONCURRENCY,
+      engine: 'sticky',
       stepMs: t.stepMs,
       claimTtlMs: t.claimTtlMs,
       shutdownTimeoutMs: t.shutdownTimeoutMs,

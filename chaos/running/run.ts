@@ -4,10 +4,13 @@
  * 1. **Setup**: the backend's tables (or keys) under names of the run's own, a proxy per slot between
  *    the members and the server (Redis, PostgreSQL), the first workflows, and `--members` members.
  * 2. **Chaos** for `--seconds`: see scheduler.ts; at a cluster stop, between the park and the restart,
- *    the simulated user (user.ts) often resumes, pauses again, or pauses parked workflows.
- * 3. **Calm**: every fault healed; the survivors stop gracefully, all at once; the user acts on what
- *    they parked; a fresh set of members starts, resumes what was parked (not what the user paused) and
- *    finishes every workflow; then it stops gracefully, all at once.
+ *    the simulated user (user.ts) often resumes, pauses again, or pauses parked workflows. A crash stop
+ *    kills the last member (or every member): its workflows are stranded until the next start
+ *    recovers them.
+ * 3. **Calm**: every fault healed; a crash stop (the last member killed, or all); then the members it
+ *    started stop gracefully, all at once; the user acts on what they parked; a fresh set of members
+ *    starts, resumes what was parked (not what the user paused) and finishes every workflow; then it
+ *    stops gracefully, all at once.
  * 4. **Checks** over the merged history and the final state of the host's tables (checker.ts).
  *
  * Whatever happens (a failure, Ctrl-C), `run()` ends every member it started, closes its proxies and
@@ -16,8 +19,9 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { BackendName } from '../../harness/backend.js';
-import type { HostSnapshot } from '../../harness/host-db.js';
+import { type BackendName, openCoordinator } from '../../harness/backend.js';
+import { type HostSnapshot, ownerWorker } from '../../harness/host-db.js';
+import type { MemberProcess } from '../../harness/member.js';
 import { killAllChildren } from '../../harness/process.js';
 import { deriveSeed, seededRandom } from '../../harness/random.js';
 import { runChecks, type CheckResult } from '../checking/checker.js';
@@ -25,7 +29,7 @@ import { ChaosCluster, CONCURRENCY } from './cluster.js';
 import { TIMINGS } from '../faults.js';
 import { clock, type HarnessEvent, historyFile, type Phase, readHistory, type Recorder } from '../history.js';
 import { Faults, HOSTILE_SHARE } from './inject.js';
-import { Scheduler, STEPS, Workload } from './scheduler.js';
+import { Scheduler, STEPS, type StopKind, Workload } from './scheduler.js';
 import { RunServers } from './servers.js';
 import { SimulatedUser } from './user.js';
 
@@ -81,6 +85,7 @@ const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
 export class ChaosRun {
   readonly o: RunOptions;
   readonly runId = Math.random().toString(36).slice(2, 8);
+  readonly group = `chaos-${this.runId}`;
   readonly t0 = clock();
   readonly folder = mkdtempSync(join(tmpdir(), 'graceful-drain-chaos-'));
   readonly historyDir: string;
@@ -95,6 +100,8 @@ export class ChaosRun {
   #user: SimulatedUser | undefined;
   /** Whether the user acts at a cluster stop, and how: a stream apart. */
   readonly #stopRandom;
+  /** Which member a crash stop keeps for last, the calm phase's crash, the user at a crash: a stream apart. */
+  readonly #crashRandom;
   #cleaning: Promise<void> | undefined;
 
   constructor(options: RunOptions) {
@@ -103,6 +110,7 @@ export class ChaosRun {
     mkdirSync(this.historyDir, { recursive: true });
     this.random = seededRandom(deriveSeed(options.seed, 'restarts'));
     this.#stopRandom = seededRandom(deriveSeed(options.seed, 'cluster-stop'));
+    this.#crashRandom = seededRandom(deriveSeed(options.seed, 'crash-stop'));
     this.record = historyFile<HarnessEvent>(join(this.historyDir, 'harness.jsonl'), 'harness');
     this.servers = new RunServers(options.backend, this.runId, this.folder);
   }
@@ -154,7 +162,7 @@ export class ChaosRun {
     this.#cluster = new ChaosCluster({
       slots: o.members,
       config,
-      group: `chaos-${this.runId}`,
+      group: this.group,
       runId: this.runId,
       seed: o.seed,
       timings: TIMINGS,
@@ -229,7 +237,10 @@ export class ChaosRun {
       seed: o.seed,
       record: this.record,
       seconds: o.seconds,
-      clusterStop: () => this.#clusterStop('cluster stop', true, signal),
+      clusterStop: (kind: StopKind) =>
+        kind === 'cluster-stop'
+          ? this.#clusterStop('cluster stop', true, signal)
+          : this.#crashStop(kind, kind, true, signal),
       progress: () => this.#progress(),
       log: (line) => this.log(line),
       signal,
@@ -251,24 +262,7 @@ export class ChaosRun {
     const cluster = this.#cluster as ChaosCluster;
     const faults = this.#faults as Faults;
     const wasRestarting = cluster.restarting;
-    cluster.restarting = false;
-    faults.healAll();
-    // A host lock armed for the next start waits for the restart (the resume of all that is parked);
-    // not in the calm phase.
-    faults.disarm(cluster.live(), !restart);
-    const settleMs = TIMINGS.memberTtlMs * 1.5 + TIMINGS.lockTtlMs;
-    this.log(`${label}: faults healed; every member stops gracefully in ${(settleMs / 1000).toFixed(1)} s`);
-    await sleep(settleMs, signal);
-    // Those already on their way out (stopped under faults) go first: the stop below is a calm one.
-    const leaving = cluster.live().filter((m) => m.stopping);
-    if (leaving.length > 0) {
-      await Promise.race([
-        Promise.all(leaving.map((m) => m.exited)),
-        sleep(TIMINGS.shutdownTimeoutMs + TIMINGS.closeTimeoutMs, signal),
-      ]);
-      for (const m of leaving) if (m.alive) faults.signal(m, 'SIGKILL');
-      await Promise.all(leaving.map((m) => m.exited));
-    }
+    await this.#quiesce(label, 'every member stops gracefully', restart, signal);
     // Work to park: the members stop with workflows running.
     await (this.#workload as Workload).topUp();
     const live = cluster.live();
@@ -290,10 +284,157 @@ export class ChaosRun {
     if (restart && !signal.aborted) cluster.fill();
   }
 
+  /**
+   * Before a stop of the whole cluster: no more restarts, every fault healed (and disarmed: the host
+   * lock armed for the next start stays for a `restart`), then a wait until no member that crashed or
+   * froze can still count as alive; those already on their way out (stopped under faults) go first.
+   */
+  async #quiesce(label: string, what: string, restart: boolean, signal: AbortSignal): Promise<void> {
+    const cluster = this.#cluster as ChaosCluster;
+    const faults = this.#faults as Faults;
+    cluster.restarting = false;
+    faults.healAll();
+    faults.disarm(cluster.live(), !restart);
+    const settleMs = TIMINGS.memberTtlMs * 1.5 + TIMINGS.lockTtlMs;
+    this.log(`${label}: faults healed; ${what} in ${(settleMs / 1000).toFixed(1)} s`);
+    await sleep(settleMs, signal);
+    const leaving = cluster.live().filter((m) => m.stopping);
+    if (leaving.length > 0) {
+      await Promise.race([
+        Promise.all(leaving.map((m) => m.exited)),
+        sleep(TIMINGS.shutdownTimeoutMs + TIMINGS.closeTimeoutMs, signal),
+      ]);
+      for (const m of leaving) if (m.alive) faults.signal(m, 'SIGKILL');
+      await Promise.all(leaving.map((m) => m.exited));
+    }
+  }
+
+  /**
+   * A crash stop: every member but one stops gracefully and the last is killed mid-run (`crash-last`),
+   * or every member is killed at once (`crash-all`). What the killed members held is stranded: running,
+   * held by nobody alive. Once they are out of the group, 3 in 4 a user pauses a running workflow (the
+   * recovery must skip it), and new members start; once they are all ready (their start gates done),
+   * the running workflows held by a member that is not alive are recorded (none, if the start
+   * recovered them).
+   */
+  async #crashStop(
+    kind: 'crash-last' | 'crash-all',
+    label: string,
+    restart: boolean,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const cluster = this.#cluster as ChaosCluster;
+    const faults = this.#faults as Faults;
+    const r = this.#crashRandom;
+    const wasRestarting = cluster.restarting;
+    await this.#quiesce(
+      label,
+      kind === 'crash-last'
+        ? 'every member but one stops gracefully, then the last one is killed'
+        : 'every member is killed at once',
+      restart,
+      signal,
+    );
+    await (this.#workload as Workload).topUp();
+    if (cluster.live().length === 0) await this.#startAll(`the members before the ${kind}`);
+    const live = cluster.live();
+    let killed: MemberProcess[] = live;
+    if (kind === 'crash-last') {
+      const last = live[Math.floor(r() * live.length)] as MemberProcess;
+      const others = live.filter((m) => m !== last);
+      killed = [last];
+      faults.begin(
+        kind,
+        { members: live },
+        0,
+        `${others.length} stopped gracefully, then ${last.memberId} killed`,
+      );
+      for (const m of others) faults.signal(m, 'SIGTERM');
+      await Promise.race([
+        Promise.all(others.map((m) => m.exited)),
+        sleep(TIMINGS.shutdownTimeoutMs + TIMINGS.closeTimeoutMs + 3000, signal),
+      ]);
+      for (const m of others) if (m.alive) faults.signal(m, 'SIGKILL');
+      await Promise.all(others.map((m) => m.exited));
+    } else faults.begin(kind, { members: live }, 0, `${live.length} members killed at once`);
+    // Mid-run: the last one has taken up what the others gave back, its steps in flight.
+    await sleep(TIMINGS.stepMs * (1 + 2 * r()), signal);
+    for (const m of killed) faults.signal(m, 'SIGKILL');
+    await Promise.all(killed.map((m) => m.exited));
+    const killedAt = clock();
+    const dead = new Set(killed.map((m) => m.memberId));
+    const stranded = (await this.#db.held()).filter((w) => dead.has(ownerWorker(w.owner) ?? ''));
+    this.record({ type: 'crash-stop', kind, killed: [...dead], stranded: stranded.map((w) => w.id) });
+    this.log(
+      `${label}: ${[...dead].join(', ')} killed; ${stranded.length} workflows stranded (running, held by the dead)` +
+        `${
+          stranded.length === 0
+            ? ''
+            : `: ${stranded
+                .slice(0, 6)
+                .map((w) => w.id)
+                .join(', ')}`
+        }`,
+    );
+    // Out of the group: a start that still saw them alive would recover nothing.
+    await this.#waitGroupEmpty(signal);
+    const leftAfterMs = clock() - killedAt;
+    if (!signal.aborted && r() < 0.75) {
+      const what = await (this.#user as SimulatedUser)
+        .act('user-pause')
+        .catch((error: unknown) => this.log(`(user: ${(error as Error).message})`));
+      if (typeof what === 'string') {
+        faults.begin('user-pause', {}, 0, what);
+        this.log(`${label}: a user ${what}`);
+      }
+    }
+    if (signal.aborted) return;
+    const hostile = cluster.hostileShare;
+    cluster.hostileShare = 0;
+    try {
+      await this.#startAll(`the members after the ${kind}`);
+    } finally {
+      cluster.hostileShare = hostile;
+    }
+    const alive = new Set(cluster.live().map((m) => m.memberId));
+    const left = (await this.#db.held()).filter((w) => !alive.has(ownerWorker(w.owner) ?? ''));
+    this.record({
+      type: 'crash-settled',
+      kind,
+      members: [...alive],
+      stranded: left.map((w) => ({ id: w.id, owner: w.owner ?? '' })),
+      leftAfterMs,
+    });
+    this.log(
+      `${label}: the new members are ready (the dead left the group ${(leftAfterMs / 1000).toFixed(1)} s after the kill); ` +
+        `${left.length === 0 ? 'nothing is left stranded' : `${left.length} workflows still stranded: ${left.map((w) => w.id).join(', ')}`}`,
+    );
+    cluster.restarting = wasRestarting;
+  }
+
+  /** Waits until nobody is left in the group (the killed members' memberships lapsed), within 3 TTLs. */
+  async #waitGroupEmpty(signal: AbortSignal): Promise<void> {
+    const coordinator = await openCoordinator(this.servers.config);
+    try {
+      const until = clock() + 3 * TIMINGS.memberTtlMs + 2000;
+      while (!signal.aborted && clock() < until) {
+        const members = await coordinator.members(this.group).catch(() => undefined);
+        if (members?.length === 0) return;
+        await sleep(100, signal);
+      }
+      this.log('(the killed members were still in the group 3 TTLs after the kill)');
+    } finally {
+      await coordinator.close();
+    }
+  }
+
   async #calm(signal: AbortSignal): Promise<void> {
     this.#phaseStart('calm');
     const cluster = this.#cluster as ChaosCluster;
     cluster.restarting = false;
+    await this.#crashStop(this.#crashRandom() < 0.5 ? 'crash-last' : 'crash-all', 'calm', false, signal);
+    cluster.restarting = false;
+    if (signal.aborted) return;
     await this.#clusterStop('calm', false, signal);
     if (signal.aborted) return;
     await this.#startAll('the fresh members of the calm phase');

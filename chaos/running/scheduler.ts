@@ -3,8 +3,8 @@
  * chosen by weight among those the backend can take (faults.ts), at a member or a slot chosen at
  * random, or arms a trap that springs on the next member to reach a state; members that exit are
  * restarted after a random delay; new workflows keep the cluster busy; the simulated user (user.ts)
- * pauses, resumes and pauses again; and about once per 20 s the whole cluster stops gracefully and
- * starts again. The same seed gives the same choices, in the same order (what the servers and the
+ * pauses, resumes and pauses again; and about once per 20 s the whole cluster stops (gracefully, or
+ * with its last member killed, or with every member killed) and starts again. The same seed gives the same choices, in the same order (what the servers and the
  * kernel do with them varies from run to run).
  */
 import type { BackendName } from '../../harness/backend.js';
@@ -19,6 +19,15 @@ import type { SimulatedUser, UserFault } from './user.js';
 
 /** Steps of every workflow. */
 export const STEPS = 6;
+
+/** How the whole cluster stops: see run.ts. */
+export type StopKind = 'cluster-stop' | 'crash-last' | 'crash-all';
+
+/** A stop's kind, from `random`: graceful half the time, a crash of the last member or of all otherwise. */
+export function stopKind(random: Random): StopKind {
+  const roll = random();
+  return roll < 0.5 ? 'cluster-stop' : roll < 0.75 ? 'crash-last' : 'crash-all';
+}
 
 /** Keeps the cluster busy: new workflows whenever fewer than `target` are running. */
 export class Workload {
@@ -73,8 +82,11 @@ export interface SchedulerOptions {
   readonly seed: number;
   readonly record: Recorder<HarnessEvent>;
   readonly seconds: number;
-  /** Stops every member gracefully and starts them again (see run.ts). */
-  readonly clusterStop: () => Promise<void>;
+  /**
+   * Stops the whole cluster and starts it again (see run.ts): gracefully (`cluster-stop`), or the last
+   * member killed (`crash-last`), or every member killed at once (`crash-all`).
+   */
+  readonly clusterStop: (kind: StopKind) => Promise<void>;
   /** Prints a progress line. */
   readonly progress: () => Promise<void>;
   readonly log: (line: string) => void;
@@ -110,6 +122,8 @@ export class Scheduler {
       { length: stops },
       () => start + uniform(r, 0.15, 0.85) * (end - start),
     ).sort((a, b) => a - b);
+    // Their kinds from a stream apart: the schedule of the faults stays what it was.
+    const kinds = seededRandom(deriveSeed(o.seed, 'stop-kind'));
     let nextFault = start + uniform(r, 300, 1200);
     let nextTick = start;
     o.cluster.restarting = true;
@@ -132,7 +146,7 @@ export class Scheduler {
         // A cluster stop is calm: no trap springs while it runs. The traps armed stay armed: they
         // spring on the members that start after it (their resume has everything parked to resume).
         o.cluster.onState = undefined;
-        await o.clusterStop();
+        await o.clusterStop(stopKind(kinds));
         o.cluster.onState = (member, state) => this.#spring(member, state);
         nextFault = clock() + uniform(r, 300, 1200);
         continue;
@@ -253,6 +267,8 @@ export class Scheduler {
       case 'user-at-cluster-stop':
       case 'hostile-listeners':
       case 'cluster-stop':
+      case 'crash-last':
+      case 'crash-all':
         // Scheduled apart (run.ts, cluster.ts): never drawn.
         break;
     }

@@ -6,7 +6,8 @@
  *   completes the pause after it). Only one with no claim, or a live claim short of its last step (the
  *   demo engine's own races with a pause, finding 4 of docs/reliability.md, stay out of the run).
  * - **Resume** a paused or pausing workflow, whether the user paused it or a shutdown parked it: its
- *   status goes back to `running`, and the store's trigger drops the park mark (the contract: a mark
+ *   status goes back to `running` (with no owner when no step is in flight: runnable, whoever held it
+ *   before), and the store's trigger drops the park mark (the contract: a mark
  *   belongs to the pause that made it). Then, often, **pause it again**: the library must never resume
  *   that pause, mark or no mark.
  * - **Pause a parked workflow**: the status does not change (it is paused already), so the host's pause
@@ -143,9 +144,15 @@ function sqliteUser(db: SqliteHostDb): UserSql {
         const r = row(id);
         if (r === undefined) return 'unknown';
         if (!PAUSED.has(r.status)) return `it is ${r.status}`;
+        // The host's resume makes it runnable: no step in flight (a lapsed lease), no owner.
         database
-          .prepare('UPDATE workflows SET status = ?, updated_at = ? WHERE id = ?')
-          .run(STATUS.running, at, id);
+          .prepare(
+            `UPDATE workflows SET status = ?, updated_at = ?,
+               owner = CASE WHEN coalesce(lease_until, 0) < ? THEN NULL ELSE owner END,
+               lease_until = CASE WHEN coalesce(lease_until, 0) < ? THEN NULL ELSE lease_until END
+             WHERE id = ?`,
+          )
+          .run(STATUS.running, at, at, at, id);
         database.prepare('DELETE FROM user_pauses WHERE workflow_id = ?').run(id);
         return { step: r.step, from: r.status, statusSeq: statusSeq(id), userPaused: r.userPaused !== 0 };
       }),
@@ -229,7 +236,14 @@ function postgresUser(db: PostgresHostDb, schema: string): UserSql {
         const r = await row(client, id);
         if (r === undefined) return 'unknown';
         if (!PAUSED.has(r.status)) return `it is ${r.status}`;
-        await setStatus(client, id, STATUS.running, at);
+        // The host's resume makes it runnable: no step in flight (a lapsed lease), no owner.
+        await client.query(
+          `UPDATE ${s}.workflows SET status = $1, updated_at = $2,
+             owner = CASE WHEN coalesce(lease_until, 0) < $2 THEN NULL ELSE owner END,
+             lease_until = CASE WHEN coalesce(lease_until, 0) < $2 THEN NULL ELSE lease_until END
+           WHERE id = $3`,
+          [STATUS.running, at, id],
+        );
         await client.query(`DELETE FROM ${s}.user_pauses WHERE workflow_id = $1`, [id]);
         return {
           step: r.step,
