@@ -10,10 +10,10 @@ import { DrainTimeoutError, LockLostError, LockTimeoutError, StaleTokenError } f
 import { call, leaseLostReason, lost, remaining, retrying, timedAcquire } from './internal/calls.js';
 import { now } from './internal/time.js';
 import { livePeers } from './members.js';
-import { canRecover } from './recovery.js';
+import { canRecover, LEAVING } from './recovery.js';
 import type { CompiledOptions } from './options.js';
 import type { HandOffDecision, HandOffResult, ParkProgress, PhaseName, Recorder } from './report.js';
-import type { Fence, GenerationEnd, WorkflowStore } from './workflow-store.js';
+import type { Fence, WorkflowStore } from './workflow-store.js';
 
 const log = createDebug('graceful-drain:hand-off');
 
@@ -73,6 +73,7 @@ export async function handOffAtShutdown(ctx: ShutdownContext): Promise<HandOffRe
 
   const membership = ctx.membership;
   if (membership !== undefined) {
+    await markLeaving(ctx, membership, now() + remaining(budgetEnd) / 8);
     // A failed leave is recorded; the members list still decides (this member filters itself out). A
     // quarter of what is left at most, so a hung leave cannot starve the lock and the park.
     const end = now() + remaining(budgetEnd) / 4;
@@ -112,7 +113,7 @@ export async function handOffAtShutdown(ctx: ShutdownContext): Promise<HandOffRe
       else if (last === 'lease-lost') return noHandOff('lease-lost', token);
       else if (typeof last === 'string') return noHandOff('aborted', token);
       else if (last.value.length > 0) {
-        await leaveGeneration(ctx, held, token, 'none', last.value);
+        await markGeneration(ctx, held, token, 'none', last.value);
         return { ...noHandOff('peers-remain', token), lastMember: false };
       }
     }
@@ -125,10 +126,10 @@ export async function handOffAtShutdown(ctx: ShutdownContext): Promise<HandOffRe
     }
     // Parking stops short of the budget's end so that releasing the lock still has time.
     const parkEnd = budgetEnd - Math.min(1_000, remaining(budgetEnd) / 10);
+    // Unreachable, other members may be alive: the record is left as the deregistration wrote it.
+    if (!unreachable) await markGeneration(ctx, lease, token, 'dirty');
     const { parked, stillPausing, stopped, settled } = await park(ctx, lease, token, parkEnd);
-    // Unreachable, other members may be alive: only this member's entry is removed.
-    const complete = stopped === undefined && settled;
-    await leaveGeneration(ctx, lease, token, complete ? (unreachable ? 'none' : 'clean') : 'dirty');
+    if (!unreachable && stopped === undefined && settled) await markGeneration(ctx, lease, token, 'clean');
     return {
       lastMember: unreachable ? undefined : true,
       handOff: stopped ?? (unreachable ? 'unreachable-parked' : 'parked'),
@@ -168,42 +169,65 @@ async function remainingPeers(ctx: ShutdownContext, lease: Lease): Promise<reado
 }
 
 /**
- * Records how this member leaves the generation (see docs/protocol.md, "After a crash"): `none` when peers
- * remain; `clean` after a complete park, removing every registered member (none is alive); `dirty` after
- * a park cut short, and when the peers that remain are all still in their start gate (none registered):
- * this member was the last one running, and the first of them through the gate recovers what it leaves
- * running (were that peer to die before registering, the workflows would be stranded with the record
- * closed). Under the lease, fenced; a write the fence rejects leaves this member registered, so the next
- * lonely start takes it for dead and finishes the job.
+ * Before leaving the group, this member re-registers as leaving (its incarnation with {@link LEAVING}
+ * appended): its drain is over, it drives nothing, so a start gate never takes it for a crashed member
+ * (which would count towards `maxRecoveries`); yet if it dies before its hand-off ends, the next lonely
+ * start still recovers what it left running. Unfenced: no lock is held yet.
  */
-async function leaveGeneration(
+async function markLeaving(ctx: ShutdownContext, membership: Membership, end: number): Promise<void> {
+  const { store, options, record, signal } = ctx;
+  if (!canRecover(store)) return;
+  const startedAt = now();
+  const self = { memberId: options.memberId, incarnation: membership.incarnation + LEAVING };
+  const fence: Fence = { memberId: options.memberId, token: undefined };
+  try {
+    await call((s) => store.enterGeneration(options.group, self, fence, { signal: s }), {
+      end,
+      onTimeout: budgetError('marking this member as leaving'),
+      stop: signal,
+    });
+    record.phase('generation', startedAt, 'ok');
+  } catch (error) {
+    record.error('generation', error);
+    record.phase('generation', startedAt, signal.aborted ? 'forced' : 'error');
+  }
+}
+
+/**
+ * Under the lease, fenced, as the last member: `dirty` before it parks (a crash mid-park leaves the record
+ * dirty); `clean` once the park completed, removing the registered members that are not alive (its park
+ * covered their workflows). A write the fence rejects changes nothing: the next lonely start finishes.
+ */
+async function markGeneration(
   ctx: ShutdownContext,
   lease: Lease | undefined,
   token: bigint | undefined,
-  end: GenerationEnd,
+  end: 'none' | 'dirty' | 'clean',
   peers: readonly MemberInfo[] = [],
 ): Promise<void> {
   const { store, options, record, signal, budgetEnd } = ctx;
   if (!canRecover(store) || (lease !== undefined && lost(lease))) return;
   const startedAt = now();
   const fence: Fence = { memberId: options.memberId, token };
-  const bound = { end: budgetEnd, onTimeout: budgetError('leaving the generation'), stop: signal };
+  const bound = { end: budgetEnd, onTimeout: budgetError('recording the generation'), stop: signal };
   try {
     const ids = [options.memberId];
-    if (peers.length > 0) {
+    if (end !== 'dirty') {
       const seen = await call((s) => store.readGeneration(options.group, { signal: s }), bound);
-      const registered = (p: MemberInfo) => seen.members.some((m) => m.memberId === p.memberId);
-      if (!peers.some((p) => p.memberId !== options.memberId && registered(p))) {
+      const runner = (p: MemberInfo) =>
+        seen.members.some((m) => m.memberId === p.memberId && !m.incarnation.endsWith(LEAVING));
+      if (end === 'none' && !peers.some(runner)) {
+        // Every remaining peer is still in its start gate: if it dies before it registers, the record
+        // must still say that workflows may be left running.
         log('no remaining peer is registered yet: leaving the generation dirty for their start gate');
         end = 'dirty';
-      }
-    } else if (end === 'clean') {
-      // The dead ones only: a member that joined since the members check may have registered already.
-      const seen = await call((s) => store.readGeneration(options.group, { signal: s }), bound);
-      const live = await call((s) => ctx.coordinator.members(options.group, { signal: s }), bound);
-      for (const m of seen.members) {
-        const alive = live.some((l) => l.memberId === m.memberId && l.incarnation === m.incarnation);
-        if (m.memberId !== options.memberId && !alive) ids.push(m.memberId);
+      } else if (end === 'clean') {
+        // The dead ones only: a member that joined since the members check may have registered already.
+        const live = await call((s) => ctx.coordinator.members(options.group, { signal: s }), bound);
+        for (const m of seen.members) {
+          if (!live.some((l) => l.memberId === m.memberId && l.incarnation === m.incarnation))
+            ids.push(m.memberId);
+        }
       }
     }
     await call((s) => store.leaveGeneration(options.group, ids, end, fence, { signal: s }), bound);

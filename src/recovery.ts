@@ -41,6 +41,11 @@ interface GateContext {
   readonly signal: AbortSignal;
 }
 
+/** Appended to its incarnation by a member that stops, before it leaves the group (see hand-off.ts). */
+export const LEAVING = ':leaving';
+
+const isLeaving = (m: GenerationMember): boolean => m.incarnation.endsWith(LEAVING);
+
 const same = (a: GenerationMember, b: { memberId: string; incarnation: string }): boolean =>
   a.memberId === b.memberId && a.incarnation === b.incarnation;
 
@@ -96,46 +101,60 @@ export async function recoverAtStart(ctx: GateContext): Promise<RecoveryReport> 
         signal: stop,
         what: 'recovery',
       });
-      dead = record.members.filter((m) => !same(m, self) && !peers.some((l) => same(m, l)));
-      const liveRunners = peers.filter((l) => record.members.some((m) => m.memberId === l.memberId));
-      if (dead.length === 0 && !record.dirty) {
+      // A member that stops re-registers as leaving before it leaves the group: it drives nothing any
+      // more, so it is never taken for a crashed one; but what it leaves running still needs a member.
+      const stopping = record.members.filter((m) => isLeaving(m) && !same(m, self));
+      dead = record.members.filter((m) => !isLeaving(m) && !same(m, self) && !peers.some((l) => same(m, l)));
+      const runners = record.members.filter((m) => !isLeaving(m));
+      const liveRunners = peers.filter((l) => runners.some((m) => m.memberId === l.memberId));
+      if (dead.length === 0 && !record.dirty && stopping.length === 0) {
         reason = 'none';
       } else if (liveRunners.length > 0) {
-        reason = 'live-peers';
-        complete = false;
+        // Live members run the group: a stopping one is their business; a crashed one is reported.
+        if (dead.length > 0) {
+          reason = 'live-peers';
+          complete = false;
+        }
         log(
-          'dead members %o, but live peers remain: %o',
-          dead,
+          'live peers remain (%o); dead: %o',
           liveRunners.map((l) => l.memberId),
+          dead,
         );
       } else {
         reason = dead.length > 0 ? 'crash' : 'incomplete-park';
         log('generation %d ended badly (%s): recovering by %s', generation, reason, policy);
         const mode = policy === 'hook' ? 'count' : 'park';
+        // Only a crash counts towards maxRecoveries: a park cut short is not the workflows' doing (a
+        // member that stops deregisters before it leaves the group, so it is never taken for dead).
+        const counted = reason === 'crash';
         let cursor: string | undefined;
-        // Paged like the park; `recover` skips what is no longer running, so a page that shifts under
-        // the cursor is caught by the next start at worst, never handed back twice.
+        // Paged like the park; `recover` and `park` skip what is no longer running, so a page that shifts
+        // under the cursor is caught by the next start at worst, never handed back twice.
         do {
           const page = await step('listing active workflows', (s) =>
             store.listActive({ limit: options.batchSize, cursor, signal: s }),
           );
           found += page.items.length;
           if (page.items.length > 0 && policy !== 'report') {
-            const results = await step('recovering', (s) =>
-              store.recover(page.items, fence, { mode, maxRecoveries, signal: s }),
-            );
-            const counted: string[] = [];
+            const results: readonly { id: string; outcome: string }[] = !counted
+              ? mode === 'park'
+                ? await step('parking', (s) => store.park(page.items, fence, { signal: s }))
+                : page.items.map((id) => ({ id, outcome: 'counted' }))
+              : await step('recovering', (s) =>
+                  store.recover(page.items, fence, { mode, maxRecoveries, signal: s }),
+                );
+            const handed: string[] = [];
             for (const r of results) {
               if (r.outcome === 'skipped') skipped++;
               else if (r.outcome === 'failed') failed++;
               else {
                 recovered++;
-                if (r.outcome === 'counted') counted.push(r.id);
+                if (r.outcome === 'counted') handed.push(r.id);
               }
             }
-            if (counted.length > 0 && typeof recovery === 'function') {
+            if (handed.length > 0 && typeof recovery === 'function') {
               await step('running the recovery hook', (s) =>
-                recovery(counted, { signal: s, generation: record.generation }),
+                recovery(handed, { signal: s, generation: record.generation }),
               );
             }
           }
@@ -145,7 +164,7 @@ export async function recoverAtStart(ctx: GateContext): Promise<RecoveryReport> 
           // 'clean' would reset the recovery counts, and a workflow that crashes every member that runs
           // it would never reach maxRecoveries: only a dirty record is ended that way.
           const close = record.dirty ? 'clean' : 'none';
-          const deadIds = dead.map((m) => m.memberId);
+          const deadIds = [...dead, ...stopping].map((m) => m.memberId);
           await step('closing the generation', (s) =>
             store.leaveGeneration(group, deadIds, close, fence, { signal: s }),
           );

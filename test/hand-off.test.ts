@@ -59,7 +59,15 @@ describe('DrainController hand-off: last member parks, next start resumes', () =
 
     const first = await a.shutdown();
     expect(first).toMatchObject({ handOff: 'peers-remain', lastMember: false, parked: 0 });
-    expect(first.phases.map((p) => p.name)).toEqual(['drain', 'leave', 'lock', 'members', 'generation', 'release']);
+    expect(first.phases.map((p) => p.name)).toEqual([
+      'drain',
+      'generation',
+      'leave',
+      'lock',
+      'members',
+      'generation',
+      'release',
+    ]);
     expect(store.get('r1')).toMatchObject({ status: 'running', parked: false });
 
     const parks: unknown[] = [];
@@ -73,7 +81,17 @@ describe('DrainController hand-off: last member parks, next start resumes', () =
       errors: [],
     });
     expect(typeof last.token).toBe('bigint');
-    expect(last.phases.map((p) => p.name)).toEqual(['drain', 'leave', 'lock', 'members', 'park', 'generation', 'release']);
+    expect(last.phases.map((p) => p.name)).toEqual([
+      'drain',
+      'generation',
+      'leave',
+      'lock',
+      'members',
+      'generation',
+      'park',
+      'generation',
+      'release',
+    ]);
     expect(parks).toHaveLength(1);
     for (const id of ['r1', 'r2', 'r3', 'r4'])
       expect(store.get(id)).toMatchObject({ status: 'paused', parked: true });
