@@ -50,7 +50,9 @@ async function run(context: SuiteContext): Promise<SuiteBody> {
       throw new Error(`the recovery did not finish: ${JSON.stringify(report ?? null)}`);
     }
     // A peer stays, so this controller's shutdown parks nothing.
-    const peer = await new MemoryCoordinator({ backend: coordination }).join(group, 'peer', { ttlMs: 60_000 });
+    const peer = await new MemoryCoordinator({ backend: coordination }).join(group, 'peer', {
+      ttlMs: 60_000,
+    });
     await drain.shutdown();
     await peer.leave();
     await Promise.all(coordinators.splice(0).map((c) => c.close()));
