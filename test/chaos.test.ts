@@ -653,6 +653,7 @@ describe('the fault list', () => {
 interface ChaosJson {
   readonly ok: boolean;
   readonly faultCount: number;
+  readonly faults: Readonly<Record<string, number>>;
   readonly checks: readonly { readonly name: string; readonly ok: boolean }[];
   readonly created: { readonly pgSchema: string | null; readonly redisKeyPrefix: string | null };
   readonly pids: readonly number[];
@@ -709,6 +710,8 @@ describe('npm run chaos', () => {
       expect(code, stdout.slice(-3000)).toBe(0);
       expect(json.ok).toBe(true);
       expect(json.faultCount).toBeGreaterThan(0);
+      // The calm phase begins with a crash stop: every run recovers from one.
+      expect((json.faults['crash-last'] ?? 0) + (json.faults['crash-all'] ?? 0)).toBeGreaterThan(0);
       expect(json.pids.length).toBeGreaterThanOrEqual(3);
       expect(json.pids.filter(alive)).toEqual([]);
       if (json.created.pgSchema !== null) {
