@@ -19,13 +19,13 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type BackendName, openCoordinator } from '../../harness/backend.js';
-import { type HostSnapshot, ownerWorker } from '../../harness/host-db.js';
-import type { MemberProcess } from '../../harness/member.js';
+import type { BackendName } from '../../harness/backend.js';
+import type { HostSnapshot } from '../../harness/host-db.js';
 import { killAllChildren } from '../../harness/process.js';
 import { deriveSeed, seededRandom } from '../../harness/random.js';
 import { runChecks, type CheckResult } from '../checking/checker.js';
 import { ChaosCluster, CONCURRENCY } from './cluster.js';
+import { crashStop } from './crash-stop.js';
 import { TIMINGS } from '../faults.js';
 import { clock, type HarnessEvent, historyFile, type Phase, readHistory, type Recorder } from '../history.js';
 import { Faults, HOSTILE_SHARE } from './inject.js';
@@ -309,123 +309,32 @@ export class ChaosRun {
     }
   }
 
-  /**
-   * A crash stop: every member but one stops gracefully and the last is killed mid-run (`crash-last`),
-   * or every member is killed at once (`crash-all`). What the killed members held is stranded: running,
-   * held by nobody alive. Once they are out of the group, 3 in 4 a user pauses a running workflow (the
-   * recovery must skip it), and new members start; once they are all ready (their start gates done),
-   * the running workflows held by a member that is not alive are recorded (none, if the start
-   * recovered them).
-   */
+  /** A crash stop (crash-stop.ts), `restart` as in {@link #quiesce}. */
   async #crashStop(
     kind: 'crash-last' | 'crash-all',
     label: string,
     restart: boolean,
     signal: AbortSignal,
   ): Promise<void> {
-    const cluster = this.#cluster as ChaosCluster;
-    const faults = this.#faults as Faults;
-    const r = this.#crashRandom;
-    const wasRestarting = cluster.restarting;
-    await this.#quiesce(
+    await crashStop(
+      {
+        cluster: this.#cluster as ChaosCluster,
+        faults: this.#faults as Faults,
+        db: this.#db,
+        user: this.#user as SimulatedUser,
+        workload: this.#workload as Workload,
+        config: this.servers.config,
+        group: this.group,
+        record: this.record,
+        log: (line) => this.log(line),
+        random: this.#crashRandom,
+        quiesce: (what) => this.#quiesce(label, what, restart, signal),
+        startAll: (what) => this.#startAll(what),
+      },
+      kind,
       label,
-      kind === 'crash-last'
-        ? 'every member but one stops gracefully, then the last one is killed'
-        : 'every member is killed at once',
-      restart,
       signal,
     );
-    await (this.#workload as Workload).topUp();
-    if (cluster.live().length === 0) await this.#startAll(`the members before the ${kind}`);
-    const live = cluster.live();
-    let killed: MemberProcess[] = live;
-    if (kind === 'crash-last') {
-      const last = live[Math.floor(r() * live.length)] as MemberProcess;
-      const others = live.filter((m) => m !== last);
-      killed = [last];
-      faults.begin(
-        kind,
-        { members: live },
-        0,
-        `${others.length} stopped gracefully, then ${last.memberId} killed`,
-      );
-      for (const m of others) faults.signal(m, 'SIGTERM');
-      await Promise.race([
-        Promise.all(others.map((m) => m.exited)),
-        sleep(TIMINGS.shutdownTimeoutMs + TIMINGS.closeTimeoutMs + 3000, signal),
-      ]);
-      for (const m of others) if (m.alive) faults.signal(m, 'SIGKILL');
-      await Promise.all(others.map((m) => m.exited));
-    } else faults.begin(kind, { members: live }, 0, `${live.length} members killed at once`);
-    // Mid-run: the last one has taken up what the others gave back, its steps in flight.
-    await sleep(TIMINGS.stepMs * (1 + 2 * r()), signal);
-    for (const m of killed) faults.signal(m, 'SIGKILL');
-    await Promise.all(killed.map((m) => m.exited));
-    const killedAt = clock();
-    const dead = new Set(killed.map((m) => m.memberId));
-    const stranded = (await this.#db.held()).filter((w) => dead.has(ownerWorker(w.owner) ?? ''));
-    this.record({ type: 'crash-stop', kind, killed: [...dead], stranded: stranded.map((w) => w.id) });
-    this.log(
-      `${label}: ${[...dead].join(', ')} killed; ${stranded.length} workflows stranded (running, held by the dead)` +
-        `${
-          stranded.length === 0
-            ? ''
-            : `: ${stranded
-                .slice(0, 6)
-                .map((w) => w.id)
-                .join(', ')}`
-        }`,
-    );
-    // Out of the group: a start that still saw them alive would recover nothing.
-    await this.#waitGroupEmpty(signal);
-    const leftAfterMs = clock() - killedAt;
-    if (!signal.aborted && r() < 0.75) {
-      const what = await (this.#user as SimulatedUser)
-        .act('user-pause')
-        .catch((error: unknown) => this.log(`(user: ${(error as Error).message})`));
-      if (typeof what === 'string') {
-        faults.begin('user-pause', {}, 0, what);
-        this.log(`${label}: a user ${what}`);
-      }
-    }
-    if (signal.aborted) return;
-    const hostile = cluster.hostileShare;
-    cluster.hostileShare = 0;
-    try {
-      await this.#startAll(`the members after the ${kind}`);
-    } finally {
-      cluster.hostileShare = hostile;
-    }
-    const alive = new Set(cluster.live().map((m) => m.memberId));
-    const left = (await this.#db.held()).filter((w) => !alive.has(ownerWorker(w.owner) ?? ''));
-    this.record({
-      type: 'crash-settled',
-      kind,
-      members: [...alive],
-      stranded: left.map((w) => ({ id: w.id, owner: w.owner ?? '' })),
-      leftAfterMs,
-    });
-    this.log(
-      `${label}: the new members are ready (the dead left the group ${(leftAfterMs / 1000).toFixed(1)} s after the kill); ` +
-        `${left.length === 0 ? 'nothing is left stranded' : `${left.length} workflows still stranded: ${left.map((w) => w.id).join(', ')}`}`,
-    );
-    cluster.restarting = wasRestarting;
-  }
-
-  /** Waits until nobody is left in the group (the killed members' memberships lapsed), within 3 TTLs. */
-  async #waitGroupEmpty(signal: AbortSignal): Promise<void> {
-    const coordinator = await openCoordinator(this.servers.config);
-    try {
-      const until = clock() + 3 * TIMINGS.memberTtlMs + 2000;
-      while (!signal.aborted && clock() < until) {
-        const members = await coordinator.members(this.group).catch(() => undefined);
-        if (members?.length === 0) return;
-        await sleep(100, signal);
-      }
-      this.log('(the killed members were still in the group 3 TTLs after the kill)');
-    } finally {
-      await coordinator.close();
-    }
   }
 
   async #calm(signal: AbortSignal): Promise<void> {
