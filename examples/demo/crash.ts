@@ -5,8 +5,8 @@
  *
  * With `--recovery report` the workers only report the crash: the run shows the workflows it strands.
  */
-import { type Check, check, hostChecks, MAX_PROBLEMS } from '../../harness/host-checks.js';
-import { type HostSnapshot, STATUS, type WorkflowRow } from '../../harness/host-db.js';
+import { type Check, check, hostChecks } from '../../harness/host-checks.js';
+import { type HostSnapshot, ownerWorker, STATUS, type WorkflowRow } from '../../harness/host-db.js';
 import { openCoordinator } from '../../harness/backend.js';
 import { checkCleanShutdowns, checkHandOffs } from './checks.js';
 import type { WorkerProcess } from './cluster.js';
@@ -18,13 +18,6 @@ const HELD = 4;
 
 /** Short TTLs: a killed worker leaves the group within a second and a half. */
 const TIMINGS = Object.freeze({ memberTtlMs: 1500, lockTtlMs: 1500, claimTtlMs: 1500 });
-
-/** The worker an owner (`<worker id>#<n>`) belongs to. */
-export function ownerWorker(owner: string | null): string | undefined {
-  if (owner === null) return undefined;
-  const hash = owner.lastIndexOf('#');
-  return hash === -1 ? owner : owner.slice(0, hash);
-}
 
 /** The rolling stop, then SIGKILL to the last worker; the next start recovers (or only reports). */
 export class CrashScenario extends Scenario {
@@ -345,10 +338,9 @@ export function checkStranded(
   }
   const extra = parkedLeft.filter((p) => !stranded.some((w) => w.id === p.id));
   if (extra.length > 0) problems.push(`marks left on others: ${ids(extra)}`);
-  const shown = problems.slice(0, MAX_PROBLEMS + 1);
   return check(
     'without recovery the crash strands them',
-    shown,
+    problems,
     `${stranded.length} workflows (${ids(stranded)}) held by the dead worker: ${
       reporter?.memberId ?? 'the next start'
     } found ${reporter?.recovery?.found ?? '?'} running and recovered none (policy report); no step of them ran while every other workflow ` +
