@@ -30,6 +30,11 @@ export interface PeersQuery {
   readonly signal: AbortSignal;
   /** What the caller is doing, for the timeout's message. */
   readonly what: string;
+  /**
+   * Which members can keep the caller from acting (all, when omitted): only these are waited out, and a
+   * fresh member outside them (a peer still starting, say) does not stop the wait for a dying one.
+   */
+  readonly matters?: ((member: MemberInfo) => boolean) | undefined;
 }
 
 /**
@@ -48,9 +53,10 @@ export async function livePeers(q: PeersQuery): Promise<readonly MemberInfo[]> {
     const others = members.filter(
       (m) => !(m.memberId === options.memberId && m.incarnation === q.incarnation),
     );
-    if (others.length === 0 || others.some((m) => !nearExpiry(m, options.memberTtlMs))) return others;
-    const wait = Math.max(...others.map((m) => m.expiresInMs ?? 0)) + 10;
-    const ids = others.map((m) => m.memberId);
+    const relevant = q.matters === undefined ? others : others.filter(q.matters);
+    if (relevant.length === 0 || relevant.some((m) => !nearExpiry(m, options.memberTtlMs))) return others;
+    const wait = Math.max(...relevant.map((m) => m.expiresInMs ?? 0)) + 10;
+    const ids = relevant.map((m) => m.memberId);
     if (now() + wait > q.end - remaining(q.end) / 2) {
       log('near-expiry peers cannot be waited out within the budget: %o', ids);
       return others;

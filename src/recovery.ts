@@ -100,6 +100,9 @@ export async function recoverAtStart(ctx: GateContext): Promise<RecoveryReport> 
         end,
         signal: stop,
         what: 'recovery',
+        // Only a registered runner can block recovery: a peer still in its start gate must not keep the
+        // gate from waiting out a member that just died.
+        matters: (m) => record.members.some((r) => r.memberId === m.memberId && !isLeaving(r)),
       });
       // A member that stops re-registers as leaving before it leaves the group: it drives nothing any
       // more, so it is never taken for a crashed one; but what it leaves running still needs a member.

@@ -284,6 +284,26 @@ describe('DrainController crash recovery: the start gate', () => {
     expect(await registered()).toEqual(['m2', 'm3']);
   });
 
+  it('two members starting at once right after a crash: the gate waits out the dying member, whatever the fresh peer', async () => {
+    const { store, running, member, registered } = cluster();
+    seed(store);
+    const a = await running();
+    a.crash();
+    // Its heartbeats stopped: near expiry, not gone yet, when the two start.
+    await vi.advanceTimersByTimeAsync(TTL / 2 + 50);
+    const [b, c] = [member(), member()];
+    const starts = Promise.all([b.drain.start(), c.drain.start()]);
+    await vi.advanceTimersByTimeAsync(TTL);
+    await starts;
+    const reports = await Promise.all([b, c].map(async (m) => (await m.drain.whenResumed())?.recovery));
+    expect(reports.map((r) => r?.reason).sort()).toEqual(['crash', 'none']);
+    for (const id of RUNNING) {
+      expect(counts(store, id)).toEqual({ recoveries: 1, parks: 1, resumes: 1 });
+      expect(store.get(id)).toMatchObject({ status: 'running', parked: false });
+    }
+    expect(await registered()).toEqual(['m2', 'm3']);
+  });
+
   it('live registered peers block recovery: reason live-peers, a warning, nothing touched', async () => {
     const { store, running, crash, registered } = cluster();
     seed(store);
