@@ -75,12 +75,6 @@ export function recoveryTables(schema: string) {
 const INPUT = `input AS (
     SELECT u.id, min(u.ord) AS ord FROM unnest($1::text[]) WITH ORDINALITY AS u(id, ord) GROUP BY u.id)`;
 
-/**
- * In `recover`: the spent ids as one array, so that their counts and marks are deleted by primary key
- * (a join could scan the store's rows, the statistics lagging while a recovery adds them).
- */
-const SPENT = 'ANY(ARRAY(SELECT workflow_id FROM seen WHERE spent))';
-
 /** The statements of one store. */
 export type StoreSql = ReturnType<typeof storeSql>;
 
@@ -202,14 +196,16 @@ export function storeSql(
      * $7 has a failed status (boolean), $8 failed status, $9 member, $10 token. Rows: `ord` and `spent` of
      * each running workflow, locked (a repeat of one once): a spent one (recovered $4 times) moves to $8,
      * its count and mark dropped; the others are counted, and with $5 set to $6 and marked as park() does.
-     * Counts are read by primary key, one subquery per row: the same plan however stale the statistics.
+     * Every row is reached by primary key, however stale the statistics (the recovery itself makes them
+     * so): the host's from an array the planner cannot size, the counts one subquery per row, and the
+     * spent ones' counts and marks joined from `seen`, which the planner takes for a few rows at most.
      */
     recover: (byType: boolean) => `
       WITH ${INPUT},
       hit AS (
         SELECT t.${ID}::text COLLATE "C" AS workflow_id, i.ord
         FROM input i JOIN ${T} t ON ${matchId(byType, 'i.id')}
-        WHERE t.${ST} = $2
+        WHERE (t.${ST} = $2) IS TRUE${byType ? ` AND t.${ID} = ANY(ARRAY(SELECT ${asId('x.id')} FROM input x))` : ''}
         FOR NO KEY UPDATE OF t),
       seen AS (
         SELECT DISTINCT ON (h.workflow_id) h.workflow_id, h.ord,
@@ -217,22 +213,25 @@ export function storeSql(
             >= $4::bigint AS spent
         FROM hit h ORDER BY h.workflow_id, h.ord),
       failed AS (
-        UPDATE ${T} AS t SET ${ST} = $8 FROM seen s
-        WHERE $7::boolean AND s.spent AND t.${ID} = ${asId('s.workflow_id')}),
+        UPDATE ${T} AS t SET ${ST} = $8
+        WHERE $7::boolean AND t.${ID} = ANY(ARRAY(SELECT ${asId('s.workflow_id')} FROM seen s WHERE s.spent))),
       paused AS (
-        UPDATE ${T} AS t SET ${ST} = $6 FROM seen s
-        WHERE $5::boolean AND NOT s.spent AND t.${ID} = ${asId('s.workflow_id')}),
+        UPDATE ${T} AS t SET ${ST} = $6
+        WHERE $5::boolean AND t.${ID} = ANY(ARRAY(SELECT ${asId('s.workflow_id')} FROM seen s WHERE NOT s.spent))),
       counted AS (
         INSERT INTO ${R} AS r (store_key, workflow_id, count)
         SELECT $3, workflow_id, 1 FROM seen WHERE NOT spent
         ON CONFLICT (store_key, workflow_id) DO UPDATE SET count = r.count + 1),
-      uncounted AS (DELETE FROM ${R} r WHERE r.store_key = $3 AND r.workflow_id = ${SPENT}),
+      uncounted AS (
+        DELETE FROM ${R} r USING seen s WHERE s.spent AND r.store_key = $3 AND r.workflow_id = s.workflow_id),
       marked AS (
         INSERT INTO ${S}.parked (store_key, workflow_id, member_id, token)
         SELECT $3, workflow_id, $9, $10::bigint FROM seen WHERE $5::boolean AND NOT spent
         ON CONFLICT (store_key, workflow_id) DO UPDATE
           SET member_id = EXCLUDED.member_id, token = EXCLUDED.token, parked_at = now()),
-      unmarked AS (DELETE FROM ${S}.parked p WHERE p.store_key = $3 AND p.workflow_id = ${SPENT})
+      unmarked AS (
+        DELETE FROM ${S}.parked p USING seen s
+        WHERE s.spent AND p.store_key = $3 AND p.workflow_id = s.workflow_id)
       SELECT ord, spent FROM seen`,
   };
 }
