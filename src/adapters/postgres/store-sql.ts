@@ -8,6 +8,7 @@
 import { ConfigurationError } from '../../errors.js';
 import { checkTableName, siblingTable } from '../../internal/sql-names.js';
 import { describeValue } from '../../validate.js';
+import { UNPARKING } from './mark-trigger.js';
 import type { HostTable } from './options.js';
 
 /** Runs one statement, resolving with its rows. */
@@ -108,11 +109,14 @@ export function storeSql(
         WHERE store_key = $1${withCursor ? ' AND workflow_id > ($3 COLLATE "C")' : ''}
         ORDER BY workflow_id LIMIT $2) p
       ORDER BY p.workflow_id`,
-    /** $1 store key, $2 token. Rows: `token`, the highest now recorded; the row stays locked to the end. */
-    fence: `
+    /**
+     * $1 store key, $2 token. Rows: `token`, the highest now recorded; the row stays locked to the end.
+     * `unparking`: also sets the flag the mark trigger skips the transaction's rows by, in the same trip.
+     */
+    fence: (unparking: boolean) => `
       INSERT INTO ${S}.store_fences AS f (store_key, token) VALUES ($1, $2::bigint)
       ON CONFLICT (store_key) DO UPDATE SET token = GREATEST(f.token, EXCLUDED.token)
-      RETURNING f.token::text AS token`,
+      RETURNING f.token::text AS token${unparking ? `, set_config('${UNPARKING}', 'on', true)` : ''}`,
     /** $1 ids, $2 new status, $3 running, $4 store key, $5 member, $6 token. Rows: `ord` of the parked. */
     park: (byType: boolean) => `
       WITH ${INPUT},

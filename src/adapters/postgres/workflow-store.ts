@@ -150,8 +150,7 @@ export class PostgresWorkflowStore implements WorkflowStore {
     checkFence(fence);
     const { running, pausing, paused } = this.#o.statuses;
     return this.#write('unpark()', options, ids, 'resumed', undefined, async (q, prepared) => {
-      await this.#checkFence(q, prepared, fence);
-      if (this.#o.markTrigger !== 'off') await q.query(`SELECT set_config('${UNPARKING}', 'on', true)`);
+      await this.#checkFence(q, prepared, fence, this.#o.markTrigger !== 'off');
       const values = [ids, prepared.storeKey, running, paused, pausing ?? null];
       const { rows } = await q.query(prepared.sql.unpark, values);
       // The position of each id's first occurrence: a repeat is skipped.
@@ -372,10 +371,19 @@ export class PostgresWorkflowStore implements WorkflowStore {
     debug('%s by %s (token %s)', where, fence.memberId, fence.token);
   }
 
-  /** Records the token as the store's high-water mark, or throws `StaleTokenError` (the caller rolls back). */
-  async #checkFence(q: PgQueryable, prepared: Prepared, fence: Fence): Promise<void> {
-    if (fence.token === undefined) return;
-    const { rows } = await q.query(prepared.sql.fence, [prepared.storeKey, fence.token.toString()]);
+  /**
+   * Records the token as the store's high-water mark, or throws `StaleTokenError` (the caller rolls back).
+   * `unparking`: sets the mark trigger's flag for the transaction too (without a token, on its own).
+   */
+  async #checkFence(q: PgQueryable, prepared: Prepared, fence: Fence, unparking = false): Promise<void> {
+    if (fence.token === undefined) {
+      if (unparking) await q.query(`SELECT set_config('${UNPARKING}', 'on', true)`);
+      return;
+    }
+    const { rows } = await q.query(prepared.sql.fence(unparking), [
+      prepared.storeKey,
+      fence.token.toString(),
+    ]);
     const highest = BigInt((rows[0] as { token: string }).token);
     if (highest > fence.token) throw new StaleTokenError(fence.token, highest);
   }
