@@ -94,8 +94,14 @@ export function storeSql(
   // Text as a value of the id column, in the column's collation: comparisons the column's index serves.
   const asId = (text: string): string =>
     `(${text})::${info.idType}${info.idCollation === undefined ? '' : ` COLLATE ${info.idCollation}`}`;
-  const matchId = (byType: boolean, text: string): string =>
-    byType ? `t.${ID} = ${asId(text)}` : `(t.${ID}::text COLLATE "C") = (${text} COLLATE "C")`;
+  // The rows `t` of the ids `i` of `input` whose status is `status`. By type, each is found by primary key
+  // whatever the statistics say (a bulk park or resume leaves them stale): from an array the planner
+  // cannot size, the status tested `IS TRUE`, which no status index serves. As text, by any plan.
+  const inputIn = (byType: boolean, status: string): string =>
+    byType
+      ? `t.${ID} = ${asId('i.id')} AND t.${ID} = ANY(ARRAY(SELECT ${asId('x.id')} FROM input x))
+          AND (t.${ST} = ${status}) IS TRUE`
+      : `(t.${ID}::text COLLATE "C") = (i.id COLLATE "C") AND t.${ST} = ${status}`;
   return {
     /** $1 running, $2 limit [, $3 cursor]. Rows: `id`. */
     listActive: (withCursor: boolean) => `
@@ -122,7 +128,7 @@ export function storeSql(
       WITH ${INPUT},
       paused AS (
         UPDATE ${T} AS t SET ${ST} = $2 FROM input i
-        WHERE ${matchId(byType, 'i.id')} AND t.${ST} = $3
+        WHERE ${inputIn(byType, '$3')}
         RETURNING t.${ID}::text AS workflow_id, i.ord),
       marked AS (
         INSERT INTO ${S}.parked (store_key, workflow_id, member_id, token)
@@ -208,8 +214,7 @@ export function storeSql(
       WITH ${INPUT},
       hit AS (
         SELECT t.${ID}::text COLLATE "C" AS workflow_id, i.ord
-        FROM input i JOIN ${T} t ON ${matchId(byType, 'i.id')}
-        WHERE (t.${ST} = $2) IS TRUE${byType ? ` AND t.${ID} = ANY(ARRAY(SELECT ${asId('x.id')} FROM input x))` : ''}
+        FROM input i JOIN ${T} t ON ${inputIn(byType, '$2')}
         FOR NO KEY UPDATE OF t),
       seen AS (
         SELECT DISTINCT ON (h.workflow_id) h.workflow_id, h.ord,
