@@ -137,25 +137,29 @@ export function storeSql(
           SET member_id = EXCLUDED.member_id, token = EXCLUDED.token, parked_at = now())
       SELECT ord FROM paused`,
     /**
-     * $1 ids, $2 store key, $3 running, $4 paused, $5 pausing. Rows: `workflow_id` of each mark whose
-     * workflow it resumed. Clears the marks of those and of those no longer paused or pausing. Planned
-     * alike whatever the statistics say (see docs/performance.md): the workflows are found by primary key
-     * from an array the planner cannot size, tested `IS TRUE` (which no status index serves); the status
-     * of a mark not resumed is read by id.
+     * $1 ids, $2 store key, $3 running, $4 paused, $5 pausing. Rows: `workflow_id` and `resumed` of the
+     * mark of each id (twice for an id given twice). Clears the marks of the resumed and of those no longer
+     * paused or pausing. Every row is reached by primary key whatever the statistics say (see "Why unpark
+     * was slow" in docs/performance.md): each mark by its id, the workflows and the marks to clear from
+     * arrays the planner cannot size, the status tested `IS TRUE` (no status index serves that), the
+     * status of a mark not resumed read by id.
      */
     unpark: `
       WITH marks AS (
-        SELECT p.workflow_id FROM ${S}.parked p WHERE p.store_key = $2 AND p.workflow_id = ANY($1::text[])),
+        SELECT m.workflow_id FROM unnest($1::text[]) AS u (id)
+        CROSS JOIN LATERAL (
+          SELECT p.workflow_id FROM ${S}.parked p WHERE p.store_key = $2 AND p.workflow_id = u.id LIMIT 1) AS m),
       resumed AS (
         UPDATE ${T} AS t SET ${ST} = $3
         WHERE t.${ID} = ANY(ARRAY(SELECT ${asId('m.workflow_id')} FROM marks m)) AND (t.${ST} = $4) IS TRUE
         RETURNING t.${ID} AS id),
       cleared AS (
-        DELETE FROM ${S}.parked p USING marks m
-        WHERE p.store_key = $2 AND p.workflow_id = m.workflow_id
-          AND (${asId('p.workflow_id')} IN (SELECT id FROM resumed)
-            OR ((SELECT t.${ST} FROM ${T} t WHERE t.${ID} = ${asId('p.workflow_id')}) IN ($4, $5)) IS NOT TRUE))
-      SELECT m.workflow_id FROM marks m WHERE ${asId('m.workflow_id')} IN (SELECT id FROM resumed)`,
+        DELETE FROM ${S}.parked p
+        WHERE p.store_key = $2 AND p.workflow_id = ANY(ARRAY(
+          SELECT m.workflow_id FROM marks m
+          WHERE ${asId('m.workflow_id')} IN (SELECT id FROM resumed)
+            OR ((SELECT t.${ST} FROM ${T} t WHERE t.${ID} = ${asId('m.workflow_id')}) IN ($4, $5)) IS NOT TRUE)))
+      SELECT m.workflow_id, ${asId('m.workflow_id')} IN (SELECT id FROM resumed) AS resumed FROM marks m`,
     /** $1 ids, $2 store key. Rows: `ord` of each dropped mark (ids taken to the column's text form). */
     notePaused: (byType: boolean) => `
       WITH ${INPUT},

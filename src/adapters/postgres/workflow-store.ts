@@ -152,11 +152,14 @@ export class PostgresWorkflowStore implements WorkflowStore {
     return this.#write('unpark()', options, ids, 'resumed', undefined, async (q, prepared) => {
       await this.#checkFence(q, prepared, fence, this.#o.markTrigger !== 'off');
       const values = [ids, prepared.storeKey, running, paused, pausing ?? null];
-      const { rows } = await q.query(prepared.sql.unpark, values);
+      const rows = (await q.query(prepared.sql.unpark, values)).rows as {
+        workflow_id: string;
+        resumed: boolean;
+      }[];
       // The position of each id's first occurrence: a repeat is skipped.
       const ord = new Map<string, number>();
       for (const [index, id] of ids.entries()) if (!ord.has(id)) ord.set(id, index + 1);
-      return (rows as { workflow_id: string }[]).map((row) => ({ ord: ord.get(row.workflow_id) as number }));
+      return rows.filter((row) => row.resumed).map((row) => ({ ord: ord.get(row.workflow_id) as number }));
     });
   }
 
