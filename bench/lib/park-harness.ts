@@ -88,7 +88,13 @@ export async function runParkSuite(
     const other = new MemoryCoordinator({ backend: coordination });
     coordinators.push(other);
     const peer = await other.join(group, 'peer', { ttlMs: 60_000 });
+    // Registered as running too: a peer that is not would look like one still starting, and the
+    // shutdown would leave the record dirty for it (the next start would then recover everything).
+    const self = { memberId: 'peer', incarnation: peer.incarnation };
+    const unfenced = { memberId: 'peer', token: undefined };
+    await backend.store.enterGeneration?.(group, self, unfenced);
     const report = await drain.shutdown();
+    await backend.store.leaveGeneration?.(group, ['peer'], 'none', unfenced);
     await peer.leave();
     await Promise.all(coordinators.splice(0).map((c) => c.close()));
     if (report.handOff !== 'peers-remain') throw new Error(`unexpected hand-off: ${report.handOff}`);

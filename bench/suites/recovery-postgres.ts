@@ -53,7 +53,9 @@ async function run(context: SuiteContext): Promise<SuiteBody> {
     const peer = await new MemoryCoordinator({ backend: coordination }).join(group, 'peer', {
       ttlMs: 60_000,
     });
+    await store.enterGeneration(group, { memberId: 'peer', incarnation: peer.incarnation }, unfenced);
     await drain.shutdown();
+    await store.leaveGeneration(group, ['peer'], 'none', unfenced);
     await peer.leave();
     await Promise.all(coordinators.splice(0).map((c) => c.close()));
     return ms;
