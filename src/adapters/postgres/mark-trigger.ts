@@ -8,12 +8,10 @@
 import { createHash } from 'node:crypto';
 import { advisoryKey, literal, quote } from '../../internal/sql-names.js';
 import type { HostTable } from './options.js';
-import type { TableInfo } from './store-sql.js';
+import { type TableInfo, UNPARKING } from './store-sql.js';
 
 /** Bumped whenever the DDL below changes, so that triggers made by an older release are replaced. */
 const DDL_VERSION = 1;
-/** Set by the store's unpark for its transaction: the update trigger skips the rows it resumes. */
-export const UNPARKING = 'graceful_drain.unparking';
 /** How long the install waits for the lock on the host's table before giving up (writers queue behind it). */
 const LOCK_TIMEOUT_MS = 2000;
 

@@ -8,8 +8,10 @@
 import { ConfigurationError } from '../../errors.js';
 import { checkTableName, siblingTable } from '../../internal/sql-names.js';
 import { describeValue } from '../../validate.js';
-import { UNPARKING } from './mark-trigger.js';
 import type { HostTable } from './options.js';
+
+/** Set by the store's unpark for its transaction: the mark trigger skips the rows it resumes. */
+export const UNPARKING = 'graceful_drain.unparking';
 
 /** Runs one statement, resolving with its rows. */
 export type QueryRows = (text: string, values: unknown[]) => Promise<readonly unknown[]>;

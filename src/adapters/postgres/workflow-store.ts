@@ -26,14 +26,14 @@ import type {
   WorkflowStoreCapabilities,
 } from '../../workflow-store.js';
 import { messageOf, type PgQueryable } from './driver.js';
-import { markTrigger, UNPARKING } from './mark-trigger.js';
+import { markTrigger } from './mark-trigger.js';
 import { checkSchema } from './migrate.js';
 import {
   type CompiledStoreOptions,
   compileStoreOptions,
   type PostgresWorkflowStoreOptions,
 } from './options.js';
-import { inspectHostTable, recoveryTables, storeSql, type StoreSql } from './store-sql.js';
+import { inspectHostTable, recoveryTables, storeSql, type StoreSql, UNPARKING } from './store-sql.js';
 
 const debug = createDebug('graceful-drain:postgres');
 
