@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'ERR_LOCK_LOST'
   | 'ERR_MEMBERSHIP_LOST'
   | 'ERR_STALE_TOKEN'
+  | 'ERR_EVICTED_MEMBER'
   | 'ERR_CONFIGURATION'
   | 'ERR_COORDINATOR_UNAVAILABLE'
   | 'ERR_CLOSED'
@@ -132,6 +133,29 @@ export class StaleTokenError extends GracefulDrainError {
     );
     this.token = token;
     this.highest = highest;
+  }
+}
+
+/**
+ * Rejected by a `WorkflowStore` call whose `fence.incarnation` a live member evicted when it recovered
+ * that incarnation's workflows (it had lost its membership and was taken for dead); nothing was written.
+ * The process must not drive the group's workflows any more: stop it, or start a new controller.
+ */
+export class EvictedMemberError extends GracefulDrainError {
+  declare readonly code: 'ERR_EVICTED_MEMBER';
+  /** The member id of the evicted incarnation. */
+  readonly memberId: string;
+  /** The evicted incarnation. */
+  readonly incarnation: string;
+
+  constructor(memberId: string, incarnation: string, options?: GracefulDrainErrorOptions) {
+    super(
+      'ERR_EVICTED_MEMBER',
+      `Member "${memberId}" (incarnation ${incarnation}) was evicted: a live member recovered its workflows after its membership expired`,
+      options,
+    );
+    this.memberId = memberId;
+    this.incarnation = incarnation;
   }
 }
 

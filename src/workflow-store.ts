@@ -23,6 +23,12 @@ export interface Fence {
   readonly memberId: string;
   /** The lease's fencing token; `undefined` writes unfenced. */
   readonly token: bigint | undefined;
+  /**
+   * The writer's incarnation (its membership's), when it has one. A store with the owner capability
+   * ({@link WorkflowStore.evictMembers}) rejects every call whose incarnation was evicted, with
+   * `EvictedMemberError`, before it writes anything.
+   */
+  readonly incarnation?: string | undefined;
 }
 
 /** Options every store call takes. */
@@ -182,6 +188,25 @@ export interface WorkflowStore {
     fence: Fence,
     options: RecoverOptions,
   ): Promise<readonly ItemResult<RecoverOutcome>[]>;
+  /**
+   * Owner-aware recovery (optional: `listOwned` and `evictMembers` together, on a store that keeps the
+   * generation record). Lists the running workflows whose owner, as the host records it (for example an
+   * owner column holding the member id of the worker that drives it), is one of `memberIds`, a page at a
+   * time, ordered by id.
+   */
+  listOwned?(memberIds: readonly string[], options: ListOptions): Promise<Page<string>>;
+  /**
+   * Removes these members' entries from `group`'s generation record (absent ones ignored) and records
+   * their incarnations as evicted, for good: from then on every call whose `fence.incarnation` is one of
+   * them rejects with `EvictedMemberError` and writes nothing (`enterGeneration` included, so an evicted
+   * incarnation never registers again). Idempotent. Fenced.
+   */
+  evictMembers?(
+    group: string,
+    members: readonly GenerationMember[],
+    fence: Fence,
+    options?: StoreCallOptions,
+  ): Promise<void>;
   /** Releases what the store created. Idempotent; never throws. Optional. */
   close?(): Promise<void>;
 }
