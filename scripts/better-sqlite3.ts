@@ -12,7 +12,7 @@
  * setup, so that the better-sqlite3 driver's tests run on every Node.js version.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -54,8 +54,72 @@ function npmEnv(): NodeJS.ProcessEnv {
   return version === process.version ? { ...process.env, npm_config_nodedir: prefix } : process.env;
 }
 
+const LOCK = join(ROOT, 'node_modules', '.better-sqlite3-install.lock');
+/** How long a process waits for another one's install before it gives up. */
+const LOCK_WAIT_MS = 10 * 60_000;
+
+const sleep = (ms: number): void => {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+};
+
+/** Whether process `pid` still runs. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Runs `fn` holding the install lock (a folder in node_modules), so that processes that start at once
+ * (`npm test` beside `npm run demo`, say) never run two installs into one node_modules. A lock whose
+ * holder has died is taken over.
+ */
+function withInstallLock(fn: () => void): void {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      mkdirSync(LOCK);
+      writeFileSync(join(LOCK, 'pid'), String(process.pid));
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      let holder = Number.NaN;
+      try {
+        holder = Number(readFileSync(join(LOCK, 'pid'), 'utf8'));
+      } catch {
+        // Just created, its pid not written yet.
+      }
+      if (Number.isInteger(holder) && !alive(holder)) {
+        rmSync(LOCK, { recursive: true, force: true });
+        continue;
+      }
+      if (Date.now() > deadline) {
+        throw new Error(`Another process has been installing better-sqlite3 for too long (lock: ${LOCK})`, {
+          cause: error,
+        });
+      }
+      sleep(250);
+    }
+  }
+  try {
+    fn();
+  } finally {
+    rmSync(LOCK, { recursive: true, force: true });
+  }
+}
+
 /** Installs better-sqlite3 for this Node.js if the installed copy does not work here. */
 export function ensureBetterSqlite3(): void {
+  if (probe() === undefined) return;
+  mkdirSync(dirname(LOCK), { recursive: true });
+  // Checked again under the lock: another process may have installed it meanwhile.
+  withInstallLock(install);
+}
+
+function install(): void {
   const problem = probe();
   if (problem === undefined) return;
   const version = wanted();
