@@ -196,7 +196,8 @@ export interface WorkflowStore {
    */
   listOwned?(memberIds: readonly string[], options: ListOptions): Promise<Page<string>>;
   /**
-   * Removes these members' entries from `group`'s generation record (absent ones ignored) and records
+   * Removes these members' entries from `group`'s generation record (an entry only when its incarnation
+   * is the one given: a restarted member's newer entry stays; absent ones ignored) and records
    * their incarnations as evicted, for good: from then on every call whose `fence.incarnation` is one of
    * them rejects with `EvictedMemberError` and writes nothing (`enterGeneration` included, so an evicted
    * incarnation never registers again). Idempotent. Fenced.
