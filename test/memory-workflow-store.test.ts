@@ -458,3 +458,6 @@ workflowStoreContract(() => memoryStoreHarness());
 workflowStoreContract(() => memoryStoreHarness({ pauseDelayMs: 5 }), {
   name: 'MemoryWorkflowStore (pauseDelayMs: 5)',
 });
+workflowStoreContract(() => memoryStoreHarness({ owners: true }), {
+  name: 'MemoryWorkflowStore (owners: true)',
+});

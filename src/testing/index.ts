@@ -35,6 +35,12 @@ export interface WorkflowStoreHarness {
   setStatus(id: string, status: HostStatus): Promise<void>;
   /** Deletes a workflow from the host's table. Optional: when given, the suite checks its mark goes too. */
   remove?(id: string): Promise<void>;
+  /**
+   * Sets the workflow's owner as the host's code records it (for example its owner column): the member id
+   * of the worker that drives it, or `undefined` for none. Required when the store has the owner capability
+   * (`listOwned` and `evictMembers`): the suite checks `listOwned()` through it.
+   */
+  setOwner?(id: string, owner: string | undefined): Promise<void>;
   /** Drops what the harness created (tables, keys) and closes the store. */
   close(): Promise<void>;
 }
@@ -53,6 +59,7 @@ export interface MemoryStoreHarness extends WorkflowStoreHarness {
  * ```ts
  * workflowStoreContract(() => memoryStoreHarness());
  * workflowStoreContract(() => memoryStoreHarness({ pauseDelayMs: 20 }), { name: 'pausing later' });
+ * workflowStoreContract(() => memoryStoreHarness({ owners: true }), { name: 'with owners' });
  * ```
  */
 export function memoryStoreHarness(options?: MemoryWorkflowStoreOptions): MemoryStoreHarness {
@@ -63,6 +70,7 @@ export function memoryStoreHarness(options?: MemoryWorkflowStoreOptions): Memory
     status: async (id: string) => store.get(id)?.status,
     setStatus: async (id: string, status: HostStatus) => store.setStatus(id, status),
     remove: async (id: string) => store.remove(id),
+    setOwner: async (id: string, owner: string | undefined) => store.setOwner(id, owner),
     close: () => store.close(),
   };
 }

@@ -1,6 +1,12 @@
 import { withDefaults } from '../../internal/defaults.js';
 import { now } from '../../internal/time.js';
-import { checkFunction, checkNonNegative, checkOptionsObject, invalid } from '../../validate.js';
+import {
+  checkBoolean,
+  checkFunction,
+  checkNonNegative,
+  checkOptionsObject,
+  invalid,
+} from '../../validate.js';
 import { type BackendState, defaultBackend, MemoryBackend, stateOf } from './backend.js';
 
 /** Options of {@link MemoryCoordinator}. */
@@ -30,10 +36,18 @@ export interface MemoryWorkflowStoreOptions {
    * @defaultValue 0
    */
   readonly pauseDelayMs?: number | undefined;
+  /**
+   * Offers the owner capability: `listOwned()` and `evictMembers()`, over an owner per workflow that the
+   * host sets (`add(id, status, owner)`, `setOwner()`), so that a live member recovers a crashed peer's
+   * workflows while the group runs (docs/protocol.md, "A peer crashes while the group runs"). Without it
+   * the store has neither method, and a crashed peer's workflows wait for the group's next lonely start.
+   * @defaultValue false
+   */
+  readonly owners?: boolean | undefined;
 }
 
 const COORDINATOR_DEFAULTS = Object.freeze({ backend: defaultBackend, clock: now });
-const STORE_DEFAULTS = Object.freeze({ pauseDelayMs: 0 });
+const STORE_DEFAULTS = Object.freeze({ pauseDelayMs: 0, owners: false });
 
 /** Checks `options` (messages name the option and the value) and applies the defaults. @internal */
 export function compileCoordinatorOptions(options: unknown): { backend: BackendState; clock: () => number } {
@@ -43,8 +57,12 @@ export function compileCoordinatorOptions(options: unknown): { backend: BackendS
   return { backend: stateOf(backend), clock: checkFunction<() => number>('clock', clock) };
 }
 
-/** Checks `options` (messages name the option and the value); `pauseDelayMs`, defaulted. @internal */
-export function compileStoreOptions(options: unknown): number {
+/** Checks `options` (messages name the option and the value) and applies the defaults. @internal */
+export function compileStoreOptions(options: unknown): { pauseDelayMs: number; owners: boolean } {
   const given = checkOptionsObject('MemoryWorkflowStore', options, Object.keys(STORE_DEFAULTS));
-  return checkNonNegative('pauseDelayMs', withDefaults(STORE_DEFAULTS, given).pauseDelayMs);
+  const { pauseDelayMs, owners } = withDefaults(STORE_DEFAULTS, given);
+  return {
+    pauseDelayMs: checkNonNegative('pauseDelayMs', pauseDelayMs),
+    owners: checkBoolean('owners', owners),
+  };
 }

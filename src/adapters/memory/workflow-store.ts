@@ -1,5 +1,5 @@
 import createDebug from 'debug';
-import { ClosedError, ConfigurationError, StaleTokenError } from '../../errors.js';
+import { ClosedError, ConfigurationError, EvictedMemberError, StaleTokenError } from '../../errors.js';
 import { parkedStateOf, type WorkflowStatuses } from '../../internal/statuses.js';
 import { checkCallOptions, checkFence, checkIds, checkList } from '../../internal/store-args.js';
 import { checkName, checkOneOf, checkOptionsObject, invalid } from '../../validate.js';
@@ -67,6 +67,8 @@ interface Entry {
   resumes: number;
   /** Recoveries since the last clean end of a generation. */
   recoveries: number;
+  /** The member that drives it, as the host records it (`setOwner()`). */
+  owner: string | undefined;
   pauseTimer: NodeJS.Timeout | undefined;
 }
 
@@ -97,12 +99,62 @@ export class MemoryWorkflowStore implements WorkflowStore {
     string,
     { generation: number; members: Map<string, string>; dirty: boolean }
   >();
+  /** The evicted incarnations, as `evictedKey()`s: rejected for good. */
+  readonly #evicted = new Set<string>();
   #parks = 0;
   #resumes = 0;
   #closed = false;
 
+  /**
+   * With the `owners` option: lists the running workflows whose owner (`setOwner()`) is one of
+   * `memberIds`, in id order, after `cursor`. See {@link WorkflowStore.listOwned}.
+   */
+  readonly listOwned?: (memberIds: readonly string[], options: ListOptions) => Promise<Page<string>>;
+  /**
+   * With the `owners` option: removes these members' entries (memberId and incarnation both matching)
+   * from `group`'s record, and rejects every later call fenced with one of their incarnations with
+   * `EvictedMemberError`. Idempotent. Fenced. See {@link WorkflowStore.evictMembers}.
+   */
+  readonly evictMembers?: (
+    group: string,
+    members: readonly GenerationMember[],
+    fence: Fence,
+    options?: StoreCallOptions,
+  ) => Promise<void>;
+
   constructor(options?: MemoryWorkflowStoreOptions) {
-    this.#pauseDelayMs = compileStoreOptions(options);
+    const { pauseDelayMs, owners } = compileStoreOptions(options);
+    this.#pauseDelayMs = pauseDelayMs;
+    if (owners) {
+      this.listOwned = async (memberIds, o) => this.#listOwned(memberIds, o);
+      this.evictMembers = async (group, members, fence, o) => this.#evictMembers(group, members, fence, o);
+    }
+  }
+
+  #listOwned(memberIds: readonly string[], options: ListOptions): Page<string> {
+    const owners = new Set(checkIds(memberIds));
+    return this.#page('listOwned()', options, (id, e) =>
+      e.status === 'running' && e.owner !== undefined && owners.has(e.owner) ? id : undefined,
+    );
+  }
+
+  #evictMembers(
+    group: string,
+    members: readonly GenerationMember[],
+    fence: Fence,
+    options: StoreCallOptions | undefined,
+  ): void {
+    if (!Array.isArray(members)) invalid('members', 'an array of { memberId, incarnation }', members);
+    const list = members.map((m: GenerationMember | undefined, i) => ({
+      memberId: checkName(`members[${i}].memberId`, m?.memberId),
+      incarnation: checkName(`members[${i}].incarnation`, m?.incarnation),
+    }));
+    const g = this.#generationWrite('evictMembers()', group, fence, options);
+    for (const m of list) {
+      this.#evicted.add(evictedKey(m.memberId, m.incarnation));
+      if (g.members.get(m.memberId) === m.incarnation) g.members.delete(m.memberId);
+    }
+    debug('evicted %o from %s', list, group);
   }
 
   /** Lists running workflows in id order, after `cursor`. */
@@ -163,8 +215,9 @@ export class MemoryWorkflowStore implements WorkflowStore {
   /** Records `fence.token` as the highest seen, writing nothing else; a no-op for `token: undefined`. */
   async raiseFence(fence: Fence, options?: StoreCallOptions): Promise<void> {
     this.#checkOpen();
-    const { memberId, token } = checkFence(fence);
+    const { memberId, token } = this.#checkFence(fence);
     checkCallOptions('raiseFence()', options)?.throwIfAborted();
+    this.#checkEvicted(fence);
     this.#checkToken(token);
     debug('fence raised by %s (token %s)', memberId, token);
   }
@@ -283,10 +336,14 @@ export class MemoryWorkflowStore implements WorkflowStore {
     for (const e of this.#entries.values()) clearTimeout(e.pauseTimer);
   }
 
-  /** Adds a workflow to the host's table. Throws `ConfigurationError` when the id exists. */
-  add(id: string, status: MemoryWorkflowStatus = 'running'): void {
+  /**
+   * Adds a workflow to the host's table, driven by `owner` when given (see `setOwner()`). Throws
+   * `ConfigurationError` when the id exists.
+   */
+  add(id: string, status: MemoryWorkflowStatus = 'running', owner?: string): void {
     checkName('id', id);
     checkOneOf('status', status, STATUSES);
+    if (owner !== undefined) checkName('owner', owner);
     if (this.#entries.has(id)) throw new ConfigurationError(`Workflow ${JSON.stringify(id)} already exists`);
     this.#entries.set(id, {
       status,
@@ -294,9 +351,25 @@ export class MemoryWorkflowStore implements WorkflowStore {
       parks: 0,
       resumes: 0,
       recoveries: 0,
+      owner,
       pauseTimer: undefined,
     });
     this.#ids = undefined;
+  }
+
+  /**
+   * Records which member drives the workflow (its member id), as a host's owner column would: the host
+   * sets it when a worker takes the workflow up, and clears it (`undefined`) when none does. The store's
+   * own calls never change it. Read by `listOwned()` (with the `owners` option).
+   */
+  setOwner(id: string, owner: string | undefined): void {
+    if (owner !== undefined) checkName('owner', owner);
+    this.#entry(id).owner = owner;
+  }
+
+  /** The workflow's owner as the host set it; `undefined` when none or unknown. */
+  ownerOf(id: string): string | undefined {
+    return this.#entries.get(id)?.owner;
   }
 
   /** A workflow's status and whether it is marked; `undefined` when unknown. */
@@ -380,8 +453,9 @@ export class MemoryWorkflowStore implements WorkflowStore {
   ): { generation: number; members: Map<string, string>; dirty: boolean } {
     this.#checkOpen();
     checkName('group', group);
-    const { token } = checkFence(fence);
+    const { token } = this.#checkFence(fence);
     checkCallOptions(what, options)?.throwIfAborted();
+    this.#checkEvicted(fence);
     this.#checkToken(token);
     let g = this.#generations.get(group);
     if (g === undefined)
@@ -398,8 +472,9 @@ export class MemoryWorkflowStore implements WorkflowStore {
   ): readonly ItemResult<O>[] {
     this.#checkOpen();
     const list = checkIds(ids);
-    const checked = checkFence(fence);
+    const checked = this.#checkFence(fence);
     checkCallOptions(`${what}()`, options)?.throwIfAborted();
+    this.#checkEvicted(checked);
     this.#checkToken(checked.token);
     const results = list.map((id) => Object.freeze({ id, outcome: one(this.#entries.get(id), checked) }));
     debug('%s of %d workflows by %s (token %s)', what, list.length, checked.memberId, checked.token);
@@ -414,6 +489,18 @@ export class MemoryWorkflowStore implements WorkflowStore {
     e.status = status;
     if (parkedStateOf(MAPPING, status) === 'other') e.mark = undefined;
     return status;
+  }
+
+  #checkFence(fence: Fence): Fence {
+    const checked = checkFence(fence);
+    if (checked.incarnation !== undefined) checkName('fence.incarnation', checked.incarnation);
+    return checked;
+  }
+
+  /** Before anything is written: an evicted incarnation writes nothing, ever. */
+  #checkEvicted({ memberId, incarnation }: Fence): void {
+    if (incarnation !== undefined && this.#evicted.has(evictedKey(memberId, incarnation)))
+      throw new EvictedMemberError(memberId, incarnation);
   }
 
   #checkToken(token: bigint | undefined): void {
@@ -455,6 +542,8 @@ export class MemoryWorkflowStore implements WorkflowStore {
     if (this.#closed) throw new ClosedError('The MemoryWorkflowStore is closed');
   }
 }
+
+const evictedKey = (memberId: string, incarnation: string): string => `${memberId}\n${incarnation}`;
 
 /** The index of the first id above `key` in the sorted `ids`. */
 function indexAfter(ids: readonly string[], key: string): number {

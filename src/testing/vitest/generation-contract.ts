@@ -4,7 +4,7 @@
  * @internal
  */
 import { describe, expect, it } from 'vitest';
-import { StaleTokenError } from '../../errors.js';
+import { EvictedMemberError, StaleTokenError } from '../../errors.js';
 import type {
   Fence,
   GenerationRecord,
@@ -21,6 +21,12 @@ type RecoveryStore = WorkflowStore &
   Required<Pick<WorkflowStore, 'readGeneration' | 'enterGeneration' | 'leaveGeneration' | 'recover'>>;
 
 const METHODS = ['readGeneration', 'enterGeneration', 'leaveGeneration', 'recover'] as const;
+const OWNER_METHODS = ['listOwned', 'evictMembers'] as const;
+
+/** A store with the owner capability too. */
+type OwnerStore = RecoveryStore & Required<Pick<WorkflowStore, 'listOwned' | 'evictMembers'>>;
+/** A harness whose store has the owner capability, and that can set owners. */
+type OwnerHarness = Harness & Required<Pick<Harness, 'setOwner'>>;
 const MEMBER = 'gd-contract-member';
 const UNFENCED: Fence = Object.freeze({ memberId: MEMBER, token: undefined });
 const CLOSED: GenerationRecord = { generation: 0, members: [], dirty: false };
@@ -373,4 +379,191 @@ export function generationContract(make: () => Promise<Harness>): void {
       });
     });
   });
+
+  ownerContract(make);
+}
+
+/**
+ * The owner capability (`listOwned` and `evictMembers`): a store without it passes every case unchecked;
+ * with it, the harness must give `setOwner`.
+ */
+function ownerContract(make: () => Promise<Harness>): void {
+  const test = (title: string, body: (h: OwnerHarness, store: OwnerStore, group: string) => Promise<void>) =>
+    it(title, async () => {
+      const h = await make();
+      if (OWNER_METHODS.every((m) => typeof h.store[m] === 'function'))
+        await body(h as OwnerHarness, h.store as OwnerStore, freshGroup());
+    });
+  /** Adds running workflows, each with its owner (`''`: none), from `id=owner` pairs. */
+  const owned = async (h: OwnerHarness, ...pairs: string[]) => {
+    for (const pair of pairs) {
+      const [id, owner] = pair.split('=') as [string, string];
+      await h.add(id, 'running');
+      if (owner !== '') await h.setOwner(id, owner);
+    }
+  };
+  const ownedBy = async (store: OwnerStore, memberIds: readonly string[], limit = 2): Promise<string[]> => {
+    const items = await all((o) => store.listOwned(memberIds, { ...o, limit }));
+    return items;
+  };
+  const zombie = { memberId: 'm-z', incarnation: 'm-z-1' };
+
+  describe('owner-aware recovery (optional: listOwned, evictMembers)', () => {
+    it('the store has both methods or neither; with them, the four crash-recovery methods too, and the harness gives setOwner', async () => {
+      const h = await make();
+      const present = OWNER_METHODS.filter((m) => typeof h.store[m] === 'function');
+      expect([[], [...OWNER_METHODS]]).toContainEqual(present);
+      if (present.length === 0) return;
+      expect(METHODS.filter((m) => typeof h.store[m] !== 'function')).toEqual([]);
+      expect(typeof h.setOwner).toBe('function');
+    });
+
+    describe('listOwned', () => {
+      test('lists the running workflows owned by the given members only, by id, a page at a time', async (h, store) => {
+        await owned(h, 'a=m-1', 'b=m-2', 'c=m-1', 'd=m-3', 'e=', 'f=m-2', 'g=m-1');
+        await h.add('h-user-paused', 'paused');
+        await h.setOwner('h-user-paused', 'm-1');
+        await h.add('i-done', 'succeeded');
+        await h.setOwner('i-done', 'm-1');
+        await h.add('j-pausing', 'pausing');
+        await h.setOwner('j-pausing', 'm-2');
+        expect(await ownedBy(store, ['m-1'])).toEqual(['a', 'c', 'g']);
+        expect(await ownedBy(store, ['m-2', 'm-1'], 1)).toEqual(['a', 'b', 'c', 'f', 'g']);
+        expect(await ownedBy(store, ['m-2', 'm-1'], 50)).toEqual(['a', 'b', 'c', 'f', 'g']);
+        expect(await ownedBy(store, ['m-9'])).toEqual([]);
+        expect(await ownedBy(store, [])).toEqual([]);
+        // a page never holds more than `limit`, and the cursor resumes after the last id
+        const first = await store.listOwned(['m-1', 'm-2'], { limit: 2 });
+        expect(first.items).toEqual(['a', 'b']);
+        expect(first.cursor).not.toBeUndefined();
+        const second = await store.listOwned(['m-1', 'm-2'], { limit: 2, cursor: first.cursor });
+        expect(second.items).toEqual(['c', 'f']);
+      });
+      test('follows the host: a new owner, no owner, a workflow no longer running, a parked one', async (h, store) => {
+        await owned(h, 'a=m-1', 'b=m-1', 'c=m-1', 'd=m-1');
+        await h.setOwner('a', 'm-2');
+        await h.setOwner('b', undefined);
+        await h.setStatus('c', 'succeeded');
+        await store.park(['d'], { memberId: 'parker', token: nextToken() });
+        expect(await ownedBy(store, ['m-1'])).toEqual([]);
+        expect(await ownedBy(store, ['m-2'])).toEqual(['a']);
+      });
+      test('already aborted: rejects with the reason', async (_, store) => {
+        const reason = new Error('given up');
+        expect(
+          await rejectionOf(store.listOwned(['m-1'], { limit: 5, signal: AbortSignal.abort(reason) })),
+        ).toBe(reason);
+      });
+    });
+
+    describe('evictMembers', () => {
+      test('removes the entries of the given incarnations only (absent ones ignored); idempotent', async (_, store, group) => {
+        for (const id of ['m-a', 'm-b', 'm-c']) await store.enterGeneration(group, member(id), UNFENCED);
+        await store.enterGeneration(group, member('m-d', 'm-d-2'), UNFENCED);
+        const f = { memberId: 'evicter', token: nextToken() };
+        // m-d's entry is another incarnation (a restarted member): it stays
+        const gone = [member('m-a'), member('m-c'), member('m-x'), member('m-d')];
+        await store.evictMembers(group, gone, f);
+        const left = { generation: 0, members: [member('m-b'), member('m-d', 'm-d-2')], dirty: false };
+        expect(await store.readGeneration(group)).toEqual(left);
+        await store.evictMembers(group, gone, f);
+        await store.evictMembers(group, [], f);
+        expect(await store.readGeneration(group)).toEqual(left);
+      });
+      test("keeps the record's generation and dirty flag, and the workflows as they are", async (h, store, group) => {
+        await owned(h, 'a=m-a');
+        await store.enterGeneration(group, member('m-a'), UNFENCED);
+        await store.leaveGeneration(group, [], 'dirty', UNFENCED);
+        await store.evictMembers(group, [member('m-a')], UNFENCED);
+        expect(await store.readGeneration(group)).toEqual({ generation: 0, members: [], dirty: true });
+        expect(await h.status('a')).toBe('running');
+        expect(await ownedBy(store, ['m-a'])).toEqual(['a']);
+      });
+      test('every fenced call of an evicted incarnation rejects with EvictedMemberError and writes nothing', async (h, store, group) => {
+        await owned(h, 'run=m-z', 'other=m-y');
+        await h.add('parked', 'running');
+        const parker = { memberId: 'parker', token: nextToken() };
+        await store.park(['parked'], parker);
+        if ((await h.status('parked')) !== 'paused') await h.setStatus('parked', 'paused');
+        await store.enterGeneration(group, zombie, UNFENCED);
+        await store.enterGeneration(group, member('m-y'), UNFENCED);
+        const evictedAt = nextToken();
+        await store.evictMembers(group, [zombie], { memberId: 'evicter', token: evictedAt });
+        // the zombie's calls carry a higher token than any seen: the fence must not move either
+        const z = { memberId: zombie.memberId, token: nextToken() + 100n, incarnation: zombie.incarnation };
+        const zu = { memberId: zombie.memberId, token: undefined, incarnation: zombie.incarnation };
+        const calls: [string, () => Promise<unknown>][] = [
+          ['park', () => store.park(['run', 'other'], z)],
+          ['park unfenced', () => store.park(['run'], zu)],
+          ['unpark', () => store.unpark(['parked'], z)],
+          ['raiseFence', () => store.raiseFence(z)],
+          ['recover park', () => store.recover(['run', 'other'], z, park())],
+          ['recover count', () => store.recover(['run'], z, count(0))],
+          ['enterGeneration', () => store.enterGeneration(group, zombie, zu)],
+          ['enterGeneration leaving', () => store.enterGeneration(group, member('m-z', 'm-z-1:leaving'), z)],
+          ['leaveGeneration', () => store.leaveGeneration(group, ['m-y'], 'clean', z)],
+          ['leaveGeneration dirty', () => store.leaveGeneration(group, [], 'dirty', zu)],
+          ['evictMembers', () => store.evictMembers(group, [member('m-y')], z)],
+        ];
+        for (const [name, call] of calls) {
+          const error = await rejectionOf(call());
+          expect([name, error instanceof EvictedMemberError]).toEqual([name, true]);
+          expect([name, error]).toMatchObject([
+            name,
+            { code: 'ERR_EVICTED_MEMBER', memberId: zombie.memberId, incarnation: zombie.incarnation },
+          ]);
+        }
+        expect(await store.readGeneration(group)).toEqual({
+          generation: 0,
+          members: [member('m-y')],
+          dirty: false,
+        });
+        await expectStatusOf(h, { run: 'running', other: 'running', parked: 'paused' });
+        expect(await parkedOf(h)).toEqual([['parked', 'parker', parker.token]]);
+        // neither the fence moved nor a recovery was counted: a write just above `evictedAt` lands, and
+        // the first recovery under a cap of 1 counts
+        const next = { memberId: 'evicter', token: evictedAt + 1n };
+        expect(outcomes(await store.recover(['run'], next, count(1)))).toEqual(['run:counted']);
+      });
+      test('another incarnation of the same member id, and a fence without one, are not affected', async (h, store, group) => {
+        await owned(h, 'a=m-z', 'b=m-z');
+        await store.enterGeneration(group, zombie, UNFENCED);
+        await store.evictMembers(group, [zombie], UNFENCED);
+        const again = { memberId: zombie.memberId, incarnation: 'm-z-2' };
+        const f = { ...again, token: nextToken() };
+        await store.enterGeneration(group, again, f);
+        await store.raiseFence(f);
+        expect((await store.park(['a'], f)).map((r) => r.outcome)).not.toContain('skipped');
+        expect(
+          outcomes(await store.recover(['b'], { memberId: zombie.memberId, token: undefined }, count())),
+        ).toEqual(['b:counted']);
+        await store.leaveGeneration(group, [], 'dirty', f);
+        expect(await store.readGeneration(group)).toEqual({ generation: 0, members: [again], dirty: true });
+      });
+      test('with monotonic fencing, a stale token rejects it with StaleTokenError: nothing evicted', async (_, store, group) => {
+        if (store.capabilities.fencing !== 'monotonic') return;
+        await store.enterGeneration(group, zombie, UNFENCED);
+        const high = nextToken();
+        await store.raiseFence({ memberId: 'new', token: high });
+        const error = await rejectionOf(
+          store.evictMembers(group, [zombie], { memberId: 'old', token: high - 1n }),
+        );
+        expect(error).toBeInstanceOf(StaleTokenError);
+        expect((await store.readGeneration(group)).members).toEqual([zombie]);
+        await store.raiseFence({ ...zombie, token: high });
+      });
+      test('already aborted: rejects with the reason, evicting nothing', async (_, store, group) => {
+        await store.enterGeneration(group, zombie, UNFENCED);
+        const reason = new Error('given up');
+        const signal = AbortSignal.abort(reason);
+        expect(await rejectionOf(store.evictMembers(group, [zombie], UNFENCED, { signal }))).toBe(reason);
+        expect((await store.readGeneration(group)).members).toEqual([zombie]);
+        await store.raiseFence({ ...zombie, token: undefined });
+      });
+    });
+  });
+}
+
+async function expectStatusOf(h: Harness, expected: Record<string, HostStatus | undefined>): Promise<void> {
+  for (const [id, status] of Object.entries(expected)) expect([id, await h.status(id)]).toEqual([id, status]);
 }
