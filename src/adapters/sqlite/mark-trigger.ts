@@ -21,7 +21,7 @@ export interface HostTableInfo {
 
 /**
  * Finds the host's table (unqualified: in SQLite's search order, `temp`, `main`, then the attached
- * databases) and checks it is a table with both columns, in the database of the marks table: so a
+ * databases) and checks it is a table with the configured columns (id, status, and the owner's when given), in the database of the marks table: so a
  * typo is a clear `ConfigurationError` at first use.
  */
 export function checkHostTable(db: SqliteDatabase, { names, table }: CompiledStoreOptions): HostTableInfo {
@@ -55,8 +55,9 @@ export function checkHostTable(db: SqliteDatabase, { names, table }: CompiledSto
   for (const [option, name] of [
     ['idColumn', names.idColumn],
     ['statusColumn', names.statusColumn],
+    ['ownerColumn', names.ownerColumn],
   ] as const) {
-    if (column(name) === undefined) {
+    if (name !== undefined && column(name) === undefined) {
       throw new ConfigurationError(
         `Expected \`${option}\` to name a column of ${JSON.stringify(table)}, got ${JSON.stringify(name)}`,
       );

@@ -77,11 +77,19 @@ export interface SqliteWorkflowStoreOptions {
   /**
    * The store's table of marks, in the host table's database; beside it `<marksTable>_fence` (the
    * highest token seen), `<marksTable>_generations`, `<marksTable>_generation_members` and
-   * `<marksTable>_recoveries` (crash recovery), and triggers `<marksTable>_unpaused` and
+   * `<marksTable>_recoveries` (crash recovery), `<marksTable>_evictions` (evicted incarnations), and triggers `<marksTable>_unpaused` and
    * `<marksTable>_deleted` on the host's table.
    * @defaultValue `'graceful_drain_marks'`
    */
   readonly marksTable?: string | undefined;
+  /**
+   * The column of `table` in which the host records which member drives a workflow (the `memberId` of
+   * the worker running it). With it, the store offers `listOwned()` and `evictMembers()`, so that a live
+   * member recovers a crashed peer's workflows while the group keeps running; without it, it has neither.
+   * Checked at set-up: it must be a column of `table`. Index it: see docs/adapters/sqlite.md.
+   * @defaultValue `undefined` (no owner capability)
+   */
+  readonly ownerColumn?: string | undefined;
   /** The longest one statement blocks waiting for another connection's write lock (ms). @defaultValue `50` */
   readonly busyTimeoutMs?: number | undefined;
   /** How long a call retries a busy database before `CoordinatorUnavailableError`. @defaultValue `5000` */
@@ -133,12 +141,20 @@ export function compileCoordinatorOptions(options: unknown) {
 
 /** Checks `options` (messages name the option and the value) and applies the defaults. @internal */
 export function compileStoreOptions(options: unknown) {
-  const { given, ...connection } = checkConnection('SqliteWorkflowStore', options, STORE_DEFAULTS, 'table');
+  const { given, ...connection } = checkConnection(
+    'SqliteWorkflowStore',
+    options,
+    STORE_DEFAULTS,
+    'table',
+    'ownerColumn',
+  );
   const o = withDefaults(STORE_DEFAULTS, given);
   const names = {
     table: checkTableName('table', o.table),
     idColumn: checkIdentifier('idColumn', o.idColumn),
     statusColumn: checkIdentifier('statusColumn', o.statusColumn),
+    ownerColumn:
+      given.ownerColumn === undefined ? undefined : checkIdentifier('ownerColumn', given.ownerColumn),
     marksTable: checkTableName('marksTable', o.marksTable),
   };
   const statuses = checkStatuses('statuses', given.statuses, STORE_DEFAULTS.statuses);

@@ -5,7 +5,7 @@
  *
  * @internal
  */
-import { StaleTokenError } from '../../errors.js';
+import { EvictedMemberError, StaleTokenError } from '../../errors.js';
 import { quote, siblingTable } from '../../internal/sql-names.js';
 import type { WorkflowStatuses } from '../../internal/statuses.js';
 import type { GenerationRecord, ParkedState, ParkedWorkflow, RecoverOutcome } from '../../workflow-store.js';
@@ -25,6 +25,7 @@ function storeTables({ names }: CompiledStoreOptions) {
     generations: sibling('_generations'),
     members: sibling('_generation_members'),
     recoveries: sibling('_recoveries'),
+    evictions: sibling('_evictions'),
   };
 }
 
@@ -51,6 +52,10 @@ export function setUpStore(db: SqliteDatabase, o: CompiledStoreOptions): StoreSt
     ) WITHOUT ROWID`);
     db.exec(`CREATE TABLE IF NOT EXISTS ${t.recoveries} (
       id TEXT PRIMARY KEY NOT NULL, count INTEGER NOT NULL
+    ) WITHOUT ROWID`);
+    db.exec(`CREATE TABLE IF NOT EXISTS ${t.evictions} (
+      incarnation TEXT PRIMARY KEY NOT NULL, member_id TEXT NOT NULL, grp TEXT NOT NULL,
+      evicted_at INTEGER NOT NULL
     ) WITHOUT ROWID`);
     installMarkTriggers(db, o, host);
   }).immediate();
@@ -89,7 +94,7 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions) {
   const host = names.table.sql;
   const id = quote(names.idColumn);
   const status = quote(names.statusColumn);
-  const { marks, fence, generations, members, recoveries } = storeTables(o);
+  const { marks, fence, generations, members, recoveries, evictions } = storeTables(o);
   const chunk = '(SELECT value FROM json_each(?))';
   const firstColumns = (sql: string) => db.prepare(sql).pluck().safeIntegers(true);
   const highest = firstColumns(`SELECT highest FROM ${fence} WHERE id = 1`) as SqliteStatement<[], bigint>;
@@ -160,12 +165,47 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions) {
        ON CONFLICT (id) DO UPDATE SET count = count + 1`,
   );
   const dropCounts = db.prepare<[string]>(`DELETE FROM ${recoveries} WHERE id IN ${chunk}`);
+  // The owner capability: evicted incarnations, and the running workflows of given owners.
+  const evictedAs = db
+    .prepare<[string], string>(`SELECT member_id FROM ${evictions} WHERE incarnation = ?`)
+    .pluck();
+  const evictOne = db.prepare<[string, string, string]>(
+    `DELETE FROM ${members} WHERE grp = ? AND member_id = ? AND incarnation = ?`,
+  );
+  const recordEviction = db.prepare<[string, string, string, number]>(
+    `INSERT INTO ${evictions} (incarnation, member_id, grp, evicted_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (incarnation) DO NOTHING`,
+  );
+  const owned = names.ownerColumn === undefined ? undefined : ownedStatements(db, o, names.ownerColumn);
   const strings = (rows: unknown[]) => rows.map((value) => String(value));
   /** Sets `to` on the workflows among `ids` whose status is `from`; returns their ids. */
   const transitionAll = (ids: readonly string[], to: string, from: string) =>
     strings(transition.all(to, JSON.stringify(ids), from));
 
   return {
+    /** `EvictedMemberError` when `incarnation` was evicted. */
+    checkNotEvicted(incarnation: string): void {
+      const memberId = evictedAs.get(incarnation);
+      if (memberId !== undefined) throw new EvictedMemberError(String(memberId), incarnation);
+    },
+
+    /** Removes each member's entry of `group` (when its incarnation matches) and records it evicted. */
+    evict(group: string, evicted: readonly { memberId: string; incarnation: string }[], at: number): void {
+      for (const { memberId, incarnation } of evicted) {
+        evictOne.run(group, memberId, incarnation);
+        recordEviction.run(incarnation, memberId, group, at);
+      }
+    },
+
+    /**
+     * A page of running workflows after `cursor` whose owner is one of `owners`, in id order; `undefined`
+     * without an owner column.
+     */
+    owned:
+      owned &&
+      ((owners: readonly string[], running: string, cursor: string | undefined, limit: number): string[] =>
+        strings(owned(owners, running, cursor, limit))),
+
     /** Checks `token` against the highest seen (`StaleTokenError`), and records it. */
     raiseFence(token: bigint): void {
       const seen = highest.get();
@@ -306,5 +346,32 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions) {
         token: token === null ? undefined : BigInt(token),
       }));
     },
+  };
+}
+
+/**
+ * `listOwned()`'s statements. One owner (the usual case: one dead member) is read as a range of an index
+ * on `(owner, id)` in id order, a page costing its own rows only; several owners are read together and
+ * sorted, a page costing every remaining row of those owners (see docs/adapters/sqlite.md).
+ */
+function ownedStatements(db: SqliteDatabase, { names }: CompiledStoreOptions, ownerColumn: string) {
+  const host = names.table.sql;
+  const id = quote(names.idColumn);
+  const status = quote(names.statusColumn);
+  const owner = quote(ownerColumn);
+  const sql = (who: string, after: string) =>
+    `SELECT t.${id} FROM ${host} AS t WHERE t.${owner} ${who} AND t.${status} = ?${after} ORDER BY t.${id} LIMIT ?`;
+  const prepare = (who: string, after: string) => db.prepare(sql(who, after)).pluck().safeIntegers(true);
+  const one = prepare('= ?', '');
+  const oneAfter = prepare('= ?', ` AND t.${id} > ?`);
+  const list = '(SELECT value FROM json_each(?))';
+  const many = prepare(`IN ${list}`, '');
+  const manyAfter = prepare(`IN ${list}`, ` AND t.${id} > ?`);
+  return (owners: readonly string[], running: string, cursor: string | undefined, limit: number) => {
+    const distinct = [...new Set(owners)];
+    if (distinct.length === 0) return [];
+    const who = distinct.length === 1 ? distinct[0] : JSON.stringify(distinct);
+    const [first, after] = distinct.length === 1 ? [one, oneAfter] : [many, manyAfter];
+    return cursor === undefined ? first.all(who, running, limit) : after.all(who, running, cursor, limit);
   };
 }

@@ -7,7 +7,7 @@ import {
   pageOf,
   resultsOf,
 } from '../../internal/store-args.js';
-import { checkName, checkNonNegative, checkOneOf, checkOptionsObject } from '../../validate.js';
+import { checkName, checkNonNegative, checkOneOf, checkOptionsObject, invalid } from '../../validate.js';
 import type {
   Fence,
   GenerationEnd,
@@ -43,6 +43,10 @@ import { CHUNK, setUpStore, type StoreStatements } from './store-sql.js';
  * when its status leaves `pausing`/`paused` or its row is deleted, so a user's later pause is never
  * undone. Their cost and how to remove them: docs/adapters/sqlite.md. Ids are strings.
  *
+ * With `ownerColumn` (the host's column naming the member that drives each workflow) it also has the
+ * owner capability, `listOwned()` and `evictMembers()`; without it, neither method is there. Every
+ * call whose `fence.incarnation` was evicted rejects with `EvictedMemberError`, whatever the option.
+ *
  * @example
  * ```ts
  * import { openSqliteDatabase, SqliteWorkflowStore } from 'graceful-drain/sqlite';
@@ -58,6 +62,25 @@ export class SqliteWorkflowStore implements WorkflowStore {
   /** Stale tokens are rejected. */
   readonly capabilities: WorkflowStoreCapabilities = Object.freeze({ fencing: 'monotonic' });
 
+  /**
+   * Lists the running workflows whose owner (the `ownerColumn`) is one of `memberIds`, in id order,
+   * `limit` at a time. Only with `ownerColumn`: `undefined` without it.
+   */
+  declare readonly listOwned?: (memberIds: readonly string[], options: ListOptions) => Promise<Page<string>>;
+
+  /**
+   * In one transaction, fenced: removes each of `members`' entries of `group`'s generation record (an
+   * entry of the same id with another incarnation is kept) and records their incarnations in
+   * `<marksTable>_evictions`, so that every later call whose `fence.incarnation` is one of them rejects
+   * with `EvictedMemberError`. Idempotent. Only with `ownerColumn`: `undefined` without it.
+   */
+  declare readonly evictMembers?: (
+    group: string,
+    members: readonly GenerationMember[],
+    fence: Fence,
+    options?: StoreCallOptions,
+  ) => Promise<void>;
+
   readonly #connection: SqliteConnection;
   readonly #options: ReturnType<typeof compileStoreOptions>;
   #sql!: StoreStatements;
@@ -65,6 +88,11 @@ export class SqliteWorkflowStore implements WorkflowStore {
   constructor(options: SqliteWorkflowStoreOptions) {
     const o = (this.#options = compileStoreOptions(options));
     this.#connection = new SqliteConnection(o, (db) => (this.#sql = setUpStore(db, o)));
+    // Own properties only when configured, so `typeof store.listOwned === 'function'` tells the truth.
+    if (o.names.ownerColumn !== undefined) {
+      this.listOwned = (memberIds, list) => this.#listOwned(memberIds, list);
+      this.evictMembers = (group, members, fence, call) => this.#evictMembers(group, members, fence, call);
+    }
   }
 
   /** Lists running workflows in id order, `limit` at a time. */
@@ -97,7 +125,7 @@ export class SqliteWorkflowStore implements WorkflowStore {
     options?: StoreCallOptions,
   ): Promise<readonly ItemResult<ParkOutcome>[]> {
     checkIds(ids);
-    checkFence(fence);
+    checkStoreFence(fence);
     const signal = checkCallOptions('park()', options);
     const { running, pausing, paused } = this.#options.statuses;
     const at = Date.now();
@@ -115,7 +143,7 @@ export class SqliteWorkflowStore implements WorkflowStore {
     options?: StoreCallOptions,
   ): Promise<readonly ItemResult<UnparkOutcome>[]> {
     checkIds(ids);
-    checkFence(fence);
+    checkStoreFence(fence);
     const signal = checkCallOptions('unpark()', options);
     const resumed = await this.#writeChunks('unpark workflows', ids, fence, signal, (sql, chunk) =>
       sql.unpark(chunk, this.#options.statuses),
@@ -129,10 +157,10 @@ export class SqliteWorkflowStore implements WorkflowStore {
    * when a higher one was seen. A no-op for `token: undefined`.
    */
   async raiseFence(fence: Fence, options?: StoreCallOptions): Promise<void> {
-    checkFence(fence);
+    checkStoreFence(fence);
     const signal = checkCallOptions('raiseFence()', options);
     signal?.throwIfAborted();
-    if (fence.token === undefined) return;
+    if (fence.token === undefined && fence.incarnation === undefined) return;
     await this.#write('raise the fence', fence, signal, () => undefined);
     debug('fence raised to %s', fence.token);
   }
@@ -174,11 +202,13 @@ export class SqliteWorkflowStore implements WorkflowStore {
     checkName('group', group);
     const memberId = checkName('member.memberId', member?.memberId);
     const incarnation = checkName('member.incarnation', member.incarnation);
-    checkFence(fence);
+    checkStoreFence(fence);
     const signal = checkCallOptions('enterGeneration()', options);
-    await this.#write('enter the generation', fence, signal, (sql) =>
-      sql.enterGeneration(group, memberId, incarnation),
-    );
+    await this.#write('enter the generation', fence, signal, (sql) => {
+      // An evicted incarnation never registers again, whoever writes it.
+      sql.checkNotEvicted(incarnation);
+      sql.enterGeneration(group, memberId, incarnation);
+    });
     debug('%s entered the generation of %s (token %s)', memberId, group, fence.token);
   }
 
@@ -196,7 +226,7 @@ export class SqliteWorkflowStore implements WorkflowStore {
     checkName('group', group);
     checkIds(memberIds);
     checkOneOf('end', end, ['none', 'clean', 'dirty'] as const);
-    checkFence(fence);
+    checkStoreFence(fence);
     const signal = checkCallOptions('leaveGeneration()', options);
     await this.#write('leave the generation', fence, signal, (sql) =>
       sql.leaveGeneration(group, memberIds, end),
@@ -216,7 +246,7 @@ export class SqliteWorkflowStore implements WorkflowStore {
     options: RecoverOptions,
   ): Promise<readonly ItemResult<RecoverOutcome>[]> {
     checkIds(ids);
-    checkFence(fence);
+    checkStoreFence(fence);
     const o = checkOptionsObject('recover()', options, ['mode', 'maxRecoveries', 'signal']);
     const mode = checkOneOf('options.mode', o.mode, ['park', 'count'] as const);
     const maxRecoveries = checkNonNegative('options.maxRecoveries', o.maxRecoveries);
@@ -247,6 +277,40 @@ export class SqliteWorkflowStore implements WorkflowStore {
     });
   }
 
+  async #listOwned(memberIds: readonly string[], options: ListOptions): Promise<Page<string>> {
+    const owners = checkMemberIds(memberIds);
+    const { limit, cursor, signal } = checkList('listOwned()', options);
+    const ids = await this.#connection.run(
+      () => this.#sql.owned?.(owners, this.#options.statuses.running, cursor, limit + 1) ?? [],
+      { what: 'list the owned workflows', signal },
+    );
+    return pageOf(ids, limit, (id) => id);
+  }
+
+  async #evictMembers(
+    group: string,
+    members: readonly GenerationMember[],
+    fence: Fence,
+    options?: StoreCallOptions,
+  ): Promise<void> {
+    checkName('group', group);
+    if (!Array.isArray(members)) invalid('members', 'an array of { memberId, incarnation }', members);
+    const evicted = members.map((member: unknown, i) => {
+      const m = member as Partial<GenerationMember> | null;
+      if (m === null || typeof m !== 'object')
+        invalid(`members[${i}]`, 'an object { memberId, incarnation }', member);
+      return {
+        memberId: checkName(`members[${i}].memberId`, m.memberId),
+        incarnation: checkName(`members[${i}].incarnation`, m.incarnation),
+      };
+    });
+    checkStoreFence(fence);
+    const signal = checkCallOptions('evictMembers()', options);
+    const at = Date.now();
+    await this.#write('evict members', fence, signal, (sql) => sql.evict(group, evicted, at));
+    debug('evicted %o from %s (token %s)', evicted, group, fence.token);
+  }
+
   /**
    * A `status-mismatch` warning when no row of a non-empty host table has one of the configured
    * statuses. Bounded: see docs/adapters/sqlite.md.
@@ -264,7 +328,10 @@ export class SqliteWorkflowStore implements WorkflowStore {
     this.#connection.close();
   }
 
-  /** One `BEGIN IMMEDIATE` transaction: the fence check (a stale token rolls back all), then `work`. */
+  /**
+   * One `BEGIN IMMEDIATE` transaction: the eviction check (an evicted `fence.incarnation` writes
+   * nothing), the fence check (a stale token rolls back all), then `work`.
+   */
   #write<T>(
     what: string,
     fence: Fence | undefined,
@@ -273,6 +340,7 @@ export class SqliteWorkflowStore implements WorkflowStore {
   ): Promise<T> {
     const run = (): T => {
       const sql = this.#sql;
+      if (fence?.incarnation !== undefined) sql.checkNotEvicted(fence.incarnation);
       if (fence?.token !== undefined) sql.raiseFence(fence.token);
       return work(sql);
     };
@@ -295,4 +363,18 @@ export class SqliteWorkflowStore implements WorkflowStore {
       return done;
     });
   }
+}
+
+/** `checkFence()`, and `fence.incarnation` undefined or a non-empty string. */
+function checkStoreFence(fence: unknown): Fence {
+  const checked = checkFence(fence);
+  if (checked.incarnation !== undefined) checkName('fence.incarnation', checked.incarnation);
+  return checked;
+}
+
+/** `memberIds` must be an array of non-empty strings. */
+function checkMemberIds(memberIds: unknown): readonly string[] {
+  if (!Array.isArray(memberIds)) invalid('memberIds', 'an array of member ids', memberIds);
+  memberIds.forEach((memberId: unknown, i) => checkName(`memberIds[${i}]`, memberId));
+  return memberIds as readonly string[];
 }
