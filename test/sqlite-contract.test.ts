@@ -21,6 +21,8 @@ forEachDriver(() => {
   interface HostMapping {
     readonly idColumn: string;
     readonly statusColumn: string;
+    /** The host's owner column (the store's `ownerColumn`): the owner capability. */
+    readonly ownerColumn: string;
     readonly values: Readonly<Record<HostStatus, string>>;
     /** Give the store the harness's own handle (`database`) rather than a `path`. */
     readonly shareHandle: boolean;
@@ -34,13 +36,17 @@ forEachDriver(() => {
     tables += 1;
     const table = `workflows_${process.pid}_${tables}`;
     const marksTable = `marks_${process.pid}_${tables}`;
-    const [id, status] = [`"${mapping.idColumn}"`, `"${mapping.statusColumn}"`];
-    db.exec(`CREATE TABLE "${table}" (${id} TEXT PRIMARY KEY, ${status} TEXT NOT NULL)`);
+    const [id, status, owner] = [mapping.idColumn, mapping.statusColumn, mapping.ownerColumn].map(
+      (name) => `"${name}"`,
+    );
+    db.exec(`CREATE TABLE "${table}" (${id} TEXT PRIMARY KEY, ${status} TEXT NOT NULL, ${owner} TEXT)`);
+    db.exec(`CREATE INDEX "${table}_owner" ON "${table}" (${owner}, ${id})`);
     const store = new SqliteWorkflowStore({
       ...(mapping.shareHandle ? { database: db } : { driver: sqliteDriver(), path: file }),
       table,
       idColumn: mapping.idColumn,
       statusColumn: mapping.statusColumn,
+      ownerColumn: mapping.ownerColumn,
       statuses: {
         running: mapping.values.running,
         pausing: mapping.values.pausing,
@@ -70,6 +76,9 @@ forEachDriver(() => {
           workflow,
         );
       },
+      async setOwner(workflow, member) {
+        db.prepare(`UPDATE "${table}" SET ${owner} = ? WHERE ${id} = ?`).run(member ?? null, workflow);
+      },
       async remove(workflow) {
         db.prepare(`DELETE FROM "${table}" WHERE ${id} = ?`).run(workflow);
       },
@@ -77,7 +86,8 @@ forEachDriver(() => {
         await store.close();
         db.exec(`DROP TABLE IF EXISTS "${table}"; DROP TABLE IF EXISTS "${marksTable}";
         DROP TABLE IF EXISTS "${marksTable}_fence"; DROP TABLE IF EXISTS "${marksTable}_generations";
-        DROP TABLE IF EXISTS "${marksTable}_generation_members"; DROP TABLE IF EXISTS "${marksTable}_recoveries"`);
+        DROP TABLE IF EXISTS "${marksTable}_generation_members"; DROP TABLE IF EXISTS "${marksTable}_recoveries";
+        DROP TABLE IF EXISTS "${marksTable}_evictions"`);
         db.close();
       },
     };
@@ -88,6 +98,7 @@ forEachDriver(() => {
       harness({
         idColumn: 'id',
         statusColumn: 'status',
+        ownerColumn: 'owner',
         values: {
           running: 'running',
           pausing: 'pausing',
@@ -106,6 +117,7 @@ forEachDriver(() => {
       harness({
         idColumn: 'execution_id',
         statusColumn: 'state',
+        ownerColumn: 'claimed_by',
         values: {
           running: 'RUNNING',
           pausing: 'PAUSING',
