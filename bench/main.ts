@@ -1,7 +1,10 @@
 // `npm run bench`: every target of the performance issue, each figure against a baseline measured in
 // the same run. Suites run one at a time, each in a child process of its own (with --expose-gc);
-// results go to stdout and, on full runs or with --out, into docs/performance.md.
+// results go to stdout and, on full runs or with --out, into docs/performance.md, with the suites'
+// charts as SVG files beside it. With --strict a missed target makes the exit code 1.
+import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseCommandLine } from '../harness/flags.js';
 import { ScriptProcess } from '../harness/process.js';
@@ -13,6 +16,8 @@ import { describeMachine } from './lib/machine.js';
 import { Progress } from './lib/progress.js';
 import { renderChecksText, renderMarkdown, renderSuiteText } from './lib/render.js';
 import { type ChildMessages, childLines, type SuiteResult } from './lib/result.js';
+import { renderChart } from './lib/svg-chart.js';
+import { verdict } from './lib/verdict.js';
 import { suites } from './suites/registry.js';
 
 const DEFAULT_OUT = fileURLToPath(new URL('../docs/performance.md', import.meta.url));
@@ -74,14 +79,20 @@ const command = `npm run bench${argv.length > 0 ? ` -- ${argv.join(' ')}` : ''}`
 if (out !== undefined) {
   await writeDocument(out, renderMarkdown({ machine, command, quick: args.quick, suites: results }));
   console.log(`\nWrote ${out}`);
+  for (const chart of results.flatMap((r) => r.charts ?? [])) {
+    const path = join(dirname(out), chart.file);
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, renderChart(chart));
+    console.log(`Wrote ${path}`);
+  }
 } else {
   console.log(`\n${args.quick ? '--quick' : '--only'}: no document written (give --out <path> to write one)`);
 }
 
-const failed = results.filter((r) => r.error !== undefined).length;
-const missed = results.flatMap((r) => r.checks).filter((c) => c.status === 'missed').length;
+const { failed, missed, exitCode } = verdict(results, args.strict);
 if (failed > 0) console.error(`${failed} suite(s) failed`);
-process.exitCode = failed > 0 || (args.strict && missed > 0) ? 1 : 0;
+if (missed > 0) console.error(`${missed} target(s) missed${args.strict ? ' (--strict: exit code 1)' : ''}`);
+process.exitCode = exitCode;
 
 /** Runs suite `id` in a child process and collects its result; a crash or a hang becomes an error. */
 async function runChild(

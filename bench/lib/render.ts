@@ -62,6 +62,7 @@ export function renderMarkdown(run: Run): string {
     }
     out.push(s.method);
     for (const t of s.tables) out.push('', `**${t.title}**`, '', markdownTable(t.columns, t.rows));
+    for (const c of s.charts ?? []) out.push('', `![${c.title}](${c.file})`);
     if (s.notes.length > 0) out.push('', ...s.notes.map((n) => `- ${n}`));
     if (s.elapsedMs !== undefined) out.push('', `_Suite time: ${(s.elapsedMs / 1000).toFixed(1)} s._`);
   }
@@ -86,6 +87,8 @@ export function renderSuiteText(s: SuiteResult): string {
   const out = [`== ${s.title}${s.elapsedMs === undefined ? '' : ` (${(s.elapsedMs / 1000).toFixed(1)} s)`}`];
   if (s.error !== undefined) return [...out, `FAILED: ${s.error}`].join('\n');
   for (const t of s.tables) out.push('', t.title, textTable(t));
+  for (const c of s.charts ?? [])
+    out.push('', `Chart ${c.file}: ${c.title} (drawn when a document is written)`);
   if (s.notes.length > 0) out.push('', ...s.notes.map((n) => `* ${n.replaceAll('`', '')}`));
   return out.join('\n');
 }

@@ -20,6 +20,42 @@ export interface Check {
   readonly status: CheckStatus;
 }
 
+/** A line of a chart: its points `[x, y]`, in the units of the chart's axes. */
+export interface ChartSeries {
+  readonly name: string;
+  /** A CSS colour. */
+  readonly color: string;
+  readonly dashed?: boolean | undefined;
+  readonly points: readonly (readonly [number, number])[];
+}
+
+/** One axis of a chart. */
+export interface ChartAxis {
+  /** The axis title, with its unit: `workflows`, `time (ms)`. */
+  readonly label: string;
+  /** `log`: powers of ten evenly spaced (every value must be positive). */
+  readonly scale: 'linear' | 'log';
+  /** How tick labels read: `count` as `10k`, `1M`; `ms` as `20 ms`, `1.5 s`; else plain numbers. */
+  readonly format?: 'count' | 'ms' | undefined;
+  /** Where the ticks go; by default powers of ten (log) or round steps from zero (linear). */
+  readonly ticks?: readonly number[] | undefined;
+}
+
+/**
+ * A line chart the runner draws as an SVG file next to the document it writes (bench/lib/svg-chart.ts),
+ * and links from the suite's section.
+ */
+export interface Chart {
+  /** The SVG file's name, without a directory: `performance-scaling.svg`. */
+  readonly file: string;
+  readonly title: string;
+  /** A line under the title: what was measured, where. */
+  readonly subtitle: string;
+  readonly x: ChartAxis;
+  readonly y: ChartAxis;
+  readonly series: readonly ChartSeries[];
+}
+
 /** What a suite measured. */
 export interface SuiteBody {
   /** How the figures were taken: sizes, rounds, baselines, what is timed. */
@@ -28,6 +64,8 @@ export interface SuiteBody {
   readonly checks: readonly Check[];
   /** Findings worth keeping beside the figures (causes of misses, caveats). */
   readonly notes: readonly string[];
+  /** Drawn as SVG files beside the document. */
+  readonly charts?: readonly Chart[] | undefined;
 }
 
 /** One suite's part of a run. */

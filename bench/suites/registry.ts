@@ -25,4 +25,6 @@ export const suites: readonly SuiteEntry[] = [
   entry('locks', '4. Locks'),
   entry('last-member', '5. Last-member shutdown on PostgreSQL'),
   entry('recovery-postgres', '6. Crash recovery on PostgreSQL'),
+  entry('scaling', '7. Scaling: park, resume and recovery from 10k to 1M workflows'),
+  entry('shutdown-members', '7. Scaling: group shutdown with 1 to 8 members'),
 ];

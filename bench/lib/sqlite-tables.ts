@@ -1,0 +1,82 @@
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { HostTables } from './hand-off-driver.js';
+import { sqlite } from './library.js';
+import { uniqueName } from '../../harness/servers.js';
+
+/** What a reader of the figures needs to know of the SQLite set-up. */
+export const SQLITE_TABLES =
+  'SQLite (`openSqliteDatabase()`, WAL, synchronous NORMAL, a file in the temporary folder): host table ' +
+  '`workflows (id TEXT PRIMARY KEY, status TEXT NOT NULL)` with an index on `status`, refilled, analyzed and ' +
+  'checkpointed before every run; the store on the same handle. Raw park: one immediate transaction of ' +
+  "`INSERT INTO raw_marks ... SELECT id ... WHERE status = 'running'` and `UPDATE workflows SET status = " +
+  "'paused' WHERE status = 'running'`; raw unpark: `UPDATE ... WHERE status = 'paused' AND id IN (SELECT id " +
+  'FROM raw_marks)` and `DELETE FROM raw_marks`.';
+
+/**
+ * A SQLite file with a host table of workflows, a store over it, and the raw statements of the
+ * parking suite (bench/suites/park-sqlite.ts) to compare with. Removed on close.
+ */
+export async function openSqliteTables(): Promise<HostTables> {
+  const { openSqliteDatabase, SqliteWorkflowStore } = await sqlite();
+  const path = join(tmpdir(), `${uniqueName('gd-bench')}.sqlite`);
+  const db = await openSqliteDatabase(path);
+  db.pragma('journal_mode = WAL');
+  // What a database already in WAL mode gets when opened: commits write the WAL without an fsync.
+  db.pragma('synchronous = NORMAL');
+  db.exec(`CREATE TABLE workflows (id TEXT PRIMARY KEY, status TEXT NOT NULL);
+    CREATE INDEX workflows_status ON workflows (status);
+    CREATE TABLE raw_marks (id TEXT PRIMARY KEY NOT NULL, member_id TEXT NOT NULL, token INTEGER,
+      parked_at INTEGER NOT NULL) WITHOUT ROWID;`);
+  const marksTable = 'gd_marks';
+  const store = new SqliteWorkflowStore({
+    database: db,
+    table: 'workflows',
+    marksTable,
+    statuses: { running: 'running', paused: 'paused', failed: 'failed' },
+  });
+  // The store creates its tables at first use: have them now, so that reset() can clear them.
+  await store.listActive({ limit: 1 });
+  const fill = db.prepare(`INSERT INTO workflows (id, status)
+    WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < ?)
+    SELECT 'wf-' || substr('0000000' || i, -8, 8), 'running' FROM g`);
+  const markAll = db.prepare(
+    `INSERT INTO raw_marks (id, member_id, token, parked_at) SELECT id, 'raw', 1, ? FROM workflows WHERE status = 'running'`,
+  );
+  const pauseAll = db.prepare(`UPDATE workflows SET status = 'paused' WHERE status = 'running'`);
+  const resumeMarked = db.prepare(
+    `UPDATE workflows SET status = 'running' WHERE status = 'paused' AND id IN (SELECT id FROM raw_marks)`,
+  );
+  const clearMarks = db.prepare('DELETE FROM raw_marks');
+  const rawPark = db.transaction(() => {
+    const marked = markAll.run(Date.now()).changes;
+    pauseAll.run();
+    return marked;
+  });
+  const rawUnpark = db.transaction(() => {
+    const resumed = resumeMarked.run().changes;
+    clearMarks.run();
+    return resumed;
+  });
+  return {
+    name: `SQLite ${String(db.prepare('SELECT sqlite_version()').pluck().get())}`,
+    store,
+    async reset(n) {
+      db.transaction(() => {
+        db.exec(`DELETE FROM workflows; DELETE FROM raw_marks; DELETE FROM "${marksTable}";`);
+        fill.run(n);
+      }).immediate();
+      // Statistics, as PostgreSQL's autovacuum keeps them.
+      db.exec('ANALYZE');
+      db.pragma('wal_checkpoint(TRUNCATE)');
+    },
+    rawPark: async () => Number(rawPark.immediate()),
+    rawUnpark: async () => Number(rawUnpark.immediate()),
+    async close() {
+      await store.close();
+      db.close();
+      for (const suffix of ['', '-wal', '-shm']) rmSync(`${path}${suffix}`, { force: true });
+    },
+  };
+}
