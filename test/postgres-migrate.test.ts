@@ -19,6 +19,7 @@ const TABLES = [
   'parked',
   'parked_generation_members',
   'parked_generations',
+  'parked_incarnations',
   'parked_recoveries',
   'schema_version',
   'store_fences',
@@ -77,8 +78,14 @@ describe('migrate', () => {
   it('upgrades a version 1 schema: adds the crash-recovery tables, keeps the data, leaves version 1 as it was', async () => {
     const schema = freshSchema();
     await migrate(pool, { schema });
-    // What release 1 made: the same schema without the version 2 tables.
-    for (const table of ['parked_generations', 'parked_generation_members', 'parked_recoveries']) {
+    // What release 1 made: the same schema without the version 2 and 3 tables.
+    const later = [
+      'parked_generations',
+      'parked_generation_members',
+      'parked_recoveries',
+      'parked_incarnations',
+    ];
+    for (const table of later) {
       await pool.query(`DROP TABLE "${schema}"."${table}"`);
     }
     await pool.query(`UPDATE "${schema}".schema_version SET version = 1`);
@@ -88,9 +95,9 @@ describe('migrate', () => {
     const store = new PostgresWorkflowStore({ pool, table: 'whatever', schema });
     const error = await store.readGeneration('g').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConfigurationError);
-    expect((error as Error).message).toMatch(/version 1; this release needs version 2.*migrate\(/);
+    expect((error as Error).message).toMatch(/version 1; this release needs version 3.*migrate\(/);
     await store.close();
-    expect(await migrate(pool, { schema })).toEqual({ schema, version: 2 });
+    expect(await migrate(pool, { schema })).toEqual({ schema, version: 3 });
     expect(await tables(schema)).toEqual(TABLES);
     const { rows } = await pool.query(`SELECT workflow_id, token::int AS token FROM "${schema}".parked`);
     expect(rows).toEqual([{ workflow_id: 'wf', token: 7 }]);
@@ -108,10 +115,42 @@ describe('migrate', () => {
       'parked_generations.grp',
       'parked_generations.generation',
       'parked_generations.dirty',
+      'parked_incarnations.store_key',
+      'parked_incarnations.incarnation',
+      'parked_incarnations.member_id',
+      'parked_incarnations.grp',
+      'parked_incarnations.evicted_at',
       'parked_recoveries.store_key',
       'parked_recoveries.workflow_id',
       'parked_recoveries.count',
     ]);
+  });
+
+  it('upgrades a version 2 schema: adds the incarnations table, keeps the generation record', async () => {
+    const schema = freshSchema();
+    await migrate(pool, { schema });
+    // What release 2 made: the same schema without the version 3 table.
+    await pool.query(`DROP TABLE "${schema}".parked_incarnations`);
+    await pool.query(`UPDATE "${schema}".schema_version SET version = 2`);
+    await pool.query(
+      `INSERT INTO "${schema}".parked_generation_members (store_key, grp, member_id, incarnation)
+       VALUES ('s.t', 'g', 'm', 'i')`,
+    );
+    const store = new PostgresWorkflowStore({ pool, table: 'whatever', schema });
+    const error = await store.readGeneration('g').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigurationError);
+    expect((error as Error).message).toMatch(/version 2; this release needs version 3.*migrate\(/);
+    await store.close();
+    expect(await migrate(pool, { schema })).toEqual({ schema, version: 3 });
+    expect(await tables(schema)).toEqual(TABLES);
+    const { rows } = await pool.query(
+      `SELECT member_id, incarnation FROM "${schema}".parked_generation_members`,
+    );
+    expect(rows).toEqual([{ member_id: 'm', incarnation: 'i' }]);
+    const { rows: evicted } = await pool.query(
+      `SELECT count(*)::int AS n FROM "${schema}".parked_incarnations`,
+    );
+    expect(evicted).toEqual([{ n: 0 }]);
   });
 
   it('refuses a schema that is not a plain identifier, naming the option and the value', async () => {

@@ -197,6 +197,7 @@ describe('PostgresWorkflowStore generation record', () => {
     expect(keys.map((k) => [k.table.split('.')[1], k.key])).toEqual([
       ['parked_generation_members', 'PRIMARY KEY (store_key, grp, member_id)'],
       ['parked_generations', 'PRIMARY KEY (store_key, grp)'],
+      ['parked_incarnations', 'PRIMARY KEY (store_key, incarnation)'],
       ['parked_recoveries', 'PRIMARY KEY (store_key, workflow_id)'],
     ]);
   });

@@ -23,6 +23,7 @@ const KEYED_TABLES = [
   'parked_generations',
   'parked_generation_members',
   'parked_recoveries',
+  'parked_incarnations',
 ];
 
 /** A new host table `(id text, status text)` in the test schema; returns its qualified name. */

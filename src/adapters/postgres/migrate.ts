@@ -9,7 +9,7 @@ import { inspectHostTable, type QueryRows, recoveryTables } from './store-sql.js
 const debug = createDebug('graceful-drain:postgres');
 
 /** The schema version this release of graceful-drain needs; `migrate()` brings a schema up to it. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /**
  * The DDL taking a schema (`s` quoted, `schema` as validated) from `version - 1` to `version`. Append
@@ -80,6 +80,23 @@ const MIGRATIONS: readonly {
         workflow_id text COLLATE "C" NOT NULL,
         count integer NOT NULL,
         PRIMARY KEY (store_key, workflow_id)
+      );`;
+    },
+  },
+  {
+    version: 3,
+    ddl: (_s, schema) => {
+      const { I } = recoveryTables(schema);
+      return `
+      -- Owner-aware recovery, per store: the incarnations that called with a fence (a row each call
+      -- locks, so an eviction and the calls of its incarnation are ordered), and those evicted, for good.
+      CREATE TABLE ${I} (
+        store_key text NOT NULL,
+        incarnation text NOT NULL,
+        member_id text NOT NULL,
+        grp text,
+        evicted_at timestamptz,
+        PRIMARY KEY (store_key, incarnation)
       );`;
     },
   },

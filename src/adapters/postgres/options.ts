@@ -66,6 +66,15 @@ export interface PostgresHostTableOptions {
   readonly statusColumn?: string;
   /** The host's status values. @defaultValue `{ running: 'running', paused: 'paused' }` */
   readonly statuses?: WorkflowStatuses;
+  /**
+   * The column where the host records which member drives each workflow (its `memberId`, as text or any
+   * type text converts to). Given, the store offers `listOwned()` and `evictMembers()`: a live member
+   * then recovers a crashed peer's workflows while the group keeps running, and every call of an evicted
+   * incarnation is rejected. Index it with the id: `CREATE INDEX ON workflows (owner, id)`. See "Owners
+   * and eviction" in docs/adapters/postgres.md.
+   * @defaultValue `undefined` (no owner capability)
+   */
+  readonly ownerColumn?: string;
 }
 
 /** Options of `PostgresWorkflowStore`: give exactly one of `client`, `pool`, `connectionString` or `url`. */
@@ -180,7 +189,7 @@ export function compileCoordinatorOptions(options: unknown) {
 /** Checks `options` (messages name the option and the value) and applies the defaults. @internal */
 export function compileStoreOptions(options: unknown) {
   const sources = ['client', 'pool', 'connectionString', 'url'];
-  const known = [...sources, 'table', ...Object.keys(STORE_DEFAULTS)];
+  const known = [...sources, 'table', 'ownerColumn', ...Object.keys(STORE_DEFAULTS)];
   const given = checkOptionsObject('PostgresWorkflowStore', options, known);
   checkOneSource('PostgresWorkflowStore', given, sources);
   const o = withDefaults(STORE_DEFAULTS, given);
@@ -198,11 +207,12 @@ export function compileMigrateOptions(options: unknown): { schema: string; store
   const o = withDefaults({ schema: DEFAULT_SCHEMA, stores: [] }, given);
   const schema = checkIdentifier('schema', o.schema);
   if (!Array.isArray(o.stores)) {
-    invalid('stores', 'an array of `{ table, idColumn?, statusColumn?, statuses? }`', o.stores);
+    invalid('stores', 'an array of `{ table, idColumn?, statusColumn?, statuses?, ownerColumn? }`', o.stores);
   }
   const stores = o.stores.map((entry: unknown, index) => {
     const store = checkOptionsObject(`stores[${index}]`, entry, [
       'table',
+      'ownerColumn',
       ...Object.keys(HOST_TABLE_DEFAULTS),
     ]);
     if (entry === undefined) invalid(`stores[${index}]`, 'an object `{ table, ... }`', entry);
@@ -219,6 +229,10 @@ function compileHostTable(given: Record<string, unknown>, prefix = '') {
     idColumn: checkIdentifier(`${prefix}idColumn`, o.idColumn),
     statusColumn: checkIdentifier(`${prefix}statusColumn`, o.statusColumn),
     statuses: checkStatuses(`${prefix}statuses`, given.statuses, HOST_TABLE_DEFAULTS.statuses),
+    ownerColumn:
+      given.ownerColumn === undefined
+        ? undefined
+        : checkIdentifier(`${prefix}ownerColumn`, given.ownerColumn),
   });
 }
 

@@ -19,30 +19,39 @@ export type QueryRows = (text: string, values: unknown[]) => Promise<readonly un
 /** What the catalog says about the host's table: see {@link inspectHostTable}. */
 export type TableInfo = Awaited<ReturnType<typeof inspectHostTable>>;
 
+/** A column's type and collation, as the catalog names them (`a` a `pg_attribute` row). */
+const typeOf = (a: string, prefix: string): string => `
+       format_type(${a}.atttypid, NULL) AS "${prefix}Type",
+       (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname)
+        FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace
+        WHERE co.oid = ${a}.attcollation) AS "${prefix}Collation"`;
+const column = (a: string, name: string): string =>
+  `LEFT JOIN pg_attribute ${a} ON ${a}.attrelid = c.oid AND ${a}.attname = ${name} AND ${a}.attnum > 0 AND NOT ${a}.attisdropped`;
+
 /**
  * Reads the host's table from the catalog: `storeKey` (`schema.table`, the key of its marks and fence),
- * `qualified` (quoted by the server), the id column's type and collation; a `ConfigurationError` names
- * the option (after `prefix`) when the table or a column does not exist.
+ * `qualified` (quoted by the server), the id column's type and collation, and the owner column's when
+ * the store names one; a `ConfigurationError` names the option (after `prefix`) when the table or a
+ * column does not exist.
  */
 export async function inspectHostTable(query: QueryRows, host: HostTable, prefix = '') {
   const [row] = (await query(
     `SELECT n.nspname || '.' || c.relname AS "storeKey",
-       quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified,
-       format_type(a.atttypid, NULL) AS "idType",
-       (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname)
-        FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace
-        WHERE co.oid = a.attcollation) AS "idCollation",
+       quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified,${typeOf('a', 'id')},${typeOf('o', 'owner')},
        EXISTS (SELECT 1 FROM pg_attribute s
         WHERE s.attrelid = c.oid AND s.attname = $3 AND s.attnum > 0 AND NOT s.attisdropped) AS "hasStatus"
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-     LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped
+     ${column('a', '$2')}
+     ${column('o', '$4')}
      WHERE c.oid = to_regclass($1)`,
-    [host.table.sql, host.idColumn, host.statusColumn],
+    [host.table.sql, host.idColumn, host.statusColumn, host.ownerColumn ?? null],
   )) as {
     storeKey: string;
     qualified: string;
     idType: string | null;
     idCollation: string | null;
+    ownerType: string | null;
+    ownerCollation: string | null;
     hasStatus: boolean;
   }[];
   if (row === undefined) {
@@ -58,20 +67,28 @@ export async function inspectHostTable(query: QueryRows, host: HostTable, prefix
       `Expected \`${prefix}${option}\` to name a column of ${host.table.sql}, got ${describeValue(value)}`,
     );
   }
+  if (host.ownerColumn !== undefined && row.ownerType === null) {
+    throw new ConfigurationError(
+      `Expected \`${prefix}ownerColumn\` to name a column of ${host.table.sql}, got ${describeValue(host.ownerColumn)}`,
+    );
+  }
   const { storeKey, qualified, idType } = row;
-  return { storeKey, qualified, idType, idCollation: row.idCollation ?? undefined };
+  const owner =
+    row.ownerType === null ? undefined : { type: row.ownerType, collation: row.ownerCollation ?? undefined };
+  return { storeKey, qualified, idType, idCollation: row.idCollation ?? undefined, owner };
 }
 
 /**
  * The generation record's tables in `schema` (validated), named from the marks table `parked`:
- * `parked_generations`, `parked_generation_members`, `parked_recoveries`; quoted and qualified.
+ * `parked_generations`, `parked_generation_members`, `parked_recoveries`, and the incarnations seen and
+ * evicted, `parked_incarnations`; quoted and qualified.
  */
 export function recoveryTables(schema: string) {
   const marks = checkTableName('schema', `${schema}.parked`);
-  const [G, M, R] = ['_generations', '_generation_members', '_recoveries'].map(
+  const [G, M, R, I] = ['_generations', '_generation_members', '_recoveries', '_incarnations'].map(
     (s) => siblingTable(marks, s).sql,
   );
-  return { G: G as string, M: M as string, R: R as string };
+  return { G: G as string, M: M as string, R: R as string, I: I as string };
 }
 
 /** The deduplicated input ids of `$1`, each with the position of its first occurrence. */
@@ -90,12 +107,15 @@ export function storeSql(
   ID: string,
   ST: string,
   S: string,
-  { G, M, R }: ReturnType<typeof recoveryTables>,
+  { G, M, R, I }: ReturnType<typeof recoveryTables>,
   info: TableInfo,
+  OWNER?: string,
 ) {
+  const as = (type: { type: string; collation: string | undefined }, text: string): string =>
+    `(${text})::${type.type}${type.collation === undefined ? '' : ` COLLATE ${type.collation}`}`;
   // Text as a value of the id column, in the column's collation: comparisons the column's index serves.
-  const asId = (text: string): string =>
-    `(${text})::${info.idType}${info.idCollation === undefined ? '' : ` COLLATE ${info.idCollation}`}`;
+  const asId = (text: string): string => as({ type: info.idType, collation: info.idCollation }, text);
+  const { owner } = info;
   // The rows `t` of the ids `i` of `input` whose status is `status`. By type, each is found by primary key
   // whatever the statistics say (a bulk park or resume leaves them stale): from an array the planner
   // cannot size, the status tested `IS TRUE`, which no status index serves. As text, by any plan.
@@ -118,13 +138,40 @@ export function storeSql(
         ORDER BY workflow_id LIMIT $2) p
       ORDER BY p.workflow_id`,
     /**
-     * $1 store key, $2 token. Rows: `token`, the highest now recorded; the row stays locked to the end.
+     * The fence check of a write, one statement: $1 store key, then (each when asked for) the token and
+     * the incarnations to check with their member ids (aligned arrays, no repeats). Row: `token`, the
+     * highest now recorded (null without a token), its row locked to the end; `evicted`, the member id
+     * and incarnation of one of the incarnations evicted, else null. Each incarnation's row of the
+     * incarnations table is created or locked to the end of the transaction: an eviction waits for the
+     * call, or the call sees it (on the row's latest version, whatever the statement's snapshot).
      * `unparking`: also sets the flag the mark trigger skips the transaction's rows by, in the same trip.
      */
-    fence: (unparking: boolean) => `
-      INSERT INTO ${S}.store_fences AS f (store_key, token) VALUES ($1, $2::bigint)
+    fence: ({ token, incarnations, unparking }: FenceCheck) => {
+      let n = 1;
+      const [tokenParam, incarnationsParam, membersParam] = [token, incarnations, incarnations].map((on) =>
+        on ? `$${++n}` : '',
+      );
+      const seen = incarnations
+        ? `WITH seen AS (
+          INSERT INTO ${I} AS e (store_key, incarnation, member_id)
+          SELECT $1, u.incarnation, u.member_id
+          FROM unnest(${incarnationsParam}::text[], ${membersParam}::text[]) AS u (incarnation, member_id)
+          ON CONFLICT (store_key, incarnation) DO UPDATE SET evicted_at = e.evicted_at
+            WHERE e.evicted_at IS NOT NULL
+          RETURNING e.member_id, e.incarnation, e.evicted_at IS NOT NULL AS evicted)`
+        : '';
+      const evicted = incarnations
+        ? '(SELECT ARRAY[s.member_id, s.incarnation] FROM seen s WHERE s.evicted LIMIT 1)'
+        : 'NULL::text[]';
+      const columns = `${evicted} AS evicted${unparking ? `, set_config('${UNPARKING}', 'on', true)` : ''}`;
+      return token
+        ? `${seen}
+      INSERT INTO ${S}.store_fences AS f (store_key, token) VALUES ($1, ${tokenParam}::bigint)
       ON CONFLICT (store_key) DO UPDATE SET token = GREATEST(f.token, EXCLUDED.token)
-      RETURNING f.token::text AS token${unparking ? `, set_config('${UNPARKING}', 'on', true)` : ''}`,
+      RETURNING f.token::text AS token, ${columns}`
+        : `${seen}
+      SELECT NULL::text AS token, ${columns}`;
+    },
     /** $1 ids, $2 new status, $3 running, $4 store key, $5 member, $6 token. Rows: `ord` of the parked. */
     park: (byType: boolean) => `
       WITH ${INPUT},
@@ -194,7 +241,8 @@ export function storeSql(
       ON CONFLICT (store_key, grp, member_id) DO UPDATE SET incarnation = EXCLUDED.incarnation`,
     /**
      * $1 store key, $2 group, $3 member ids, $4 end (`none`, `clean`, `dirty`). One statement: the members
-     * removed; `dirty` sets the flag; `clean` clears it, raises the generation and drops every count.
+     * removed; `dirty` sets the flag; `clean` clears it, raises the generation and drops every count. The
+     * members' incarnations not evicted are forgotten (a later call takes its row again).
      */
     leaveGeneration: `
       WITH gone AS (
@@ -205,7 +253,9 @@ export function storeSql(
         WHERE $4::text <> 'none'
         ON CONFLICT (store_key, grp) DO UPDATE
           SET generation = g.generation + EXCLUDED.generation, dirty = EXCLUDED.dirty),
-      reset AS (DELETE FROM ${R} r WHERE r.store_key = $1 AND $4::text = 'clean')
+      reset AS (DELETE FROM ${R} r WHERE r.store_key = $1 AND $4::text = 'clean'),
+      seen AS (
+        DELETE FROM ${I} e WHERE e.store_key = $1 AND e.member_id = ANY($3::text[]) AND e.evicted_at IS NULL)
       SELECT 1`,
     /**
      * $1 ids, $2 running, $3 store key, $4 max recoveries, $5 park (boolean), $6 park's new status,
@@ -248,5 +298,45 @@ export function storeSql(
         DELETE FROM ${S}.parked p USING seen s
         WHERE s.spent AND p.store_key = $3 AND p.workflow_id = s.workflow_id)
       SELECT ord, spent FROM seen`,
+    /**
+     * $1 store key, $2 group, $3 member ids, $4 their incarnations (aligned). One statement: each
+     * member's entry removed when it is that incarnation's; each incarnation recorded as evicted (kept
+     * as first evicted when it was already).
+     */
+    evictMembers: `
+      WITH given AS (SELECT * FROM unnest($3::text[], $4::text[]) AS u (member_id, incarnation)),
+      gone AS (
+        DELETE FROM ${M} m USING given u
+        WHERE m.store_key = $1 AND m.grp = $2 AND m.member_id = u.member_id AND m.incarnation = u.incarnation)
+      INSERT INTO ${I} AS e (store_key, incarnation, member_id, grp, evicted_at)
+      SELECT DISTINCT ON (u.incarnation) $1, u.incarnation, u.member_id, $2, now() FROM given u
+      ON CONFLICT (store_key, incarnation) DO UPDATE
+        SET evicted_at = coalesce(e.evicted_at, EXCLUDED.evicted_at), grp = coalesce(e.grp, EXCLUDED.grp)`,
+    /**
+     * With an owner column: $1 running, $2 limit, $3 owners (no repeats) [, $4 cursor]; `byType` compares
+     * owners in the column's type, else as text. Rows: `id`, in the id column's order. One ordered index
+     * scan per owner (an index on (owner, id) serves each), merged.
+     */
+    listOwned:
+      OWNER === undefined || owner === undefined
+        ? undefined
+        : (withCursor: boolean, byType: boolean) => `
+      SELECT x.id FROM unnest($3::text[]) AS o (owner)
+      CROSS JOIN LATERAL (
+        SELECT t.${ID}::text AS id, t.${ID} AS key FROM ${T} t
+        WHERE ${byType ? `t.${OWNER} = ${as(owner, 'o.owner')}` : `t.${OWNER}::text = o.owner`}
+          AND t.${ST} = $1${withCursor ? ` AND t.${ID} > ${asId('$4')}` : ''}
+        ORDER BY t.${ID} LIMIT $2) AS x
+      ORDER BY x.key LIMIT $2`,
   };
+}
+
+/** What a fence check does: see `fence` in {@link storeSql}. */
+export interface FenceCheck {
+  /** Checks and raises a token. */
+  readonly token: boolean;
+  /** Checks incarnations against the evicted ones. */
+  readonly incarnations: boolean;
+  /** Sets the mark trigger's flag. */
+  readonly unparking: boolean;
 }

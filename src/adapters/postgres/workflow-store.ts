@@ -1,5 +1,5 @@
 import createDebug from 'debug';
-import { ClosedError, ConfigurationError, StaleTokenError } from '../../errors.js';
+import { ClosedError, ConfigurationError, EvictedMemberError, StaleTokenError } from '../../errors.js';
 import { abortable } from '../../internal/abortable.js';
 import { quote } from '../../internal/sql-names.js';
 import { parkedStateOf } from '../../internal/statuses.js';
@@ -35,6 +35,16 @@ import {
 } from './options.js';
 import { inspectHostTable, recoveryTables, storeSql, type StoreSql, UNPARKING } from './store-sql.js';
 
+/** `listOwned()` of a store with an owner column. */
+type ListOwned = (memberIds: readonly string[], options: ListOptions) => Promise<Page<string>>;
+/** `evictMembers()` of a store with an owner column. */
+type EvictMembers = (
+  group: string,
+  members: readonly GenerationMember[],
+  fence: Fence,
+  options?: StoreCallOptions,
+) => Promise<void>;
+
 const debug = createDebug('graceful-drain:postgres');
 
 const CAPABILITIES: WorkflowStoreCapabilities = Object.freeze({ fencing: 'monotonic' });
@@ -50,11 +60,19 @@ function codeOf(error: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
+/** `fence` checked, its `incarnation` too: a non-empty string when given. */
+function checkStoreFence(fence: Fence): void {
+  checkFence(fence);
+  if (fence.incarnation !== undefined) checkName('fence.incarnation', fence.incarnation);
+}
+
 /** What the store learns about the host's table at first use. */
 interface Prepared {
   readonly sql: StoreSql;
   readonly storeKey: string;
   readonly idIsText: boolean;
+  /** The owner column holds text: member ids compare as they are, no fallback needed. */
+  readonly ownerIsText: boolean;
 }
 
 /**
@@ -75,12 +93,29 @@ interface Prepared {
  */
 export class PostgresWorkflowStore implements WorkflowStore {
   readonly capabilities: WorkflowStoreCapabilities = CAPABILITIES;
+  /**
+   * With `ownerColumn` only (else `undefined`): the running workflows whose owner is one of `memberIds`,
+   * a page at a time, in the id column's order; one ordered scan per member, merged.
+   */
+  declare readonly listOwned?: ListOwned;
+  /**
+   * With `ownerColumn` only (else `undefined`): in one transaction, fenced like park(), removes each
+   * member's entry of `group`'s generation record (when it is that incarnation's) and records each
+   * incarnation as evicted for good: every later call whose `fence.incarnation` is one of them rejects
+   * with `EvictedMemberError` before it writes. Waits for a call of those incarnations in flight.
+   */
+  declare readonly evictMembers?: EvictMembers;
   readonly #o: CompiledStoreOptions;
   #prepared: Promise<Prepared> | undefined;
   #closed: Promise<void> | undefined;
 
   constructor(options: PostgresWorkflowStoreOptions) {
     this.#o = compileStoreOptions(options);
+    // Own properties, present only with an owner column: `typeof store.listOwned` tells the capability.
+    if (this.#o.ownerColumn !== undefined) {
+      this.listOwned = (memberIds, o) => this.#listOwned(memberIds, o);
+      this.evictMembers = (group, members, fence, o) => this.#evictMembers(group, members, fence, o);
+    }
   }
 
   async listActive(options: ListOptions): Promise<Page<string>> {
@@ -130,7 +165,7 @@ export class PostgresWorkflowStore implements WorkflowStore {
     options?: StoreCallOptions,
   ): Promise<readonly ItemResult<ParkOutcome>[]> {
     checkIds(ids);
-    checkFence(fence);
+    checkStoreFence(fence);
     const { running, pausing, paused } = this.#o.statuses;
     const outcome = pausing === undefined ? 'paused' : 'pausing';
     return this.#write('park()', options, ids, outcome, true, async (q, prepared, byType) => {
@@ -147,7 +182,7 @@ export class PostgresWorkflowStore implements WorkflowStore {
     options?: StoreCallOptions,
   ): Promise<readonly ItemResult<UnparkOutcome>[]> {
     checkIds(ids);
-    checkFence(fence);
+    checkStoreFence(fence);
     const { running, pausing, paused } = this.#o.statuses;
     return this.#write('unpark()', options, ids, 'resumed', undefined, async (q, prepared) => {
       await this.#checkFence(q, prepared, fence, this.#o.markTrigger !== 'off');
@@ -168,11 +203,11 @@ export class PostgresWorkflowStore implements WorkflowStore {
    * higher token was recorded. Waits for a park or unpark in flight, so that its write is ordered first.
    */
   async raiseFence(fence: Fence, options?: StoreCallOptions): Promise<void> {
-    checkFence(fence);
+    checkStoreFence(fence);
     const signal = checkCallOptions('raiseFence()', options);
     signal?.throwIfAborted();
     if (this.#closed !== undefined) throw new ClosedError('The PostgresWorkflowStore is closed');
-    if (fence.token === undefined) return;
+    if (fence.token === undefined && !this.#checksIncarnation(fence)) return;
     const prepared = await this.#prepare(signal);
     await this.#o.runner.transaction((q) => this.#checkFence(q, prepared, fence), signal);
     debug('raiseFence: token %s', fence.token);
@@ -224,8 +259,14 @@ export class PostgresWorkflowStore implements WorkflowStore {
       checkName('member.memberId', member?.memberId),
       checkName('member.incarnation', member.incarnation),
     ];
-    await this.#fenced('enterGeneration()', fence, options, (q, { sql, storeKey }) =>
-      q.query(sql.enterGeneration, [storeKey, ...values]),
+    // The incarnation registered is checked too: an evicted one never registers again.
+    const registered = { memberId: values[1] as string, incarnation: values[2] as string };
+    await this.#fenced(
+      'enterGeneration()',
+      fence,
+      options,
+      (q, { sql, storeKey }) => q.query(sql.enterGeneration, [storeKey, ...values]),
+      registered,
     );
   }
 
@@ -260,7 +301,7 @@ export class PostgresWorkflowStore implements WorkflowStore {
     options: RecoverOptions,
   ): Promise<readonly ItemResult<RecoverOutcome>[]> {
     checkIds(ids);
-    checkFence(fence);
+    checkStoreFence(fence);
     const o = checkOptionsObject('recover()', options, ['mode', 'maxRecoveries', 'signal']);
     const mode = checkOneOf('options.mode', o.mode, ['park', 'count'] as const);
     const max = o.maxRecoveries;
@@ -363,32 +404,101 @@ export class PostgresWorkflowStore implements WorkflowStore {
     fence: Fence,
     options: StoreCallOptions | undefined,
     write: (q: PgQueryable, prepared: Prepared) => Promise<unknown>,
+    also?: GenerationMember,
   ): Promise<void> {
-    checkFence(fence);
+    checkStoreFence(fence);
     const signal = checkCallOptions(where, options);
     const prepared = await this.#prepare(signal);
     await this.#o.runner.transaction(async (q) => {
-      await this.#checkFence(q, prepared, fence);
+      await this.#checkFence(q, prepared, fence, false, also);
       await write(q, prepared);
     }, signal);
     debug('%s by %s (token %s)', where, fence.memberId, fence.token);
   }
 
+  /** The store has the owner capability and `fence` names an incarnation: its calls check it. */
+  #checksIncarnation(fence: Fence): boolean {
+    return this.#o.ownerColumn !== undefined && fence.incarnation !== undefined;
+  }
+
   /**
-   * Records the token as the store's high-water mark, or throws `StaleTokenError` (the caller rolls back).
-   * `unparking`: sets the mark trigger's flag for the transaction too (without a token, on its own).
+   * One statement: throws `EvictedMemberError` when `fence.incarnation` (or `also`'s) was evicted (with
+   * an owner column), records the token as the store's high-water mark or throws `StaleTokenError` (the
+   * caller rolls back). `unparking`: sets the mark trigger's flag for the transaction too.
    */
-  async #checkFence(q: PgQueryable, prepared: Prepared, fence: Fence, unparking = false): Promise<void> {
-    if (fence.token === undefined) {
+  async #checkFence(
+    q: PgQueryable,
+    prepared: Prepared,
+    fence: Fence,
+    unparking = false,
+    also?: GenerationMember,
+  ): Promise<void> {
+    const { incarnation } = fence;
+    // Incarnation -> member id, each once.
+    const checked = new Map<string, string>();
+    if (this.#o.ownerColumn !== undefined) {
+      if (incarnation !== undefined) checked.set(incarnation, fence.memberId);
+      if (also !== undefined && !checked.has(also.incarnation)) checked.set(also.incarnation, also.memberId);
+    }
+    const check = { token: fence.token !== undefined, incarnations: checked.size > 0, unparking };
+    if (!check.token && !check.incarnations) {
       if (unparking) await q.query(`SELECT set_config('${UNPARKING}', 'on', true)`);
       return;
     }
-    const { rows } = await q.query(prepared.sql.fence(unparking), [
-      prepared.storeKey,
-      fence.token.toString(),
-    ]);
-    const highest = BigInt((rows[0] as { token: string }).token);
+    const values: unknown[] = [prepared.storeKey];
+    if (fence.token !== undefined) values.push(fence.token.toString());
+    if (check.incarnations) values.push([...checked.keys()], [...checked.values()]);
+    const { rows } = await q.query(prepared.sql.fence(check), values);
+    const row = rows[0] as { token: string | null; evicted: [string, string] | null };
+    if (row.evicted !== null) throw new EvictedMemberError(row.evicted[0], row.evicted[1]);
+    if (fence.token === undefined) return;
+    const highest = BigInt(row.token as string);
     if (highest > fence.token) throw new StaleTokenError(fence.token, highest);
+  }
+
+  async #listOwned(memberIds: readonly string[], options: ListOptions): Promise<Page<string>> {
+    if (!Array.isArray(memberIds)) invalid('memberIds', 'an array of member ids', memberIds);
+    memberIds.forEach((id: unknown, i) => checkName(`memberIds[${i}]`, id));
+    const { limit, cursor, signal } = checkList('listOwned()', options);
+    const { sql, ownerIsText } = await this.#prepare(signal);
+    const owners = [...new Set(memberIds)];
+    if (owners.length === 0) return { items: [], cursor: undefined };
+    const listOwned = sql.listOwned as NonNullable<StoreSql['listOwned']>;
+    const values: unknown[] = [this.#o.statuses.running, limit + 1, owners];
+    if (cursor !== undefined) values.push(cursor);
+    const run = (byType: boolean) =>
+      this.#o.runner.query(listOwned(cursor !== undefined, byType), values, signal);
+    let rows: readonly unknown[];
+    try {
+      rows = await run(true);
+    } catch (error) {
+      // A member id the owner column's type cannot hold (not a uuid, say): compare as text.
+      if (ownerIsText || signal?.aborted === true || codeOf(error)?.startsWith('22') !== true) throw error;
+      rows = await run(false);
+    }
+    return pageOf(
+      (rows as { id: string }[]).map((row) => row.id),
+      limit,
+      (id) => id,
+    );
+  }
+
+  async #evictMembers(
+    group: string,
+    members: readonly GenerationMember[],
+    fence: Fence,
+    options?: StoreCallOptions,
+  ): Promise<void> {
+    checkName('group', group);
+    if (!Array.isArray(members)) invalid('members', 'an array of `{ memberId, incarnation }`', members);
+    const ids = members.map((m: unknown, i) =>
+      checkName(`members[${i}].memberId`, (m as GenerationMember | null)?.memberId),
+    );
+    const incarnations = members.map((m, i) => checkName(`members[${i}].incarnation`, m.incarnation));
+    await this.#fenced('evictMembers()', fence, options, (q, { sql, storeKey }) =>
+      q.query(sql.evictMembers, [storeKey, group, ids, incarnations]),
+    );
+    debug('evictMembers: %s evicted from %s', incarnations.join(', '), group);
   }
 
   /** Ends the pool the store created, if any (never a client or pool passed in). Idempotent; never throws. */
@@ -427,9 +537,11 @@ export class PostgresWorkflowStore implements WorkflowStore {
         quote(o.schema),
         recoveryTables(o.schema),
         info,
+        o.ownerColumn === undefined ? undefined : quote(o.ownerColumn),
       ),
       storeKey: info.storeKey,
       idIsText: TEXT_TYPES.has(info.idType),
+      ownerIsText: info.owner !== undefined && TEXT_TYPES.has(info.owner.type),
     };
   }
 
