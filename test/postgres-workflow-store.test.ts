@@ -42,10 +42,15 @@ function sqlName(qualified: string): string {
 
 /**
  * A harness over a fresh host table, with the store on the shared pool or on a client of its own; with
- * `failed`, the store moves a workflow recovered too often to `failed` (else it keeps its status).
+ * `failed`, the store moves a workflow recovered too often to `failed` (else it keeps its status); with
+ * `owners`, the table has an owner column and the store the owner capability.
  */
-async function harness(via: 'pool' | 'client', failed?: 'failed'): Promise<WorkflowStoreHarness> {
-  const table = await hostTable();
+async function harness(
+  via: 'pool' | 'client',
+  failed?: 'failed',
+  owners = false,
+): Promise<WorkflowStoreHarness> {
+  const table = await hostTable(`id text PRIMARY KEY, status text NOT NULL${owners ? ', owner text' : ''}`);
   const t = sqlName(table);
   let client: pg.Client | undefined;
   if (via === 'client') {
@@ -57,6 +62,7 @@ async function harness(via: 'pool' | 'client', failed?: 'failed'): Promise<Workf
     table,
     schema: db.schema,
     statuses: { ...STATUSES, failed },
+    ...(owners ? { ownerColumn: 'owner' } : {}),
   });
   return {
     store,
@@ -72,6 +78,13 @@ async function harness(via: 'pool' | 'client', failed?: 'failed'): Promise<Workf
     setStatus: async (id, status) => {
       await db.pool.query(`UPDATE ${t} SET status = $2 WHERE id = $1`, [id, status]);
     },
+    ...(owners
+      ? {
+          setOwner: async (id: string, owner: string | undefined) => {
+            await db.pool.query(`UPDATE ${t} SET owner = $2 WHERE id = $1`, [id, owner ?? null]);
+          },
+        }
+      : {}),
     close: async () => {
       await store.close();
       await client?.end();
@@ -82,7 +95,9 @@ async function harness(via: 'pool' | 'client', failed?: 'failed'): Promise<Workf
   };
 }
 
-workflowStoreContract(() => harness('pool', 'failed'), { name: 'PostgresWorkflowStore (pool)' });
+workflowStoreContract(() => harness('pool', 'failed', true), {
+  name: 'PostgresWorkflowStore (pool, ownerColumn)',
+});
 workflowStoreContract(() => harness('client'), { name: 'PostgresWorkflowStore (client)' });
 
 const stores: PostgresWorkflowStore[] = [];
