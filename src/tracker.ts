@@ -1,12 +1,14 @@
 /**
  * The in-flight tracker behind `DrainController.track()`, the hot path: counts a task synchronously
  * before it runs, refuses it in the same tick once intake is closed, and tells waiters when nothing is
- * in flight. The unlabelled path allocates nothing per call beyond its promise.
+ * in flight. Neither path allocates anything per call beyond its promise: the unlabelled one shares
+ * its settle handlers, the labelled one takes a slot in a {@link LabelList}, whose handlers are reused.
  * @internal
  */
 import { EventEmitter, once } from 'node:events';
 import { pEvent } from 'p-event';
 import type { OnIdleOptions, TaskContext, TrackOptions } from './types.js';
+import { LabelList } from './internal/label-list.js';
 import { now } from './internal/time.js';
 import { checkOptionsObject, describeValue, invalid } from './validate.js';
 
@@ -36,7 +38,7 @@ export class Tracker {
   /** Whether intake is open. */
   open = false;
   #inFlight = 0;
-  #labeled: Set<{ readonly label: string }> | undefined;
+  #labels: LabelList | undefined;
   #aborted: AbortedTasks | undefined;
 
   constructor(owner: TrackerOwner) {
@@ -122,7 +124,7 @@ export class Tracker {
 
   /** The labels of the labelled tasks in flight. */
   labels(): string[] {
-    return this.#labeled === undefined ? [] : [...this.#labeled].map((e) => e.label);
+    return this.#labels === undefined ? [] : this.#labels.values();
   }
 
   // Shared settle handlers: created once, so track() allocates nothing per call beyond its promise.
@@ -144,32 +146,23 @@ export class Tracker {
   }
 
   #trackLabeled<T>(fn: Task<T>, label: string): Promise<Awaited<T>> {
-    const entry = { label };
-    const labeled = (this.#labeled ??= new Set());
-    labeled.add(entry);
-    const settle = (): void => {
-      labeled.delete(entry);
-      this.#done();
-    };
+    const labels = (this.#labels ??= new LabelList(() => this.#done()));
+    const slot = labels.add(label);
     this.#inFlight++;
     let result: unknown;
     try {
       result = fn(this.context);
     } catch (error) {
-      settle();
+      labels.release(slot);
       return Promise.reject(error);
     }
-    const settled = result instanceof Promise ? result : Promise.resolve(result);
-    return settled.then(
-      (value: unknown) => {
-        settle();
-        return value as Awaited<T>;
-      },
-      (error: unknown) => {
-        settle();
-        throw error;
-      },
-    );
+    // As in track(): a promise or any other object (a possible thenable) settles later, a value now.
+    if (result instanceof Promise) return labels.follow(result, slot);
+    if (result !== null && (typeof result === 'object' || typeof result === 'function')) {
+      return labels.follow(Promise.resolve(result), slot);
+    }
+    labels.release(slot);
+    return Promise.resolve(result as Awaited<T>);
   }
 }
 
