@@ -78,6 +78,60 @@ describe('track()', () => {
     await shutdown;
   });
 
+  it('track() with a label names the tasks still in flight, in start order, once others settled', async () => {
+    const drain = await started();
+    const [a, b, c] = [deferred(), deferred(), deferred()];
+    void drain.track(() => a.promise, { label: 'a' }).catch(() => {});
+    void drain.track(() => b.promise, { label: 'b' });
+    void drain.track(() => c.promise, { label: 'c' });
+    // Settled at once, sync or thrown: their labels never linger.
+    const sync = drain.track(() => 1, { label: 'sync' });
+    const boom = new Error('boom');
+    const thrown = drain.track(
+      () => {
+        throw boom;
+      },
+      { label: 'throws' },
+    );
+    expect(drain.inFlight).toBe(3);
+    await expect(sync).resolves.toBe(1);
+    await expect(thrown).rejects.toBe(boom);
+    b.resolve();
+    a.reject(new Error('failed'));
+    await drain.track(() => ({ then: (ok: (v: number) => void) => ok(2) }), { label: 'thenable' });
+    expect(drain.inFlight).toBe(1);
+    // New tasks take the freed places, yet are listed after the one still running; a label may repeat.
+    void drain.track(() => new Promise(() => {}), { label: 'd' });
+    void drain.track(() => new Promise(() => {}), { label: 'c' });
+    void drain.track(() => new Promise(() => {}));
+    const report = await drain.shutdown({ force: true });
+    expect(report.abortedLabels).toEqual(['c', 'd', 'c']);
+    expect(report.stragglerLabels).toEqual(['c', 'd', 'c']);
+    expect(report.stragglers).toBe(4);
+  });
+
+  it('track() with a label keeps its list right across bursts larger than the slots it keeps', async () => {
+    const drain = await started();
+    for (const size of [3_000, 10, 2_000]) {
+      const gate = deferred();
+      const tasks = Array.from({ length: size }, (_, i) =>
+        drain.track(() => gate.promise.then(() => i), { label: `job-${i}` }),
+      );
+      expect(drain.inFlight).toBe(size);
+      gate.resolve();
+      expect(await Promise.all(tasks)).toEqual(tasks.map((_, i) => i));
+      expect(drain.inFlight).toBe(0);
+    }
+    const last = deferred();
+    void drain.track(() => last.promise, { label: 'done-later' }).catch(() => {});
+    void drain.track(() => new Promise(() => {}), { label: 'last' });
+    last.reject(new Error('late'));
+    await Promise.resolve();
+    await Promise.resolve();
+    const report = await drain.shutdown({ force: true });
+    expect(report.stragglerLabels).toEqual(['last']);
+  });
+
   it('tryTrack() returns undefined instead of rejecting when intake is closed', async () => {
     const drain = await started();
     await expect(drain.tryTrack(() => 7)).resolves.toBe(7);
