@@ -6,7 +6,13 @@
  */
 import createDebug from 'debug';
 import type { Coordinator, Lease, MemberInfo, Membership } from './coordinator.js';
-import { DrainTimeoutError, LockLostError, LockTimeoutError, StaleTokenError } from './errors.js';
+import {
+  DrainTimeoutError,
+  EvictedMemberError,
+  LockLostError,
+  LockTimeoutError,
+  StaleTokenError,
+} from './errors.js';
 import { call, leaseLostReason, lost, remaining, retrying, timedAcquire } from './internal/calls.js';
 import { now } from './internal/time.js';
 import { livePeers } from './members.js';
@@ -45,8 +51,26 @@ const MAX_SWEEPS = 3;
 
 type ParkStop = 'lease-lost' | 'aborted' | 'error';
 
-/** Never waits past `budgetEnd`: every call is bounded by it, and its adapter told to give up then. */
+/**
+ * Never waits past `budgetEnd`: every call is bounded by it, and its adapter told to give up then. A store
+ * that rejects this member's writes with `EvictedMemberError` (a live member took it for crashed and
+ * recovered its workflows) makes the hand-off `evicted`: it parks nothing.
+ */
 export async function handOffAtShutdown(ctx: ShutdownContext): Promise<HandOffResult> {
+  let evicted = false;
+  const record: Recorder = {
+    phase: (name, startedAt, outcome) => ctx.record.phase(name, startedAt, outcome),
+    error: (phase, error) => {
+      if (error instanceof EvictedMemberError) evicted = true;
+      ctx.record.error(phase, error);
+    },
+  };
+  const result = await handOff({ ...ctx, record }, () => evicted);
+  if (evicted && result.handOff !== 'evicted') log('the store rejected this member as evicted');
+  return evicted ? { ...result, handOff: 'evicted' } : result;
+}
+
+async function handOff(ctx: ShutdownContext, evicted: () => boolean): Promise<HandOffResult> {
   const { options, coordinator, record, signal, budgetEnd } = ctx;
   let unreachable = false;
   let lease: Lease | undefined;
@@ -80,6 +104,8 @@ export async function handOffAtShutdown(ctx: ShutdownContext): Promise<HandOffRe
     await step('leave', () =>
       call((s) => membership.leave({ signal: s }), { end, onTimeout: budgetError('leaving'), stop: signal }),
     );
+    // Evicted: its workflows are another member's now, and the store would reject every write anyway.
+    if (evicted()) return noHandOff('evicted');
   }
 
   if (ctx.inherited !== undefined) {
@@ -147,6 +173,11 @@ export async function handOffAtShutdown(ctx: ShutdownContext): Promise<HandOffRe
   }
 }
 
+/** This member's fence: its id, the token, its incarnation (a store that evicted it rejects the write). */
+function fenceOf(ctx: ShutdownContext, token: bigint | undefined): Fence {
+  return { memberId: ctx.options.memberId, token, incarnation: ctx.membership?.incarnation };
+}
+
 /** The other members alive (none: this member is last); near-expiry ones are waited out while the budget allows. */
 async function remainingPeers(ctx: ShutdownContext, lease: Lease): Promise<readonly MemberInfo[]> {
   const { coordinator, options, budgetEnd } = ctx;
@@ -179,7 +210,7 @@ async function markLeaving(ctx: ShutdownContext, membership: Membership, end: nu
   if (!canRecover(store)) return;
   const startedAt = now();
   const self = { memberId: options.memberId, incarnation: membership.incarnation + LEAVING };
-  const fence: Fence = { memberId: options.memberId, token: undefined };
+  const fence: Fence = { memberId: options.memberId, token: undefined, incarnation: membership.incarnation };
   try {
     await call((s) => store.enterGeneration(options.group, self, fence, { signal: s }), {
       end,
@@ -208,7 +239,7 @@ async function markGeneration(
   const { store, options, record, signal, budgetEnd } = ctx;
   if (!canRecover(store) || (lease !== undefined && lost(lease))) return;
   const startedAt = now();
-  const fence: Fence = { memberId: options.memberId, token };
+  const fence = fenceOf(ctx, token);
   const bound = { end: budgetEnd, onTimeout: budgetError('recording the generation'), stop: signal };
   try {
     const ids = [options.memberId];
@@ -251,7 +282,7 @@ async function park(
 ): Promise<{ parked: number; stillPausing: number; stopped: ParkStop | undefined; settled: boolean }> {
   const { store, options, record, signal } = ctx;
   const startedAt = now();
-  const fence: Fence = { memberId: options.memberId, token };
+  const fence = fenceOf(ctx, token);
   const stop = lease === undefined ? signal : AbortSignal.any([signal, lease.signal]);
   let parked = 0;
   let stillPausing = 0;

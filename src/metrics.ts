@@ -19,7 +19,10 @@ export const channels = Object.freeze({
   park: 'graceful-drain:park',
   /** `{ group, memberId, resumed, skipped, stillPausing, rounds, complete }` after every resume round. */
   resume: 'graceful-drain:resume',
-  /** `{ group, memberId, policy, reason, generation, deadMembers, found, recovered, failed, ... }` after the start gate. */
+  /**
+   * `{ group, memberId, policy, reason, generation, deadMembers, found, recovered, failed, ... }` after the
+   * start gate, and after each periodic peer check that found a crashed peer (reason `peer-crash`).
+   */
   recovery: 'graceful-drain:recovery',
   /** `{ group, memberId, lock, waitMs, acquired, reason }` after every lock acquisition attempt. */
   lockWait: 'graceful-drain:lock-wait',
@@ -66,7 +69,7 @@ export interface ChannelMessages {
   readonly recovery: RecoveryMessage;
 }
 
-/** Published on `graceful-drain:recovery` after the start gate, with what it found and did. */
+/** Published on `graceful-drain:recovery` after the start gate and each peer check that found a crash. */
 export type RecoveryMessage = Omit<RecoveryReport, 'toJSON'> & {
   readonly group: string;
   readonly memberId: string;
@@ -82,8 +85,8 @@ export interface LockWaitMessage {
   readonly lock: string;
   readonly waitMs: number;
   readonly acquired: boolean;
-  /** `shutdown` or `resume`: which half of the protocol waited. */
-  readonly reason: 'shutdown' | 'resume';
+  /** `shutdown` or `resume`: which half of the protocol waited; `recovery`: a periodic peer check. */
+  readonly reason: 'shutdown' | 'resume' | 'recovery';
 }
 
 const byName = Object.fromEntries(

@@ -89,6 +89,14 @@ export interface DrainControllerOptions {
   readonly recovery?: RecoveryPolicy;
   /** How many times a workflow may be recovered before it moves to the host's failed status. @defaultValue `3` */
   readonly maxRecoveries?: number;
+  /**
+   * How often, in ms, a running member checks for crashed peers, when the store knows who drives what
+   * (`listOwned` and `evictMembers`): a peer whose membership is gone is evicted and its workflows handed
+   * back by the `recovery` policy while the group keeps running (docs/protocol.md, "A peer crashes while
+   * the group runs"). A check that finds every registered peer alive takes no lock. `0` turns it off.
+   * Without that store capability it does nothing. @defaultValue `memberTtlMs`
+   */
+  readonly peerCheckIntervalMs?: number;
 }
 
 /** The options with every default filled in and every value checked. */
@@ -119,7 +127,7 @@ const defaultOptions = Object.freeze({
 const knownOptions = (
   'group memberId coordinator store shutdownTimeoutMs drainShare abortGraceMs groupScope ' +
   'unreachablePolicy lockTtlMs memberTtlMs batchSize resumeTimeoutMs resumeIntervalMs startTimeoutMs ' +
-  'recovery maxRecoveries'
+  'recovery maxRecoveries peerCheckIntervalMs'
 ).split(' ');
 
 const scopes: readonly CoordinatorScope[] = ['process', 'host', 'cluster'];
@@ -183,6 +191,7 @@ export function compileOptions(input: unknown): CompiledOptions {
   const pick = <T>(name: keyof typeof defaultOptions, check: (name: string, value: unknown) => T): T =>
     o[name] === undefined ? (defaultOptions[name] as T) : check(name, o[name]);
   const shutdownTimeoutMs = pick('shutdownTimeoutMs', checkPositive);
+  const memberTtlMs = pick('memberTtlMs', checkPositive);
   const drainShare = o.drainShare === undefined ? (coordinator !== undefined ? 0.6 : 1) : o.drainShare;
   if (typeof drainShare !== 'number' || !Number.isFinite(drainShare) || drainShare <= 0 || drainShare > 1) {
     invalid('drainShare', 'a number in (0, 1]', drainShare);
@@ -200,12 +209,16 @@ export function compileOptions(input: unknown): CompiledOptions {
     abortGraceMs: pick('abortGraceMs', checkNonNegative),
     unreachablePolicy: pick('unreachablePolicy', (n, v) => checkOneOf(n, v, ['skip', 'park'] as const)),
     lockTtlMs: pick('lockTtlMs', checkPositive),
-    memberTtlMs: pick('memberTtlMs', checkPositive),
+    memberTtlMs,
     batchSize: pick('batchSize', checkCount),
     resumeTimeoutMs: pick('resumeTimeoutMs', checkPositive),
     resumeIntervalMs: pick('resumeIntervalMs', checkPositive),
     startTimeoutMs: pick('startTimeoutMs', checkPositive),
     recovery: pick('recovery', checkRecovery),
     maxRecoveries: pick('maxRecoveries', checkCount0),
+    peerCheckIntervalMs:
+      o.peerCheckIntervalMs === undefined
+        ? memberTtlMs
+        : checkNonNegative('peerCheckIntervalMs', o.peerCheckIntervalMs),
   });
 }

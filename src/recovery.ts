@@ -2,7 +2,9 @@
  * Crash recovery, run at start before intake opens: under the start-stop lock, read the group's
  * generation record; if members it lists as running are dead (or a last member's park was cut short)
  * and no member that was running is alive, hand the workflows left running back to the host, fenced
- * and batched; then register this member as running. See docs/protocol.md, "After a crash".
+ * and batched; then register this member as running. With a store that knows who drives what (the owner
+ * capability), dead members are also evicted and their own workflows handed back while live peers run.
+ * See docs/protocol.md, "After a crash" and "A peer crashes while the group runs".
  *
  * @internal
  */
@@ -12,7 +14,7 @@ import { DrainTimeoutError } from './errors.js';
 import { call, leaseLostReason, lost, remaining, timedAcquire } from './internal/calls.js';
 import { now } from './internal/time.js';
 import { livePeers } from './members.js';
-import type { CompiledOptions } from './options.js';
+import type { CompiledOptions, RecoveryPolicy } from './options.js';
 import { frozenReport, type RecoveryReport } from './report.js';
 import type { Fence, GenerationMember, GenerationRecord, WorkflowStore } from './workflow-store.js';
 
@@ -30,6 +32,88 @@ export function canRecover(store: WorkflowStore): store is RecoveryStore {
     typeof store.leaveGeneration === 'function' &&
     typeof store.recover === 'function'
   );
+}
+
+/** A store that can also tell who drives what, and evict a dead incarnation (the owner capability). */
+export type OwnerStore = RecoveryStore & Required<Pick<WorkflowStore, 'listOwned' | 'evictMembers'>>;
+
+/** Whether `store` can recover a crashed peer's workflows while the group runs. */
+export function canRecoverOwned(store: WorkflowStore): store is OwnerStore {
+  return (
+    canRecover(store) && typeof store.listOwned === 'function' && typeof store.evictMembers === 'function'
+  );
+}
+
+/** The report's name of a policy. */
+export const policyOf = (recovery: RecoveryPolicy): RecoveryReport['policy'] =>
+  typeof recovery === 'function' ? 'hook' : recovery;
+
+/** What handing workflows back counted so far (updated as it goes, so a failure still reports progress). */
+export interface HandBackCounts {
+  found: number;
+  recovered: number;
+  failed: number;
+  skipped: number;
+  /** Recovered ones the host was still pausing: the resume unparks them once paused. */
+  readonly pausing: string[];
+}
+
+/** Runs one store call of a recovery, bounded by its budget and lease. */
+export type RecoveryStep = <T>(what: string, run: (signal: AbortSignal) => Promise<T>) => Promise<T>;
+
+/**
+ * Hands back the running workflows owned by `memberIds` (dead, evicted already), a page at a time, by the
+ * policy: `resume` recovers each (counted, parked) and unparks at once those already paused; a hook gets
+ * each counted batch; `report` only counts them. Under the caller's lease, fenced.
+ */
+export async function handBackOwned(
+  ctx: {
+    readonly store: OwnerStore;
+    readonly options: CompiledOptions;
+    readonly fence: Fence;
+    readonly generation: number;
+    readonly step: RecoveryStep;
+  },
+  memberIds: readonly string[],
+  counts: HandBackCounts,
+): Promise<void> {
+  const { store, options, fence, step } = ctx;
+  const { recovery, maxRecoveries } = options;
+  const policy = policyOf(recovery);
+  const mode = policy === 'hook' ? 'count' : 'park';
+  if (memberIds.length === 0) return;
+  let cursor: string | undefined;
+  do {
+    const page = await step('listing owned workflows', (s) =>
+      store.listOwned(memberIds, { limit: options.batchSize, cursor, signal: s }),
+    );
+    counts.found += page.items.length;
+    if (page.items.length > 0 && policy !== 'report') {
+      const results = await step('recovering', (s) =>
+        store.recover(page.items, fence, { mode, maxRecoveries, signal: s }),
+      );
+      const paused: string[] = [];
+      const handed: string[] = [];
+      for (const r of results) {
+        if (r.outcome === 'skipped') counts.skipped++;
+        else if (r.outcome === 'failed') counts.failed++;
+        else {
+          counts.recovered++;
+          if (r.outcome === 'paused') paused.push(r.id);
+          else if (r.outcome === 'pausing') counts.pausing.push(r.id);
+          else handed.push(r.id);
+        }
+      }
+      // Exactly the ones this call parked: a workflow parked otherwise is not touched here.
+      if (paused.length > 0) await step('unparking', (s) => store.unpark(paused, fence, { signal: s }));
+      if (handed.length > 0 && typeof recovery === 'function') {
+        await step('running the recovery hook', (s) =>
+          recovery(handed, { signal: s, generation: ctx.generation }),
+        );
+      }
+    }
+    cursor = page.cursor;
+  } while (cursor !== undefined);
 }
 
 interface GateContext {
@@ -56,18 +140,16 @@ const same = (a: GenerationMember, b: { memberId: string; incarnation: string })
 export async function recoverAtStart(ctx: GateContext): Promise<RecoveryReport> {
   const { options, coordinator, store, membership, signal } = ctx;
   const { group, memberId, recovery, maxRecoveries } = options;
-  const policy = typeof recovery === 'function' ? 'hook' : recovery;
+  const policy = policyOf(recovery);
   const self: GenerationMember = { memberId, incarnation: membership.incarnation };
+  const owners = canRecoverOwned(store) ? store : undefined;
   const end = now() + options.resumeTimeoutMs;
   const budget = (what: string) => () => new DrainTimeoutError(`The recovery budget ran out while ${what}`);
   const startedAt = now();
   let generation: number | undefined;
   let reason: RecoveryReport['reason'] = 'none';
   let dead: readonly GenerationMember[] = [];
-  let found = 0;
-  let recovered = 0;
-  let failed = 0;
-  let skipped = 0;
+  const counts: HandBackCounts = { found: 0, recovered: 0, failed: 0, skipped: 0, pausing: [] };
   let complete = true;
   let entered = false;
   const errors: unknown[] = [];
@@ -82,7 +164,7 @@ export async function recoverAtStart(ctx: GateContext): Promise<RecoveryReport> 
     });
     try {
       const token = coordinator.capabilities.fencing === 'none' ? undefined : lease.token;
-      const fence: Fence = { memberId, token };
+      const fence: Fence = { memberId, token, incarnation: self.incarnation };
       const stop = AbortSignal.any([signal, lease.signal]);
       const step = <T>(what: string, run: (s: AbortSignal) => Promise<T>): Promise<T> => {
         if (lost(lease)) throw leaseLostReason(lease);
@@ -113,16 +195,32 @@ export async function recoverAtStart(ctx: GateContext): Promise<RecoveryReport> 
       if (dead.length === 0 && !record.dirty && stopping.length === 0) {
         reason = 'none';
       } else if (liveRunners.length > 0) {
-        // Live members run the group: a stopping one is their business; a crashed one is reported.
-        if (dead.length > 0) {
-          reason = 'live-peers';
-          complete = false;
-        }
+        // Live members run the group: a stopping one is their business; a crashed one is reported, or,
+        // with a store that knows who drives what, evicted and its own workflows handed back.
         log(
           'live peers remain (%o); dead: %o',
           liveRunners.map((l) => l.memberId),
           dead,
         );
+        if (dead.length > 0 && owners === undefined) {
+          reason = 'live-peers';
+          complete = false;
+        } else if (dead.length > 0 && owners !== undefined) {
+          // A dead entry whose id a live peer holds may be that peer's earlier incarnation: what it owned
+          // may be the peer's now, so it is left to that peer's own start gate. This member's own earlier
+          // incarnation is recovered here: intake is not open yet, so nothing is driven under its id.
+          dead = dead.filter((d) => !peers.some((l) => l.memberId === d.memberId));
+          if (dead.length > 0) {
+            reason = 'peer-crash';
+            if (policy !== 'report')
+              await step('evicting the dead members', (s) =>
+                owners.evictMembers(group, dead, fence, { signal: s }),
+              );
+            const ids = dead.map((m) => m.memberId);
+            const ctx = { store: owners, options, fence, generation: record.generation, step };
+            await handBackOwned(ctx, ids, counts);
+          }
+        }
       } else {
         reason = dead.length > 0 ? 'crash' : 'incomplete-park';
         log('generation %d ended badly (%s): recovering by %s', generation, reason, policy);
@@ -137,7 +235,7 @@ export async function recoverAtStart(ctx: GateContext): Promise<RecoveryReport> 
           const page = await step('listing active workflows', (s) =>
             store.listActive({ limit: options.batchSize, cursor, signal: s }),
           );
-          found += page.items.length;
+          counts.found += page.items.length;
           if (page.items.length > 0 && policy !== 'report') {
             const results: readonly { id: string; outcome: string }[] = !counted
               ? mode === 'park'
@@ -148,10 +246,10 @@ export async function recoverAtStart(ctx: GateContext): Promise<RecoveryReport> 
                 );
             const handed: string[] = [];
             for (const r of results) {
-              if (r.outcome === 'skipped') skipped++;
-              else if (r.outcome === 'failed') failed++;
+              if (r.outcome === 'skipped') counts.skipped++;
+              else if (r.outcome === 'failed') counts.failed++;
               else {
-                recovered++;
+                counts.recovered++;
                 if (r.outcome === 'counted') handed.push(r.id);
               }
             }
@@ -167,6 +265,12 @@ export async function recoverAtStart(ctx: GateContext): Promise<RecoveryReport> 
           // 'clean' would reset the recovery counts, and a workflow that crashes every member that runs
           // it would never reach maxRecoveries: only a dirty record is ended that way.
           const close = record.dirty ? 'clean' : 'none';
+          // With the owner capability the dead incarnations are evicted: a write one of them sends later
+          // (it was only cut off, say) is rejected.
+          if (owners !== undefined && dead.length > 0)
+            await step('evicting the dead members', (s) =>
+              owners.evictMembers(group, dead, fence, { signal: s }),
+            );
           const deadIds = [...dead, ...stopping].map((m) => m.memberId);
           await step('closing the generation', (s) =>
             store.leaveGeneration(group, deadIds, close, fence, { signal: s }),
@@ -188,7 +292,8 @@ export async function recoverAtStart(ctx: GateContext): Promise<RecoveryReport> 
   }
   if (!entered && !signal.aborted) {
     // Registered unfenced, so a later crash of this member is still seen by the next start.
-    await call((s) => store.enterGeneration(group, self, { memberId, token: undefined }, { signal: s }), {
+    const unfenced: Fence = { memberId, token: undefined, incarnation: self.incarnation };
+    await call((s) => store.enterGeneration(group, self, unfenced, { signal: s }), {
       end: Math.max(end, now() + options.lockTtlMs),
       onTimeout: budget('registering this member'),
       stop: signal,
@@ -199,10 +304,10 @@ export async function recoverAtStart(ctx: GateContext): Promise<RecoveryReport> 
     reason,
     generation,
     deadMembers: Object.freeze(dead.map((m) => m.memberId)),
-    found,
-    recovered,
-    failed,
-    skipped,
+    found: counts.found,
+    recovered: counts.recovered,
+    failed: counts.failed,
+    skipped: counts.skipped,
     complete: complete && errors.length === 0,
     durationMs: now() - startedAt,
     errors: Object.freeze([...errors]),

@@ -52,7 +52,12 @@ export type HandOffDecision =
   /** The store kept failing (listing or parking) until the budget ran out, retries included. */
   | 'error'
   /** The budget ran out, or the shutdown was forced, before the hand-off could finish. */
-  | 'aborted';
+  | 'aborted'
+  /**
+   * The store rejected this member's writes with `EvictedMemberError`: its membership had expired and a
+   * live member recovered its workflows. It parked nothing; its workflows are another member's now.
+   */
+  | 'evicted';
 
 /** What a shutdown did, exactly. Every caller of `shutdown()` gets the same report. */
 export interface ShutdownReport {
@@ -130,20 +135,25 @@ export interface ResumeReport {
   toJSON(): Record<string, unknown>;
 }
 
-/** What the start gate found of a crash and did about it, before intake opened. See docs/protocol.md. */
+/**
+ * What a crash recovery found and did: the start gate's (before intake opened), or a periodic peer check's
+ * (reason `peer-crash`, while the group runs). See docs/protocol.md.
+ */
 export interface RecoveryReport {
   /** The policy: `resume`, `report`, or `hook` (a `RecoveryHook`). */
   readonly policy: 'resume' | 'report' | 'hook';
   /**
    * `none`: the last generation ended cleanly; `crash`: registered members died; `incomplete-park`: a last
-   * member's park was cut short; `live-peers`: members died but registered ones are alive (nothing recovered).
+   * member's park was cut short; `live-peers`: members died but registered ones are alive (nothing
+   * recovered: the store cannot tell who drove what); `peer-crash`: members died while registered ones are
+   * alive, and the store knows who drives what: the dead were evicted and their own workflows handed back.
    */
-  readonly reason: 'none' | 'crash' | 'incomplete-park' | 'live-peers';
+  readonly reason: 'none' | 'crash' | 'incomplete-park' | 'live-peers' | 'peer-crash';
   /** The generation the record was at; `undefined` when it could not be read. */
   readonly generation: number | undefined;
   /** The ids of the dead members found. */
   readonly deadMembers: readonly string[];
-  /** Workflows found running that the dead generation left. */
+  /** Workflows found running that the dead generation left (with `peer-crash`: that the dead members owned). */
   readonly found: number;
   /** Of those, handed back (parked for the resume, or passed to the hook). */
   readonly recovered: number;

@@ -19,6 +19,8 @@ interface ResumeContext {
   readonly options: CompiledOptions;
   readonly coordinator: Coordinator;
   readonly store: WorkflowStore;
+  /** This member's incarnation, written into every fence. */
+  readonly incarnation: string | undefined;
   /** Aborted when the shutdown begins. */
   readonly signal: AbortSignal;
   /** The lease held, which a shutdown that cannot wait for the resume takes over (then sets undefined). */
@@ -66,7 +68,7 @@ export async function resumeAtStart(ctx: ResumeContext): Promise<ResumeReport> {
       slot.lease = lease;
       try {
         const token = coordinator.capabilities.fencing === 'none' ? undefined : lease.token;
-        const fence = { memberId: options.memberId, token };
+        const fence = { memberId: options.memberId, token, incarnation: ctx.incarnation };
         const stop = AbortSignal.any([signal, lease.signal]);
         // The fence goes up before the first read, even when nothing turns out to be parked.
         if (token !== undefined) {

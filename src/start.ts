@@ -1,7 +1,8 @@
 /**
  * The start side of a `DrainController` with a coordinator: join the group (bounded, no phantom member
  * when a join lands late), re-join when the membership is lost, and run the background resume after the
- * store's diagnosis; at shutdown, wind the resume down and hand its start-stop lease over.
+ * store's diagnosis, and, with a store that knows who drives what, the periodic peer check; at shutdown,
+ * stop the check, wind the resume down and hand its start-stop lease over.
  * @internal
  */
 import createDebug from 'debug';
@@ -11,13 +12,28 @@ import { call, lost, remaining } from './internal/calls.js';
 import { bounded, delay, now } from './internal/time.js';
 import { publish } from './metrics.js';
 import type { CompiledOptions } from './options.js';
-import { canRecover, recoverAtStart } from './recovery.js';
+import { PeerCheck } from './peer-recovery.js';
+import { canRecover, canRecoverOwned, recoverAtStart } from './recovery.js';
 import { frozenReport, type PhaseReport, type RecoveryReport, type ResumeReport } from './report.js';
 import { resumeAtStart } from './resume.js';
 import type { DrainEvents } from './types.js';
 import type { StoreWarning, WorkflowStore } from './workflow-store.js';
 
 const log = createDebug('graceful-drain:start');
+
+/** What a recovery report's warning says. */
+function recoveryMessage(what: string, report: RecoveryReport): string {
+  const stranded = report.reason === 'live-peers' || (report.policy === 'report' && report.found > 0);
+  return (
+    `${what} (${report.reason}, policy ${report.policy}): ${report.found} found, ` +
+    `${report.recovered} recovered, ${report.failed} moved to failed` +
+    (report.deadMembers.length > 0 ? `; dead members: ${report.deadMembers.join(', ')}` : '') +
+    (report.errors.length > 0
+      ? `; ${report.errors.length} error(s), the first: ${String(report.errors[0])}`
+      : '') +
+    (stranded ? '; workflows are left running' : '')
+  );
+}
 
 /** The share of `shutdownTimeoutMs` a shutdown waits for the background resume to wind down. */
 const RESUME_WIND_DOWN_SHARE = 0.1;
@@ -42,6 +58,7 @@ export class Starter {
   #warnings: readonly StoreWarning[] | undefined;
   readonly #extra: StoreWarning[] = [];
   #recovery: RecoveryReport | undefined;
+  #peerCheck: PeerCheck | undefined;
 
   constructor(host: StartHost) {
     this.#host = host;
@@ -68,6 +85,30 @@ export class Starter {
     this.#recovery = await this.#gate(this.#membership as Membership);
     this.#host.lifecycle.throwIfAborted();
     this.#resumeTask = this.#resume();
+    this.#startPeerCheck();
+  }
+
+  /** With a store that knows who drives what: checks every `peerCheckIntervalMs` for crashed peers. */
+  #startPeerCheck(): void {
+    const { options, lifecycle } = this.#host;
+    const { store, coordinator } = options.handOff;
+    if (!canRecoverOwned(store) || options.peerCheckIntervalMs === 0) return;
+    const { group, memberId } = options;
+    this.#peerCheck = new PeerCheck({
+      options,
+      coordinator,
+      store,
+      lifecycle,
+      membership: () => this.#membership,
+      report: (report) => {
+        log('peer check: %o', { ...report, errors: report.errors.length });
+        publish('recovery', () => ({ group, memberId, ...report }));
+        this.#host.emit('recovery', report);
+        if (report.errors.length > 0 || (report.policy === 'report' && report.found > 0) || report.failed > 0)
+          this.#warn({ code: 'recovery', message: recoveryMessage('Peer check', report) });
+      },
+    });
+    this.#peerCheck.start();
   }
 
   /** What the start gate found and did; `undefined` when the store cannot recover. */
@@ -94,19 +135,8 @@ export class Starter {
     const erred = report.errors.length > 0 && !lifecycle.aborted;
     if (report.reason !== 'none' || erred) this.#host.emit('recovery', report);
     const stranded = report.reason === 'live-peers' || (report.policy === 'report' && report.found > 0);
-    if (!lifecycle.aborted && (erred || stranded || report.failed > 0)) {
-      this.#warn({
-        code: 'recovery',
-        message:
-          `Crash recovery at start (${report.reason}, policy ${report.policy}): ${report.found} found, ` +
-          `${report.recovered} recovered, ${report.failed} moved to failed` +
-          (report.deadMembers.length > 0 ? `; dead members: ${report.deadMembers.join(', ')}` : '') +
-          (report.errors.length > 0
-            ? `; ${report.errors.length} error(s), the first: ${String(report.errors[0])}`
-            : '') +
-          (stranded ? '; workflows are left running' : ''),
-      });
-    }
+    if (!lifecycle.aborted && (erred || stranded || report.failed > 0))
+      this.#warn({ code: 'recovery', message: recoveryMessage('Crash recovery at start', report) });
     return report;
   }
 
@@ -180,16 +210,13 @@ export class Starter {
     const { store } = options.handOff;
     if (!canRecover(store)) return;
     const self = { memberId: options.memberId, incarnation: membership.incarnation };
-    await call(
-      (signal) =>
-        store.enterGeneration(options.group, self, { memberId: self.memberId, token: undefined }, { signal }),
-      {
-        end: now() + options.startTimeoutMs,
-        onTimeout: () =>
-          new DrainTimeoutError('The store did not register the re-joined member within startTimeoutMs'),
-        stop: lifecycle,
-      },
-    );
+    const fence = { ...self, token: undefined };
+    await call((signal) => store.enterGeneration(options.group, self, fence, { signal }), {
+      end: now() + options.startTimeoutMs,
+      onTimeout: () =>
+        new DrainTimeoutError('The store did not register the re-joined member within startTimeoutMs'),
+      stop: lifecycle,
+    });
   }
 
   async #resume(): Promise<ResumeReport> {
@@ -200,6 +227,7 @@ export class Starter {
       return await resumeAtStart({
         options,
         ...options.handOff,
+        incarnation: this.#membership?.incarnation,
         signal: lifecycle,
         slot: this.#slot,
         warnings: this.warnings,
@@ -243,18 +271,20 @@ export class Starter {
   }
 
   /**
-   * Waits, within its share of the budget, for the background resume to wind down; past it, takes the
-   * resume's lease over, so that the resume's own lock never blocks the shutdown's.
+   * Stops the peer check (a round under way gives up and releases the lock before the hand-off takes
+   * it); waits, within its share of the budget, for the background resume to wind down; past it, takes
+   * the resume's lease over, so that the resume's own lock never blocks the shutdown's.
    */
   async windDown(
     budgetEnd: number,
     force: AbortSignal,
     phase: (startedAt: number, outcome: PhaseReport['outcome']) => void,
   ): Promise<Lease | undefined> {
-    if (this.#resumeTask === undefined || !this.#resumeRunning) return undefined;
     const startedAt = now();
     const share = this.#host.options.shutdownTimeoutMs * RESUME_WIND_DOWN_SHARE;
     const end = Math.min(budgetEnd, startedAt + share);
+    await this.#peerCheck?.stop(end);
+    if (this.#resumeTask === undefined || !this.#resumeRunning) return undefined;
     const resumed = this.#resumeTask.then(() => true);
     const settled = await bounded(resumed, remaining(end), () => undefined, force).catch(() => false);
     phase(startedAt, settled ? 'ok' : force.aborted ? 'forced' : 'timeout');

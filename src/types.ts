@@ -59,7 +59,11 @@ export interface DrainEvents {
   escalate: [info: { readonly reason: string | undefined; readonly inFlight: number }];
   /** A batch of workflows was parked at shutdown. */
   park: [progress: ParkProgress];
-  /** The start gate found registered members dead, or a park cut short: what it recovered (before intake opened). */
+  /**
+   * The start gate found registered members dead, or a park cut short: what it recovered (before intake
+   * opened); or a periodic peer check evicted crashed peers and handed their workflows back (reason
+   * `peer-crash`), or failed.
+   */
   recovery: [report: RecoveryReport];
   /** A round of the background resume at start finished. */
   resume: [progress: ResumeProgress];

@@ -5,7 +5,7 @@
  * @internal
  */
 import type { AcquireOptions, Coordinator, Lease } from '../coordinator.js';
-import { LockLostError, LockTimeoutError, StaleTokenError } from '../errors.js';
+import { EvictedMemberError, LockLostError, LockTimeoutError, StaleTokenError } from '../errors.js';
 import { publish } from '../metrics.js';
 import { anySignal, bounded, delay, now } from './time.js';
 
@@ -47,8 +47,8 @@ export async function call<T>(run: (signal: AbortSignal) => Promise<T>, options:
 
 /**
  * Runs `attempt` until it succeeds, retrying failures with a jittered exponential backoff (50 ms doubling
- * up to 1 s) while `end` leaves room. What another try cannot mend (a stale token, a lost lease, `stop`
- * aborted, a deadline of the protocol) is thrown at once; each retried failure goes to `onFailure`.
+ * up to 1 s) while `end` leaves room. What another try cannot mend (a stale token, a lost lease, an
+ * evicted incarnation, `stop` aborted, a deadline of the protocol) is thrown at once; each retried failure goes to `onFailure`.
  */
 export async function retrying<T>(
   attempt: () => Promise<T>,
@@ -60,7 +60,10 @@ export async function retrying<T>(
     } catch (error) {
       const code = (error as { code?: unknown } | null)?.code;
       const final =
-        code === 'ERR_DRAIN_TIMEOUT' || error instanceof StaleTokenError || error instanceof LockLostError;
+        code === 'ERR_DRAIN_TIMEOUT' ||
+        error instanceof StaleTokenError ||
+        error instanceof LockLostError ||
+        error instanceof EvictedMemberError;
       if (options.stop.aborted || final) throw error;
       const wait = Math.min(1_000, 50 * 2 ** n) * (0.5 + Math.random() / 2);
       if (remaining(options.end) <= wait) throw error;
@@ -83,7 +86,7 @@ const ACQUIRE_SLACK_MS = 750;
 export async function timedAcquire(
   coordinator: Coordinator,
   scope: { readonly group: string; readonly memberId: string },
-  reason: 'shutdown' | 'resume',
+  reason: 'shutdown' | 'resume' | 'recovery',
   acquire: AcquireOptions & { readonly signal: AbortSignal; readonly end: number },
 ): Promise<Lease> {
   const { group, memberId } = scope;
