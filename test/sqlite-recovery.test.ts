@@ -58,6 +58,7 @@ forEachDriver(() => {
       expect(await s.readGeneration('g')).toEqual(EMPTY);
       expect(tables(db)).toEqual([
         'graceful_drain_marks',
+        'graceful_drain_marks_evictions',
         'graceful_drain_marks_fence',
         'graceful_drain_marks_generation_members',
         'graceful_drain_marks_generations',
@@ -443,6 +444,7 @@ forEachDriver(() => {
       await s.recover(['r1'], fence(1n), { mode: 'park', maxRecoveries: 3 });
       expect(tables(db)).toEqual([
         'select',
+        'select_evictions',
         'select_fence',
         'select_generation_members',
         'select_generations',

@@ -105,6 +105,12 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions) {
   const activeSql = `SELECT t.${id} FROM ${host} AS t WHERE likelihood(t.${status} = ?, 1.0)`;
   const active = firstColumns(`${activeSql} ORDER BY t.${id} LIMIT ?`);
   const activeAfter = firstColumns(`${activeSql} AND t.${id} > ? ORDER BY t.${id} LIMIT ?`);
+  // Whether any row is running: through an index on the status column where the host has one (a
+  // search), else a scan that stops at the first. A pass over a table with none running (the park's
+  // last sweep) then costs no walk of every id.
+  const anyActive = db
+    .prepare<[string], number>(`SELECT EXISTS (SELECT 1 FROM ${host} AS t WHERE t.${status} = ?)`)
+    .pluck();
   const transitionSql = `UPDATE ${host} AS t SET ${status} = ? WHERE t.${id} IN ${chunk} AND (t.${status} = ?) IS TRUE`;
   const transition = firstColumns(`${transitionSql} RETURNING ${id}`);
   const transitionCount = db.prepare(transitionSql);
@@ -119,10 +125,29 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions) {
   const unmark = db.prepare(`${unmarkSql} RETURNING id`).pluck();
   const unmarkCount = db.prepare(unmarkSql);
   const unmarkUnlessPausing = db.prepare(`${unlessPausingSql} RETURNING id`).pluck();
-  const unmarkUnlessPausingCount = db.prepare(unlessPausingSql);
-  const savepoint = db.prepare('SAVEPOINT graceful_drain_unpark');
-  const rollbackTo = db.prepare('ROLLBACK TO graceful_drain_unpark');
-  const release = db.prepare('RELEASE graceful_drain_unpark');
+  // Resumes the paused, marked ones among a chunk: the trigger `<marksTable>_unpaused` drops each mark.
+  const resumeMarked = db.prepare(
+    `${transitionSql} AND EXISTS (SELECT 1 FROM ${marks} AS m WHERE m.id = CAST(t.${id} AS TEXT))`,
+  );
+  // Rows written by this connection so far, triggers' writes included.
+  const totalChanges = db.prepare<[], number | bigint>('SELECT total_changes()').pluck();
+  const savepoint = db.prepare('SAVEPOINT graceful_drain_batch');
+  const rollbackTo = db.prepare('ROLLBACK TO graceful_drain_batch');
+  const release = db.prepare('RELEASE graceful_drain_batch');
+  /** Runs `fast`, kept when it returns true; else rolled back, then `slow` (both in the transaction). */
+  const attempt = <T>(fast: () => boolean, slow: () => T): T | undefined => {
+    savepoint.run();
+    try {
+      if (fast()) return undefined;
+      rollbackTo.run();
+      return slow();
+    } finally {
+      release.run();
+    }
+  };
+  // Whether the trigger dropped every mark of the last fast unpark: off for good once it did not (the
+  // host's own triggers on the table write rows too, or the store's trigger is missing).
+  let triggerDropsMarks = true;
   // One JSON text per row; statuses compared in SQL, with the column's affinity.
   const parkedSql = (where: string) =>
     `SELECT json_array(m.id, m.member_id, CAST(m.token AS TEXT),
@@ -215,9 +240,9 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions) {
 
     /** A page of running workflows after `cursor`, in id order. */
     active(running: string, cursor: string | undefined, limit: number): string[] {
-      return strings(
-        cursor === undefined ? active.all(running, limit) : activeAfter.all(running, cursor, limit),
-      );
+      if (cursor === undefined)
+        return anyActive.get(running) === 1 ? strings(active.all(running, limit)) : [];
+      return strings(activeAfter.all(running, cursor, limit));
     },
 
     /** Sets `target` on the running ones among `ids` and marks them; returns their ids. */
@@ -228,10 +253,25 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions) {
       memberId: string,
       token: bigint | null,
       at: number,
-    ) {
-      const changed = transitionAll(ids, target, running);
-      if (changed.length > 0) mark.run(memberId, token, at, JSON.stringify(changed));
-      return changed;
+    ): string[] {
+      const distinct = [...new Set(ids)];
+      const list = JSON.stringify(distinct);
+      // When every id was running (the usual case: listActive() just listed them), all are marked,
+      // without `RETURNING`; otherwise rolled back and redone with it.
+      return (
+        attempt(
+          () => {
+            if (transitionCount.run(target, list, running).changes !== distinct.length) return false;
+            mark.run(memberId, token, at, list);
+            return true;
+          },
+          () => {
+            const changed = transitionAll(distinct, target, running);
+            if (changed.length > 0) mark.run(memberId, token, at, JSON.stringify(changed));
+            return changed;
+          },
+        ) ?? distinct
+      );
     },
 
     /**
@@ -241,23 +281,24 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions) {
     unpark(ids: readonly string[], { running, pausing, paused }: WorkflowStatuses): string[] {
       const distinct = [...new Set(ids)];
       const list = JSON.stringify(distinct);
-      // When both counts are whole (the usual case), every id was unmarked and resumed.
-      savepoint.run();
-      const unmarked =
-        pausing === undefined ? unmarkCount.run(list) : unmarkUnlessPausingCount.run(list, pausing);
-      if (
-        unmarked.changes === distinct.length &&
-        transitionCount.run(running, list, paused).changes === distinct.length
-      ) {
-        release.run();
-        return distinct;
-      }
-      rollbackTo.run();
-      release.run();
-      const cleared = (
-        pausing === undefined ? unmark.all(list) : unmarkUnlessPausing.all(list, pausing)
-      ) as string[];
-      return cleared.length === 0 ? [] : transitionAll(cleared, running, paused);
+      // The usual case, every id marked and paused: one UPDATE resumes them and the trigger drops their
+      // marks, which the count of rows written tells (each row resumed, and its mark).
+      const fast = (): boolean => {
+        if (!triggerDropsMarks) return false;
+        const before = Number(totalChanges.get());
+        const resumed = resumeMarked.run(running, list, paused).changes;
+        if (resumed !== distinct.length) return false;
+        if (Number(totalChanges.get()) - before === 2 * resumed) return true;
+        triggerDropsMarks = false;
+        return false;
+      };
+      const slow = (): string[] => {
+        const cleared = (
+          pausing === undefined ? unmark.all(list) : unmarkUnlessPausing.all(list, pausing)
+        ) as string[];
+        return cleared.length === 0 ? [] : transitionAll(cleared, running, paused);
+      };
+      return attempt(fast, slow) ?? distinct;
     },
 
     /** Deletes the marks among `ids`; returns the ids whose mark was deleted. */

@@ -1,0 +1,137 @@
+/**
+ * The SQLite store's batch writes: the usual case (every id running for `park`, every id marked and
+ * paused for `unpark`) takes one statement per kind of write, and anything else falls back to the exact
+ * path in the same transaction. These tests pin the outcomes of both paths.
+ */
+import { describe, expect, it } from 'vitest';
+import { forEachDriver, type TestDatabase } from './support/sqlite.js';
+import { insert, sqliteHost } from './support/sqlite-host.js';
+
+const { hostDatabase, store } = sqliteHost('gd-sqlite-batches-');
+const fence = (token?: bigint) => ({ memberId: 'm1', token });
+
+const statuses = (db: TestDatabase) =>
+  Object.fromEntries(
+    (
+      db.prepare('SELECT id, status FROM workflows ORDER BY id').all() as { id: string; status: string }[]
+    ).map((row) => [row.id, row.status]),
+  );
+const marks = (db: TestDatabase) =>
+  db.prepare('SELECT id FROM graceful_drain_marks ORDER BY id').pluck().all();
+
+/** `n` running workflows `w0`... parked and paused by the host, and a store on them. */
+async function parkedAndPaused(n: number) {
+  const { db } = hostDatabase();
+  insert(
+    db,
+    Array.from({ length: n }, (_, i): [string, string] => [`w${i}`, 'running']),
+  );
+  const s = store({ database: db, table: 'workflows' });
+  const ids = Array.from({ length: n }, (_, i) => `w${i}`);
+  expect((await s.park(ids, fence(1n))).every((r) => r.outcome === 'pausing')).toBe(true);
+  db.exec("UPDATE workflows SET status = 'paused'");
+  return { db, s, ids };
+}
+
+forEachDriver(() => {
+  describe('SqliteWorkflowStore park()', () => {
+    it('marks exactly the running ones when some are not (repeated ids once), whatever the batch', async () => {
+      const { db } = hostDatabase();
+      insert(db, [
+        ['a', 'running'],
+        ['b', 'paused'],
+        ['c', 'running'],
+        ['d', 'succeeded'],
+      ]);
+      const s = store({ database: db, table: 'workflows' });
+      expect(await s.park(['a', 'b', 'c', 'a', 'd', 'x'], fence(1n))).toEqual([
+        { id: 'a', outcome: 'pausing' },
+        { id: 'b', outcome: 'skipped' },
+        { id: 'c', outcome: 'pausing' },
+        { id: 'a', outcome: 'skipped' },
+        { id: 'd', outcome: 'skipped' },
+        { id: 'x', outcome: 'skipped' },
+      ]);
+      expect(marks(db)).toEqual(['a', 'c']);
+      expect(statuses(db)).toEqual({ a: 'pausing', b: 'paused', c: 'pausing', d: 'succeeded' });
+      // all running, repeated: the usual path
+      db.exec("UPDATE workflows SET status = 'running' WHERE id IN ('b', 'd')");
+      expect(await s.park(['b', 'd', 'b'], fence(1n))).toEqual([
+        { id: 'b', outcome: 'pausing' },
+        { id: 'd', outcome: 'pausing' },
+        { id: 'b', outcome: 'skipped' },
+      ]);
+      expect(marks(db)).toEqual(['a', 'b', 'c', 'd']);
+    });
+
+    it('listActive() on a table with none running returns an empty last page', async () => {
+      const { s } = await parkedAndPaused(3);
+      expect(await s.listActive({ limit: 2 })).toEqual({ items: [], cursor: undefined });
+    });
+  });
+
+  describe('SqliteWorkflowStore unpark()', () => {
+    it('resumes every marked paused one and drops the marks, in batches larger than a chunk', async () => {
+      const { db, s, ids } = await parkedAndPaused(1_200);
+      const results = await s.unpark([...ids, 'w0'], fence(2n));
+      expect(results.filter((r) => r.outcome === 'resumed')).toHaveLength(1_200);
+      expect(results.at(-1)).toEqual({ id: 'w0', outcome: 'skipped' });
+      expect(marks(db)).toEqual([]);
+      expect(new Set(Object.values(statuses(db)))).toEqual(new Set(['running']));
+    });
+
+    it('without the store trigger on the host table (a table created again), still drops every mark it resumes', async () => {
+      const { db, s } = await parkedAndPaused(3);
+      db.exec('DROP TRIGGER graceful_drain_marks_unpaused');
+      expect(await s.unpark(['w0', 'w1'], fence(2n))).toEqual([
+        { id: 'w0', outcome: 'resumed' },
+        { id: 'w1', outcome: 'resumed' },
+      ]);
+      expect(marks(db)).toEqual(['w2']);
+      expect(await s.unpark(['w2'], fence(2n))).toEqual([{ id: 'w2', outcome: 'resumed' }]);
+      expect(marks(db)).toEqual([]);
+      expect(statuses(db)).toEqual({ w0: 'running', w1: 'running', w2: 'running' });
+    });
+
+    it('with a host trigger that writes rows of its own on each status change, resumes and unmarks exactly', async () => {
+      const { db, s } = await parkedAndPaused(3);
+      db.exec(`CREATE TABLE audit (id TEXT, status TEXT);
+        CREATE TRIGGER audit_status AFTER UPDATE OF status ON workflows
+        BEGIN INSERT INTO audit VALUES (NEW.id, NEW.status); END`);
+      expect(await s.unpark(['w0', 'w1', 'w2'], fence(2n))).toEqual([
+        { id: 'w0', outcome: 'resumed' },
+        { id: 'w1', outcome: 'resumed' },
+        { id: 'w2', outcome: 'resumed' },
+      ]);
+      expect(marks(db)).toEqual([]);
+      // resumed once each: the first attempt was rolled back
+      expect(db.prepare('SELECT id, status FROM audit ORDER BY id').all()).toEqual([
+        { id: 'w0', status: 'running' },
+        { id: 'w1', status: 'running' },
+        { id: 'w2', status: 'running' },
+      ]);
+    });
+
+    it('a batch mixing resumable, still pausing, unmarked and user-resumed ones: each gets its outcome', async () => {
+      const { db, s } = await parkedAndPaused(4);
+      db.exec("UPDATE workflows SET status = 'pausing' WHERE id = 'w1'");
+      db.exec("UPDATE workflows SET status = 'running' WHERE id = 'w2'"); // the trigger drops its mark
+      db.exec("INSERT INTO workflows VALUES ('user', 'paused')");
+      expect(await s.unpark(['w0', 'w1', 'w2', 'user', 'w3'], fence(2n))).toEqual([
+        { id: 'w0', outcome: 'resumed' },
+        { id: 'w1', outcome: 'skipped' },
+        { id: 'w2', outcome: 'skipped' },
+        { id: 'user', outcome: 'skipped' },
+        { id: 'w3', outcome: 'resumed' },
+      ]);
+      expect(marks(db)).toEqual(['w1']);
+      expect(statuses(db)).toEqual({
+        user: 'paused',
+        w0: 'running',
+        w1: 'pausing',
+        w2: 'running',
+        w3: 'running',
+      });
+    });
+  });
+});
