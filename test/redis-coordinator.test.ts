@@ -70,6 +70,15 @@ function abortTime(signal: AbortSignal, ms = 5000): Promise<number> {
   });
 }
 
+/** The last command of the connection named `name`, as CLIENT LIST shows it (`cmd=`). */
+async function lastCommand(name: string): Promise<string | undefined> {
+  const list = (await admin.client('LIST')) as string;
+  return list
+    .split('\n')
+    .find((l) => l.includes(` name=${name} `))
+    ?.match(/ cmd=(\S+)/)?.[1];
+}
+
 /** The id of the connection named `name` in CLIENT LIST. */
 async function connectionId(name: string): Promise<string> {
   const list = (await admin.client('LIST')) as string;
@@ -238,6 +247,33 @@ describe('RedisCoordinator', () => {
       expect(error).toBeInstanceOf(CoordinatorUnavailableError);
       expect(now() - started).toBeGreaterThanOrEqual(695);
       expect(now() - started).toBeLessThan(1500);
+    });
+
+    it('sends a script whole once per connection, then by digest, and whole again after SCRIPT FLUSH', async () => {
+      const name = `gd-test-${randomId().slice(0, 8)}`;
+      const c = make({ connectionName: name });
+      const lock = `lock-${randomId()}`;
+      const group = `group-${randomId()}`;
+      const options = { ttlMs: TTL, timeoutMs: 2000 };
+      await (await c.acquire(lock, options)).release();
+      expect(await lastCommand(name)).toBe('eval');
+      const second = await c.acquire(lock, options);
+      expect(await lastCommand(name)).toBe('evalsha');
+      // The cache is gone: the release's EVALSHA gets NOSCRIPT, and the release is sent whole.
+      await admin.script('FLUSH');
+      await second.release();
+      expect(await eventually(async () => (await admin.exists(lockKey(lock, 'owner'))) === 0, 2000)).toBe(
+        true,
+      );
+      await admin.script('FLUSH');
+      const third = await c.acquire(lock, options); // NOSCRIPT, then the script whole
+      expect(await lastCommand(name)).toBe('eval');
+      expect(third.token).toBe(3n);
+      await third.release();
+      const membership = await c.join(group, 'm1', { ttlMs: TTL });
+      await admin.script('FLUSH');
+      expect((await c.members(group)).map((m) => m.memberId)).toEqual(['m1']); // resent once, whole
+      await membership.leave();
     });
 
     it('takes a lock as soon as the holder key expires, not at the next backoff step only', async () => {

@@ -2,7 +2,10 @@
  * The hold behind every coordinator adapter's leases and memberships: a loss signal aborted once, with
  * the adapter's error, and the `Lease` or `Membership` handed out. The TTL ones (memory, SQLite, Redis)
  * share one keep-alive: renewed every `ttlMs / 3`, given up at a local deadline on the monotonic clock,
- * ahead of the backend's expiry. The deadline is when the last successful write was *sent*, plus `ttlMs`,
+ * ahead of the backend's expiry. A hold costs one timer while nothing is due (the renewal's); the deadline's
+ * timer is armed only once a renewal is due, since the deadline cannot pass before (it is at least
+ * `ttlMs / 2` after the write, the renewal `ttlMs / 3`), and a renewal timer that fires late finds it
+ * passed. The signal is created on first read: most leases are released without anyone listening. The deadline is when the last successful write was *sent*, plus `ttlMs`,
  * minus {@link safetyMarginOf}; the margin absorbs late timers, one SQLite busy wait and clock drift. See
  * "One safety margin" in docs/coordinator.md.
  * @internal
@@ -56,10 +59,12 @@ export interface TtlOptions {
  * TTL hold renews one renewal at a time (a hung one is overtaken by the deadline) until stopped or lost.
  */
 export class Hold {
-  readonly #controller = new AbortController();
   readonly #options: HoldOptions;
   readonly #ttl: TtlOptions | undefined;
-  readonly signal: AbortSignal = this.#controller.signal;
+  /** Created on the first read of {@link Hold.signal}. */
+  #controller: AbortController | undefined;
+  /** The abort reason once aborted; kept for a signal created afterwards. */
+  #reason: Error | undefined;
   #deadline = 0;
   #renewTimer: NodeJS.Timeout | undefined;
   #deadlineTimer: NodeJS.Timeout | undefined;
@@ -76,6 +81,20 @@ export class Hold {
 
   get label(): string {
     return this.#options.label;
+  }
+
+  /** Aborted once with the adapter's error when the hold is lost. */
+  get signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#reason !== undefined) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
+  }
+
+  /** Whether the signal was aborted (without creating it). */
+  get aborted(): boolean {
+    return this.#reason !== undefined;
   }
 
   /** The local deadline (`now()` clock): a TTL hold is given up then unless renewed. */
@@ -96,9 +115,10 @@ export class Hold {
 
   /** Aborts the signal with the adapter's error; false when it was aborted already. */
   abort(message: string, cause?: unknown): boolean {
-    if (this.signal.aborted) return false;
+    if (this.#reason !== undefined) return false;
     this.#options.debug('%s lost: %s', this.#options.label, message);
-    this.#controller.abort(this.#options.lostError(message, cause));
+    this.#reason = this.#options.lostError(message, cause);
+    this.#controller?.abort(this.#reason);
     return true;
   }
 
@@ -128,22 +148,12 @@ export class Hold {
   /** Stops renewing, as a killed process would; the deadline still gives the hold up. */
   halt(): void {
     clearTimeout(this.#renewTimer);
+    if (this.#ttl !== undefined && !this.#stopped) this.#watchDeadline();
   }
 
   /** The lease on this hold, given back by `release(signal)`. */
   lease(name: string, token: bigint, release: (signal: AbortSignal | undefined) => unknown): Lease {
-    const deadline = (): number => this.deadline;
-    return Object.freeze({
-      name,
-      token,
-      signal: this.signal,
-      get deadline() {
-        return deadline();
-      },
-      release: async (options?: CoordinatorCallOptions) => {
-        await release(checkCallOptions('release()', options));
-      },
-    });
+    return new HoldLease(this, name, token, release);
   }
 
   /** The membership on this hold, given back by `leave(signal)`. */
@@ -153,23 +163,22 @@ export class Hold {
     incarnation: string,
     leave: (signal: AbortSignal | undefined) => unknown,
   ): Membership {
-    return Object.freeze({
-      group,
-      memberId,
-      incarnation,
-      signal: this.signal,
-      leave: async (options?: CoordinatorCallOptions) => {
-        await leave(checkCallOptions('leave()', options));
-      },
-    });
+    return new HoldMembership(this, group, memberId, incarnation, leave);
   }
 
   #arm(sentAt: number): void {
     const { ttlMs } = this.#ttl as TtlOptions;
     this.#deadline = sentAt + ttlMs - safetyMarginOf(ttlMs);
-    clearTimeout(this.#deadlineTimer);
-    this.#deadlineTimer = backgroundTimer(this.#deadline - now(), () => this.#lose('expired'));
+    if (this.#deadlineTimer !== undefined) {
+      clearTimeout(this.#deadlineTimer);
+      this.#deadlineTimer = undefined;
+    }
     this.#schedule(sentAt + ttlMs / 3 - now());
+  }
+
+  /** Arms the deadline's timer, from the moment a renewal is due until one gets through. */
+  #watchDeadline(): void {
+    this.#deadlineTimer ??= backgroundTimer(this.#deadline - now(), () => this.#lose('expired'));
   }
 
   #schedule(ms: number): void {
@@ -188,6 +197,7 @@ export class Hold {
     const sentAt = now();
     // A timer that fired late (a blocked event loop) must not renew what the deadline gave up.
     if (sentAt >= this.#deadline) return this.#lose('expired');
+    this.#watchDeadline();
     let renewed: boolean;
     try {
       renewed = await renew(this.#deadline);
@@ -203,5 +213,69 @@ export class Hold {
     // Answered after the deadline the holder may already have acted on: the deadline stands.
     if (now() >= this.#deadline) return this.#lose('expired');
     this.#arm(sentAt);
+  }
+}
+
+// A lease and a membership are frozen class instances, their `signal` (and `deadline`) read through the
+// prototype: an object literal with getters gets a hidden class of its own, which made every acquire
+// allocate one in the old generation (several microseconds, and garbage collections). `release` and
+// `leave` are own arrow functions, so that they work detached (`const { release } = lease`).
+
+class HoldLease implements Lease {
+  readonly name: string;
+  readonly token: bigint;
+  readonly release: (options?: CoordinatorCallOptions) => Promise<void>;
+  readonly #hold: Hold;
+
+  constructor(
+    hold: Hold,
+    name: string,
+    token: bigint,
+    release: (signal: AbortSignal | undefined) => unknown,
+  ) {
+    this.#hold = hold;
+    this.name = name;
+    this.token = token;
+    this.release = async (options) => {
+      await release(checkCallOptions('release()', options));
+    };
+    Object.freeze(this);
+  }
+
+  get signal(): AbortSignal {
+    return this.#hold.signal;
+  }
+
+  get deadline(): number {
+    return this.#hold.deadline;
+  }
+}
+
+class HoldMembership implements Membership {
+  readonly group: string;
+  readonly memberId: string;
+  readonly incarnation: string;
+  readonly leave: (options?: CoordinatorCallOptions) => Promise<void>;
+  readonly #hold: Hold;
+
+  constructor(
+    hold: Hold,
+    group: string,
+    memberId: string,
+    incarnation: string,
+    leave: (signal: AbortSignal | undefined) => unknown,
+  ) {
+    this.#hold = hold;
+    this.group = group;
+    this.memberId = memberId;
+    this.incarnation = incarnation;
+    this.leave = async (options) => {
+      await leave(checkCallOptions('leave()', options));
+    };
+    Object.freeze(this);
+  }
+
+  get signal(): AbortSignal {
+    return this.#hold.signal;
   }
 }

@@ -48,7 +48,7 @@ export function pgMembership(
   };
   const leave = async (): Promise<void> => {
     session.untrack(item);
-    if (!hold.signal.aborted && session.alive) {
+    if (!hold.aborted && session.alive) {
       try {
         await session.query(
           `WITH gone AS (DELETE FROM ${schemaSql}.members WHERE incarnation = $2)

@@ -105,7 +105,7 @@ export class RedisCoordinator implements Coordinator {
     let tryUntil = Math.max(deadline, start + Math.min(FIRST_TRY_MS, this.#session.timeoutMs));
     for (; ; tryUntil = deadline) {
       try {
-        await this.#session.ready(tryUntil, cancel);
+        if (!this.#session.isReady) await this.#session.ready(tryUntil, cancel);
       } catch (error) {
         if (cancel.aborted) throw cancel.reason;
         if (!(error instanceof CoordinatorUnavailableError)) throw error; // MissingDriverError

@@ -1,7 +1,8 @@
 /**
  * The key layout and the Lua scripts (see docs/adapters/redis.md). The keys of one lock, or of one group,
- * share a hash tag, so each script is atomic and touches one Cluster slot. Sent with `EVAL` (numkeys: the
- * keys given), never `EVALSHA`: a resend on `NOSCRIPT` could land after a release queued behind the first.
+ * share a hash tag, so each script is atomic and touches one Cluster slot. A script goes out with `EVAL`
+ * the first time on a connection, then with `EVALSHA` (see `RedisSession.eval`); a `NOSCRIPT` answer is
+ * never resent blindly, since a resend could land after a release queued behind the first.
  *
  * @internal
  */
@@ -54,11 +55,13 @@ local function extend_group()
 end
 `;
 
-/** KEYS: owner, fence. ARGV: owner id, ttl ms. The token (a string) when taken, else the holder's PTTL. */
+/**
+ * KEYS: owner, fence. ARGV: owner id, ttl ms. The token (a string) when taken, else the holder's PTTL. The
+ * token is read back with GET: Lua holds INCR's answer as a double, exact only up to 2^53.
+ */
 export const ACQUIRE = `
-if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('PTTL', KEYS[1]) end
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return redis.call('PTTL', KEYS[1]) end
 redis.call('INCR', KEYS[2])
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return redis.call('GET', KEYS[2])
 `;
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import createDebug from 'debug';
 import { pEvent, TimeoutError } from 'p-event';
 import { ClosedError, CoordinatorUnavailableError, GracefulDrainError } from '../../errors.js';
@@ -10,8 +11,23 @@ export const debug = createDebug('graceful-drain:redis');
 
 /** The most clean-ups kept while the connection is down; they expire with their TTL anyway. */
 const MAX_ORPHANS = 1000;
-/** Reply errors after which a later try can succeed (failover, loading, busy script, cluster churn). */
-const TRANSIENT_REPLY = /^(READONLY|LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|NOREPLICAS)\b/;
+/**
+ * Reply errors after which a later try can succeed (failover, loading, busy script, cluster churn, a
+ * script cache flushed: the next try sends the script itself).
+ */
+const TRANSIENT_REPLY = /^(READONLY|LOADING|BUSY|TRYAGAIN|CLUSTERDOWN|MASTERDOWN|NOREPLICAS|NOSCRIPT)\b/;
+
+/** The SHA1 digests of the scripts, as `EVALSHA` takes them. */
+const digests = new Map<string, string>();
+function digestOf(script: string): string {
+  let sha = digests.get(script);
+  if (sha === undefined) digests.set(script, (sha = createHash('sha1').update(script).digest('hex')));
+  return sha;
+}
+
+function isNoScript(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('NOSCRIPT');
+}
 
 // Our connection never runs a command after its promise has settled: no offline queue, no resend after a
 // reconnect, and the commands in flight are rejected as soon as it drops.
@@ -64,6 +80,8 @@ export class RedisSession {
   #orphans: Cleanup[] = [];
   #redis: Redis | undefined;
   #creating: Promise<Redis> | undefined;
+  /** The scripts the server has cached, as far as this connection knows: sent with `EVALSHA`. */
+  readonly #cached = new Set<string>();
   #epoch = 0;
   #lastError: unknown;
   #closed = false;
@@ -114,11 +132,34 @@ export class RedisSession {
     }
   }
 
-  /** Runs a script on the current connection; rejects at once when it is not ready. */
+  /** Whether the connection is ready for a command now (no wait needed). */
+  get isReady(): boolean {
+    return this.#redis?.status === 'ready' && !this.#closed;
+  }
+
+  /**
+   * Runs a script on the current connection; rejects at once when it is not ready. The first run of a
+   * script on a connection sends it whole (`EVAL`, which caches it on the server); later runs send its
+   * digest (`EVALSHA`). A `NOSCRIPT` answer (the cache was flushed) rejects, transient, and the next run
+   * sends the script whole: it is never resent here, since the caller may have given up on it and queued
+   * an undo behind it.
+   */
   eval(...[script, keys, args]: Command): Promise<unknown> {
     if (this.#closed) return Promise.reject(new ClosedError('The RedisCoordinator is closed'));
-    if (this.#redis === undefined) return Promise.reject(new Error('Not connected'));
-    return this.#redis.eval(script, keys.length, ...keys, ...args);
+    const redis = this.#redis;
+    if (redis === undefined) return Promise.reject(new Error('Not connected'));
+    const sha = digestOf(script);
+    if (this.#cached.has(sha)) {
+      return redis.evalsha(sha, keys.length, ...keys, ...args).catch((error: unknown) => {
+        if (isNoScript(error)) this.#cached.delete(sha);
+        throw error;
+      });
+    }
+    const epoch = this.#epoch;
+    return redis.eval(script, keys.length, ...keys, ...args).then((reply) => {
+      if (epoch === this.#epoch) this.#cached.add(sha);
+      return reply;
+    });
   }
 
   /**
@@ -133,11 +174,13 @@ export class RedisSession {
     try {
       const timeout = (): Error =>
         new CoordinatorUnavailableError(`Redis did not answer (${what}) within ${this.timeoutMs} ms`);
-      return {
-        reply: await bounded(this.eval(...command), deadline - now(), timeout, signal),
-        sentAt,
-        epoch,
-      };
+      const send = (): Promise<unknown> => bounded(this.eval(...command), deadline - now(), timeout, signal);
+      // NOSCRIPT: the script did not run, and no undo can be queued behind it yet: send it whole.
+      const reply = await send().catch((error: unknown) => {
+        if (isNoScript(error)) return send();
+        throw error;
+      });
+      return { reply, sentAt, epoch };
     } catch (error) {
       if (signal?.aborted || error instanceof GracefulDrainError) throw error;
       const message = `Redis could not ${what}: ${describeError(error)}`;
@@ -196,6 +239,8 @@ export class RedisSession {
     });
     redis.on('close', () => {
       this.#epoch += 1;
+      // The next connection may reach another server (a failover), or one restarted: no cache assumed.
+      this.#cached.clear();
       if (this.watchers.size === 0) return;
       debug('connection closed: ending %d leases and memberships', this.watchers.size);
       const watchers = [...this.watchers];

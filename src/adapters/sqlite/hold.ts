@@ -38,8 +38,17 @@ export class SqliteHold extends Hold {
   #freeing: Promise<void> | undefined;
 
   constructor(ctx: HoldContext, options: SqliteHoldOptions) {
+    const { label, lostError, ttlMs, sentAt, lossMessages } = options;
     const [what, renew] = options.renew;
-    super({ ...options, debug, renew: (until) => ctx.run((sql) => renew(sql, Date.now()), { what, until }) });
+    super({
+      label,
+      lostError,
+      ttlMs,
+      sentAt,
+      lossMessages,
+      debug,
+      renew: (until) => ctx.run((sql) => renew(sql, Date.now()), { what, until }),
+    });
     this.#ctx = ctx;
     this.#options = options;
     ctx.held.add(this);
@@ -73,7 +82,7 @@ export class SqliteHold extends Hold {
     }
     if (this.#freeing !== undefined) return abortable(this.#freeing, signal);
     // A row lost already (taken over, expired, given up before) has nothing left to confirm.
-    const lost = this.signal.aborted;
+    const lost = this.aborted;
     if (signal?.aborted) {
       if (lost) return Promise.resolve();
       this.abort(this.#options.lossMessages.unreleased, signal.reason);
