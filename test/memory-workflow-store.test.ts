@@ -25,6 +25,51 @@ describe('MemoryWorkflowStore', () => {
     });
   });
 
+  describe('owners', () => {
+    it('listOwned and evictMembers only with owners: true; a bad owners is refused, naming it and the value', () => {
+      const plain = new MemoryWorkflowStore();
+      expect([plain.listOwned, plain.evictMembers]).toEqual([undefined, undefined]);
+      expect('listOwned' in plain && plain.listOwned !== undefined).toBe(false);
+      const owned = new MemoryWorkflowStore({ owners: true });
+      expect([typeof owned.listOwned, typeof owned.evictMembers]).toEqual(['function', 'function']);
+      expect(() => new MemoryWorkflowStore({ owners: 'yes' as never })).toThrow(/`owners`.*"yes"/);
+    });
+
+    it('add(id, status, owner), setOwner() and ownerOf(): the host keeps the owner; store calls never change it', async () => {
+      const store = new MemoryWorkflowStore({ owners: true });
+      store.add('a', 'running', 'm1');
+      store.add('b');
+      expect([store.ownerOf('a'), store.ownerOf('b'), store.ownerOf('x')]).toEqual([
+        'm1',
+        undefined,
+        undefined,
+      ]);
+      store.setOwner('b', 'm2');
+      store.setOwner('a', undefined);
+      expect([store.ownerOf('a'), store.ownerOf('b')]).toEqual([undefined, 'm2']);
+      await store.park(['b'], fence(1n));
+      await store.unpark(['b'], fence(1n));
+      expect(store.ownerOf('b')).toBe('m2');
+      expect(store.get('b')).toEqual({ id: 'b', status: 'running', parked: false });
+      expect(() => store.add('c', 'running', '')).toThrow(/`owner`/);
+      expect(() => store.setOwner('x', 'm1')).toThrow(/Unknown workflow "x"/);
+      expect(() => store.setOwner('a', 5 as never)).toThrow(/`owner`/);
+    });
+
+    it('evictMembers checks its arguments before it writes; a bad fence.incarnation is refused', async () => {
+      const store = new MemoryWorkflowStore({ owners: true });
+      const evict = store.evictMembers as NonNullable<typeof store.evictMembers>;
+      await expect(evict('g', 'm1' as never, fence())).rejects.toThrow(/`members`/);
+      await expect(evict('g', [{ memberId: 'm1' }] as never, fence())).rejects.toThrow(
+        /`members\[0\]\.incarnation`/,
+      );
+      await expect(store.raiseFence({ memberId: 'm', token: 1n, incarnation: 7 as never })).rejects.toThrow(
+        /`fence\.incarnation`/,
+      );
+      expect(store.highestToken).toBeUndefined();
+    });
+  });
+
   describe('host side', () => {
     it('add() defaults to running; get() shows status and park mark; unknown ids are undefined', async () => {
       const store = new MemoryWorkflowStore();
