@@ -76,6 +76,19 @@ function prepareStatements(db: SqliteDatabase, prefix: string) {
         `SELECT token, owner, expires_at, pid, pid_start, pid_scope FROM ${locks} WHERE name = ?`,
       )
       .safeIntegers(true),
+    // The usual take, in one statement: the lock is free or expired; its token bumped, read back.
+    takeFree: db
+      .prepare<[string, string, number, ...Owner, number], bigint>(
+        `INSERT INTO ${locks} (name, token, owner, expires_at, pid, pid_start, pid_scope)
+         VALUES (?, 1, ?, ?, ?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET token = ${locks}.token + 1, owner = excluded.owner,
+           expires_at = excluded.expires_at, pid = excluded.pid, pid_start = excluded.pid_start,
+           pid_scope = excluded.pid_scope
+         WHERE ${locks}.owner IS NULL OR ${locks}.expires_at <= ?
+         RETURNING token`,
+      )
+      .pluck()
+      .safeIntegers(true),
     take: db.prepare<[string, bigint, string, number, ...Owner]>(
       `INSERT INTO ${locks} (name, token, owner, expires_at, pid, pid_start, pid_scope)
        VALUES (?, ?, ?, ?, ?, ?, ?)

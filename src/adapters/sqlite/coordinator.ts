@@ -114,10 +114,25 @@ export class SqliteCoordinator implements Coordinator {
     return ttlMs;
   }
 
-  /** One attempt to take the lock, in one `BEGIN IMMEDIATE` transaction. */
+  /**
+   * One attempt to take the lock: one conditional upsert when it is free or expired (the usual case);
+   * else, in one `BEGIN IMMEDIATE` transaction, a takeover when its holder's process is gone.
+   */
   #take(db: SqliteDatabase, name: string, owner: string, ttlMs: number): Lease | undefined {
     const sentAt = now();
-    const token = db
+    const wall = Date.now();
+    const token =
+      this.#sql.takeFree.get(name, owner, Math.floor(wall + ttlMs), ...selfOwner(), wall) ??
+      this.#takeOver(db, name, owner, ttlMs);
+    if (token === undefined) return undefined;
+    debug('acquired %s token %s', name, token);
+    // Registered in the same synchronous step as the commit, so that close() always frees it.
+    return sqliteLease(this.#context, name, owner, token, ttlMs, sentAt);
+  }
+
+  /** The lock's row is held and unexpired: taken over only when its holder's process is gone. */
+  #takeOver(db: SqliteDatabase, name: string, owner: string, ttlMs: number): bigint | undefined {
+    return db
       .transaction(() => {
         const row = this.#sql.lock.get(name);
         const wall = Date.now();
@@ -127,10 +142,6 @@ export class SqliteCoordinator implements Coordinator {
         return next;
       })
       .immediate();
-    if (token === undefined) return undefined;
-    debug('acquired %s token %s', name, token);
-    // Registered in the same synchronous step as the commit, so that close() always frees it.
-    return sqliteLease(this.#context, name, owner, token, ttlMs, sentAt);
   }
 
   /** Joins `group` as `memberId`, replacing an older incarnation of the same member. */
