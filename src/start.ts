@@ -7,7 +7,7 @@
  */
 import createDebug from 'debug';
 import type { Coordinator, Lease, Membership } from './coordinator.js';
-import { DrainTimeoutError, MembershipLostError } from './errors.js';
+import { DrainTimeoutError, EvictedMemberError, MembershipLostError } from './errors.js';
 import { call, lost, remaining } from './internal/calls.js';
 import { bounded, delay, now } from './internal/time.js';
 import { publish } from './metrics.js';
@@ -191,6 +191,7 @@ export class Starter {
         try {
           await this.#join();
           await this.#reenter(this.#membership as Membership);
+          await this.#probeEvicted(membership);
           const previous = this.#resumeTask;
           this.#resumeTask = previous === undefined ? this.#resume() : previous.then(() => this.#resume());
           return;
@@ -217,6 +218,34 @@ export class Starter {
         new DrainTimeoutError('The store did not register the re-joined member within startTimeoutMs'),
       stop: lifecycle,
     });
+  }
+
+  /**
+   * After a re-join, with a store that knows who drives what: whether the lost incarnation was evicted
+   * meanwhile (a live member took it for crashed and recovered what it owned). Warned, so that the host
+   * stops driving those workflows: they are handed back, to be re-driven elsewhere.
+   */
+  async #probeEvicted(lost: Membership): Promise<void> {
+    const { options, lifecycle } = this.#host;
+    const { store } = options.handOff;
+    if (!canRecoverOwned(store)) return;
+    const fence = { memberId: options.memberId, token: undefined, incarnation: lost.incarnation };
+    try {
+      await call((signal) => store.raiseFence(fence, { signal }), {
+        end: now() + options.startTimeoutMs,
+        onTimeout: () => new DrainTimeoutError('The store did not answer within startTimeoutMs'),
+        stop: lifecycle,
+      });
+    } catch (error) {
+      if (!(error instanceof EvictedMemberError)) return log('probing for an eviction failed: %O', error);
+      this.#warn({
+        code: 'recovery',
+        message:
+          `This member's incarnation ${lost.incarnation} was evicted while its membership was lost: a live ` +
+          'member recovered the workflows it owned; stop driving them (they are handed back). It carries on ' +
+          `as incarnation ${this.#membership?.incarnation ?? '(none)'}`,
+      });
+    }
   }
 
   async #resume(): Promise<ResumeReport> {

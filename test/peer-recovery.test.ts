@@ -360,6 +360,29 @@ describe('DrainController peer recovery: the zombie', () => {
   });
 });
 
+describe('DrainController peer recovery: a lapsed membership', () => {
+  it('a member taken for crashed while its membership was lost re-joins under a new incarnation, warned that its workflows were handed back', async () => {
+    const { store, running, registered } = cluster();
+    seed(store);
+    const a = await running();
+    const b = await running();
+    a.coordinator.fail(['join']); // its re-join fails until healed
+    await a.coordinator.dropMembership();
+    await until(() => b.recoveries.length > 0);
+    expect(b.recoveries).toMatchObject([{ reason: 'peer-crash', deadMembers: ['m1'], recovered: 2 }]);
+    a.coordinator.heal();
+    await until(() => a.warnings.length > 0);
+    expect(a.warnings).toMatchObject([
+      { code: 'recovery', message: expect.stringMatching(/evicted while its membership was lost/) },
+    ]);
+    expect(a.drain.state).toBe('running');
+    expect(await registered()).toEqual(['m1', 'm2']);
+    // the new incarnation is not evicted: its shutdown hands off as usual
+    expect(await a.drain.shutdown()).toMatchObject({ handOff: 'peers-remain', outcome: 'clean' });
+    expect(counts(store, 'a1')).toEqual(recoveredOnce);
+  });
+});
+
 describe('DrainController option peerCheckIntervalMs', () => {
   it('rejects a bad value with a ConfigurationError naming it and the value', () => {
     for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY, '1000']) {

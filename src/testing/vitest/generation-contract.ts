@@ -497,6 +497,7 @@ function ownerContract(make: () => Promise<Harness>): void {
           ['park unfenced', () => store.park(['run'], zu)],
           ['unpark', () => store.unpark(['parked'], z)],
           ['raiseFence', () => store.raiseFence(z)],
+          ['raiseFence unfenced', () => store.raiseFence(zu)],
           ['recover park', () => store.recover(['run', 'other'], z, park())],
           ['recover count', () => store.recover(['run'], z, count(0))],
           ['enterGeneration', () => store.enterGeneration(group, zombie, zu)],
