@@ -101,6 +101,15 @@ export interface PostgresWorkflowStoreOptions extends PostgresHostTableOptions {
    * @defaultValue `'install'`
    */
   readonly markTrigger?: MarkTriggerMode;
+  /**
+   * How the batches of `park()` and `recover()` commit: `'deferred'` without waiting for the WAL flush
+   * (`synchronous_commit = off` for their transactions: a server crash may lose the last fraction of a
+   * second of batches, each whole or not at all, until the next write that waits for the flush, such as
+   * the hand-off's closing record, makes them all durable); `'synchronous'` as the server is configured.
+   * See "Durability" in docs/adapters/postgres.md.
+   * @defaultValue `'deferred'`
+   */
+  readonly batchCommit?: 'deferred' | 'synchronous';
 }
 
 /** Options of {@link migrate}. */
@@ -136,6 +145,7 @@ const STORE_DEFAULTS = Object.freeze({
   ...HOST_TABLE_DEFAULTS,
   schema: DEFAULT_SCHEMA,
   markTrigger: 'install' as MarkTriggerMode,
+  batchCommit: 'deferred' as 'deferred' | 'synchronous',
 });
 
 /** {@link PostgresCoordinatorOptions} checked, with defaults applied. @internal */
@@ -197,6 +207,7 @@ export function compileStoreOptions(options: unknown) {
     ...compileHostTable(given),
     schema: checkIdentifier('schema', o.schema),
     markTrigger: checkOneOf('markTrigger', o.markTrigger, ['install', 'verify', 'off']),
+    batchCommit: checkOneOf('batchCommit', o.batchCommit, ['deferred', 'synchronous']),
     runner: createRunner(given),
   });
 }

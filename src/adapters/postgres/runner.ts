@@ -8,7 +8,14 @@ import { Mutex } from 'async-mutex';
 import createDebug from 'debug';
 import { abortable } from '../../internal/abortable.js';
 import { checkName, invalid } from '../../validate.js';
-import { hasMethods, loadPg, messageOf, type PgPool, type PgQueryable } from './driver.js';
+import {
+  hasMethods,
+  loadPg,
+  messageOf,
+  type PgPool,
+  type PgQueryable,
+  type PgQueryResult,
+} from './driver.js';
 
 const debug = createDebug('graceful-drain:postgres');
 
@@ -16,8 +23,16 @@ const debug = createDebug('graceful-drain:postgres');
 export interface Runner {
   /** One statement, outside any transaction of the store's; given up at once when `signal` aborts. */
   query(text: string, values: unknown[], signal?: AbortSignal): Promise<readonly unknown[]>;
-  /** `work` in one transaction: committed when it resolves, rolled back when it throws or `signal` aborts. */
-  transaction<T>(work: (q: PgQueryable) => Promise<T>, signal?: AbortSignal): Promise<T>;
+  /**
+   * `work` in one transaction: committed when it resolves, rolled back when it throws or `signal` aborts.
+   * `opening`: statements without parameters sent with the `BEGIN`, in the same round trip (simple
+   * protocol); `work` gets their results, in order.
+   */
+  transaction<T>(
+    work: (q: PgQueryable, opened: readonly PgQueryResult[]) => Promise<T>,
+    signal?: AbortSignal,
+    opening?: string,
+  ): Promise<T>;
   /** Ends what the runner created. */
   end(): Promise<void>;
 }
@@ -28,28 +43,53 @@ interface Held {
   release(broken?: Error): void;
 }
 
+/** Cancels the statement of a backend: `started` guards it (the transaction's start), or none is needed. */
+type Cancel = (pid: number, started: string | undefined) => Promise<void>;
+
+/** How long a connection whose statement was being cancelled waits for the cancel, before it is dropped. */
+const CANCEL_WAIT_MS = 5000;
+
+/** The results of a simple-protocol query: one per statement. */
+const resultsOf = (result: PgQueryResult | readonly PgQueryResult[]): readonly PgQueryResult[] =>
+  Array.isArray(result) ? result : [result as PgQueryResult];
+
 /**
  * Runs `work` in a transaction on a connection from `hold`. Once `signal` aborts, nothing more is sent
  * (never `COMMIT`): the call rejects at once, the rollback goes on, and a statement in flight is
- * cancelled through `cancel`. Once `COMMIT` is sent, the call waits for the server's answer.
+ * cancelled through `cancel`. Once `COMMIT` is sent, the call waits for the server's answer. A
+ * connection that says its backend's id (`processID`, as `pg`'s do) needs no query for it: a cancel of
+ * its statement goes unguarded, and the connection is kept until the cancel has been delivered (a cancel
+ * reaching an idle backend is ignored), so it can never hit a later statement.
  */
 function transaction<T>(
   hold: () => Promise<Held>,
-  work: (q: PgQueryable) => Promise<T>,
+  work: (q: PgQueryable, opened: readonly PgQueryResult[]) => Promise<T>,
   signal: AbortSignal | undefined,
-  cancel: ((pid: number, started: string) => Promise<void>) | undefined,
+  cancel: Cancel | undefined,
+  opening: string | undefined,
 ): Promise<T> {
   if (signal?.aborted === true) return Promise.reject(signal.reason);
   let committing = false;
   let inFlight = false;
-  let backend: { pid: number; started: string } | undefined;
+  let backend: { pid: number; started: string | undefined } | undefined;
+  let cancelling: Promise<void> | undefined;
   const check = (): void => signal?.throwIfAborted();
   const run = async (): Promise<T> => {
     const { connection, release } = await hold();
     let broken: Error | undefined;
+    // Waits (bounded) for a cancel on its way, so that it cannot reach a later statement.
+    const settleCancel = async (): Promise<void> => {
+      if (cancelling === undefined) return;
+      const delivered = await Promise.race([
+        cancelling.then(() => true),
+        new Promise<false>((resolve) => setTimeout(resolve, CANCEL_WAIT_MS, false).unref()),
+      ]);
+      if (!delivered) broken ??= new Error('a cancel of its statement was not confirmed');
+    };
     try {
       check(); // given up while waiting for the connection: hand it on untouched
-      await connection.query('BEGIN');
+      const pid = (connection as { processID?: unknown }).processID;
+      if (signal !== undefined && typeof pid === 'number') backend = { pid, started: undefined };
       let result: T;
       try {
         let q = connection;
@@ -65,15 +105,21 @@ function transaction<T>(
               }
             },
           };
+        }
+        const opened = resultsOf(await q.query(opening === undefined ? 'BEGIN' : `BEGIN;\n${opening}`)).slice(
+          1,
+        );
+        if (signal !== undefined && backend === undefined) {
           // The transaction's start as a number, rendered alike whatever DateStyle or TimeZone say.
           const { rows } = await q.query(
             'SELECT pg_backend_pid() AS pid, (extract(epoch FROM now()) * 1000000)::bigint::text AS started',
           );
           backend = rows[0] as typeof backend;
         }
-        result = await work(q);
+        result = await work(q, opened);
         check();
       } catch (error) {
+        await settleCancel();
         await connection.query('ROLLBACK').catch((rollbackError: unknown) => {
           broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
         });
@@ -83,6 +129,7 @@ function transaction<T>(
       await connection.query('COMMIT');
       return result;
     } finally {
+      await settleCancel();
       release(broken);
     }
   };
@@ -95,7 +142,7 @@ function transaction<T>(
       reject(signal.reason);
       if (inFlight && backend !== undefined && cancel !== undefined) {
         debug('transaction given up: cancelling the statement of backend %d', backend.pid);
-        cancel(backend.pid, backend.started).catch((error: unknown) =>
+        cancelling = cancel(backend.pid, backend.started).catch((error: unknown) =>
           debug('cancel failed: %s', messageOf(error)),
         );
       }
@@ -128,20 +175,23 @@ function poolRunner(pool: PgPool, end: () => Promise<void>): Runner {
       },
     };
   };
-  // Guarded by the transaction's start too: a statement of someone else's on that backend is left alone.
-  const cancel = async (pid: number, started: string): Promise<void> => {
-    await pool.query(
-      `SELECT pg_cancel_backend(a.pid) FROM pg_stat_activity a
-       WHERE a.pid = $1 AND (extract(epoch FROM a.xact_start) * 1000000)::bigint = $2::bigint`,
-      [pid, started],
-    );
+  // Guarded by the transaction's start when known: a statement of someone else's on that backend is left
+  // alone. Unguarded, the connection is held until the cancel is delivered (see transaction()).
+  const cancel: Cancel = async (pid, started) => {
+    await (started === undefined
+      ? pool.query('SELECT pg_cancel_backend($1)', [pid])
+      : pool.query(
+          `SELECT pg_cancel_backend(a.pid) FROM pg_stat_activity a
+           WHERE a.pid = $1 AND (extract(epoch FROM a.xact_start) * 1000000)::bigint = $2::bigint`,
+          [pid, started],
+        ));
   };
   return {
     async query(text, values, signal) {
       signal?.throwIfAborted();
       return (await abortable(pool.query(text, values), signal)).rows;
     },
-    transaction: (work, signal) => transaction(hold, work, signal, cancel),
+    transaction: (work, signal, opening) => transaction(hold, work, signal, cancel, opening),
     end,
   };
 }
@@ -166,7 +216,7 @@ export function createRunner(given: Record<string, unknown>): Runner {
               }),
               signal,
             ),
-      transaction: (work, signal) => transaction(hold, work, signal, undefined),
+      transaction: (work, signal, opening) => transaction(hold, work, signal, undefined, opening),
       end: async () => {},
     };
   }

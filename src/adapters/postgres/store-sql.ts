@@ -6,12 +6,38 @@
  * @internal
  */
 import { ConfigurationError } from '../../errors.js';
-import { checkTableName, siblingTable } from '../../internal/sql-names.js';
+import { checkTableName, literal, siblingTable } from '../../internal/sql-names.js';
 import { describeValue } from '../../validate.js';
 import type { HostTable } from './options.js';
 
 /** Set by the store's unpark for its transaction: the mark trigger skips the rows it resumes. */
 export const UNPARKING = 'graceful_drain.unparking';
+/** Set by the fence check for its transaction: `ok` when the call may write (see `fence` below). */
+const FENCE = 'graceful_drain.fence';
+/** True when the fence check of the transaction let the call write: a batch statement writes nothing else. */
+const FENCE_OK = `(SELECT current_setting('${FENCE}', true)) = 'ok'`;
+
+/**
+ * `text` with its parameters `$1`, `$2`... replaced by literals of `values`, for the simple protocol (which
+ * takes several statements in one round trip, but no parameters): strings as escaped `E'...'` literals,
+ * string arrays as array literals in one, `null` as `NULL`, numbers, bigints and booleans as written.
+ * Quoted identifiers and string literals of `text` are left as they are.
+ */
+export function inline(text: string, values: readonly unknown[]): string {
+  return text.replace(/'(?:[^']|'')*'|"[^"]*"|\$(\d+)/g, (match, n: string | undefined) => {
+    if (n === undefined) return match;
+    const value = values[Number(n) - 1];
+    if (value === null || value === undefined) return 'NULL';
+    if (typeof value === 'string') return literal(value);
+    if (typeof value === 'number' || typeof value === 'bigint') return String(value);
+    if (typeof value === 'boolean') return value ? 'TRUE' : 'FALSE';
+    if (Array.isArray(value)) {
+      const items = value.map((v: string) => `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`);
+      return literal(`{${items.join(',')}}`);
+    }
+    throw new TypeError(`inline(): cannot inline ${typeof value}`);
+  });
+}
 
 /** Runs one statement, resolving with its rows. */
 export type QueryRows = (text: string, values: unknown[]) => Promise<readonly unknown[]>;
@@ -91,9 +117,13 @@ export function recoveryTables(schema: string) {
   return { G: G as string, M: M as string, R: R as string, I: I as string };
 }
 
-/** The deduplicated input ids of `$1`, each with the position of its first occurrence. */
-const INPUT = `input AS (
-    SELECT u.id, min(u.ord) AS ord FROM unnest($1::text[]) WITH ORDINALITY AS u(id, ord) GROUP BY u.id)`;
+/**
+ * The deduplicated input ids of `$1`, each with the position of its first occurrence; `fenced`: none
+ * unless the transaction's fence check let it write.
+ */
+const input = (fenced: boolean): string => `input AS (
+    SELECT u.id, min(u.ord) AS ord FROM unnest($1::text[]) WITH ORDINALITY AS u(id, ord)
+    ${fenced ? `WHERE ${FENCE_OK} ` : ''}GROUP BY u.id)`;
 
 /** The statements of one store. */
 export type StoreSql = ReturnType<typeof storeSql>;
@@ -145,6 +175,8 @@ export function storeSql(
      * incarnations table is created or locked to the end of the transaction: an eviction waits for the
      * call, or the call sees it (on the row's latest version, whatever the statement's snapshot).
      * `unparking`: also sets the flag the mark trigger skips the transaction's rows by, in the same trip.
+     * Sets the transaction's fence flag too: `ok` when the call may write (the token is the highest, no
+     * incarnation evicted); the batch statements (park, unpark, recover) write nothing otherwise.
      */
     fence: ({ token, incarnations, unparking }: FenceCheck) => {
       let n = 1;
@@ -163,18 +195,22 @@ export function storeSql(
       const evicted = incarnations
         ? '(SELECT ARRAY[s.member_id, s.incarnation] FROM seen s WHERE s.evicted LIMIT 1)'
         : 'NULL::text[]';
-      const columns = `${evicted} AS evicted${unparking ? `, set_config('${UNPARKING}', 'on', true)` : ''}`;
+      const flag = (highest: string): string =>
+        `set_config('${FENCE}', CASE WHEN ${highest} AND ${evicted} IS NULL THEN 'ok' ELSE 'no' END, true)`;
+      const columns = (highest: string): string =>
+        `${evicted} AS evicted, ${flag(highest)} AS flag` +
+        (unparking ? `, set_config('${UNPARKING}', 'on', true) AS unparking` : '');
       return token
         ? `${seen}
       INSERT INTO ${S}.store_fences AS f (store_key, token) VALUES ($1, ${tokenParam}::bigint)
       ON CONFLICT (store_key) DO UPDATE SET token = GREATEST(f.token, EXCLUDED.token)
-      RETURNING f.token::text AS token, ${columns}`
+      RETURNING f.token::text AS token, ${columns(`f.token = ${tokenParam}::bigint`)}`
         : `${seen}
-      SELECT NULL::text AS token, ${columns}`;
+      SELECT NULL::text AS token, ${columns('true')}`;
     },
     /** $1 ids, $2 new status, $3 running, $4 store key, $5 member, $6 token. Rows: `ord` of the parked. */
     park: (byType: boolean) => `
-      WITH ${INPUT},
+      WITH ${input(true)},
       paused AS (
         UPDATE ${T} AS t SET ${ST} = $2 FROM input i
         WHERE ${inputIn(byType, '$3')}
@@ -197,7 +233,8 @@ export function storeSql(
       WITH marks AS (
         SELECT m.workflow_id FROM unnest($1::text[]) AS u (id)
         CROSS JOIN LATERAL (
-          SELECT p.workflow_id FROM ${S}.parked p WHERE p.store_key = $2 AND p.workflow_id = u.id LIMIT 1) AS m),
+          SELECT p.workflow_id FROM ${S}.parked p WHERE p.store_key = $2 AND p.workflow_id = u.id LIMIT 1) AS m
+        WHERE ${FENCE_OK}),
       resumed AS (
         UPDATE ${T} AS t SET ${ST} = $3
         WHERE t.${ID} = ANY(ARRAY(SELECT ${asId('m.workflow_id')} FROM marks m)) AND (t.${ST} = $4) IS TRUE
@@ -211,7 +248,7 @@ export function storeSql(
       SELECT m.workflow_id, ${asId('m.workflow_id')} IN (SELECT id FROM resumed) AS resumed FROM marks m`,
     /** $1 ids, $2 store key. Rows: `ord` of each dropped mark (ids taken to the column's text form). */
     notePaused: (byType: boolean) => `
-      WITH ${INPUT},
+      WITH ${input(false)},
       dropped AS (
         DELETE FROM ${S}.parked p USING input i
         WHERE p.store_key = $2
@@ -267,7 +304,7 @@ export function storeSql(
      * spent ones' counts and marks joined from `seen`, which the planner takes for a few rows at most.
      */
     recover: (byType: boolean) => `
-      WITH ${INPUT},
+      WITH ${input(true)},
       hit AS (
         SELECT t.${ID}::text COLLATE "C" AS workflow_id, i.ord
         FROM input i JOIN ${T} t ON ${inputIn(byType, '$2')}

@@ -25,7 +25,7 @@ import type {
   WorkflowStore,
   WorkflowStoreCapabilities,
 } from '../../workflow-store.js';
-import { messageOf, type PgQueryable } from './driver.js';
+import { messageOf, type PgQueryable, type PgQueryResult } from './driver.js';
 import { markTrigger } from './mark-trigger.js';
 import { checkSchema } from './migrate.js';
 import {
@@ -33,7 +33,15 @@ import {
   compileStoreOptions,
   type PostgresWorkflowStoreOptions,
 } from './options.js';
-import { inspectHostTable, recoveryTables, storeSql, type StoreSql, UNPARKING } from './store-sql.js';
+import {
+  type FenceCheck,
+  inline,
+  inspectHostTable,
+  recoveryTables,
+  storeSql,
+  type StoreSql,
+  UNPARKING,
+} from './store-sql.js';
 
 /** `listOwned()` of a store with an owner column. */
 type ListOwned = (memberIds: readonly string[], options: ListOptions) => Promise<Page<string>>;
@@ -64,6 +72,12 @@ function codeOf(error: unknown): string | undefined {
 function checkStoreFence(fence: Fence): void {
   checkFence(fence);
   if (fence.incarnation !== undefined) checkName('fence.incarnation', fence.incarnation);
+}
+
+/** The row of the fence check statement. */
+interface FenceRow {
+  readonly token: string | null;
+  readonly evicted: readonly [string, string] | null;
 }
 
 /** What the store learns about the host's table at first use. */
@@ -168,12 +182,17 @@ export class PostgresWorkflowStore implements WorkflowStore {
     checkStoreFence(fence);
     const { running, pausing, paused } = this.#o.statuses;
     const outcome = pausing === undefined ? 'paused' : 'pausing';
-    return this.#write('park()', options, ids, outcome, true, async (q, prepared, byType) => {
-      await this.#checkFence(q, prepared, fence);
-      const token = fence.token?.toString() ?? null;
-      const values = [ids, pausing ?? paused, running, prepared.storeKey, fence.memberId, token];
-      return (await q.query(prepared.sql.park(byType), values)).rows;
-    });
+    const token = fence.token?.toString() ?? null;
+    return this.#write('park()', options, ids, outcome, true, (prepared, byType, signal) =>
+      this.#batch(prepared, fence, signal, { deferFlush: true }, prepared.sql.park(byType), [
+        ids,
+        pausing ?? paused,
+        running,
+        prepared.storeKey,
+        fence.memberId,
+        token,
+      ]),
+    );
   }
 
   async unpark(
@@ -184,10 +203,17 @@ export class PostgresWorkflowStore implements WorkflowStore {
     checkIds(ids);
     checkStoreFence(fence);
     const { running, pausing, paused } = this.#o.statuses;
-    return this.#write('unpark()', options, ids, 'resumed', undefined, async (q, prepared) => {
-      await this.#checkFence(q, prepared, fence, this.#o.markTrigger !== 'off');
+    const unparking = this.#o.markTrigger !== 'off';
+    return this.#write('unpark()', options, ids, 'resumed', undefined, async (prepared, _, signal) => {
       const values = [ids, prepared.storeKey, running, paused, pausing ?? null];
-      const rows = (await q.query(prepared.sql.unpark, values)).rows as {
+      const rows = (await this.#batch(
+        prepared,
+        fence,
+        signal,
+        { unparking },
+        prepared.sql.unpark,
+        values,
+      )) as {
         workflow_id: string;
         resumed: boolean;
       }[];
@@ -223,9 +249,12 @@ export class PostgresWorkflowStore implements WorkflowStore {
     options?: StoreCallOptions,
   ): Promise<readonly ItemResult<NotePausedOutcome>[]> {
     checkIds(ids);
-    return this.#write('notePaused()', options, ids, 'released', false, async (q, prepared, byType) => {
-      return (await q.query(prepared.sql.notePaused(byType), [ids, prepared.storeKey])).rows;
-    });
+    return this.#write('notePaused()', options, ids, 'released', false, (prepared, byType, signal) =>
+      this.#o.runner.transaction(
+        async (q) => (await q.query(prepared.sql.notePaused(byType), [ids, prepared.storeKey])).rows,
+        signal,
+      ),
+    );
   }
 
   /** The group's generation record (see docs/adapters/postgres.md, "Crash recovery"); one statement. */
@@ -313,12 +342,16 @@ export class PostgresWorkflowStore implements WorkflowStore {
     const outcome = (row: { ord: string; spent: boolean }): RecoverOutcome =>
       row.spent ? 'failed' : recovered;
     const call = { signal: o.signal as AbortSignal | undefined };
-    return this.#write('recover()', call, ids, outcome, true, async (q, prepared, byType) => {
-      await this.#checkFence(q, prepared, fence);
+    const token = fence.token?.toString() ?? null;
+    return this.#write('recover()', call, ids, outcome, true, (prepared, byType, signal) => {
       const { storeKey, sql } = prepared;
       const values = [ids, running, storeKey, max, mode === 'park', pausing ?? paused, failed !== undefined];
-      const token = fence.token?.toString() ?? null;
-      return (await q.query(sql.recover(byType), [...values, failed ?? null, fence.memberId, token])).rows;
+      return this.#batch(prepared, fence, signal, { deferFlush: true }, sql.recover(byType), [
+        ...values,
+        failed ?? null,
+        fence.memberId,
+        token,
+      ]);
     });
   }
 
@@ -366,7 +399,7 @@ export class PostgresWorkflowStore implements WorkflowStore {
   }
 
   /**
-   * Runs `write` in one transaction (none for no ids): for the ids at the positions (`ord`) of the rows
+   * Runs `write`, one transaction (none for no ids): for the ids at the positions (`ord`) of the rows
    * it returns, `outcome` (or what it says of the row); `skipped` for the others. `byType`: match by the
    * id column's type, on a data exception again as text (`false`: as text at once on a text column;
    * `undefined`: no retry).
@@ -377,14 +410,16 @@ export class PostgresWorkflowStore implements WorkflowStore {
     ids: readonly string[],
     outcome: O | ((row: R) => O),
     byType: boolean | undefined,
-    write: (q: PgQueryable, prepared: Prepared, byType: boolean) => Promise<readonly unknown[]>,
+    write: (
+      prepared: Prepared,
+      byType: boolean,
+      signal: AbortSignal | undefined,
+    ) => Promise<readonly unknown[]>,
   ): Promise<ItemResult<O | 'skipped'>[]> {
     const signal = checkCallOptions(where, options);
     const prepared = await this.#prepare(signal);
     const run = (t: boolean): Promise<readonly unknown[]> =>
-      ids.length === 0
-        ? Promise.resolve([])
-        : this.#o.runner.transaction((q) => write(q, prepared, t), signal);
+      ids.length === 0 ? Promise.resolve([]) : write(prepared, t, signal);
     let rows: readonly unknown[];
     try {
       rows = await run(byType === false ? !prepared.idIsText : true);
@@ -396,6 +431,39 @@ export class PostgresWorkflowStore implements WorkflowStore {
     const of = typeof outcome === 'function' ? outcome : () => outcome;
     const done = new Map((rows as R[]).map((row) => [Number(row.ord), of(row)]));
     return ids.map((id, index) => ({ id, outcome: done.get(index + 1) ?? 'skipped' }));
+  }
+
+  /**
+   * A fenced batch statement (park, unpark, recover) in one transaction and two round trips: `BEGIN`, the
+   * fence check and the statement go together (the simple protocol, values inlined as escaped literals),
+   * then `COMMIT`. The statement writes nothing unless the fence check let it (the transaction's fence
+   * flag); the check's row is then judged (`StaleTokenError`, `EvictedMemberError`: rolled back). Resolves
+   * with the statement's rows. `deferFlush`: the commit does not wait for the WAL flush (see "Durability"
+   * in docs/adapters/postgres.md), unless `batchCommit: 'synchronous'`.
+   */
+  async #batch(
+    prepared: Prepared,
+    fence: Fence,
+    signal: AbortSignal | undefined,
+    { unparking = false, deferFlush = false }: { unparking?: boolean; deferFlush?: boolean },
+    text: string,
+    values: readonly unknown[],
+  ): Promise<readonly unknown[]> {
+    const check = this.#fenceCheck(prepared, fence, unparking);
+    const opening = [
+      ...(deferFlush && this.#o.batchCommit === 'deferred' ? ['SET LOCAL synchronous_commit = off'] : []),
+      inline(prepared.sql.fence(check.check), check.values),
+      inline(text, values),
+    ].join(';\n');
+    return this.#o.runner.transaction(
+      async (_, opened) => {
+        const [checked, written] = opened.slice(-2) as [PgQueryResult, PgQueryResult];
+        this.#judgeFence(checked.rows[0] as FenceRow, fence);
+        return written.rows;
+      },
+      signal,
+      opening,
+    );
   }
 
   /** Runs `write` in one transaction after the fence check, as park() does. */
@@ -433,6 +501,22 @@ export class PostgresWorkflowStore implements WorkflowStore {
     unparking = false,
     also?: GenerationMember,
   ): Promise<void> {
+    const { check, values } = this.#fenceCheck(prepared, fence, unparking, also);
+    if (!check.token && !check.incarnations) {
+      if (unparking) await q.query(`SELECT set_config('${UNPARKING}', 'on', true)`);
+      return;
+    }
+    const { rows } = await q.query(prepared.sql.fence(check), values);
+    this.#judgeFence(rows[0] as FenceRow, fence);
+  }
+
+  /** The fence check statement's variant and values: the token, the incarnations to check (with the owner column). */
+  #fenceCheck(
+    prepared: Prepared,
+    fence: Fence,
+    unparking: boolean,
+    also?: GenerationMember,
+  ): { check: FenceCheck; values: unknown[] } {
     const { incarnation } = fence;
     // Incarnation -> member id, each once.
     const checked = new Map<string, string>();
@@ -441,15 +525,14 @@ export class PostgresWorkflowStore implements WorkflowStore {
       if (also !== undefined && !checked.has(also.incarnation)) checked.set(also.incarnation, also.memberId);
     }
     const check = { token: fence.token !== undefined, incarnations: checked.size > 0, unparking };
-    if (!check.token && !check.incarnations) {
-      if (unparking) await q.query(`SELECT set_config('${UNPARKING}', 'on', true)`);
-      return;
-    }
     const values: unknown[] = [prepared.storeKey];
     if (fence.token !== undefined) values.push(fence.token.toString());
     if (check.incarnations) values.push([...checked.keys()], [...checked.values()]);
-    const { rows } = await q.query(prepared.sql.fence(check), values);
-    const row = rows[0] as { token: string | null; evicted: [string, string] | null };
+    return { check, values };
+  }
+
+  /** Throws what the fence check's row says: `EvictedMemberError`, `StaleTokenError`. */
+  #judgeFence(row: FenceRow, fence: Fence): void {
     if (row.evicted !== null) throw new EvictedMemberError(row.evicted[0], row.evicted[1]);
     if (fence.token === undefined) return;
     const highest = BigInt(row.token as string);
