@@ -112,6 +112,21 @@ forEachDriver(() => {
       ]);
     });
 
+    it("never resumes a user's pause in a batch otherwise resumable: all paused, one unmarked", async () => {
+      const { db, s } = await parkedAndPaused(2);
+      db.exec("INSERT INTO workflows VALUES ('user', 'paused')");
+      for (let batch = 0; batch < 4; batch++) {
+        expect(await s.unpark(['user'], fence(2n))).toEqual([{ id: 'user', outcome: 'skipped' }]);
+      }
+      expect(await s.unpark(['w0', 'user', 'w1'], fence(2n))).toEqual([
+        { id: 'w0', outcome: 'resumed' },
+        { id: 'user', outcome: 'skipped' },
+        { id: 'w1', outcome: 'resumed' },
+      ]);
+      expect(statuses(db)).toEqual({ user: 'paused', w0: 'running', w1: 'running' });
+      expect(marks(db)).toEqual([]);
+    });
+
     it('a batch mixing resumable, still pausing, unmarked and user-resumed ones: each gets its outcome', async () => {
       const { db, s } = await parkedAndPaused(4);
       db.exec("UPDATE workflows SET status = 'pausing' WHERE id = 'w1'");

@@ -125,10 +125,6 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions) {
   const unmark = db.prepare(`${unmarkSql} RETURNING id`).pluck();
   const unmarkCount = db.prepare(unmarkSql);
   const unmarkUnlessPausing = db.prepare(`${unlessPausingSql} RETURNING id`).pluck();
-  // Resumes the paused, marked ones among a chunk: the trigger `<marksTable>_unpaused` drops each mark.
-  const resumeMarked = db.prepare(
-    `${transitionSql} AND EXISTS (SELECT 1 FROM ${marks} AS m WHERE m.id = CAST(t.${id} AS TEXT))`,
-  );
   // Rows written by this connection so far, triggers' writes included.
   const totalChanges = db.prepare<[], number | bigint>('SELECT total_changes()').pluck();
   const savepoint = db.prepare('SAVEPOINT graceful_drain_batch');
@@ -145,9 +141,9 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions) {
       release.run();
     }
   };
-  // Whether the trigger dropped every mark of the last fast unpark: off for good once it did not (the
-  // host's own triggers on the table write rows too, or the store's trigger is missing).
-  let triggerDropsMarks = true;
+  // Fast unparks in a row in which the trigger did not drop exactly one mark per workflow resumed (the
+  // store's trigger is missing, or the host's own triggers write rows too); at 3, no more fast unparks.
+  let triggerMisses = 0;
   // One JSON text per row; statuses compared in SQL, with the column's affinity.
   const parkedSql = (where: string) =>
     `SELECT json_array(m.id, m.member_id, CAST(m.token AS TEXT),
@@ -281,15 +277,20 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions) {
     unpark(ids: readonly string[], { running, pausing, paused }: WorkflowStatuses): string[] {
       const distinct = [...new Set(ids)];
       const list = JSON.stringify(distinct);
-      // The usual case, every id marked and paused: one UPDATE resumes them and the trigger drops their
-      // marks, which the count of rows written tells (each row resumed, and its mark).
+      // The usual case, every id marked and paused: one UPDATE resumes them all and the trigger drops
+      // their marks, which the count of rows written tells: two per workflow, its row and its mark. Fewer
+      // (one resumed had no mark: a user's pause) or more, and it is rolled back.
       const fast = (): boolean => {
-        if (!triggerDropsMarks) return false;
+        if (triggerMisses >= 3) return false;
         const before = Number(totalChanges.get());
-        const resumed = resumeMarked.run(running, list, paused).changes;
+        const resumed = transitionCount.run(running, list, paused).changes;
         if (resumed !== distinct.length) return false;
-        if (Number(totalChanges.get()) - before === 2 * resumed) return true;
-        triggerDropsMarks = false;
+        const written = Number(totalChanges.get()) - before;
+        if (written === 2 * resumed) {
+          triggerMisses = 0;
+          return true;
+        }
+        if (written <= resumed || written > 2 * resumed) triggerMisses++;
         return false;
       };
       const slow = (): string[] => {
