@@ -14,7 +14,7 @@ import { writeDocument } from './lib/document.js';
 import { LIBRARY_ENV } from './lib/library.js';
 import { describeMachine } from './lib/machine.js';
 import { Progress } from './lib/progress.js';
-import { renderChecksText, renderMarkdown, renderSuiteText } from './lib/render.js';
+import { renderChecksText, renderMarkdown, renderSuiteText, type Run } from './lib/render.js';
 import { type ChildMessages, childLines, type SuiteResult } from './lib/result.js';
 import { renderChart } from './lib/svg-chart.js';
 import { verdict } from './lib/verdict.js';
@@ -76,8 +76,14 @@ machine.loadAtEnd = os.loadavg()[0] ?? 0;
 
 console.log(renderChecksText(results));
 const command = `npm run bench${argv.length > 0 ? ` -- ${argv.join(' ')}` : ''}`;
+const run: Run = { machine, command, quick: args.quick, suites: results };
+if (args.json !== undefined) {
+  mkdirSync(dirname(args.json), { recursive: true });
+  writeFileSync(args.json, `${JSON.stringify(run, null, 2)}\n`);
+  console.log(`\nWrote ${args.json}`);
+}
 if (out !== undefined) {
-  await writeDocument(out, renderMarkdown({ machine, command, quick: args.quick, suites: results }));
+  await writeDocument(out, renderMarkdown(run));
   console.log(`\nWrote ${out}`);
   for (const chart of results.flatMap((r) => r.charts ?? [])) {
     const path = join(dirname(out), chart.file);

@@ -62,11 +62,15 @@ function scale(axis: ChartAxis, values: readonly number[], from: number, to: num
     const bad = values.find((v) => v <= 0);
     if (bad !== undefined) throw new Error(`A log axis (${axis.label}) cannot show ${bad}`);
     const all = [...values, ...(axis.ticks ?? [])];
-    const lo = Math.floor(Math.log10(Math.min(...all)));
-    const hi = Math.max(Math.ceil(Math.log10(Math.max(...all))), lo + 1);
+    const least = Math.log10(Math.min(...all));
+    const most = Math.log10(Math.max(...all));
+    // Given ticks: the range they and the values span, a little wider; else whole decades.
+    const pad = axis.ticks === undefined ? 0 : Math.max((most - least) * 0.05, 0.05);
+    const lo = axis.ticks === undefined ? Math.floor(least) : least - pad;
+    const hi = axis.ticks === undefined ? Math.max(Math.ceil(most), lo + 1) : most + pad;
     const ticks = axis.ticks ?? Array.from({ length: hi - lo + 1 }, (_, i) => 10 ** (lo + i));
     const minor: number[] = [];
-    for (let e = lo; e < hi; e++) for (let m = 2; m <= 9; m++) minor.push(m * 10 ** e);
+    for (let e = Math.floor(lo); e < hi; e++) for (let m = 2; m <= 9; m++) minor.push(m * 10 ** e);
     const at = (v: number): number => from + ((Math.log10(v) - lo) / (hi - lo)) * (to - from);
     return { ticks, minor, at };
   }

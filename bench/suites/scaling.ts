@@ -44,6 +44,7 @@ async function measure(
   counts: readonly number[],
   rounds: (n: number) => number,
   progress: (text: string) => void,
+  notes: string[],
 ): Promise<Point[]> {
   const driver: HandOffDriver = await handOffDriver(tables.store);
   const checked = async (what: string, n: number, work: () => Promise<number>): Promise<number> => {
@@ -51,6 +52,23 @@ async function measure(
     const done = await work();
     if (done !== n) throw new Error(`${what} handled ${done} of ${n}`);
     return performance.now() - t0;
+  };
+  /**
+   * Times one operation into `point`; one that fails is kept as NaN and its error as a note, so that
+   * one bad point (at a million, after minutes) does not lose every other figure of the suite.
+   */
+  const attempt = async (point: Point, op: Operation, work: () => Promise<number>): Promise<boolean> => {
+    try {
+      point.store[op].push(await work());
+      return true;
+    } catch (error) {
+      point.store[op].push(Number.NaN);
+      const message = error instanceof Error ? error.message : String(error);
+      notes.push(
+        `${tables.name}, ${point.n.toLocaleString('en-US')} workflows: the ${op} failed: ${message}`,
+      );
+      return false;
+    }
   };
   try {
     // A warm-up of every path, untimed: connections, statement caches, the JIT.
@@ -81,14 +99,16 @@ async function measure(
           await tables.reset(n);
           if (who === 'store') {
             step('park');
-            point.store.park.push(await driver.park(n));
-            step('resume');
-            point.store.resume.push(await driver.unpark(n));
+            const parked = await attempt(point, 'park', () => driver.park(n));
+            if (parked) {
+              step('resume');
+              await attempt(point, 'resume', () => driver.unpark(n));
+            } else point.store.resume.push(Number.NaN);
             step('recovery, filling the table');
             await tables.reset(n);
             await driver.crash();
             step('recovery');
-            point.store.recovery.push(await driver.recover(n));
+            await attempt(point, 'recovery', () => driver.recover(n));
           } else {
             step('park');
             const park = await checked('the raw park', n, () => tables.rawPark());
@@ -122,6 +142,10 @@ function table(name: string, points: readonly Point[]): Table {
     rows: points.flatMap((p) =>
       OPERATIONS.map((op) => {
         const store = summarize(p.store[op]);
+        if (p.store[op].some(Number.isNaN)) {
+          const what = [p.n.toLocaleString('en-US'), `${op} (vs ${RAW_NAME[op]})`];
+          return [...what, 'failed (see below)', iqr(summarize(p.raw[op]), duration), '', ''];
+        }
         return [
           p.n.toLocaleString('en-US'),
           `${op} (vs ${RAW_NAME[op]})`,
@@ -140,7 +164,7 @@ function growth(points: readonly Point[]): Record<Operation, number> {
   const first = points[0];
   const last = points[points.length - 1];
   const perWorkflow = (p: Point | undefined, op: Operation): number =>
-    p === undefined ? Number.NaN : summarize(p.store[op]).median / p.n;
+    p === undefined || p.store[op].some(Number.isNaN) ? Number.NaN : summarize(p.store[op]).median / p.n;
   const out = {} as Record<Operation, number>;
   for (const op of OPERATIONS) out[op] = perWorkflow(last, op) / perWorkflow(first, op);
   return out;
@@ -165,7 +189,11 @@ function series(name: string, points: readonly Point[], dashed: boolean): ChartS
     points: points.map((p) => [p.n, y(p)] as const),
   });
   return [
-    ...OPERATIONS.map((op) => line(op, COLORS[op], (p) => summarize(p.store[op]).median)),
+    ...OPERATIONS.map((op) =>
+      line(op, COLORS[op], (p) =>
+        p.store[op].some(Number.isNaN) ? Number.NaN : summarize(p.store[op]).median,
+      ),
+    ),
     line('raw park', COLORS.raw, (p) => summarize(p.raw.park).median),
   ];
 }
@@ -177,6 +205,7 @@ async function run({ quick, progress }: SuiteContext): Promise<SuiteBody> {
     { short: 'PostgreSQL', open: openPostgres, dashed: false },
     { short: 'SQLite', open: openSqliteTables, dashed: true },
   ];
+  const notes: string[] = [];
   const measured: { short: string; name: string; points: Point[]; dashed: boolean }[] = [];
   for (const b of backends) {
     const tables = await b.open();
@@ -185,7 +214,7 @@ async function run({ quick, progress }: SuiteContext): Promise<SuiteBody> {
       short: b.short,
       name,
       dashed: b.dashed,
-      points: await measure(tables, counts, rounds, progress),
+      points: await measure(tables, counts, rounds, progress, notes),
     });
   }
   const chart: Chart = {
@@ -214,7 +243,7 @@ async function run({ quick, progress }: SuiteContext): Promise<SuiteBody> {
       SQLITE_TABLES,
     tables: measured.map((m) => table(m.name, m.points)),
     checks: measured.map((m) => check(m.name, m.points)),
-    notes: [],
+    notes,
     charts: [chart],
   };
 }

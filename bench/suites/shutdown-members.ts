@@ -29,15 +29,21 @@ interface GroupStop {
 
 type Report = ShutdownMemberMessages['REPORT'];
 
+/**
+ * What the members of one coordinator share: a host table and store of their own, and one group. The
+ * store keeps the highest fencing token it has seen, and the tokens come from the group's lock: one
+ * store with one group and one coordinator, as in production (another group's or coordinator's lock
+ * counts from its own start, and its tokens would be stale).
+ */
+interface Setup {
+  readonly kind: CoordinatorKind;
+  readonly t: PostgresTables;
+  readonly group: string;
+  readonly keyPrefix: string;
+}
+
 /** Starts `n` members, waits until every one is running, sends them all SIGTERM, and times the stop. */
-async function stopGroup(
-  kind: CoordinatorKind,
-  n: number,
-  size: number,
-  t: PostgresTables,
-  keyPrefix: string,
-): Promise<GroupStop> {
-  const group = uniqueName('bench');
+async function stopGroup({ kind, t, group, keyPrefix }: Setup, n: number, size: number): Promise<GroupStop> {
   const reports: Report[] = [];
   let lastReportAt = Number.NaN;
   let failure: string | undefined;
@@ -122,33 +128,41 @@ async function run({ quick, progress }: SuiteContext): Promise<SuiteBody> {
     throw serverMissing('Redis', 'GD_REDIS_URL', error);
   }
   const keyPrefix = `${uniqueName('gd-bench')}:`;
+  const setups: Setup[] = [];
   const t = await openPostgresTables();
   const key = (kind: CoordinatorKind, n: number): string => `${kind}:${n}`;
   const samples = new Map<string, GroupStop[]>();
   const raw: number[] = [];
   try {
-    const combos = COORDINATORS.flatMap((kind) => memberCounts.map((n) => ({ kind, n })));
-    // A warm-up, untimed: the server's caches and plans.
-    await t.reset(size);
-    await stopGroup('postgres', 1, size, t, keyPrefix);
+    setups.push({ kind: 'postgres', t, group: uniqueName('bench'), keyPrefix });
+    setups.push({ kind: 'redis', t: await openPostgresTables(), group: uniqueName('bench'), keyPrefix });
+    const combos = setups.flatMap((setup) => memberCounts.map((n) => ({ setup, n })));
+    // A warm-up, untimed: the server's caches and plans (not worth its processes in a smoke run).
+    if (!quick) {
+      for (const setup of setups) {
+        await setup.t.reset(size);
+        await stopGroup(setup, 1, size);
+      }
+    }
     for (let round = 1; round <= rounds; round++) {
       for (const combo of shuffle([...combos, 'raw' as const])) {
-        await t.reset(size);
         if (combo === 'raw') {
           progress(`round ${round}/${rounds}: raw park`);
+          await t.reset(size);
           const t0 = performance.now();
           await t.pool.query(t.rawPark);
           raw.push(performance.now() - t0);
           continue;
         }
-        const { kind, n } = combo;
-        progress(`round ${round}/${rounds}: ${n} member${n > 1 ? 's' : ''} on ${NAMES[kind]}`);
-        const stop = await stopGroup(kind, n, size, t, keyPrefix);
-        samples.set(key(kind, n), [...(samples.get(key(kind, n)) ?? []), stop]);
+        const { setup, n } = combo;
+        progress(`round ${round}/${rounds}: ${n} member${n > 1 ? 's' : ''} on ${NAMES[setup.kind]}`);
+        await setup.t.reset(size);
+        const stop = await stopGroup(setup, n, size);
+        samples.set(key(setup.kind, n), [...(samples.get(key(setup.kind, n)) ?? []), stop]);
       }
     }
   } finally {
-    await t.close();
+    await Promise.all(setups.map((setup) => setup.t.close()));
     const keys = await redis.keys(`{${keyPrefix}*`).catch(() => []);
     if (keys.length > 0) await redis.del(...keys);
     redis.disconnect();
@@ -164,7 +178,7 @@ async function run({ quick, progress }: SuiteContext): Promise<SuiteBody> {
       'SIGTERM to the last report',
       'vs 1 member',
       "the parking member's own shutdown",
-      'members that parked',
+      'members that found no peer, by round',
     ],
     rows: COORDINATORS.flatMap((kind) =>
       memberCounts.map((n) => {
@@ -185,7 +199,7 @@ async function run({ quick, progress }: SuiteContext): Promise<SuiteBody> {
   const chart: Chart = {
     file: 'performance-shutdown.svg',
     title: 'Group shutdown time by number of members',
-    subtitle: `Every member sent SIGTERM at once; ${count} running workflows on PostgreSQL; medians of ${rounds} rounds`,
+    subtitle: `Every member sent SIGTERM at once; ${count} running workflows on PostgreSQL; ${rounds > 1 ? `medians of ${rounds} rounds` : 'one round'}`,
     x: { label: 'members', scale: 'linear', ticks: [0, ...memberCounts] },
     y: { label: 'SIGTERM to the last report', scale: 'linear', format: 'ms' },
     series: [
@@ -209,11 +223,14 @@ async function run({ quick, progress }: SuiteContext): Promise<SuiteBody> {
       `PostgresWorkflowStore on a \`pg.Pool\` of its own, max 4) over one host table of ${count} running ` +
       `workflows and nothing in flight. Once every member has started, each is sent SIGTERM at once; timed ` +
       `from the first signal to the last member's shutdown report (a line on its stdout). Every member ` +
-      `leaves the group, takes the start-stop lock in turn, and lists the members: those that still see a ` +
-      `peer park nothing, the last parks the ${count} (checked: all parked, none left running). ${rounds} ` +
-      `round${rounds > 1 ? 's' : ''}, each running every group size on both coordinators and a raw ` +
-      `set-based park of the same rows (the baseline), in random order, from a freshly rebuilt table. ` +
-      `Figures: median [interquartile range]; "members that parked" lists each round's count.`,
+      `leaves the group, then takes the start-stop lock in turn and lists the members: one that still sees a ` +
+      `peer parks nothing; one that finds none takes the last member's path and parks what is still running ` +
+      `(the first of them all ${count}, checked: none left running; the next ones nothing, but each holds the ` +
+      `lock while it looks). ${rounds} round${rounds > 1 ? 's' : ''}, each running every group size on ` +
+      `both coordinators and a raw set-based park of the same rows (the baseline), in random order, from a ` +
+      `freshly rebuilt table. Each coordinator's members share a group and a store of their own (the store ` +
+      `keeps the highest fencing token it has seen, and tokens come from the group's lock). ` +
+      `Figures: median [interquartile range] over rounds.`,
     tables: [
       table,
       {
