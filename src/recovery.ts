@@ -54,7 +54,7 @@ export interface HandBackCounts {
   recovered: number;
   failed: number;
   skipped: number;
-  /** Recovered ones the host was still pausing: the resume unparks them once paused. */
+  /** Recovered ones not resumed yet (the host was still pausing them, or the unpark failed). */
   readonly pausing: string[];
 }
 
@@ -104,8 +104,13 @@ export async function handBackOwned(
           else handed.push(r.id);
         }
       }
-      // Exactly the ones this call parked: a workflow parked otherwise is not touched here.
-      if (paused.length > 0) await step('unparking', (s) => store.unpark(paused, fence, { signal: s }));
+      // Exactly the ones this call parked: a workflow parked otherwise is not touched here. Counted as
+      // pausing until the unpark answers, so that a caller retries them if it fails.
+      if (paused.length > 0) {
+        counts.pausing.push(...paused);
+        await step('unparking', (s) => store.unpark(paused, fence, { signal: s }));
+        counts.pausing.splice(counts.pausing.length - paused.length, paused.length);
+      }
       if (handed.length > 0 && typeof recovery === 'function') {
         await step('running the recovery hook', (s) =>
           recovery(handed, { signal: s, generation: ctx.generation }),

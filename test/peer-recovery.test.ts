@@ -234,6 +234,34 @@ describe('DrainController peer recovery: the periodic peer check', () => {
     expect(store.get('a2')).toMatchObject({ status: 'running', parked: false });
   });
 
+  it('a failed unpark is reported with a warning, and retried by the next round', async () => {
+    const { store, running } = cluster();
+    seed(store);
+    let failures = 1;
+    const flaky = new Proxy(store, {
+      get(target, key) {
+        const value: unknown = Reflect.get(target, key, target);
+        if (key === 'unpark')
+          return (...args: Parameters<typeof store.unpark>) =>
+            failures-- > 0 ? Promise.reject(new Error('unpark failed')) : target.unpark(...args);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const a = await running();
+    const b = await running({ store: flaky });
+    await crash(a);
+    await until(() => b.recoveries.length > 0);
+    expect(b.recoveries).toMatchObject([
+      { reason: 'peer-crash', recovered: 2, complete: false, errors: [{ message: 'unpark failed' }] },
+    ]);
+    expect(b.warnings).toMatchObject([{ code: 'recovery', message: expect.stringMatching(/unpark failed/) }]);
+    await until(() => store.get('a1')?.status === 'running');
+    for (const id of ['a1', 'a2']) {
+      expect([id, counts(store, id)]).toEqual([id, recoveredOnce]);
+      expect(store.get(id)).toMatchObject({ status: 'running', parked: false });
+    }
+  });
+
   it('a listener that throws breaks nothing: the next crash is recovered too', async () => {
     const { store, running } = cluster();
     seed(store);
