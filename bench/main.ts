@@ -12,6 +12,7 @@ import { parseArgs, USAGE } from './lib/args.js';
 import { buildLibrary, removeBuild } from './lib/build.js';
 import { writeDocument } from './lib/document.js';
 import { LIBRARY_ENV } from './lib/library.js';
+import { mergeRuns, readRun } from './lib/merge.js';
 import { describeMachine } from './lib/machine.js';
 import { Progress } from './lib/progress.js';
 import { renderChecksText, renderMarkdown, renderSuiteText, type Run } from './lib/render.js';
@@ -38,6 +39,14 @@ const args = parseCommandLine(
 if (args.help) {
   console.log(`${USAGE}\n\nSuites: ${suites.map((s) => s.id).join(', ')}`);
   process.exit(0);
+}
+
+let earlier: Run | undefined;
+try {
+  earlier = args.base === undefined ? undefined : readRun(args.base);
+} catch (error) {
+  console.error(`bench: --base: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(2);
 }
 
 const selected = args.only.length === 0 ? suites : suites.filter((s) => args.only.includes(s.id));
@@ -76,7 +85,15 @@ machine.loadAtEnd = os.loadavg()[0] ?? 0;
 
 console.log(renderChecksText(results));
 const command = `npm run bench${argv.length > 0 ? ` -- ${argv.join(' ')}` : ''}`;
-const run: Run = { machine, command, quick: args.quick, suites: results };
+const reported =
+  earlier === undefined
+    ? results
+    : mergeRuns(
+        results,
+        earlier,
+        suites.map((s) => s.id),
+      );
+const run: Run = { machine, command, quick: args.quick, suites: reported };
 if (args.json !== undefined) {
   mkdirSync(dirname(args.json), { recursive: true });
   writeFileSync(args.json, `${JSON.stringify(run, null, 2)}\n`);
@@ -85,7 +102,7 @@ if (args.json !== undefined) {
 if (out !== undefined) {
   await writeDocument(out, renderMarkdown(run));
   console.log(`\nWrote ${out}`);
-  for (const chart of results.flatMap((r) => r.charts ?? [])) {
+  for (const chart of reported.flatMap((r) => r.charts ?? [])) {
     const path = join(dirname(out), chart.file);
     mkdirSync(dirname(path), { recursive: true });
     writeFileSync(path, renderChart(chart));

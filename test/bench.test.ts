@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { parseArgs } from '../bench/lib/args.js';
 import { writeDocument } from '../bench/lib/document.js';
-import { renderMarkdown } from '../bench/lib/render.js';
+import { mergeRuns, readRun } from '../bench/lib/merge.js';
+import { renderMarkdown, type Run } from '../bench/lib/render.js';
 import type { Chart, Check, SuiteResult } from '../bench/lib/result.js';
 import { renderChart } from '../bench/lib/svg-chart.js';
 import { verdict } from '../bench/lib/verdict.js';
@@ -178,18 +179,61 @@ describe('renderChart()', () => {
   });
 });
 
+const machine = {
+  date: '2026-12-06T00:00:00.000Z',
+  cpu: 'cpu',
+  cores: 2,
+  memory: '1 GiB',
+  os: 'os',
+  node: 'v20',
+  v8: '11',
+  loadAtStart: 0,
+};
+
+describe('--base', () => {
+  const earlier: Run = {
+    machine: { ...machine, date: '2026-12-05T23:00:00.000Z' },
+    command: 'npm run bench -- --json full.json',
+    quick: false,
+    suites: [result('a', [met]), result('b', [missed]), result('gone', [met])],
+  };
+
+  it("mergeRuns() keeps this run's suites, takes the others from the earlier run, marked, in the given order", () => {
+    const merged = mergeRuns([result('b', [met])], earlier, ['a', 'b', 'c']);
+    expect(merged.map((s) => [s.id, s.checks[0]?.status, s.earlier?.command])).toEqual([
+      ['a', 'met', 'npm run bench -- --json full.json'],
+      ['b', 'met', undefined],
+    ]);
+    const text = renderMarkdown({
+      machine,
+      command: 'npm run bench -- --only b',
+      quick: false,
+      suites: merged,
+    });
+    expect(text).toContain(
+      'Taken from an earlier run on this machine, `npm run bench -- --json full.json` on 2026-12-05: "a".',
+    );
+    expect(text).toContain('_From an earlier run: `npm run bench -- --json full.json` on 2026-12-05._');
+  });
+
+  it('readRun() names the file that is not the results of a run', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gd-bench-base-'));
+    try {
+      const path = join(dir, 'run.json');
+      writeFileSync(path, JSON.stringify({ suites: [] }));
+      expect(() => readRun(path)).toThrow(`${path} is not the results of a run (write them with --json)`);
+      writeFileSync(path, '{');
+      expect(() => readRun(path)).toThrow(`cannot read ${path} as JSON`);
+      writeFileSync(path, JSON.stringify(earlier));
+      expect(readRun(path).suites.map((s) => s.id)).toEqual(['a', 'b', 'gone']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('renderMarkdown()', () => {
   it("links a suite's charts from its section", () => {
-    const machine = {
-      date: '2026-12-06T00:00:00.000Z',
-      cpu: 'cpu',
-      cores: 2,
-      memory: '1 GiB',
-      os: 'os',
-      node: 'v20',
-      v8: '11',
-      loadAtStart: 0,
-    };
     const text = renderMarkdown({
       machine,
       command: 'npm run bench',

@@ -7,6 +7,10 @@ const flags = {
   out: text('write the report here (default: docs/performance.md, on full runs of every suite)', 'PATH'),
   only: text('run only these suites (comma-separated); writes no document unless --out is given', 'IDS'),
   strict: toggle('exit with code 1 when a target is missed'),
+  base: text(
+    "an earlier run's --json: its suites that this run does not run complete the report (each marked so)",
+    'PATH',
+  ),
   json: text('also write the results as JSON here (machine, suites, tables, targets, charts)', 'PATH'),
   help: toggle('show this help', 'h'),
 } satisfies FlagSpecs;
@@ -24,6 +28,8 @@ export interface Args {
   readonly only: readonly string[];
   /** Exit with code 1 when a target is missed (a failed suite always exits 1). */
   readonly strict: boolean;
+  /** An earlier run's `--json`, whose other suites complete this run's report. */
+  readonly base: string | undefined;
   /** Where to write the results as JSON (a `Run` of render.ts), if anywhere. */
   readonly json: string | undefined;
   readonly help: boolean;

@@ -26,6 +26,20 @@ function checkRows(suites: readonly SuiteResult[]): string[][] {
   );
 }
 
+/** A paragraph naming the earlier runs some suites were taken from (`--base`), if any. */
+function earlierRuns(suites: readonly SuiteResult[]): string[] {
+  const runs = new Map<string, string[]>();
+  for (const s of suites) {
+    if (s.earlier === undefined) continue;
+    const key = `\`${s.earlier.command}\` on ${s.earlier.date.slice(0, 10)}`;
+    runs.set(key, [...(runs.get(key) ?? []), s.title]);
+  }
+  return [...runs].flatMap(([run, titles]) => [
+    `Taken from an earlier run on this machine, ${run}: ${titles.map((t) => `"${t}"`).join(', ')}.`,
+    '',
+  ]);
+}
+
 /** The generated part of `docs/performance.md`. */
 export function renderMarkdown(run: Run): string {
   const m = run.machine;
@@ -47,6 +61,7 @@ export function renderMarkdown(run: Run): string {
       ],
     ),
     '',
+    ...earlierRuns(run.suites),
     '### Targets',
     '',
     markdownTable(
@@ -56,6 +71,9 @@ export function renderMarkdown(run: Run): string {
   );
   for (const s of run.suites) {
     out.push('', `### ${s.title}`, '');
+    if (s.earlier !== undefined) {
+      out.push(`_From an earlier run: \`${s.earlier.command}\` on ${s.earlier.date.slice(0, 10)}._`, '');
+    }
     if (s.error !== undefined) {
       out.push('The suite failed:', '', '```', s.error, '```');
       continue;

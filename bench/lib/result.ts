@@ -76,6 +76,8 @@ export interface SuiteResult extends SuiteBody {
   readonly elapsedMs?: number;
   /** Set when the suite failed; its figures are then missing. */
   readonly error?: string;
+  /** Set when the result was taken from an earlier run (`--base`): that run's command and date. */
+  readonly earlier?: { readonly command: string; readonly date: string } | undefined;
 }
 
 /** What a suite receives. */
