@@ -87,7 +87,7 @@ export class PeerCheck {
   }
 
   /** Stops the check; resolves once a round under way has given up and released the lock, or at `end`. */
-  async stop(end = Number.POSITIVE_INFINITY): Promise<void> {
+  async stop(end: number): Promise<void> {
     this.#stopped.abort();
     clearTimeout(this.#timer);
     const round = this.#round;
