@@ -25,6 +25,8 @@ interface GroupStop {
   readonly parkerMs: number;
   /** How many members parked (found no live peer); the others left it to them. */
   readonly parkers: number;
+  /** The longest any member waited for the start-stop lock (its report's `lock` phase). */
+  readonly lockWaitMs: number;
 }
 
 type Report = ShutdownMemberMessages['REPORT'];
@@ -110,7 +112,10 @@ async function stopGroup({ kind, t, group, keyPrefix }: Setup, n: number, size: 
     );
     if (rows[0]?.running !== 0) throw new Error(`${rows[0]?.running} workflows left running`);
     const parker = parkers.find((r) => r.parked > 0) ?? parkers[0];
-    return { ms, parkerMs: parker?.ms ?? Number.NaN, parkers: parkers.length };
+    const lockWaitMs = Math.max(
+      ...reports.map((r) => r.phases.find((p) => p.name === 'lock')?.durationMs ?? Number.NaN),
+    );
+    return { ms, parkerMs: parker?.ms ?? Number.NaN, parkers: parkers.length, lockWaitMs };
   } finally {
     for (const m of members) m.killNow();
   }
@@ -178,6 +183,7 @@ async function run({ quick, progress }: SuiteContext): Promise<SuiteBody> {
       'SIGTERM to the last report',
       'vs 1 member',
       "the parking member's own shutdown",
+      'longest wait for the lock',
       'members that found no peer, by round',
     ],
     rows: COORDINATORS.flatMap((kind) =>
@@ -191,6 +197,7 @@ async function run({ quick, progress }: SuiteContext): Promise<SuiteBody> {
           iqr(summarize(ms), duration),
           n === 1 ? '1x' : iqr(summarize(ratios(ms, one)), times),
           iqr(summarize(stops.map((s) => s.parkerMs)), duration),
+          iqr(summarize(stops.map((s) => s.lockWaitMs)), duration),
           stops.map((s) => s.parkers).join(', '),
         ];
       }),
