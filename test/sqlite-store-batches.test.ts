@@ -70,6 +70,26 @@ forEachDriver(() => {
     });
   });
 
+  describe('SqliteWorkflowStore calls in a row', () => {
+    it('let the event loop turn before each one, so that a long park never starves timers (lease renewals)', async () => {
+      const { s } = await parkedAndPaused(2);
+      await s.listParked({ limit: 1 }); // set up
+      for (const call of [
+        () => s.listParked({ limit: 1 }),
+        () => s.listActive({ limit: 1 }),
+        () => s.unpark(['w0'], fence(3n)),
+        () => s.raiseFence(fence(3n)),
+      ]) {
+        let turned = false;
+        setImmediate(() => {
+          turned = true;
+        });
+        await call();
+        expect(turned).toBe(true);
+      }
+    });
+  });
+
   describe('SqliteWorkflowStore unpark()', () => {
     it('resumes every marked paused one and drops the marks, in batches larger than a chunk', async () => {
       const { db, s, ids } = await parkedAndPaused(1_200);

@@ -2,10 +2,13 @@
  * The SQLite handle an adapter works through: the user's `database`, or one opened from `path`. Each
  * piece of work is one synchronous function (no transaction is held across an `await`) run under a
  * short busy timeout; while another connection holds the write lock it is retried asynchronously with
- * a jittered backoff, so the event loop never blocks for longer than one busy timeout.
+ * a jittered backoff, so the event loop never blocks for longer than one busy timeout. Each piece of
+ * work first lets the event loop turn once, so that a long run of calls (a park of a million
+ * workflows, batch after batch) never starves timers: lease renewals, heartbeats, health probes.
  *
  * @internal
  */
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import createDebug from 'debug';
 import { ClosedError, CoordinatorUnavailableError, GracefulDrainError } from '../../errors.js';
 import { abortable } from '../../internal/abortable.js';
@@ -129,6 +132,9 @@ export class SqliteConnection {
     if (this.#closed) throw new ClosedError();
     // The set-up is shared by every call, so it runs on; this call only stops waiting for it.
     const db = this.#db ?? (await abortable(this.#open(), options.signal));
+    // The drivers are synchronous: without a turn of the event loop here, calls chained by `await`
+    // run as one long task, and no timer fires until the last one is done.
+    await nextTurn();
     if (this.#closed) throw new ClosedError();
     return this.#retry(db, work, options);
   }
