@@ -42,23 +42,7 @@ export interface PeerCheckHost {
   report(report: RecoveryReport): void;
 }
 
-/**
- * The registered runners that are gone: not leaving, not this member's id, and no live member holds their
- * id (a live holder may be a restarted incarnation that drives what the id owns now: its own start gate
- * recovers the dead one).
- */
-function crashed(
-  registered: readonly GenerationMember[],
-  live: readonly MemberInfo[],
-  memberId: string,
-): GenerationMember[] {
-  return registered.filter(
-    (m) =>
-      !m.incarnation.endsWith(LEAVING) &&
-      m.memberId !== memberId &&
-      !live.some((l) => l.memberId === m.memberId),
-  );
-}
+const keyOf = (m: GenerationMember): string => `${m.memberId}\n${m.incarnation}`;
 
 /** Runs a round every `peerCheckIntervalMs`, each after the last one ended, until `stop()`. */
 export class PeerCheck {
@@ -162,8 +146,18 @@ export class PeerCheck {
       onTimeout: () => new DrainTimeoutError(`The peer check's budget ran out while ${what}`),
       stop: signal,
     });
-    const reported = (m: GenerationMember): boolean => this.#reported.has(`${m.memberId}\n${m.incarnation}`);
     const report = policyOf(options.recovery) === 'report';
+    // The registered runners gone: not leaving, not this member's id, and no live member holds their id (a
+    // live holder may be a restarted incarnation driving what the id owns now: its start gate recovers the
+    // dead one). With `report`, each is reported once.
+    const crashed = (registered: readonly GenerationMember[], live: readonly MemberInfo[]) =>
+      registered.filter(
+        (m) =>
+          !m.incarnation.endsWith(LEAVING) &&
+          m.memberId !== memberId &&
+          !live.some((l) => l.memberId === m.memberId) &&
+          !(report && this.#reported.has(keyOf(m))),
+      );
 
     // Cheap first: no lock unless a registered runner is gone (or earlier work is pending).
     if (this.#orphans.length === 0 && this.#pausing.size === 0) {
@@ -171,8 +165,7 @@ export class PeerCheck {
         call((s) => store.readGeneration(group, { signal: s }), bound('reading the generation record')),
         call((s) => coordinator.members(group, { signal: s }), bound('listing members')),
       ]);
-      const gone = crashed(record.members, live, memberId).filter((m) => !report || !reported(m));
-      if (gone.length === 0) return;
+      if (crashed(record.members, live).length === 0) return;
     }
 
     let lease;
@@ -207,12 +200,11 @@ export class PeerCheck {
       state.generation = record.generation;
       // Near-expiry members count as alive: a later round catches them once they are gone.
       const live = await step('listing members', (s) => coordinator.members(group, { signal: s }));
-      const dead = crashed(record.members, live, memberId).filter((m) => !report || !reported(m));
-      state.dead = dead;
+      const dead = (state.dead = crashed(record.members, live));
       if (dead.length > 0) log('crashed peers: %o', dead);
       if (dead.length > 0 && !report)
         await step('evicting the dead members', (s) => store.evictMembers(group, dead, fence, { signal: s }));
-      for (const m of dead) if (report) this.#reported.add(`${m.memberId}\n${m.incarnation}`);
+      if (report) for (const m of dead) this.#reported.add(keyOf(m));
       // An orphan whose id a live member took since is that member's business now.
       const orphans = this.#orphans.filter((id) => !live.some((l) => l.memberId === id));
       const ids = [...new Set([...dead.map((m) => m.memberId), ...orphans])];
