@@ -172,6 +172,32 @@ describe('PostgresWorkflowStore batches', () => {
     expect(await settings()).toEqual(['paused:on']);
   });
 
+  it('park() and recover() replace a stale mark of a running workflow, mark trigger or not', async () => {
+    const { option } = await hostTable(['a', 'b', 'c']);
+    const s = store(option);
+    await s.listActive({ limit: 1 }); // the mark trigger installed
+    // Marks left on running workflows (the trigger dropped, say), written behind the store's back.
+    for (const id of ['a', 'c']) {
+      await db.pool.query(
+        `INSERT INTO "${db.schema}".parked (store_key, workflow_id, member_id, token) VALUES ($1, $2, 'old', 1)`,
+        [option, id],
+      );
+    }
+    expect(outcomes(await s.park(['a', 'b'], { memberId: 'new', token: 7n }))).toEqual([
+      ['a', 'paused'],
+      ['b', 'paused'],
+    ]);
+    expect(
+      outcomes(await s.recover(['c'], { memberId: 'rec', token: 8n }, { mode: 'park', maxRecoveries: 3 })),
+    ).toEqual([['c', 'paused']]);
+    const parked = (await s.listParked({ limit: 10 })).items.map((p) => [p.id, p.memberId, p.token]);
+    expect(parked).toEqual([
+      ['a', 'new', 7n],
+      ['b', 'new', 7n],
+      ['c', 'rec', 8n],
+    ]);
+  });
+
   it('refuses a batchCommit it does not know, naming the option and the value', () => {
     expect(() => store('t', { batchCommit: 'later' as never })).toThrow(ConfigurationError);
     expect(() => store('t', { batchCommit: 'later' as never })).toThrow(/`batchCommit`.*"later"/);

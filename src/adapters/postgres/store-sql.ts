@@ -125,6 +125,15 @@ const input = (fenced: boolean): string => `input AS (
     SELECT u.id, min(u.ord) AS ord FROM unnest($1::text[]) WITH ORDINALITY AS u(id, ord)
     ${fenced ? `WHERE ${FENCE_OK} ` : ''}GROUP BY u.id)`;
 
+/**
+ * Replaces a stale mark of a running workflow (left by a store without the mark trigger). Without it a
+ * mark is a plain insert, about half the work of an upsert: with the trigger, a running workflow has no
+ * mark, and the store retries a batch that meets one (`unique_violation`) with this clause.
+ */
+const REPLACE_MARK = `
+        ON CONFLICT (store_key, workflow_id) DO UPDATE
+          SET member_id = EXCLUDED.member_id, token = EXCLUDED.token, parked_at = now()`;
+
 /** The statements of one store. */
 export type StoreSql = ReturnType<typeof storeSql>;
 
@@ -209,7 +218,7 @@ export function storeSql(
       SELECT NULL::text AS token, ${columns('true')}`;
     },
     /** $1 ids, $2 new status, $3 running, $4 store key, $5 member, $6 token. Rows: `ord` of the parked. */
-    park: (byType: boolean) => `
+    park: (byType: boolean, replace: boolean) => `
       WITH ${input(true)},
       paused AS (
         UPDATE ${T} AS t SET ${ST} = $2 FROM input i
@@ -217,9 +226,7 @@ export function storeSql(
         RETURNING t.${ID}::text AS workflow_id, i.ord),
       marked AS (
         INSERT INTO ${S}.parked (store_key, workflow_id, member_id, token)
-        SELECT $4, workflow_id, $5, $6::bigint FROM paused
-        ON CONFLICT (store_key, workflow_id) DO UPDATE
-          SET member_id = EXCLUDED.member_id, token = EXCLUDED.token, parked_at = now())
+        SELECT $4, workflow_id, $5, $6::bigint FROM paused${replace ? REPLACE_MARK : ''})
       SELECT ord FROM paused`,
     /**
      * $1 ids, $2 store key, $3 running, $4 paused, $5 pausing. Rows: `workflow_id` and `resumed` of the
@@ -303,7 +310,7 @@ export function storeSql(
      * so): the host's from an array the planner cannot size, the counts one subquery per row, and the
      * spent ones' counts and marks joined from `seen`, which the planner takes for a few rows at most.
      */
-    recover: (byType: boolean) => `
+    recover: (byType: boolean, replace: boolean) => `
       WITH ${input(true)},
       hit AS (
         SELECT t.${ID}::text COLLATE "C" AS workflow_id, i.ord
@@ -328,9 +335,7 @@ export function storeSql(
         DELETE FROM ${R} r USING seen s WHERE s.spent AND r.store_key = $3 AND r.workflow_id = s.workflow_id),
       marked AS (
         INSERT INTO ${S}.parked (store_key, workflow_id, member_id, token)
-        SELECT $3, workflow_id, $9, $10::bigint FROM seen WHERE $5::boolean AND NOT spent
-        ON CONFLICT (store_key, workflow_id) DO UPDATE
-          SET member_id = EXCLUDED.member_id, token = EXCLUDED.token, parked_at = now()),
+        SELECT $3, workflow_id, $9, $10::bigint FROM seen WHERE $5::boolean AND NOT spent${replace ? REPLACE_MARK : ''}),
       unmarked AS (
         DELETE FROM ${S}.parked p USING seen s
         WHERE s.spent AND p.store_key = $3 AND p.workflow_id = s.workflow_id)

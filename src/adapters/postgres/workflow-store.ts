@@ -184,14 +184,16 @@ export class PostgresWorkflowStore implements WorkflowStore {
     const outcome = pausing === undefined ? 'paused' : 'pausing';
     const token = fence.token?.toString() ?? null;
     return this.#write('park()', options, ids, outcome, true, (prepared, byType, signal) =>
-      this.#batch(prepared, fence, signal, { deferFlush: true }, prepared.sql.park(byType), [
-        ids,
-        pausing ?? paused,
-        running,
-        prepared.storeKey,
-        fence.memberId,
-        token,
-      ]),
+      this.#marking((replace) =>
+        this.#batch(prepared, fence, signal, { deferFlush: true }, prepared.sql.park(byType, replace), [
+          ids,
+          pausing ?? paused,
+          running,
+          prepared.storeKey,
+          fence.memberId,
+          token,
+        ]),
+      ),
     );
   }
 
@@ -346,12 +348,14 @@ export class PostgresWorkflowStore implements WorkflowStore {
     return this.#write('recover()', call, ids, outcome, true, (prepared, byType, signal) => {
       const { storeKey, sql } = prepared;
       const values = [ids, running, storeKey, max, mode === 'park', pausing ?? paused, failed !== undefined];
-      return this.#batch(prepared, fence, signal, { deferFlush: true }, sql.recover(byType), [
-        ...values,
-        failed ?? null,
-        fence.memberId,
-        token,
-      ]);
+      return this.#marking((replace) =>
+        this.#batch(prepared, fence, signal, { deferFlush: true }, sql.recover(byType, replace), [
+          ...values,
+          failed ?? null,
+          fence.memberId,
+          token,
+        ]),
+      );
     });
   }
 
@@ -464,6 +468,21 @@ export class PostgresWorkflowStore implements WorkflowStore {
       signal,
       opening,
     );
+  }
+
+  /**
+   * Runs a batch that marks workflows: with plain inserts of the marks when the mark trigger keeps running
+   * workflows unmarked, again replacing the marks when one was there all the same (`unique_violation`).
+   */
+  async #marking(run: (replace: boolean) => Promise<readonly unknown[]>): Promise<readonly unknown[]> {
+    if (this.#o.markTrigger === 'off') return run(true);
+    try {
+      return await run(false);
+    } catch (error) {
+      if (codeOf(error) !== '23505') throw error;
+      debug('a stale mark met: the batch again, replacing marks');
+      return run(true);
+    }
   }
 
   /** Runs `write` in one transaction after the fence check, as park() does. */
