@@ -240,6 +240,28 @@ forEachDriver(() => {
       expect(db.pragma('busy_timeout', { simple: true })).toBe(timeout);
     });
 
+    it('takes and releases on a user handle at its own busy timeout and synchronous level, and restores them', async () => {
+      const db = open(join(dir, `${randomId()}.db`));
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      db.pragma('busy_timeout = 1234');
+      const coordinator = new SqliteCoordinator({ database: db });
+      made.push(coordinator);
+      for (let i = 1; i <= 3; i++) {
+        const lease = await coordinator.acquire('l', { ttlMs: 1000, timeoutMs: 100 });
+        expect(lease.token).toBe(BigInt(i));
+        expect(db.pragma('synchronous', { simple: true })).toBe(1);
+        expect(db.pragma('busy_timeout', { simple: true })).toBe(1234);
+        await lease.release();
+        expect(db.pragma('synchronous', { simple: true })).toBe(1);
+        expect(db.pragma('busy_timeout', { simple: true })).toBe(1234);
+      }
+      // A setting the host changes between calls is the one restored.
+      db.pragma('busy_timeout = 4321');
+      await (await coordinator.acquire('l', { ttlMs: 1000, timeoutMs: 100 })).release();
+      expect(db.pragma('busy_timeout', { simple: true })).toBe(4321);
+    });
+
     it('fencing tokens survive the release of the row, a new instance and another process', async () => {
       const lock = `lock-${randomId()}`;
       const a = make();
