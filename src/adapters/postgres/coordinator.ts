@@ -30,6 +30,7 @@ import {
 import { debug, PgSession } from './session.js';
 
 const FIRST_POLL_MS = 10;
+const MAX_CACHED_KEYS = 256;
 const CAPABILITIES: CoordinatorCapabilities = Object.freeze({
   scope: 'cluster',
   liveness: 'connection',
@@ -74,6 +75,8 @@ export class PostgresCoordinator implements Coordinator {
   /** The lock names this instance holds or is trying. */
   readonly #locks = new Map<string, Lease | 'pending'>();
   readonly #memberships = new Set<MemberItem>();
+  /** The advisory keys of the lock names used lately (a SHA-256 each): a few names, taken again and again. */
+  readonly #lockKeys = new Map<string, string>();
   #session: PgSession | undefined;
   #opening: Promise<PgSession> | undefined;
   #schemaChecked = false;
@@ -106,7 +109,11 @@ export class PostgresCoordinator implements Coordinator {
 
   /** One attempt: the lease, or `undefined` when another session holds the lock. */
   async #attempt(name: string, ttlMs: number): Promise<Lease | undefined> {
-    const key = advisoryKey(this.#o.schema, 'lock', name);
+    let key = this.#lockKeys.get(name);
+    if (key === undefined) {
+      if (this.#lockKeys.size >= MAX_CACHED_KEYS) this.#lockKeys.clear();
+      this.#lockKeys.set(name, (key = advisoryKey(this.#o.schema, 'lock', name)));
+    }
     let session: PgSession | undefined;
     try {
       session = await this.#sessionNow();
