@@ -54,6 +54,11 @@ export interface ConnectOptions {
    * the coordinator, `-h` the host database, `-s` the store, which then gets a pool of its own).
    */
   readonly connectionName?: string;
+  /**
+   * The host column the store reads owners from (`ownerColumn`): the owner capability, with which live
+   * members recover a crashed peer's workflows while the group runs. None by default.
+   */
+  readonly ownerColumn?: string | undefined;
 }
 
 /** The host's side: its database, and graceful-drain's store over it. */
@@ -99,6 +104,7 @@ export async function openHost(config: BackendConfig, options: ConnectOptions = 
       table: `${config.pgSchema}.${WORKFLOWS_TABLE}`,
       schema: config.pgSchema,
       statuses: STORE_STATUSES,
+      ...(options.ownerColumn === undefined ? {} : { ownerColumn: options.ownerColumn }),
     });
     return {
       db,
@@ -124,6 +130,7 @@ export async function openHost(config: BackendConfig, options: ConnectOptions = 
     database: db.database,
     table: WORKFLOWS_TABLE,
     statuses: STORE_STATUSES,
+    ownerColumn: options.ownerColumn,
   });
   return {
     db,

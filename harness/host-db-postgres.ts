@@ -87,11 +87,23 @@ export class PostgresHostDb implements HostDb {
         step integer NOT NULL DEFAULT 0,
         steps integer NOT NULL,
         owner text,
+        member text,
         lease_until bigint,
         created_at bigint NOT NULL,
         updated_at bigint NOT NULL
       );
       CREATE INDEX IF NOT EXISTS workflows_runnable ON ${s}.workflows (status, updated_at);
+      CREATE INDEX IF NOT EXISTS workflows_member ON ${s}.workflows (member, id);
+      -- The member that drives the workflow: the worker id of the owner (worker-2#17 -> worker-2),
+      -- whoever writes the owner; graceful-drain's store reads it with ownerColumn 'member'.
+      CREATE OR REPLACE FUNCTION ${s}.keep_member() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        NEW.member := CASE WHEN NEW.owner IS NULL THEN NULL ELSE split_part(NEW.owner, '#', 1) END;
+        RETURN NEW;
+      END $$;
+      DROP TRIGGER IF EXISTS workflows_member ON ${s}.workflows;
+      CREATE TRIGGER workflows_member BEFORE INSERT OR UPDATE OF owner ON ${s}.workflows
+        FOR EACH ROW EXECUTE FUNCTION ${s}.keep_member();
       CREATE TABLE IF NOT EXISTS ${s}.step_log (
         seq bigserial PRIMARY KEY,
         workflow_id text NOT NULL,

@@ -31,11 +31,25 @@ CREATE TABLE IF NOT EXISTS workflows (
   step INTEGER NOT NULL DEFAULT 0,
   steps INTEGER NOT NULL,
   owner TEXT,
+  -- The member that drives the workflow: the worker id of \`owner\` (\`worker-2#17\` -> \`worker-2\`), kept by
+  -- the trigger below; graceful-drain's store reads it with \`ownerColumn: 'member'\` (the demo's --crash-peer).
+  member TEXT,
   lease_until INTEGER,
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS workflows_runnable ON workflows (status, updated_at);
+CREATE INDEX IF NOT EXISTS workflows_member ON workflows (member, id);
+-- Whoever writes \`owner\` (a claim, a commit that keeps the workflow, a release, a pause), \`member\` follows.
+CREATE TRIGGER IF NOT EXISTS workflows_member AFTER UPDATE OF owner ON workflows
+WHEN OLD.owner IS NOT NEW.owner
+BEGIN
+  UPDATE workflows SET member = CASE
+      WHEN NEW.owner IS NULL THEN NULL
+      WHEN instr(NEW.owner, '#') > 0 THEN substr(NEW.owner, 1, instr(NEW.owner, '#') - 1)
+      ELSE NEW.owner END
+    WHERE id = NEW.id;
+END;
 CREATE TABLE IF NOT EXISTS step_log (
   seq INTEGER PRIMARY KEY AUTOINCREMENT,
   workflow_id TEXT NOT NULL,

@@ -192,6 +192,14 @@ export interface HostDb {
   close(): Promise<void>;
 }
 
+/**
+ * The column of `workflows` naming the member that drives each workflow: the worker id of `owner`, kept
+ * by a trigger whoever writes the owner (NULL with no owner). A store given `ownerColumn: OWNER_COLUMN`
+ * has the owner capability (`listOwned`, `evictMembers`): live members recover a crashed peer's
+ * workflows while the group runs (the demo's `--crash-peer`, the chaos fault `crash-peer`).
+ */
+export const OWNER_COLUMN = 'member';
+
 /** The worker an owner (`<worker id>#<n>`) belongs to; `undefined` for no owner. */
 export function ownerWorker(owner: string | null): string | undefined {
   if (owner === null) return undefined;

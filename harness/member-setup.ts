@@ -26,6 +26,7 @@ import {
   choice,
   type FlagSpecs,
   integer,
+  optionalInteger,
   type Parsed,
   parseFlags,
   text,
@@ -74,6 +75,16 @@ export function memberFlags(tool: string, member: string, t: MemberTimings) {
     shutdownTimeoutMs: integer(100, 600_000, t.shutdownTimeoutMs, 'DrainController shutdownTimeoutMs', 'MS'),
     memberTtlMs: integer(100, 600_000, t.memberTtlMs, 'DrainController memberTtlMs', 'MS'),
     lockTtlMs: integer(100, 600_000, t.lockTtlMs, 'DrainController lockTtlMs', 'MS'),
+    peerCheckIntervalMs: optionalInteger(
+      0,
+      600_000,
+      'DrainController peerCheckIntervalMs (default: its own, memberTtlMs)',
+      'MS',
+    ),
+    ownerColumn: text(
+      "the host column naming the member that drives each workflow (the store's ownerColumn: live members recover a crashed peer's workflows)",
+      'COLUMN',
+    ),
     resumeIntervalMs: integer(1, 600_000, 200, 'DrainController resumeIntervalMs', 'MS'),
     resumeTimeoutMs: integer(1, 3_600_000, 30_000, 'DrainController resumeTimeoutMs', 'MS'),
     seed: integer(0, 2 ** 32 - 1, 1, 'seed of the step durations'),
@@ -130,7 +141,7 @@ export async function openMemberBackend(
   let host: Host | undefined;
   let coordinator: Coordinator | undefined;
   try {
-    host = await openHost(memberBackend(config), options);
+    host = await openHost(memberBackend(config), { ...options, ownerColumn: config.ownerColumn });
     coordinator = await openCoordinator(memberBackend(config), options);
     return { host, coordinator };
   } catch (error) {
@@ -184,6 +195,7 @@ export function memberController(
     resumeIntervalMs: config.resumeIntervalMs,
     resumeTimeoutMs: config.resumeTimeoutMs,
     recovery: config.recovery,
+    ...(config.peerCheckIntervalMs === undefined ? {} : { peerCheckIntervalMs: config.peerCheckIntervalMs }),
   });
 }
 

@@ -50,6 +50,8 @@ export class WorkerProcess extends MemberProcess {
   resumed: ResumeReportJson | undefined;
   /** What its start gate found of a crash and did (only when there was something to say). */
   recovery: RecoveryReportJson | undefined;
+  /** Every `recovery` event, on the orchestrator's clock: the start gate's, then its peer checks'. */
+  readonly recoveries: (RecoveryReportJson & { readonly at: number })[] = [];
   /** The workflows its start gate recovered, by outcome (`paused`, `pausing`, `failed`, `skipped`). */
   readonly recovered: Record<string, string[]> = {};
   ended: WorkerExit | undefined;
@@ -73,8 +75,10 @@ export class WorkerProcess extends MemberProcess {
     else if (message.kind === 'STATE') this.states.push({ state: message.data.to, at });
     else if (message.kind === 'RESUMED') this.resumed = message.data;
     else if (message.kind === 'REPORT') this.report = message.data;
-    else if (message.kind === 'RECOVERY') this.recovery = message.data;
-    else if (message.kind === 'RECOVERED') {
+    else if (message.kind === 'RECOVERY') {
+      this.recovery = message.data;
+      this.recoveries.push({ ...message.data, at });
+    } else if (message.kind === 'RECOVERED') {
       for (const [outcome, ids] of Object.entries(message.data.outcomes))
         (this.recovered[outcome] ??= []).push(...ids);
     }

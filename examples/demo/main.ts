@@ -5,10 +5,11 @@
  *
  *   npx tsx examples/demo/main.ts [--workers 3] [--workflows 24] [--steps 6] [--user-paused 3]
  *     [--backend sqlite|redis|postgres] [--db PATH] [--timeline FILE.svg] [--seed N] [--help]
- *     [--crash [--recovery resume|report]]
+ *     [--crash [--recovery resume|report] | --crash-peer]
  *
  * `--crash` (crash.ts): the last worker is killed with SIGKILL mid-run instead of stopped, and the next
- * start recovers what it left running.
+ * start recovers what it left running. `--crash-peer` (crash-peer.ts): one worker, not the last, is killed
+ * with SIGKILL while the others run; their peer check recovers what it left running.
  *
  * See examples/demo/README.md.
  */
@@ -31,6 +32,7 @@ import {
 import type { Check } from '../../harness/host-checks.js';
 import { SERVERS_HELP } from '../../harness/servers.js';
 import { CrashScenario } from './crash.js';
+import { CrashPeerScenario } from './crash-peer.js';
 import { Scenario, ScenarioError } from './scenario.js';
 import { formatChecks, formatWorker } from './summary.js';
 
@@ -46,6 +48,9 @@ const flags = {
   json: filePath('.json', 'write the summary and checks as JSON to this file', 'FILE.json'),
   crash: toggle(
     'SIGKILL the last worker mid-run instead of stopping it: the next start recovers its workflows',
+  ),
+  crashPeer: toggle(
+    'SIGKILL one worker (not the last) mid-run while the others run on: their peer check recovers its workflows',
   ),
   recovery: choice(
     ['resume', 'report'] as const,
@@ -70,6 +75,12 @@ function parseOptions(argv: readonly string[]): Options {
       `--user-paused expects a whole number below --workflows (${o.workflows}), got "${o.userPaused}"`,
     );
   }
+  if (o.crash && o.crashPeer) throw new UsageError('--crash and --crash-peer cannot be given together');
+  if (o.crashPeer && o.workers < 2) {
+    throw new UsageError(
+      `--crash-peer expects --workers of 2 or more (one is killed, the others run on), got "${o.workers}"`,
+    );
+  }
   if (o.recovery !== 'resume' && !o.crash) {
     throw new UsageError(`--recovery ${o.recovery} needs --crash`);
   }
@@ -88,12 +99,17 @@ async function main(): Promise<number> {
     console.log(
       `Usage: npm run demo -- [options]\n\nA cluster of workflow-engine workers stopped one at a time and restarted:\n` +
         `graceful-drain parks the running workflows when the last one stops and resumes them on restart.\n\n` +
-        `With --crash, the last worker is killed mid-run instead: the next start recovers what it held.\n\n` +
+        `With --crash, the last worker is killed mid-run instead: the next start recovers what it held.\n` +
+        `With --crash-peer, one worker is killed while the others run on: their peer check recovers what it held.\n\n` +
         `${usage(flags)}\n\n${SERVERS_HELP}`,
     );
     return 0;
   }
-  const demo = options.crash ? new CrashScenario(options) : new Scenario(options);
+  const demo = options.crash
+    ? new CrashScenario(options)
+    : options.crashPeer
+      ? new CrashPeerScenario(options)
+      : new Scenario(options);
   let interrupted = false;
   process.once('SIGINT', () => {
     interrupted = true;

@@ -306,8 +306,12 @@ export class Scenario {
           r.reason === 'live-peers'
             ? `the crash of ${r.deadMembers.join(', ')}`
             : `${r.found} running${dead}`;
+        const who =
+          w.readyAt === undefined
+            ? `${w.memberId}'s start, before intake opened`
+            : `${w.memberId}'s peer check, while the group runs`;
         this.log(
-          `${w.memberId}'s start, before intake opened: crash recovery (${r.reason}) found ${found}; ${did}${
+          `${who}: crash recovery (${r.reason}) found ${found}; ${did}${
             r.errors.length > 0 ? `; errors: ${r.errors.map((e) => e.message).join('; ')}` : ''
           }`,
         );
@@ -493,6 +497,7 @@ export class Scenario {
         resumed: w.resumed,
         recovery: w.recovery,
         recovered: w.recovered,
+        recoveries: w.recoveries,
         states: w.states,
       }));
   }

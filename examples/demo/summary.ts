@@ -20,8 +20,10 @@ export interface WorkerSummary {
   readonly resumed: ResumeReportJson | undefined;
   /** What its start gate found of a crash and did, when there was something to say. */
   readonly recovery: RecoveryReportJson | undefined;
-  /** The workflows its start gate recovered, by outcome. */
+  /** The workflows its start gate (and its peer checks) recovered, by outcome. */
   readonly recovered: Readonly<Record<string, readonly string[]>>;
+  /** Every `recovery` event it sent (the start gate's, its peer checks'), orchestrator clock in ms. */
+  readonly recoveries?: readonly (RecoveryReportJson & { readonly at: number })[] | undefined;
   /** Its states over time (orchestrator clock, ms), from `spawned` to `exited`. */
   readonly states: readonly { readonly state: string; readonly at: number }[];
 }
@@ -67,11 +69,16 @@ export function formatWorker(w: WorkerSummary): string[] {
     for (const e of r.errors)
       lines.push(`${''.padEnd(14)} error in ${e.phase}: ${e.error.name}: ${e.error.message}`);
   }
-  const rec = w.recovery;
-  if (rec !== undefined && rec.reason !== 'none') {
+  const events = w.recoveries ?? (w.recovery === undefined ? [] : [w.recovery]);
+  for (const rec of events) {
+    if (rec.reason === 'none') continue;
     const found = `${rec.found} running${rec.deadMembers.length > 0 ? ` (left by ${rec.deadMembers.join(', ')}, dead)` : ''}`;
+    const when =
+      'at' in rec && w.readyAt !== undefined && rec.at >= w.readyAt
+        ? `by a peer check at ${s(rec.at)}`
+        : 'at start';
     lines.push(
-      `${''.padEnd(14)} crash recovery at start (${rec.reason}, policy ${rec.policy}): ${found}, recovered ${rec.recovered}` +
+      `${''.padEnd(14)} crash recovery ${when} (${rec.reason}, policy ${rec.policy}): ${found}, recovered ${rec.recovered}` +
         `${rec.failed > 0 ? `, failed ${rec.failed}` : ''}${rec.skipped > 0 ? `, skipped ${rec.skipped}` : ''}` +
         `${rec.complete ? '' : ', incomplete'} in ${ms(rec.durationMs)}`,
     );
