@@ -65,8 +65,15 @@ interface DemoJson {
         }
       | undefined;
     readonly recovered: Readonly<Record<string, readonly string[]>>;
+    readonly recoveries?: readonly {
+      readonly reason: string;
+      readonly deadMembers: readonly string[];
+      readonly recovered: number;
+      readonly complete: boolean;
+    }[];
   }[];
   readonly crash?: { readonly killed: string | null; readonly stranded: readonly string[] };
+  readonly crashPeer?: { readonly killed: string | null; readonly stranded: readonly string[] };
   readonly checks: readonly { readonly name: string; readonly ok: boolean }[];
 }
 
@@ -236,6 +243,49 @@ describe('npm run demo (examples/demo/main.ts)', () => {
     expect(parked).toBe(summary.crash?.stranded.length);
   });
 
+  it('--crash-peer: one worker is killed while the other runs on, whose peer check recovers what it held, every check passes', async () => {
+    const json = join(folder, 'crash-peer.json');
+    const svg = join(folder, 'crash-peer.svg');
+    const run = await runDemo([
+      ...['--crash-peer', '--workers', '2', '--workflows', '10', '--steps', '4', '--user-paused', '1'],
+      ...['--step-ms', '200', '--json', json, '--timeline', svg],
+    ]);
+    expect(run.stderr).toBe('');
+    expect(run.code, run.stdout).toBe(0);
+    expect(run.stdout).toContain('All checks passed.');
+    expect(run.stdout).toMatch(/SIGKILL -> worker-1 while worker-2 run on/);
+    const summary = JSON.parse(readFileSync(json, 'utf8')) as DemoJson;
+    expect(summary.checks.filter((c) => !c.ok)).toEqual([]);
+    expect(summary.checks.map((c) => c.name)).toEqual(
+      expect.arrayContaining([
+        "a live worker recovered the dead one's workflows while the group ran",
+        'no workflow recovered twice',
+        'no step lost or run twice',
+        'workflows paused by a user untouched',
+      ]),
+    );
+    const stranded = summary.crashPeer?.stranded ?? [];
+    expect(summary.crashPeer?.killed).toBe('worker-1');
+    expect(stranded.length).toBeGreaterThan(0);
+    const killed = summary.workers.find((w) => w.memberId === 'worker-1');
+    expect(killed?.exit?.signal).toBe('SIGKILL');
+    expect(killed?.report).toBeUndefined();
+    // The survivor recovered exactly what the dead worker held, by its peer check: nobody restarted.
+    expect(summary.workers.map((w) => w.memberId)).toEqual(['worker-1', 'worker-2']);
+    const survivor = summary.workers.find((w) => w.memberId === 'worker-2');
+    const peerCrash = (survivor?.recoveries ?? []).filter((r) => r.reason === 'peer-crash');
+    expect(peerCrash).toHaveLength(1);
+    expect(peerCrash[0]).toMatchObject({ deadMembers: ['worker-1'], complete: true });
+    const handedBack = [...(survivor?.recovered.paused ?? []), ...(survivor?.recovered.pausing ?? [])];
+    expect(handedBack.sort()).toEqual([...stranded].sort());
+    expect(peerCrash[0]?.recovered).toBe(stranded.length);
+    expect(survivor?.report).toMatchObject({ outcome: 'clean', handOff: 'parked' });
+    const text = readFileSync(svg, 'utf8');
+    expectWellFormedXml(text);
+    expect(text).toContain('>held by a dead worker</text>');
+    expect(text).toContain(`>peer check: recovered ${stranded.length}</text>`);
+  });
+
   it('rejects a bad flag with an error naming the flag and the value, exit code 2', async () => {
     const zero = await runDemo(['--workers', '0']);
     expect(zero.code).toBe(2);
@@ -247,6 +297,10 @@ describe('npm run demo (examples/demo/main.ts)', () => {
     const report = await runDemo(['--recovery', 'report']);
     expect(report.code).toBe(2);
     expect(report.stderr).toContain('--recovery report needs --crash');
+    const alone = await runDemo(['--crash-peer', '--workers', '1']);
+    expect(alone.code).toBe(2);
+    expect(alone.stderr).toContain('--crash-peer expects --workers of 2 or more');
+    expect(alone.stderr).toContain('got "1"');
   });
 });
 

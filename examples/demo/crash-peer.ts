@@ -104,7 +104,7 @@ export class CrashPeerScenario extends Scenario {
     // 3. Once its membership lapses, a live worker's peer check evicts it and hands its workflows back.
     const found = await this.waitForPeerRecovery(victim.memberId);
     this.recoveredAfterMs = found.at - (this.killedAt ?? 0);
-    this.events.push({ at: found.at, label: 'peer check recovers' });
+    this.events.push({ at: found.at, label: `peer check: recovered ${found.recovered}` });
     this.log(
       `${(this.recoveredAfterMs / 1000).toFixed(1)} s after the kill, a peer check evicted ${victim.memberId} and ` +
         `handed back ${found.recovered} of its workflows, while the group kept running`,
