@@ -103,7 +103,10 @@ async function measure(
             if (parked) {
               step('resume');
               await attempt(point, 'resume', () => driver.unpark(n));
-            } else point.store.resume.push(Number.NaN);
+            } else {
+              point.store.resume.push(Number.NaN);
+              notes.push(`${tables.name}, ${count} workflows: the resume was not run (its park failed).`);
+            }
             step('recovery, filling the table');
             await tables.reset(n);
             await driver.crash();
