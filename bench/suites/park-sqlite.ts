@@ -64,6 +64,7 @@ async function open(): Promise<ParkBackend> {
       `raw unpark: \`UPDATE ... WHERE status = 'paused' AND id IN (SELECT id FROM raw_marks)\` and ` +
       `\`DELETE FROM raw_marks\`.`,
     store,
+    inProcess: true,
     async reset(n) {
       db.transaction(() => {
         db.exec(`DELETE FROM workflows; DELETE FROM raw_marks; DELETE FROM "${marksTable}";`);
