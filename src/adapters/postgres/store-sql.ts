@@ -217,7 +217,10 @@ export function storeSql(
         : `${seen}
       SELECT NULL::text AS token, ${columns('true')}`;
     },
-    /** $1 ids, $2 new status, $3 running, $4 store key, $5 member, $6 token. Rows: `ord` of the parked. */
+    /**
+     * $1 ids, $2 new status, $3 running, $4 store key, $5 member, $6 token. Rows: `ord` of the parked.
+     * `replace`: replaces a mark already there (else a plain insert, which fails on one).
+     */
     park: (byType: boolean, replace: boolean) => `
       WITH ${input(true)},
       paused AS (
@@ -309,6 +312,8 @@ export function storeSql(
      * Every row is reached by primary key, however stale the statistics (the recovery itself makes them
      * so): the host's from an array the planner cannot size, the counts one subquery per row, and the
      * spent ones' counts and marks joined from `seen`, which the planner takes for a few rows at most.
+     * `replace`: raises a count and replaces a mark already there (else plain inserts, which fail on one:
+     * a workflow recovered before since the last clean end).
      */
     recover: (byType: boolean, replace: boolean) => `
       WITH ${input(true)},
@@ -329,8 +334,9 @@ export function storeSql(
         WHERE $5::boolean AND t.${ID} = ANY(ARRAY(SELECT ${asId('s.workflow_id')} FROM seen s WHERE NOT s.spent))),
       counted AS (
         INSERT INTO ${R} AS r (store_key, workflow_id, count)
-        SELECT $3, workflow_id, 1 FROM seen WHERE NOT spent
-        ON CONFLICT (store_key, workflow_id) DO UPDATE SET count = r.count + 1),
+        SELECT $3, workflow_id, 1 FROM seen WHERE NOT spent${
+          replace ? '\n        ON CONFLICT (store_key, workflow_id) DO UPDATE SET count = r.count + 1' : ''
+        }),
       uncounted AS (
         DELETE FROM ${R} r USING seen s WHERE s.spent AND r.store_key = $3 AND r.workflow_id = s.workflow_id),
       marked AS (

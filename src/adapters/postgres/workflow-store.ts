@@ -471,8 +471,9 @@ export class PostgresWorkflowStore implements WorkflowStore {
   }
 
   /**
-   * Runs a batch that marks workflows: with plain inserts of the marks when the mark trigger keeps running
-   * workflows unmarked, again replacing the marks when one was there all the same (`unique_violation`).
+   * Runs a batch that marks (and, recovering, counts) workflows: with plain inserts when the mark trigger
+   * keeps running workflows unmarked, again replacing marks and raising counts when one was there all
+   * the same (`unique_violation`: a stale mark, or a workflow recovered before).
    */
   async #marking(run: (replace: boolean) => Promise<readonly unknown[]>): Promise<readonly unknown[]> {
     if (this.#o.markTrigger === 'off') return run(true);
