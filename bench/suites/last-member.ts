@@ -13,8 +13,10 @@ export const suite: Suite = {
   async run({ quick, progress }) {
     const { DrainController } = await core();
     const { PostgresCoordinator } = await postgres();
-    const size = quick ? 2_000 : 10_000;
-    const rounds = quick ? 2 : 9;
+    const size = quick ? 2_000 : 100_000;
+    const rounds = quick ? 2 : 5;
+    // Issue #15: 100,000 under 2 s (the quick run's 2,000 under the same bound).
+    const boundMs = 2_000;
     const t = await openPostgresTables();
     const { schema, store } = t;
     try {
@@ -89,9 +91,9 @@ export const suite: Suite = {
         ],
         checks: [
           {
-            target: `last-member shutdown with ${n} running workflows on PostgreSQL under 1 s`,
+            target: `last-member shutdown with ${n} running workflows on PostgreSQL under ${boundMs / 1000} s`,
             measured: `${iqr(total, duration)} (${iqr(ratio, times)} a raw park)`,
-            status: status(total.median < 1000),
+            status: status(total.median < boundMs),
           },
         ],
         notes: [],
