@@ -13,6 +13,8 @@ export interface Timings {
   readonly shutdownTimeoutMs: number;
   readonly closeTimeoutMs: number;
   readonly stepMs: number;
+  /** The members' `peerCheckIntervalMs`: how often a live member looks for crashed peers. */
+  readonly peerCheckIntervalMs: number;
 }
 
 /** The timings every run uses: short TTLs, so that a few seconds hold many expiries. */
@@ -23,6 +25,7 @@ export const TIMINGS: Timings = Object.freeze({
   shutdownTimeoutMs: 4000,
   closeTimeoutMs: 8000,
   stepMs: 150,
+  peerCheckIntervalMs: 500,
 });
 
 /** One fault of the list. */
@@ -162,6 +165,13 @@ export const FAULTS = {
     weight: 0,
     backends: ALL,
     what: 'the same, with every member SIGKILLed at once',
+  },
+  'crash-peer': {
+    weight: 0,
+    backends: ALL,
+    what:
+      'at the start of the calm phase: every fault healed, one member (never the last one running) SIGKILLed mid-run while the others run on; ' +
+      "their peer check (the store's owner column) must evict it and hand back the workflows it drove, within 3 membership TTLs",
   },
 } as const satisfies Record<string, FaultSpec>;
 

@@ -87,6 +87,13 @@ export type MemberEvent =
       readonly maxRecoveries: number;
     }
   | { readonly type: 'recover'; readonly token: string | null; readonly outcomes: Outcomes }
+  /** `evictMembers()` of a peer check or a start gate: the incarnations it evicted (or the error). */
+  | {
+      readonly type: 'evict';
+      readonly token: string | null;
+      readonly members: readonly { readonly memberId: string; readonly incarnation: string }[];
+      readonly error?: ErrorRecord;
+    }
   | { readonly type: 'recover-failed'; readonly token: string | null; readonly error: ErrorRecord }
   /** The store's generation record, as the start gate read it. */
   | {
@@ -278,6 +285,25 @@ export type HarnessEvent =
       readonly stranded: readonly { readonly id: string; readonly owner: string }[];
       /** How long the dead members took to leave the group, in ms. */
       readonly leftAfterMs: number;
+    }
+  | {
+      /** One member killed while the others run (`crash-peer`): what it drove, running and held by it. */
+      readonly type: 'crash-peer';
+      readonly killed: string;
+      readonly survivors: readonly string[];
+      readonly stranded: readonly string[];
+    }
+  | {
+      /**
+       * The survivors' peer check has had its time (or handed everything back): the running workflows
+       * still held by the killed member (`stranded`: none, if a peer check recovered them).
+       */
+      readonly type: 'crash-peer-settled';
+      readonly killed: string;
+      readonly members: readonly string[];
+      readonly stranded: readonly string[];
+      /** How long after the kill, in ms. */
+      readonly afterMs: number;
     }
   | {
       readonly type: 'cluster-stopped';

@@ -158,3 +158,91 @@ export function checkRecoveryScope(model: Model): CheckResult {
     `${handedBack} workflows handed back, ${skipped} skipped (no longer running); none paused by a user, none driven by a live member`,
   );
 }
+
+/**
+ * Invariants 11 and 12 with the owner capability: after a `crash-peer` (one member killed while the
+ * others run), once the survivors' peer check has had its time nothing is held by the dead member any
+ * more; a survivor's `recovery` of reason `peer-crash` names it, its incarnation was evicted, and the
+ * `recover()` calls of that span handed back every workflow it held and nothing else (none a live member
+ * drove, none a user paused).
+ */
+export function checkPeerCrashRecovered(model: Model): CheckResult {
+  const violations: Violation[] = [];
+  let stranded = 0;
+  const byId = recoveries(model);
+  for (const crash of model.crashPeers) {
+    stranded += crash.stranded.length;
+    const settled = model.crashPeerSettled.find((s) => s.t > crash.t && s.killed === crash.killed);
+    const at = fmt(model, crash.t);
+    if (settled === undefined) {
+      violations.push({
+        message: `crash-peer of ${crash.killed} at ${at}: the run never recorded how it settled`,
+        at: crash.t,
+        members: [crash.killed],
+      });
+      continue;
+    }
+    const span = (t: number): boolean => t > crash.t && t <= settled.t;
+    for (const id of settled.stranded) {
+      violations.push({
+        message: `${id} still running, held by ${crash.killed} (killed at ${at}), ${(settled.afterMs / 1000).toFixed(1)} s after the kill: no peer check recovered it`,
+        at: settled.t,
+        members: [crash.killed, ...crash.survivors],
+      });
+    }
+    const reported = model.recoveries.filter(
+      (r) => span(r.t) && r.reason === 'peer-crash' && r.deadMembers.includes(crash.killed),
+    );
+    if (crash.stranded.length > 0 && reported.length === 0) {
+      violations.push({
+        message: `no survivor reported the peer-crash of ${crash.killed} (killed at ${at})`,
+        at: settled.t,
+        members: [...crash.survivors],
+      });
+    }
+    for (const r of reported) {
+      if (r.m === crash.killed || !crash.survivors.includes(r.m)) {
+        violations.push({
+          message: `${r.m}, not a survivor, reported the peer-crash of ${crash.killed}`,
+          at: r.t,
+          members: [r.m],
+        });
+      }
+    }
+    if (
+      crash.stranded.length > 0 &&
+      !model.evictions.some((e) => span(e.t) && e.members.some((m) => m.memberId === crash.killed))
+    ) {
+      violations.push({
+        message: `${crash.killed} (killed at ${at}) was never evicted`,
+        at: settled.t,
+        members: [crash.killed],
+      });
+    }
+    const held = new Set(crash.stranded);
+    for (const id of held) {
+      if ((byId.get(id) ?? []).some((w) => span(w.start) && w.member !== crash.killed)) continue;
+      violations.push({
+        message: `${id}, held by ${crash.killed} when it was killed at ${at}, was not recovered by a survivor`,
+        at: settled.t,
+        members: [crash.killed, ...crash.survivors],
+      });
+    }
+    for (const [id, list] of byId) {
+      if (held.has(id)) continue;
+      for (const w of list.filter((x) => span(x.start))) {
+        violations.push({
+          message: `${id}, not held by ${crash.killed}, was recovered by ${describe(model, w)} after its crash-peer at ${at}`,
+          at: w.start,
+          members: [w.member],
+        });
+      }
+    }
+  }
+  return check(
+    'after a crash-peer, the survivors recover what the dead member drove, and only that',
+    '11',
+    violations,
+    `${model.crashPeers.length} crash-peers: ${stranded} workflows held by the killed members, each recovered by a survivor's peer check (reason peer-crash, the dead evicted); none left held, none else recovered`,
+  );
+}

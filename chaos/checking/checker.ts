@@ -17,7 +17,12 @@ import {
   checkParkResumeAlternate,
   checkUserPausesHeld,
 } from './check-protocol.js';
-import { checkCrashRecovered, checkRecoveredOnce, checkRecoveryScope } from './check-recovery.js';
+import {
+  checkCrashRecovered,
+  checkPeerCrashRecovered,
+  checkRecoveredOnce,
+  checkRecoveryScope,
+} from './check-recovery.js';
 import { check, type CheckResult, type Violation } from './check-result.js';
 import { checkAttempts, checkFinalState, checkNothingStranded } from './check-steps.js';
 import type { Timings } from '../faults.js';
@@ -65,6 +70,7 @@ export function runChecks(input: CheckInput): { checks: CheckResult[]; report: s
     checkUserPausesHeld(model),
     checkNeverForgotten(model),
     checkCrashRecovered(model),
+    checkPeerCrashRecovered(model),
     checkRecoveredOnce(model),
     checkRecoveryScope(model),
     checkCrashBounds(model, input.backend),

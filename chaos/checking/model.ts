@@ -144,6 +144,11 @@ export interface Model {
   readonly clusterStops: EntryOf<'cluster-stopped'>[];
   readonly crashStops: EntryOf<'crash-stop'>[];
   readonly crashSettled: EntryOf<'crash-settled'>[];
+  /** Members killed while the others ran (`crash-peer`), and what was left once the peer check had its time. */
+  readonly crashPeers: EntryOf<'crash-peer'>[];
+  readonly crashPeerSettled: EntryOf<'crash-peer-settled'>[];
+  /** Every `evictMembers()` that went through, by the member that sent it. */
+  readonly evictions: EntryOf<'evict'>[];
   /** Every `recovery` event of the members' start gates. */
   readonly recoveries: EntryOf<'recovery'>[];
   readonly timings: Timings;
@@ -192,6 +197,9 @@ export function buildModel(history: readonly HistoryEntry[], timings: Timings): 
   const clusterStops: EntryOf<'cluster-stopped'>[] = [];
   const crashStops: EntryOf<'crash-stop'>[] = [];
   const crashSettled: EntryOf<'crash-settled'>[] = [];
+  const crashPeers: EntryOf<'crash-peer'>[] = [];
+  const crashPeerSettled: EntryOf<'crash-peer-settled'>[] = [];
+  const evictions: EntryOf<'evict'>[] = [];
   const recoveries: EntryOf<'recovery'>[] = [];
   /** The generation each member's start gate read last. */
   const generations = new Map<string, number>();
@@ -259,6 +267,12 @@ export function buildModel(history: readonly HistoryEntry[], timings: Timings): 
           break;
         case 'crash-settled':
           crashSettled.push(e);
+          break;
+        case 'crash-peer':
+          crashPeers.push(e);
+          break;
+        case 'crash-peer-settled':
+          crashPeerSettled.push(e);
           break;
         default:
           break;
@@ -361,6 +375,9 @@ export function buildModel(history: readonly HistoryEntry[], timings: Timings): 
         break;
       case 'recovery':
         recoveries.push(e);
+        break;
+      case 'evict':
+        if (e.error === undefined) evictions.push(e);
         break;
       case 'park':
       case 'unpark':
@@ -491,6 +508,9 @@ export function buildModel(history: readonly HistoryEntry[], timings: Timings): 
     userActions,
     clusterStops,
     crashStops,
+    crashPeers,
+    crashPeerSettled,
+    evictions,
     crashSettled,
     recoveries,
     timings,

@@ -243,6 +243,13 @@ export class RecordingStore implements WorkflowStore {
     fence: Fence,
     options: RecoverOptions,
   ) => Results<RecoverOutcome>;
+  readonly listOwned?: (memberIds: readonly string[], options: ListOptions) => Promise<Page<string>>;
+  readonly evictMembers?: (
+    group: string,
+    members: readonly GenerationMember[],
+    fence: Fence,
+    options?: StoreCallOptions,
+  ) => Promise<void>;
 
   readonly #afterListActive: (() => void) | undefined;
   readonly #afterListing: ((what: 'active' | 'parked', items: number) => Promise<void>) | undefined;
@@ -268,6 +275,7 @@ export class RecordingStore implements WorkflowStore {
     this.#afterListing = afterListing;
     // Only a store that can recover gets the four methods: the controller tells by their presence.
     const { readGeneration, enterGeneration, leaveGeneration, recover } = inner;
+    this.#owners(inner, record);
     if (
       readGeneration === undefined ||
       enterGeneration === undefined ||
@@ -332,6 +340,35 @@ export class RecordingStore implements WorkflowStore {
         (results) => ({ type: 'recover', token, outcomes: outcomes(results) }),
       );
     };
+  }
+
+  /** The owner capability, passed through (the controller tells it by the presence of both methods). */
+  #owners(inner: WorkflowStore, record: Recorder<MemberEvent>): void {
+    const { listOwned, evictMembers } = inner;
+    if (listOwned === undefined || evictMembers === undefined) return;
+    Object.assign(this, {
+      listOwned: (memberIds: readonly string[], options: ListOptions) =>
+        listOwned.call(inner, memberIds, options),
+      evictMembers: async (
+        group: string,
+        members: readonly GenerationMember[],
+        fence: Fence,
+        options?: StoreCallOptions,
+      ) => {
+        const base = {
+          type: 'evict',
+          token: tokenOf(fence),
+          members: members.map((m) => ({ memberId: m.memberId, incarnation: m.incarnation })),
+        } as const;
+        try {
+          await evictMembers.call(inner, group, members, fence, options);
+        } catch (error) {
+          record({ ...base, error: errorRecord(error) });
+          throw error;
+        }
+        record(base);
+      },
+    });
   }
 
   /** Where the lease of `token` stood as a write was sent. */

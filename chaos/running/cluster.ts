@@ -7,6 +7,7 @@ import { appendFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BackendConfig } from '../../harness/backend.js';
+import { OWNER_COLUMN } from '../../harness/host-db.js';
 import { memberArgs, MemberProcess } from '../../harness/member.js';
 import { deriveSeed, type Random, seededRandom } from '../../harness/random.js';
 import { throughPort } from '../../harness/servers.js';
@@ -120,6 +121,9 @@ export class ChaosCluster {
       memberTtlMs: t.memberTtlMs,
       lockTtlMs: t.lockTtlMs,
       closeTimeoutMs: t.closeTimeoutMs,
+      // The store knows who drives what: live members recover a crashed peer's workflows (crash-peer).
+      ownerColumn: OWNER_COLUMN,
+      peerCheckIntervalMs: t.peerCheckIntervalMs,
       seed: deriveSeed(o.seed, memberId),
       hostile,
     });

@@ -148,3 +148,67 @@ async function waitGroupEmpty(ctx: CrashStopContext, signal: AbortSignal): Promi
     await coordinator.close();
   }
 }
+
+/**
+ * A crash of one member while the others run (the `crash-peer` fault): every fault healed, at least two
+ * members running; one of them (never the last one running) is SIGKILLed mid-run. What it drove stays
+ * running, held by it, and no live member takes a held workflow: only the survivors' peer check (the
+ * store's owner column) hands it back, once the dead member's membership is gone. Waits until nothing is
+ * held by the dead member any more, or 3 membership TTLs and 2 peer-check intervals after the kill, and
+ * records what is left then.
+ */
+export async function crashPeer(ctx: CrashStopContext, label: string, signal: AbortSignal): Promise<void> {
+  const { cluster, faults, random: r } = ctx;
+  await ctx.quiesce('one member is killed while the others run on');
+  await ctx.workload.topUp();
+  if (cluster.live().length < 2) await ctx.startAll('the members before the crash-peer');
+  const live = cluster.live();
+  if (live.length < 2 || signal.aborted) return;
+  const victim = live[Math.floor(r() * live.length)] as MemberProcess;
+  const survivors = live.filter((m) => m !== victim);
+  faults.begin(
+    'crash-peer',
+    { members: [victim] },
+    0,
+    `${victim.memberId} killed while ${survivors.length} run on`,
+  );
+  // Mid-run: it drives workflows, steps in flight.
+  await sleep(TIMINGS.stepMs * (2 + 2 * r()), signal);
+  faults.signal(victim, 'SIGKILL');
+  await victim.exited;
+  const killedAt = clock();
+  const heldByDead = async (): Promise<string[]> =>
+    (await ctx.db.held()).filter((w) => ownerWorker(w.owner) === victim.memberId).map((w) => w.id);
+  const stranded = await heldByDead();
+  ctx.record({
+    type: 'crash-peer',
+    killed: victim.memberId,
+    survivors: survivors.map((m) => m.memberId),
+    stranded,
+  });
+  ctx.log(
+    `${label}: ${victim.memberId} killed while ${survivors.map((m) => m.memberId).join(', ')} run on; ` +
+      `${stranded.length} workflows stranded (running, held by it)${stranded.length === 0 ? '' : `: ${stranded.slice(0, 6).join(', ')}`}`,
+  );
+  const until = killedAt + 3 * TIMINGS.memberTtlMs + 2 * TIMINGS.peerCheckIntervalMs + 1000;
+  let left = stranded;
+  while (!signal.aborted && left.length > 0 && clock() < until) {
+    await sleep(100, signal);
+    left = await heldByDead();
+  }
+  const afterMs = clock() - killedAt;
+  ctx.record({
+    type: 'crash-peer-settled',
+    killed: victim.memberId,
+    members: cluster.live().map((m) => m.memberId),
+    stranded: left,
+    afterMs,
+  });
+  ctx.log(
+    `${label}: ${(afterMs / 1000).toFixed(1)} s after the kill, ${
+      left.length === 0
+        ? `nothing is held by ${victim.memberId} any more`
+        : `${left.length} workflows still held by ${victim.memberId}: ${left.join(', ')}`
+    }`,
+  );
+}

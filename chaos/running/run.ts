@@ -22,10 +22,10 @@ import { join } from 'node:path';
 import type { BackendName } from '../../harness/backend.js';
 import type { HostSnapshot } from '../../harness/host-db.js';
 import { killAllChildren } from '../../harness/process.js';
-import { deriveSeed, seededRandom } from '../../harness/random.js';
+import { deriveSeed, type Random, seededRandom } from '../../harness/random.js';
 import { runChecks, type CheckResult } from '../checking/checker.js';
 import { ChaosCluster, CONCURRENCY } from './cluster.js';
-import { crashStop } from './crash-stop.js';
+import { crashPeer, crashStop, type CrashStopContext } from './crash-stop.js';
 import { TIMINGS } from '../faults.js';
 import { clock, type HarnessEvent, historyFile, type Phase, readHistory, type Recorder } from '../history.js';
 import { Faults, HOSTILE_SHARE } from './inject.js';
@@ -102,6 +102,8 @@ export class ChaosRun {
   readonly #stopRandom;
   /** Which member a crash stop keeps for last, the calm phase's crash, the user at a crash: a stream apart. */
   readonly #crashRandom;
+  /** Which member the calm phase's crash-peer kills: a stream apart. */
+  readonly #peerRandom;
   #cleaning: Promise<void> | undefined;
 
   constructor(options: RunOptions) {
@@ -111,6 +113,7 @@ export class ChaosRun {
     this.random = seededRandom(deriveSeed(options.seed, 'restarts'));
     this.#stopRandom = seededRandom(deriveSeed(options.seed, 'cluster-stop'));
     this.#crashRandom = seededRandom(deriveSeed(options.seed, 'crash-stop'));
+    this.#peerRandom = seededRandom(deriveSeed(options.seed, 'crash-peer'));
     this.record = historyFile<HarnessEvent>(join(this.historyDir, 'harness.jsonl'), 'harness');
     this.servers = new RunServers(options.backend, this.runId, this.folder);
   }
@@ -316,31 +319,34 @@ export class ChaosRun {
     restart: boolean,
     signal: AbortSignal,
   ): Promise<void> {
-    await crashStop(
-      {
-        cluster: this.#cluster as ChaosCluster,
-        faults: this.#faults as Faults,
-        db: this.#db,
-        user: this.#user as SimulatedUser,
-        workload: this.#workload as Workload,
-        config: this.servers.config,
-        group: this.group,
-        record: this.record,
-        log: (line) => this.log(line),
-        random: this.#crashRandom,
-        quiesce: (what) => this.#quiesce(label, what, restart, signal),
-        startAll: (what) => this.#startAll(what),
-      },
-      kind,
-      label,
-      signal,
-    );
+    await crashStop(this.#crashContext(label, restart, signal, this.#crashRandom), kind, label, signal);
+  }
+
+  /** What a crash stop or a crash-peer acts on; `random` its stream of choices. */
+  #crashContext(label: string, restart: boolean, signal: AbortSignal, random: Random): CrashStopContext {
+    return {
+      cluster: this.#cluster as ChaosCluster,
+      faults: this.#faults as Faults,
+      db: this.#db,
+      user: this.#user as SimulatedUser,
+      workload: this.#workload as Workload,
+      config: this.servers.config,
+      group: this.group,
+      record: this.record,
+      log: (line) => this.log(line),
+      random,
+      quiesce: (what) => this.#quiesce(label, what, restart, signal),
+      startAll: (what) => this.#startAll(what),
+    };
   }
 
   async #calm(signal: AbortSignal): Promise<void> {
     this.#phaseStart('calm');
     const cluster = this.#cluster as ChaosCluster;
     cluster.restarting = false;
+    // One member killed while the others run: their peer check hands its workflows back.
+    await crashPeer(this.#crashContext('calm', false, signal, this.#peerRandom), 'calm', signal);
+    if (signal.aborted) return;
     await this.#crashStop(this.#crashRandom() < 0.5 ? 'crash-last' : 'crash-all', 'calm', false, signal);
     cluster.restarting = false;
     if (signal.aborted) return;
