@@ -34,6 +34,8 @@ export class Tracker {
   readonly #abort = new AbortController();
   /** Internal waiters for idleness: never the user's listeners, so one that throws cannot stall a drain. */
   readonly #idle = new EventEmitter();
+  /** How many of those wait: the hot path emits only when one does. */
+  #waiters = 0;
   readonly context: TaskContext;
   /** Whether intake is open. */
   open = false;
@@ -89,9 +91,14 @@ export class Tracker {
     if (this.#inFlight === 0) return;
     // `once` removes both listeners when either fires (a long-lived signal collects none), and rejects
     // with an AbortError: the signal's reason is rethrown instead.
-    await once(this.#idle, 'idle', signal && { signal }).catch(() => {
-      throw (signal as AbortSignal).reason;
-    });
+    this.#waiters++;
+    try {
+      await once(this.#idle, 'idle', signal && { signal }).catch(() => {
+        throw (signal as AbortSignal).reason;
+      });
+    } finally {
+      this.#waiters--;
+    }
   }
 
   /** Waits, event-driven, until nothing is in flight, the deadline passes, or `force` aborts. */
@@ -100,12 +107,14 @@ export class Tracker {
     if (force.aborted) return 'forced';
     const timeUp = new AbortController();
     const timer = setTimeout(() => timeUp.abort(), Math.max(0, deadline - now()));
+    this.#waiters++;
     try {
       await pEvent(this.#idle, 'idle', { signal: AbortSignal.any([timeUp.signal, force]) });
       return 'idle';
     } catch {
       return force.aborted ? 'forced' : 'timeout';
     } finally {
+      this.#waiters--;
       clearTimeout(timer);
     }
   }
@@ -140,7 +149,7 @@ export class Tracker {
 
   #done(): void {
     if (--this.#inFlight === 0) {
-      this.#idle.emit('idle');
+      if (this.#waiters !== 0) this.#idle.emit('idle');
       this.#owner.emitIdle();
     }
   }
