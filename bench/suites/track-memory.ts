@@ -16,7 +16,7 @@ export const suite: Suite = {
     const { queue, beacon, settle, close } = await trackPeers();
     const modes: Mode[] = ['nothing', 'bare', 'track', 'track labeled', 'p-limit', 'p-queue', 'lightship'];
     const perTask = new Map<Mode, number[]>(modes.map((m) => [m, []]));
-    const rounds = quick ? 3 : 15;
+    const rounds = quick ? 2 : 15;
     const warmup = 1;
 
     for (let round = 0; round < warmup + rounds; round++) {
