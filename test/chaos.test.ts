@@ -32,6 +32,7 @@ import {
 } from '../chaos/checking/check-protocol.js';
 import {
   checkCrashRecovered,
+  checkPeerCrashRecovered,
   checkRecoveredOnce,
   checkRecoveryScope,
 } from '../chaos/checking/check-recovery.js';
@@ -550,6 +551,81 @@ describe('chaos checker', () => {
     expect(checkCrashRecovered(unsettled).violations).toHaveLength(1);
   });
 
+  it('checkPeerCrashRecovered() finds what a crash-peer left held, one not recovered, one recovered that the dead did not hold, no report, no eviction', () => {
+    const peerCrash = (o: {
+      settled: string[];
+      handedBack: string[];
+      report?: boolean;
+      evict?: boolean;
+    }): Model =>
+      model(
+        spawned(0, 'm1', 1),
+        spawned(0, 'm2', 2),
+        [100, 'harness', { type: 'crash-peer', killed: 'm1', survivors: ['m2'], stranded: ['a', 'b'] }],
+        ...(o.evict === false
+          ? []
+          : [
+              [
+                150,
+                'm2',
+                { type: 'evict', token: '4', members: [{ memberId: 'm1', incarnation: 'i1' }] },
+              ] as [number, string, MemberEvent],
+            ]),
+        ...recovered(200, 'm2', 4, { pausing: o.handedBack }),
+        ...(o.report === false
+          ? []
+          : [
+              [
+                210,
+                'm2',
+                {
+                  type: 'recovery',
+                  policy: 'resume',
+                  reason: 'peer-crash',
+                  generation: 3,
+                  deadMembers: ['m1'],
+                  found: 2,
+                  recovered: o.handedBack.length,
+                  failed: 0,
+                  skipped: 0,
+                  complete: true,
+                  errors: [],
+                },
+              ] as [number, string, MemberEvent],
+            ]),
+        [
+          300,
+          'harness',
+          { type: 'crash-peer-settled', killed: 'm1', members: ['m2'], stranded: o.settled, afterMs: 200 },
+        ],
+      );
+    expect(checkPeerCrashRecovered(peerCrash({ settled: [], handedBack: ['a', 'b'] })).ok).toBe(true);
+    expect(
+      checkPeerCrashRecovered(peerCrash({ settled: ['b'], handedBack: ['a', 'c'] })).violations.map(
+        (v) => v.message,
+      ),
+    ).toEqual([
+      'b still running, held by m1 (killed at 0.100s), 0.2 s after the kill: no peer check recovered it',
+      'b, held by m1 when it was killed at 0.100s, was not recovered by a survivor',
+      'c, not held by m1, was recovered by m2 (token 4, generation 3) at 0.200s after its crash-peer at 0.100s',
+    ]);
+    expect(
+      checkPeerCrashRecovered(
+        peerCrash({ settled: [], handedBack: ['a', 'b'], report: false, evict: false }),
+      ).violations.map((v) => v.message),
+    ).toEqual([
+      'no survivor reported the peer-crash of m1 (killed at 0.100s)',
+      'm1 (killed at 0.100s) was never evicted',
+    ]);
+    // The run never recorded how it settled: said so.
+    const unsettled = model([
+      100,
+      'harness',
+      { type: 'crash-peer', killed: 'm1', survivors: ['m2'], stranded: [] },
+    ]);
+    expect(checkPeerCrashRecovered(unsettled).violations).toHaveLength(1);
+  });
+
   it('checkRecoveredOnce() finds a workflow recovered twice with no resume between', () => {
     const twice = model(
       [0, 'harness', { type: 'phase', phase: 'chaos' }],
@@ -639,6 +715,7 @@ describe('the fault list', () => {
         'hostile-listeners',
         'crash-last',
         'crash-all',
+        'crash-peer',
       ] as const) {
         expect(kinds).toContain(kind);
       }
@@ -647,6 +724,7 @@ describe('the fault list', () => {
     expect(FAULTS['cluster-stop'].weight).toBe(0);
     expect(FAULTS['crash-last'].weight).toBe(0);
     expect(FAULTS['crash-all'].weight).toBe(0);
+    expect(FAULTS['crash-peer'].weight).toBe(0);
   });
 });
 
@@ -712,6 +790,11 @@ describe('npm run chaos', () => {
       expect(json.faultCount).toBeGreaterThan(0);
       // The calm phase begins with a crash stop: every run recovers from one.
       expect((json.faults['crash-last'] ?? 0) + (json.faults['crash-all'] ?? 0)).toBeGreaterThan(0);
+      // And with a crash of one member while the others run: their peer check recovers its workflows.
+      expect(json.faults['crash-peer']).toBe(1);
+      expect(json.checks.map((c) => c.name)).toContain(
+        'after a crash-peer, the survivors recover what the dead member drove, and only that',
+      );
       expect(json.pids.length).toBeGreaterThanOrEqual(3);
       expect(json.pids.filter(alive)).toEqual([]);
       if (json.created.pgSchema !== null) {

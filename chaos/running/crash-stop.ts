@@ -164,7 +164,22 @@ export async function crashPeer(ctx: CrashStopContext, label: string, signal: Ab
   if (cluster.live().length < 2) await ctx.startAll('the members before the crash-peer');
   const live = cluster.live();
   if (live.length < 2 || signal.aborted) return;
-  const victim = live[Math.floor(r() * live.length)] as MemberProcess;
+  // Mid-run: the members drive workflows, steps in flight. The victim is one that holds some (else the
+  // crash strands nothing and proves nothing), drawn among those that hold the most.
+  await sleep(TIMINGS.stepMs * (2 + 2 * r()), signal);
+  let victim: MemberProcess | undefined;
+  for (let tries = 0; victim === undefined && tries < 30 && !signal.aborted; tries++) {
+    const held = new Map<string, number>();
+    for (const w of await ctx.db.held()) {
+      const who = ownerWorker(w.owner) ?? '';
+      held.set(who, (held.get(who) ?? 0) + 1);
+    }
+    const most = Math.max(0, ...live.map((m) => held.get(m.memberId) ?? 0));
+    const candidates = live.filter((m) => m.alive && most > 0 && held.get(m.memberId) === most);
+    victim = candidates[Math.floor(r() * candidates.length)];
+    if (victim === undefined) await sleep(100, signal);
+  }
+  victim ??= live[Math.floor(r() * live.length)] as MemberProcess;
   const survivors = live.filter((m) => m !== victim);
   faults.begin(
     'crash-peer',
@@ -172,8 +187,6 @@ export async function crashPeer(ctx: CrashStopContext, label: string, signal: Ab
     0,
     `${victim.memberId} killed while ${survivors.length} run on`,
   );
-  // Mid-run: it drives workflows, steps in flight.
-  await sleep(TIMINGS.stepMs * (2 + 2 * r()), signal);
   faults.signal(victim, 'SIGKILL');
   await victim.exited;
   const killedAt = clock();

@@ -242,6 +242,7 @@ export function checkPeerRecovered(
     problems,
     `${dead} held ${stranded.length} (${ids(held)}); ${by}'s peer check evicted it ${after} after the kill ` +
       `(reason peer-crash, dead ${first?.r.deadMembers.join(', ') ?? '?'}) and handed back exactly those: ` +
-      `${ids(handedBack.keys())}; no workflow a live worker drove was touched`,
+      `${ids(handedBack.keys())}; no workflow a live worker drove was touched. The steps it had in flight at ` +
+      'the kill never committed: they ran again on a live worker (a step body at least once, its record exactly once)',
   );
 }
