@@ -11,7 +11,7 @@ import type {
 import { ClosedError, CoordinatorUnavailableError, LockTimeoutError } from '../../errors.js';
 import { checkAcquire, checkJoin, checkMembers } from '../../internal/coordinator-args.js';
 import { safetyMarginOf } from '../../internal/keep-alive.js';
-import { anySignal, bounded, delay, now, randomId } from '../../internal/time.js';
+import { anySignal, delay, now, randomId } from '../../internal/time.js';
 import { checkPositive, invalid } from '../../validate.js';
 import type { HoldContext } from './hold.js';
 import { redisLease, releaseCleanup } from './lease.js';
@@ -119,8 +119,9 @@ export class RedisCoordinator implements Coordinator {
       let reply: unknown;
       this.#pending.add(undo);
       try {
-        const sent = this.#session.eval(ACQUIRE, [keys.owner, keys.fence], [lock.owner, ttlMs]);
-        reply = await bounded(sent, tryUntil - now(), () => TIMED_OUT, cancel);
+        // The coordinator's close() fails it through the session; the caller's signal, here.
+        const command = [ACQUIRE, [keys.owner, keys.fence], [lock.owner, ttlMs]] as const;
+        reply = await this.#session.send(command, tryUntil, () => TIMED_OUT, signal);
       } catch (error) {
         // The script may have run, or may still run: the owner-checked delete queued behind it undoes it.
         this.#session.cleanup(undo);
@@ -221,7 +222,9 @@ export class RedisCoordinator implements Coordinator {
 
   async #close(): Promise<void> {
     try {
-      this.#closing.abort(new ClosedError('The RedisCoordinator was closed'));
+      const closed = new ClosedError('The RedisCoordinator was closed');
+      this.#closing.abort(closed);
+      this.#session.failWaiting(closed);
       for (const hold of [...this.#context.holds]) hold.lost('the coordinator was closed');
       for (const undo of this.#pending) this.#session.cleanup(undo);
       this.#pending.clear();

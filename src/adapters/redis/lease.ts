@@ -1,6 +1,6 @@
 import type { Lease } from '../../coordinator.js';
 import { LockLostError } from '../../errors.js';
-import { bounded, now } from '../../internal/time.js';
+import { now } from '../../internal/time.js';
 import { type HoldContext, RedisHold } from './hold.js';
 import { type LockKeys, RELEASE, RENEW } from './scripts.js';
 import { type Cleanup, debug, describeError } from './session.js';
@@ -46,7 +46,7 @@ export function redisLease(ctx: HoldContext, lock: LockTry, token: bigint, sentA
     const { session } = ctx;
     try {
       const timeout = (): Error => new Error(`no answer within ${session.timeoutMs} ms`);
-      await bounded(session.eval(...cleanup.command), session.timeoutMs, timeout, signal);
+      await session.send(cleanup.command, now() + session.timeoutMs, timeout, signal);
       debug('%s released', hold.label);
     } catch (error) {
       if (signal?.aborted) throw givenUp(signal);

@@ -43,6 +43,9 @@ const CONNECTION: RedisOptions = Object.freeze({
   monitor: false,
 });
 
+/** A command waiting for its answer until `deadline` (`now()` clock); `fail` settles it otherwise. */
+type Waiting = { readonly deadline: number; readonly fail: (reason?: unknown) => void };
+
 /** A script, its keys and its arguments. @internal */
 export type Command = readonly [script: string, keys: readonly string[], args: readonly (string | number)[]];
 /** A reply, when its command was sent (`now()` clock) and on which connection `epoch`. @internal */
@@ -82,6 +85,10 @@ export class RedisSession {
   #creating: Promise<Redis> | undefined;
   /** The scripts the server has cached, as far as this connection knows: sent with `EVALSHA`. */
   readonly #cached = new Set<string>();
+  /** The commands of {@link RedisSession.send} waiting for their answer, watched by one timer. */
+  readonly #waiting = new Set<Waiting>();
+  #watchTimer: NodeJS.Timeout | undefined;
+  #watchAt = Infinity;
   #epoch = 0;
   #lastError: unknown;
   #closed = false;
@@ -163,6 +170,74 @@ export class RedisSession {
   }
 
   /**
+   * Runs a script (see {@link RedisSession.eval}) and settles with its answer; or rejects with
+   * `onTimeout()` at `deadline` (`now()` clock), with `signal.reason` as soon as it aborts, or with the
+   * reason given to {@link RedisSession.failWaiting}. One timer watches the deadlines of every command
+   * in flight, armed again only for an earlier one: a lock's acquire and release create no timer of
+   * their own (a timer and an abort listener per command were a good part of a lease's cost).
+   */
+  send(command: Command, deadline: number, onTimeout: () => unknown, signal?: AbortSignal): Promise<unknown> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const sent = this.eval(...command);
+    return new Promise((resolve, reject) => {
+      const settle = (): void => {
+        this.#waiting.delete(waiting);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const waiting: Waiting = {
+        deadline,
+        fail: (reason = onTimeout()) => {
+          settle();
+          reject(reason);
+        },
+      };
+      const onAbort = (): void => waiting.fail(signal?.reason);
+      this.#waiting.add(waiting);
+      this.#watch(deadline);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      sent.then(
+        (reply) => {
+          settle();
+          resolve(reply);
+        },
+        (error: unknown) => {
+          settle();
+          reject(error);
+        },
+      );
+    });
+  }
+
+  /** Rejects every command of {@link RedisSession.send} still waiting, with `reason` (on `close()`). */
+  failWaiting(reason: unknown): void {
+    for (const waiting of [...this.#waiting]) waiting.fail(reason);
+  }
+
+  /**
+   * Fires at the earliest deadline. Unref'd: it outlives the commands it watched (no clearing on every
+   * answer), and a caller waiting on a command is kept alive by the connection's socket.
+   */
+  #watch(deadline: number): void {
+    if (deadline >= this.#watchAt) return;
+    clearTimeout(this.#watchTimer);
+    this.#watchAt = deadline;
+    this.#watchTimer = setTimeout(() => this.#expire(), Math.max(0, deadline - now()));
+    this.#watchTimer.unref();
+  }
+
+  #expire(): void {
+    this.#watchTimer = undefined;
+    this.#watchAt = Infinity;
+    const at = now();
+    let next = Infinity;
+    for (const waiting of [...this.#waiting]) {
+      if (waiting.deadline <= at) waiting.fail();
+      else next = Math.min(next, waiting.deadline);
+    }
+    if (next < Infinity) this.#watch(next);
+  }
+
+  /**
    * Waits for the connection and runs one script, all within `timeoutMs`. Rejects with `signal.reason`,
    * `ClosedError`, or `CoordinatorUnavailableError` naming `what` failed.
    */
@@ -174,7 +249,7 @@ export class RedisSession {
     try {
       const timeout = (): Error =>
         new CoordinatorUnavailableError(`Redis did not answer (${what}) within ${this.timeoutMs} ms`);
-      const send = (): Promise<unknown> => bounded(this.eval(...command), deadline - now(), timeout, signal);
+      const send = (): Promise<unknown> => this.send(command, deadline, timeout, signal);
       // NOSCRIPT: the script did not run, and no undo can be queued behind it yet: send it whole.
       const reply = await send().catch((error: unknown) => {
         if (isNoScript(error)) return send();
@@ -201,6 +276,7 @@ export class RedisSession {
   async close(boundMs: number): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    clearTimeout(this.#watchTimer);
     if (this.#orphans.length > 0)
       debug('dropping %d clean-ups: they expire with their TTL', this.#orphans.length);
     this.#orphans = [];
