@@ -236,6 +236,21 @@ describe('RedisCoordinator', () => {
       );
     });
 
+    it('times a script out at its own deadline, though sent after one with a later deadline', async () => {
+      const { coordinator, proxy } = await proxied({ commandTimeoutMs: 5000 });
+      const lease = await coordinator.acquire(`lock-${randomId()}`, { ttlMs: 60_000, timeoutMs: 1000 });
+      proxy.blackhole();
+      const releasing = lease.release(); // may wait up to commandTimeoutMs
+      const started = now();
+      const error = await rejectionOf(
+        coordinator.acquire(`lock-${randomId()}`, { ttlMs: 60_000, timeoutMs: 600 }),
+      );
+      expect(error).toBeInstanceOf(CoordinatorUnavailableError);
+      expect(now() - started).toBeLessThan(1500);
+      proxy.pass();
+      await releasing;
+    });
+
     it('rejects with CoordinatorUnavailableError within about timeoutMs when Redis is unreachable', async () => {
       const { coordinator, proxy } = await proxied();
       await coordinator.members('warm-up');
