@@ -42,6 +42,14 @@ export interface PeerCheckHost {
   report(report: RecoveryReport): void;
 }
 
+/** What a round found: the record's generation, the crashed peers, and every member id it handed back. */
+interface RoundState {
+  generation: number | undefined;
+  dead: GenerationMember[];
+  /** The crashed peers' ids and those a failed round left to retry (evicted already). */
+  ids: string[];
+}
+
 const keyOf = (m: GenerationMember): string => `${m.memberId}\n${m.incarnation}`;
 
 /** Runs a round every `peerCheckIntervalMs`, each after the last one ended, until `stop()`. */
@@ -53,6 +61,8 @@ export class PeerCheck {
   #round: Promise<void> | undefined;
   /** Peers handed back only in part (a failed round): their ids are retried, unless a live member takes the id. */
   #orphans: string[] = [];
+  /** Of the orphans' workflows, those a recovery hook already took (they stay running until re-driven). */
+  readonly #handed = new Set<string>();
   /** Recovered workflows the host was still pausing, with when to give up unparking them. */
   readonly #pausing = new Map<string, number>();
   /** With the `report` policy nothing is evicted: each dead incarnation is reported once. */
@@ -93,7 +103,7 @@ export class PeerCheck {
   async #run(): Promise<void> {
     const startedAt = now();
     const counts: HandBackCounts = { found: 0, recovered: 0, failed: 0, skipped: 0, pausing: [] };
-    const state = { generation: undefined as number | undefined, dead: [] as GenerationMember[] };
+    const state: RoundState = { generation: undefined, dead: [], ids: [] };
     const errors: unknown[] = [];
     try {
       await this.#check(counts, state);
@@ -104,8 +114,9 @@ export class PeerCheck {
     }
     for (const id of counts.pausing) this.#pausing.set(id, now() + this.#host.options.resumeTimeoutMs);
     const failed = errors.length > 0;
-    // Reported when it found a crash, and on the first failure after a success (not once per interval).
-    if (state.dead.length === 0 && (!failed || this.#failing)) {
+    // Reported when it found a crash or finished what a failed round left, and on the first failure
+    // after a success (not once per interval).
+    if (state.ids.length === 0 && state.dead.length === 0 && (!failed || this.#failing)) {
       this.#failing = failed;
       return;
     }
@@ -114,7 +125,7 @@ export class PeerCheck {
       policy: policyOf(this.#host.options.recovery),
       reason: 'peer-crash' as const,
       generation: state.generation,
-      deadMembers: Object.freeze(state.dead.map((m) => m.memberId)),
+      deadMembers: Object.freeze(state.ids.length > 0 ? state.ids : state.dead.map((m) => m.memberId)),
       found: counts.found,
       recovered: counts.recovered,
       failed: counts.failed,
@@ -130,10 +141,7 @@ export class PeerCheck {
     }
   }
 
-  async #check(
-    counts: HandBackCounts,
-    state: { generation: number | undefined; dead: GenerationMember[] },
-  ): Promise<void> {
+  async #check(counts: HandBackCounts, state: RoundState): Promise<void> {
     const { options, coordinator, store } = this.#host;
     const { group, memberId } = options;
     const membership = this.#host.membership();
@@ -209,8 +217,17 @@ export class PeerCheck {
       const orphans = this.#orphans.filter((id) => !live.some((l) => l.memberId === id));
       const ids = [...new Set([...dead.map((m) => m.memberId), ...orphans])];
       this.#orphans = ids;
-      await handBackOwned({ store, options, fence, generation: record.generation, step }, ids, counts);
+      if (orphans.length === 0) this.#handed.clear();
+      state.ids = ids;
+      const members = () => step('listing members', (s) => coordinator.members(group, { signal: s }));
+      await handBackOwned(
+        { store, options, fence, generation: record.generation, step, members },
+        ids,
+        counts,
+        this.#handed,
+      );
       this.#orphans = [];
+      this.#handed.clear();
       await this.#unparkPausing(fence, step);
     } finally {
       await call((s) => lease.release({ signal: s }), {

@@ -9,7 +9,7 @@
  * @internal
  */
 import createDebug from 'debug';
-import type { Coordinator, Membership } from './coordinator.js';
+import type { Coordinator, MemberInfo, Membership } from './coordinator.js';
 import { DrainTimeoutError } from './errors.js';
 import { call, leaseLostReason, lost, remaining, timedAcquire } from './internal/calls.js';
 import { now } from './internal/time.js';
@@ -73,27 +73,47 @@ export async function handBackOwned(
     readonly fence: Fence;
     readonly generation: number;
     readonly step: RecoveryStep;
+    /**
+     * The members alive now. Asked again before every page after the first: a member restarted under a
+     * dead id whose start gate gave up on the busy lock drives what that id owns from then on, so the id
+     * is dropped (its own gate, or a later check, recovers the rest).
+     */
+    readonly members?: () => Promise<readonly MemberInfo[]>;
   },
   memberIds: readonly string[],
   counts: HandBackCounts,
+  /**
+   * The ids a hook already took in an earlier, failed attempt at the same dead members (they stay running,
+   * owned by the dead id, until the host re-drives them): skipped, and the ones the hook takes now added.
+   */
+  handed?: Set<string>,
 ): Promise<void> {
   const { store, options, fence, step } = ctx;
   const { recovery, maxRecoveries } = options;
   const policy = policyOf(recovery);
   const mode = policy === 'hook' ? 'count' : 'park';
-  if (memberIds.length === 0) return;
+  let owners = memberIds;
+  if (owners.length === 0) return;
   let cursor: string | undefined;
   do {
+    if (cursor !== undefined && ctx.members !== undefined) {
+      const live = await ctx.members();
+      const self = (l: MemberInfo) => l.memberId === fence.memberId && l.incarnation === fence.incarnation;
+      owners = owners.filter((id) => !live.some((l) => l.memberId === id && !self(l)));
+      if (owners.length === 0) return;
+    }
+    const ids = owners;
     const page = await step('listing owned workflows', (s) =>
-      store.listOwned(memberIds, { limit: options.batchSize, cursor, signal: s }),
+      store.listOwned(ids, { limit: options.batchSize, cursor, signal: s }),
     );
-    counts.found += page.items.length;
-    if (page.items.length > 0 && policy !== 'report') {
+    const items = handed === undefined ? page.items : page.items.filter((id) => !handed.has(id));
+    counts.found += items.length;
+    if (items.length > 0 && policy !== 'report') {
       const results = await step('recovering', (s) =>
-        store.recover(page.items, fence, { mode, maxRecoveries, signal: s }),
+        store.recover(items, fence, { mode, maxRecoveries, signal: s }),
       );
       const paused: string[] = [];
-      const handed: string[] = [];
+      const hooked: string[] = [];
       for (const r of results) {
         if (r.outcome === 'skipped') counts.skipped++;
         else if (r.outcome === 'failed') counts.failed++;
@@ -101,7 +121,7 @@ export async function handBackOwned(
           counts.recovered++;
           if (r.outcome === 'paused') paused.push(r.id);
           else if (r.outcome === 'pausing') counts.pausing.push(r.id);
-          else handed.push(r.id);
+          else hooked.push(r.id);
         }
       }
       // Exactly the ones this call parked: a workflow parked otherwise is not touched here. Counted as
@@ -111,10 +131,11 @@ export async function handBackOwned(
         await step('unparking', (s) => store.unpark(paused, fence, { signal: s }));
         counts.pausing.splice(counts.pausing.length - paused.length, paused.length);
       }
-      if (handed.length > 0 && typeof recovery === 'function') {
+      if (hooked.length > 0 && typeof recovery === 'function') {
         await step('running the recovery hook', (s) =>
-          recovery(handed, { signal: s, generation: ctx.generation }),
+          recovery(hooked, { signal: s, generation: ctx.generation }),
         );
+        for (const id of hooked) handed?.add(id);
       }
     }
     cursor = page.cursor;
@@ -222,7 +243,8 @@ export async function recoverAtStart(ctx: GateContext): Promise<RecoveryReport> 
                 owners.evictMembers(group, dead, fence, { signal: s }),
               );
             const ids = dead.map((m) => m.memberId);
-            const ctx = { store: owners, options, fence, generation: record.generation, step };
+            const members = () => step('listing members', (s) => coordinator.members(group, { signal: s }));
+            const ctx = { store: owners, options, fence, generation: record.generation, step, members };
             await handBackOwned(ctx, ids, counts);
           }
         }

@@ -1,0 +1,223 @@
+/**
+ * An attacker's review of the peer check (docs/protocol.md, "A peer crashes while the group runs"): a failed
+ * round retried after a hook already took part of the dead peer's workflows, a retry round's report, a
+ * shutdown that begins while a round holds the lock and waits on a store that never answers. On the memory
+ * adapters with fake timers.
+ */
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import {
+  DrainController,
+  type DrainControllerOptions,
+  type RecoveryMessage,
+  type RecoveryReport,
+  type StoreWarning,
+  subscribe,
+} from '../src/index.js';
+import { MemoryBackend, MemoryCoordinator, MemoryWorkflowStore } from '../src/adapters/memory/index.js';
+import { FaultyCoordinator } from '../src/testing/index.js';
+import { fakeTimers } from './support/drain.js';
+
+const TTL = 1_000;
+const GROUP = 'engines';
+
+interface Member {
+  readonly drain: DrainController;
+  readonly coordinator: FaultyCoordinator;
+  readonly warnings: StoreWarning[];
+  readonly recoveries: RecoveryReport[];
+}
+
+const cleanup: (() => Promise<unknown>)[] = [];
+beforeEach(() => fakeTimers());
+afterEach(async () => {
+  vi.useRealTimers();
+  await Promise.all(cleanup.splice(0).map((f) => f()));
+});
+
+function cluster(storeOptions: { owners?: boolean; pauseDelayMs?: number } = { owners: true }) {
+  const backend = new MemoryBackend();
+  const store = new MemoryWorkflowStore(storeOptions);
+  let n = 0;
+  const member = (options: DrainControllerOptions = {}): Member => {
+    const coordinator = new FaultyCoordinator(new MemoryCoordinator({ backend }));
+    const drain = new DrainController({
+      group: GROUP,
+      memberId: `m${++n}`,
+      memberTtlMs: TTL,
+      shutdownTimeoutMs: 5_000,
+      resumeIntervalMs: 20,
+      store,
+      ...options,
+      coordinator,
+    });
+    const warnings: StoreWarning[] = [];
+    const recoveries: RecoveryReport[] = [];
+    drain.on('warning', (w) => warnings.push(w));
+    drain.on('recovery', (r) => recoveries.push(r));
+    cleanup.push(async () => {
+      await drain.shutdown({ force: true });
+      await coordinator.close();
+    });
+    return { drain, coordinator, warnings, recoveries };
+  };
+  const running = async (options?: DrainControllerOptions): Promise<Member> => {
+    const m = member(options);
+    await m.drain.start();
+    await m.drain.whenResumed();
+    return m;
+  };
+  const registered = async () => (await store.readGeneration(GROUP)).members.map((m) => m.memberId);
+  return { backend, store, member, running, registered };
+}
+
+/**
+ * m1 drives a1, a2 (running), a-user (paused by a user) and a-done; m2 drives b1; m3 drives c1; `free`
+ * has no owner.
+ */
+function seed(store: MemoryWorkflowStore): void {
+  store.add('a1', 'running', 'm1');
+  store.add('a2', 'running', 'm1');
+  store.add('a-user', 'paused', 'm1');
+  store.add('a-done', 'succeeded', 'm1');
+  store.add('b1', 'running', 'm2');
+  store.add('c1', 'running', 'm3');
+  store.add('free', 'running');
+}
+
+const counts = (store: MemoryWorkflowStore, id: string) => ({
+  recoveries: store.recoveryCount(id),
+  parks: store.parkCount(id),
+  resumes: store.resumeCount(id),
+});
+const untouched = { recoveries: 0, parks: 0, resumes: 0 };
+const recoveredOnce = { recoveries: 1, parks: 1, resumes: 1 };
+
+/** Advances the fake clock in steps until `done()` holds (or `maxMs` passed). */
+async function until(done: () => boolean, stepMs = 50, maxMs = 30_000): Promise<void> {
+  for (let t = 0; !done() && t < maxMs; t += stepMs) await vi.advanceTimersByTimeAsync(stepMs);
+}
+
+/** Crashes a member like SIGKILL (heartbeats stop), then lets its membership expire. */
+async function crash(m: Member): Promise<void> {
+  m.coordinator.crash();
+  await vi.advanceTimersByTimeAsync(TTL + 1);
+}
+
+describe('DrainController peer recovery review: a failed round retried', () => {
+  it('with a hook, a retried round hands back only what the failed one had not: the hook never gets a workflow twice, nor is it counted twice', async () => {
+    const { store, running } = cluster();
+    seed(store);
+    const batches: (readonly string[])[] = [];
+    let failures = 1;
+    const recovery = async (ids: readonly string[]) => {
+      batches.push(ids);
+      if (ids.includes('a2') && failures-- > 0) throw new Error('the queue is down');
+    };
+    const a = await running({ recovery, batchSize: 1 });
+    const b = await running({ recovery, batchSize: 1 });
+    await crash(a);
+    await until(() => b.recoveries.length > 1);
+    await vi.advanceTimersByTimeAsync(5 * TTL);
+    expect(batches).toEqual([['a1'], ['a2'], ['a2']]);
+    expect(counts(store, 'a1')).toEqual({ recoveries: 1, parks: 0, resumes: 0 });
+    expect(counts(store, 'a2')).toEqual({ recoveries: 2, parks: 0, resumes: 0 });
+  });
+});
+
+describe('DrainController peer recovery review: reports', () => {
+  it('a round that finishes what a failed round left (the dead peer evicted already) is reported too, with what it recovered', async () => {
+    const { store, running } = cluster();
+    seed(store);
+    let failures = 1;
+    const flaky = new Proxy(store, {
+      get(target, key) {
+        const value: unknown = Reflect.get(target, key, target);
+        if (key === 'recover')
+          return (...args: Parameters<typeof store.recover>) =>
+            failures-- > 0 ? Promise.reject(new Error('recover failed')) : target.recover(...args);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const a = await running();
+    const b = await running({ store: flaky });
+    const published: RecoveryMessage[] = [];
+    const unsubscribe = subscribe('recovery', (m) => published.push(m));
+    cleanup.push(async () => unsubscribe());
+    await crash(a);
+    await until(() => store.get('a1')?.status === 'running' && counts(store, 'a1').resumes === 1);
+    await vi.advanceTimersByTimeAsync(5 * TTL);
+    expect(b.recoveries).toMatchObject([
+      { reason: 'peer-crash', deadMembers: ['m1'], recovered: 0, complete: false },
+      { reason: 'peer-crash', deadMembers: ['m1'], found: 2, recovered: 2, complete: true },
+    ]);
+    expect(published.map((m) => m.recovered)).toEqual([0, 2]);
+    for (const id of ['a1', 'a2']) expect([id, counts(store, id)]).toEqual([id, recoveredOnce]);
+  });
+});
+
+describe('DrainController peer recovery review: shutdown in the middle of a round', () => {
+  it('a round waiting on a store that never answers, holding the lock, gives up at once: the hand-off takes the lock and parks, within the budget', async () => {
+    const { store, running } = cluster();
+    seed(store);
+    let hang = true;
+    const deaf = new Proxy(store, {
+      get(target, key) {
+        const value: unknown = Reflect.get(target, key, target);
+        // never answers, and ignores its signal
+        if (key === 'listOwned' && hang) return () => new Promise(() => {});
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const a = await running();
+    const b = await running({ store: deaf, shutdownTimeoutMs: 4_000 });
+    const evict = vi.spyOn(store, 'evictMembers');
+    await crash(a);
+    await until(() => evict.mock.calls.length > 0);
+    hang = false;
+    const stopped = b.drain.shutdown();
+    let report: Awaited<typeof stopped> | undefined;
+    void stopped.then((r) => (report = r));
+    await until(() => report !== undefined, 50, 4_000);
+    expect(report).toMatchObject({ handOff: 'parked', lastMember: true, forced: false });
+    expect(report?.durationMs).toBeLessThanOrEqual(4_000);
+    expect(store.get('a1')).toMatchObject({ parked: true });
+  });
+});
+
+describe('DrainController peer recovery review: a restarted member under the dead id', () => {
+  it('a long round never hands back what a restarted member under the dead id drives (its start gate gave up on the busy lock and opened intake)', async () => {
+    const { store, running, member } = cluster();
+    store.add('a1', 'running', 'm1');
+    store.add('a2', 'running', 'm1');
+    store.add('a3', 'running', 'm1');
+    const gates: (() => void)[] = [];
+    const slow = new Proxy(store, {
+      get(target, key) {
+        const value: unknown = Reflect.get(target, key, target);
+        if (key === 'recover')
+          return (...args: Parameters<typeof store.recover>) =>
+            new Promise<void>((resolve) => gates.push(resolve)).then(() => target.recover(...args));
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const a = await running({ peerCheckIntervalMs: 60_000 });
+    const b = await running({ store: slow, batchSize: 1, peerCheckIntervalMs: TTL });
+    await crash(a);
+    await until(() => gates.length > 0);
+    // m1 restarts; its gate waits for the lock the round holds, gives up, and opens its intake
+    const again = member({ memberId: 'm1', startTimeoutMs: 500, peerCheckIntervalMs: 60_000 });
+    const starting = again.drain.start();
+    await until(() => again.drain.state === 'running', 50, 5_000);
+    await starting;
+    store.add('n1', 'running', 'm1'); // the restarted m1 drives n1
+    while (gates.length > 0 || b.recoveries.length === 0) {
+      gates.splice(0).forEach((open) => open());
+      await vi.advanceTimersByTimeAsync(50);
+    }
+    await vi.advanceTimersByTimeAsync(5 * TTL);
+    gates.splice(0).forEach((open) => open());
+    expect(counts(store, 'n1')).toEqual(untouched);
+    expect(store.get('n1')).toMatchObject({ status: 'running', parked: false });
+    expect(counts(store, 'a1')).toEqual(recoveredOnce);
+  });
+});
