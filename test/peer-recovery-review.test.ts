@@ -221,3 +221,28 @@ describe('DrainController peer recovery review: a restarted member under the dea
     expect(counts(store, 'a1')).toEqual(recoveredOnce);
   });
 });
+
+describe('DrainController peer recovery review: re-entry', () => {
+  it("a recovery listener that shuts its own controller down from inside the round's report: the shutdown settles, parks as the last member, and no round follows", async () => {
+    const { store, running } = cluster();
+    seed(store);
+    const a = await running();
+    const b = await running();
+    let stopped: ReturnType<typeof b.drain.shutdown> | undefined;
+    b.drain.on('recovery', () => {
+      stopped ??= b.drain.shutdown();
+    });
+    await crash(a);
+    await until(() => stopped !== undefined);
+    let report: Awaited<NonNullable<typeof stopped>> | undefined;
+    void stopped?.then((r) => (report = r));
+    await until(() => report !== undefined, 50, 10_000);
+    expect(report).toMatchObject({ handOff: 'parked', lastMember: true, outcome: 'clean' });
+    const spy = vi.spyOn(store, 'readGeneration');
+    await vi.advanceTimersByTimeAsync(10 * TTL);
+    expect(spy).not.toHaveBeenCalled();
+    // recovered, then parked by the last member's hand-off (whose clean end resets the recovery counts)
+    expect(store.get('a1')).toMatchObject({ parked: true });
+    expect(counts(store, 'a1').resumes).toBe(1);
+  });
+});
