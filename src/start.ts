@@ -35,6 +35,9 @@ function recoveryMessage(what: string, report: RecoveryReport): string {
   );
 }
 
+/** How many of the peer check's warnings the reports keep (the latest): a long run of blips must not grow them. */
+const KEPT_CHECK_WARNINGS = 20;
+
 /** The share of `shutdownTimeoutMs` a shutdown waits for the background resume to wind down. */
 const RESUME_WIND_DOWN_SHARE = 0.1;
 
@@ -57,6 +60,8 @@ export class Starter {
   #resumeRunning = false;
   #warnings: readonly StoreWarning[] | undefined;
   readonly #extra: StoreWarning[] = [];
+  /** The peer check's latest warnings, at most {@link KEPT_CHECK_WARNINGS}. */
+  readonly #checkWarnings: StoreWarning[] = [];
   #recovery: RecoveryReport | undefined;
   #peerCheck: PeerCheck | undefined;
 
@@ -71,7 +76,7 @@ export class Starter {
 
   /** The warnings so far: the store's diagnosis, and the start gate's. */
   get warnings(): readonly StoreWarning[] {
-    return Object.freeze([...this.#extra, ...(this.#warnings ?? [])]);
+    return Object.freeze([...this.#extra, ...this.#checkWarnings, ...(this.#warnings ?? [])]);
   }
 
   /** The background resume, once started. */
@@ -105,7 +110,10 @@ export class Starter {
         publish('recovery', () => ({ group, memberId, ...report }));
         this.#host.emit('recovery', report);
         if (report.errors.length > 0 || (report.policy === 'report' && report.found > 0) || report.failed > 0)
-          this.#warn({ code: 'recovery', message: recoveryMessage('Peer check', report) });
+          this.#warn(
+            { code: 'recovery', message: recoveryMessage('Peer check', report) },
+            this.#checkWarnings,
+          );
       },
     });
     this.#peerCheck.start();
@@ -141,9 +149,10 @@ export class Starter {
   }
 
   /** Emits a warning, or prints it through `process.emitWarning` when nobody listens; kept for the reports. */
-  #warn(warning: StoreWarning): void {
+  #warn(warning: StoreWarning, kept: StoreWarning[] = this.#extra): void {
     log('warning %s: %s', warning.code, warning.message);
-    this.#extra.push(warning);
+    kept.push(warning);
+    if (kept === this.#checkWarnings && kept.length > KEPT_CHECK_WARNINGS) kept.shift();
     if (!this.#host.emit('warning', warning))
       process.emitWarning(warning.message, { type: 'GracefulDrainWarning', code: warning.code });
   }

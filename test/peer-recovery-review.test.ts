@@ -246,3 +246,26 @@ describe('DrainController peer recovery review: re-entry', () => {
     expect(counts(store, 'a1').resumes).toBe(1);
   });
 });
+
+describe('DrainController peer recovery review: many rounds', () => {
+  it('a store that fails every other round warns once per run of failures, but the warnings kept for the reports stay bounded', async () => {
+    const { store, running } = cluster();
+    seed(store);
+    let calls = 0;
+    const flapping = new Proxy(store, {
+      get(target, key) {
+        const value: unknown = Reflect.get(target, key, target);
+        if (key === 'readGeneration')
+          return (...args: Parameters<typeof store.readGeneration>) =>
+            calls++ % 2 === 1 ? Promise.reject(new Error('a blip')) : target.readGeneration(...args);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const b = await running({ store: flapping, peerCheckIntervalMs: 100 });
+    await vi.advanceTimersByTimeAsync(100 * 400);
+    expect(b.warnings.length).toBeGreaterThan(100);
+    const report = await b.drain.shutdown();
+    expect(report.warnings.length).toBeLessThanOrEqual(20);
+    expect(report.warnings.at(-1)).toMatchObject({ code: 'recovery', message: /a blip/ });
+  });
+});
