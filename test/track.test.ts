@@ -98,7 +98,8 @@ describe('track()', () => {
     await expect(thrown).rejects.toBe(boom);
     b.resolve();
     a.reject(new Error('failed'));
-    await drain.track(() => ({ then: (ok: (v: number) => void) => ok(2) }), { label: 'thenable' });
+    const thenable = { then: (ok: (v: number) => void) => ok(2) } as unknown as PromiseLike<number>;
+    await expect(drain.track(() => thenable, { label: 'thenable' })).resolves.toBe(2);
     expect(drain.inFlight).toBe(1);
     // New tasks take the freed places, yet are listed after the one still running; a label may repeat.
     void drain.track(() => new Promise(() => {}), { label: 'd' });
