@@ -260,6 +260,7 @@ describe('npm run demo (examples/demo/main.ts)', () => {
       expect.arrayContaining([
         "a live worker recovered the dead one's workflows while the group ran",
         'no workflow recovered twice',
+        "the dead incarnation's write is rejected",
         'no step lost or run twice',
         'workflows paused by a user untouched',
       ]),

@@ -43,9 +43,18 @@ export class CrashPeerScenario extends Scenario {
   survivors: WorkerProcess[] = [];
   /** How long after the kill the peer check handed its workflows back, in ms. */
   recoveredAfterMs: number | undefined;
+  /** The killed worker's incarnation, from the group's generation record before the kill. */
+  incarnation: string | undefined;
+  /** What a write fenced with the dead incarnation got once it was evicted: the error, or the outcome. */
+  zombieWrite: { readonly rejected: boolean; readonly what: string } | undefined;
 
   override workerFlags(): Readonly<Record<string, string | number>> {
     return { engine: 'sticky', recovery: 'resume', concurrency: HELD, ownerColumn: OWNER_COLUMN, ...TIMINGS };
+  }
+
+  /** The orchestrator's store knows who drives what too: it sends the dead incarnation's write (below). */
+  override hostOptions(): { readonly ownerColumn?: string } {
+    return { ownerColumn: OWNER_COLUMN };
   }
 
   override get title(): string {
@@ -89,6 +98,8 @@ export class CrashPeerScenario extends Scenario {
     this.log(
       `SIGKILL -> ${victim.memberId} while ${this.survivors.map((w) => w.memberId).join(', ')} run on: no drain, no leave`,
     );
+    const record = await this.store.readGeneration?.(this.group);
+    this.incarnation = record?.members.find((m) => m.memberId === victim.memberId)?.incarnation;
     this.events.push({ at: this.clock(), label: `SIGKILL ${victim.memberId}` });
     victim.signal('SIGKILL');
     await victim.exited;
@@ -118,12 +129,46 @@ export class CrashPeerScenario extends Scenario {
     );
     this.log('every workflow not paused by a user has finished');
 
-    // 5. The whole cluster stops at once: the last member parks what runs (nothing is left running).
+    // 5. What the dead incarnation would write if it came back (a zombie: cut off, not dead): rejected.
+    await this.sendZombieWrite(victim.memberId);
+
+    // 6. The whole cluster stops at once: the last member parks what runs (nothing is left running).
     this.events.push({ at: this.clock(), label: 'cluster stop' });
     this.log(`SIGTERM -> ${this.survivors.map((w) => w.memberId).join(', ')} at once`);
     this.finalStop.push(...this.survivors);
     await Promise.all(this.survivors.map((w) => this.stop(w)));
     await this.stopSampling();
+  }
+
+  /**
+   * Sends, through the store, a park fenced with the dead worker's member id and evicted incarnation, as
+   * the worker would if it had only been cut off and came back: the store must reject it with
+   * `EvictedMemberError` before it writes anything.
+   */
+  async sendZombieWrite(dead: string): Promise<void> {
+    const id = this.stranded[0]?.id;
+    if (this.incarnation === undefined || id === undefined) {
+      this.zombieWrite = { rejected: false, what: 'not sent: no incarnation or nothing stranded' };
+      return;
+    }
+    try {
+      const results = await this.store.park([id], {
+        memberId: dead,
+        token: undefined,
+        incarnation: this.incarnation,
+      });
+      this.zombieWrite = { rejected: false, what: `accepted: ${JSON.stringify(results)}` };
+    } catch (error) {
+      const e = error as { name?: string; code?: string; message?: string };
+      this.zombieWrite = {
+        rejected: e.code === 'ERR_EVICTED_MEMBER',
+        what: `${e.name ?? 'Error'} (${e.code ?? 'no code'}): ${e.message ?? String(error)}`,
+      };
+    }
+    this.log(
+      `a park of ${id} fenced with ${dead}'s evicted incarnation ${this.incarnation} (as a zombie would send it): ` +
+        (this.zombieWrite.rejected ? `rejected, ${this.zombieWrite.what}` : this.zombieWrite.what),
+    );
   }
 
   /** Waits for a live worker's `recovery` event of reason `peer-crash` naming `dead`. */
@@ -159,6 +204,13 @@ export class CrashPeerScenario extends Scenario {
       checkHandOffs([], of(this.finalStop)),
       checkPeerRecovered(this.stranded, killed, of(this.survivors), this.killedAt),
       checkRecoveredOnce(summaries),
+      check(
+        "the dead incarnation's write is rejected",
+        this.zombieWrite?.rejected === true ? [] : [this.zombieWrite?.what ?? 'not sent'],
+        `a park fenced with ${this.killed?.memberId ?? '?'}'s evicted incarnation, sent after the recovery: ${
+          this.zombieWrite?.what ?? 'not sent'
+        }; nothing written`,
+      ),
       ...hostChecks(snapshot, { markedEver, parkedLeft }),
       checkCleanShutdowns(summaries, killed),
     ];
@@ -170,6 +222,8 @@ export class CrashPeerScenario extends Scenario {
         killed: this.killed?.memberId ?? null,
         stranded: this.stranded.map((w) => w.id),
         recoveredAfterMs: this.recoveredAfterMs ?? null,
+        incarnation: this.incarnation ?? null,
+        zombieWrite: this.zombieWrite ?? null,
       },
     };
   }

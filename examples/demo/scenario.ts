@@ -131,7 +131,7 @@ export class Scenario {
     this.log(
       `${o.workflows} workflows × ${o.steps} steps, ${o.workers} workers, backend ${o.backend} (${where}), seed ${o.seed}`,
     );
-    this.host = await openHost(this.config, { poolSize: 2 });
+    this.host = await openHost(this.config, { poolSize: 2, ...this.hostOptions() });
     try {
       await prepareBackend(this.config, this.host);
     } catch (error) {
@@ -223,6 +223,11 @@ export class Scenario {
   get phaseTimeoutMs(): number {
     const o = this.o;
     return 30_000 + (3 * o.workflows * o.steps * o.stepMs) / CONCURRENCY;
+  }
+
+  /** How the orchestrator's own store is built, beyond the defaults (crash-peer.ts: the owner column). */
+  hostOptions(): { readonly ownerColumn?: string } {
+    return {};
   }
 
   /** Flags every worker gets beyond the run's own (the crash scenario's engine and timings). */
