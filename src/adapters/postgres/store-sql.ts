@@ -232,30 +232,31 @@ export function storeSql(
         SELECT $4, workflow_id, $5, $6::bigint FROM paused${replace ? REPLACE_MARK : ''})
       SELECT ord FROM paused`,
     /**
-     * $1 ids, $2 store key, $3 running, $4 paused, $5 pausing. Rows: `workflow_id` and `resumed` of the
-     * mark of each id (twice for an id given twice). Clears the marks of the resumed and of those no longer
-     * paused or pausing. Every row is reached by primary key whatever the statistics say (see "Why unpark
-     * was slow" in docs/performance.md): each mark by its id, the workflows and the marks to clear from
-     * arrays the planner cannot size, the status tested `IS TRUE` (no status index serves that), the
-     * status of a mark not resumed read by id.
+     * $1 ids, $2 store key, $3 running, $4 paused [, $5 pausing]. Rows: `workflow_id` and `resumed` of each
+     * mark cleared (an id given twice once): every mark of the ids is deleted but those of workflows still
+     * `pausing` (`withPausing`: a status configured), and the workflows of the deleted marks still `paused`
+     * are resumed; a mark deleted whose workflow is not resumed had no pause left to resume (resumed or
+     * cancelled meanwhile). Two lookups per workflow (three with a pausing status), each by primary key
+     * whatever the statistics say (see "Why unpark was slow" in docs/performance.md): the marks from the ids
+     * and the workflows from the deleted marks, both from arrays the planner cannot size, the status
+     * tested `IS TRUE` (no status index serves that).
      */
-    unpark: `
-      WITH marks AS (
-        SELECT m.workflow_id FROM unnest($1::text[]) AS u (id)
-        CROSS JOIN LATERAL (
-          SELECT p.workflow_id FROM ${S}.parked p WHERE p.store_key = $2 AND p.workflow_id = u.id LIMIT 1) AS m
-        WHERE ${FENCE_OK}),
+    unpark: (withPausing: boolean) => `
+      WITH cleared AS (
+        DELETE FROM ${S}.parked p
+        WHERE ${FENCE_OK} AND p.store_key = $2
+          AND p.workflow_id = ANY(ARRAY(SELECT u.id COLLATE "C" FROM unnest($1::text[]) AS u (id)))${
+            withPausing
+              ? `
+          AND ((SELECT t.${ST} FROM ${T} t WHERE t.${ID} = ${asId('p.workflow_id')}) = $5) IS NOT TRUE`
+              : ''
+          }
+        RETURNING p.workflow_id),
       resumed AS (
         UPDATE ${T} AS t SET ${ST} = $3
-        WHERE t.${ID} = ANY(ARRAY(SELECT ${asId('m.workflow_id')} FROM marks m)) AND (t.${ST} = $4) IS TRUE
-        RETURNING t.${ID} AS id),
-      cleared AS (
-        DELETE FROM ${S}.parked p
-        WHERE p.store_key = $2 AND p.workflow_id = ANY(ARRAY(
-          SELECT m.workflow_id FROM marks m
-          WHERE ${asId('m.workflow_id')} IN (SELECT id FROM resumed)
-            OR ((SELECT t.${ST} FROM ${T} t WHERE t.${ID} = ${asId('m.workflow_id')}) IN ($4, $5)) IS NOT TRUE)))
-      SELECT m.workflow_id, ${asId('m.workflow_id')} IN (SELECT id FROM resumed) AS resumed FROM marks m`,
+        WHERE t.${ID} = ANY(ARRAY(SELECT ${asId('c.workflow_id')} FROM cleared c)) AND (t.${ST} = $4) IS TRUE
+        RETURNING t.${ID} AS id)
+      SELECT c.workflow_id, ${asId('c.workflow_id')} IN (SELECT id FROM resumed) AS resumed FROM cleared c`,
     /** $1 ids, $2 store key. Rows: `ord` of each dropped mark (ids taken to the column's text form). */
     notePaused: (byType: boolean) => `
       WITH ${input(false)},

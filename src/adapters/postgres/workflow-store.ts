@@ -207,15 +207,9 @@ export class PostgresWorkflowStore implements WorkflowStore {
     const { running, pausing, paused } = this.#o.statuses;
     const unparking = this.#o.markTrigger !== 'off';
     return this.#write('unpark()', options, ids, 'resumed', undefined, async (prepared, _, signal) => {
-      const values = [ids, prepared.storeKey, running, paused, pausing ?? null];
-      const rows = (await this.#batch(
-        prepared,
-        fence,
-        signal,
-        { unparking },
-        prepared.sql.unpark,
-        values,
-      )) as {
+      const values = [ids, prepared.storeKey, running, paused, ...(pausing === undefined ? [] : [pausing])];
+      const statement = prepared.sql.unpark(pausing !== undefined);
+      const rows = (await this.#batch(prepared, fence, signal, { unparking }, statement, values)) as {
         workflow_id: string;
         resumed: boolean;
       }[];
