@@ -105,12 +105,21 @@ export class PeerCheck {
     const counts: HandBackCounts = { found: 0, recovered: 0, failed: 0, skipped: 0, pausing: [] };
     const state: RoundState = { generation: undefined, dead: [], ids: [] };
     const errors: unknown[] = [];
+    // A signal of this round's own, aborted with the check's: every call's signal is made from it, never
+    // from the long-lived one, which would keep a reference per call for good (Node.js 20 never drops a
+    // dependant of `AbortSignal.any()` that nobody listened to).
+    const round = new AbortController();
+    const forward = (): void => round.abort(this.#signal.reason);
+    if (this.#signal.aborted) return;
+    this.#signal.addEventListener('abort', forward, { once: true });
     try {
-      await this.#check(counts, state);
+      await this.#check(counts, state, round.signal);
     } catch (error) {
       if (this.#signal.aborted) return;
       errors.push(error);
       log('peer check failed: %O', error);
+    } finally {
+      this.#signal.removeEventListener('abort', forward);
     }
     for (const id of counts.pausing) this.#pausing.set(id, now() + this.#host.options.resumeTimeoutMs);
     const failed = errors.length > 0;
@@ -141,13 +150,12 @@ export class PeerCheck {
     }
   }
 
-  async #check(counts: HandBackCounts, state: RoundState): Promise<void> {
+  async #check(counts: HandBackCounts, state: RoundState, signal: AbortSignal): Promise<void> {
     const { options, coordinator, store } = this.#host;
     const { group, memberId } = options;
     const membership = this.#host.membership();
     // Not a member (lost, re-joining): it cannot tell who is alive.
     if (membership === undefined || membership.signal.aborted) return;
-    const signal = this.#signal;
     const end = now() + options.resumeTimeoutMs;
     const bound = (what: string) => ({
       end,

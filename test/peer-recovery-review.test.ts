@@ -269,3 +269,41 @@ describe('DrainController peer recovery review: many rounds', () => {
     expect(report.warnings.at(-1)).toMatchObject({ code: 'recovery', message: /a blip/ });
   });
 });
+
+describe('DrainController peer recovery review: memory across rounds', () => {
+  /** The signals an `AbortSignal.any()` result was made from, and how many results each one feeds (Node.js internals). */
+  const symbol = (of: object, name: string) =>
+    Object.getOwnPropertySymbols(of).find((s) => s.description === name) as symbol;
+  const sources = (signal: AbortSignal): AbortSignal[] => {
+    const refs = (signal as unknown as Record<symbol, Set<WeakRef<AbortSignal>>>)[
+      symbol(signal, 'kSourceSignals')
+    ];
+    return [...refs].map((r) => r.deref()).filter((s): s is AbortSignal => s !== undefined);
+  };
+  const dependants = (signal: AbortSignal): number =>
+    (signal as unknown as Record<symbol, Set<unknown> | undefined>)[symbol(signal, 'kDependantSignals')]
+      ?.size ?? 0;
+
+  it("no long-lived signal gains a dependant per round: each round's calls are signalled from a signal of its own", async () => {
+    const { store, running } = cluster();
+    let last: AbortSignal | undefined;
+    const watched = new Proxy(store, {
+      get(target, key) {
+        const value: unknown = Reflect.get(target, key, target);
+        if (key === 'readGeneration')
+          return (...args: Parameters<typeof store.readGeneration>) => {
+            last = args[1]?.signal;
+            return target.readGeneration(...args);
+          };
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    await running();
+    await running({ store: watched, peerCheckIntervalMs: 10 });
+    await vi.advanceTimersByTimeAsync(10 * 1_000);
+    expect(last).toBeDefined();
+    const fed = sources(last as AbortSignal).map(dependants);
+    expect(fed.length).toBeGreaterThan(0);
+    expect(Math.max(...fed)).toBeLessThan(50);
+  });
+});
