@@ -278,7 +278,7 @@ describe('DrainController peer recovery review: memory across rounds', () => {
     const refs = (signal as unknown as Record<symbol, Set<WeakRef<AbortSignal>>>)[
       symbol(signal, 'kSourceSignals')
     ];
-    return [...refs].map((r) => r.deref()).filter((s): s is AbortSignal => s !== undefined);
+    return [...(refs ?? [])].map((r) => r.deref()).filter((s): s is AbortSignal => s !== undefined);
   };
   const dependants = (signal: AbortSignal): number =>
     (signal as unknown as Record<symbol, Set<unknown> | undefined>)[symbol(signal, 'kDependantSignals')]
