@@ -107,7 +107,7 @@ export class PeerCheck {
     const errors: unknown[] = [];
     // A signal of this round's own, aborted with the check's: every call's signal is made from it, never
     // from the long-lived one, which would keep a reference per call for good (Node.js 20 never drops a
-    // dependant of `AbortSignal.any()` that nobody listened to).
+    // dependant of `AbortSignal.any()` that nobody listened to: nodejs/node#55351).
     const round = new AbortController();
     const forward = (): void => round.abort(this.#signal.reason);
     if (this.#signal.aborted) return;
