@@ -307,3 +307,21 @@ describe('DrainController peer recovery review: memory across rounds', () => {
     expect(Math.max(...fed)).toBeLessThan(50);
   });
 });
+
+describe('DrainController peer recovery review: a user in the middle of a recovery', () => {
+  it('a user pauses a recovered workflow the host was still pausing: the later rounds never resume it', async () => {
+    const { store, running } = cluster({ owners: true, pauseDelayMs: 300 });
+    seed(store);
+    const a = await running();
+    const b = await running();
+    await crash(a);
+    await until(() => b.recoveries.length > 0);
+    expect(store.get('a1')).toMatchObject({ status: 'pausing', parked: true });
+    store.userPause('a1');
+    await until(() => store.get('a2')?.status === 'running');
+    await vi.advanceTimersByTimeAsync(70 * TTL);
+    expect(store.get('a1')).toMatchObject({ status: 'paused', parked: false });
+    expect(counts(store, 'a1')).toEqual({ recoveries: 1, parks: 1, resumes: 0 });
+    expect(counts(store, 'a2')).toEqual(recoveredOnce);
+  });
+});
