@@ -7,7 +7,7 @@
 import type { AcquireOptions, Coordinator, Lease } from '../coordinator.js';
 import { EvictedMemberError, LockLostError, LockTimeoutError, StaleTokenError } from '../errors.js';
 import { publish } from '../metrics.js';
-import { anySignal, bounded, delay, now } from './time.js';
+import { bounded, delay, linkSignals, now } from './time.js';
 
 /** Milliseconds left until `end` (monotonic), never negative. */
 export function remaining(end: number): number {
@@ -30,7 +30,8 @@ export async function call<T>(run: (signal: AbortSignal) => Promise<T>, options:
   const { end, onTimeout, stop, cancel } = options;
   stop?.throwIfAborted();
   const giveUp = new AbortController();
-  const signal = anySignal(stop, cancel, giveUp.signal);
+  const link = linkSignals(stop, cancel, giveUp.signal);
+  const { signal } = link;
   const running = Promise.resolve().then(() => run(signal));
   const timedOut = (): unknown => {
     const error = onTimeout();
@@ -42,6 +43,9 @@ export async function call<T>(run: (signal: AbortSignal) => Promise<T>, options:
   } catch (error) {
     if (!signal.aborted) giveUp.abort(error);
     throw error;
+  } finally {
+    // The call may still run (the caller gave up on it): its signal has aborted then, and stays so.
+    link.dispose();
   }
 }
 

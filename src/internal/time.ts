@@ -73,11 +73,36 @@ export function bounded<T>(
   });
 }
 
-/** An `AbortSignal` that aborts when any of `signals` does (skipping undefined ones). */
-export function anySignal(...signals: (AbortSignal | undefined)[]): AbortSignal {
+/** An `AbortSignal` that follows others until `dispose()`. */
+export interface LinkedSignal {
+  readonly signal: AbortSignal;
+  /** Stops following: call it when the operation the signal was made for has ended. */
+  dispose(): void;
+}
+
+const noop = (): void => {};
+
+/**
+ * An `AbortSignal` that aborts when any of `signals` does (skipping undefined ones), until disposed.
+ * Unlike `AbortSignal.any()`, it leaves nothing behind in a long-lived source once disposed: Node.js keeps
+ * every signal made by `AbortSignal.any()` in its sources' dependants (about 57 bytes a call on Node.js 20,
+ * 6 on Node.js 24, for good: nodejs/node#55351).
+ */
+export function linkSignals(...signals: (AbortSignal | undefined)[]): LinkedSignal {
   const present = signals.filter((s): s is AbortSignal => s !== undefined);
-  if (present.length === 1) return present[0] as AbortSignal;
-  return AbortSignal.any(present);
+  if (present.length === 1) return { signal: present[0] as AbortSignal, dispose: noop };
+  const aborted = present.find((s) => s.aborted);
+  if (aborted !== undefined) return { signal: AbortSignal.abort(aborted.reason), dispose: noop };
+  const controller = new AbortController();
+  const listeners = present.map((source) => () => {
+    dispose();
+    controller.abort(source.reason);
+  });
+  const dispose = (): void => {
+    present.forEach((source, i) => source.removeEventListener('abort', listeners[i] as () => void));
+  };
+  present.forEach((source, i) => source.addEventListener('abort', listeners[i] as () => void));
+  return { signal: controller.signal, dispose };
 }
 
 /** A random id, for member ids, incarnations and owner keys. */

@@ -17,7 +17,7 @@ import {
 import { abortable } from '../../internal/abortable.js';
 import { checkAcquire, checkJoin, checkMembers } from '../../internal/coordinator-args.js';
 import { advisoryKey } from '../../internal/sql-names.js';
-import { anySignal, bounded, delay, now, randomId } from '../../internal/time.js';
+import { bounded, delay, linkSignals, now, randomId } from '../../internal/time.js';
 import { messageOf, type PgSessionClient } from './driver.js';
 import { pgLease } from './lease.js';
 import { type MemberItem, pgMembership } from './membership.js';
@@ -89,21 +89,26 @@ export class PostgresCoordinator implements Coordinator {
   async acquire(name: string, options: AcquireOptions): Promise<Lease> {
     this.#assertOpen();
     const { ttlMs, timeoutMs, signal } = checkAcquire(name, options);
-    const wait = anySignal(signal, this.#closing.signal);
-    const deadline = now() + timeoutMs;
-    for (let pause = FIRST_POLL_MS; ; pause = Math.min(pause * 2, this.#o.pollIntervalMs)) {
-      // Not while this instance holds or tries the lock: the session would grant it twice.
-      if (!this.#locks.has(name)) {
-        this.#locks.set(name, 'pending');
-        const lease = await orGiveBack(this.#attempt(name, ttlMs), wait, (got) => got?.release());
-        if (lease !== undefined) return lease;
+    const link = linkSignals(signal, this.#closing.signal);
+    const wait = link.signal;
+    try {
+      const deadline = now() + timeoutMs;
+      for (let pause = FIRST_POLL_MS; ; pause = Math.min(pause * 2, this.#o.pollIntervalMs)) {
+        // Not while this instance holds or tries the lock: the session would grant it twice.
+        if (!this.#locks.has(name)) {
+          this.#locks.set(name, 'pending');
+          const lease = await orGiveBack(this.#attempt(name, ttlMs), wait, (got) => got?.release());
+          if (lease !== undefined) return lease;
+        }
+        const remaining = deadline - now();
+        if (remaining <= 0) {
+          throw new LockTimeoutError(`The lock "${name}" could not be acquired within ${timeoutMs} ms`);
+        }
+        // Jitter spreads the retries of processes that all started waiting at once.
+        await delay(Math.min(pause * (0.5 + Math.random() / 2), remaining), wait);
       }
-      const remaining = deadline - now();
-      if (remaining <= 0) {
-        throw new LockTimeoutError(`The lock "${name}" could not be acquired within ${timeoutMs} ms`);
-      }
-      // Jitter spreads the retries of processes that all started waiting at once.
-      await delay(Math.min(pause * (0.5 + Math.random() / 2), remaining), wait);
+    } finally {
+      link.dispose();
     }
   }
 
@@ -148,8 +153,13 @@ export class PostgresCoordinator implements Coordinator {
   async join(group: string, memberId: string, options: JoinOptions): Promise<Membership> {
     this.#assertOpen();
     const { ttlMs, signal } = checkJoin(group, memberId, options);
-    const wait = anySignal(signal, this.#closing.signal);
-    return orGiveBack(this.#join(group, memberId, ttlMs), wait, (membership) => membership.leave());
+    const link = linkSignals(signal, this.#closing.signal);
+    const wait = link.signal;
+    try {
+      return await orGiveBack(this.#join(group, memberId, ttlMs), wait, (membership) => membership.leave());
+    } finally {
+      link.dispose();
+    }
   }
 
   async #join(group: string, memberId: string, ttlMs: number): Promise<Membership> {
@@ -196,32 +206,37 @@ export class PostgresCoordinator implements Coordinator {
   async members(group: string, options?: CoordinatorCallOptions): Promise<readonly MemberInfo[]> {
     this.#assertOpen();
     const signal = checkMembers(group, options);
-    const wait = anySignal(signal, this.#closing.signal);
-    const s = this.#o.schemaSql;
+    const link = linkSignals(signal, this.#closing.signal);
+    const wait = link.signal;
     try {
-      const session = await abortable(this.#sessionNow(), wait);
-      // A row counts while its backend holds the member's advisory lock; the others belong to dead
-      // sessions and are deleted on the way. pg_locks is read once, in one snapshot.
-      const sql = `WITH held AS MATERIALIZED (
-          SELECT l.pid, (l.classid::bigint << 32) | l.objid::bigint AS key FROM pg_locks l
-          WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted
-            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())),
-        listed AS MATERIALIZED (
-          SELECT m.member_id, m.incarnation, m.ttl_ms,
-            EXISTS (SELECT 1 FROM held h WHERE h.key = m.lock_key AND h.pid = m.backend_pid) AS alive
-          FROM ${s}.members m WHERE m.group_name = $1),
-        dead AS (DELETE FROM ${s}.members d USING listed
-          WHERE NOT listed.alive AND d.group_name = $1 AND d.incarnation = listed.incarnation)
-        SELECT member_id, incarnation, ttl_ms::float8 AS ttl_ms FROM listed WHERE alive ORDER BY member_id`;
-      const { rows } = await abortable(session.query(sql, [group]), wait);
-      return (rows as { member_id: string; incarnation: string; ttl_ms: number }[]).map((row) => ({
-        memberId: row.member_id,
-        incarnation: row.incarnation,
-        ttlMs: row.ttl_ms,
-      }));
-    } catch (error) {
-      if (signal?.aborted === true && error === signal.reason) throw error;
-      throw unavailable(error, `listing group "${group}"`);
+      const s = this.#o.schemaSql;
+      try {
+        const session = await abortable(this.#sessionNow(), wait);
+        // A row counts while its backend holds the member's advisory lock; the others belong to dead
+        // sessions and are deleted on the way. pg_locks is read once, in one snapshot.
+        const sql = `WITH held AS MATERIALIZED (
+            SELECT l.pid, (l.classid::bigint << 32) | l.objid::bigint AS key FROM pg_locks l
+            WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted
+              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())),
+          listed AS MATERIALIZED (
+            SELECT m.member_id, m.incarnation, m.ttl_ms,
+              EXISTS (SELECT 1 FROM held h WHERE h.key = m.lock_key AND h.pid = m.backend_pid) AS alive
+            FROM ${s}.members m WHERE m.group_name = $1),
+          dead AS (DELETE FROM ${s}.members d USING listed
+            WHERE NOT listed.alive AND d.group_name = $1 AND d.incarnation = listed.incarnation)
+          SELECT member_id, incarnation, ttl_ms::float8 AS ttl_ms FROM listed WHERE alive ORDER BY member_id`;
+        const { rows } = await abortable(session.query(sql, [group]), wait);
+        return (rows as { member_id: string; incarnation: string; ttl_ms: number }[]).map((row) => ({
+          memberId: row.member_id,
+          incarnation: row.incarnation,
+          ttlMs: row.ttl_ms,
+        }));
+      } catch (error) {
+        if (signal?.aborted === true && error === signal.reason) throw error;
+        throw unavailable(error, `listing group "${group}"`);
+      }
+    } finally {
+      link.dispose();
     }
   }
 

@@ -11,7 +11,7 @@ import type {
 import { ClosedError, CoordinatorUnavailableError, LockTimeoutError } from '../../errors.js';
 import { checkAcquire, checkJoin, checkMembers } from '../../internal/coordinator-args.js';
 import { safetyMarginOf } from '../../internal/keep-alive.js';
-import { anySignal, delay, now, randomId } from '../../internal/time.js';
+import { delay, linkSignals, now, randomId } from '../../internal/time.js';
 import { checkPositive, invalid } from '../../validate.js';
 import type { HoldContext } from './hold.js';
 import { redisLease, releaseCleanup } from './lease.js';
@@ -88,73 +88,80 @@ export class RedisCoordinator implements Coordinator {
   async acquire(name: string, options: AcquireOptions): Promise<Lease> {
     this.#checkOpen();
     const { ttlMs, timeoutMs, signal } = checkAcquire(name, options, checkTtl);
-    const cancel = anySignal(signal, this.#closing.signal);
-    const keys = lockKeys(this.#keyPrefix, name);
-    const start = now();
-    const deadline = start + timeoutMs;
-    let backoff = FIRST_BACKOFF_MS;
-    let held = false;
-    let lastError: unknown;
-    const expired = (): Error => {
-      const message = `The lock "${name}" could not be acquired within ${timeoutMs} ms`;
-      if (held) return new LockTimeoutError(message);
-      // Never told the lock is held: Redis did not answer at all, which is not a timeout on the lock.
-      const last = lastError === undefined ? '' : ` (${describeError(lastError)})`;
-      return new CoordinatorUnavailableError(`${message}: Redis did not answer${last}`, { cause: lastError });
-    };
-    let tryUntil = Math.max(deadline, start + Math.min(FIRST_TRY_MS, this.#session.timeoutMs));
-    for (; ; tryUntil = deadline) {
-      try {
-        if (!this.#session.isReady) await this.#session.ready(tryUntil, cancel);
-      } catch (error) {
-        if (cancel.aborted) throw cancel.reason;
-        if (!(error instanceof CoordinatorUnavailableError)) throw error; // MissingDriverError
-        lastError = error.cause ?? error;
-        throw expired();
-      }
-      const lock = { name, keys, owner: randomId(), ttlMs };
-      const undo = releaseCleanup(lock);
-      const epoch = this.#session.epoch;
-      const sentAt = now();
-      let reply: unknown;
-      this.#pending.add(undo);
-      try {
-        // The coordinator's close() fails it through the session; the caller's signal, here.
-        const command = [ACQUIRE, [keys.owner, keys.fence], [lock.owner, ttlMs]] as const;
-        reply = await this.#session.send(command, tryUntil, () => TIMED_OUT, signal);
-      } catch (error) {
-        // The script may have run, or may still run: the owner-checked delete queued behind it undoes it.
-        this.#session.cleanup(undo);
-        if (cancel.aborted) throw cancel.reason;
-        if (error === TIMED_OUT) throw expired();
-        if (!isTransient(error)) {
-          const message = `Redis refused to acquire "${name}": ${describeError(error)}`;
-          throw new CoordinatorUnavailableError(message, { cause: error });
+    const link = linkSignals(signal, this.#closing.signal);
+    const cancel = link.signal;
+    try {
+      const keys = lockKeys(this.#keyPrefix, name);
+      const start = now();
+      const deadline = start + timeoutMs;
+      let backoff = FIRST_BACKOFF_MS;
+      let held = false;
+      let lastError: unknown;
+      const expired = (): Error => {
+        const message = `The lock "${name}" could not be acquired within ${timeoutMs} ms`;
+        if (held) return new LockTimeoutError(message);
+        // Never told the lock is held: Redis did not answer at all, which is not a timeout on the lock.
+        const last = lastError === undefined ? '' : ` (${describeError(lastError)})`;
+        return new CoordinatorUnavailableError(`${message}: Redis did not answer${last}`, {
+          cause: lastError,
+        });
+      };
+      let tryUntil = Math.max(deadline, start + Math.min(FIRST_TRY_MS, this.#session.timeoutMs));
+      for (; ; tryUntil = deadline) {
+        try {
+          if (!this.#session.isReady) await this.#session.ready(tryUntil, cancel);
+        } catch (error) {
+          if (cancel.aborted) throw cancel.reason;
+          if (!(error instanceof CoordinatorUnavailableError)) throw error; // MissingDriverError
+          lastError = error.cause ?? error;
+          throw expired();
         }
-        lastError = error;
-      } finally {
-        this.#pending.delete(undo);
-      }
-      if (typeof reply === 'string') {
-        if (epoch === this.#session.epoch && now() < sentAt + ttlMs - safetyMarginOf(ttlMs)) {
-          const lease = redisLease(this.#context, lock, BigInt(reply), sentAt);
-          debug('lease %s acquired (token %s)', name, lease.token);
-          return lease;
+        const lock = { name, keys, owner: randomId(), ttlMs };
+        const undo = releaseCleanup(lock);
+        const epoch = this.#session.epoch;
+        const sentAt = now();
+        let reply: unknown;
+        this.#pending.add(undo);
+        try {
+          // The coordinator's close() fails it through the session; the caller's signal, here.
+          const command = [ACQUIRE, [keys.owner, keys.fence], [lock.owner, ttlMs]] as const;
+          reply = await this.#session.send(command, tryUntil, () => TIMED_OUT, signal);
+        } catch (error) {
+          // The script may have run, or may still run: the owner-checked delete queued behind it undoes it.
+          this.#session.cleanup(undo);
+          if (cancel.aborted) throw cancel.reason;
+          if (error === TIMED_OUT) throw expired();
+          if (!isTransient(error)) {
+            const message = `Redis refused to acquire "${name}": ${describeError(error)}`;
+            throw new CoordinatorUnavailableError(message, { cause: error });
+          }
+          lastError = error;
+        } finally {
+          this.#pending.delete(undo);
         }
-        // Taken on a connection that has closed since, or answered too late to be of use: give it back.
-        this.#session.cleanup(undo);
+        if (typeof reply === 'string') {
+          if (epoch === this.#session.epoch && now() < sentAt + ttlMs - safetyMarginOf(ttlMs)) {
+            const lease = redisLease(this.#context, lock, BigInt(reply), sentAt);
+            debug('lease %s acquired (token %s)', name, lease.token);
+            return lease;
+          }
+          // Taken on a connection that has closed since, or answered too late to be of use: give it back.
+          this.#session.cleanup(undo);
+        }
+        // Equal jitter (a random point in the upper half): spreads waiters yet keeps the backoff growing.
+        let wait = backoff / 2 + Math.random() * (backoff / 2);
+        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+        if (typeof reply === 'number') {
+          held = true;
+          // Wake when the holder's TTL runs out: a crashed holder frees the lock without any event.
+          if (reply >= 0) wait = Math.min(wait, reply + 1);
+        }
+        const remaining = deadline - now();
+        if (remaining <= 0) throw expired();
+        await delay(Math.min(wait, remaining), cancel);
       }
-      // Equal jitter (a random point in the upper half): spreads waiters yet keeps the backoff growing.
-      let wait = backoff / 2 + Math.random() * (backoff / 2);
-      backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
-      if (typeof reply === 'number') {
-        held = true;
-        // Wake when the holder's TTL runs out: a crashed holder frees the lock without any event.
-        if (reply >= 0) wait = Math.min(wait, reply + 1);
-      }
-      const remaining = deadline - now();
-      if (remaining <= 0) throw expired();
-      await delay(Math.min(wait, remaining), cancel);
+    } finally {
+      link.dispose();
     }
   }
 
@@ -173,9 +180,9 @@ export class RedisCoordinator implements Coordinator {
     const what = `add member "${memberId}" to group "${group}"`;
     this.#pending.add(undo);
     let sentAt;
+    const link = linkSignals(signal, this.#closing.signal);
     try {
-      const cancel = anySignal(signal, this.#closing.signal);
-      const result = await this.#session.call([JOIN, keys, [memberId, record, ttlMs]], what, cancel);
+      const result = await this.#session.call([JOIN, keys, [memberId, record, ttlMs]], what, link.signal);
       if (result.epoch !== this.#session.epoch) {
         throw new CoordinatorUnavailableError(
           `The connection to Redis closed while "${memberId}" joined "${group}"`,
@@ -186,6 +193,7 @@ export class RedisCoordinator implements Coordinator {
       this.#session.cleanup(undo);
       throw error;
     } finally {
+      link.dispose();
       this.#pending.delete(undo);
     }
     const membership = redisMembership(this.#context, member, sentAt);
@@ -199,17 +207,22 @@ export class RedisCoordinator implements Coordinator {
    */
   async members(group: string, options?: CoordinatorCallOptions): Promise<readonly MemberInfo[]> {
     this.#checkOpen();
-    const signal = anySignal(checkMembers(group, options), this.#closing.signal);
-    const keys = groupKeys(this.#keyPrefix, group);
-    const what = `list the members of group "${group}"`;
-    const { reply } = await this.#session.call([MEMBERS, keys, []], what, signal);
-    const flat = reply as readonly (string | number)[];
-    const members: MemberInfo[] = [];
-    for (let i = 0; i + 2 < flat.length; i += 3) {
-      const { incarnation, ttlMs } = parseMemberRecord(String(flat[i + 2]));
-      members.push({ memberId: String(flat[i]), incarnation, expiresInMs: Number(flat[i + 1]), ttlMs });
+    const link = linkSignals(checkMembers(group, options), this.#closing.signal);
+    const signal = link.signal;
+    try {
+      const keys = groupKeys(this.#keyPrefix, group);
+      const what = `list the members of group "${group}"`;
+      const { reply } = await this.#session.call([MEMBERS, keys, []], what, signal);
+      const flat = reply as readonly (string | number)[];
+      const members: MemberInfo[] = [];
+      for (let i = 0; i + 2 < flat.length; i += 3) {
+        const { incarnation, ttlMs } = parseMemberRecord(String(flat[i + 2]));
+        members.push({ memberId: String(flat[i]), incarnation, expiresInMs: Number(flat[i + 1]), ttlMs });
+      }
+      return members;
+    } finally {
+      link.dispose();
     }
-    return members;
   }
 
   /**

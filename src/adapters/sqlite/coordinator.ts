@@ -15,7 +15,7 @@ import {
   LockTimeoutError,
 } from '../../errors.js';
 import { checkAcquire, checkJoin, checkMembers } from '../../internal/coordinator-args.js';
-import { anySignal, delay, now, randomId } from '../../internal/time.js';
+import { delay, linkSignals, now, randomId } from '../../internal/time.js';
 import { checkPositive, describeValue } from '../../validate.js';
 import { debug, isBusy, SqliteConnection } from './connection.js';
 import { isLive, selfOwner, setUpCoordinator, type CoordinatorStatements } from './coordinator-sql.js';
@@ -72,33 +72,38 @@ export class SqliteCoordinator implements Coordinator {
   async acquire(name: string, options: AcquireOptions): Promise<Lease> {
     this.#checkOpen();
     const { ttlMs, timeoutMs, ...given } = checkAcquire(name, options, (value) => this.#checkTtl(value));
-    const signal = anySignal(given.signal, this.#closing.signal);
-    const until = now() + timeoutMs;
-    const owner = randomId();
-    for (;;) {
-      let lease: Lease | undefined;
-      try {
-        lease = await this.#connection.run((db) => this.#take(db, name, owner, ttlMs), {
-          what: `acquire the lock ${JSON.stringify(name)}`,
-          signal,
-          until,
-          durable: true,
-        });
-      } catch (error) {
-        // A database that stayed busy until the deadline is a lock we could not get in time.
-        if (error instanceof CoordinatorUnavailableError && isBusy(error.cause)) {
-          throw lockTimeout(name, timeoutMs, error);
+    const link = linkSignals(given.signal, this.#closing.signal);
+    const signal = link.signal;
+    try {
+      const until = now() + timeoutMs;
+      const owner = randomId();
+      for (;;) {
+        let lease: Lease | undefined;
+        try {
+          lease = await this.#connection.run((db) => this.#take(db, name, owner, ttlMs), {
+            what: `acquire the lock ${JSON.stringify(name)}`,
+            signal,
+            until,
+            durable: true,
+          });
+        } catch (error) {
+          // A database that stayed busy until the deadline is a lock we could not get in time.
+          if (error instanceof CoordinatorUnavailableError && isBusy(error.cause)) {
+            throw lockTimeout(name, timeoutMs, error);
+          }
+          throw error;
         }
-        throw error;
+        if (lease !== undefined) {
+          // close() may have run while the commit's continuation was queued: it freed the row already.
+          this.#checkOpen();
+          return lease;
+        }
+        const left = until - now();
+        if (left <= 0) throw lockTimeout(name, timeoutMs);
+        await delay(Math.min(left, this.#options.pollIntervalMs * (0.75 + Math.random() / 2)), signal);
       }
-      if (lease !== undefined) {
-        // close() may have run while the commit's continuation was queued: it freed the row already.
-        this.#checkOpen();
-        return lease;
-      }
-      const left = until - now();
-      if (left <= 0) throw lockTimeout(name, timeoutMs);
-      await delay(Math.min(left, this.#options.pollIntervalMs * (0.75 + Math.random() / 2)), signal);
+    } finally {
+      link.dispose();
     }
   }
 
@@ -148,48 +153,58 @@ export class SqliteCoordinator implements Coordinator {
   async join(group: string, memberId: string, options: JoinOptions): Promise<Membership> {
     this.#checkOpen();
     const { ttlMs, ...given } = checkJoin(group, memberId, options, (value) => this.#checkTtl(value));
-    const signal = anySignal(given.signal, this.#closing.signal);
-    const incarnation = randomId();
-    const membership = await this.#connection.run(
-      (db) => {
-        const sentAt = now();
-        db.transaction(() => {
-          const wall = Date.now();
-          // Tidy the group: rows of expired members and of processes that are gone.
-          for (const other of this.#sql.group.all(group)) {
-            if (!isLive(other, wall)) this.#sql.removeMember.run(group, other.member_id, other.incarnation);
-          }
-          const expiresAt = Math.floor(wall + ttlMs);
-          this.#sql.putMember.run(group, memberId, incarnation, ttlMs, expiresAt, ...selfOwner());
-        }).immediate();
-        debug('joined %s as %s (%s)', group, memberId, incarnation);
-        return sqliteMembership(this.#context, group, memberId, incarnation, ttlMs, sentAt);
-      },
-      { what: `join the group ${JSON.stringify(group)}`, signal },
-    );
-    this.#checkOpen();
-    return membership;
+    const link = linkSignals(given.signal, this.#closing.signal);
+    const signal = link.signal;
+    try {
+      const incarnation = randomId();
+      const membership = await this.#connection.run(
+        (db) => {
+          const sentAt = now();
+          db.transaction(() => {
+            const wall = Date.now();
+            // Tidy the group: rows of expired members and of processes that are gone.
+            for (const other of this.#sql.group.all(group)) {
+              if (!isLive(other, wall)) this.#sql.removeMember.run(group, other.member_id, other.incarnation);
+            }
+            const expiresAt = Math.floor(wall + ttlMs);
+            this.#sql.putMember.run(group, memberId, incarnation, ttlMs, expiresAt, ...selfOwner());
+          }).immediate();
+          debug('joined %s as %s (%s)', group, memberId, incarnation);
+          return sqliteMembership(this.#context, group, memberId, incarnation, ttlMs, sentAt);
+        },
+        { what: `join the group ${JSON.stringify(group)}`, signal },
+      );
+      this.#checkOpen();
+      return membership;
+    } finally {
+      link.dispose();
+    }
   }
 
   /** Lists the live members of `group`: not expired, and their process not gone. */
   async members(group: string, options?: CoordinatorCallOptions): Promise<readonly MemberInfo[]> {
     this.#checkOpen();
-    const signal = anySignal(checkMembers(group, options), this.#closing.signal);
-    return this.#connection.run(
-      () => {
-        const wall = Date.now();
-        return this.#sql.group
-          .all(group)
-          .filter((row) => isLive(row, wall))
-          .map((row) => ({
-            memberId: row.member_id,
-            incarnation: row.incarnation,
-            expiresInMs: Number(row.expires_at) - wall,
-            ttlMs: Number(row.ttl_ms),
-          }));
-      },
-      { what: `list the members of ${JSON.stringify(group)}`, signal },
-    );
+    const link = linkSignals(checkMembers(group, options), this.#closing.signal);
+    const signal = link.signal;
+    try {
+      return await this.#connection.run(
+        () => {
+          const wall = Date.now();
+          return this.#sql.group
+            .all(group)
+            .filter((row) => isLive(row, wall))
+            .map((row) => ({
+              memberId: row.member_id,
+              incarnation: row.incarnation,
+              expiresInMs: Number(row.expires_at) - wall,
+              ttlMs: Number(row.ttl_ms),
+            }));
+        },
+        { what: `list the members of ${JSON.stringify(group)}`, signal },
+      );
+    } finally {
+      link.dispose();
+    }
   }
 
   /**
