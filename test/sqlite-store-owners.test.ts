@@ -87,6 +87,28 @@ forEachDriver(() => {
       await expect(s.listActive({ limit: 1 })).rejects.toThrowError(/`ownerColumn`/);
     });
 
+    it('a generated column is a valid owner (derived from a claim, say), but never a status the store writes', async () => {
+      const generated =
+        'CREATE TABLE workflows (id TEXT PRIMARY KEY, status TEXT NOT NULL, owner TEXT, ' +
+        "member TEXT GENERATED ALWAYS AS (substr(owner, 1, instr(owner, '#') - 1)) VIRTUAL, " +
+        'state TEXT GENERATED ALWAYS AS (status) STORED)';
+      const { s } = setUp(
+        [
+          ['w1', 'running', 'm1#7'],
+          ['w2', 'running', 'm2#3'],
+        ],
+        { ownerColumn: 'member' },
+        generated,
+      );
+      expect(await all((o) => (s.listOwned as NonNullable<typeof s.listOwned>)(['m1'], o), 10)).toEqual([
+        'w1',
+      ]);
+      const { s: bad } = setUp([], { statusColumn: 'state' }, generated);
+      await expect(bad.listActive({ limit: 1 })).rejects.toThrowError(
+        'Expected `statusColumn` to name a column the store can write, got "state", a generated column of "workflows"',
+      );
+    });
+
     it('set-up creates <marksTable>_evictions with or without it, and again over a database set up before', async () => {
       const { db, path, s } = setUp([], { ownerColumn: undefined });
       const evictions = "SELECT count(*) FROM sqlite_master WHERE name = 'graceful_drain_marks_evictions'";

@@ -26,7 +26,7 @@ export interface HostTableInfo {
  */
 export function checkHostTable(db: SqliteDatabase, { names, table }: CompiledStoreOptions): HostTableInfo {
   const missing = `Expected \`table\` to name an existing table, got ${JSON.stringify(table)}`;
-  let found: { schema: string; columns: { name: string; type: string }[] } | undefined;
+  let found: { schema: string; columns: { name: string; type: string; hidden: number }[] } | undefined;
   try {
     for (const schema of names.table.schema === undefined ? orderedSchemas(db) : [names.table.schema]) {
       const type = db
@@ -41,8 +41,9 @@ export function checkHostTable(db: SqliteDatabase, { names, table }: CompiledSto
           `Expected \`table\` to name a table, got ${JSON.stringify(table)}, a ${type}: the store installs a trigger on it`,
         );
       }
-      const columns = db.pragma(`${quote(schema)}.table_info(${quote(names.table.name)})`);
-      found = { schema, columns: columns as { name: string; type: string }[] };
+      // table_xinfo, not table_info: a generated column (an owner derived from a claim, say) is listed too.
+      const columns = db.pragma(`${quote(schema)}.table_xinfo(${quote(names.table.name)})`);
+      found = { schema, columns: columns as { name: string; type: string; hidden: number }[] };
       break;
     }
   } catch (error) {
@@ -62,6 +63,12 @@ export function checkHostTable(db: SqliteDatabase, { names, table }: CompiledSto
         `Expected \`${option}\` to name a column of ${JSON.stringify(table)}, got ${JSON.stringify(name)}`,
       );
     }
+  }
+  // Hidden 2 and 3: generated columns, which the store cannot write.
+  if ((column(names.statusColumn)?.hidden ?? 0) >= 2) {
+    throw new ConfigurationError(
+      `Expected \`statusColumn\` to name a column the store can write, got ${JSON.stringify(names.statusColumn)}, a generated column of ${JSON.stringify(table)}`,
+    );
   }
   // A trigger of a database other than `temp` reaches only tables of its own database.
   const marksSchema = names.marksTable.schema ?? 'main';
