@@ -103,7 +103,14 @@ export async function runParkSuite(
   const controller = (): InstanceType<typeof DrainController> => {
     const coordinator = new MemoryCoordinator({ backend: coordination });
     coordinators.push(coordinator);
-    return new DrainController({ group, coordinator, store: backend.store, shutdownTimeoutMs: budgetMs });
+    // The resume too gets the whole budget: at 1,000,000 workflows it runs past the default minute.
+    return new DrainController({
+      group,
+      coordinator,
+      store: backend.store,
+      shutdownTimeoutMs: budgetMs,
+      resumeTimeoutMs: budgetMs,
+    });
   };
 
   /** A last-member shutdown: parks everything page by page. */
