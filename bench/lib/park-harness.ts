@@ -138,7 +138,9 @@ export async function runParkSuite(
     const resumed = await drain.whenResumed();
     const [ms, cpuMs] = [performance.now() - t0, cpuTime() - c0];
     if (resumed === undefined || !resumed.complete || resumed.resumed !== expected) {
-      throw new Error(`the resume did not finish: ${JSON.stringify(resumed, (_, v: unknown) => String(v))}`);
+      throw new Error(
+        `the resume did not finish: ${JSON.stringify(resumed, (_, v: unknown) => (typeof v === 'bigint' ? String(v) : v))}`,
+      );
     }
     // A peer stays in the group, so that this controller's shutdown does not park everything again.
     const other = new MemoryCoordinator({ backend: coordination });
