@@ -91,6 +91,24 @@ forEachDriver(() => {
   });
 
   describe('SqliteWorkflowStore unpark()', () => {
+    it("never resumes a user's pause, even when the host's own trigger writes a row for each update", async () => {
+      const { db, s } = await parkedAndPaused(1);
+      // A common host trigger (an audit row per update): its writes count in total_changes() too.
+      db.exec(`CREATE TABLE audit (id TEXT, at INTEGER);
+        CREATE TRIGGER audit_update AFTER UPDATE ON workflows BEGIN INSERT INTO audit VALUES (NEW.id, 0); END;`);
+      // The user pauses the parked workflow: its mark is dropped, its status stays paused.
+      expect(await s.notePaused(['w0'])).toEqual([{ id: 'w0', outcome: 'released' }]);
+      expect(await s.unpark(['w0'], fence(2n))).toEqual([{ id: 'w0', outcome: 'skipped' }]);
+      expect(statuses(db)).toEqual({ w0: 'paused' });
+      // And the next one resumed, with the host's trigger in place, is resumed and unmarked.
+      db.exec("INSERT INTO workflows (id, status) VALUES ('w1', 'running')");
+      await s.park(['w1'], fence(3n));
+      db.exec("UPDATE workflows SET status = 'paused' WHERE id = 'w1'");
+      expect(await s.unpark(['w1'], fence(4n))).toEqual([{ id: 'w1', outcome: 'resumed' }]);
+      expect(statuses(db)).toEqual({ w0: 'paused', w1: 'running' });
+      expect(marks(db)).toEqual([]);
+    });
+
     it('resumes every marked paused one and drops the marks, in batches larger than a chunk', async () => {
       const { db, s, ids } = await parkedAndPaused(1_200);
       const results = await s.unpark([...ids, 'w0'], fence(2n));

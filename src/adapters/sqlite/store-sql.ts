@@ -125,8 +125,9 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions) {
   const unmark = db.prepare(`${unmarkSql} RETURNING id`).pluck();
   const unmarkCount = db.prepare(unmarkSql);
   const unmarkUnlessPausing = db.prepare(`${unlessPausingSql} RETURNING id`).pluck();
-  // Rows written by this connection so far, triggers' writes included.
-  const totalChanges = db.prepare<[], number | bigint>('SELECT total_changes()').pluck();
+  const marked = db
+    .prepare<[string], number | bigint>(`SELECT count(*) FROM ${marks} AS m WHERE m.id IN ${chunk}`)
+    .pluck();
   const savepoint = db.prepare('SAVEPOINT graceful_drain_batch');
   const rollbackTo = db.prepare('ROLLBACK TO graceful_drain_batch');
   const release = db.prepare('RELEASE graceful_drain_batch');
@@ -278,19 +279,18 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions) {
       const distinct = [...new Set(ids)];
       const list = JSON.stringify(distinct);
       // The usual case, every id marked and paused: one UPDATE resumes them all and the trigger drops
-      // their marks, which the count of rows written tells: two per workflow, its row and its mark. Fewer
-      // (one resumed had no mark: a user's pause) or more, and it is rolled back.
+      // their marks. Both are checked on the marks themselves (a count of rows written would also count
+      // the host's own triggers' writes): every id marked before (a user's pause, whose mark notePaused()
+      // dropped, is never resumed), and none after (the trigger did its work); otherwise rolled back.
       const fast = (): boolean => {
         if (triggerMisses >= 3) return false;
-        const before = Number(totalChanges.get());
-        const resumed = transitionCount.run(running, list, paused).changes;
-        if (resumed !== distinct.length) return false;
-        const written = Number(totalChanges.get()) - before;
-        if (written === 2 * resumed) {
+        if (Number(marked.get(list)) !== distinct.length) return false;
+        if (transitionCount.run(running, list, paused).changes !== distinct.length) return false;
+        if (Number(marked.get(list)) === 0) {
           triggerMisses = 0;
           return true;
         }
-        if (written <= resumed || written > 2 * resumed) triggerMisses++;
+        triggerMisses++;
         return false;
       };
       const slow = (): string[] => {
