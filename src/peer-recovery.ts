@@ -75,8 +75,13 @@ export class PeerCheck {
     this.#signal.addEventListener('abort', () => clearTimeout(this.#timer), { once: true });
   }
 
-  /** Schedules the first round. */
-  start(): void {
+  /**
+   * Schedules the first round. `orphans`: crashed peers already evicted whose workflows are not all handed
+   * back yet (a start gate cut short), with the ids a hook already took from them (`handed`).
+   */
+  start(orphans: readonly string[] = [], handed: ReadonlySet<string> = new Set()): void {
+    this.#orphans = [...orphans];
+    for (const id of handed) this.#handed.add(id);
     this.#schedule();
   }
 

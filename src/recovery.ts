@@ -149,6 +149,11 @@ interface GateContext {
   readonly membership: Membership;
   /** Aborted when the shutdown begins. */
   readonly signal: AbortSignal;
+  /**
+   * Filled with the ids a recovery hook took from crashed peers, so that the peer check, which finishes a
+   * `peer-crash` recovery the gate left incomplete, never hands them to the hook again.
+   */
+  readonly handed?: Set<string> | undefined;
 }
 
 /** Appended to its incarnation by a member that stops, before it leaves the group (see hand-off.ts). */
@@ -164,7 +169,7 @@ const same = (a: GenerationMember, b: { memberId: string; incarnation: string })
  * this member is still registered, unfenced, so that a later crash of it is seen).
  */
 export async function recoverAtStart(ctx: GateContext): Promise<RecoveryReport> {
-  const { options, coordinator, store, membership, signal } = ctx;
+  const { options, coordinator, store, membership, signal, handed } = ctx;
   const { group, memberId, recovery, maxRecoveries } = options;
   const policy = policyOf(recovery);
   const self: GenerationMember = { memberId, incarnation: membership.incarnation };
@@ -245,7 +250,7 @@ export async function recoverAtStart(ctx: GateContext): Promise<RecoveryReport> 
             const ids = dead.map((m) => m.memberId);
             const members = () => step('listing members', (s) => coordinator.members(group, { signal: s }));
             const ctx = { store: owners, options, fence, generation: record.generation, step, members };
-            await handBackOwned(ctx, ids, counts);
+            await handBackOwned(ctx, ids, counts, handed);
           }
         }
       } else {

@@ -64,6 +64,8 @@ export class Starter {
   readonly #checkWarnings: StoreWarning[] = [];
   #recovery: RecoveryReport | undefined;
   #peerCheck: PeerCheck | undefined;
+  /** The workflows the start gate's hook took from crashed peers (see recoverAtStart). */
+  readonly #gateHanded = new Set<string>();
 
   constructor(host: StartHost) {
     this.#host = host;
@@ -116,7 +118,11 @@ export class Starter {
           );
       },
     });
-    this.#peerCheck.start();
+    // A peer-crash recovery the gate left incomplete (its dead members already evicted, so no later
+    // record lists them) is finished by the check's first round.
+    const gate = this.#recovery;
+    const pending = gate?.reason === 'peer-crash' && !gate.complete ? gate.deadMembers : [];
+    this.#peerCheck.start(pending, this.#gateHanded);
   }
 
   /** What the start gate found and did; `undefined` when the store cannot recover. */
@@ -136,7 +142,14 @@ export class Starter {
       });
       return undefined;
     }
-    const report = await recoverAtStart({ options, coordinator, store, membership, signal: lifecycle });
+    const report = await recoverAtStart({
+      options,
+      coordinator,
+      store,
+      membership,
+      signal: lifecycle,
+      handed: this.#gateHanded,
+    });
     const { group, memberId } = options;
     publish('recovery', () => ({ group, memberId, ...report }));
     // A shutdown that cut the gate short is no failure of it: start() rejects, the shutdown takes over.

@@ -326,3 +326,30 @@ describe('DrainController peer recovery review: a user in the middle of a recove
     expect(counts(store, 'a2')).toEqual(recoveredOnce);
   });
 });
+
+describe('DrainController peer recovery review: a start gate cut short', () => {
+  it("a peer-crash recovery the start gate left incomplete is finished by the new member's first peer check, and the hook never gets a workflow twice", async () => {
+    const { store, running } = cluster();
+    seed(store);
+    const batches: string[][] = [];
+    let failures = 1;
+    const recovery = async (ids: readonly string[]) => {
+      batches.push([...ids]);
+      if (ids.includes('a2') && failures-- > 0) throw new Error('the queue is down');
+    };
+    // m1 and m2 run without a peer check of their own: only m3's start gate and check can recover m1.
+    const a = await running({ recovery, batchSize: 1, peerCheckIntervalMs: 0 });
+    await running({ recovery, batchSize: 1, peerCheckIntervalMs: 0 });
+    await crash(a);
+    const c = await running({ recovery, batchSize: 1, peerCheckIntervalMs: 100 });
+    // The gate evicted m1 (no record lists it any more) and handed a1 back; a2 failed.
+    expect(c.recoveries[0]).toMatchObject({ reason: 'peer-crash', complete: false, deadMembers: ['m1'] });
+    expect((await store.readGeneration(GROUP)).members.map((m) => m.memberId)).not.toContain('m1');
+    await until(() => c.recoveries.length > 1);
+    await vi.advanceTimersByTimeAsync(5 * TTL);
+    expect(c.recoveries[1]).toMatchObject({ reason: 'peer-crash', complete: true, recovered: 1 });
+    expect(batches).toEqual([['a1'], ['a2'], ['a2']]);
+    expect(counts(store, 'b1')).toEqual(untouched);
+    expect(counts(store, 'c1')).toEqual(untouched);
+  });
+});
