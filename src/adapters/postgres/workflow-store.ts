@@ -343,7 +343,9 @@ export class PostgresWorkflowStore implements WorkflowStore {
       const { storeKey, sql } = prepared;
       const values = [ids, running, storeKey, max, mode === 'park', pausing ?? paused, failed !== undefined];
       return this.#marking((replace) =>
-        this.#batch(prepared, fence, signal, { deferFlush: true }, sql.recover(byType, replace), [
+        // Always flushed: a peer check's recovery may be followed by no later durable write (workflows the
+        // host was still pausing), and a batch lost with the dead peer already evicted would stay running.
+        this.#batch(prepared, fence, signal, {}, sql.recover(byType, replace), [
           ...values,
           failed ?? null,
           fence.memberId,
