@@ -5,10 +5,16 @@ function nameOf(test: TestCase): string {
   return `${test.module.moduleId.replace(`${process.cwd()}/`, '')} > ${test.fullName}`;
 }
 
+/** The first line of the first error a test met (a flaky test keeps the error of its failed attempt). */
+function why(test: TestCase): string {
+  const message = test.result().errors?.[0]?.message.split('\n')[0]?.slice(0, 300);
+  return message === undefined || message === '' ? '' : `: ${message}`;
+}
+
 /**
  * Prints plain closing lines after vitest's own summary, so that tools reading the last lines of a run
- * (CI) can count without parsing colours: one `FAILED: <file> > <test>` line per failed test, one
- * `FLAKY: <file> > <test> (passed on retry N)` line per test that passed only when retried (CI retries
+ * (CI) can count without parsing colours: one `FAILED: <file> > <test>: <its first error>` line per failed
+ * test, one `FLAKY: <file> > <test> (passed on retry N): <the failed attempt's error>` line per test that passed only when retried (CI retries
  * once: see vitest.config.ts), then `Tests: N passed, N failed, N skipped`. A file that failed outside
  * its tests (it did not load, or its worker crashed) counts as one failure, and so does every unhandled
  * error: the line never says `0 failed` for a run that failed.
@@ -26,10 +32,10 @@ export default class SummaryReporter implements Reporter {
         const retries = test.diagnostic()?.retryCount ?? 0;
         if (state === 'passed') {
           passed++;
-          if (retries > 0) lines.push(`FLAKY: ${nameOf(test)} (passed on retry ${retries})`);
+          if (retries > 0) lines.push(`FLAKY: ${nameOf(test)} (passed on retry ${retries})${why(test)}`);
         } else if (state === 'failed') {
           failedTests++;
-          lines.push(`FAILED: ${nameOf(test)}`);
+          lines.push(`FAILED: ${nameOf(test)}${why(test)}`);
         } else skipped++;
       }
       failed += failedTests;
