@@ -19,7 +19,7 @@ import { livePeers } from './members.js';
 import { canRecover, LEAVING } from './recovery.js';
 import type { CompiledOptions } from './options.js';
 import type { HandOffDecision, HandOffResult, ParkProgress, PhaseName, Recorder } from './report.js';
-import type { Fence, WorkflowStore } from './workflow-store.js';
+import type { Fence, ParkPage, WorkflowStore } from './workflow-store.js';
 
 const log = createDebug('graceful-drain:hand-off');
 
@@ -302,17 +302,31 @@ async function park(
       { end, stop, onFailure: (error) => record.error('park', error) },
     );
 
+  /** The next page's results: listed and parked in one call when the store can (`parkPage`). */
+  const parkPage = async (cursor: string | undefined): Promise<ParkPage> => {
+    if (store.parkPage !== undefined) {
+      const fused = store as Required<Pick<WorkflowStore, 'parkPage'>>;
+      return attempt('parking', (s) =>
+        fused.parkPage(fence, { limit: options.batchSize, cursor, signal: s }),
+      );
+    }
+    const page = await attempt('listing active workflows', (s) =>
+      store.listActive({ limit: options.batchSize, cursor, signal: s }),
+    );
+    if (page.items.length === 0) return { results: [], cursor: page.cursor };
+    const results = await attempt('parking', (s) => store.park(page.items, fence, { signal: s }));
+    return { results, cursor: page.cursor };
+  };
+
   /** One pass from the first page to the last; returns how many it found active. */
   const pass = async (): Promise<number> => {
     let found = 0;
     let cursor: string | undefined;
     do {
-      const page = await attempt('listing active workflows', (s) =>
-        store.listActive({ limit: options.batchSize, cursor, signal: s }),
-      );
-      found += page.items.length;
-      if (page.items.length > 0) {
-        const results = await attempt('parking', (s) => store.park(page.items, fence, { signal: s }));
+      const page = await parkPage(cursor);
+      const results = page.results;
+      found += results.length;
+      if (results.length > 0) {
         for (const r of results) {
           if (r.outcome === 'skipped') skipped++;
           else {

@@ -76,6 +76,23 @@ export async function resumeAtStart(ctx: ResumeContext): Promise<ResumeReport> {
         }
         let cursor: string | undefined;
         do {
+          if (store.unparkPage !== undefined) {
+            // Listed and unparked in one call: a write, so it is checked and awaited as unpark is.
+            const fused = store as Required<Pick<WorkflowStore, 'unparkPage'>>;
+            stop.throwIfAborted();
+            if (lost(lease)) throw leaseLostReason(lease);
+            const page = await call(
+              (s) => fused.unparkPage(fence, { limit: options.batchSize, cursor, signal: s }),
+              within('unparking', { cancel: stop }),
+            );
+            pending += page.pausing;
+            for (const r of page.results) {
+              if (r.outcome === 'resumed') count.resumed++;
+              else count.skipped++;
+            }
+            cursor = page.cursor;
+            continue;
+          }
           const page = await call(
             (s) => store.listParked({ limit: options.batchSize, cursor, signal: s }),
             within('listing parked workflows', { stop }),

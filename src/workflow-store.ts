@@ -106,6 +106,24 @@ export interface RecoverOptions extends StoreCallOptions {
   readonly maxRecoveries: number;
 }
 
+/** The result of {@link WorkflowStore.parkPage}: the workflows one page listed, each parked or skipped. */
+export interface ParkPage {
+  /** One result per active workflow the page listed, in id order. */
+  readonly results: readonly ItemResult<ParkOutcome>[];
+  /** Pass as `cursor` to get the next page; `undefined` when this was the last page. */
+  readonly cursor: string | undefined;
+}
+
+/** The result of {@link WorkflowStore.unparkPage}: the parked workflows one page listed. */
+export interface UnparkPage {
+  /** One result per listed workflow not `pausing` (those were unparked or skipped), in id order. */
+  readonly results: readonly ItemResult<UnparkOutcome>[];
+  /** How many listed workflows were still `pausing`: left parked, for a later round. */
+  readonly pausing: number;
+  /** Pass as `cursor` to get the next page; `undefined` when this was the last page. */
+  readonly cursor: string | undefined;
+}
+
 /** A configuration at odds with the host's data, or a capability missing, reported at start. */
 export interface StoreWarning {
   /**
@@ -135,6 +153,12 @@ export interface WorkflowStore {
     fence: Fence,
     options?: StoreCallOptions,
   ): Promise<readonly ItemResult<ParkOutcome>[]>;
+  /**
+   * Optional, for speed: `listActive(options)` and `park()` of the ids it lists, fenced, in one
+   * transaction (one set-based statement where the database allows). The same outcomes, cursor, fencing,
+   * marks and signal handling as the two calls; the controller uses it when present.
+   */
+  parkPage?(fence: Fence, options: ListOptions): Promise<ParkPage>;
   /** Lists parked workflows with their state, a page at a time. */
   listParked(options: ListOptions): Promise<Page<ParkedWorkflow>>;
   /** Resumes and unmarks a batch of parked workflows; one result per id, in the order given. */
@@ -143,6 +167,12 @@ export interface WorkflowStore {
     fence: Fence,
     options?: StoreCallOptions,
   ): Promise<readonly ItemResult<UnparkOutcome>[]>;
+  /**
+   * Optional, for speed: `listParked(options)` and `unpark()` of the listed ids not `pausing`, fenced, in
+   * one transaction; the `pausing` ones are counted and left parked. The same outcomes, cursor, fencing
+   * and signal handling as the two calls; the controller uses it when present.
+   */
+  unparkPage?(fence: Fence, options: ListOptions): Promise<UnparkPage>;
   /**
    * Records `fence.token` as seen, writing nothing else; rejects with `StaleTokenError` when a higher
    * token was seen already. A no-op for `token: undefined` and for a store without fencing.
