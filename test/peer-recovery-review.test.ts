@@ -4,104 +4,22 @@
  * shutdown that begins while a round holds the lock and waits on a store that never answers. On the memory
  * adapters with fake timers.
  */
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { type RecoveryMessage, subscribe } from '../src/index.js';
 import {
-  DrainController,
-  type DrainControllerOptions,
-  type RecoveryMessage,
-  type RecoveryReport,
-  type StoreWarning,
-  subscribe,
-} from '../src/index.js';
-import { MemoryBackend, MemoryCoordinator, MemoryWorkflowStore } from '../src/adapters/memory/index.js';
-import { FaultyCoordinator } from '../src/testing/index.js';
-import { fakeTimers } from './support/drain.js';
+  counts,
+  crash,
+  GROUP,
+  overriding,
+  peerClusters,
+  recoveredOnce,
+  seed,
+  TTL,
+  until,
+  untouched,
+} from './support/peer-cluster.js';
 
-const TTL = 1_000;
-const GROUP = 'engines';
-
-interface Member {
-  readonly drain: DrainController;
-  readonly coordinator: FaultyCoordinator;
-  readonly warnings: StoreWarning[];
-  readonly recoveries: RecoveryReport[];
-}
-
-const cleanup: (() => Promise<unknown>)[] = [];
-beforeEach(() => fakeTimers());
-afterEach(async () => {
-  vi.useRealTimers();
-  await Promise.all(cleanup.splice(0).map((f) => f()));
-});
-
-function cluster(storeOptions: { owners?: boolean; pauseDelayMs?: number } = { owners: true }) {
-  const backend = new MemoryBackend();
-  const store = new MemoryWorkflowStore(storeOptions);
-  let n = 0;
-  const member = (options: DrainControllerOptions = {}): Member => {
-    const coordinator = new FaultyCoordinator(new MemoryCoordinator({ backend }));
-    const drain = new DrainController({
-      group: GROUP,
-      memberId: `m${++n}`,
-      memberTtlMs: TTL,
-      shutdownTimeoutMs: 5_000,
-      resumeIntervalMs: 20,
-      store,
-      ...options,
-      coordinator,
-    });
-    const warnings: StoreWarning[] = [];
-    const recoveries: RecoveryReport[] = [];
-    drain.on('warning', (w) => warnings.push(w));
-    drain.on('recovery', (r) => recoveries.push(r));
-    cleanup.push(async () => {
-      await drain.shutdown({ force: true });
-      await coordinator.close();
-    });
-    return { drain, coordinator, warnings, recoveries };
-  };
-  const running = async (options?: DrainControllerOptions): Promise<Member> => {
-    const m = member(options);
-    await m.drain.start();
-    await m.drain.whenResumed();
-    return m;
-  };
-  const registered = async () => (await store.readGeneration(GROUP)).members.map((m) => m.memberId);
-  return { backend, store, member, running, registered };
-}
-
-/**
- * m1 drives a1, a2 (running), a-user (paused by a user) and a-done; m2 drives b1; m3 drives c1; `free`
- * has no owner.
- */
-function seed(store: MemoryWorkflowStore): void {
-  store.add('a1', 'running', 'm1');
-  store.add('a2', 'running', 'm1');
-  store.add('a-user', 'paused', 'm1');
-  store.add('a-done', 'succeeded', 'm1');
-  store.add('b1', 'running', 'm2');
-  store.add('c1', 'running', 'm3');
-  store.add('free', 'running');
-}
-
-const counts = (store: MemoryWorkflowStore, id: string) => ({
-  recoveries: store.recoveryCount(id),
-  parks: store.parkCount(id),
-  resumes: store.resumeCount(id),
-});
-const untouched = { recoveries: 0, parks: 0, resumes: 0 };
-const recoveredOnce = { recoveries: 1, parks: 1, resumes: 1 };
-
-/** Advances the fake clock in steps until `done()` holds (or `maxMs` passed). */
-async function until(done: () => boolean, stepMs = 50, maxMs = 30_000): Promise<void> {
-  for (let t = 0; !done() && t < maxMs; t += stepMs) await vi.advanceTimersByTimeAsync(stepMs);
-}
-
-/** Crashes a member like SIGKILL (heartbeats stop), then lets its membership expire. */
-async function crash(m: Member): Promise<void> {
-  m.coordinator.crash();
-  await vi.advanceTimersByTimeAsync(TTL + 1);
-}
+const { cleanup, cluster } = peerClusters();
 
 describe('DrainController peer recovery review: a failed round retried', () => {
   it('with a hook, a retried round hands back only what the failed one had not: the hook never gets a workflow twice, nor is it counted twice', async () => {
@@ -129,14 +47,9 @@ describe('DrainController peer recovery review: reports', () => {
     const { store, running } = cluster();
     seed(store);
     let failures = 1;
-    const flaky = new Proxy(store, {
-      get(target, key) {
-        const value: unknown = Reflect.get(target, key, target);
-        if (key === 'recover')
-          return (...args: Parameters<typeof store.recover>) =>
-            failures-- > 0 ? Promise.reject(new Error('recover failed')) : target.recover(...args);
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
+    const flaky = overriding(store, {
+      recover: (...args) =>
+        failures-- > 0 ? Promise.reject(new Error('recover failed')) : store.recover(...args),
     });
     const a = await running();
     const b = await running({ store: flaky });
@@ -160,13 +73,9 @@ describe('DrainController peer recovery review: shutdown in the middle of a roun
     const { store, running } = cluster();
     seed(store);
     let hang = true;
-    const deaf = new Proxy(store, {
-      get(target, key) {
-        const value: unknown = Reflect.get(target, key, target);
-        // never answers, and ignores its signal
-        if (key === 'listOwned' && hang) return () => new Promise(() => {});
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
+    const deaf = overriding(store, {
+      // never answers, and ignores its signal
+      listOwned: (...args) => (hang ? new Promise(() => {}) : store.listOwned!(...args)),
     });
     const a = await running();
     const b = await running({ store: deaf, shutdownTimeoutMs: 4_000 });
@@ -191,14 +100,9 @@ describe('DrainController peer recovery review: a restarted member under the dea
     store.add('a2', 'running', 'm1');
     store.add('a3', 'running', 'm1');
     const gates: (() => void)[] = [];
-    const slow = new Proxy(store, {
-      get(target, key) {
-        const value: unknown = Reflect.get(target, key, target);
-        if (key === 'recover')
-          return (...args: Parameters<typeof store.recover>) =>
-            new Promise<void>((resolve) => gates.push(resolve)).then(() => target.recover(...args));
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
+    const slow = overriding(store, {
+      recover: (...args) =>
+        new Promise<void>((resolve) => gates.push(resolve)).then(() => store.recover(...args)),
     });
     const a = await running({ peerCheckIntervalMs: 60_000 });
     const b = await running({ store: slow, batchSize: 1, peerCheckIntervalMs: TTL });
@@ -252,14 +156,9 @@ describe('DrainController peer recovery review: many rounds', () => {
     const { store, running } = cluster();
     seed(store);
     let calls = 0;
-    const flapping = new Proxy(store, {
-      get(target, key) {
-        const value: unknown = Reflect.get(target, key, target);
-        if (key === 'readGeneration')
-          return (...args: Parameters<typeof store.readGeneration>) =>
-            calls++ % 2 === 1 ? Promise.reject(new Error('a blip')) : target.readGeneration(...args);
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
+    const flapping = overriding(store, {
+      readGeneration: (...args) =>
+        calls++ % 2 === 1 ? Promise.reject(new Error('a blip')) : store.readGeneration(...args),
     });
     const b = await running({ store: flapping, peerCheckIntervalMs: 100 });
     await vi.advanceTimersByTimeAsync(100 * 400);
@@ -287,15 +186,10 @@ describe('DrainController peer recovery review: memory across rounds', () => {
   it("no long-lived signal gains a dependant per round: each round's calls are signalled from a signal of its own", async () => {
     const { store, running } = cluster();
     let last: AbortSignal | undefined;
-    const watched = new Proxy(store, {
-      get(target, key) {
-        const value: unknown = Reflect.get(target, key, target);
-        if (key === 'readGeneration')
-          return (...args: Parameters<typeof store.readGeneration>) => {
-            last = args[1]?.signal;
-            return target.readGeneration(...args);
-          };
-        return typeof value === 'function' ? value.bind(target) : value;
+    const watched = overriding(store, {
+      readGeneration: (...args) => {
+        last = args[1]?.signal;
+        return store.readGeneration(...args);
       },
     });
     await running();

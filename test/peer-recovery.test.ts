@@ -4,106 +4,29 @@
  * gate with live peers, and the zombie whose later writes the store rejects. On the memory adapters with
  * fake timers; a crash is a FaultyCoordinator crash (heartbeats stop; the membership expires with its TTL).
  */
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   ConfigurationError,
   DrainController,
-  type DrainControllerOptions,
   EvictedMemberError,
   type RecoveryMessage,
-  type RecoveryReport,
-  type StoreWarning,
   subscribe,
 } from '../src/index.js';
-import { MemoryBackend, MemoryCoordinator, MemoryWorkflowStore } from '../src/adapters/memory/index.js';
-import { FaultyCoordinator } from '../src/testing/index.js';
-import { fakeTimers } from './support/drain.js';
+import { MemoryCoordinator } from '../src/adapters/memory/index.js';
+import {
+  counts,
+  crash,
+  GROUP,
+  overriding,
+  peerClusters,
+  recoveredOnce,
+  seed,
+  TTL,
+  until,
+  untouched,
+} from './support/peer-cluster.js';
 
-const TTL = 1_000;
-const GROUP = 'engines';
-
-interface Member {
-  readonly drain: DrainController;
-  readonly coordinator: FaultyCoordinator;
-  readonly warnings: StoreWarning[];
-  readonly recoveries: RecoveryReport[];
-}
-
-const cleanup: (() => Promise<unknown>)[] = [];
-beforeEach(() => fakeTimers());
-afterEach(async () => {
-  vi.useRealTimers();
-  await Promise.all(cleanup.splice(0).map((f) => f()));
-});
-
-function cluster(storeOptions: { owners?: boolean; pauseDelayMs?: number } = { owners: true }) {
-  const backend = new MemoryBackend();
-  const store = new MemoryWorkflowStore(storeOptions);
-  let n = 0;
-  const member = (options: DrainControllerOptions = {}): Member => {
-    const coordinator = new FaultyCoordinator(new MemoryCoordinator({ backend }));
-    const drain = new DrainController({
-      group: GROUP,
-      memberId: `m${++n}`,
-      memberTtlMs: TTL,
-      shutdownTimeoutMs: 5_000,
-      resumeIntervalMs: 20,
-      store,
-      ...options,
-      coordinator,
-    });
-    const warnings: StoreWarning[] = [];
-    const recoveries: RecoveryReport[] = [];
-    drain.on('warning', (w) => warnings.push(w));
-    drain.on('recovery', (r) => recoveries.push(r));
-    cleanup.push(async () => {
-      await drain.shutdown({ force: true });
-      await coordinator.close();
-    });
-    return { drain, coordinator, warnings, recoveries };
-  };
-  const running = async (options?: DrainControllerOptions): Promise<Member> => {
-    const m = member(options);
-    await m.drain.start();
-    await m.drain.whenResumed();
-    return m;
-  };
-  const registered = async () => (await store.readGeneration(GROUP)).members.map((m) => m.memberId);
-  return { backend, store, member, running, registered };
-}
-
-/**
- * m1 drives a1, a2 (running), a-user (paused by a user) and a-done; m2 drives b1; m3 drives c1; `free`
- * has no owner.
- */
-function seed(store: MemoryWorkflowStore): void {
-  store.add('a1', 'running', 'm1');
-  store.add('a2', 'running', 'm1');
-  store.add('a-user', 'paused', 'm1');
-  store.add('a-done', 'succeeded', 'm1');
-  store.add('b1', 'running', 'm2');
-  store.add('c1', 'running', 'm3');
-  store.add('free', 'running');
-}
-
-const counts = (store: MemoryWorkflowStore, id: string) => ({
-  recoveries: store.recoveryCount(id),
-  parks: store.parkCount(id),
-  resumes: store.resumeCount(id),
-});
-const untouched = { recoveries: 0, parks: 0, resumes: 0 };
-const recoveredOnce = { recoveries: 1, parks: 1, resumes: 1 };
-
-/** Advances the fake clock in steps until `done()` holds (or `maxMs` passed). */
-async function until(done: () => boolean, stepMs = 50, maxMs = 30_000): Promise<void> {
-  for (let t = 0; !done() && t < maxMs; t += stepMs) await vi.advanceTimersByTimeAsync(stepMs);
-}
-
-/** Crashes a member like SIGKILL (heartbeats stop), then lets its membership expire. */
-async function crash(m: Member): Promise<void> {
-  m.coordinator.crash();
-  await vi.advanceTimersByTimeAsync(TTL + 1);
-}
+const { cleanup, cluster } = peerClusters();
 
 describe('DrainController peer recovery: the periodic peer check', () => {
   it("recovers exactly a crashed peer's running workflows, once: never a user's pause, nor a live member's; the group keeps running", async () => {
@@ -238,14 +161,9 @@ describe('DrainController peer recovery: the periodic peer check', () => {
     const { store, running } = cluster();
     seed(store);
     let failures = 1;
-    const flaky = new Proxy(store, {
-      get(target, key) {
-        const value: unknown = Reflect.get(target, key, target);
-        if (key === 'unpark')
-          return (...args: Parameters<typeof store.unpark>) =>
-            failures-- > 0 ? Promise.reject(new Error('unpark failed')) : target.unpark(...args);
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
+    const flaky = overriding(store, {
+      unpark: (...args) =>
+        failures-- > 0 ? Promise.reject(new Error('unpark failed')) : store.unpark(...args),
     });
     const a = await running();
     const b = await running({ store: flaky });
