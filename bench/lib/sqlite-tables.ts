@@ -14,28 +14,38 @@ export const SQLITE_TABLES =
   "'paused' WHERE status = 'running'`; raw unpark: `UPDATE ... WHERE status = 'paused' AND id IN (SELECT id " +
   'FROM raw_marks)` and `DELETE FROM raw_marks`.';
 
+/** {@link openSqliteTables}' tables, with the parking suite's count of running and paused workflows. */
+export interface SqliteTables extends HostTables {
+  /** How many workflows are running and paused now. */
+  count(): Promise<{ readonly running: number; readonly paused: number }>;
+}
+
 /**
- * A SQLite file with a host table of workflows, a store over it, and the raw statements of the
- * parking suite (bench/suites/park-sqlite.ts) to compare with. Removed on close.
+ * A SQLite file with a host table of workflows, a store over it (with `statuses`), and the raw
+ * statements to compare with: the tables of the parking suite (bench/suites/park-sqlite.ts) and of the
+ * scaling suite (bench/suites/scaling.ts). Removed on close.
  */
-export async function openSqliteTables(): Promise<HostTables> {
+export async function openSqliteTables(
+  statuses: { running: string; paused: string; failed?: string } = {
+    running: 'running',
+    paused: 'paused',
+    failed: 'failed',
+  },
+): Promise<SqliteTables> {
   const { openSqliteDatabase, SqliteWorkflowStore } = await sqlite();
   const path = join(tmpdir(), `${uniqueName('gd-bench')}.sqlite`);
+  // The library's choice of driver: node:sqlite where the runtime has it, better-sqlite3 otherwise.
   const db = await openSqliteDatabase(path);
   db.pragma('journal_mode = WAL');
-  // What a database already in WAL mode gets when opened: commits write the WAL without an fsync.
+  // What a database already in WAL mode gets when opened (a new file gets FULL until reopened):
+  // commits write the WAL without an fsync; checkpoints sync.
   db.pragma('synchronous = NORMAL');
   db.exec(`CREATE TABLE workflows (id TEXT PRIMARY KEY, status TEXT NOT NULL);
     CREATE INDEX workflows_status ON workflows (status);
     CREATE TABLE raw_marks (id TEXT PRIMARY KEY NOT NULL, member_id TEXT NOT NULL, token INTEGER,
       parked_at INTEGER NOT NULL) WITHOUT ROWID;`);
   const marksTable = 'gd_marks';
-  const store = new SqliteWorkflowStore({
-    database: db,
-    table: 'workflows',
-    marksTable,
-    statuses: { running: 'running', paused: 'paused', failed: 'failed' },
-  });
+  const store = new SqliteWorkflowStore({ database: db, table: 'workflows', marksTable, statuses });
   // The store creates its tables at first use: have them now, so that reset() can clear them.
   await store.listActive({ limit: 1 });
   const fill = db.prepare(`INSERT INTO workflows (id, status)
@@ -49,6 +59,9 @@ export async function openSqliteTables(): Promise<HostTables> {
     `UPDATE workflows SET status = 'running' WHERE status = 'paused' AND id IN (SELECT id FROM raw_marks)`,
   );
   const clearMarks = db.prepare('DELETE FROM raw_marks');
+  const count = db.prepare<[], { running: number; paused: number }>(
+    `SELECT sum(status = 'running') AS running, sum(status = 'paused') AS paused FROM workflows`,
+  );
   const rawPark = db.transaction(() => {
     const marked = markAll.run(Date.now()).changes;
     pauseAll.run();
@@ -67,12 +80,17 @@ export async function openSqliteTables(): Promise<HostTables> {
         db.exec(`DELETE FROM workflows; DELETE FROM raw_marks; DELETE FROM "${marksTable}";`);
         fill.run(n);
       }).immediate();
-      // Statistics, as PostgreSQL's autovacuum keeps them.
+      // Statistics, as PostgreSQL's autovacuum keeps them: without them SQLite's planner prefers the
+      // status index for the store's queries (see docs/performance.md).
       db.exec('ANALYZE');
       db.pragma('wal_checkpoint(TRUNCATE)');
     },
-    rawPark: async () => Number(rawPark.immediate()),
-    rawUnpark: async () => Number(rawUnpark.immediate()),
+    rawPark: async () => rawPark.immediate(),
+    rawUnpark: async () => rawUnpark.immediate(),
+    count: async () => {
+      const c = count.get();
+      return { running: c?.running ?? 0, paused: c?.paused ?? 0 };
+    },
     async close() {
       await store.close();
       db.close();
