@@ -506,3 +506,6 @@ workflowStoreContract(() => memoryStoreHarness({ pauseDelayMs: 5 }), {
 workflowStoreContract(() => memoryStoreHarness({ owners: true }), {
   name: 'MemoryWorkflowStore (owners: true)',
 });
+workflowStoreContract(() => memoryStoreHarness({ pages: true }), {
+  name: 'MemoryWorkflowStore (pages: true)',
+});

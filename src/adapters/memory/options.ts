@@ -44,10 +44,16 @@ export interface MemoryWorkflowStoreOptions {
    * @defaultValue false
    */
   readonly owners?: boolean | undefined;
+  /**
+   * Offers `parkPage()` and `unparkPage()`, as the SQL stores do: the controller then lists and writes
+   * each page in one call. For tests of code that uses them; the results are the same either way.
+   * @defaultValue false
+   */
+  readonly pages?: boolean | undefined;
 }
 
 const COORDINATOR_DEFAULTS = Object.freeze({ backend: defaultBackend, clock: now });
-const STORE_DEFAULTS = Object.freeze({ pauseDelayMs: 0, owners: false });
+const STORE_DEFAULTS = Object.freeze({ pauseDelayMs: 0, owners: false, pages: false });
 
 /** Checks `options` (messages name the option and the value) and applies the defaults. @internal */
 export function compileCoordinatorOptions(options: unknown): { backend: BackendState; clock: () => number } {
@@ -58,11 +64,16 @@ export function compileCoordinatorOptions(options: unknown): { backend: BackendS
 }
 
 /** Checks `options` (messages name the option and the value) and applies the defaults. @internal */
-export function compileStoreOptions(options: unknown): { pauseDelayMs: number; owners: boolean } {
+export function compileStoreOptions(options: unknown): {
+  pauseDelayMs: number;
+  owners: boolean;
+  pages: boolean;
+} {
   const given = checkOptionsObject('MemoryWorkflowStore', options, Object.keys(STORE_DEFAULTS));
-  const { pauseDelayMs, owners } = withDefaults(STORE_DEFAULTS, given);
+  const { pauseDelayMs, owners, pages } = withDefaults(STORE_DEFAULTS, given);
   return {
     pauseDelayMs: checkNonNegative('pauseDelayMs', pauseDelayMs),
     owners: checkBoolean('owners', owners),
+    pages: checkBoolean('pages', pages),
   };
 }

@@ -14,11 +14,13 @@ import type {
   Page,
   ParkedWorkflow,
   ParkOutcome,
+  ParkPage,
   RecoverOptions,
   RecoverOutcome,
   StoreCallOptions,
   StoreWarning,
   UnparkOutcome,
+  UnparkPage,
   WorkflowStore,
   WorkflowStoreCapabilities,
 } from '../../workflow-store.js';
@@ -122,13 +124,42 @@ export class MemoryWorkflowStore implements WorkflowStore {
     options?: StoreCallOptions,
   ) => Promise<void>;
 
+  /** With the `pages` option: `listActive()` then `park()` of its page, at once. See {@link WorkflowStore.parkPage}. */
+  readonly parkPage?: (fence: Fence, options: ListOptions) => Promise<ParkPage>;
+  /**
+   * With the `pages` option: `listParked()` then `unpark()` of its page's workflows not pausing, at once.
+   * See {@link WorkflowStore.unparkPage}.
+   */
+  readonly unparkPage?: (fence: Fence, options: ListOptions) => Promise<UnparkPage>;
+
   constructor(options?: MemoryWorkflowStoreOptions) {
-    const { pauseDelayMs, owners } = compileStoreOptions(options);
+    const { pauseDelayMs, owners, pages } = compileStoreOptions(options);
     this.#pauseDelayMs = pauseDelayMs;
     if (owners) {
       this.listOwned = async (memberIds, o) => this.#listOwned(memberIds, o);
       this.evictMembers = async (group, members, fence, o) => this.#evictMembers(group, members, fence, o);
     }
+    if (pages) {
+      this.parkPage = async (fence, o) => this.#parkPage(fence, o);
+      this.unparkPage = async (fence, o) => this.#unparkPage(fence, o);
+    }
+  }
+
+  #parkPage(fence: Fence, options: ListOptions): ParkPage {
+    const page = this.#page('parkPage()', options, (id, e) => (e.status === 'running' ? id : undefined));
+    const results = this.#write('park', page.items, fence, { signal: options.signal }, this.#parkOne);
+    return Object.freeze({ results, cursor: page.cursor });
+  }
+
+  #unparkPage(fence: Fence, options: ListOptions): UnparkPage {
+    const page = this.#page(
+      'unparkPage()',
+      options,
+      (id, e) => e.mark && { id, pausing: e.status === 'pausing' },
+    );
+    const ready = page.items.filter((w) => !w.pausing).map((w) => w.id);
+    const results = this.#write('unpark', ready, fence, { signal: options.signal }, this.#unparkOne);
+    return Object.freeze({ results, pausing: page.items.length - ready.length, cursor: page.cursor });
   }
 
   #listOwned(memberIds: readonly string[], options: ListOptions): Page<string> {
@@ -168,10 +199,11 @@ export class MemoryWorkflowStore implements WorkflowStore {
     fence: Fence,
     options?: StoreCallOptions,
   ): Promise<readonly ItemResult<ParkOutcome>[]> {
-    return this.#write('park', ids, fence, options, (e, f) =>
-      e?.status === 'running' ? this.#park(e, f) : 'skipped',
-    );
+    return this.#write('park', ids, fence, options, this.#parkOne);
   }
+
+  readonly #parkOne = (e: Entry | undefined, f: Fence): ParkOutcome =>
+    e?.status === 'running' ? this.#park(e, f) : 'skipped';
 
   #park(e: Entry, { memberId, token }: Fence): 'paused' | 'pausing' {
     e.mark = { memberId, token };
@@ -201,16 +233,18 @@ export class MemoryWorkflowStore implements WorkflowStore {
     fence: Fence,
     options?: StoreCallOptions,
   ): Promise<readonly ItemResult<UnparkOutcome>[]> {
-    return this.#write('unpark', ids, fence, options, (e) => {
-      if (e?.mark === undefined || e.status === 'pausing') return 'skipped';
-      e.mark = undefined;
-      if (e.status !== 'paused') return 'skipped';
-      this.#set(e, 'running');
-      e.resumes += 1;
-      this.#resumes += 1;
-      return 'resumed';
-    });
+    return this.#write('unpark', ids, fence, options, this.#unparkOne);
   }
+
+  readonly #unparkOne = (e: Entry | undefined): UnparkOutcome => {
+    if (e?.mark === undefined || e.status === 'pausing') return 'skipped';
+    e.mark = undefined;
+    if (e.status !== 'paused') return 'skipped';
+    this.#set(e, 'running');
+    e.resumes += 1;
+    this.#resumes += 1;
+    return 'resumed';
+  };
 
   /** Records `fence.token` as the highest seen, writing nothing else; a no-op for `token: undefined`. */
   async raiseFence(fence: Fence, options?: StoreCallOptions): Promise<void> {

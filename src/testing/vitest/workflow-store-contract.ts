@@ -4,6 +4,7 @@ import { checkOptionsObject } from '../../validate.js';
 import type { Fence, ListOptions, Page } from '../../workflow-store.js';
 import type { HostStatus, WorkflowStoreHarness as Harness } from '../index.js';
 import { generationContract } from './generation-contract.js';
+import { pageContract } from './page-contract.js';
 import { contractSuite, nextToken, rejectionOf } from './support.js';
 
 /** Options of {@link workflowStoreContract}. */
@@ -505,6 +506,7 @@ export function workflowStoreContract(
       });
     });
 
+    pageContract(make);
     generationContract(make);
 
     test('a batch of 1000 ids parks, lists and unparks', async (h) => {
