@@ -7,10 +7,10 @@
  * workflows it owned, which the live workers then drive to the end. Nobody stops, nobody restarts.
  */
 import { type Check, check, hostChecks } from '../../harness/host-checks.js';
-import { OWNER_COLUMN, ownerWorker, type WorkflowRow } from '../../harness/host-db.js';
+import { OWNER_COLUMN, type WorkflowRow } from '../../harness/host-db.js';
 import { checkCleanShutdowns, checkHandOffs } from './checks.js';
 import type { WorkerProcess } from './cluster.js';
-import { checkRecoveredOnce } from './crash.js';
+import { checkRecoveredOnce, markedOrRecovered } from './crash.js';
 import { Scenario, ScenarioError } from './scenario.js';
 import type { WorkerSummary } from './summary.js';
 
@@ -63,8 +63,7 @@ export class CrashPeerScenario extends Scenario {
 
   override async strandedNow(): Promise<number | undefined> {
     const dead = this.killed?.memberId;
-    if (dead === undefined) return undefined;
-    return (await this.db.held()).filter((w) => ownerWorker(w.owner) === dead).length;
+    return dead === undefined ? undefined : (await this.heldBy(dead)).length;
   }
 
   /** The worker to kill: the middle one (never the last one running: the others keep the group). */
@@ -74,18 +73,8 @@ export class CrashPeerScenario extends Scenario {
 
   override async run(): Promise<void> {
     const o = this.o;
-    await this.setup();
-    this.startSampling();
-
     // 1. The cluster starts; each worker takes up to HELD workflows and drives them.
-    this.events.push({ at: this.clock(), label: 'cluster starts' });
-    const workers = await this.startWorkers(1);
-    await this.waitFor(
-      'the first steps',
-      (s) => s.counts.stepsDone >= Math.max(1, 0.1 * this.completable(s)),
-      this.phaseTimeoutMs,
-    );
-    await this.userPause();
+    const workers = await this.startCluster();
 
     // 2. One worker dies mid-run: no drain, no leave; what it held stays `running`, held by it.
     await this.waitFor(
@@ -105,7 +94,7 @@ export class CrashPeerScenario extends Scenario {
     await victim.exited;
     this.killed = victim;
     this.killedAt = this.clock();
-    this.stranded = (await this.db.held()).filter((w) => ownerWorker(w.owner) === victim.memberId);
+    this.stranded = await this.heldBy(victim.memberId);
     this.log(
       `${victim.memberId} is dead: ${this.stranded.length} workflows it drove are stranded, running and held by it ` +
         `(${this.stranded.map((w) => `${w.id} at step ${w.step}/${w.steps}`).join(', ') || 'none'}); ` +
@@ -190,16 +179,9 @@ export class CrashPeerScenario extends Scenario {
   override async checks(): Promise<Check[]> {
     const parkedLeft = await this.listParked();
     const snapshot = await this.db.snapshot();
-    const summaries = this.summaries();
-    const byId = new Map(summaries.map((w) => [w.memberId, w]));
-    const of = (workers: readonly WorkerProcess[]): WorkerSummary[] =>
-      workers.map((w) => byId.get(w.memberId) as WorkerSummary);
-    const killed = this.killed === undefined ? undefined : byId.get(this.killed.memberId);
-    // The recovery marked what it recovered (the sampler may have missed the marks: the resume is quick).
-    const markedEver = new Set([
-      ...this.markedEver,
-      ...summaries.flatMap((w) => [...(w.recovered.paused ?? []), ...(w.recovered.pausing ?? [])]),
-    ]);
+    const { all: summaries, of, one } = this.summariesBy();
+    const killed = one(this.killed);
+    const markedEver = markedOrRecovered(this.markedEver, summaries);
     return [
       checkHandOffs([], of(this.finalStop)),
       checkPeerRecovered(this.stranded, killed, of(this.survivors), this.killedAt),

@@ -48,24 +48,13 @@ export class CrashScenario extends Scenario {
 
   override async strandedNow(): Promise<number | undefined> {
     const dead = this.killed?.memberId;
-    if (dead === undefined) return undefined;
-    return (await this.db.held()).filter((w) => ownerWorker(w.owner) === dead).length;
+    return dead === undefined ? undefined : (await this.heldBy(dead)).length;
   }
 
   override async run(): Promise<void> {
     const o = this.o;
-    await this.setup();
-    this.startSampling();
-
     // 1. The cluster starts; each worker takes up to HELD workflows and drives them.
-    this.events.push({ at: this.clock(), label: 'cluster starts' });
-    const first = await this.startWorkers(1);
-    await this.waitFor(
-      'the first steps',
-      (s) => s.counts.stepsDone >= Math.max(1, 0.1 * this.completable(s)),
-      this.phaseTimeoutMs,
-    );
-    await this.userPause();
+    const first = await this.startCluster();
 
     // 2. Rolling stop of all but the last: each gives back what it held, to its peers.
     const last = first[first.length - 1] as WorkerProcess;
@@ -158,11 +147,8 @@ export class CrashScenario extends Scenario {
   override async checks(): Promise<Check[]> {
     const parkedLeft = await this.listParked();
     const snapshot = await this.db.snapshot();
-    const summaries = this.summaries();
-    const byId = new Map(summaries.map((w) => [w.memberId, w]));
-    const of = (workers: readonly WorkerProcess[]): WorkerSummary[] =>
-      workers.map((w) => byId.get(w.memberId) as WorkerSummary);
-    const killed = this.killed === undefined ? undefined : byId.get(this.killed.memberId);
+    const { all: summaries, of, one } = this.summariesBy();
+    const killed = one(this.killed);
     const restarted = of(this.restarted);
     if (this.recovery === 'report') {
       // The stranded ones never finish: the other checks are of everything else; the marks left are theirs.
@@ -183,11 +169,7 @@ export class CrashScenario extends Scenario {
         checkCleanShutdowns(summaries, killed),
       ];
     }
-    // The recovery marked what it recovered (the sampler may have missed the marks: the resume is quick).
-    const markedEver = new Set([
-      ...this.markedEver,
-      ...summaries.flatMap((w) => [...(w.recovered.paused ?? []), ...(w.recovered.pausing ?? [])]),
-    ]);
+    const markedEver = markedOrRecovered(this.markedEver, summaries);
     return [
       checkHandOffs(of(this.rollingStop), of(this.finalStop), killed),
       checkWouldStrand(this.stranded, this.strandedAtRestart),
@@ -208,6 +190,20 @@ export class CrashScenario extends Scenario {
       },
     };
   }
+}
+
+/**
+ * The workflows marked at some point: those the sampler saw, and those a recovery marked (the sampler may
+ * have missed their marks: the resume is quick).
+ */
+export function markedOrRecovered(
+  markedEver: ReadonlySet<string>,
+  summaries: readonly WorkerSummary[],
+): Set<string> {
+  return new Set([
+    ...markedEver,
+    ...summaries.flatMap((w) => [...(w.recovered.paused ?? []), ...(w.recovered.pausing ?? [])]),
+  ]);
 }
 
 const ids = (rows: readonly { readonly id: string }[]): string =>

@@ -18,7 +18,13 @@ import {
   runBackend,
 } from '../../harness/backend.js';
 import { type Check, hostChecks } from '../../harness/host-checks.js';
-import { type Counts, type HostDb, workflowId } from '../../harness/host-db.js';
+import {
+  type Counts,
+  type HostDb,
+  ownerWorker,
+  workflowId,
+  type WorkflowRow,
+} from '../../harness/host-db.js';
 import { type MemberMessage, memberArgs } from '../../harness/member.js';
 import { deriveSeed, sample, seededRandom } from '../../harness/random.js';
 import { redact } from '../../harness/servers.js';
@@ -182,6 +188,11 @@ export class Scenario {
   /** Running workflows held by a worker that died; `undefined` when no worker died (see crash.ts). */
   async strandedNow(): Promise<number | undefined> {
     return undefined;
+  }
+
+  /** The running workflows worker `memberId` holds (a dead worker's: stranded). */
+  async heldBy(memberId: string): Promise<WorkflowRow[]> {
+    return (await this.db.held()).filter((w) => ownerWorker(w.owner) === memberId);
   }
 
   async sample(): Promise<Sample> {
@@ -407,20 +418,28 @@ export class Scenario {
     return s.counts.stepsTotal - this.o.userPaused * this.o.steps;
   }
 
-  async run(): Promise<void> {
-    const o = this.o;
+  /**
+   * Every scenario's opening: prepares the backend, starts sampling, starts the cluster (run 1), waits
+   * for its first steps and lets a user pause workflows. Returns the workers.
+   */
+  async startCluster(): Promise<WorkerProcess[]> {
     await this.setup();
     this.startSampling();
-
-    // 1. The cluster starts and runs.
     this.events.push({ at: this.clock(), label: 'cluster starts' });
-    const first = await this.startWorkers(1);
+    const workers = await this.startWorkers(1);
     await this.waitFor(
       'the first steps',
       (s) => s.counts.stepsDone >= Math.max(1, 0.1 * this.completable(s)),
       this.phaseTimeoutMs,
     );
     await this.userPause();
+    return workers;
+  }
+
+  async run(): Promise<void> {
+    const o = this.o;
+    // 1. The cluster starts and runs.
+    const first = await this.startCluster();
 
     // 2. Rolling stop: the first ones hand off to their peers; the last one parks.
     for (const [i, worker] of first.entries()) {
@@ -476,14 +495,27 @@ export class Scenario {
   async checks(): Promise<Check[]> {
     const parkedLeft = await this.listParked();
     const snapshot = await this.db.snapshot();
-    const summary = new Map(this.summaries().map((w) => [w.memberId, w]));
-    const of = (workers: readonly WorkerProcess[]): WorkerSummary[] =>
-      workers.map((w) => summary.get(w.memberId) as WorkerSummary);
+    const { all, of } = this.summariesBy();
     return [
       checkHandOffs(of(this.rollingStop), of(this.finalStop)),
       ...hostChecks(snapshot, { markedEver: this.markedEver, parkedLeft }),
-      checkCleanShutdowns(this.summaries()),
+      checkCleanShutdowns(all),
     ];
+  }
+
+  /** Every worker's summary (`all`), and those of the workers given, in their order (`of`, `one`). */
+  summariesBy(): {
+    readonly all: WorkerSummary[];
+    of(workers: readonly WorkerProcess[]): WorkerSummary[];
+    one(worker: WorkerProcess | undefined): WorkerSummary | undefined;
+  } {
+    const all = this.summaries();
+    const byId = new Map(all.map((w) => [w.memberId, w]));
+    return {
+      all,
+      of: (workers) => workers.map((w) => byId.get(w.memberId) as WorkerSummary),
+      one: (worker) => (worker === undefined ? undefined : byId.get(worker.memberId)),
+    };
   }
 
   summaries(): WorkerSummary[] {
