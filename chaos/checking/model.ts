@@ -185,6 +185,27 @@ export function buildModel(history: readonly HistoryEntry[], timings: Timings): 
   const leases = new Map<string, LeaseModel>();
   const writes: WriteModel[] = [];
   const openWrites = new Map<string, WriteModel>();
+  /** A store write its start event began: listed, and open (`member/key`) until its end event. */
+  const openWrite = (
+    e: EntryOf<'park-start' | 'unpark-start' | 'recover-start'>,
+    key: string,
+    call: Pick<WriteModel, 'kind' | 'name' | 'recover'>,
+  ): void => {
+    const write: WriteModel = {
+      ...call,
+      member: e.m,
+      token: parseToken(e.token),
+      start: e.t,
+      ids: e.ids,
+      lease: e.lease,
+      end: undefined,
+      outcomes: undefined,
+      error: undefined,
+      seq: e.seq,
+    };
+    writes.push(write);
+    openWrites.set(`${e.m}/${key}`, write);
+  };
   const fences: FenceModel[] = [];
   const openFences = new Map<string, FenceModel>();
   const userActions: UserAction[] = [];
@@ -334,42 +355,17 @@ export function buildModel(history: readonly HistoryEntry[], timings: Timings): 
       }
       case 'park-start':
       case 'unpark-start': {
-        const write: WriteModel = {
-          kind: e.type === 'park-start' ? 'park' : 'unpark',
-          name: e.type === 'park-start' ? 'park' : 'unpark',
-          member: e.m,
-          token: parseToken(e.token),
-          start: e.t,
-          ids: e.ids,
-          lease: e.lease,
-          end: undefined,
-          outcomes: undefined,
-          error: undefined,
-          seq: e.seq,
-        };
-        writes.push(write);
-        openWrites.set(`${e.m}/${write.kind}`, write);
+        const kind = e.type === 'park-start' ? 'park' : 'unpark';
+        openWrite(e, kind, { kind, name: kind });
         break;
       }
-      case 'recover-start': {
-        const write: WriteModel = {
+      case 'recover-start':
+        openWrite(e, 'recover', {
           kind: 'park',
           name: 'recover',
           recover: { generation: generations.get(e.m) ?? null, mode: e.mode },
-          member: e.m,
-          token: parseToken(e.token),
-          start: e.t,
-          ids: e.ids,
-          lease: e.lease,
-          end: undefined,
-          outcomes: undefined,
-          error: undefined,
-          seq: e.seq,
-        };
-        writes.push(write);
-        openWrites.set(`${e.m}/recover`, write);
+        });
         break;
-      }
       case 'generation-read':
         generations.set(e.m, e.generation);
         break;
