@@ -5,6 +5,7 @@
  */
 import type pg from 'pg';
 import {
+  afterStep,
   type Claim,
   type CommitOutcome,
   type Counts,
@@ -203,18 +204,13 @@ export class PostgresHostDb implements HostDb {
          VALUES ($1, $2, $3, $4, $5, $6)`,
         [claim.id, claim.step, worker, claim.owner, startedAt, at],
       );
-      const step = row.step + 1;
-      const outcome: CommitOutcome =
-        step >= row.steps ? 'finished' : row.status === STATUS.pausing ? 'paused' : 'advanced';
-      const status =
-        outcome === 'finished' ? STATUS.succeeded : outcome === 'paused' ? STATUS.paused : row.status;
-      const keep = outcome === 'advanced' ? next : undefined;
+      const after = afterStep(row, at, next);
       await client.query(
         `UPDATE ${s}.workflows SET step = $1, status = $2, owner = $3, lease_until = $4, updated_at = $5
          WHERE id = $6`,
-        [step, status, keep?.owner ?? null, keep === undefined ? null : at + keep.leaseMs, at, claim.id],
+        [after.step, after.status, after.owner, after.leaseUntil, at, claim.id],
       );
-      return outcome;
+      return after.outcome;
     });
   }
 

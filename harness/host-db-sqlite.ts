@@ -7,6 +7,7 @@
  */
 import { openSqliteDatabase, type SqliteDatabase, type SqliteStatement } from 'graceful-drain/sqlite';
 import {
+  afterStep,
   type Claim,
   type CommitOutcome,
   type Counts,
@@ -186,17 +187,12 @@ export class SqliteHostDb implements HostDb {
         `INSERT INTO step_log (workflow_id, step, worker, claim, started_at, finished_at)
            VALUES (?, ?, ?, ?, ?, ?)`,
       ).run(claim.id, claim.step, worker, claim.owner, startedAt, at);
-      const step = row.step + 1;
-      const outcome: CommitOutcome =
-        step >= row.steps ? 'finished' : row.status === STATUS.pausing ? 'paused' : 'advanced';
-      const status =
-        outcome === 'finished' ? STATUS.succeeded : outcome === 'paused' ? STATUS.paused : row.status;
-      const keep = outcome === 'advanced' ? next : undefined;
+      const after = afterStep(row, at, next);
       this.#sql(
         `UPDATE workflows SET step = ?, status = ?, owner = ?, lease_until = ?, updated_at = ?
            WHERE id = ?`,
-      ).run(step, status, keep?.owner ?? null, keep === undefined ? null : at + keep.leaseMs, at, claim.id);
-      return outcome;
+      ).run(after.step, after.status, after.owner, after.leaseUntil, at, claim.id);
+      return after.outcome;
     });
   }
 

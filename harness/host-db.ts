@@ -90,6 +90,40 @@ export interface WorkflowRow {
   readonly owner: string | null;
 }
 
+/** What a commit writes to a workflow's row after its step (see {@link HostDb.commit}). */
+export interface AfterStep {
+  readonly outcome: Exclude<CommitOutcome, 'lost'>;
+  readonly step: number;
+  readonly status: string;
+  /** `next`'s owner and lease end for a workflow that runs on under it; otherwise released (null). */
+  readonly owner: string | null;
+  readonly leaseUntil: number | null;
+}
+
+/**
+ * What committing `row`'s step at `at` makes of it: the next step, finished after its last one, paused
+ * when a pause was requested meanwhile; kept under `next` when it runs on, released otherwise.
+ */
+export function afterStep(
+  row: Pick<WorkflowRow, 'status' | 'step' | 'steps'>,
+  at: number,
+  next: NextStep | undefined,
+): AfterStep {
+  const step = row.step + 1;
+  const outcome: AfterStep['outcome'] =
+    step >= row.steps ? 'finished' : row.status === STATUS.pausing ? 'paused' : 'advanced';
+  const status =
+    outcome === 'finished' ? STATUS.succeeded : outcome === 'paused' ? STATUS.paused : row.status;
+  const keep = outcome === 'advanced' ? next : undefined;
+  return {
+    outcome,
+    step,
+    status,
+    owner: keep?.owner ?? null,
+    leaseUntil: keep === undefined ? null : at + keep.leaseMs,
+  };
+}
+
 /** A row of the step log: one per step recorded. */
 export interface StepLogRow {
   readonly seq: number;
