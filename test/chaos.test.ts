@@ -222,13 +222,14 @@ describe('chaos checker', () => {
     );
   });
 
-  it('checkNoParkOverPeers() finds a park while a peer was alive, not one over a frozen peer', () => {
-    const peer = (freeze: boolean): Model =>
+  it('checkNoParkOverPeers() finds a park while a peer was alive, not one over a frozen peer or one still starting', () => {
+    const peer = (freeze: boolean, started = true): Model =>
       model(
         spawned(0, 'm1', 1),
         spawned(0, 'm2', 2),
         joined(10, 'm1'),
         joined(20, 'm2'),
+        ...((started ? [[30, 'm2', { type: 'ready' }]] : []) as [number, string, MemberEvent][]),
         ...((freeze
           ? [
               [3000, 'harness', { type: 'signal', member: 'm2', signal: 'SIGSTOP' }],
@@ -242,6 +243,8 @@ describe('chaos checker', () => {
       );
     expect(checkNoParkOverPeers(peer(false)).violations.map((v) => v.members)).toEqual([['m1', 'm2']]);
     expect(checkNoParkOverPeers(peer(true)).ok).toBe(true);
+    // m2 still in its start gate (intake closed): the park of m1's gate over it is no violation.
+    expect(checkNoParkOverPeers(peer(false, false)).ok).toBe(true);
   });
 
   it('checkParkResumeAlternate() finds a resume without a park, a double park', () => {

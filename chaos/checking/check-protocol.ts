@@ -4,7 +4,8 @@
  * - invariant 2: when the whole cluster stops gracefully, someone takes the park step and nothing is
  *   left running;
  * - invariant 3: no member parks while a peer that was certainly alive (joined, not leaving, not
- *   crashed, frozen, stalled or cut off) was in the group the whole time;
+ *   crashed, frozen, stalled or cut off) and running (its start finished) was in the group the whole
+ *   time;
  * - invariants 4 and 5: per workflow, effective parks and resumes alternate, starting with a park (a
  *   user's resume, or pause of a parked workflow, ends a park too);
  * - invariant 4: no workflow whose last user action is a pause is resumed by the library afterwards;
@@ -84,6 +85,14 @@ export function certainlyAlive(model: Model, p: MemberModel, span: { from: numbe
   return disturbedDuring(model, p, span, model.timings.memberTtlMs) === undefined;
 }
 
+/**
+ * `p` had finished its start (its start gate, then intake open: `ready`) by `at`. A peer still in its
+ * start gate drives nothing yet, and its own gate runs after the parker's under the start-stop lock: a
+ * start gate that finishes a park cut short while such a peer waits parks nothing that peer runs.
+ */
+const startedBy = (p: MemberModel, at: number): boolean =>
+  p.events.some((e) => e.type === 'ready' && e.t <= at);
+
 /** Invariant 3: no park while a live peer remains. */
 export function checkNoParkOverPeers(model: Model): CheckResult {
   const violations: Violation[] = [];
@@ -99,7 +108,7 @@ export function checkNoParkOverPeers(model: Model): CheckResult {
       parks++;
       const span = { from: listedAt, to: e.t };
       for (const p of model.members.values()) {
-        if (p.id === m.id || !certainlyAlive(model, p, span)) continue;
+        if (p.id === m.id || !certainlyAlive(model, p, span) || !startedBy(p, e.t)) continue;
         violations.push({
           message: `${m.id} parked though ${p.id} was alive in the group all along (listed at ${fmt(model, listedAt)}, parked at ${fmt(model, e.t)})`,
           at: e.t,
