@@ -13,10 +13,12 @@ import type { CompiledStoreOptions } from './options.js';
 
 type Affinity = 'TEXT' | 'NUMERIC' | 'INTEGER' | 'REAL' | 'BLOB';
 
-/** Where the host's table lives (`main`, `temp`, an attached database), and its status column's affinity. */
+/** Where the host's table lives (`main`, `temp`, an attached database), and its columns' affinities. */
 export interface HostTableInfo {
   readonly schema: string;
   readonly statusAffinity: Affinity;
+  /** `BLOB` (no affinity) when the id column converts nothing: then an id's text may not compare as its value. */
+  readonly idAffinity: Affinity;
 }
 
 /**
@@ -82,7 +84,11 @@ export function checkHostTable(db: SqliteDatabase, { names, table }: CompiledSto
     );
   }
   const strict = isStrict(db, schema, names.table.name);
-  return { schema, statusAffinity: affinityOf(column(names.statusColumn)?.type ?? '', strict) };
+  return {
+    schema,
+    statusAffinity: affinityOf(column(names.statusColumn)?.type ?? '', strict),
+    idAffinity: affinityOf(column(names.idColumn)?.type ?? '', strict),
+  };
 }
 
 /** The schemas in the order SQLite searches an unqualified table name. */

@@ -10,7 +10,7 @@ import { quote, siblingTable } from '../../internal/sql-names.js';
 import type { WorkflowStatuses } from '../../internal/statuses.js';
 import type { GenerationRecord, ParkedState, ParkedWorkflow, RecoverOutcome } from '../../workflow-store.js';
 import type { SqliteDatabase, SqliteStatement } from './driver.js';
-import { checkHostTable, installMarkTriggers } from './mark-trigger.js';
+import { checkHostTable, installMarkTriggers, type HostTableInfo } from './mark-trigger.js';
 import type { CompiledStoreOptions } from './options.js';
 
 /** Ids per statement: one JSON array (`json_each`), so chunks only bound a statement's temporary data. */
@@ -59,7 +59,7 @@ export function setUpStore(db: SqliteDatabase, o: CompiledStoreOptions): StoreSt
     ) WITHOUT ROWID`);
     installMarkTriggers(db, o, host);
   }).immediate();
-  return prepareStatements(db, o);
+  return prepareStatements(db, o, host);
 }
 
 /** One parked row as JSON: id, member, token as text (it may not fit a double), state. */
@@ -70,6 +70,29 @@ interface GenerationRow {
   readonly generation: number | bigint;
   readonly dirty: number | bigint;
   readonly members: string;
+}
+
+/**
+ * A page listed and parked in one transaction: the ids listed (at most `limit`, in id order), whether
+ * more follow, and the ids parked among them (`undefined`: all of them).
+ */
+export interface ParkedPage {
+  readonly ids: string[];
+  readonly more: boolean;
+  readonly parked: ReadonlySet<string> | undefined;
+}
+
+/**
+ * A page of marks listed and unparked in one transaction: the ids listed that were not `pausing` (in id
+ * order), the ids resumed among them (`undefined`: all of them), how many were `pausing`, whether more
+ * follow, and the last id listed (the next page's cursor when more follow).
+ */
+export interface UnparkedPage {
+  readonly ids: string[];
+  readonly resumed: ReadonlySet<string> | undefined;
+  readonly pausing: number;
+  readonly more: boolean;
+  readonly last: string | undefined;
 }
 
 /** How {@link StoreStatements.recover} recovers, and the mark it writes. */
@@ -89,7 +112,7 @@ export type StoreStatements = ReturnType<typeof prepareStatements>;
  * status tests read `(status = ?) IS TRUE` and `likelihood(status = ?, 1.0)`, and why unpark counts
  * first: docs/performance.md, "What changed in the SQLite store".
  */
-function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions) {
+function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions, info: HostTableInfo) {
   const { names } = o;
   const host = names.table.sql;
   const id = quote(names.idColumn);
@@ -125,9 +148,11 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions) {
   const unmark = db.prepare(`${unmarkSql} RETURNING id`).pluck();
   const unmarkCount = db.prepare(unmarkSql);
   const unmarkUnlessPausing = db.prepare(`${unlessPausingSql} RETURNING id`).pluck();
-  const marked = db
-    .prepare<[string], number | bigint>(`SELECT count(*) FROM ${marks} AS m WHERE m.id IN ${chunk}`)
-    .pluck();
+  // Resumes the paused ones among a chunk that are marked: a workflow without a mark is never touched.
+  const resumeMarked = db.prepare(
+    `UPDATE ${host} AS t SET ${status} = ?
+      WHERE t.${id} IN (SELECT m.id FROM ${marks} AS m WHERE m.id IN ${chunk}) AND (t.${status} = ?) IS TRUE`,
+  );
   const savepoint = db.prepare('SAVEPOINT graceful_drain_batch');
   const rollbackTo = db.prepare('ROLLBACK TO graceful_drain_batch');
   const release = db.prepare('RELEASE graceful_drain_batch');
@@ -142,9 +167,6 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions) {
       release.run();
     }
   };
-  // Fast unparks in a row in which the trigger did not drop exactly one mark per workflow resumed (the
-  // store's trigger is missing, or the host's own triggers write rows too); at 3, no more fast unparks.
-  let triggerMisses = 0;
   // One JSON text per row; statuses compared in SQL, with the column's affinity.
   const parkedSql = (where: string) =>
     `SELECT json_array(m.id, m.member_id, CAST(m.token AS TEXT),
@@ -152,6 +174,60 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions) {
         FROM ${marks} AS m LEFT JOIN ${host} AS t ON t.${id} = m.id ${where} ORDER BY m.id LIMIT ?`;
   const parked = db.prepare<unknown[], string>(parkedSql('')).pluck();
   const parkedAfter = db.prepare<unknown[], string>(parkedSql('WHERE m.id > ?')).pluck();
+  // The pages: listed, then written in the same transaction by the range of ids listed, (cursor, last]
+  // (one statement each, no ids bound); each write is checked by its count against the page. Only where
+  // an id's text compares as the value it came from: not in a column without affinity, where an id
+  // listed as text may be an integer or a blob.
+  const rangeSafe = info.idAffinity !== 'BLOB';
+  /** A statement over the range `(lower, upper]` of `column`, or `(..., upper]` without a lower bound. */
+  const ranged = (column: string, sql: (range: string) => string) => {
+    const from = db.prepare(sql(`${column} > ? AND ${column} <= ?`));
+    const first = db.prepare(sql(`${column} <= ?`));
+    /** Runs it with `params` before the range's and `rest` after: the count of rows written. */
+    return (params: unknown[], lower: string | undefined, upper: string, ...rest: unknown[]): number =>
+      lower === undefined
+        ? first.run(...params, upper, ...rest).changes
+        : from.run(...params, lower, upper, ...rest).changes;
+  };
+  // Parks a page: its running workflows marked (a stale mark replaced, as `mark` does), then paused.
+  const markPage = ranged(
+    `t.${id}`,
+    (range) => `INSERT INTO ${marks} (id, member_id, token, parked_at)
+      SELECT CAST(t.${id} AS TEXT), ?, ?, ? FROM ${host} AS t WHERE (t.${status} = ?) IS TRUE AND ${range}
+        ON CONFLICT (id) DO UPDATE SET member_id = excluded.member_id, token = excluded.token, parked_at = excluded.parked_at`,
+  );
+  const movePage = ranged(
+    `t.${id}`,
+    (range) => `UPDATE ${host} AS t SET ${status} = ? WHERE (t.${status} = ?) IS TRUE AND ${range}`,
+  );
+  // Unparks a page of marks: their ids alone (the host's row is read by the write), then, where a
+  // page's marks are not all paused, their state too.
+  const markIdsFirst = db.prepare<[number], string>(`SELECT id FROM ${marks} ORDER BY id LIMIT ?`).pluck();
+  const markIdsAfter = db
+    .prepare<[string, number], string>(`SELECT id FROM ${marks} WHERE id > ? ORDER BY id LIMIT ?`)
+    .pluck();
+  // Each row one text: the state's letter (i: pausing, p: paused, o: other), then the id.
+  const markStatesSql = (range: string) =>
+    `SELECT CASE WHEN t.${status} = ? THEN 'i' WHEN t.${status} = ? THEN 'p' ELSE 'o' END || m.id
+       FROM ${marks} AS m LEFT JOIN ${host} AS t ON t.${id} = m.id WHERE ${range} ORDER BY m.id`;
+  const markStatesFrom = db.prepare<unknown[], string>(markStatesSql('m.id > ? AND m.id <= ?')).pluck();
+  const markStatesFirst = db.prepare<unknown[], string>(markStatesSql('m.id <= ?')).pluck();
+  const resumePage = ranged(
+    'm.id',
+    (range) => `UPDATE ${host} AS t SET ${status} = ?
+      WHERE t.${id} IN (SELECT m.id FROM ${marks} AS m WHERE ${range}) AND (t.${status} = ?) IS TRUE`,
+  );
+  // The marks left in the page once its paused workflows are resumed (the trigger drops theirs): those of
+  // workflows in another state, and every one where the trigger is missing. A `pausing` one's is kept.
+  const unmarkPage = ranged('m.id', (range) => `DELETE FROM ${marks} AS m WHERE ${range}`);
+  const unmarkPageUnlessPausing = ranged(
+    'm.id',
+    (range) => `DELETE FROM ${marks} AS m
+      WHERE NOT EXISTS (SELECT 1 FROM ${host} AS t WHERE t.${id} = m.id AND (t.${status} = ?) IS TRUE) AND ${range}`,
+  );
+  // Pages still to unpark by their states first, after one whose marks were not all paused: at a resume
+  // round's start, `pausing` ones come in runs.
+  let detailedPages = 0;
   // Crash recovery: the generation record, read in one statement (one snapshot), and the counts.
   const generation = db.prepare<[string], GenerationRow>(
     `SELECT coalesce(g.generation, 0) AS generation, coalesce(g.dirty, 0) AS dirty,
@@ -199,10 +275,82 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions) {
        ON CONFLICT (incarnation) DO NOTHING`,
   );
   const owned = names.ownerColumn === undefined ? undefined : ownedStatements(db, o, names.ownerColumn);
-  const strings = (rows: unknown[]) => rows.map((value) => String(value));
+  /** The ids as strings: as they come from a text column; an integer id (a bigint) in decimal. */
+  const strings = (rows: unknown[]): string[] => {
+    for (const value of rows) if (typeof value !== 'string') return rows.map((v) => String(v));
+    return rows as string[];
+  };
   /** Sets `to` on the workflows among `ids` whose status is `from`; returns their ids. */
   const transitionAll = (ids: readonly string[], to: string, from: string) =>
     strings(transition.all(to, JSON.stringify(ids), from));
+
+  /** A page of running workflows after `cursor`, in id order. */
+  function listActive(running: string, cursor: string | undefined, limit: number): string[] {
+    if (cursor === undefined) return anyActive.get(running) === 1 ? strings(active.all(running, limit)) : [];
+    return strings(activeAfter.all(running, cursor, limit));
+  }
+
+  /** Sets `target` on the running ones among `ids` and marks them; returns their ids. */
+  function parkIds(
+    ids: readonly string[],
+    running: string,
+    target: string,
+    memberId: string,
+    token: bigint | null,
+    at: number,
+  ): string[] {
+    const distinct = [...new Set(ids)];
+    const list = JSON.stringify(distinct);
+    // When every id was running (the usual case: listActive() just listed them), all are marked,
+    // without `RETURNING`; otherwise rolled back and redone with it.
+    return (
+      attempt(
+        () => {
+          if (transitionCount.run(target, list, running).changes !== distinct.length) return false;
+          mark.run(memberId, token, at, list);
+          return true;
+        },
+        () => {
+          const changed = transitionAll(distinct, target, running);
+          if (changed.length > 0) mark.run(memberId, token, at, JSON.stringify(changed));
+          return changed;
+        },
+      ) ?? distinct
+    );
+  }
+
+  /**
+   * Clears the marks among `ids`, except of workflows still `pausing`, and resumes the unmarked ones
+   * that are paused; returns the ids resumed. A workflow without a mark is never touched.
+   */
+  function unparkIds(ids: readonly string[], { running, pausing, paused }: WorkflowStatuses): string[] {
+    const distinct = [...new Set(ids)];
+    const list = JSON.stringify(distinct);
+    // The usual case, every id marked and paused: one UPDATE of the marked paused ones among them
+    // resumes them all (a user's pause, whose mark notePaused() dropped, is never among them), counted
+    // against the ids (a count of the rows it writes leaves out the triggers' writes); the trigger
+    // drops their marks, and the DELETE what it left (a missing trigger). Otherwise rolled back, and the
+    // marks cleared first, then the paused ones among those cleared resumed, each known by RETURNING.
+    const fast = (): boolean => {
+      if (resumeMarked.run(running, list, paused).changes !== distinct.length) return false;
+      unmarkCount.run(list);
+      return true;
+    };
+    const slow = (): string[] => {
+      const cleared = (
+        pausing === undefined ? unmark.all(list) : unmarkUnlessPausing.all(list, pausing)
+      ) as string[];
+      return cleared.length === 0 ? [] : transitionAll(cleared, running, paused);
+    };
+    return attempt(fast, slow) ?? distinct;
+  }
+
+  /** The paused ones among rows of `markStates` (state letter, then id). */
+  const pausedAmong = (rows: readonly string[]): Set<string> => {
+    const resumed = new Set<string>();
+    for (const row of rows) if (row.charCodeAt(0) === 112 /* p */) resumed.add(row.slice(1));
+    return resumed;
+  };
 
   return {
     /** `EvictedMemberError` when `incarnation` was evicted. */
@@ -236,70 +384,107 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions) {
     },
 
     /** A page of running workflows after `cursor`, in id order. */
-    active(running: string, cursor: string | undefined, limit: number): string[] {
-      if (cursor === undefined)
-        return anyActive.get(running) === 1 ? strings(active.all(running, limit)) : [];
-      return strings(activeAfter.all(running, cursor, limit));
-    },
+    active: listActive,
 
     /** Sets `target` on the running ones among `ids` and marks them; returns their ids. */
-    park(
-      ids: readonly string[],
-      running: string,
-      target: string,
-      memberId: string,
-      token: bigint | null,
-      at: number,
-    ): string[] {
-      const distinct = [...new Set(ids)];
-      const list = JSON.stringify(distinct);
-      // When every id was running (the usual case: listActive() just listed them), all are marked,
-      // without `RETURNING`; otherwise rolled back and redone with it.
-      return (
-        attempt(
-          () => {
-            if (transitionCount.run(target, list, running).changes !== distinct.length) return false;
-            mark.run(memberId, token, at, list);
-            return true;
-          },
-          () => {
-            const changed = transitionAll(distinct, target, running);
-            if (changed.length > 0) mark.run(memberId, token, at, JSON.stringify(changed));
-            return changed;
-          },
-        ) ?? distinct
-      );
-    },
+    park: parkIds,
 
     /**
      * Clears the marks among `ids`, except of workflows still `pausing`, and resumes the unmarked ones
      * that are paused; returns the ids resumed. A workflow without a mark is never touched.
      */
-    unpark(ids: readonly string[], { running, pausing, paused }: WorkflowStatuses): string[] {
-      const distinct = [...new Set(ids)];
-      const list = JSON.stringify(distinct);
-      // The usual case, every id marked and paused: one UPDATE resumes them all and the trigger drops
-      // their marks. Both are checked on the marks themselves (a count of rows written would also count
-      // the host's own triggers' writes): every id marked before (a user's pause, whose mark notePaused()
-      // dropped, is never resumed), and none after (the trigger did its work); otherwise rolled back.
-      const fast = (): boolean => {
-        if (triggerMisses >= 3) return false;
-        if (Number(marked.get(list)) !== distinct.length) return false;
-        if (transitionCount.run(running, list, paused).changes !== distinct.length) return false;
-        if (Number(marked.get(list)) === 0) {
-          triggerMisses = 0;
-          return true;
+    unpark: unparkIds,
+
+    /**
+     * Lists a page of running workflows after `cursor` (as {@link active}) and parks it (as {@link park}):
+     * in the usual case by the range of ids listed, one statement for the marks and one for the pause.
+     */
+    parkPage(
+      running: string,
+      target: string,
+      memberId: string,
+      token: bigint | null,
+      at: number,
+      cursor: string | undefined,
+      limit: number,
+    ): ParkedPage {
+      const ids = listActive(running, cursor, limit + 1);
+      const more = ids.length > limit;
+      if (more) ids.length = limit;
+      if (ids.length === 0) return { ids, more, parked: undefined };
+      const last = ids[ids.length - 1] as string;
+      // Every id listed is running (this transaction listed it): each range write must count the page.
+      const parked = attempt(
+        () =>
+          rangeSafe &&
+          markPage([memberId, token, at, running], cursor, last) === ids.length &&
+          movePage([target, running], cursor, last) === ids.length,
+        () => new Set(parkIds(ids, running, target, memberId, token, at)),
+      );
+      return { ids, more, parked };
+    },
+
+    /**
+     * Lists a page of marks after `cursor` (as {@link parked}) and unparks the ones not `pausing` (as
+     * {@link unpark}). In the usual case, every mark's workflow paused, by the range of ids listed: one
+     * statement resumes the marked paused workflows of the range (their marks dropped by the trigger),
+     * one drops the marks left; otherwise (a count short) rolled back and done by the states listed.
+     */
+    unparkPage(
+      { running, pausing, paused }: WorkflowStatuses,
+      cursor: string | undefined,
+      limit: number,
+    ): UnparkedPage {
+      const ids = cursor === undefined ? markIdsFirst.all(limit + 1) : markIdsAfter.all(cursor, limit + 1);
+      const more = ids.length > limit;
+      if (more) ids.length = limit;
+      const last = ids[ids.length - 1];
+      if (last === undefined) return { ids, resumed: undefined, pausing: 0, more, last };
+      const unmarkLeft = (): void => {
+        if (pausing === undefined) unmarkPage([], cursor, last);
+        else unmarkPageUnlessPausing([pausing], cursor, last);
+      };
+      /** By the states: the `pausing` ones counted and left, the paused ones resumed, every other unmarked. */
+      const byStates = (): UnparkedPage => {
+        const rows =
+          cursor === undefined
+            ? markStatesFirst.all(pausing ?? null, paused, last)
+            : markStatesFrom.all(pausing ?? null, paused, cursor, last);
+        const ready: string[] = [];
+        let held = 0;
+        let resumable = 0;
+        for (const row of rows) {
+          const state = row.charCodeAt(0);
+          if (state === 105 /* i: pausing */) held++;
+          else {
+            ready.push(row.slice(1));
+            if (state === 112 /* p: paused */) resumable++;
+          }
         }
-        triggerMisses++;
-        return false;
+        if (held > 0 || resumable !== ready.length) detailedPages = 8;
+        if (ready.length === 0) return { ids: ready, resumed: new Set(), pausing: held, more, last };
+        const exact = attempt(
+          () => {
+            if (resumePage([running], cursor, last, paused) !== resumable) return false;
+            unmarkLeft();
+            return true;
+          },
+          () => new Set(unparkIds(ready, { running, pausing, paused })),
+        );
+        const resumed = exact ?? (resumable === ready.length ? undefined : pausedAmong(rows));
+        return { ids: ready, resumed, pausing: held, more, last };
       };
-      const slow = (): string[] => {
-        const cleared = (
-          pausing === undefined ? unmark.all(list) : unmarkUnlessPausing.all(list, pausing)
-        ) as string[];
-        return cleared.length === 0 ? [] : transitionAll(cleared, running, paused);
-      };
-      return attempt(fast, slow) ?? distinct;
+      if (detailedPages > 0) {
+        detailedPages--;
+        return byStates();
+      }
+      return (
+        attempt(() => {
+          if (resumePage([running], cursor, last, paused) !== ids.length) return false;
+          unmarkLeft();
+          return true;
+        }, byStates) ?? { ids, resumed: undefined, pausing: 0, more, last }
+      );
     },
 
     /** Deletes the marks among `ids`; returns the ids whose mark was deleted. */

@@ -19,11 +19,13 @@ import type {
   Page,
   ParkedWorkflow,
   ParkOutcome,
+  ParkPage,
   RecoverOptions,
   RecoverOutcome,
   StoreCallOptions,
   StoreWarning,
   UnparkOutcome,
+  UnparkPage,
   WorkflowStore,
   WorkflowStoreCapabilities,
 } from '../../workflow-store.js';
@@ -150,6 +152,52 @@ export class SqliteWorkflowStore implements WorkflowStore {
     );
     debug('resumed %d of %d (token %s)', resumed.size, ids.length, fence.token);
     return resultsOf(ids, resumed, 'resumed');
+  }
+
+  /**
+   * Lists a page of running workflows as {@link listActive} does (the same page, the same cursor) and
+   * parks them as {@link park} does, in one transaction, fenced and cancelled as {@link park}: in the
+   * usual case one statement marks the page's running workflows and one pauses them, by the range of
+   * ids listed. One result per workflow listed, in id order.
+   */
+  async parkPage(fence: Fence, options: ListOptions): Promise<ParkPage> {
+    checkStoreFence(fence);
+    const { limit, cursor, signal } = checkList('parkPage()', options);
+    const { running, pausing, paused } = this.#options.statuses;
+    const at = Date.now();
+    const page = await this.#write('park workflows', fence, signal, (sql) =>
+      sql.parkPage(running, pausing ?? paused, fence.memberId, fence.token ?? null, at, cursor, limit),
+    );
+    const { ids, parked } = page;
+    const done: ParkOutcome = pausing === undefined ? 'paused' : 'pausing';
+    const results =
+      parked === undefined
+        ? ids.map((id) => ({ id, outcome: done }))
+        : ids.map((id) => ({ id, outcome: parked.has(id) ? done : ('skipped' as const) }));
+    debug('parked a page of %d (token %s)', ids.length, fence.token);
+    return { results, cursor: page.more ? ids[ids.length - 1] : undefined };
+  }
+
+  /**
+   * Lists a page of marked workflows as {@link listParked} does (the same page, the same cursor) and
+   * unparks the ones not `pausing` as {@link unpark} does, in one transaction, fenced and cancelled as
+   * {@link park}; the `pausing` ones are counted and keep their marks. In the usual case (every one
+   * paused) one statement resumes the page's marked paused workflows, by the range of ids listed. One
+   * result per workflow listed not `pausing`, in id order.
+   */
+  async unparkPage(fence: Fence, options: ListOptions): Promise<UnparkPage> {
+    checkStoreFence(fence);
+    const { limit, cursor, signal } = checkList('unparkPage()', options);
+    const page = await this.#write('unpark workflows', fence, signal, (sql) =>
+      sql.unparkPage(this.#options.statuses, cursor, limit),
+    );
+    const { ids, resumed } = page;
+    const results =
+      resumed === undefined
+        ? ids.map((id) => ({ id, outcome: 'resumed' as const }))
+        : ids.map((id) => ({ id, outcome: resumed.has(id) ? ('resumed' as const) : ('skipped' as const) }));
+    debug('unparked a page of %d, %d pausing (token %s)', ids.length, page.pausing, fence.token);
+    return { results, pausing: page.pausing, cursor: page.more ? page.last : undefined };
   }
 
   /**
