@@ -14,7 +14,7 @@ import { safetyMarginOf } from '../../internal/keep-alive.js';
 import { delay, linkSignals, now, randomId } from '../../internal/time.js';
 import { checkPositive, invalid } from '../../validate.js';
 import type { HoldContext } from './hold.js';
-import { redisLease, releaseCleanup } from './lease.js';
+import { lockTry, redisLease, releaseCleanup } from './lease.js';
 import { leaveCleanup, redisMembership } from './membership.js';
 import { compileCoordinatorOptions, type RedisCoordinatorOptions } from './options.js';
 import { ACQUIRE, groupKeys, JOIN, lockKeys, MEMBERS, memberRecord, parseMemberRecord } from './scripts.js';
@@ -31,6 +31,20 @@ const MIN_TTL_MS = 100;
 const TIMED_OUT = Symbol('timed out');
 
 // PX takes whole milliseconds; the local deadline is computed from the same whole number.
+const timedOut = (): unknown => TIMED_OUT;
+
+/**
+ * Why an acquire gave up at its deadline: the lock is held (`LockTimeoutError`), or, never told so, Redis
+ * did not answer at all (`CoordinatorUnavailableError`, with the last error met), which is not a timeout
+ * on the lock.
+ */
+function expired(name: string, timeoutMs: number, held: boolean, lastError: unknown): Error {
+  const message = `The lock "${name}" could not be acquired within ${timeoutMs} ms`;
+  if (held) return new LockTimeoutError(message);
+  const last = lastError === undefined ? '' : ` (${describeError(lastError)})`;
+  return new CoordinatorUnavailableError(`${message}: Redis did not answer${last}`, { cause: lastError });
+}
+
 function checkTtl(value: unknown): number {
   const ttlMs = Math.floor(checkPositive('ttlMs', value));
   if (ttlMs < MIN_TTL_MS) invalid('ttlMs', `at least ${MIN_TTL_MS} (milliseconds)`, value);
@@ -88,8 +102,9 @@ export class RedisCoordinator implements Coordinator {
   async acquire(name: string, options: AcquireOptions): Promise<Lease> {
     this.#checkOpen();
     const { ttlMs, timeoutMs, signal } = checkAcquire(name, options, checkTtl);
-    const link = linkSignals(signal, this.#closing.signal);
-    const cancel = link.signal;
+    // Without a signal of the caller's, the coordinator's own is the only one: nothing to link.
+    const link = signal === undefined ? undefined : linkSignals(signal, this.#closing.signal);
+    const cancel = link === undefined ? this.#closing.signal : link.signal;
     try {
       const keys = lockKeys(this.#keyPrefix, name);
       const start = now();
@@ -97,15 +112,6 @@ export class RedisCoordinator implements Coordinator {
       let backoff = FIRST_BACKOFF_MS;
       let held = false;
       let lastError: unknown;
-      const expired = (): Error => {
-        const message = `The lock "${name}" could not be acquired within ${timeoutMs} ms`;
-        if (held) return new LockTimeoutError(message);
-        // Never told the lock is held: Redis did not answer at all, which is not a timeout on the lock.
-        const last = lastError === undefined ? '' : ` (${describeError(lastError)})`;
-        return new CoordinatorUnavailableError(`${message}: Redis did not answer${last}`, {
-          cause: lastError,
-        });
-      };
       let tryUntil = Math.max(deadline, start + Math.min(FIRST_TRY_MS, this.#session.timeoutMs));
       for (; ; tryUntil = deadline) {
         try {
@@ -113,10 +119,9 @@ export class RedisCoordinator implements Coordinator {
         } catch (error) {
           if (cancel.aborted) throw cancel.reason;
           if (!(error instanceof CoordinatorUnavailableError)) throw error; // MissingDriverError
-          lastError = error.cause ?? error;
-          throw expired();
+          throw expired(name, timeoutMs, held, error.cause ?? error);
         }
-        const lock = { name, keys, owner: randomId(), ttlMs };
+        const lock = lockTry(name, keys, ttlMs);
         const undo = releaseCleanup(lock);
         const epoch = this.#session.epoch;
         const sentAt = now();
@@ -124,13 +129,13 @@ export class RedisCoordinator implements Coordinator {
         this.#pending.add(undo);
         try {
           // The coordinator's close() fails it through the session; the caller's signal, here.
-          const command = [ACQUIRE, [keys.owner, keys.fence], [lock.owner, ttlMs]] as const;
-          reply = await this.#session.send(command, tryUntil, () => TIMED_OUT, signal);
+          const command = [ACQUIRE, keys.acquire, [lock.owner, ttlMs]] as const;
+          reply = await this.#session.send(command, tryUntil, timedOut, signal);
         } catch (error) {
           // The script may have run, or may still run: the owner-checked delete queued behind it undoes it.
           this.#session.cleanup(undo);
           if (cancel.aborted) throw cancel.reason;
-          if (error === TIMED_OUT) throw expired();
+          if (error === TIMED_OUT) throw expired(name, timeoutMs, held, lastError);
           if (!isTransient(error)) {
             const message = `Redis refused to acquire "${name}": ${describeError(error)}`;
             throw new CoordinatorUnavailableError(message, { cause: error });
@@ -141,8 +146,9 @@ export class RedisCoordinator implements Coordinator {
         }
         if (typeof reply === 'string') {
           if (epoch === this.#session.epoch && now() < sentAt + ttlMs - safetyMarginOf(ttlMs)) {
-            const lease = redisLease(this.#context, lock, BigInt(reply), sentAt);
-            debug('lease %s acquired (token %s)', name, lease.token);
+            const token = BigInt(reply);
+            const lease = redisLease(this.#context, lock, token, sentAt);
+            if (debug.enabled) debug('lease %s acquired (token %s)', name, token);
             return lease;
           }
           // Taken on a connection that has closed since, or answered too late to be of use: give it back.
@@ -157,11 +163,11 @@ export class RedisCoordinator implements Coordinator {
           if (reply >= 0) wait = Math.min(wait, reply + 1);
         }
         const remaining = deadline - now();
-        if (remaining <= 0) throw expired();
+        if (remaining <= 0) throw expired(name, timeoutMs, held, lastError);
         await delay(Math.min(wait, remaining), cancel);
       }
     } finally {
-      link.dispose();
+      link?.dispose();
     }
   }
 

@@ -1,16 +1,117 @@
 import type { Lease } from '../../coordinator.js';
 import { LockLostError } from '../../errors.js';
-import { now } from '../../internal/time.js';
-import { type HoldContext, RedisHold } from './hold.js';
+import type { LossReason } from '../../internal/keep-alive.js';
+import { now, randomId } from '../../internal/time.js';
+import { type HoldContext, RedisHold, RedisHoldOptions } from './hold.js';
 import { type LockKeys, RELEASE, RENEW } from './scripts.js';
-import { type Cleanup, debug, describeError } from './session.js';
+import { type Cleanup, type Command, debug, describeError } from './session.js';
 
-/** One try at a lock: its name and keys, a fresh owner id, the TTL. @internal */
-export type LockTry = { name: string; keys: LockKeys; owner: string; ttlMs: number };
+/** One try at a lock: its name and keys, a fresh owner id, the TTL, and its owner-checked delete. @internal */
+export type LockTry = {
+  readonly name: string;
+  readonly keys: LockKeys;
+  readonly owner: string;
+  readonly ttlMs: number;
+  readonly release: Command;
+};
+
+/** A try at the lock `name` with a fresh owner id. @internal */
+export function lockTry(name: string, keys: LockKeys, ttlMs: number): LockTry {
+  const owner = randomId();
+  return { name, keys, owner, ttlMs, release: [RELEASE, keys.owner, [owner]] };
+}
+
+/** The owner-checked delete of a lock, as a clean-up (its message made only when logged). */
+class LockRelease implements Cleanup {
+  readonly command: Command;
+  readonly until: number;
+  readonly #name: string;
+
+  constructor(lock: LockTry) {
+    this.command = lock.release;
+    this.until = now() + lock.ttlMs;
+    this.#name = lock.name;
+  }
+
+  get what(): string {
+    return `release lock "${this.#name}"`;
+  }
+}
 
 /** The owner-checked delete of a lock, as a clean-up. @internal */
-export function releaseCleanup({ name, keys, owner, ttlMs }: LockTry): Cleanup {
-  return { what: `release lock "${name}"`, command: [RELEASE, [keys.owner], [owner]], until: now() + ttlMs };
+export function releaseCleanup(lock: LockTry): Cleanup {
+  return new LockRelease(lock);
+}
+
+const LOSS_MESSAGES: Readonly<Record<LossReason, string>> = Object.freeze({
+  expired: 'it could not be renewed before its local deadline',
+  gone: 'Redis no longer holds it for this lease (it expired or was deleted)',
+});
+
+/** A lease's hold: everything it needs is the lock, its token and the session. */
+class LeaseOptions extends RedisHoldOptions {
+  readonly #lock: LockTry;
+  readonly #token: bigint;
+
+  constructor(ctx: HoldContext, lock: LockTry, token: bigint, sentAt: number) {
+    super(ctx, lock.ttlMs, sentAt);
+    this.#lock = lock;
+    this.#token = token;
+  }
+
+  get label(): string {
+    return `lease "${this.#lock.name}" (token ${this.#token})`;
+  }
+
+  get lossMessages(): Readonly<Record<LossReason, string>> {
+    return LOSS_MESSAGES;
+  }
+
+  lostError(message: string): Error {
+    return new LockLostError(`The lock "${this.#lock.name}" was lost: ${message}`);
+  }
+
+  protected get renewal(): Command {
+    const { keys, owner, ttlMs } = this.#lock;
+    return [RENEW, keys.owner, [owner, ttlMs]];
+  }
+
+  cleanup(): Cleanup {
+    return releaseCleanup(this.#lock);
+  }
+}
+
+/** A lease's hold, and its release. */
+class LeaseHold extends RedisHold {
+  readonly #ctx: HoldContext;
+  readonly #lock: LockTry;
+
+  constructor(ctx: HoldContext, lock: LockTry, token: bigint, sentAt: number) {
+    super(ctx, new LeaseOptions(ctx, lock, token, sentAt));
+    this.#ctx = ctx;
+    this.#lock = lock;
+  }
+
+  #givenUp(signal: AbortSignal): unknown {
+    debug('%s: release given up, it expires with its TTL', this.label);
+    return signal.reason;
+  }
+
+  async release(signal: AbortSignal | undefined): Promise<void> {
+    if (this.state === 'lost' || this.done) return;
+    this.give();
+    if (signal?.aborted) throw this.#givenUp(signal);
+    const { session } = this.#ctx;
+    try {
+      await session.send(this.#lock.release, now() + session.timeoutMs, session.noAnswer, signal);
+      if (debug.enabled) debug('%s released', this.label);
+    } catch (error) {
+      if (signal?.aborted) throw this.#givenUp(signal);
+      debug('%s: release failed, retrying later: %s', this.label, describeError(error));
+      session.cleanup(releaseCleanup(this.#lock));
+    }
+    this.done = true;
+  }
 }
 
 /**
@@ -21,38 +122,6 @@ export function releaseCleanup({ name, keys, owner, ttlMs }: LockTry): Cleanup {
  * @internal
  */
 export function redisLease(ctx: HoldContext, lock: LockTry, token: bigint, sentAt: number): Lease {
-  const { name, keys, owner, ttlMs } = lock;
-  const hold = new RedisHold(ctx, {
-    label: `lease "${name}" (token ${token})`,
-    ttlMs,
-    sentAt,
-    renew: [RENEW, [keys.owner], [owner, ttlMs]],
-    cleanup: () => releaseCleanup(lock),
-    lostError: (message) => new LockLostError(`The lock "${name}" was lost: ${message}`),
-    lossMessages: {
-      expired: 'it could not be renewed before its local deadline',
-      gone: 'Redis no longer holds it for this lease (it expired or was deleted)',
-    },
-  });
-  const givenUp = (signal: AbortSignal): unknown => {
-    debug('%s: release given up, it expires with its TTL', hold.label);
-    return signal.reason;
-  };
-  return hold.lease(name, token, async (signal) => {
-    if (hold.state === 'lost' || hold.done) return;
-    hold.give();
-    if (signal?.aborted) throw givenUp(signal);
-    const cleanup = releaseCleanup(lock);
-    const { session } = ctx;
-    try {
-      const timeout = (): Error => new Error(`no answer within ${session.timeoutMs} ms`);
-      await session.send(cleanup.command, now() + session.timeoutMs, timeout, signal);
-      debug('%s released', hold.label);
-    } catch (error) {
-      if (signal?.aborted) throw givenUp(signal);
-      debug('%s: release failed, retrying later: %s', hold.label, describeError(error));
-      session.cleanup(cleanup);
-    }
-    hold.done = true;
-  });
+  const hold = new LeaseHold(ctx, lock, token, sentAt);
+  return hold.lease(lock.name, token, (signal) => hold.release(signal));
 }

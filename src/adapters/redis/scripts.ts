@@ -7,10 +7,17 @@
  * @internal
  */
 
-/** A lock's `owner` key (the holder's owner id, with the lease's TTL) and `fence` key (its counter). */
-export function lockKeys(prefix: string, name: string): { readonly owner: string; readonly fence: string } {
+/**
+ * A lock's `owner` key (the holder's owner id, with the lease's TTL) and `fence` key (its counter), as the
+ * KEYS of its scripts: `acquire` (owner, fence), and `owner` alone (renew, release).
+ */
+export function lockKeys(
+  prefix: string,
+  name: string,
+): { readonly acquire: readonly [owner: string, fence: string]; readonly owner: readonly [owner: string] } {
   const tag = `{${prefix}lock:${name}}`;
-  return { owner: `${tag}:owner`, fence: `${tag}:fence` };
+  const owner = `${tag}:owner`;
+  return { acquire: [owner, `${tag}:fence`], owner: [owner] };
 }
 
 /** A group's `members` key (ids scored by expiry, server clock) and `info` key (id to member record). */

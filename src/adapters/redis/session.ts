@@ -43,8 +43,58 @@ const CONNECTION: RedisOptions = Object.freeze({
   monitor: false,
 });
 
-/** A command waiting for its answer until `deadline` (`now()` clock); `fail` settles it otherwise. */
-type Waiting = { readonly deadline: number; readonly fail: (reason?: unknown) => void };
+/**
+ * A command of {@link RedisSession.send} waiting for its answer until `deadline` (`now()` clock): one object
+ * per command, which is also its signal's abort listener (`handleEvent`), in place of a closure for each
+ * way it can end.
+ */
+class Waiting {
+  readonly deadline: number;
+  readonly #waiting: Set<Waiting>;
+  readonly #onTimeout: () => unknown;
+  readonly #signal: AbortSignal | undefined;
+  readonly #resolve: (reply: unknown) => void;
+  readonly #reject: (reason: unknown) => void;
+
+  constructor(
+    waiting: Set<Waiting>,
+    deadline: number,
+    onTimeout: () => unknown,
+    signal: AbortSignal | undefined,
+    resolve: (reply: unknown) => void,
+    reject: (reason: unknown) => void,
+  ) {
+    this.deadline = deadline;
+    this.#waiting = waiting;
+    this.#onTimeout = onTimeout;
+    this.#signal = signal;
+    this.#resolve = resolve;
+    this.#reject = reject;
+    waiting.add(this);
+    signal?.addEventListener('abort', this, { once: true });
+  }
+
+  /** The signal aborted. */
+  handleEvent(): void {
+    this.fail(this.#signal?.reason);
+  }
+
+  /** Stops waiting: rejects with `reason` (by default `onTimeout()`). */
+  fail(reason: unknown = this.#onTimeout()): void {
+    this.#settle();
+    this.#reject(reason);
+  }
+
+  answered(reply: unknown): void {
+    this.#settle();
+    this.#resolve(reply);
+  }
+
+  #settle(): void {
+    this.#waiting.delete(this);
+    this.#signal?.removeEventListener('abort', this);
+  }
+}
 
 /** A script, its keys and its arguments. @internal */
 export type Command = readonly [script: string, keys: readonly string[], args: readonly (string | number)[]];
@@ -56,7 +106,12 @@ export type Sent = { readonly reply: unknown; readonly sentAt: number; readonly 
  * connection is down: sent once it is back, until `until` (`now()` clock); then `onDone`. `what`
  * names it in messages and the debug log. @internal
  */
-export type Cleanup = { what: string; command: Command; until: number; onDone?: (() => void) | undefined };
+export type Cleanup = {
+  readonly what: string;
+  readonly command: Command;
+  readonly until: number;
+  readonly onDone?: (() => void) | undefined;
+};
 
 /** A short, secret-free description of an error. @internal */
 export function describeError(error: unknown): string {
@@ -79,6 +134,8 @@ export class RedisSession {
   readonly watchers = new Set<{ sessionLost(): void }>();
   /** How long one operation may wait for the connection and an answer. */
   readonly timeoutMs: number;
+  /** The error of a command not answered within {@link RedisSession.timeoutMs} (an `onTimeout` of `send`). */
+  readonly noAnswer: () => Error;
   readonly #options: CompiledCoordinatorOptions;
   #orphans: Cleanup[] = [];
   #redis: Redis | undefined;
@@ -97,6 +154,7 @@ export class RedisSession {
   constructor(options: CompiledCoordinatorOptions) {
     this.#options = options;
     this.timeoutMs = options.commandTimeoutMs;
+    this.noAnswer = () => new Error(`no answer within ${this.timeoutMs} ms`);
     this.#client().then(
       (redis) => {
         if (redis.status === 'wait' && !this.#closed) redis.connect().catch(() => {});
@@ -151,22 +209,38 @@ export class RedisSession {
    * sends the script whole: it is never resent here, since the caller may have given up on it and queued
    * an undo behind it.
    */
-  eval(...[script, keys, args]: Command): Promise<unknown> {
+  eval(...command: Command): Promise<unknown> {
+    const sha = digestOf(command[0]);
+    const epoch = this.#epoch;
+    return this.#eval(command, sha).then(
+      (reply) => {
+        this.#answered(sha, epoch);
+        return reply;
+      },
+      (error: unknown) => {
+        this.#refused(sha, error);
+        throw error;
+      },
+    );
+  }
+
+  /** Sends `command` (its script's digest `sha`) as EVALSHA when the script is cached, else as EVAL. */
+  #eval([script, keys, args]: Command, sha: string): Promise<unknown> {
     if (this.#closed) return Promise.reject(new ClosedError('The RedisCoordinator is closed'));
     const redis = this.#redis;
     if (redis === undefined) return Promise.reject(new Error('Not connected'));
-    const sha = digestOf(script);
-    if (this.#cached.has(sha)) {
-      return redis.evalsha(sha, keys.length, ...keys, ...args).catch((error: unknown) => {
-        if (isNoScript(error)) this.#cached.delete(sha);
-        throw error;
-      });
-    }
-    const epoch = this.#epoch;
-    return redis.eval(script, keys.length, ...keys, ...args).then((reply) => {
-      if (epoch === this.#epoch) this.#cached.add(sha);
-      return reply;
-    });
+    if (this.#cached.has(sha)) return redis.evalsha(sha, keys.length, ...keys, ...args);
+    return redis.eval(script, keys.length, ...keys, ...args);
+  }
+
+  /** A script ran: the server has it cached, if this is still the connection it was sent on. */
+  #answered(sha: string, epoch: number): void {
+    if (epoch === this.#epoch) this.#cached.add(sha);
+  }
+
+  /** A script was refused: NOSCRIPT means the server's cache was flushed, so the next run sends it whole. */
+  #refused(sha: string, error: unknown): void {
+    if (isNoScript(error)) this.#cached.delete(sha);
   }
 
   /**
@@ -178,31 +252,20 @@ export class RedisSession {
    */
   send(command: Command, deadline: number, onTimeout: () => unknown, signal?: AbortSignal): Promise<unknown> {
     if (signal?.aborted) return Promise.reject(signal.reason);
-    const sent = this.eval(...command);
+    const sha = digestOf(command[0]);
+    const epoch = this.#epoch;
+    const sent = this.#eval(command, sha);
     return new Promise((resolve, reject) => {
-      const settle = (): void => {
-        this.#waiting.delete(waiting);
-        signal?.removeEventListener('abort', onAbort);
-      };
-      const waiting: Waiting = {
-        deadline,
-        fail: (reason = onTimeout()) => {
-          settle();
-          reject(reason);
-        },
-      };
-      const onAbort = (): void => waiting.fail(signal?.reason);
-      this.#waiting.add(waiting);
+      const waiting = new Waiting(this.#waiting, deadline, onTimeout, signal, resolve, reject);
       this.#watch(deadline);
-      signal?.addEventListener('abort', onAbort, { once: true });
       sent.then(
         (reply) => {
-          settle();
-          resolve(reply);
+          this.#answered(sha, epoch);
+          waiting.answered(reply);
         },
         (error: unknown) => {
-          settle();
-          reject(error);
+          this.#refused(sha, error);
+          waiting.fail(error);
         },
       );
     });
