@@ -34,10 +34,15 @@ export function isLive(row: OwnerColumns, wall: number): boolean {
   return Number(row.expires_at) > wall && !isGone(owner);
 }
 
-/** This process, as the `pid`, `pid_start` and `pid_scope` parameters of a write. */
+let self: Owner | undefined;
+
+/** This process, as the `pid`, `pid_start` and `pid_scope` parameters of a write (made once). */
 export function selfOwner(): Owner {
-  const me = selfIdentity();
-  return [me.pid, me.start, me.scope];
+  if (self === undefined) {
+    const me = selfIdentity();
+    self = Object.freeze([me.pid, me.start, me.scope] as const);
+  }
+  return self;
 }
 
 /** Switches the file to WAL, creates the tables if they are missing, and prepares the statements. */
@@ -65,7 +70,7 @@ export function setUpCoordinator(db: SqliteDatabase, { tablePrefix: prefix }: { 
 /** The prepared statements of one database handle. */
 export type CoordinatorStatements = ReturnType<typeof prepareStatements>;
 
-type Owner = [pid: number, start: string | null, scope: string | null];
+type Owner = readonly [pid: number, start: string | null, scope: string | null];
 
 function prepareStatements(db: SqliteDatabase, prefix: string) {
   const locks = quote(`${prefix}locks`);

@@ -17,7 +17,7 @@ import {
 import { checkAcquire, checkJoin, checkMembers } from '../../internal/coordinator-args.js';
 import { delay, linkSignals, now, randomId } from '../../internal/time.js';
 import { checkPositive, describeValue } from '../../validate.js';
-import { debug, isBusy, SqliteConnection } from './connection.js';
+import { debug, isBusy, SqliteConnection, type WorkOptions } from './connection.js';
 import { isLive, selfOwner, setUpCoordinator, type CoordinatorStatements } from './coordinator-sql.js';
 import type { SqliteDatabase } from './driver.js';
 import type { HoldContext, SqliteHold } from './hold.js';
@@ -71,21 +71,19 @@ export class SqliteCoordinator implements Coordinator {
   /** Takes the lock `name`, polling every `pollIntervalMs` until `timeoutMs`. */
   async acquire(name: string, options: AcquireOptions): Promise<Lease> {
     this.#checkOpen();
-    const { ttlMs, timeoutMs, ...given } = checkAcquire(name, options, (value) => this.#checkTtl(value));
-    const link = linkSignals(given.signal, this.#closing.signal);
-    const signal = link.signal;
+    const checked = checkAcquire(name, options, (value) => this.#checkTtl(value));
+    const { ttlMs, timeoutMs } = checked;
+    // Without a signal of the caller's, the coordinator's own is the only one: nothing to link.
+    const link = checked.signal === undefined ? undefined : linkSignals(checked.signal, this.#closing.signal);
+    const signal = link === undefined ? this.#closing.signal : link.signal;
     try {
       const until = now() + timeoutMs;
       const owner = randomId();
+      const work = new TakeWork(name, signal, until);
       for (;;) {
         let lease: Lease | undefined;
         try {
-          lease = await this.#connection.run((db) => this.#take(db, name, owner, ttlMs), {
-            what: `acquire the lock ${JSON.stringify(name)}`,
-            signal,
-            until,
-            durable: true,
-          });
+          lease = await this.#connection.run((db) => this.#take(db, name, owner, ttlMs), work);
         } catch (error) {
           // A database that stayed busy until the deadline is a lock we could not get in time.
           if (error instanceof CoordinatorUnavailableError && isBusy(error.cause)) {
@@ -103,7 +101,7 @@ export class SqliteCoordinator implements Coordinator {
         await delay(Math.min(left, this.#options.pollIntervalMs * (0.75 + Math.random() / 2)), signal);
       }
     } finally {
-      link.dispose();
+      link?.dispose();
     }
   }
 
@@ -130,7 +128,7 @@ export class SqliteCoordinator implements Coordinator {
       this.#sql.takeFree.get(name, owner, Math.floor(wall + ttlMs), ...selfOwner(), wall) ??
       this.#takeOver(db, name, owner, ttlMs);
     if (token === undefined) return undefined;
-    debug('acquired %s token %s', name, token);
+    if (debug.enabled) debug('acquired %s token %s', name, token);
     // Registered in the same synchronous step as the commit, so that close() always frees it.
     return sqliteLease(this.#context, name, owner, token, ttlMs, sentAt);
   }
@@ -225,6 +223,24 @@ export class SqliteCoordinator implements Coordinator {
       debug('closed');
     })().catch((error: unknown) => debug('close failed: %O', error));
     return this.#closed;
+  }
+}
+
+/** The options of a take: durable (its token survives a power loss), its `what` made only when needed. */
+class TakeWork implements WorkOptions {
+  readonly durable = true;
+  readonly #name: string;
+  readonly signal: AbortSignal;
+  readonly until: number;
+
+  constructor(name: string, signal: AbortSignal, until: number) {
+    this.#name = name;
+    this.signal = signal;
+    this.until = until;
+  }
+
+  get what(): string {
+    return `acquire the lock ${JSON.stringify(this.#name)}`;
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import { ClosedError } from '../../errors.js';
 import { abortable } from '../../internal/abortable.js';
-import { Hold, type HoldOptions, type LossReason, type TtlOptions } from '../../internal/keep-alive.js';
+import { Hold, type LossReason, type TtlOptions } from '../../internal/keep-alive.js';
 import { debug, type WorkOptions } from './connection.js';
 import type { CoordinatorStatements } from './coordinator-sql.js';
 
@@ -15,16 +15,66 @@ export interface HoldContext {
   readonly held: Set<SqliteHold>;
 }
 
-/** A write on the row: what it does (for messages), and the work at `wall` (`Date.now()`). */
-type RowWrite<T> = readonly [what: string, work: (sql: CoordinatorStatements, wall: number) => T];
+/** The writes on a held row. */
+type RowWrite = 'renew' | 'free';
 
-/** A lease or a membership: its owner-checked renewal (`false` once not ours) and free, each loss's message. */
-type SqliteHoldOptions = Pick<HoldOptions, 'label' | 'lostError'> &
-  Pick<TtlOptions, 'ttlMs' | 'sentAt'> & {
-    readonly renew: RowWrite<boolean>;
-    readonly free: RowWrite<unknown>;
-    readonly lossMessages: Readonly<Record<LossReason | 'closed' | 'unreleased', string>>;
-  };
+/**
+ * What sets a lease's or a membership's row apart, as the keep-alive reads it (the hold's options): its
+ * label, loss error and messages, its owner-checked renewal (`false` once not ours) and free. A class of
+ * its own per kind, so that a hold costs one object and no closures: labels and messages are made only
+ * when the debug log or an error needs them, the renewal when it is due.
+ */
+export abstract class SqliteHoldOptions implements TtlOptions {
+  readonly ttlMs: number;
+  readonly sentAt: number;
+  readonly #ctx: HoldContext;
+
+  constructor(ctx: HoldContext, ttlMs: number, sentAt: number) {
+    this.#ctx = ctx;
+    this.ttlMs = ttlMs;
+    this.sentAt = sentAt;
+  }
+
+  /** Names the row in the debug log. */
+  abstract get label(): string;
+  abstract get lossMessages(): Readonly<Record<LossReason | 'closed' | 'unreleased', string>>;
+  abstract lostError(message: string, cause?: unknown): Error;
+  /** What a write does, for messages: `renew the lock "x"`. */
+  abstract describe(write: RowWrite): string;
+  /** The owner-checked renewal at `wall` (`Date.now()`): false once the row is not ours. */
+  abstract renewRow(sql: CoordinatorStatements, wall: number): boolean;
+  /** The owner-checked free. */
+  abstract freeRow(sql: CoordinatorStatements): unknown;
+
+  debug(format: string, ...args: unknown[]): void {
+    debug(format, ...args);
+  }
+
+  /** Read by the keep-alive when a renewal is due (and called unbound): made then. */
+  get renew(): (until: number) => Promise<boolean> {
+    const ctx = this.#ctx;
+    return (until) => ctx.run((sql) => this.renewRow(sql, Date.now()), new RowWork(this, 'renew', until));
+  }
+}
+
+/** The options of a write on a row, its `what` made only when a message needs it. */
+class RowWork implements WorkOptions {
+  readonly until: number | undefined;
+  readonly signal: AbortSignal | undefined;
+  readonly #options: SqliteHoldOptions;
+  readonly #write: RowWrite;
+
+  constructor(options: SqliteHoldOptions, write: RowWrite, until?: number, signal?: AbortSignal) {
+    this.#options = options;
+    this.#write = write;
+    this.until = until;
+    this.signal = signal;
+  }
+
+  get what(): string {
+    return this.#options.describe(this.#write);
+  }
+}
 
 /**
  * A held row, tracked from the synchronous step that wrote it, so `close()` always finds it. States:
@@ -38,17 +88,7 @@ export class SqliteHold extends Hold {
   #freeing: Promise<void> | undefined;
 
   constructor(ctx: HoldContext, options: SqliteHoldOptions) {
-    const { label, lostError, ttlMs, sentAt, lossMessages } = options;
-    const [what, renew] = options.renew;
-    super({
-      label,
-      lostError,
-      ttlMs,
-      sentAt,
-      lossMessages,
-      debug,
-      renew: (until) => ctx.run((sql) => renew(sql, Date.now()), { what, until }),
-    });
+    super(options);
     this.#ctx = ctx;
     this.#options = options;
     ctx.held.add(this);
@@ -59,8 +99,8 @@ export class SqliteHold extends Hold {
   }
 
   async #free(signal?: AbortSignal): Promise<void> {
-    const [what, free] = this.#options.free;
-    await this.#ctx.run((sql) => free(sql, Date.now()), { what, signal });
+    const options = this.#options;
+    await this.#ctx.run((sql) => options.freeRow(sql), new RowWork(options, 'free', undefined, signal));
   }
 
   /**
@@ -92,7 +132,7 @@ export class SqliteHold extends Hold {
       try {
         await this.#free(signal);
         if (this.#state === 'given') this.#state = 'freed';
-        debug('gave back %s', this.label);
+        if (debug.enabled) debug('gave back %s', this.label);
       } catch (error) {
         // close() frees it (the connection is closing), or has already.
         if (lost || error instanceof ClosedError) return;
