@@ -1,13 +1,11 @@
 /** The controller over a store with `parkPage` and `unparkPage`: each page listed and written in one call. */
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { type Coordinator, DrainController, type DrainControllerOptions } from '../src/index.js';
-import { MemoryBackend, MemoryCoordinator, MemoryWorkflowStore } from '../src/adapters/memory/index.js';
+import type { DrainController, DrainControllerOptions } from '../src/index.js';
+import { MemoryBackend, MemoryWorkflowStore } from '../src/adapters/memory/index.js';
+import { cleanedUp } from './support/drain.js';
 
-const controllers: DrainController[] = [];
-const coordinators: Coordinator[] = [];
-afterEach(async () => {
-  await Promise.all(controllers.splice(0).map((c) => c.shutdown({ force: true })));
-  await Promise.all(coordinators.splice(0).map((c) => c.close()));
+const { member: memberOf, memory } = cleanedUp();
+afterEach(() => {
   vi.restoreAllMocks();
 });
 
@@ -22,21 +20,8 @@ function cluster(pauseDelayMs = 0) {
     unpark: vi.spyOn(store, 'unpark'),
   };
   let n = 0;
-  const member = (options: DrainControllerOptions = {}): DrainController => {
-    const coordinator = new MemoryCoordinator({ backend });
-    coordinators.push(coordinator);
-    const drain = new DrainController({
-      group: 'engines',
-      memberId: `m${++n}`,
-      store,
-      coordinator,
-      shutdownTimeoutMs: 5_000,
-      resumeIntervalMs: 20,
-      ...options,
-    });
-    controllers.push(drain);
-    return drain;
-  };
+  const member = (options: DrainControllerOptions = {}): DrainController =>
+    memberOf({ memberId: `m${++n}`, store, coordinator: memory(backend), resumeIntervalMs: 20, ...options });
   return { store, spies, member };
 }
 
