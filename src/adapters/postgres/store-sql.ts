@@ -257,6 +257,72 @@ export function storeSql(
         WHERE t.${ID} = ANY(ARRAY(SELECT ${asId('c.workflow_id')} FROM cleared c)) AND (t.${ST} = $4) IS TRUE
         RETURNING t.${ID} AS id)
       SELECT c.workflow_id, ${asId('c.workflow_id')} IN (SELECT id FROM resumed) AS resumed FROM cleared c`,
+    /**
+     * `listActive` and `park` of what it lists, one statement: $1 running, $2 limit, $3 new status, $4
+     * store key, $5 member, $6 token [, $7 cursor]. One row: `ids`, the page as `listActive` reads it
+     * (`limit + 1` ids at most, in the id column's order) as a JSON array, and `parked`, a character per
+     * id: `p` paused and marked now, `s` not. The page is one ordered scan, `listActive`'s; its first
+     * `limit` rows are then updated where the scan found them (by their row, no second index lookup) and
+     * marked. A row another transaction updated since the statement began is not (its row moved on):
+     * `s`, though it may still be running; the caller parks those again by key (`park`) in the same
+     * transaction. One row rather than a row per id: far less for the driver to decode. `replace`:
+     * replaces a mark already there, as park() does.
+     */
+    parkPage: (withCursor: boolean, replace: boolean) => `
+      WITH page AS MATERIALIZED (
+        SELECT t.ctid AS row, t.${ID} AS key, row_number() OVER (ORDER BY t.${ID}) AS n FROM ${T} t
+        WHERE t.${ST} = $1${withCursor ? ` AND t.${ID} > ${asId('$7')}` : ''}
+        ORDER BY t.${ID} LIMIT $2 + 1),
+      paused AS (
+        UPDATE ${T} AS t SET ${ST} = $3
+        WHERE ${FENCE_OK} AND t.ctid = ANY(ARRAY(SELECT p.row FROM page p WHERE p.n <= $2)) AND t.${ST} = $1
+        RETURNING t.${ID} AS key),
+      marked AS (
+        INSERT INTO ${S}.parked (store_key, workflow_id, member_id, token)
+        SELECT $4, key::text, $5, $6::bigint FROM paused${replace ? REPLACE_MARK : ''})
+      SELECT json_agg(p.key::text ORDER BY p.n)::text AS ids,
+        string_agg(CASE WHEN p.key IN (SELECT x.key FROM paused x) THEN 'p' ELSE 's' END, '' ORDER BY p.n) AS parked
+      FROM page p`,
+    /**
+     * `listParked` and `unpark` of what it lists but those still pausing, one statement: $1 store key,
+     * $2 limit, $3 running, $4 paused [, $5 pausing] [, $6 cursor]. One row: `ids`, the page as
+     * `listParked` reads it (`limit + 1` marks at most, by id in "C" order) as a JSON array, and `states`,
+     * a character per id: `r` resumed, `w` still pausing (left parked), `s` skipped. The workflows of the
+     * first `limit` marks are locked first (`held`, their latest status read): the order the mark
+     * trigger takes (a host's update holds its row, then the trigger deletes the mark), so the two never
+     * deadlock. Then every mark whose workflow is not pausing is deleted, and the workflows of the marks
+     * deleted still `paused` are resumed; a mark another transaction deleted or changed meanwhile
+     * (`notePaused`, the trigger) is left alone and its workflow not resumed (skipped). The marks are
+     * scanned by primary key (the page) and deleted by their row, no second lookup; the workflows are
+     * found by primary key, from a page the planner knows the size of and from an array.
+     */
+    unparkPage: (withPausing: boolean, withCursor: boolean) => `
+      WITH page AS MATERIALIZED (
+        SELECT p.ctid AS mark, p.workflow_id, row_number() OVER (ORDER BY p.workflow_id) AS n
+        FROM ${S}.parked p
+        WHERE p.store_key = $1${withCursor ? ' AND p.workflow_id > ($6 COLLATE "C")' : ''}
+        ORDER BY p.workflow_id LIMIT $2 + 1),
+      held AS MATERIALIZED (
+        SELECT l.n${withPausing ? `, t.${ST}::text = $5 AS pausing` : ''}
+        FROM page l JOIN ${T} t ON t.${ID} = ${asId('l.workflow_id')}
+        WHERE ${FENCE_OK} AND l.n <= $2
+        FOR NO KEY UPDATE OF t),
+      listed AS (
+        SELECT l.n, l.mark, l.workflow_id, ${withPausing ? 'h.pausing IS TRUE' : 'false'} AS pausing
+        FROM page l LEFT JOIN held h ON h.n = l.n WHERE l.n <= $2),
+      cleared AS (
+        DELETE FROM ${S}.parked p
+        WHERE ${FENCE_OK} AND p.ctid = ANY(ARRAY(SELECT l.mark FROM listed l WHERE NOT l.pausing))
+          AND p.store_key = $1
+        RETURNING p.workflow_id),
+      resumed AS (
+        UPDATE ${T} AS t SET ${ST} = $3
+        WHERE t.${ID} = ANY(ARRAY(SELECT ${asId('c.workflow_id')} FROM cleared c)) AND (t.${ST} = $4) IS TRUE
+        RETURNING t.${ID} AS key)
+      SELECT json_agg(g.workflow_id ORDER BY g.n)::text AS ids,
+        string_agg(CASE WHEN g.n IN (SELECT l.n FROM listed l WHERE l.pausing) THEN 'w'
+          WHEN ${asId('g.workflow_id')} IN (SELECT r.key FROM resumed r) THEN 'r' ELSE 's' END, '' ORDER BY g.n) AS states
+      FROM page g`,
     /** $1 ids, $2 store key. Rows: `ord` of each dropped mark (ids taken to the column's text form). */
     notePaused: (byType: boolean) => `
       WITH ${input(false)},

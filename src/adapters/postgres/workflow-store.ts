@@ -17,11 +17,13 @@ import type {
   Page,
   ParkedWorkflow,
   ParkOutcome,
+  ParkPage,
   RecoverOptions,
   RecoverOutcome,
   StoreCallOptions,
   StoreWarning,
   UnparkOutcome,
+  UnparkPage,
   WorkflowStore,
   WorkflowStoreCapabilities,
 } from '../../workflow-store.js';
@@ -72,6 +74,14 @@ function codeOf(error: unknown): string | undefined {
 function checkStoreFence(fence: Fence): void {
   checkFence(fence);
   if (fence.incarnation !== undefined) checkName('fence.incarnation', fence.incarnation);
+}
+
+/**
+ * The page of a fused statement's one row: its ids (a JSON array, `null` for none: decoded here, whatever
+ * parser the pool has for `json`) and a flag character per id.
+ */
+function pageRow(ids: string | null | undefined, flags: string | null | undefined) {
+  return { ids: ids == null ? [] : (JSON.parse(ids) as string[]), flags: flags ?? '' };
 }
 
 /** The row of the fence check statement. */
@@ -218,6 +228,87 @@ export class PostgresWorkflowStore implements WorkflowStore {
       for (const [index, id] of ids.entries()) if (!ord.has(id)) ord.set(id, index + 1);
       return rows.filter((row) => row.resumed).map((row) => ({ ord: ord.get(row.workflow_id) as number }));
     });
+  }
+
+  /**
+   * `listActive(options)` and `park()` of the ids it lists, in one transaction and one statement: the
+   * page is read as `listActive` reads it (the same order and cursor), and its workflows still running
+   * are paused and marked. One result per workflow listed, in id order. Fenced, committed and cancelled
+   * like park().
+   */
+  async parkPage(fence: Fence, options: ListOptions): Promise<ParkPage> {
+    checkStoreFence(fence);
+    const { limit, cursor, signal } = checkList('parkPage()', options);
+    const prepared = await this.#prepare(signal);
+    const { running, pausing, paused } = this.#o.statuses;
+    const outcome: ParkOutcome = pausing === undefined ? 'paused' : 'pausing';
+    const token = fence.token?.toString() ?? null;
+    const values: unknown[] = [running, limit, pausing ?? paused, prepared.storeKey, fence.memberId, token];
+    if (cursor !== undefined) values.push(cursor);
+    let page: Page<string> = { items: [], cursor: undefined };
+    let flags = '';
+    const parkedAgain = new Set<string>();
+    await this.#marking(async (replace) => {
+      parkedAgain.clear();
+      const statement = prepared.sql.parkPage(cursor !== undefined, replace);
+      await this.#batch(prepared, fence, signal, { deferFlush: true }, statement, values, async (q, rows) => {
+        const row = rows[0] as { ids: string | null; parked: string | null } | undefined;
+        const listed = pageRow(row?.ids, row?.parked);
+        page = pageOf(listed.ids, limit, (id) => id);
+        flags = listed.flags;
+        // Rows another transaction updated meanwhile: parked again by key, as park() would, if running.
+        const again = page.items.filter((_, i) => flags[i] !== 'p');
+        if (again.length > 0) {
+          const park = prepared.sql.park(true, replace);
+          const args = [again, pausing ?? paused, running, prepared.storeKey, fence.memberId, token];
+          const { rows: done } = await q.query(inline(park, args));
+          for (const { ord } of done as { ord: string }[]) parkedAgain.add(again[Number(ord) - 1] as string);
+        }
+        return rows;
+      });
+      return [];
+    });
+    debug('parkPage: %d listed, %d parked again by key', page.items.length, parkedAgain.size);
+    return {
+      results: page.items.map((id, i) => ({
+        id,
+        outcome: flags[i] === 'p' || parkedAgain.has(id) ? outcome : 'skipped',
+      })),
+      cursor: page.cursor,
+    };
+  }
+
+  /**
+   * `listParked(options)` and `unpark()` of the ids it lists but those still pausing (counted, left
+   * parked), in one transaction and one statement: the page is read as `listParked` reads it (the same
+   * order and cursor). One result per workflow listed not pausing, in id order. Fenced, committed and
+   * cancelled like unpark().
+   */
+  async unparkPage(fence: Fence, options: ListOptions): Promise<UnparkPage> {
+    checkStoreFence(fence);
+    const { limit, cursor, signal } = checkList('unparkPage()', options);
+    const prepared = await this.#prepare(signal);
+    const { running, pausing, paused } = this.#o.statuses;
+    const values: unknown[] = [prepared.storeKey, limit, running, paused, pausing ?? null];
+    if (cursor !== undefined) values.push(cursor);
+    const unparking = this.#o.markTrigger !== 'off';
+    const statement = prepared.sql.unparkPage(pausing !== undefined, cursor !== undefined);
+    const settings = { unparking, byKey: true };
+    const [row] = (await this.#batch(prepared, fence, signal, settings, statement, values)) as {
+      ids: string | null;
+      states: string | null;
+    }[];
+    const { ids, flags } = pageRow(row?.ids, row?.states);
+    const page = pageOf(ids, limit, (id) => id);
+    const results: ItemResult<UnparkOutcome>[] = [];
+    let stillPausing = 0;
+    for (const [i, id] of page.items.entries()) {
+      const state = flags[i];
+      if (state === 'w') stillPausing++;
+      else results.push({ id, outcome: state === 'r' ? 'resumed' : 'skipped' });
+    }
+    debug('unparkPage: %d listed, %d still pausing', page.items.length, stillPausing);
+    return { results, pausing: stillPausing, cursor: page.cursor };
   }
 
   /**
@@ -439,27 +530,37 @@ export class PostgresWorkflowStore implements WorkflowStore {
    * then `COMMIT`. The statement writes nothing unless the fence check let it (the transaction's fence
    * flag); the check's row is then judged (`StaleTokenError`, `EvictedMemberError`: rolled back). Resolves
    * with the statement's rows. `deferFlush`: the commit does not wait for the WAL flush (see "Durability"
-   * in docs/adapters/postgres.md), unless `batchCommit: 'synchronous'`.
+   * in docs/adapters/postgres.md), unless `batchCommit: 'synchronous'`. `byKey`: the transaction's plans
+   * take no sort (a page of marks read in key order, whatever the statistics say). `then`: more of the
+   * call's work, in its transaction once the fence is judged, before the `COMMIT`.
    */
   async #batch(
     prepared: Prepared,
     fence: Fence,
     signal: AbortSignal | undefined,
-    { unparking = false, deferFlush = false }: { unparking?: boolean; deferFlush?: boolean },
+    {
+      unparking = false,
+      deferFlush = false,
+      byKey = false,
+    }: { unparking?: boolean; deferFlush?: boolean; byKey?: boolean },
     text: string,
     values: readonly unknown[],
+    then?: (q: PgQueryable, rows: readonly unknown[]) => Promise<readonly unknown[]>,
   ): Promise<readonly unknown[]> {
     const check = this.#fenceCheck(prepared, fence, unparking);
     const opening = [
       ...(deferFlush && this.#o.batchCommit === 'deferred' ? ['SET LOCAL synchronous_commit = off'] : []),
+      // A page of marks is read in key order, however stale their statistics: a bulk park or recovery
+      // leaves them saying the table is empty, and a plan sorting everything after the cursor wins.
+      ...(byKey ? ['SET LOCAL enable_sort = off'] : []),
       inline(prepared.sql.fence(check.check), check.values),
       inline(text, values),
     ].join(';\n');
     return this.#o.runner.transaction(
-      async (_, opened) => {
+      async (q, opened) => {
         const [checked, written] = opened.slice(-2) as [PgQueryResult, PgQueryResult];
         this.#judgeFence(checked.rows[0] as FenceRow, fence);
-        return written.rows;
+        return then === undefined ? written.rows : then(q, written.rows);
       },
       signal,
       opening,
