@@ -13,7 +13,7 @@ import createDebug from 'debug';
 import { ClosedError, CoordinatorUnavailableError, GracefulDrainError } from '../../errors.js';
 import { abortable } from '../../internal/abortable.js';
 import { delay, now } from '../../internal/time.js';
-import { loadSqliteDriver, type SqliteDatabase } from './driver.js';
+import { loadSqliteDriver, type SqliteDatabase, type SqliteStatement } from './driver.js';
 import type { CompiledStoreOptions } from './options.js';
 
 /** The SQLite adapters' debug log. */
@@ -55,6 +55,36 @@ export interface WorkOptions {
   readonly durable?: boolean | undefined;
 }
 
+/**
+ * The busy-timeout pragmas of one handle, prepared once: every piece of work reads and sets the timeout,
+ * and a pragma run through `db.pragma()` is prepared anew each time. A timeout other than the two
+ * usual ones (a retry's last attempt, shortened to its deadline) is set without keeping its statement.
+ */
+class Pragmas {
+  readonly db: SqliteDatabase;
+  readonly #read: SqliteStatement<[], unknown>;
+  readonly #set = new Map<number, SqliteStatement<[], unknown>>();
+
+  constructor(db: SqliteDatabase) {
+    this.db = db;
+    this.#read = db.prepare<[], unknown>('PRAGMA busy_timeout').pluck();
+  }
+
+  busyTimeout(): number {
+    return Number(this.#read.get());
+  }
+
+  setBusyTimeout(ms: number): void {
+    let statement = this.#set.get(ms);
+    if (statement === undefined) {
+      statement = this.db.prepare<[], unknown>(`PRAGMA busy_timeout = ${ms}`).pluck();
+      if (this.#set.size < 4) this.#set.set(ms, statement);
+    }
+    // Read, not run: the pragma answers with the timeout set.
+    statement.get();
+  }
+}
+
 /** A SQLite handle with busy-aware, asynchronous retries. */
 export class SqliteConnection {
   readonly #options: ConnectionOptions;
@@ -62,6 +92,7 @@ export class SqliteConnection {
   #ready: Promise<SqliteDatabase> | undefined;
   #db: SqliteDatabase | undefined;
   #closed = false;
+  #pragmas: Pragmas | undefined;
 
   /** `setup` runs once on the handle before any work (pragmas, tables), retried while busy. */
   constructor(options: ConnectionOptions, setup: (db: SqliteDatabase) => void) {
@@ -108,15 +139,18 @@ export class SqliteConnection {
   #attempt<T>(db: SqliteDatabase, work: (db: SqliteDatabase) => T, busyMs: number, durable: boolean): T {
     // A transaction the host left open would swallow ours as a savepoint: wait for it to end.
     if (db.inTransaction) throw new HostTransactionOpen('The database is inside a transaction');
-    const previousTimeout = this.#owned ? undefined : db.pragma('busy_timeout', { simple: true });
+    const pragmas = this.#pragmas?.db === db ? this.#pragmas : (this.#pragmas = new Pragmas(db));
+    const previousTimeout = this.#owned ? this.#options.busyTimeoutMs : pragmas.busyTimeout();
     const previousSync = durable ? db.pragma('synchronous', { simple: true }) : undefined;
-    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyMs))}`);
+    const timeout = Math.max(0, Math.floor(busyMs));
+    // Set only when it differs: ours keeps its configured timeout but near the end of a retry.
+    if (timeout !== previousTimeout) pragmas.setBusyTimeout(timeout);
     if (durable) db.pragma('synchronous = FULL');
     try {
       return work(db);
     } finally {
       // Leave a handle the user passed in as it was found; ours goes back to its configured timeout.
-      db.pragma(`busy_timeout = ${Number(previousTimeout ?? this.#options.busyTimeoutMs)}`);
+      if (timeout !== previousTimeout) pragmas.setBusyTimeout(previousTimeout);
       if (previousSync !== undefined) db.pragma(`synchronous = ${Number(previousSync)}`);
     }
   }

@@ -134,8 +134,8 @@ export class SqliteWorkflowStore implements WorkflowStore {
     const parked = await this.#writeChunks('park workflows', ids, fence, signal, (sql, chunk) =>
       sql.park(chunk, running, pausing ?? paused, fence.memberId, fence.token ?? null, at),
     );
-    debug('parked %d of %d (token %s)', parked.size, ids.length, fence.token);
-    return resultsOf(ids, parked, pausing === undefined ? 'paused' : 'pausing');
+    debug('parked %d of %d (token %s)', parked?.size ?? ids.length, ids.length, fence.token);
+    return outcomesOf(ids, parked, pausing === undefined ? 'paused' : 'pausing');
   }
 
   /** Resumes the paused, marked ones among `ids` and clears their marks, in one transaction, as {@link park}. */
@@ -150,8 +150,8 @@ export class SqliteWorkflowStore implements WorkflowStore {
     const resumed = await this.#writeChunks('unpark workflows', ids, fence, signal, (sql, chunk) =>
       sql.unpark(chunk, this.#options.statuses),
     );
-    debug('resumed %d of %d (token %s)', resumed.size, ids.length, fence.token);
-    return resultsOf(ids, resumed, 'resumed');
+    debug('resumed %d of %d (token %s)', resumed?.size ?? ids.length, ids.length, fence.token);
+    return outcomesOf(ids, resumed, 'resumed');
   }
 
   /**
@@ -226,8 +226,8 @@ export class SqliteWorkflowStore implements WorkflowStore {
     const released = await this.#writeChunks('note paused workflows', ids, undefined, signal, (sql, chunk) =>
       sql.dropMarks(chunk),
     );
-    debug('released %d of %d marks (paused by a user)', released.size, ids.length);
-    return resultsOf(ids, released, 'released');
+    debug('released %d of %d marks (paused by a user)', released?.size ?? ids.length, ids.length);
+    return outcomesOf(ids, released, 'released');
   }
 
   /** The group's generation record; a group never seen reads `{ generation: 0, members: [], dirty: false }`. */
@@ -395,22 +395,38 @@ export class SqliteWorkflowStore implements WorkflowStore {
     return this.#connection.run((db) => db.transaction(run).immediate(), { what, signal });
   }
 
-  /** `#write()` of `each` chunk of `ids`: the ids the chunks return, together. */
+  /**
+   * `#write()` of `each` chunk of `ids`: the ids the chunks return, together, or `undefined` when they
+   * return as many as `ids` has (each chunk returns each of its distinct ids at most once, and an id
+   * done by an earlier chunk is not done again: so every id was done, and none is repeated).
+   */
   #writeChunks(
     what: string,
     ids: readonly string[],
     fence: Fence | undefined,
     signal: AbortSignal | undefined,
     each: (sql: StoreStatements, chunk: readonly string[]) => readonly string[],
-  ): Promise<Set<string>> {
+  ): Promise<ReadonlySet<string> | undefined> {
     return this.#write(what, fence, signal, (sql) => {
-      const done = new Set<string>();
+      const parts: (readonly string[])[] = [];
+      let count = 0;
       for (let i = 0; i < ids.length; i += CHUNK) {
-        for (const id of each(sql, ids.slice(i, i + CHUNK))) done.add(id);
+        const part = each(sql, ids.length <= CHUNK ? ids : ids.slice(i, i + CHUNK));
+        parts.push(part);
+        count += part.length;
       }
-      return done;
+      return count === ids.length ? undefined : new Set(parts.flat());
     });
   }
+}
+
+/** One result per id, in order: `outcome` for each id done (`undefined`: all of them, none repeated). */
+function outcomesOf<O extends string>(
+  ids: readonly string[],
+  done: ReadonlySet<string> | undefined,
+  outcome: O,
+): readonly ItemResult<O | 'skipped'>[] {
+  return done === undefined ? ids.map((id) => ({ id, outcome })) : resultsOf(ids, done, outcome);
 }
 
 /** `checkFence()`, and `fence.incarnation` undefined or a non-empty string. */
