@@ -473,6 +473,39 @@ forEachDriver(() => {
     });
   });
 
+  describe('SqliteWorkflowStore pages on a busy database', () => {
+    it('are retried while another connection holds the write lock, and written once it is free', async () => {
+      const { db, path } = hostDatabase();
+      insert(db, [
+        ['a', 'running'],
+        ['b', 'running'],
+      ]);
+      const s = store({ driver: sqliteDriver(), path, table: 'workflows', busyTimeoutMs: 5 });
+      await s.listActive({ limit: 1 }); // set up
+      const blocker = openDatabase(path);
+      blocker.exec('BEGIN IMMEDIATE');
+      let settled = false;
+      const parking = s.parkPage(fence(1n), { limit: 10 }).finally(() => (settled = true));
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      expect(settled).toBe(false);
+      expect(statuses(db)).toEqual({ a: 'running', b: 'running' });
+      blocker.exec('COMMIT');
+      blocker.close();
+      expect((await parking).results.map((r) => r.outcome)).toEqual(['pausing', 'pausing']);
+      expect(marks(db)).toEqual(['a', 'b']);
+      db.exec("UPDATE workflows SET status = 'paused'");
+      const again = openDatabase(path);
+      again.exec('BEGIN IMMEDIATE');
+      const unparking = s.unparkPage(fence(2n), { limit: 10 });
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      again.exec('COMMIT');
+      again.close();
+      expect((await unparking).results.map((r) => r.outcome)).toEqual(['resumed', 'resumed']);
+      expect(statuses(db)).toEqual({ a: 'running', b: 'running' });
+      expect(marks(db)).toEqual([]);
+    });
+  });
+
   describe('SqliteWorkflowStore pages of an evicted incarnation', () => {
     it('reject with EvictedMemberError before writing anything, the fence included', async () => {
       const { db } = hostDatabase(

@@ -30,6 +30,7 @@ import type {
   WorkflowStoreCapabilities,
 } from '../../workflow-store.js';
 import { debug, SqliteConnection } from './connection.js';
+import type { SqliteDatabase } from './driver.js';
 import { diagnoseStatuses } from './diagnose.js';
 import { compileStoreOptions, type SqliteWorkflowStoreOptions } from './options.js';
 import { CHUNK, setUpStore, type StoreStatements } from './store-sql.js';
@@ -86,6 +87,8 @@ export class SqliteWorkflowStore implements WorkflowStore {
   readonly #connection: SqliteConnection;
   readonly #options: ReturnType<typeof compileStoreOptions>;
   #sql!: StoreStatements;
+  /** One transaction function per handle, running the work of the `#write()` under way. */
+  #transaction: { db: SqliteDatabase; run: { immediate(): unknown }; work: () => unknown } | undefined;
 
   constructor(options: SqliteWorkflowStoreOptions) {
     const o = (this.#options = compileStoreOptions(options));
@@ -392,7 +395,23 @@ export class SqliteWorkflowStore implements WorkflowStore {
       if (fence?.token !== undefined) sql.raiseFence(fence.token);
       return work(sql);
     };
-    return this.#connection.run((db) => db.transaction(run).immediate(), { what, signal });
+    return this.#connection.run((db) => this.#immediate(db, run), { what, signal });
+  }
+
+  /** Runs `work` in a `BEGIN IMMEDIATE` transaction, through a transaction function made once per handle. */
+  #immediate<T>(db: SqliteDatabase, work: () => T): T {
+    let transaction = this.#transaction;
+    if (transaction === undefined || transaction.db !== db) {
+      const made: NonNullable<typeof transaction> = { db, work: noWork, run: { immediate: noWork } };
+      made.run = db.transaction((): unknown => made.work());
+      transaction = this.#transaction = made;
+    }
+    transaction.work = work;
+    try {
+      return transaction.run.immediate() as T;
+    } finally {
+      transaction.work = noWork;
+    }
   }
 
   /**
@@ -428,6 +447,8 @@ function outcomesOf<O extends string>(
 ): readonly ItemResult<O | 'skipped'>[] {
   return done === undefined ? ids.map((id) => ({ id, outcome })) : resultsOf(ids, done, outcome);
 }
+
+const noWork = (): undefined => undefined;
 
 /** `checkFence()`, and `fence.incarnation` undefined or a non-empty string. */
 function checkStoreFence(fence: unknown): Fence {
