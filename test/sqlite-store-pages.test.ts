@@ -225,6 +225,24 @@ forEachDriver(() => {
       }
     });
 
+    it('running workflows few among many finished ones: the same pages as listActive(), each parked', async () => {
+      const ids = Array.from({ length: 30_000 }, (_, i) => `w${String(i).padStart(6, '0')}`);
+      const running = ids.filter((_, i) => i % 997 === 5);
+      const data = ids.map((id): [string, string] => [id, running.includes(id) ? 'running' : 'succeeded']);
+      const a = hostDatabase().db;
+      const b = hostDatabase().db;
+      insert(a, data);
+      insert(b, data);
+      const listed = await pagesOf((o) => store({ database: a, table: 'workflows' }).listActive(o), 4);
+      const parked = await parkPages(store({ database: b, table: 'workflows' }), fence(1n), 4);
+      expect(parked.map((p) => p.results.map((r) => r.id))).toEqual(listed.map((p) => p.items));
+      expect(parked.map((p) => p.cursor)).toEqual(listed.map((p) => p.cursor));
+      expect(marks(b)).toEqual(running);
+      expect(
+        b.prepare("SELECT id FROM workflows WHERE status = 'pausing' ORDER BY id").pluck().all(),
+      ).toEqual(running);
+    });
+
     it('a workflow the host keeps from being paused (its own trigger) is skipped and left unmarked: the exact path', async () => {
       const { db } = hostDatabase();
       insert(db, [
