@@ -262,6 +262,65 @@ forEachDriver(() => {
       expect(db.pragma('busy_timeout', { simple: true })).toBe(4321);
     });
 
+    it('commits a take at synchronous FULL and runs every write under its own busy timeout, on a user handle at NORMAL', async () => {
+      const db = open(join(dir, `${randomId()}.db`));
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      db.pragma('busy_timeout = 1234');
+      // The handle the coordinator gets: its lock statements note the settings they run under.
+      const seen: { sql: 'take' | 'free'; synchronous: unknown; busyTimeout: unknown }[] = [];
+      const watched = (sql: string): 'take' | 'free' | undefined =>
+        /^\s*INSERT INTO "[^"]*locks"/.test(sql)
+          ? 'take'
+          : /^\s*UPDATE "[^"]*locks" SET owner = NULL/.test(sql)
+            ? 'free'
+            : undefined;
+      const database = new Proxy(db, {
+        get(target, property) {
+          const value: unknown = Reflect.get(target, property, target);
+          if (property !== 'prepare') return typeof value === 'function' ? value.bind(target) : value;
+          return (sql: string) => {
+            const statement = target.prepare(sql);
+            const kind = watched(sql);
+            if (kind === undefined) return statement;
+            const note = (): void => {
+              seen.push({
+                sql: kind,
+                synchronous: target.pragma('synchronous', { simple: true }),
+                busyTimeout: target.pragma('busy_timeout', { simple: true }),
+              });
+            };
+            const watching: typeof statement = new Proxy(statement, {
+              get(s, p) {
+                const v: unknown = Reflect.get(s, p, s);
+                if (typeof v !== 'function') return v;
+                return (...args: unknown[]) => {
+                  if (p === 'get' || p === 'run') note();
+                  const result: unknown = (v as (...a: unknown[]) => unknown).apply(s, args);
+                  // pluck() and safeIntegers() answer the statement: keep watching it.
+                  return result === s ? watching : result;
+                };
+              },
+            });
+            return watching;
+          };
+        },
+      });
+      const coordinator = new SqliteCoordinator({ database, busyTimeoutMs: 40 });
+      made.push(coordinator);
+      for (let i = 0; i < 3; i++) {
+        await (await coordinator.acquire('l', { ttlMs: 1000, timeoutMs: 100 })).release();
+      }
+      expect(seen.filter((s) => s.sql === 'take')).toEqual(
+        Array.from({ length: 3 }, () => ({ sql: 'take', synchronous: 2, busyTimeout: 40 })),
+      );
+      expect(seen.filter((s) => s.sql === 'free')).toEqual(
+        Array.from({ length: 3 }, () => ({ sql: 'free', synchronous: 1, busyTimeout: 40 })),
+      );
+      expect(db.pragma('synchronous', { simple: true })).toBe(1);
+      expect(db.pragma('busy_timeout', { simple: true })).toBe(1234);
+    });
+
     it('fencing tokens survive the release of the row, a new instance and another process', async () => {
       const lock = `lock-${randomId()}`;
       const a = make();
