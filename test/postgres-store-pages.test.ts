@@ -673,6 +673,51 @@ describe('PostgresWorkflowStore pages and other transactions', () => {
     expect(await marks(again)).toEqual([]);
   });
 
+  it('unpark() and a host cancelling a parked workflow at the same time: no deadlock (the trigger drops the mark)', async () => {
+    // unpark() deleted the marks first and then waited for the host's row, while the host's update held
+    // the row and its mark trigger waited for the mark: a deadlock, one of the two rolled back.
+    const table = await hostTable([
+      ['a', 'running'],
+      ['b', 'running'],
+    ]);
+    const { store: s, waiting } = await namedStore(table);
+    await s.park(['a', 'b'], fence(1n));
+    await db.pool.query(`UPDATE ${sqlName(table)} SET status = 'paused'`);
+    const host = await hostTransaction();
+    await host.run(`SELECT * FROM ${sqlName(table)} WHERE id = 'b' FOR UPDATE`);
+    const unparking = s.unpark(['a', 'b'], fence(2n));
+    await waitFor('the unpark to wait on the host row lock', waiting);
+    await host.run(`UPDATE ${sqlName(table)} SET status = 'cancelled' WHERE id = 'b'`);
+    await host.commit();
+    expect(outcomes(await unparking)).toEqual([
+      ['a', 'resumed'],
+      ['b', 'skipped'],
+    ]);
+    expect(await statuses(table)).toEqual({ a: 'running', b: 'cancelled' });
+    expect(await marks(table)).toEqual([]);
+  });
+
+  it('unpark() waits for notePaused() holding the mark: the workflow a user paused is not resumed', async () => {
+    const table = await hostTable([
+      ['a', 'running'],
+      ['b', 'running'],
+    ]);
+    const { store: s, waiting } = await namedStore(table);
+    await s.park(['a', 'b'], fence(1n));
+    await db.pool.query(`UPDATE ${sqlName(table)} SET status = 'paused'`);
+    // the user's pause path, inside a transaction of the host's: notePaused's delete, as a statement
+    const host = await hostTransaction();
+    await host.run(`DELETE FROM "${db.schema}".parked WHERE store_key = '${table}' AND workflow_id = 'b'`);
+    const unparking = s.unpark(['a', 'b'], fence(2n));
+    await waitFor('the unpark to wait on the mark', waiting);
+    await host.commit();
+    expect(outcomes(await unparking)).toEqual([
+      ['a', 'resumed'],
+      ['b', 'skipped'],
+    ]);
+    expect(await statuses(table)).toEqual({ a: 'running', b: 'paused' });
+  });
+
   for (const method of ['parkPage', 'unparkPage'] as const) {
     it(`${method} stuck on a host row lock: aborting rejects at once and rolls back`, async () => {
       const table = await hostTable([

@@ -163,6 +163,45 @@ export function storeSql(
       ? `t.${ID} = ${asId('i.id')} AND t.${ID} = ANY(ARRAY(SELECT ${asId('x.id')} FROM input x))
           AND (t.${ST} = ${status}) IS TRUE`
       : `(t.${ID}::text COLLATE "C") = (i.id COLLATE "C") AND t.${ST} = ${status}`;
+  /**
+   * Unparks the marks `where` selects (of `parked p`; by id in "C" order, the first `$2 + 1` when
+   * `paged`, the first `$2` only written), one statement: $1 store key, $2 limit, $3 running, $4 paused
+   * [, $5 pausing]. The workflows of those marks are locked first (`held`, their latest status read): the
+   * order the mark trigger takes (a host's update holds its row, then the trigger deletes the mark), so
+   * the two never deadlock. Then every mark whose workflow is not pausing is deleted, and the workflows of
+   * the marks deleted still `paused` are resumed; a mark another transaction deleted or changed meanwhile
+   * (`notePaused`, the trigger) is left alone and its workflow not resumed. The marks are deleted by
+   * their row (no second lookup); the workflows are found by primary key, from a page the planner knows
+   * the size of and from an array. One row: `page`, a JSON array of the ids, each after a character:
+   * `r` resumed, `w` still pausing (left parked), `s` skipped.
+   */
+  const unparkMarks = (withPausing: boolean, where: string, paged: boolean): string => `
+      WITH page AS MATERIALIZED (
+        SELECT p.ctid AS mark, p.workflow_id, row_number() OVER (ORDER BY p.workflow_id) AS n
+        FROM ${S}.parked p
+        ${where}
+        ORDER BY p.workflow_id${paged ? ' LIMIT $2 + 1' : ''}),
+      held AS MATERIALIZED (
+        SELECT l.n${withPausing ? `, t.${ST}::text = $5 AS pausing` : ''}
+        FROM page l JOIN ${T} t ON t.${ID} = ${asId('l.workflow_id')}
+        WHERE ${FENCE_OK} AND l.n <= $2
+        FOR NO KEY UPDATE OF t),
+      listed AS (
+        SELECT l.n, l.mark, l.workflow_id, ${withPausing ? 'h.pausing IS TRUE' : 'false'} AS pausing
+        FROM page l LEFT JOIN held h ON h.n = l.n WHERE l.n <= $2),
+      cleared AS (
+        DELETE FROM ${S}.parked p
+        WHERE ${FENCE_OK} AND p.ctid = ANY(ARRAY(SELECT l.mark FROM listed l WHERE NOT l.pausing))
+          AND p.store_key = $1
+        RETURNING p.workflow_id),
+      resumed AS (
+        UPDATE ${T} AS t SET ${ST} = $3
+        WHERE t.${ID} = ANY(ARRAY(SELECT ${asId('c.workflow_id')} FROM cleared c)) AND (t.${ST} = $4) IS TRUE
+        RETURNING t.${ID} AS key)
+      SELECT json_agg(CASE WHEN g.n IN (SELECT l.n FROM listed l WHERE l.pausing) THEN 'w'
+          WHEN ${asId('g.workflow_id')} IN (SELECT r.key FROM resumed r) THEN 'r' ELSE 's' END || g.workflow_id
+        ORDER BY g.n)::text AS page
+      FROM page g`;
   return {
     /** $1 running, $2 limit [, $3 cursor]. Rows: `id`. */
     listActive: (withCursor: boolean) => `
@@ -232,36 +271,10 @@ export function storeSql(
         SELECT $4, workflow_id, $5, $6::bigint FROM paused${replace ? REPLACE_MARK : ''})
       SELECT ord FROM paused`,
     /**
-     * $1 ids, $2 store key, $3 running, $4 paused [, $5 pausing]. Rows: `workflow_id` and `resumed` of each
-     * mark cleared (an id given twice once): every mark of the ids is deleted but those of workflows still
-     * `pausing` (`withPausing`: a status configured), and the workflows of the deleted marks still `paused`
-     * are resumed; a mark deleted whose workflow is not resumed had no pause left to resume (resumed or
-     * cancelled meanwhile). Two lookups per workflow (three with a pausing status), each by primary key
-     * whatever the statistics say (see "Why unpark was slow" in docs/performance.md): the marks from the ids
-     * and the workflows from the deleted marks, both from arrays the planner cannot size, the status
-     * tested `IS TRUE` (no status index serves that).
-     */
-    unpark: (withPausing: boolean) => `
-      WITH cleared AS (
-        DELETE FROM ${S}.parked p
-        WHERE ${FENCE_OK} AND p.store_key = $2
-          AND p.workflow_id = ANY(ARRAY(SELECT u.id COLLATE "C" FROM unnest($1::text[]) AS u (id)))${
-            withPausing
-              ? `
-          AND ((SELECT t.${ST} FROM ${T} t WHERE t.${ID} = ${asId('p.workflow_id')}) = $5) IS NOT TRUE`
-              : ''
-          }
-        RETURNING p.workflow_id),
-      resumed AS (
-        UPDATE ${T} AS t SET ${ST} = $3
-        WHERE t.${ID} = ANY(ARRAY(SELECT ${asId('c.workflow_id')} FROM cleared c)) AND (t.${ST} = $4) IS TRUE
-        RETURNING t.${ID} AS id)
-      SELECT c.workflow_id, ${asId('c.workflow_id')} IN (SELECT id FROM resumed) AS resumed FROM cleared c`,
-    /**
      * `listActive` and `park` of what it lists, one statement: $1 running, $2 limit, $3 new status, $4
-     * store key, $5 member, $6 token [, $7 cursor]. One row: `ids`, the page as `listActive` reads it
-     * (`limit + 1` ids at most, in the id column's order) as a JSON array, and `parked`, a character per
-     * id: `p` paused and marked now, `s` not. The page is one ordered scan, `listActive`'s; its first
+     * store key, $5 member, $6 token [, $7 cursor]. One row: `page`, the page as `listActive` reads it
+     * (`limit + 1` ids at most, in the id column's order) as a JSON array of the ids, each after a
+     * character: `p` paused and marked now, `s` not. The page is one ordered scan, `listActive`'s; its first
      * `limit` rows are then updated where the scan found them (by their row, no second index lookup) and
      * marked. A row another transaction updated since the statement began is not (its row moved on):
      * `s`, though it may still be running; the caller parks those again by key (`park`) in the same
@@ -280,49 +293,33 @@ export function storeSql(
       marked AS (
         INSERT INTO ${S}.parked (store_key, workflow_id, member_id, token)
         SELECT $4, key::text, $5, $6::bigint FROM paused${replace ? REPLACE_MARK : ''})
-      SELECT json_agg(p.key::text ORDER BY p.n)::text AS ids,
-        string_agg(CASE WHEN p.key IN (SELECT x.key FROM paused x) THEN 'p' ELSE 's' END, '' ORDER BY p.n) AS parked
+      SELECT json_agg(CASE WHEN p.key IN (SELECT x.key FROM paused x) THEN 'p' ELSE 's' END || p.key::text
+        ORDER BY p.n)::text AS page
       FROM page p`,
     /**
-     * `listParked` and `unpark` of what it lists but those still pausing, one statement: $1 store key,
-     * $2 limit, $3 running, $4 paused [, $5 pausing] [, $6 cursor]. One row: `ids`, the page as
-     * `listParked` reads it (`limit + 1` marks at most, by id in "C" order) as a JSON array, and `states`,
-     * a character per id: `r` resumed, `w` still pausing (left parked), `s` skipped. The workflows of the
-     * first `limit` marks are locked first (`held`, their latest status read): the order the mark
-     * trigger takes (a host's update holds its row, then the trigger deletes the mark), so the two never
-     * deadlock. Then every mark whose workflow is not pausing is deleted, and the workflows of the marks
-     * deleted still `paused` are resumed; a mark another transaction deleted or changed meanwhile
-     * (`notePaused`, the trigger) is left alone and its workflow not resumed (skipped). The marks are
-     * scanned by primary key (the page) and deleted by their row, no second lookup; the workflows are
-     * found by primary key, from a page the planner knows the size of and from an array.
+     * `unpark` of `$6` (ids), one statement: as `unparkPage` below, the marks of those ids (a repeat once)
+     * in place of a page, `$2` their number at most. One row: `page`, the marks found (by id in "C"
+     * order), as `unparkPage`'s.
      */
-    unparkPage: (withPausing: boolean, withCursor: boolean) => `
-      WITH page AS MATERIALIZED (
-        SELECT p.ctid AS mark, p.workflow_id, row_number() OVER (ORDER BY p.workflow_id) AS n
-        FROM ${S}.parked p
-        WHERE p.store_key = $1${withCursor ? ' AND p.workflow_id > ($6 COLLATE "C")' : ''}
-        ORDER BY p.workflow_id LIMIT $2 + 1),
-      held AS MATERIALIZED (
-        SELECT l.n${withPausing ? `, t.${ST}::text = $5 AS pausing` : ''}
-        FROM page l JOIN ${T} t ON t.${ID} = ${asId('l.workflow_id')}
-        WHERE ${FENCE_OK} AND l.n <= $2
-        FOR NO KEY UPDATE OF t),
-      listed AS (
-        SELECT l.n, l.mark, l.workflow_id, ${withPausing ? 'h.pausing IS TRUE' : 'false'} AS pausing
-        FROM page l LEFT JOIN held h ON h.n = l.n WHERE l.n <= $2),
-      cleared AS (
-        DELETE FROM ${S}.parked p
-        WHERE ${FENCE_OK} AND p.ctid = ANY(ARRAY(SELECT l.mark FROM listed l WHERE NOT l.pausing))
-          AND p.store_key = $1
-        RETURNING p.workflow_id),
-      resumed AS (
-        UPDATE ${T} AS t SET ${ST} = $3
-        WHERE t.${ID} = ANY(ARRAY(SELECT ${asId('c.workflow_id')} FROM cleared c)) AND (t.${ST} = $4) IS TRUE
-        RETURNING t.${ID} AS key)
-      SELECT json_agg(g.workflow_id ORDER BY g.n)::text AS ids,
-        string_agg(CASE WHEN g.n IN (SELECT l.n FROM listed l WHERE l.pausing) THEN 'w'
-          WHEN ${asId('g.workflow_id')} IN (SELECT r.key FROM resumed r) THEN 'r' ELSE 's' END, '' ORDER BY g.n) AS states
-      FROM page g`,
+    unpark: (withPausing: boolean) =>
+      unparkMarks(
+        withPausing,
+        `WHERE p.store_key = $1
+          AND p.workflow_id = ANY(ARRAY(SELECT u.id COLLATE "C" FROM unnest($6::text[]) AS u (id)))`,
+        false,
+      ),
+    /**
+     * `listParked` and `unpark` of what it lists but those still pausing, one statement: $1 store key,
+     * $2 limit, $3 running, $4 paused [, $5 pausing] [, $6 cursor]. One row: `page`, the page as
+     * `listParked` reads it (`limit + 1` marks at most, by id in "C" order), each id after a character:
+     * `r` resumed, `w` still pausing (left parked), `s` skipped. See `unparkMarks`.
+     */
+    unparkPage: (withPausing: boolean, withCursor: boolean) =>
+      unparkMarks(
+        withPausing,
+        `WHERE p.store_key = $1${withCursor ? ' AND p.workflow_id > ($6 COLLATE "C")' : ''}`,
+        true,
+      ),
     /** $1 ids, $2 store key. Rows: `ord` of each dropped mark (ids taken to the column's text form). */
     notePaused: (byType: boolean) => `
       WITH ${input(false)},

@@ -77,11 +77,12 @@ function checkStoreFence(fence: Fence): void {
 }
 
 /**
- * The page of a fused statement's one row: its ids (a JSON array, `null` for none: decoded here, whatever
- * parser the pool has for `json`) and a flag character per id.
+ * The page of a fused statement's one row: a JSON array (`null` for none: decoded here, whatever parser
+ * the pool has for `json`) of ids, each after a character that says what became of it.
  */
-function pageRow(ids: string | null | undefined, flags: string | null | undefined) {
-  return { ids: ids == null ? [] : (JSON.parse(ids) as string[]), flags: flags ?? '' };
+function pageRow(page: string | null | undefined): { ids: string[]; flags: string } {
+  const entries = page == null ? [] : (JSON.parse(page) as string[]);
+  return { ids: entries.map((entry) => entry.slice(1)), flags: entries.map((entry) => entry[0]).join('') };
 }
 
 /** The row of the fence check statement. */
@@ -217,16 +218,17 @@ export class PostgresWorkflowStore implements WorkflowStore {
     const { running, pausing, paused } = this.#o.statuses;
     const unparking = this.#o.markTrigger !== 'off';
     return this.#write('unpark()', options, ids, 'resumed', undefined, async (prepared, _, signal) => {
-      const values = [ids, prepared.storeKey, running, paused, ...(pausing === undefined ? [] : [pausing])];
+      const values = [prepared.storeKey, ids.length, running, paused, pausing ?? null, ids];
       const statement = prepared.sql.unpark(pausing !== undefined);
-      const rows = (await this.#batch(prepared, fence, signal, { unparking }, statement, values)) as {
-        workflow_id: string;
-        resumed: boolean;
+      const [row] = (await this.#batch(prepared, fence, signal, { unparking }, statement, values)) as {
+        page: string | null;
       }[];
+      const marked = pageRow(row?.page);
+      const resumed = new Set(marked.ids.filter((_, i) => marked.flags[i] === 'r'));
       // The position of each id's first occurrence: a repeat is skipped.
       const ord = new Map<string, number>();
       for (const [index, id] of ids.entries()) if (!ord.has(id)) ord.set(id, index + 1);
-      return rows.filter((row) => row.resumed).map((row) => ({ ord: ord.get(row.workflow_id) as number }));
+      return [...resumed].map((id) => ({ ord: ord.get(id) as number }));
     });
   }
 
@@ -252,8 +254,7 @@ export class PostgresWorkflowStore implements WorkflowStore {
       parkedAgain.clear();
       const statement = prepared.sql.parkPage(cursor !== undefined, replace);
       await this.#batch(prepared, fence, signal, { deferFlush: true }, statement, values, async (q, rows) => {
-        const row = rows[0] as { ids: string | null; parked: string | null } | undefined;
-        const listed = pageRow(row?.ids, row?.parked);
+        const listed = pageRow((rows[0] as { page: string | null } | undefined)?.page);
         page = pageOf(listed.ids, limit, (id) => id);
         flags = listed.flags;
         // Rows another transaction updated meanwhile: parked again by key, as park() would, if running.
@@ -295,10 +296,9 @@ export class PostgresWorkflowStore implements WorkflowStore {
     const statement = prepared.sql.unparkPage(pausing !== undefined, cursor !== undefined);
     const settings = { unparking, byKey: true };
     const [row] = (await this.#batch(prepared, fence, signal, settings, statement, values)) as {
-      ids: string | null;
-      states: string | null;
+      page: string | null;
     }[];
-    const { ids, flags } = pageRow(row?.ids, row?.states);
+    const { ids, flags } = pageRow(row?.page);
     const page = pageOf(ids, limit, (id) => id);
     const results: ItemResult<UnparkOutcome>[] = [];
     let stillPausing = 0;
