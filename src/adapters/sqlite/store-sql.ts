@@ -116,9 +116,9 @@ export interface RecoverArgs {
 export type StoreStatements = ReturnType<typeof prepareStatements>;
 
 /**
- * The store's statements on one handle; a chunk of ids is bound as one JSON array. Why the
- * status tests read `(status = ?) IS TRUE` and `likelihood(status = ?, 1.0)`, and why unpark counts
- * first: docs/performance.md, "What changed in the SQLite store".
+ * The store's statements on one handle; a chunk of ids is bound as one JSON array, a page's writes go by
+ * the range of ids it listed. Why the status tests read `(status = ?) IS TRUE` and
+ * `likelihood(status = ?, 1.0)`: docs/performance.md, "What changed in the SQLite store".
  */
 function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions, info: HostTableInfo) {
   const { names } = o;
