@@ -74,6 +74,24 @@ class Pragmas {
     return Number(this.#read.get());
   }
 
+  #readSync: SqliteStatement<[], unknown> | undefined;
+  readonly #setSync = new Map<number, SqliteStatement<[], unknown>>();
+
+  /** `PRAGMA synchronous`: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA. */
+  synchronous(): number {
+    this.#readSync ??= this.db.prepare<[], unknown>('PRAGMA synchronous').pluck();
+    return Number(this.#readSync.get());
+  }
+
+  setSynchronous(level: number): void {
+    let statement = this.#setSync.get(level);
+    if (statement === undefined) {
+      statement = this.db.prepare<[], unknown>(`PRAGMA synchronous = ${level}`);
+      if (this.#setSync.size < 4) this.#setSync.set(level, statement);
+    }
+    statement.run();
+  }
+
   setBusyTimeout(ms: number): void {
     let statement = this.#set.get(ms);
     if (statement === undefined) {
@@ -84,6 +102,9 @@ class Pragmas {
     statement.get();
   }
 }
+
+/** `PRAGMA synchronous = FULL`: a commit waits for its WAL frames to reach the disk. */
+const FULL = 2;
 
 /** A SQLite handle with busy-aware, asynchronous retries. */
 export class SqliteConnection {
@@ -141,17 +162,19 @@ export class SqliteConnection {
     if (db.inTransaction) throw new HostTransactionOpen('The database is inside a transaction');
     const pragmas = this.#pragmas?.db === db ? this.#pragmas : (this.#pragmas = new Pragmas(db));
     const previousTimeout = this.#owned ? this.#options.busyTimeoutMs : pragmas.busyTimeout();
-    const previousSync = durable ? db.pragma('synchronous', { simple: true }) : undefined;
+    // A durable write on a handle below FULL switches it to FULL for the write (EXTRA is left as it is).
+    const previousSync = durable ? pragmas.synchronous() : FULL;
+    const switchSync = previousSync < FULL;
     const timeout = Math.max(0, Math.floor(busyMs));
     // Set only when it differs: ours keeps its configured timeout but near the end of a retry.
     if (timeout !== previousTimeout) pragmas.setBusyTimeout(timeout);
-    if (durable) db.pragma('synchronous = FULL');
+    if (switchSync) pragmas.setSynchronous(FULL);
     try {
       return work(db);
     } finally {
       // Leave a handle the user passed in as it was found; ours goes back to its configured timeout.
       if (timeout !== previousTimeout) pragmas.setBusyTimeout(previousTimeout);
-      if (previousSync !== undefined) db.pragma(`synchronous = ${Number(previousSync)}`);
+      if (switchSync) pragmas.setSynchronous(previousSync);
     }
   }
 
