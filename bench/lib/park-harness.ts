@@ -343,10 +343,11 @@ export async function runParkSuite(
         `${n} running workflows in a host table; ${rounds} rounds, each parking and unparking them once ` +
         `through graceful-drain and once with raw SQL, in random order, from a freshly reset table; the ` +
         `same at ${big} in ${largeRounds} round${largeRounds === 1 ? '' : 's'}. ` +
-        `Park: a DrainController's last-member shutdown (\`shutdown()\` to its report), which pages ` +
-        `through \`listActive\` and parks batch by batch (default \`batchSize\` 500) under the ` +
-        `start-stop lock of an in-process MemoryCoordinator, so that the store is what is measured. ` +
-        `Unpark: a new controller's \`start()\` until \`whenResumed()\` resolves. ${backend.description} ` +
+        `Park: a DrainController's last-member shutdown (\`shutdown()\` to its report), which parks page ` +
+        `by page (the store's \`parkPage()\`: a page listed and parked in one transaction; default ` +
+        `\`batchSize\` 500) under the start-stop lock of an in-process MemoryCoordinator, so that the ` +
+        `store is what is measured. Unpark: a new controller's \`start()\` until \`whenResumed()\` ` +
+        `resolves (\`unparkPage()\`, page by page). ${backend.description} ` +
         `Figures: median [interquartile range] over rounds; ratios are taken round by round.` +
         (backend.inProcess === true
           ? ' With the database in this process, its CPU time (user and system) is shown too: the ' +

@@ -105,7 +105,7 @@ async function run(context: SuiteContext): Promise<SuiteBody> {
         `raw SQL, in random order, from a freshly reset table. graceful-drain: a new controller's ` +
         `\`start()\` (the start gate recovers them with policy \`resume\`, parking them batch by batch under ` +
         `the start-stop lock of an in-process MemoryCoordinator) until \`whenResumed()\` reports them all ` +
-        `resumed. Raw: the park suite's set-based park statement, then its unpark statement.`,
+        `resumed (the background resume unparks them page by page through \`unparkPage()\`). Raw: the park suite's set-based park statement, then its unpark statement.`,
       tables: [
         {
           title: `PostgreSQL ${t.version}: recovering orphans`,
