@@ -171,8 +171,8 @@ export function storeSql(
    * the two never deadlock. Then every mark whose workflow is not pausing is deleted, and the workflows of
    * the marks deleted still `paused` are resumed; a mark another transaction deleted or changed meanwhile
    * (`notePaused`, the trigger) is left alone and its workflow not resumed. The marks are deleted by
-   * their row (no second lookup); the workflows are found by primary key, from a page the planner knows
-   * the size of and from an array. One row: `page`, a JSON array of the ids, each after a character:
+   * their row (no second lookup); the workflows are found by primary key from arrays, however small the
+   * planner takes the host's table to be. One row: `page`, a JSON array of the ids, each after a character:
    * `r` resumed, `w` still pausing (left parked), `s` skipped.
    */
   const unparkMarks = (withPausing: boolean, where: string, paged: boolean): string => `
@@ -184,6 +184,7 @@ export function storeSql(
       held AS MATERIALIZED (
         SELECT l.n${withPausing ? `, t.${ST}::text = $5 AS pausing` : ''}
         FROM page l JOIN ${T} t ON t.${ID} = ${asId('l.workflow_id')}
+          AND t.${ID} = ANY(ARRAY(SELECT ${asId('x.workflow_id')} FROM page x WHERE x.n <= $2))
         WHERE ${FENCE_OK} AND l.n <= $2
         FOR NO KEY UPDATE OF t),
       listed AS (
@@ -203,10 +204,14 @@ export function storeSql(
         ORDER BY g.n)::text AS page
       FROM page g`;
   return {
-    /** $1 running, $2 limit [, $3 cursor]. Rows: `id`. */
+    /**
+     * $1 running, $2 limit [, $3 cursor]. One row: `ids`, in the id column's order, a JSON array (one row
+     * rather than a row per id: far less for the driver to decode).
+     */
     listActive: (withCursor: boolean) => `
-      SELECT t.${ID}::text AS id FROM ${T} t
-      WHERE t.${ST} = $1${withCursor ? ` AND t.${ID} > ${asId('$3')}` : ''} ORDER BY t.${ID} LIMIT $2`,
+      SELECT json_agg(x.id ORDER BY x.n)::text AS ids FROM (
+        SELECT t.${ID}::text AS id, row_number() OVER (ORDER BY t.${ID}) AS n FROM ${T} t
+        WHERE t.${ST} = $1${withCursor ? ` AND t.${ID} > ${asId('$3')}` : ''} ORDER BY t.${ID} LIMIT $2) x`,
     /** $1 store key, $2 limit [, $3 cursor]. Rows: `id`, `member_id`, `token`, `status` (read by id). */
     listParked: (withCursor: boolean) => `
       SELECT p.workflow_id AS id, p.member_id, p.token::text AS token,
@@ -369,47 +374,71 @@ export function storeSql(
         DELETE FROM ${I} e WHERE e.store_key = $1 AND e.member_id = ANY($3::text[]) AND e.evicted_at IS NULL)
       SELECT 1`,
     /**
-     * $1 ids, $2 running, $3 store key, $4 max recoveries, $5 park (boolean), $6 park's new status,
-     * $7 has a failed status (boolean), $8 failed status, $9 member, $10 token. Rows: `ord` and `spent` of
-     * each running workflow, locked (a repeat of one once): a spent one (recovered $4 times) moves to $8,
-     * its count and mark dropped; the others are counted, and with $5 set to $6 and marked as park() does.
-     * Every row is reached by primary key, however stale the statistics (the recovery itself makes them
-     * so): the host's from an array the planner cannot size, the counts one subquery per row, and the
-     * spent ones' counts and marks joined from `seen`, which the planner takes for a few rows at most.
-     * `replace`: raises a count and replaces a mark already there (else plain inserts, which fail on one:
-     * a workflow recovered before since the last clean end).
+     * $1 ids, $2 running, $3 store key, $4 max recoveries, $5 park's new status, $6 failed status, $7
+     * member, $8 token; `park` (mode park) and `failed` (a failed status configured) choose what is
+     * written. One row: `hit`, the `ord` of each running workflow, locked (an id given twice, in any
+     * spelling, once), `-` before it when spent (recovered $4 times already), comma-separated. A spent
+     * one moves to $6 (with `failed`), its count and mark dropped; the others are counted, and with `park`
+     * set to $5 and marked as park() does. Every row is reached by primary key, however stale the
+     * statistics (the recovery itself makes them so): the host's from an array the planner cannot size,
+     * the counts one subquery per row, the spent ones' counts and marks from an array. `replace`: raises
+     * a count and replaces a mark already there (else plain inserts, which fail on one: a workflow
+     * recovered before since the last clean end).
      */
-    recover: (byType: boolean, replace: boolean) => `
-      WITH ${input(true)},
+    recover: (byType: boolean, replace: boolean, park: boolean, failed: boolean) => {
+      // The workflows of `hit` spent (or not): an array, the planner never scans the host's table for it.
+      const of = (spent: boolean): string =>
+        `ANY(ARRAY(SELECT ${asId('h.workflow_id')} FROM hit h WHERE ${spent ? '' : 'NOT '}h.spent))`;
+      return `
+      WITH input AS (${
+        byType
+          ? `
+        SELECT DISTINCT ON (x.key) x.key, x.ord FROM (
+          SELECT ${asId('u.id')} AS key, u.ord FROM unnest($1::text[]) WITH ORDINALITY AS u (id, ord)
+          WHERE ${FENCE_OK}) x
+        ORDER BY x.key, x.ord`
+          : `
+        SELECT u.id COLLATE "C" AS key, min(u.ord) AS ord FROM unnest($1::text[]) WITH ORDINALITY AS u (id, ord)
+        WHERE ${FENCE_OK} GROUP BY u.id`
+      }),
       hit AS (
-        SELECT t.${ID}::text COLLATE "C" AS workflow_id, i.ord
-        FROM input i JOIN ${T} t ON ${inputIn(byType, '$2')}
-        FOR NO KEY UPDATE OF t),
-      seen AS (
-        SELECT DISTINCT ON (h.workflow_id) h.workflow_id, h.ord,
-          coalesce((SELECT r.count FROM ${R} r WHERE r.store_key = $3 AND r.workflow_id = h.workflow_id), 0)
-            >= $4::bigint AS spent
-        FROM hit h ORDER BY h.workflow_id, h.ord),
-      failed AS (
-        UPDATE ${T} AS t SET ${ST} = $8
-        WHERE $7::boolean AND t.${ID} = ANY(ARRAY(SELECT ${asId('s.workflow_id')} FROM seen s WHERE s.spent))),
-      paused AS (
-        UPDATE ${T} AS t SET ${ST} = $6
-        WHERE $5::boolean AND t.${ID} = ANY(ARRAY(SELECT ${asId('s.workflow_id')} FROM seen s WHERE NOT s.spent))),
+        SELECT t.${ID}::text COLLATE "C" AS workflow_id, i.ord,
+          coalesce((SELECT r.count FROM ${R} r
+            WHERE r.store_key = $3 AND r.workflow_id = t.${ID}::text COLLATE "C"), 0) >= $4::bigint AS spent
+        FROM input i JOIN ${T} t ON ${
+          byType
+            ? `t.${ID} = i.key AND t.${ID} = ANY(ARRAY(SELECT x.key FROM input x)) AND (t.${ST} = $2) IS TRUE`
+            : `(t.${ID}::text COLLATE "C") = i.key AND t.${ST} = $2`
+        }
+        FOR NO KEY UPDATE OF t),${
+          failed
+            ? `
+      failed AS (UPDATE ${T} AS t SET ${ST} = $6 WHERE t.${ID} = ${of(true)}),`
+            : ''
+        }${
+          park
+            ? `
+      paused AS (UPDATE ${T} AS t SET ${ST} = $5 WHERE t.${ID} = ${of(false)}),`
+            : ''
+        }
       counted AS (
         INSERT INTO ${R} AS r (store_key, workflow_id, count)
-        SELECT $3, workflow_id, 1 FROM seen WHERE NOT spent${
+        SELECT $3, workflow_id, 1 FROM hit WHERE NOT spent${
           replace ? '\n        ON CONFLICT (store_key, workflow_id) DO UPDATE SET count = r.count + 1' : ''
         }),
       uncounted AS (
-        DELETE FROM ${R} r USING seen s WHERE s.spent AND r.store_key = $3 AND r.workflow_id = s.workflow_id),
+        DELETE FROM ${R} r USING hit h WHERE h.spent AND r.store_key = $3 AND r.workflow_id = h.workflow_id),${
+          park
+            ? `
       marked AS (
         INSERT INTO ${S}.parked (store_key, workflow_id, member_id, token)
-        SELECT $3, workflow_id, $9, $10::bigint FROM seen WHERE $5::boolean AND NOT spent${replace ? REPLACE_MARK : ''}),
+        SELECT $3, workflow_id, $7, $8::bigint FROM hit WHERE NOT spent${replace ? REPLACE_MARK : ''}),`
+            : ''
+        }
       unmarked AS (
-        DELETE FROM ${S}.parked p USING seen s
-        WHERE s.spent AND p.store_key = $3 AND p.workflow_id = s.workflow_id)
-      SELECT ord, spent FROM seen`,
+        DELETE FROM ${S}.parked p USING hit h WHERE h.spent AND p.store_key = $3 AND p.workflow_id = h.workflow_id)
+      SELECT string_agg(CASE WHEN spent THEN '-' ELSE '' END || ord, ',') AS hit FROM hit`;
+    },
     /**
      * $1 store key, $2 group, $3 member ids, $4 their incarnations (aligned). One statement: each
      * member's entry removed when it is that incarnation's; each incarnation recorded as evicted (kept

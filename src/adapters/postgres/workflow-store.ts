@@ -148,12 +148,10 @@ export class PostgresWorkflowStore implements WorkflowStore {
     const { sql } = await this.#prepare(signal);
     const values: unknown[] = [this.#o.statuses.running, limit + 1];
     if (cursor !== undefined) values.push(cursor);
-    const rows = await this.#o.runner.query(sql.listActive(cursor !== undefined), values, signal);
-    return pageOf(
-      (rows as { id: string }[]).map((row) => row.id),
-      limit,
-      (id) => id,
-    );
+    const [row] = (await this.#o.runner.query(sql.listActive(cursor !== undefined), values, signal)) as {
+      ids: string | null;
+    }[];
+    return pageOf(row?.ids == null ? [] : (JSON.parse(row.ids) as string[]), limit, (id) => id);
   }
 
   async listParked(options: ListOptions): Promise<Page<ParkedWorkflow>> {
@@ -432,17 +430,19 @@ export class PostgresWorkflowStore implements WorkflowStore {
     const token = fence.token?.toString() ?? null;
     return this.#write('recover()', call, ids, outcome, true, (prepared, byType, signal) => {
       const { storeKey, sql } = prepared;
-      const values = [ids, running, storeKey, max, mode === 'park', pausing ?? paused, failed !== undefined];
-      return this.#marking((replace) =>
+      const values = [ids, running, storeKey, max, pausing ?? paused, failed ?? null, fence.memberId, token];
+      return this.#marking(async (replace) => {
         // Always flushed: a peer check's recovery may be followed by no later durable write (workflows the
         // host was still pausing), and a batch lost with the dead peer already evicted would stay running.
-        this.#batch(prepared, fence, signal, {}, sql.recover(byType, replace), [
-          ...values,
-          failed ?? null,
-          fence.memberId,
-          token,
-        ]),
-      );
+        const statement = sql.recover(byType, replace, mode === 'park', failed !== undefined);
+        const [row] = (await this.#batch(prepared, fence, signal, {}, statement, values)) as {
+          hit: string | null;
+        }[];
+        return (row?.hit ?? '')
+          .split(',')
+          .filter((entry) => entry !== '')
+          .map((entry) => ({ ord: entry.replace('-', ''), spent: entry.startsWith('-') }));
+      });
     });
   }
 
