@@ -293,10 +293,15 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions, info: Ho
   const transitionAll = (ids: readonly string[], to: string, from: string) =>
     strings(transition.all(to, JSON.stringify(ids), from));
 
+  /** A page of running workflows after `cursor`, in id order, as the values the table holds. */
+  function listActiveValues(running: string, cursor: string | undefined, limit: number): unknown[] {
+    if (cursor === undefined) return anyActive.get(running) === 1 ? active.all(running, limit) : [];
+    return activeAfter.all(running, cursor, limit);
+  }
+
   /** A page of running workflows after `cursor`, in id order. */
   function listActive(running: string, cursor: string | undefined, limit: number): string[] {
-    if (cursor === undefined) return anyActive.get(running) === 1 ? strings(active.all(running, limit)) : [];
-    return strings(activeAfter.all(running, cursor, limit));
+    return strings(listActiveValues(running, cursor, limit));
   }
 
   /** Sets `target` on the running ones among `ids` and marks them; returns their ids. */
@@ -418,7 +423,12 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions, info: Ho
       limit: number,
     ): ParkedPage {
       const listing = now();
-      const ids = listActive(running, cursor, limit + 1);
+      const values = listActiveValues(running, cursor, limit + 1);
+      // Written by range only when each id's text is the value's own (text, or an integer, which comes
+      // as a bigint): a REAL id's text in JavaScript is not SQLite's (3.0 lists as '3', casts to '3.0'),
+      // and a NULL id listed as 'null' would bound a range that takes in other rows.
+      const plain = values.every((v) => typeof v === 'string' || typeof v === 'bigint');
+      const ids = strings(values);
       // A listing that walked many more rows than it found (running ones few among the ids, and no
       // index on (status, id)): the range writes would walk them twice more, so the ids are written one
       // by one instead. Only a matter of speed: both ways write the same.
@@ -431,6 +441,7 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions, info: Ho
       const parked = attempt(
         () =>
           rangeSafe &&
+          plain &&
           !sparse &&
           markPage([memberId, token, at, running], cursor, last) === ids.length &&
           movePage([target, running], cursor, last) === ids.length,
