@@ -171,9 +171,12 @@ export function storeSql(
    * the two never deadlock. Then every mark whose workflow is not pausing is deleted, and the workflows of
    * the marks deleted still `paused` are resumed; a mark another transaction deleted or changed meanwhile
    * (`notePaused`, the trigger) is left alone and its workflow not resumed. The marks are deleted by
-   * their row (no second lookup); the workflows are found by primary key from arrays, however small the
-   * planner takes the host's table to be. One row: `page`, a JSON array of the ids, each after a character:
-   * `r` resumed, `w` still pausing (left parked), `s` skipped.
+   * their row, and the workflows resumed by the row their lock found (no second lookup); a workflow
+   * another transaction updated since the statement began is past its snapshot: `q`, resumed by key
+   * (`resumeByKey`) in the same transaction. The workflows are locked by primary key from an array,
+   * however small the planner takes the host's table to be. One row: `page`, a JSON array of the ids,
+   * each after a character: `r` resumed, `w` still pausing (left parked), `q` to resume by key, `s`
+   * skipped.
    */
   const unparkMarks = (withPausing: boolean, where: string, paged: boolean): string => `
       WITH page AS MATERIALIZED (
@@ -182,13 +185,14 @@ export function storeSql(
         ${where}
         ORDER BY p.workflow_id${paged ? ' LIMIT $2 + 1' : ''}),
       held AS MATERIALIZED (
-        SELECT l.n${withPausing ? `, t.${ST}::text = $5 AS pausing` : ''}
+        SELECT l.n, t.ctid AS row, t.${ST}::text = $4 AS paused${withPausing ? `, t.${ST}::text = $5 AS pausing` : ''}
         FROM page l JOIN ${T} t ON t.${ID} = ${asId('l.workflow_id')}
           AND t.${ID} = ANY(ARRAY(SELECT ${asId('x.workflow_id')} FROM page x WHERE x.n <= $2))
         WHERE ${FENCE_OK} AND l.n <= $2
         FOR NO KEY UPDATE OF t),
       listed AS (
-        SELECT l.n, l.mark, l.workflow_id, ${withPausing ? 'h.pausing IS TRUE' : 'false'} AS pausing
+        SELECT l.n, l.mark, l.workflow_id, h.row, h.paused IS TRUE AS paused,
+          ${withPausing ? 'h.pausing IS TRUE' : 'false'} AS pausing
         FROM page l LEFT JOIN held h ON h.n = l.n WHERE l.n <= $2),
       cleared AS (
         DELETE FROM ${S}.parked p
@@ -197,12 +201,28 @@ export function storeSql(
         RETURNING p.workflow_id),
       resumed AS (
         UPDATE ${T} AS t SET ${ST} = $3
-        WHERE t.${ID} = ANY(ARRAY(SELECT ${asId('c.workflow_id')} FROM cleared c)) AND (t.${ST} = $4) IS TRUE
+        WHERE t.ctid = ANY(ARRAY(SELECT l.row FROM listed l
+            WHERE l.paused AND l.workflow_id IN (SELECT c.workflow_id FROM cleared c)))
+          AND (t.${ST} = $4) IS TRUE
         RETURNING t.${ID} AS key)
       SELECT json_agg(CASE WHEN g.n IN (SELECT l.n FROM listed l WHERE l.pausing) THEN 'w'
-          WHEN ${asId('g.workflow_id')} IN (SELECT r.key FROM resumed r) THEN 'r' ELSE 's' END || g.workflow_id
+          WHEN ${asId('g.workflow_id')} IN (SELECT r.key FROM resumed r) THEN 'r'
+          WHEN g.workflow_id IN (SELECT c.workflow_id FROM cleared c)
+            AND g.n IN (SELECT l.n FROM listed l WHERE l.paused) THEN 'q'
+          ELSE 's' END || g.workflow_id
         ORDER BY g.n)::text AS page
       FROM page g`;
+
+  /**
+   * The rest of an unpark: $1 the ids (marks' ids) whose mark it deleted and whose workflow, locked,
+   * was `paused` in a version newer than the statement's snapshot (another transaction updated it
+   * meanwhile: its row moved on), $2 running, $3 paused. Resumes those still paused, by primary key.
+   * Rows: `workflow_id` of each resumed.
+   */
+  const resumeByKey = `
+      UPDATE ${T} AS t SET ${ST} = $2
+      WHERE t.${ID} = ANY(ARRAY(SELECT ${asId('u.id')} FROM unnest($1::text[]) AS u (id))) AND (t.${ST} = $3) IS TRUE
+      RETURNING t.${ID}::text COLLATE "C" AS workflow_id`;
   return {
     /**
      * $1 running, $2 limit [, $3 cursor]. One row: `ids`, in the id column's order, a JSON array (one row
@@ -301,6 +321,7 @@ export function storeSql(
       SELECT json_agg(CASE WHEN p.key IN (SELECT x.key FROM paused x) THEN 'p' ELSE 's' END || p.key::text
         ORDER BY p.n)::text AS page
       FROM page p`,
+    resumeByKey,
     /**
      * `unpark` of `$6` (ids), one statement: as `unparkPage` below, the marks of those ids (a repeat once)
      * in place of a page, `$2` their number at most. One row: `page`, the marks found (by id in "C"

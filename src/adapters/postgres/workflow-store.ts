@@ -218,10 +218,7 @@ export class PostgresWorkflowStore implements WorkflowStore {
     return this.#write('unpark()', options, ids, 'resumed', undefined, async (prepared, _, signal) => {
       const values = [prepared.storeKey, ids.length, running, paused, pausing ?? null, ids];
       const statement = prepared.sql.unpark(pausing !== undefined);
-      const [row] = (await this.#batch(prepared, fence, signal, { unparking }, statement, values)) as {
-        page: string | null;
-      }[];
-      const marked = pageRow(row?.page);
+      const marked = await this.#unparkMarks(prepared, fence, signal, { unparking }, statement, values);
       const resumed = new Set(marked.ids.filter((_, i) => marked.flags[i] === 'r'));
       // The position of each id's first occurrence: a repeat is skipped.
       const ord = new Map<string, number>();
@@ -293,10 +290,7 @@ export class PostgresWorkflowStore implements WorkflowStore {
     const unparking = this.#o.markTrigger !== 'off';
     const statement = prepared.sql.unparkPage(pausing !== undefined, cursor !== undefined);
     const settings = { unparking, byKey: true };
-    const [row] = (await this.#batch(prepared, fence, signal, settings, statement, values)) as {
-      page: string | null;
-    }[];
-    const { ids, flags } = pageRow(row?.page);
+    const { ids, flags } = await this.#unparkMarks(prepared, fence, signal, settings, statement, values);
     const page = pageOf(ids, limit, (id) => id);
     const results: ItemResult<UnparkOutcome>[] = [];
     let stillPausing = 0;
@@ -522,6 +516,38 @@ export class PostgresWorkflowStore implements WorkflowStore {
     const of = typeof outcome === 'function' ? outcome : () => outcome;
     const done = new Map((rows as R[]).map((row) => [Number(row.ord), of(row)]));
     return ids.map((id, index) => ({ id, outcome: done.get(index + 1) ?? 'skipped' }));
+  }
+
+  /**
+   * Runs an unpark statement (`unpark`, `unparkPage`) as #batch does: its page of marks, each with what
+   * became of it (`r`, `w`, `s`); the workflows the statement could not resume where their lock found
+   * them (another transaction updated them meanwhile, `q`) resumed by key in the same transaction first.
+   */
+  async #unparkMarks(
+    prepared: Prepared,
+    fence: Fence,
+    signal: AbortSignal | undefined,
+    settings: { unparking: boolean; byKey?: boolean },
+    statement: string,
+    values: readonly unknown[],
+  ): Promise<{ ids: string[]; flags: string }> {
+    let marks: { ids: string[]; flags: string } = { ids: [], flags: '' };
+    await this.#batch(prepared, fence, signal, settings, statement, values, async (q, rows) => {
+      marks = pageRow((rows[0] as { page: string | null } | undefined)?.page);
+      const again = marks.ids.filter((_, i) => marks.flags[i] === 'q');
+      if (again.length === 0) return rows;
+      const { running, paused } = this.#o.statuses;
+      const { rows: done } = await q.query(inline(prepared.sql.resumeByKey, [again, running, paused]));
+      const resumed = new Set((done as { workflow_id: string }[]).map((row) => row.workflow_id));
+      const { ids, flags } = marks;
+      const settled = [...flags].map((flag, i) =>
+        flag !== 'q' ? flag : resumed.has(ids[i] as string) ? 'r' : 's',
+      );
+      marks = { ids, flags: settled.join('') };
+      debug('unpark: %d resumed by key of %d', resumed.size, again.length);
+      return rows;
+    });
+    return marks;
   }
 
   /**
