@@ -1,6 +1,7 @@
 /**
  * parkPage() writes a page by the range of ids it listed only where each id's text is the value's own
- * (text or integer ids): REAL and NULL ids are written one by one, as listActive() then park() would.
+ * (text or integer ids): REAL values (in a NUMERIC column) and NULL ids are written one by one, as listActive()
+ * then park() would; a REAL id column is refused.
  */
 import { describe, expect, it } from 'vitest';
 import type { Fence } from '../src/workflow-store.js';
@@ -14,25 +15,12 @@ const marks = (db: TestDatabase) =>
   db.prepare('SELECT id FROM graceful_drain_marks ORDER BY id').pluck().all() as string[];
 
 forEachDriver(() => {
-  describe('parkPage() on a REAL id column', () => {
-    it("a user's pause, noted by notePaused() under the id the page listed, is never undone", async () => {
+  describe('REAL ids', () => {
+    it('a REAL id column is refused at first use, naming the option, the column and its type', async () => {
       const { db } = hostDatabase('CREATE TABLE workflows (id REAL PRIMARY KEY, status TEXT NOT NULL)');
-      insert(db, [
-        [1, 'running'],
-        [2, 'running'],
-        [3, 'running'],
-      ]);
-      const s = store({ database: db, table: 'workflows' });
-      const listed = (await s.listActive({ limit: 10 })).items;
-      const page = await s.parkPage(fence(1n), { limit: 10 });
-      expect(page.results.map((r) => r.id)).toEqual(listed);
-      db.exec("UPDATE workflows SET status = 'paused'");
-      // A user pauses workflow 2 (already paused: the host's own pause path calls notePaused).
-      const id = listed[1] as string;
-      await s.notePaused([id]);
-      await s.unparkPage(fence(2n), { limit: 10 });
-      expect(db.prepare('SELECT status FROM workflows WHERE id = 2').pluck().get()).toBe('paused');
-      // (why: the page wrote its marks under CAST(id AS TEXT), '2.0', not under the id it reported, '2')
+      await expect(store({ database: db, table: 'workflows' }).listActive({ limit: 1 })).rejects.toThrow(
+        'Expected `idColumn` to name a column of text or integer ids, got "id", declared "REAL" (REAL affinity) in "workflows"',
+      );
     });
 
     it('parks under the same mark ids as listActive() then park()', async () => {

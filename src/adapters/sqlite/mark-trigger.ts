@@ -84,10 +84,19 @@ export function checkHostTable(db: SqliteDatabase, { names, table }: CompiledSto
     );
   }
   const strict = isStrict(db, schema, names.table.name);
+  const idType = column(names.idColumn)?.type ?? '';
+  const idAffinity = affinityOf(idType, strict);
+  // A REAL id has two texts (JavaScript's 3 and 1e+21, SQLite's 3.0 and 1.0e+21): its mark, keyed by one,
+  // would be missed by the triggers, keyed by the other, and a user's pause could be resumed.
+  if (idAffinity === 'REAL') {
+    throw new ConfigurationError(
+      `Expected \`idColumn\` to name a column of text or integer ids, got ${JSON.stringify(names.idColumn)}, declared ${JSON.stringify(idType)} (REAL affinity) in ${JSON.stringify(table)}`,
+    );
+  }
   return {
     schema,
     statusAffinity: affinityOf(column(names.statusColumn)?.type ?? '', strict),
-    idAffinity: affinityOf(column(names.idColumn)?.type ?? '', strict),
+    idAffinity,
   };
 }
 
