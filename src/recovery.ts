@@ -164,6 +164,18 @@ const isLeaving = (m: GenerationMember): boolean => m.incarnation.endsWith(LEAVI
 const same = (a: GenerationMember, b: { memberId: string; incarnation: string }): boolean =>
   a.memberId === b.memberId && a.incarnation === b.incarnation;
 
+/** A page the start gate handed back: how many it listed, and what became of them. */
+interface HandedPage {
+  readonly found: number;
+  readonly results: readonly { readonly id: string; readonly outcome: string }[];
+  readonly cursor: string | undefined;
+}
+
+const pageOf = (page: {
+  readonly results: readonly { readonly id: string; readonly outcome: string }[];
+  readonly cursor: string | undefined;
+}): HandedPage => ({ found: page.results.length, results: page.results, cursor: page.cursor });
+
 /**
  * The start gate. Resolves with what it found and did; never rejects (an error is in the report, and
  * this member is still registered, unfenced, so that a later crash of it is seen).
@@ -260,22 +272,42 @@ export async function recoverAtStart(ctx: GateContext): Promise<RecoveryReport> 
         // Only a crash counts towards maxRecoveries: a park cut short is not the workflows' doing (a
         // member that stops deregisters before it leaves the group, so it is never taken for dead).
         const counted = reason === 'crash';
+        const limit = options.batchSize;
+        /** The next page, listed and handed back: in one call when the store can (parkPage, recoverPage). */
+        const handBack = async (cursor: string | undefined): Promise<HandedPage> => {
+          if (policy !== 'report' && !counted && mode === 'park' && store.parkPage !== undefined) {
+            const fused = store as Required<Pick<WorkflowStore, 'parkPage'>>;
+            return pageOf(await step('parking', (s) => fused.parkPage(fence, { limit, cursor, signal: s })));
+          }
+          if (policy !== 'report' && counted && store.recoverPage !== undefined) {
+            const fused = store as Required<Pick<WorkflowStore, 'recoverPage'>>;
+            const page = await step('recovering', (s) =>
+              fused.recoverPage(fence, { limit, cursor, mode, maxRecoveries, signal: s }),
+            );
+            return pageOf(page);
+          }
+          const page = await step('listing active workflows', (s) =>
+            store.listActive({ limit, cursor, signal: s }),
+          );
+          if (page.items.length === 0 || policy === 'report')
+            return { found: page.items.length, results: [], cursor: page.cursor };
+          const results: readonly { id: string; outcome: string }[] = !counted
+            ? mode === 'park'
+              ? await step('parking', (s) => store.park(page.items, fence, { signal: s }))
+              : page.items.map((id) => ({ id, outcome: 'counted' }))
+            : await step('recovering', (s) =>
+                store.recover(page.items, fence, { mode, maxRecoveries, signal: s }),
+              );
+          return { found: page.items.length, results, cursor: page.cursor };
+        };
         let cursor: string | undefined;
         // Paged like the park; `recover` and `park` skip what is no longer running, so a page that shifts
         // under the cursor is caught by the next start at worst, never handed back twice.
         do {
-          const page = await step('listing active workflows', (s) =>
-            store.listActive({ limit: options.batchSize, cursor, signal: s }),
-          );
-          counts.found += page.items.length;
-          if (page.items.length > 0 && policy !== 'report') {
-            const results: readonly { id: string; outcome: string }[] = !counted
-              ? mode === 'park'
-                ? await step('parking', (s) => store.park(page.items, fence, { signal: s }))
-                : page.items.map((id) => ({ id, outcome: 'counted' }))
-              : await step('recovering', (s) =>
-                  store.recover(page.items, fence, { mode, maxRecoveries, signal: s }),
-                );
+          const page = await handBack(cursor);
+          counts.found += page.found;
+          if (page.results.length > 0) {
+            const { results } = page;
             const handed: string[] = [];
             for (const r of results) {
               if (r.outcome === 'skipped') counts.skipped++;

@@ -124,6 +124,22 @@ export interface UnparkPage {
   readonly cursor: string | undefined;
 }
 
+/** Options of {@link WorkflowStore.recoverPage}: a page's, and how to recover it. */
+export interface RecoverPageOptions extends ListOptions {
+  /** As {@link RecoverOptions.mode}. */
+  readonly mode: 'park' | 'count';
+  /** As {@link RecoverOptions.maxRecoveries}. */
+  readonly maxRecoveries: number;
+}
+
+/** The result of {@link WorkflowStore.recoverPage}: the running workflows one page listed, each recovered. */
+export interface RecoverPage {
+  /** One result per running workflow the page listed, in id order. */
+  readonly results: readonly ItemResult<RecoverOutcome>[];
+  /** Pass as `cursor` to get the next page; `undefined` when this was the last page. */
+  readonly cursor: string | undefined;
+}
+
 /** A configuration at odds with the host's data, or a capability missing, reported at start. */
 export interface StoreWarning {
   /**
@@ -218,6 +234,12 @@ export interface WorkflowStore {
     fence: Fence,
     options: RecoverOptions,
   ): Promise<readonly ItemResult<RecoverOutcome>[]>;
+  /**
+   * Optional, for speed, on a store with `recover`: `listActive(options)` and `recover()` of the ids it
+   * lists, fenced, in one transaction. The same outcomes, cursor, fencing, counts and signal handling as
+   * the two calls; the start gate uses it when present.
+   */
+  recoverPage?(fence: Fence, options: RecoverPageOptions): Promise<RecoverPage>;
   /**
    * Owner-aware recovery (optional: `listOwned` and `evictMembers` together, on a store that keeps the
    * generation record). Lists the running workflows whose owner, as the host records it (for example an

@@ -34,6 +34,9 @@ const METHODS = [
   'enterGeneration',
   'leaveGeneration',
   'recover',
+  'parkPage',
+  'unparkPage',
+  'recoverPage',
 ] as const;
 type Method = (typeof METHODS)[number];
 type Call = (...args: unknown[]) => Promise<unknown>;
@@ -84,7 +87,7 @@ afterEach(async () => {
   await Promise.all(cleanup.splice(0).map((f) => f()));
 });
 
-function cluster(storeOptions?: { pauseDelayMs?: number }) {
+function cluster(storeOptions?: { pauseDelayMs?: number; pages?: boolean }) {
   const backend = new MemoryBackend();
   const store = new MemoryWorkflowStore(storeOptions);
   let n = 0;
@@ -195,62 +198,78 @@ describe('DrainController crash recovery: the start gate', () => {
     expect(b.recoveries).toMatchObject([{ reason: 'crash', recovered: 4 }]);
   });
 
-  it('after the last member crashed, recovers every running workflow once; the background resume resumes them', async () => {
-    const { store, running, member, crash, record } = cluster();
-    seed(store);
-    const a = await running();
-    // parked by an earlier shutdown: resumed by the background resume, never recovered
-    store.add('parked');
-    await store.park(['parked'], { memberId: 'earlier', token: undefined });
-    await crash(a);
+  it.each([false, true])(
+    'after the last member crashed, recovers every running workflow once; the background resume resumes them (page methods: %s)',
+    async (pages) => {
+      const { store, running, member, crash, record } = cluster({ pages });
+      seed(store);
+      const a = await running();
+      // parked by an earlier shutdown: resumed by the background resume, never recovered
+      store.add('parked');
+      await store.park(['parked'], { memberId: 'earlier', token: undefined });
+      await crash(a);
+      // Spied before the member wraps the store: with the page methods, the pair of calls is never made.
+      const pairs = [
+        vi.spyOn(store, 'listActive'),
+        vi.spyOn(store, 'recover'),
+        vi.spyOn(store, 'listParked'),
+      ];
+      const fused = pages ? [vi.spyOn(store, 'recoverPage'), vi.spyOn(store, 'unparkPage')] : [];
 
-    const published: RecoveryMessage[] = [];
-    const unsubscribe = subscribe('recovery', (m) => published.push(m));
-    const b = member();
-    try {
-      await b.drain.start();
-    } finally {
-      unsubscribe();
-    }
-    const expected = {
-      policy: 'resume',
-      reason: 'crash',
-      generation: 0,
-      deadMembers: ['m1'],
-      found: 4,
-      recovered: 4,
-      failed: 0,
-      skipped: 0,
-      complete: true,
-      errors: [],
-    };
-    expect(b.recoveries).toMatchObject([expected]);
-    expect(published).toMatchObject([{ group: GROUP, memberId: 'm2', ...expected }]);
-    expect(b.warnings).toEqual([]);
-    const resumed = await b.drain.whenResumed();
-    expect(resumed).toMatchObject({ resumed: 5, skipped: 0, complete: true });
-    expect(resumed?.recovery).toBe(b.recoveries[0]);
-    for (const id of RUNNING) {
-      expect(store.get(id)).toMatchObject({ status: 'running', parked: false });
-      expect(counts(store, id)).toEqual({ recoveries: 1, parks: 1, resumes: 1 });
-    }
-    expect(store.get('parked')).toMatchObject({ status: 'running', parked: false });
-    expect(counts(store, 'parked')).toEqual({ recoveries: 0, parks: 1, resumes: 1 });
-    expect(store.get('user-paused')).toEqual({ id: 'user-paused', status: 'paused', parked: false });
-    expect(counts(store, 'user-paused')).toEqual({ recoveries: 0, parks: 0, resumes: 0 });
-    expect(store.get('done')?.status).toBe('succeeded');
-    expect(await record()).toEqual({
-      generation: 0,
-      members: [{ memberId: 'm2', incarnation: expect.any(String) }],
-      dirty: false,
-    });
+      const published: RecoveryMessage[] = [];
+      const unsubscribe = subscribe('recovery', (m) => published.push(m));
+      const b = member();
+      try {
+        await b.drain.start();
+      } finally {
+        unsubscribe();
+      }
+      const expected = {
+        policy: 'resume',
+        reason: 'crash',
+        generation: 0,
+        deadMembers: ['m1'],
+        found: 4,
+        recovered: 4,
+        failed: 0,
+        skipped: 0,
+        complete: true,
+        errors: [],
+      };
+      expect(b.recoveries).toMatchObject([expected]);
+      expect(published).toMatchObject([{ group: GROUP, memberId: 'm2', ...expected }]);
+      expect(b.warnings).toEqual([]);
+      const resumed = await b.drain.whenResumed();
+      expect(resumed).toMatchObject({ resumed: 5, skipped: 0, complete: true });
+      expect(resumed?.recovery).toBe(b.recoveries[0]);
+      for (const spy of pairs) expect(spy.mock.calls.length > 0).toBe(!pages);
+      for (const spy of fused) expect(spy).toHaveBeenCalled();
+      for (const id of RUNNING) {
+        expect(store.get(id)).toMatchObject({ status: 'running', parked: false });
+        expect(counts(store, id)).toEqual({ recoveries: 1, parks: 1, resumes: 1 });
+      }
+      expect(store.get('parked')).toMatchObject({ status: 'running', parked: false });
+      expect(counts(store, 'parked')).toEqual({ recoveries: 0, parks: 1, resumes: 1 });
+      expect(store.get('user-paused')).toEqual({ id: 'user-paused', status: 'paused', parked: false });
+      expect(counts(store, 'user-paused')).toEqual({ recoveries: 0, parks: 0, resumes: 0 });
+      expect(store.get('done')?.status).toBe('succeeded');
+      expect(await record()).toEqual({
+        generation: 0,
+        members: [{ memberId: 'm2', incarnation: expect.any(String) }],
+        dirty: false,
+      });
 
-    // The next start finds the record closed: nothing more is recovered.
-    const c = member();
-    await c.drain.start();
-    expect(c.recoveries).toEqual([]);
-    expect((await c.drain.whenResumed())?.recovery).toMatchObject({ reason: 'none', found: 0, recovered: 0 });
-  });
+      // The next start finds the record closed: nothing more is recovered.
+      const c = member();
+      await c.drain.start();
+      expect(c.recoveries).toEqual([]);
+      expect((await c.drain.whenResumed())?.recovery).toMatchObject({
+        reason: 'none',
+        found: 0,
+        recovered: 0,
+      });
+    },
+  );
 
   it('after every member crashed at once, the next start recovers each workflow once', async () => {
     const { store, running, crash, registered } = cluster();

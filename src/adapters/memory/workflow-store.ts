@@ -17,6 +17,8 @@ import type {
   ParkPage,
   RecoverOptions,
   RecoverOutcome,
+  RecoverPage,
+  RecoverPageOptions,
   StoreCallOptions,
   StoreWarning,
   UnparkOutcome,
@@ -131,6 +133,11 @@ export class MemoryWorkflowStore implements WorkflowStore {
    * See {@link WorkflowStore.unparkPage}.
    */
   readonly unparkPage?: (fence: Fence, options: ListOptions) => Promise<UnparkPage>;
+  /**
+   * With the `pages` option: `listActive()` then `recover()` of its page, at once. See
+   * {@link WorkflowStore.recoverPage}.
+   */
+  readonly recoverPage?: (fence: Fence, options: RecoverPageOptions) => Promise<RecoverPage>;
 
   constructor(options?: MemoryWorkflowStoreOptions) {
     const { pauseDelayMs, owners, pages } = compileStoreOptions(options);
@@ -142,6 +149,7 @@ export class MemoryWorkflowStore implements WorkflowStore {
     if (pages) {
       this.parkPage = async (fence, o) => this.#parkPage(fence, o);
       this.unparkPage = async (fence, o) => this.#unparkPage(fence, o);
+      this.recoverPage = async (fence, o) => this.#recoverPage(fence, o);
     }
   }
 
@@ -335,25 +343,31 @@ export class MemoryWorkflowStore implements WorkflowStore {
     fence: Fence,
     options: RecoverOptions,
   ): Promise<readonly ItemResult<RecoverOutcome>[]> {
-    const {
-      mode,
-      maxRecoveries: max,
-      signal,
-    } = checkOptionsObject('recover()', options, ['mode', 'maxRecoveries', 'signal']);
-    checkOneOf('options.mode', mode, ['park', 'count'] as const);
-    if (!Number.isSafeInteger(max) || (max as number) < 0)
-      invalid('options.maxRecoveries', 'a whole number from 0 up', max);
-    const call = { signal: signal as AbortSignal | undefined };
-    return this.#write('recover', ids, fence, call, (e, f): RecoverOutcome => {
+    const { mode, max, signal } = recoverArgs('recover()', options, ['mode', 'maxRecoveries', 'signal']);
+    return this.#write('recover', ids, fence, { signal }, this.#recoverOne(mode, max));
+  }
+
+  #recoverPage(fence: Fence, options: RecoverPageOptions): RecoverPage {
+    const names = ['limit', 'cursor', 'mode', 'maxRecoveries', 'signal'];
+    const { mode, max, signal } = recoverArgs('recoverPage()', options, names);
+    const list = { limit: options.limit, cursor: options.cursor, signal };
+    const page = this.#page('recoverPage()', list, (id, e) => (e.status === 'running' ? id : undefined));
+    const results = this.#write('recover', page.items, fence, { signal }, this.#recoverOne(mode, max));
+    return Object.freeze({ results, cursor: page.cursor });
+  }
+
+  /** Recovers one workflow, as {@link recover} says. */
+  #recoverOne(mode: 'park' | 'count', max: number) {
+    return (e: Entry | undefined, f: Fence): RecoverOutcome => {
       if (e?.status !== 'running') return 'skipped';
-      if (e.recoveries >= (max as number)) {
+      if (e.recoveries >= max) {
         this.#set(e, 'failed');
         e.recoveries = 0;
         return 'failed';
       }
       e.recoveries += 1;
       return mode === 'park' ? this.#park(e, f) : 'counted';
-    });
+    };
   }
 
   /** No warnings, ever: the statuses of this store are fixed. Rejects only when closed or aborted. */
@@ -578,6 +592,19 @@ export class MemoryWorkflowStore implements WorkflowStore {
 }
 
 const evictedKey = (memberId: string, incarnation: string): string => `${memberId}\n${incarnation}`;
+
+/** The checked `mode`, `maxRecoveries` and `signal` of a recovery's options. */
+function recoverArgs(where: string, options: unknown, names: readonly string[]) {
+  const { mode, maxRecoveries, signal } = checkOptionsObject(where, options, names);
+  checkOneOf('options.mode', mode, ['park', 'count'] as const);
+  if (!Number.isSafeInteger(maxRecoveries) || (maxRecoveries as number) < 0)
+    invalid('options.maxRecoveries', 'a whole number from 0 up', maxRecoveries);
+  return {
+    mode: mode as 'park' | 'count',
+    max: maxRecoveries as number,
+    signal: signal as AbortSignal | undefined,
+  };
+}
 
 /** The index of the first id above `key` in the sorted `ids`. */
 function indexAfter(ids: readonly string[], key: string): number {

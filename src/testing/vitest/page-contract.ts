@@ -5,6 +5,8 @@ import type {
   ItemResult,
   ParkOutcome,
   ParkPage,
+  RecoverOutcome,
+  RecoverPage,
   UnparkOutcome,
   UnparkPage,
   WorkflowStore,
@@ -14,6 +16,7 @@ import { nextToken, rejectionOf } from './support.js';
 
 type ParkPageStore = WorkflowStore & Required<Pick<WorkflowStore, 'parkPage'>>;
 type UnparkPageStore = WorkflowStore & Required<Pick<WorkflowStore, 'unparkPage'>>;
+type RecoverPageStore = WorkflowStore & Required<Pick<WorkflowStore, 'recoverPage' | 'recover'>>;
 
 const MEMBER = 'gd-contract-pages';
 const ids = (prefix: string, count: number): string[] =>
@@ -62,8 +65,8 @@ async function parkAndPause(h: Harness, list: readonly string[], fence: Fence): 
 }
 
 /**
- * The optional page methods (`parkPage`, `unparkPage`): each is checked against the pair of calls it
- * stands for; a store without one passes its cases unchecked.
+ * The optional page methods (`parkPage`, `unparkPage`, `recoverPage`): each is checked against the pair
+ * of calls it stands for; a store without one passes its cases unchecked.
  */
 export function pageContract(make: () => Promise<Harness>): void {
   const withParkPage = (title: string, body: (h: Harness, store: ParkPageStore) => Promise<void>) =>
@@ -141,6 +144,86 @@ export function pageContract(make: () => Promise<Harness>): void {
       for (const id of ids('run', 3)) await h.add(id, 'running');
       const signal = AbortSignal.abort(new Error('told to stop'));
       await rejectionOf(store.parkPage({ memberId: MEMBER, token: undefined }, { limit: 10, signal }));
+      expect((await h.store.listActive({ limit: 10 })).items).toEqual(ids('run', 3));
+      expect((await h.store.listParked({ limit: 10 })).items).toEqual([]);
+    });
+  });
+
+  const withRecoverPage = (title: string, body: (h: Harness, store: RecoverPageStore) => Promise<void>) =>
+    it(title, async () => {
+      const h = await make();
+      if (typeof h.store.recoverPage === 'function') {
+        expect(typeof h.store.recover).toBe('function');
+        await body(h, h.store as RecoverPageStore);
+      }
+    });
+
+  describe('recoverPage (optional)', () => {
+    withRecoverPage(
+      'recovers every running workflow once, a page at a time in id order, parked with the fence',
+      async (h, store) => {
+        const running = ids('run', 11);
+        for (const id of [...running].reverse()) await h.add(id, 'running');
+        await h.add('p-paused', 'paused');
+        await h.add('p-done', 'succeeded');
+        const fence = { memberId: MEMBER, token: nextToken() };
+        const pages = await allPages<RecoverPage, ItemResult<RecoverOutcome>>(
+          (cursor) => store.recoverPage(fence, { limit: 4, cursor, mode: 'park', maxRecoveries: 3 }),
+          (page) => page.results,
+          4,
+        );
+        expect(pages.length).toBeGreaterThanOrEqual(3);
+        const results = pages.flatMap((p) => p.results);
+        expect(results.map((r) => r.id)).toEqual(running);
+        for (const r of results) expect(['paused', 'pausing']).toContain(r.outcome);
+        const parked = (await h.store.listParked({ limit: 100 })).items;
+        expect(parked.map((p) => [p.id, p.memberId, p.token])).toEqual(
+          running.map((id) => [id, MEMBER, fence.token]),
+        );
+        expect([await h.status('p-paused'), await h.status('p-done')]).toEqual(['paused', 'succeeded']);
+      },
+    );
+    withRecoverPage(
+      'mode count only counts; past maxRecoveries a workflow moves to failed',
+      async (h, store) => {
+        for (const id of ['a', 'b']) await h.add(id, 'running');
+        const fence = { memberId: MEMBER, token: undefined };
+        const first = await store.recoverPage(fence, { limit: 10, mode: 'count', maxRecoveries: 1 });
+        expect(first).toEqual({
+          results: [
+            { id: 'a', outcome: 'counted' },
+            { id: 'b', outcome: 'counted' },
+          ],
+          cursor: undefined,
+        });
+        expect([await h.status('a'), await h.status('b')]).toEqual(['running', 'running']);
+        const second = await store.recoverPage(fence, { limit: 10, mode: 'count', maxRecoveries: 1 });
+        expect(second.results).toEqual([
+          { id: 'a', outcome: 'failed' },
+          { id: 'b', outcome: 'failed' },
+        ]);
+        expect([await h.status('a'), await h.status('b')]).toEqual(['failed', 'failed']);
+      },
+    );
+    withRecoverPage(
+      'under a stale token rejects with StaleTokenError and writes nothing',
+      async (h, store) => {
+        if (store.capabilities.fencing !== 'monotonic') return;
+        for (const id of ids('run', 3)) await h.add(id, 'running');
+        const high = nextToken();
+        await store.raiseFence({ memberId: 'other', token: high });
+        const stale = { memberId: MEMBER, token: high - 1n };
+        const options = { limit: 10, mode: 'park', maxRecoveries: 0 } as const;
+        expect(await rejectionOf(store.recoverPage(stale, options))).toBeInstanceOf(StaleTokenError);
+        expect((await h.store.listActive({ limit: 10 })).items).toEqual(ids('run', 3));
+        expect((await h.store.listParked({ limit: 10 })).items).toEqual([]);
+      },
+    );
+    withRecoverPage('with an aborted signal rejects and writes nothing', async (h, store) => {
+      for (const id of ids('run', 3)) await h.add(id, 'running');
+      const signal = AbortSignal.abort(new Error('told to stop'));
+      const options = { limit: 10, mode: 'park', maxRecoveries: 0, signal } as const;
+      await rejectionOf(store.recoverPage({ memberId: MEMBER, token: undefined }, options));
       expect((await h.store.listActive({ limit: 10 })).items).toEqual(ids('run', 3));
       expect((await h.store.listParked({ limit: 10 })).items).toEqual([]);
     });
