@@ -461,6 +461,62 @@ export function storeSql(
       SELECT string_agg(CASE WHEN spent THEN '-' ELSE '' END || ord, ',') AS hit FROM hit`;
     },
     /**
+     * `listActive` and `recover` of what it lists, one statement: $1 running, $2 limit, $3 store key, $4
+     * max recoveries, $5 park's new status, $6 failed status, $7 member, $8 token [, $9 cursor]; `park`,
+     * `failed` and `replace` as `recover`'s. The page is `listActive`'s (one ordered scan, `limit + 1`
+     * ids at most, in the id column's order); its first `limit` are then recovered as `recover` recovers
+     * them: each locked by primary key (a row another transaction updated since the statement began is
+     * found in its latest version, its status tested again), counted, parked or moved to the failed
+     * status. One row: `page`, a JSON array of the listed ids, each after a character: `r` recovered
+     * (counted, and parked with `park`), `f` spent (failed), `s` skipped (no longer running).
+     */
+    recoverPage: (withCursor: boolean, replace: boolean, park: boolean, failed: boolean) => {
+      const of = (spent: boolean): string =>
+        `ANY(ARRAY(SELECT h.key FROM hit h WHERE ${spent ? '' : 'NOT '}h.spent))`;
+      return `
+      WITH page AS MATERIALIZED (
+        SELECT t.${ID} AS key, row_number() OVER (ORDER BY t.${ID}) AS n FROM ${T} t
+        WHERE t.${ST} = $1${withCursor ? ` AND t.${ID} > ${asId('$9')}` : ''}
+        ORDER BY t.${ID} LIMIT $2 + 1),
+      hit AS MATERIALIZED (
+        SELECT t.${ID} AS key, t.${ID}::text COLLATE "C" AS workflow_id, p.n,
+          coalesce((SELECT r.count FROM ${R} r
+            WHERE r.store_key = $3 AND r.workflow_id = t.${ID}::text COLLATE "C"), 0) >= $4::bigint AS spent
+        FROM page p JOIN ${T} t ON t.${ID} = p.key
+          AND t.${ID} = ANY(ARRAY(SELECT x.key FROM page x WHERE x.n <= $2)) AND (t.${ST} = $1) IS TRUE
+        WHERE ${FENCE_OK} AND p.n <= $2
+        FOR NO KEY UPDATE OF t),${
+          failed
+            ? `
+      failed AS (UPDATE ${T} AS t SET ${ST} = $6 WHERE t.${ID} = ${of(true)}),`
+            : ''
+        }${
+          park
+            ? `
+      paused AS (UPDATE ${T} AS t SET ${ST} = $5 WHERE t.${ID} = ${of(false)}),`
+            : ''
+        }
+      counted AS (
+        INSERT INTO ${R} AS r (store_key, workflow_id, count)
+        SELECT $3, workflow_id, 1 FROM hit WHERE NOT spent${
+          replace ? '\n        ON CONFLICT (store_key, workflow_id) DO UPDATE SET count = r.count + 1' : ''
+        }),
+      uncounted AS (
+        DELETE FROM ${R} r USING hit h WHERE h.spent AND r.store_key = $3 AND r.workflow_id = h.workflow_id),${
+          park
+            ? `
+      marked AS (
+        INSERT INTO ${S}.parked (store_key, workflow_id, member_id, token)
+        SELECT $3, workflow_id, $7, $8::bigint FROM hit WHERE NOT spent${replace ? REPLACE_MARK : ''}),`
+            : ''
+        }
+      unmarked AS (
+        DELETE FROM ${S}.parked p USING hit h WHERE h.spent AND p.store_key = $3 AND p.workflow_id = h.workflow_id)
+      SELECT json_agg(CASE WHEN h.n IS NULL THEN 's' WHEN h.spent THEN 'f' ELSE 'r' END || p.key::text
+          ORDER BY p.n)::text AS page
+      FROM page p LEFT JOIN hit h ON h.n = p.n`;
+    },
+    /**
      * $1 store key, $2 group, $3 member ids, $4 their incarnations (aligned). One statement: each
      * member's entry removed when it is that incarnation's; each incarnation recorded as evicted (kept
      * as first evicted when it was already).

@@ -20,6 +20,8 @@ import type {
   ParkPage,
   RecoverOptions,
   RecoverOutcome,
+  RecoverPage,
+  RecoverPageOptions,
   StoreCallOptions,
   StoreWarning,
   UnparkOutcome,
@@ -83,6 +85,16 @@ function checkStoreFence(fence: Fence): void {
 function pageRow(page: string | null | undefined): { ids: string[]; flags: string } {
   const entries = page == null ? [] : (JSON.parse(page) as string[]);
   return { ids: entries.map((entry) => entry.slice(1)), flags: entries.map((entry) => entry[0]).join('') };
+}
+
+/** The checked `mode` and `maxRecoveries` of a recovery's options. */
+function checkRecovery(o: Record<string, unknown>): { mode: 'park' | 'count'; max: number } {
+  const mode = checkOneOf('options.mode', o.mode, ['park', 'count'] as const);
+  const max = o.maxRecoveries;
+  if (!Number.isSafeInteger(max) || (max as number) < 0) {
+    invalid('options.maxRecoveries', 'a whole number from 0 up', max);
+  }
+  return { mode, max: max as number };
 }
 
 /** The row of the fence check statement. */
@@ -411,11 +423,7 @@ export class PostgresWorkflowStore implements WorkflowStore {
     checkIds(ids);
     checkStoreFence(fence);
     const o = checkOptionsObject('recover()', options, ['mode', 'maxRecoveries', 'signal']);
-    const mode = checkOneOf('options.mode', o.mode, ['park', 'count'] as const);
-    const max = o.maxRecoveries;
-    if (!Number.isSafeInteger(max) || (max as number) < 0) {
-      invalid('options.maxRecoveries', 'a whole number from 0 up', max);
-    }
+    const { mode, max } = checkRecovery(o);
     const { running, pausing, paused, failed } = this.#o.statuses;
     const recovered = mode === 'count' ? 'counted' : pausing === undefined ? 'paused' : 'pausing';
     const outcome = (row: { ord: string; spent: boolean }): RecoverOutcome =>
@@ -438,6 +446,49 @@ export class PostgresWorkflowStore implements WorkflowStore {
           .map((entry) => ({ ord: entry.replace('-', ''), spent: entry.startsWith('-') }));
       });
     });
+  }
+
+  /**
+   * `listActive(options)` and `recover()` of the ids it lists, in one transaction and one statement: the
+   * page is read as `listActive` reads it (the same order and cursor), and its workflows are recovered as
+   * recover() recovers them (each locked by key, so one another transaction updated meanwhile is judged
+   * by its latest status). One result per running workflow listed, in id order. Fenced, committed (the
+   * WAL flush awaited, as recover()'s) and cancelled like recover().
+   */
+  async recoverPage(fence: Fence, options: RecoverPageOptions): Promise<RecoverPage> {
+    checkStoreFence(fence);
+    const names = ['limit', 'cursor', 'mode', 'maxRecoveries', 'signal'];
+    const o = checkOptionsObject('recoverPage()', options, names);
+    const { limit, cursor, signal } = checkList('recoverPage()', {
+      limit: o.limit,
+      cursor: o.cursor,
+      signal: o.signal,
+    });
+    const { mode, max } = checkRecovery(o);
+    const prepared = await this.#prepare(signal);
+    const { running, pausing, paused, failed } = this.#o.statuses;
+    const recovered = mode === 'count' ? 'counted' : pausing === undefined ? 'paused' : 'pausing';
+    const token = fence.token?.toString() ?? null;
+    const { storeKey, sql } = prepared;
+    const values: unknown[] = [running, limit, storeKey, max, pausing ?? paused, failed ?? null];
+    values.push(fence.memberId, token);
+    if (cursor !== undefined) values.push(cursor);
+    let listed: { ids: string[]; flags: string } = { ids: [], flags: '' };
+    await this.#marking(async (replace) => {
+      // Always flushed, as recover(): a recovery may be followed by no later durable write.
+      const statement = sql.recoverPage(cursor !== undefined, replace, mode === 'park', failed !== undefined);
+      const rows = await this.#batch(prepared, fence, signal, {}, statement, values);
+      listed = pageRow((rows[0] as { page: string | null } | undefined)?.page);
+      return rows;
+    });
+    const { ids, flags } = listed;
+    const page = pageOf(ids, limit, (id) => id);
+    const results = page.items.map((id, i): ItemResult<RecoverOutcome> => ({
+      id,
+      outcome: flags[i] === 'r' ? recovered : flags[i] === 'f' ? 'failed' : 'skipped',
+    }));
+    debug('recoverPage: %d listed', page.items.length);
+    return { results, cursor: page.cursor };
   }
 
   /**
