@@ -650,15 +650,16 @@ describe('DrainController on the PostgreSQL coordinator and store', () => {
       members.push(drain);
       return drain;
     };
-    // b's store notes what each recover() call left in the table, and when
+    // b's store notes what each recovery page (recoverPage(): listed and recovered at once) left in the
+    // table, and when
     const order: string[] = [];
     const seen: unknown[] = [];
     class Watched extends PostgresWorkflowStore {
-      override async recover(...args: Parameters<PostgresWorkflowStore['recover']>) {
-        const results = await super.recover(...args);
+      override async recoverPage(...args: Parameters<PostgresWorkflowStore['recoverPage']>) {
+        const page = await super.recoverPage(...args);
         order.push('recovered');
-        seen.push({ results, statuses: await statuses(table), marks: await marks(table) });
-        return results;
+        seen.push({ results: page.results, statuses: await statuses(table), marks: await marks(table) });
+        return page;
       }
     }
     const watched = new Watched({ pool: db.pool, table, schema: db.schema, statuses: hostStatuses });
