@@ -74,7 +74,10 @@ export interface DrainControllerOptions {
   readonly lockTtlMs?: number;
   /** TTL of this member's membership, in ms (a heartbeat every third of it). @defaultValue `15_000` */
   readonly memberTtlMs?: number;
-  /** How many workflows one park or unpark call handles; the page size of listings. @defaultValue `500` */
+  /**
+   * How many workflows one park, unpark or recover call handles (one transaction each on the SQL stores);
+   * the page size of listings and of a recovery hook's batches. @defaultValue `2_000`
+   */
   readonly batchSize?: number;
   /** How long the background resume may re-check workflows still `pausing`, in ms. @defaultValue `60_000` */
   readonly resumeTimeoutMs?: number;
@@ -115,7 +118,7 @@ const defaultOptions = Object.freeze({
   unreachablePolicy: 'skip' as UnreachablePolicy,
   lockTtlMs: 10_000,
   memberTtlMs: 15_000,
-  batchSize: 500,
+  batchSize: 2_000,
   resumeTimeoutMs: 60_000,
   resumeIntervalMs: 1_000,
   startTimeoutMs: 10_000,

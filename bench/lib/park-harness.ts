@@ -345,7 +345,7 @@ export async function runParkSuite(
         `same at ${big} in ${largeRounds} round${largeRounds === 1 ? '' : 's'}. ` +
         `Park: a DrainController's last-member shutdown (\`shutdown()\` to its report), which parks page ` +
         `by page (the store's \`parkPage()\`: a page listed and parked in one transaction; default ` +
-        `\`batchSize\` 500) under the start-stop lock of an in-process MemoryCoordinator, so that the ` +
+        `\`batchSize\` 2,000) under the start-stop lock of an in-process MemoryCoordinator, so that the ` +
         `store is what is measured. Unpark: a new controller's \`start()\` until \`whenResumed()\` ` +
         `resolves (\`unparkPage()\`, page by page). ${backend.description} ` +
         `Figures: median [interquartile range] over rounds; ratios are taken round by round.` +

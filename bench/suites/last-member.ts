@@ -79,7 +79,7 @@ export const suite: Suite = {
           `A DrainController on PostgresCoordinator and PostgresWorkflowStore (a \`pg.Pool\`, max 4), alone ` +
           `in its group, with ${n} running workflows and nothing in flight: \`shutdown()\` to its report ` +
           `(leave the group, take the start-stop lock, list the members, park page by page through the store's ` +
-          `\`parkPage()\` with the default \`batchSize\` 500, release). Baseline in the same run: one raw set-based UPDATE of the same rows ` +
+          `\`parkPage()\` with the default \`batchSize\` 2,000, release). Baseline in the same run: one raw set-based UPDATE of the same rows ` +
           `plus their marks. ${rounds} rounds in random order, each from a freshly rebuilt table; figures: ` +
           `median [interquartile range].`,
         tables: [

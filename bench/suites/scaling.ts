@@ -240,7 +240,7 @@ async function run({ quick, progress }: SuiteContext): Promise<SuiteBody> {
       `in the group's generation record, a start until \`whenResumed()\` reports them all recovered and ` +
       `resumed (recovery); (b) with raw SQL: the set-based park, then the set-based unpark, of the parking ` +
       `suites (the recovery's baseline is their sum). The coordinator is an in-process MemoryCoordinator, ` +
-      `so that the store is what is measured; default \`batchSize\` (500). The million-workflow point runs ` +
+      `so that the store is what is measured; default \`batchSize\` (2,000). The million-workflow point runs ` +
       `once (it alone takes minutes): its figure is one sample, not a median. PostgreSQL: the tables of the ` +
       `parking suite (a \`pg.Pool\`, max 4; TRUNCATE, INSERT, VACUUM ANALYZE before every run). ` +
       SQLITE_TABLES,
