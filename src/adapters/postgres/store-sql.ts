@@ -517,6 +517,55 @@ export function storeSql(
       FROM page p LEFT JOIN hit h ON h.n = p.n`;
     },
     /**
+     * `recoverPage` in mode park, faster: the same parameters, the page read as there, each workflow
+     * counted from the scan (its count as the statement's snapshot has it) and its row then updated where
+     * the scan found it (no second lookup by key): set to $5 and counted and marked, or, spent and with
+     * `failed`, set to $6, its count and mark dropped. A row another transaction updated since the
+     * statement began may not be (its row moved on), nor a spent one without `failed`: `q`, for the
+     * caller to recover by key (`recover`) in the same transaction. One row: `page`, each id after `r`
+     * (parked), `f` (failed), or `q`.
+     */
+    recoverPageByRow: (withCursor: boolean, replace: boolean, failed: boolean) => {
+      const rowsOf = (spent: boolean): string =>
+        `ANY(ARRAY(SELECT p.row FROM page p WHERE p.n <= $2 AND ${spent ? '' : 'NOT '}p.spent))`;
+      return `
+      WITH page AS MATERIALIZED (
+        SELECT t.ctid AS row, t.${ID} AS key, row_number() OVER (ORDER BY t.${ID}) AS n,
+          coalesce((SELECT r.count FROM ${R} r
+            WHERE r.store_key = $3 AND r.workflow_id = t.${ID}::text COLLATE "C"), 0) >= $4::bigint AS spent
+        FROM ${T} t
+        WHERE t.${ST} = $1${withCursor ? ` AND t.${ID} > ${asId('$9')}` : ''}
+        ORDER BY t.${ID} LIMIT $2 + 1),
+      paused AS (
+        UPDATE ${T} AS t SET ${ST} = $5
+        WHERE ${FENCE_OK} AND t.ctid = ${rowsOf(false)} AND t.${ST} = $1
+        RETURNING t.${ID} AS key, t.${ID}::text COLLATE "C" AS workflow_id),
+      counted AS (
+        INSERT INTO ${R} AS r (store_key, workflow_id, count)
+        SELECT $3, workflow_id, 1 FROM paused${
+          replace ? '\n        ON CONFLICT (store_key, workflow_id) DO UPDATE SET count = r.count + 1' : ''
+        }),
+      marked AS (
+        INSERT INTO ${S}.parked (store_key, workflow_id, member_id, token)
+        SELECT $3, workflow_id, $7, $8::bigint FROM paused${replace ? REPLACE_MARK : ''}),${
+          failed
+            ? `
+      failed AS (
+        UPDATE ${T} AS t SET ${ST} = $6
+        WHERE ${FENCE_OK} AND t.ctid = ${rowsOf(true)} AND t.${ST} = $1
+        RETURNING t.${ID} AS key, t.${ID}::text COLLATE "C" AS workflow_id),
+      uncounted AS (
+        DELETE FROM ${R} r USING failed h WHERE r.store_key = $3 AND r.workflow_id = h.workflow_id),
+      unmarked AS (
+        DELETE FROM ${S}.parked p USING failed h WHERE p.store_key = $3 AND p.workflow_id = h.workflow_id),`
+            : ''
+        }
+      done AS (
+        SELECT x.key, 'r' AS flag FROM paused x${failed ? " UNION ALL SELECT y.key, 'f' FROM failed y" : ''})
+      SELECT json_agg(coalesce(d.flag, 'q') || p.key::text ORDER BY p.n)::text AS page
+      FROM page p LEFT JOIN done d ON d.key = p.key`;
+    },
+    /**
      * $1 store key, $2 group, $3 member ids, $4 their incarnations (aligned). One statement: each
      * member's entry removed when it is that incarnation's; each incarnation recorded as evicted (kept
      * as first evicted when it was already).

@@ -473,21 +473,51 @@ export class PostgresWorkflowStore implements WorkflowStore {
     const values: unknown[] = [running, limit, storeKey, max, pausing ?? paused, failed ?? null];
     values.push(fence.memberId, token);
     if (cursor !== undefined) values.push(cursor);
-    let listed: { ids: string[]; flags: string } = { ids: [], flags: '' };
+    let page: Page<string> = { items: [], cursor: undefined };
+    let flags = '';
+    const again = new Map<string, RecoverOutcome>();
+    const byRow = mode === 'park';
     await this.#marking(async (replace) => {
+      again.clear();
       // Always flushed, as recover(): a recovery may be followed by no later durable write.
-      const statement = sql.recoverPage(cursor !== undefined, replace, mode === 'park', failed !== undefined);
-      const rows = await this.#batch(prepared, fence, signal, {}, statement, values);
-      listed = pageRow((rows[0] as { page: string | null } | undefined)?.page);
-      return rows;
+      const statement = byRow
+        ? sql.recoverPageByRow(cursor !== undefined, replace, failed !== undefined)
+        : sql.recoverPage(cursor !== undefined, replace, false, failed !== undefined);
+      await this.#batch(prepared, fence, signal, {}, statement, values, async (q, rows) => {
+        const listed = pageRow((rows[0] as { page: string | null } | undefined)?.page);
+        page = pageOf(listed.ids, limit, (id) => id);
+        flags = listed.flags;
+        // Rows another transaction updated meanwhile, and spent ones without a failed status: recovered
+        // by key, as recover() would, in the same transaction.
+        const byKey = page.items.filter((_, i) => flags[i] === 'q');
+        if (byKey.length > 0) {
+          const recover = sql.recover(true, replace, true, failed !== undefined);
+          const args = [
+            byKey,
+            running,
+            storeKey,
+            max,
+            pausing ?? paused,
+            failed ?? null,
+            fence.memberId,
+            token,
+          ];
+          const { rows: hit } = await q.query(inline(recover, args));
+          for (const entry of ((hit[0] as { hit: string | null } | undefined)?.hit ?? '').split(',')) {
+            if (entry === '') continue;
+            const id = byKey[Number(entry.replace('-', '')) - 1] as string;
+            again.set(id, entry.startsWith('-') ? 'failed' : recovered);
+          }
+        }
+        return rows;
+      });
+      return [];
     });
-    const { ids, flags } = listed;
-    const page = pageOf(ids, limit, (id) => id);
     const results = page.items.map((id, i): ItemResult<RecoverOutcome> => ({
       id,
-      outcome: flags[i] === 'r' ? recovered : flags[i] === 'f' ? 'failed' : 'skipped',
+      outcome: flags[i] === 'r' ? recovered : flags[i] === 'f' ? 'failed' : (again.get(id) ?? 'skipped'),
     }));
-    debug('recoverPage: %d listed', page.items.length);
+    debug('recoverPage: %d listed, %d recovered by key', page.items.length, again.size);
     return { results, cursor: page.cursor };
   }
 
