@@ -451,9 +451,11 @@ export class PostgresWorkflowStore implements WorkflowStore {
   /**
    * `listActive(options)` and `recover()` of the ids it lists, in one transaction and one statement: the
    * page is read as `listActive` reads it (the same order and cursor), and its workflows are recovered as
-   * recover() recovers them (each locked by key, so one another transaction updated meanwhile is judged
-   * by its latest status). One result per running workflow listed, in id order. Fenced, committed (the
-   * WAL flush awaited, as recover()'s) and cancelled like recover().
+   * recover() recovers them. Mode `park`: each row updated where the page's scan found it (no second
+   * lookup); one another transaction updated meanwhile, or a spent one without `statuses.failed`, is
+   * recovered by key (recover()'s statement) in the same transaction. Mode `count`: each locked by key.
+   * One result per running workflow listed, in id order. Fenced, committed (the WAL flush awaited, as
+   * recover()'s) and cancelled like recover().
    */
   async recoverPage(fence: Fence, options: RecoverPageOptions): Promise<RecoverPage> {
     checkStoreFence(fence);
