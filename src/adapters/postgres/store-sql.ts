@@ -10,7 +10,13 @@ import { checkTableName, literal, siblingTable } from '../../internal/sql-names.
 import { describeValue } from '../../validate.js';
 import type { HostTable } from './options.js';
 
-/** Set by the store's unpark for its transaction: the mark trigger skips the rows it resumes. */
+/**
+ * A transaction that sets it to `on` makes the mark trigger skip its rows. The store no longer sets it: a
+ * host's own trigger that cascades a status change from a row the store resumes would skip the mark
+ * trigger too (a mark left on a workflow no longer paused); the trigger's delete of a mark the unpark has
+ * already deleted costs an index probe. Kept in the installed trigger, whose text `markTrigger: 'verify'`
+ * checks.
+ */
 export const UNPARKING = 'graceful_drain.unparking';
 /** Set by the fence check for its transaction: `ok` when the call may write (see `fence` below). */
 const FENCE = 'graceful_drain.fence';
@@ -46,8 +52,11 @@ export type QueryRows = (text: string, values: unknown[]) => Promise<readonly un
 export type TableInfo = Awaited<ReturnType<typeof inspectHostTable>>;
 
 /** A column's type and collation, as the catalog names them (`a` a `pg_attribute` row). */
+// A length-typed column is compared as its unbounded type: `character` alone means `character(1)`, to which
+// a cast would cut every id to its first character (`bpchar` pads and compares as `character(n)` does).
 const typeOf = (a: string, prefix: string): string => `
-       format_type(${a}.atttypid, NULL) AS "${prefix}Type",
+       CASE ${a}.atttypid WHEN 'bpchar'::regtype THEN 'bpchar' WHEN 'bit'::regtype THEN 'bit varying'
+         ELSE format_type(${a}.atttypid, NULL) END AS "${prefix}Type",
        (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname)
         FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace
         WHERE co.oid = ${a}.attcollation) AS "${prefix}Collation"`;
@@ -247,11 +256,10 @@ export function storeSql(
      * and incarnation of one of the incarnations evicted, else null. Each incarnation's row of the
      * incarnations table is created or locked to the end of the transaction: an eviction waits for the
      * call, or the call sees it (on the row's latest version, whatever the statement's snapshot).
-     * `unparking`: also sets the flag the mark trigger skips the transaction's rows by, in the same trip.
      * Sets the transaction's fence flag too: `ok` when the call may write (the token is the highest, no
      * incarnation evicted); the batch statements (park, unpark, recover) write nothing otherwise.
      */
-    fence: ({ token, incarnations, unparking }: FenceCheck) => {
+    fence: ({ token, incarnations }: FenceCheck) => {
       let n = 1;
       const [tokenParam, incarnationsParam, membersParam] = [token, incarnations, incarnations].map((on) =>
         on ? `$${++n}` : '',
@@ -270,9 +278,7 @@ export function storeSql(
         : 'NULL::text[]';
       const flag = (highest: string): string =>
         `set_config('${FENCE}', CASE WHEN ${highest} AND ${evicted} IS NULL THEN 'ok' ELSE 'no' END, true)`;
-      const columns = (highest: string): string =>
-        `${evicted} AS evicted, ${flag(highest)} AS flag` +
-        (unparking ? `, set_config('${UNPARKING}', 'on', true) AS unparking` : '');
+      const columns = (highest: string): string => `${evicted} AS evicted, ${flag(highest)} AS flag`;
       return token
         ? `${seen}
       INSERT INTO ${S}.store_fences AS f (store_key, token) VALUES ($1, ${tokenParam}::bigint)
@@ -604,6 +610,4 @@ export interface FenceCheck {
   readonly token: boolean;
   /** Checks incarnations against the evicted ones. */
   readonly incarnations: boolean;
-  /** Sets the mark trigger's flag. */
-  readonly unparking: boolean;
 }
