@@ -48,9 +48,11 @@ BEGIN
   RETURN NULL;
 END`;
   const asId = `(p.workflow_id)::${info.idType}${info.idCollation === undefined ? '' : ` COLLATE ${info.idCollation}`}`;
+  // The store's unpark skips the call for the rows its own statement resumes (it deletes their marks), not
+  // for rows a trigger of the host's changes in cascade: those are queued at a trigger depth above 0.
   const updateWhen =
     `(OLD.${ST}::text IN (${held})) AND (NEW.${ST}::text IN (${held})) IS NOT TRUE ` +
-    `AND current_setting(${literal(UNPARKING)}, true) IS DISTINCT FROM 'on'`;
+    `AND (current_setting(${literal(UNPARKING)}, true) IS DISTINCT FROM 'on' OR pg_trigger_depth() > 0)`;
   const deleteWhen = `OLD.${ST}::text IN (${held})`;
   const parts = [String(DDL_VERSION), schema, T, info.storeKey, ID, ST, body(''), updateWhen, deleteWhen];
   const fingerprint = hash(...parts).slice(0, 32);

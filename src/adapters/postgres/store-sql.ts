@@ -11,11 +11,8 @@ import { describeValue } from '../../validate.js';
 import type { HostTable } from './options.js';
 
 /**
- * A transaction that sets it to `on` makes the mark trigger skip its rows. The store no longer sets it: a
- * host's own trigger that cascades a status change from a row the store resumes would skip the mark
- * trigger too (a mark left on a workflow no longer paused); the trigger's delete of a mark the unpark has
- * already deleted costs an index probe. Kept in the installed trigger, whose text `markTrigger: 'verify'`
- * checks.
+ * Set by the store's unpark for its transaction: the mark trigger skips the rows the store's own statements
+ * resume (their marks already deleted), but not rows a host's trigger changes in cascade (see mark-trigger.ts).
  */
 export const UNPARKING = 'graceful_drain.unparking';
 /** Set by the fence check for its transaction: `ok` when the call may write (see `fence` below). */
@@ -256,10 +253,11 @@ export function storeSql(
      * and incarnation of one of the incarnations evicted, else null. Each incarnation's row of the
      * incarnations table is created or locked to the end of the transaction: an eviction waits for the
      * call, or the call sees it (on the row's latest version, whatever the statement's snapshot).
+     * `unparking`: also sets the flag the mark trigger skips the transaction's rows by, in the same trip.
      * Sets the transaction's fence flag too: `ok` when the call may write (the token is the highest, no
      * incarnation evicted); the batch statements (park, unpark, recover) write nothing otherwise.
      */
-    fence: ({ token, incarnations }: FenceCheck) => {
+    fence: ({ token, incarnations, unparking }: FenceCheck) => {
       let n = 1;
       const [tokenParam, incarnationsParam, membersParam] = [token, incarnations, incarnations].map((on) =>
         on ? `$${++n}` : '',
@@ -278,7 +276,9 @@ export function storeSql(
         : 'NULL::text[]';
       const flag = (highest: string): string =>
         `set_config('${FENCE}', CASE WHEN ${highest} AND ${evicted} IS NULL THEN 'ok' ELSE 'no' END, true)`;
-      const columns = (highest: string): string => `${evicted} AS evicted, ${flag(highest)} AS flag`;
+      const columns = (highest: string): string =>
+        `${evicted} AS evicted, ${flag(highest)} AS flag` +
+        (unparking ? `, set_config('${UNPARKING}', 'on', true) AS unparking` : '');
       return token
         ? `${seen}
       INSERT INTO ${S}.store_fences AS f (store_key, token) VALUES ($1, ${tokenParam}::bigint)
@@ -610,4 +610,6 @@ export interface FenceCheck {
   readonly token: boolean;
   /** Checks incarnations against the evicted ones. */
   readonly incarnations: boolean;
+  /** Sets the mark trigger's flag. */
+  readonly unparking: boolean;
 }

@@ -44,6 +44,7 @@ import {
   recoveryTables,
   storeSql,
   type StoreSql,
+  UNPARKING,
 } from './store-sql.js';
 
 /** `listOwned()` of a store with an owner column. */
@@ -225,10 +226,11 @@ export class PostgresWorkflowStore implements WorkflowStore {
     checkIds(ids);
     checkStoreFence(fence);
     const { running, pausing, paused } = this.#o.statuses;
+    const unparking = this.#o.markTrigger !== 'off';
     return this.#write('unpark()', options, ids, 'resumed', undefined, async (prepared, _, signal) => {
       const values = [prepared.storeKey, ids.length, running, paused, pausing ?? null, ids];
       const statement = prepared.sql.unpark(pausing !== undefined);
-      const marked = await this.#unparkMarks(prepared, fence, signal, {}, statement, values);
+      const marked = await this.#unparkMarks(prepared, fence, signal, { unparking }, statement, values);
       const resumed = new Set(marked.ids.filter((_, i) => marked.flags[i] === 'r'));
       // The position of each id's first occurrence: a repeat is skipped.
       const ord = new Map<string, number>();
@@ -297,8 +299,9 @@ export class PostgresWorkflowStore implements WorkflowStore {
     const { running, pausing, paused } = this.#o.statuses;
     const values: unknown[] = [prepared.storeKey, limit, running, paused, pausing ?? null];
     if (cursor !== undefined) values.push(cursor);
+    const unparking = this.#o.markTrigger !== 'off';
     const statement = prepared.sql.unparkPage(pausing !== undefined, cursor !== undefined);
-    const settings = { byKey: true };
+    const settings = { unparking, byKey: true };
     const { ids, flags } = await this.#unparkMarks(prepared, fence, signal, settings, statement, values);
     const page = pageOf(ids, limit, (id) => id);
     const results: ItemResult<UnparkOutcome>[] = [];
@@ -607,7 +610,7 @@ export class PostgresWorkflowStore implements WorkflowStore {
     prepared: Prepared,
     fence: Fence,
     signal: AbortSignal | undefined,
-    settings: { byKey?: boolean },
+    settings: { unparking: boolean; byKey?: boolean },
     statement: string,
     values: readonly unknown[],
   ): Promise<{ ids: string[]; flags: string }> {
@@ -644,12 +647,16 @@ export class PostgresWorkflowStore implements WorkflowStore {
     prepared: Prepared,
     fence: Fence,
     signal: AbortSignal | undefined,
-    { deferFlush = false, byKey = false }: { deferFlush?: boolean; byKey?: boolean },
+    {
+      unparking = false,
+      deferFlush = false,
+      byKey = false,
+    }: { unparking?: boolean; deferFlush?: boolean; byKey?: boolean },
     text: string,
     values: readonly unknown[],
     then?: (q: PgQueryable, rows: readonly unknown[]) => Promise<readonly unknown[]>,
   ): Promise<readonly unknown[]> {
-    const check = this.#fenceCheck(prepared, fence);
+    const check = this.#fenceCheck(prepared, fence, unparking);
     const opening = [
       ...(deferFlush && this.#o.batchCommit === 'deferred' ? ['SET LOCAL synchronous_commit = off'] : []),
       // A page of marks is read in key order, however stale their statistics: a bulk park or recovery
@@ -697,7 +704,7 @@ export class PostgresWorkflowStore implements WorkflowStore {
     const signal = checkCallOptions(where, options);
     const prepared = await this.#prepare(signal);
     await this.#o.runner.transaction(async (q) => {
-      await this.#checkFence(q, prepared, fence, also);
+      await this.#checkFence(q, prepared, fence, false, also);
       await write(q, prepared);
     }, signal);
     debug('%s by %s (token %s)', where, fence.memberId, fence.token);
@@ -711,16 +718,20 @@ export class PostgresWorkflowStore implements WorkflowStore {
   /**
    * One statement: throws `EvictedMemberError` when `fence.incarnation` (or `also`'s) was evicted (with
    * an owner column), records the token as the store's high-water mark or throws `StaleTokenError` (the
-   * caller rolls back).
+   * caller rolls back). `unparking`: sets the mark trigger's flag for the transaction too.
    */
   async #checkFence(
     q: PgQueryable,
     prepared: Prepared,
     fence: Fence,
+    unparking = false,
     also?: GenerationMember,
   ): Promise<void> {
-    const { check, values } = this.#fenceCheck(prepared, fence, also);
-    if (!check.token && !check.incarnations) return;
+    const { check, values } = this.#fenceCheck(prepared, fence, unparking, also);
+    if (!check.token && !check.incarnations) {
+      if (unparking) await q.query(`SELECT set_config('${UNPARKING}', 'on', true)`);
+      return;
+    }
     const { rows } = await q.query(prepared.sql.fence(check), values);
     this.#judgeFence(rows[0] as FenceRow, fence);
   }
@@ -729,6 +740,7 @@ export class PostgresWorkflowStore implements WorkflowStore {
   #fenceCheck(
     prepared: Prepared,
     fence: Fence,
+    unparking: boolean,
     also?: GenerationMember,
   ): { check: FenceCheck; values: unknown[] } {
     const { incarnation } = fence;
@@ -738,7 +750,7 @@ export class PostgresWorkflowStore implements WorkflowStore {
       if (incarnation !== undefined) checked.set(incarnation, fence.memberId);
       if (also !== undefined && !checked.has(also.incarnation)) checked.set(also.incarnation, also.memberId);
     }
-    const check = { token: fence.token !== undefined, incarnations: checked.size > 0 };
+    const check = { token: fence.token !== undefined, incarnations: checked.size > 0, unparking };
     const values: unknown[] = [prepared.storeKey];
     if (fence.token !== undefined) values.push(fence.token.toString());
     if (check.incarnations) values.push([...checked.keys()], [...checked.values()]);
