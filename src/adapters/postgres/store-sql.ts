@@ -229,6 +229,43 @@ export function storeSql(
       UPDATE ${T} AS t SET ${ST} = $2
       WHERE t.${ID} = ANY(ARRAY(SELECT ${asId('u.id')} FROM unnest($1::text[]) AS u (id))) AND (t.${ST} = $3) IS TRUE
       RETURNING t.${ID}::text COLLATE "C" AS workflow_id`;
+  /**
+   * The writes of a recovery (`recover`, `recoverPage`) over `hit`, its rows locked, each `spent` or not
+   * (`of(spent)`: an array of their keys): a spent one moves to $6 (with `failed`), its count and mark
+   * dropped; the others are counted, and with `park` set to $5 and marked ($7 member, $8 token).
+   */
+  const recoverWrites = (
+    of: (spent: boolean) => string,
+    replace: boolean,
+    park: boolean,
+    failed: boolean,
+  ): string => `${
+    failed
+      ? `
+      failed AS (UPDATE ${T} AS t SET ${ST} = $6 WHERE t.${ID} = ${of(true)}),`
+      : ''
+  }${
+    park
+      ? `
+      paused AS (UPDATE ${T} AS t SET ${ST} = $5 WHERE t.${ID} = ${of(false)}),`
+      : ''
+  }
+      counted AS (
+        INSERT INTO ${R} AS r (store_key, workflow_id, count)
+        SELECT $3, workflow_id, 1 FROM hit WHERE NOT spent${
+          replace ? '\n        ON CONFLICT (store_key, workflow_id) DO UPDATE SET count = r.count + 1' : ''
+        }),
+      uncounted AS (
+        DELETE FROM ${R} r USING hit h WHERE h.spent AND r.store_key = $3 AND r.workflow_id = h.workflow_id),${
+          park
+            ? `
+      marked AS (
+        INSERT INTO ${S}.parked (store_key, workflow_id, member_id, token)
+        SELECT $3, workflow_id, $7, $8::bigint FROM hit WHERE NOT spent${replace ? REPLACE_MARK : ''}),`
+            : ''
+        }
+      unmarked AS (
+        DELETE FROM ${S}.parked p USING hit h WHERE h.spent AND p.store_key = $3 AND p.workflow_id = h.workflow_id)`;
   return {
     /**
      * $1 running, $2 limit [, $3 cursor]. One row: `ids`, in the id column's order, a JSON array (one row
@@ -437,33 +474,7 @@ export function storeSql(
             ? `t.${ID} = i.key AND t.${ID} = ANY(ARRAY(SELECT x.key FROM input x)) AND (t.${ST} = $2) IS TRUE`
             : `(t.${ID}::text COLLATE "C") = i.key AND t.${ST} = $2`
         }
-        FOR NO KEY UPDATE OF t),${
-          failed
-            ? `
-      failed AS (UPDATE ${T} AS t SET ${ST} = $6 WHERE t.${ID} = ${of(true)}),`
-            : ''
-        }${
-          park
-            ? `
-      paused AS (UPDATE ${T} AS t SET ${ST} = $5 WHERE t.${ID} = ${of(false)}),`
-            : ''
-        }
-      counted AS (
-        INSERT INTO ${R} AS r (store_key, workflow_id, count)
-        SELECT $3, workflow_id, 1 FROM hit WHERE NOT spent${
-          replace ? '\n        ON CONFLICT (store_key, workflow_id) DO UPDATE SET count = r.count + 1' : ''
-        }),
-      uncounted AS (
-        DELETE FROM ${R} r USING hit h WHERE h.spent AND r.store_key = $3 AND r.workflow_id = h.workflow_id),${
-          park
-            ? `
-      marked AS (
-        INSERT INTO ${S}.parked (store_key, workflow_id, member_id, token)
-        SELECT $3, workflow_id, $7, $8::bigint FROM hit WHERE NOT spent${replace ? REPLACE_MARK : ''}),`
-            : ''
-        }
-      unmarked AS (
-        DELETE FROM ${S}.parked p USING hit h WHERE h.spent AND p.store_key = $3 AND p.workflow_id = h.workflow_id)
+        FOR NO KEY UPDATE OF t),${recoverWrites(of, replace, park, failed)}
       SELECT string_agg(CASE WHEN spent THEN '-' ELSE '' END || ord, ',') AS hit FROM hit`;
     },
     /**
@@ -491,33 +502,7 @@ export function storeSql(
         FROM page p JOIN ${T} t ON t.${ID} = p.key
           AND t.${ID} = ANY(ARRAY(SELECT x.key FROM page x WHERE x.n <= $2)) AND (t.${ST} = $1) IS TRUE
         WHERE ${FENCE_OK} AND p.n <= $2
-        FOR NO KEY UPDATE OF t),${
-          failed
-            ? `
-      failed AS (UPDATE ${T} AS t SET ${ST} = $6 WHERE t.${ID} = ${of(true)}),`
-            : ''
-        }${
-          park
-            ? `
-      paused AS (UPDATE ${T} AS t SET ${ST} = $5 WHERE t.${ID} = ${of(false)}),`
-            : ''
-        }
-      counted AS (
-        INSERT INTO ${R} AS r (store_key, workflow_id, count)
-        SELECT $3, workflow_id, 1 FROM hit WHERE NOT spent${
-          replace ? '\n        ON CONFLICT (store_key, workflow_id) DO UPDATE SET count = r.count + 1' : ''
-        }),
-      uncounted AS (
-        DELETE FROM ${R} r USING hit h WHERE h.spent AND r.store_key = $3 AND r.workflow_id = h.workflow_id),${
-          park
-            ? `
-      marked AS (
-        INSERT INTO ${S}.parked (store_key, workflow_id, member_id, token)
-        SELECT $3, workflow_id, $7, $8::bigint FROM hit WHERE NOT spent${replace ? REPLACE_MARK : ''}),`
-            : ''
-        }
-      unmarked AS (
-        DELETE FROM ${S}.parked p USING hit h WHERE h.spent AND p.store_key = $3 AND p.workflow_id = h.workflow_id)
+        FOR NO KEY UPDATE OF t),${recoverWrites(of, replace, park, failed)}
       SELECT json_agg(CASE WHEN h.n IS NULL THEN 's' WHEN h.spent THEN 'f' ELSE 'r' END || p.key::text
           ORDER BY p.n)::text AS page
       FROM page p LEFT JOIN hit h ON h.n = p.n`;
