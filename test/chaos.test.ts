@@ -735,7 +735,11 @@ interface ChaosJson {
   readonly ok: boolean;
   readonly faultCount: number;
   readonly faults: Readonly<Record<string, number>>;
-  readonly checks: readonly { readonly name: string; readonly ok: boolean }[];
+  readonly checks: readonly {
+    readonly name: string;
+    readonly ok: boolean;
+    readonly violations?: readonly { readonly message: string }[];
+  }[];
   readonly created: { readonly pgSchema: string | null; readonly redisKeyPrefix: string | null };
   readonly pids: readonly number[];
 }
@@ -787,7 +791,19 @@ describe('npm run chaos', () => {
         String(seed),
       ]);
       expect(stdout).toMatch(/checker: \d+\/\d+ checks held, [1-9]\d* faults injected/);
-      expect(json.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual([]);
+      // A failed check is named with its first violations in the message, so that a CI summary says why.
+      const failed = json.checks.filter((c) => !c.ok);
+      const why = failed.map(
+        (c) =>
+          `${c.name}: ${(c.violations ?? [])
+            .slice(0, 3)
+            .map((v) => v.message)
+            .join('; ')}`,
+      );
+      expect(
+        failed.map((c) => c.name),
+        why.join(' | '),
+      ).toEqual([]);
       expect(code, stdout.slice(-3000)).toBe(0);
       expect(json.ok).toBe(true);
       expect(json.faultCount).toBeGreaterThan(0);
