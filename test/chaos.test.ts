@@ -353,6 +353,22 @@ describe('chaos checker', () => {
     expect(checkNeverForgotten(model(...parked, userResume(150, 'a'), ...round)).violations).toHaveLength(1);
   });
 
+  it('checkNeverForgotten() allows a park of a workflow whose last step committed (finished) before the round', () => {
+    const round: [number, string, MemberEvent][] = [
+      [250, 'm2', { type: 'list-parked-start' }],
+      [251, 'm2', { type: 'list-parked', parked: [], more: false }],
+      [300, 'm2', { type: 'resume-round', resumed: 0, stillPausing: 0, complete: true, errors: 0 }],
+    ];
+    const parked = write(100, 'm1', 'park', 1, { pausing: ['a'] });
+    // The step in flight when it was parked commits, and it was the last: the workflow finishes.
+    const step = (outcome: 'advanced' | 'finished'): [number, string, MemberEvent][] => [
+      [50, 'm3', { type: 'step-start', id: 'a', step: 5, claim: 'm3#1' }],
+      [150, 'm3', { type: 'commit', id: 'a', step: 5, claim: 'm3#1', outcome }],
+    ];
+    expect(checkNeverForgotten(model(...step('finished'), ...parked, ...round)).ok).toBe(true);
+    expect(checkNeverForgotten(model(...step('advanced'), ...parked, ...round)).violations).toHaveLength(1);
+  });
+
   it('checkFencing() finds a write accepted after a higher fence was raised, and explains a rejection by a raise', () => {
     // A park sent before the next holder raised the fence, and answered after: it may have landed first.
     const behind = model(

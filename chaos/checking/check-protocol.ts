@@ -289,19 +289,27 @@ export function checkNeverForgotten(model: Model): CheckResult {
     }
   }
   rounds.sort((a, b) => a.t - b.t);
+  // When each workflow finished: a parked workflow still pausing whose last step commits finishes, its
+  // status leaves pausing (the mark trigger drops its mark), and no resume is owed.
+  const finishedAt = new Map<string, number[]>();
+  for (const a of model.attempts.values()) {
+    if (a.end?.how === 'finished')
+      finishedAt.set(a.workflow, [...(finishedAt.get(a.workflow) ?? []), a.end.at]);
+  }
   for (const [id, list] of effects(model)) {
     list.forEach((effect, i) => {
       if (effect.kind !== 'park' || effect.write.end === undefined) return;
       const parkedAt = effect.write.end;
       const round = rounds.find((r) => r.listedAt > parkedAt);
       if (round === undefined) return;
-      // Resumed, parked again, or a user resumed it or paused it (its mark dropped) meanwhile.
+      // Resumed, parked again, finished, or a user resumed it or paused it (its mark dropped) meanwhile.
       const handled = list.slice(i + 1).some((later) => later.t <= round.t);
       const touched = model.writes.some(
         (w) =>
           w.kind === 'unpark' && w.start > effect.write.start && w.start <= round.t && w.ids.includes(id),
       );
-      if (!handled && !touched) {
+      const finished = (finishedAt.get(id) ?? []).some((t) => t > effect.write.start && t <= round.t);
+      if (!handled && !touched && !finished) {
         violations.push({
           message: `${id} was parked by ${effect.write.member} (token ${effect.write.token}), then ${round.member} finished a resume round without unparking it`,
           at: round.t,
