@@ -2,9 +2,9 @@
  * The history of a chaos run: one JSON line per event, appended by every member process to a file of
  * its own and by the harness to another, merged and sorted by time after the run.
  *
- * Times are `performance.timeOrigin + performance.now()`: a monotonic clock in every process, anchored
- * on the wall clock once at its start, so times compare across processes (to well under a millisecond
- * on one host) and a wall-clock step during the run changes nothing. A process stopped with SIGSTOP
+ * Times are the host's monotonic clock, anchored on the wall clock once, by the run's first process, and
+ * shared with every member: so times compare across processes (to well under a millisecond on one
+ * host), and a wall-clock step during the run changes nothing. A process stopped with SIGSTOP
  * sees the clock run on while it is frozen, as it must.
  */
 import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
@@ -15,14 +15,29 @@ import type { FaultKind } from './faults.js';
 
 export type { FaultKind } from './faults.js';
 
-/** Now, on the clock every process of the run shares (ms, epoch-based, monotonic within a process). */
+/**
+ * Where the shared clock stands against the host's monotonic clock (`process.hrtime`, one clock for every
+ * process of the host): the wall clock minus the monotonic clock, read once by the first process of the
+ * run and handed down to the members through the environment. Each process anchoring on the wall clock
+ * by itself (`performance.timeOrigin`) put processes started on either side of a wall-clock step (an NTP
+ * correction) hundreds of milliseconds apart, and the checks then saw events out of order.
+ */
+const ANCHOR_ENV = 'GD_CHAOS_CLOCK_ANCHOR';
+const monotonicMs = (): number => Number(process.hrtime.bigint()) / 1e6;
+const inherited = Number(process.env[ANCHOR_ENV]);
+const anchor = Number.isFinite(inherited) ? inherited : Date.now() - monotonicMs();
+process.env[ANCHOR_ENV] = String(anchor);
+/** This process's `performance.now()` on the shared clock: add it. */
+const offset = anchor + monotonicMs() - performance.now();
+
+/** Now, on the clock every process of the run shares (ms, epoch-based, monotonic). */
 export function clock(): number {
-  return performance.timeOrigin + performance.now();
+  return offset + performance.now();
 }
 
 /** A `performance.now()` reading of this process, on the shared clock. */
 export function fromNow(performanceNow: number): number {
-  return performance.timeOrigin + performanceNow;
+  return offset + performanceNow;
 }
 
 /** An error as it goes into the history: `{ name, code, message }`, as the members' lines have it. */
