@@ -24,11 +24,34 @@ export type { FaultKind } from './faults.js';
  */
 const ANCHOR_ENV = 'GD_CHAOS_CLOCK_ANCHOR';
 const monotonicMs = (): number => Number(process.hrtime.bigint()) / 1e6;
+
+/**
+ * `other()` minus the monotonic clock. Two clocks cannot be read at once: a process preempted between
+ * the two reads (a loaded CI host, or a garbage collection while a member loads) gets a difference off by
+ * the whole pause, and a member whose clock was 14 ms ahead of its peers' made every time-ordered check
+ * fail. So one read of the monotonic clock is bracketed by two of `other()`, and the tightest bracket of
+ * a few dozen tries is kept (its error is half its width: microseconds).
+ */
+export function differenceTo(other: () => number, monotonic: () => number = monotonicMs): number {
+  let width = Infinity;
+  let difference = 0;
+  for (let i = 0; i < 64 && width > 0.01; i++) {
+    const before = other();
+    const at = monotonic();
+    const after = other();
+    if (after - before < width) {
+      width = after - before;
+      difference = (before + after) / 2 - at;
+    }
+  }
+  return difference;
+}
+
 const inherited = Number(process.env[ANCHOR_ENV]);
-const anchor = Number.isFinite(inherited) ? inherited : Date.now() - monotonicMs();
+const anchor = Number.isFinite(inherited) ? inherited : differenceTo(Date.now);
 process.env[ANCHOR_ENV] = String(anchor);
 /** This process's `performance.now()` on the shared clock: add it. */
-const offset = anchor + monotonicMs() - performance.now();
+const offset = anchor - differenceTo(() => performance.now());
 
 /** Now, on the clock every process of the run shares (ms, epoch-based, monotonic). */
 export function clock(): number {

@@ -38,7 +38,7 @@ import {
 } from '../chaos/checking/check-recovery.js';
 import { checkAttempts, checkNothingStranded } from '../chaos/checking/check-steps.js';
 import { FAULT_KINDS, FAULTS, faultsFor, TIMINGS } from '../chaos/faults.js';
-import type { HarnessEvent, HistoryEntry, MemberEvent } from '../chaos/history.js';
+import { differenceTo, type HarnessEvent, type HistoryEntry, type MemberEvent } from '../chaos/history.js';
 import { buildModel, type Model } from '../chaos/checking/model.js';
 import type { HostSnapshot, StatusLogRow, WorkflowRow } from '../harness/host-db.js';
 import { POSTGRES_URL, REDIS_URL } from './support/env.js';
@@ -147,6 +147,20 @@ const mark = (id: string, state: ParkedWorkflow['state'] = 'paused'): ParkedWork
   state,
   memberId: 'm1',
   token: 1n,
+});
+
+describe('the shared clock', () => {
+  it('differenceTo() keeps the tightest of its brackets: a pause between two reads does not skew it', () => {
+    // The monotonic clock reads 1000, 2000, ...; the other clock runs 500 ahead of it, and the process
+    // is paused for 14 between the first pair of reads (the first bracket is 14 wide), not after.
+    let mono = 0;
+    const monotonic = (): number => (mono += 1000);
+    const reads = [1499, 1514, 2499.5, 2500.5, 3500, 3500];
+    const other = (): number => reads.shift() ?? 4500;
+    expect(differenceTo(other, monotonic)).toBe(500);
+    // It stops at a bracket of no width.
+    expect(reads).toEqual([]);
+  });
 });
 
 describe('chaos checker', () => {
