@@ -19,6 +19,8 @@ import type {
 } from './types.js';
 import { checkBoolean, checkFunction, checkOptionsObject, invalid } from './validate.js';
 
+type StateChange = DrainEvents['stateChange'][0];
+
 const log = createDebug('graceful-drain:controller');
 
 /**
@@ -45,6 +47,8 @@ export class DrainController extends EventEmitter<DrainEvents> {
   readonly #tracker: Tracker;
   readonly #starter: Starter | undefined;
   #state: DrainState = 'idle';
+  /** The state changes still to send while one is being sent (see #setState). */
+  #stateChanges: StateChange[] | undefined;
   #startPromise: Promise<void> | undefined;
   #shutdownPromise: Promise<ShutdownReport> | undefined;
 
@@ -213,14 +217,21 @@ export class DrainController extends EventEmitter<DrainEvents> {
     );
   }
 
-  /** Emits to the user's listeners (false when none); one that throws is logged and breaks nothing. */
+  /**
+   * Emits to the user's listeners (false when none). Each listener is called on its own: one that throws
+   * is logged and breaks nothing, the next ones still run (`EventEmitter.emit` stops at the first throw).
+   */
   #emit<K extends keyof DrainEvents>(event: K, ...args: DrainEvents[K]): boolean {
-    try {
-      return (this.emit as (event: K, ...args: DrainEvents[K]) => boolean)(event, ...args);
-    } catch (error) {
-      log('a %s listener threw: %O', event, error);
-      return true;
+    // A copy, with the `once` wrappers, which remove themselves when called.
+    const listeners = this.rawListeners(event) as ((...args: DrainEvents[K]) => unknown)[];
+    for (const listener of listeners) {
+      try {
+        listener.apply(this, args);
+      } catch (error) {
+        log('a %s listener threw: %O', event, error);
+      }
     }
+    return listeners.length > 0;
   }
 
   #setState(to: DrainState): void {
@@ -230,7 +241,18 @@ export class DrainController extends EventEmitter<DrainEvents> {
     log('state %s -> %s', from, to);
     const inFlight = this.#tracker.inFlight;
     publish('state', () => ({ group: this.group, memberId: this.memberId, from, to, inFlight }));
-    this.#emit('stateChange', { from, to });
+    // A change made by a listener of another (shutdown() on `running`) is sent once that one has reached
+    // every listener: all of them see the changes in the order they happened.
+    if (this.#stateChanges !== undefined) {
+      this.#stateChanges.push({ from, to });
+      return;
+    }
+    const changes = (this.#stateChanges = [{ from, to }]);
+    try {
+      for (let i = 0; i < changes.length; i++) this.#emit('stateChange', changes[i] as StateChange);
+    } finally {
+      this.#stateChanges = undefined;
+    }
   }
 
   #escalate(reason: string | undefined): void {

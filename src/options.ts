@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import type { Coordinator, CoordinatorScope } from './coordinator.js';
+import type { Coordinator, CoordinatorLiveness, CoordinatorScope, FencingGuarantee } from './coordinator.js';
 import { ConfigurationError } from './errors.js';
 import {
   checkCount,
@@ -134,6 +134,8 @@ const knownOptions = (
 ).split(' ');
 
 const scopes: readonly CoordinatorScope[] = ['process', 'host', 'cluster'];
+const fencings: readonly FencingGuarantee[] = ['monotonic', 'best-effort', 'none'];
+const livenesses: readonly CoordinatorLiveness[] = ['ttl', 'connection'];
 
 function checkCoordinator(value: unknown): Coordinator {
   const c = value as Partial<Coordinator> | null;
@@ -141,6 +143,9 @@ function checkCoordinator(value: unknown): Coordinator {
     invalid('coordinator', 'a Coordinator (acquire, join, members, close, capabilities)', value);
   }
   checkOneOf('coordinator.capabilities.scope', c.capabilities?.scope, scopes);
+  // The protocol trusts the tokens unless fencing is exactly 'none': a misspelt value must not pass.
+  checkOneOf('coordinator.capabilities.fencing', c.capabilities?.fencing, fencings);
+  checkOneOf('coordinator.capabilities.liveness', c.capabilities?.liveness, livenesses);
   return c as Coordinator;
 }
 

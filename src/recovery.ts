@@ -12,7 +12,7 @@ import createDebug from 'debug';
 import type { Coordinator, MemberInfo, Membership } from './coordinator.js';
 import { DrainTimeoutError } from './errors.js';
 import { call, leaseLostReason, lost, remaining, timedAcquire } from './internal/calls.js';
-import { now } from './internal/time.js';
+import { bounded, now } from './internal/time.js';
 import { livePeers } from './members.js';
 import type { CompiledOptions, RecoveryPolicy } from './options.js';
 import { frozenReport, type RecoveryReport } from './report.js';
@@ -344,10 +344,20 @@ export async function recoverAtStart(ctx: GateContext): Promise<RecoveryReport> 
       await step('registering this member', (s) => store.enterGeneration(group, self, fence, { signal: s }));
       entered = true;
     } finally {
-      await call((s) => lease.release({ signal: s }), {
-        end: now() + options.lockTtlMs,
+      const releaseEnd = now() + options.lockTtlMs;
+      let returned = false;
+      const releasing = call((s) => lease.release({ signal: s }), {
+        end: releaseEnd,
         onTimeout: budget('releasing the lock'),
-      }).catch((error: unknown) => errors.push(error));
+      }).catch((error: unknown) => {
+        if (returned) log('releasing the lock failed after the start gate returned: %O', error);
+        else errors.push(error);
+      });
+      // A shutdown that cut the gate short waits for start() to return, within its own budget: it must not
+      // wait on a release that does not answer. Past the abort the release goes on in the background,
+      // still bounded by lockTtlMs (the shutdown's acquire waits for the lock as for any holder's).
+      await bounded(releasing, remaining(releaseEnd), () => undefined, signal).catch(() => {});
+      returned = true;
     }
   } catch (error) {
     complete = false;

@@ -2,7 +2,7 @@ import { constants } from 'node:os';
 import createDebug from 'debug';
 import type { DrainController } from './controller.js';
 import type { ShutdownReport } from './report.js';
-import { checkBoolean, checkFunction, checkOptionsObject, invalid } from './validate.js';
+import { checkBoolean, checkFunction, checkOptionsObject, hasMethods, invalid } from './validate.js';
 
 const log = createDebug('graceful-drain:signals');
 
@@ -52,6 +52,8 @@ const defaultExitCode = (report: ShutdownReport): number => (report.outcome === 
  * ```
  */
 export function installSignalHandlers(drain: DrainController, options?: SignalHandlerOptions): () => void {
+  // Checked now: a bad one would otherwise throw inside the first signal's handler, with nothing drained.
+  if (!hasMethods(drain, 'shutdown')) invalid('drain', 'a DrainController', drain);
   const o = checkOptionsObject('installSignalHandlers', options, optionNames);
   const given = (o.signals ?? ['SIGTERM', 'SIGINT']) as readonly NodeJS.Signals[];
   if (!Array.isArray(given) || given.length === 0) {

@@ -47,9 +47,15 @@ export interface OnIdleOptions {
   readonly signal?: AbortSignal;
 }
 
-/** The events a `DrainController` emits, with their arguments. */
+/**
+ * The events a `DrainController` emits, with their arguments. A listener that throws is logged and
+ * changes nothing else: the next listeners still run.
+ */
 export interface DrainEvents {
-  /** The state changed. */
+  /**
+   * The state changed. A change made by a listener (`shutdown()` on `running`) is sent once the change
+   * being sent has reached every listener: each sees the states in order.
+   */
   stateChange: [change: { readonly from: DrainState; readonly to: DrainState }];
   /** Everything in flight settled before the drain deadline. */
   drained: [info: { readonly durationMs: number; readonly completed: number }];

@@ -1,0 +1,139 @@
+/**
+ * Defects of the core found in review, each pinned by a test that failed before its fix: the start gate's
+ * lock release holding a shutdown past its budget, a throwing listener silencing the next ones, state
+ * events out of order when a listener shuts down, and bad input accepted silently (a non-controller given
+ * to installSignalHandlers(), a misspelt coordinator capability).
+ */
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import {
+  type Coordinator,
+  ConfigurationError,
+  DrainController,
+  type DrainState,
+  installSignalHandlers,
+  type ShutdownReport,
+} from '../src/index.js';
+import { MemoryBackend, MemoryCoordinator, MemoryWorkflowStore } from '../src/adapters/memory/index.js';
+import { FaultyCoordinator } from '../src/testing/index.js';
+import { over } from './support/stores.js';
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+/** Advances the fake clock in small steps until `promise` settles (at most `limitMs`). */
+async function settle<T>(promise: Promise<T>, limitMs = 60_000): Promise<T> {
+  let done = false;
+  const watched = promise.finally(() => {
+    done = true;
+  });
+  for (let t = 0; !done && t < limitMs; t += 10) await vi.advanceTimersByTimeAsync(10);
+  return watched;
+}
+
+describe('invariant 13: shutdown() settles within shutdownTimeoutMs', () => {
+  it('a shutdown that cuts the start gate short is not held up by the gate releasing its lock (release hangs)', async () => {
+    vi.useFakeTimers({
+      toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date', 'performance'],
+    });
+    const coordinator = new FaultyCoordinator(new MemoryCoordinator({ backend: new MemoryBackend() }));
+    const host = new MemoryWorkflowStore();
+    let reads = 0;
+    // The start gate holds the start-stop lease and waits on the store (honouring its signal); from
+    // now on the coordinator does not answer a release (it still rejects once its signal aborts).
+    const store = over(host, {
+      readGeneration: (_group, o) => {
+        reads++;
+        coordinator.hang(['release']);
+        return new Promise((_, reject) =>
+          o?.signal?.addEventListener('abort', () => reject(o.signal?.reason), { once: true }),
+        );
+      },
+    });
+    const drain = new DrainController({ group: 'g', coordinator, store, shutdownTimeoutMs: 1_000 });
+    drain.start().catch(() => {});
+    for (let i = 0; i < 20 && reads === 0; i++) await vi.advanceTimersByTimeAsync(1);
+    expect(reads).toBe(1);
+    const t0 = performance.now();
+    const report = await settle(drain.shutdown());
+    // It took lockTtlMs (10_000 ms) when the gate's release was bounded by lockTtlMs only, not by the
+    // shutdown, which waits for start() to give the mutex back.
+    expect(performance.now() - t0).toBeLessThanOrEqual(1_000);
+    expect(report.durationMs).toBeLessThanOrEqual(1_000);
+  });
+});
+
+describe('event listeners', () => {
+  it('a listener that throws does not keep the next listeners of the same event from running', async () => {
+    const drain = new DrainController({ shutdownTimeoutMs: 2_000 });
+    await drain.start();
+    // Documented for `idle`: "A listener that throws is logged and changes nothing else".
+    drain.on('idle', () => {
+      throw new Error('metrics listener bug');
+    });
+    let idles = 0;
+    drain.on('idle', () => idles++);
+    drain.on('stopped', () => {
+      throw new Error('logging listener bug');
+    });
+    const reports: ShutdownReport[] = [];
+    drain.on('stopped', (report) => reports.push(report));
+    await drain.track(() => Promise.resolve());
+    const report = await drain.shutdown();
+    expect(idles).toBe(1);
+    expect(reports).toEqual([report]);
+  });
+
+  it('a listener that shuts down on `running` does not make later listeners see `running` after `draining`', async () => {
+    const drain = new DrainController({ shutdownTimeoutMs: 2_000 });
+    let stopping: Promise<ShutdownReport> | undefined;
+    drain.on('stateChange', ({ to }) => {
+      if (to === 'running') stopping = drain.shutdown({ reason: 'bad config' });
+    });
+    // A readiness flag kept from the events, as a host might keep one.
+    const states: DrainState[] = [];
+    let ready = false;
+    drain.on('stateChange', ({ to }) => {
+      states.push(to);
+      ready = to === 'running';
+    });
+    await drain.start();
+    // Mid-shutdown, the flag registered second said "ready" while the controller was draining.
+    expect({ state: drain.state, ready }).toEqual({ state: 'draining', ready: false });
+    await stopping;
+    expect(states).toEqual(['starting', 'running', 'draining', 'stopped']);
+  });
+});
+
+describe('invariant 10: bad input gets a clear error naming it', () => {
+  it('installSignalHandlers() refuses something that is not a DrainController', () => {
+    // Once accepted: the TypeError came only when the first SIGTERM arrived, inside the signal
+    // handler, and the process crashed without draining.
+    const uninstall: unknown[] = [];
+    try {
+      expect(() => uninstall.push(installSignalHandlers(undefined as never, { exit: () => {} }))).toThrow(
+        ConfigurationError,
+      );
+      expect(() =>
+        uninstall.push(installSignalHandlers({} as never, { exit: () => {} })),
+      ).toThrow(/`drain`/);
+    } finally {
+      for (const u of uninstall) (u as () => void)();
+    }
+  });
+
+  it('a coordinator whose capabilities.fencing is not a known value is refused', () => {
+    const inner = new MemoryCoordinator({ backend: new MemoryBackend() });
+    const misdeclared: Coordinator = {
+      // A typo for 'none': the protocol would trust its tokens as fences.
+      capabilities: { ...inner.capabilities, fencing: 'None' as never },
+      acquire: (n, o) => inner.acquire(n, o),
+      join: (g, m, o) => inner.join(g, m, o),
+      members: (g, o) => inner.members(g, o),
+      close: () => inner.close(),
+    };
+    expect(
+      () => new DrainController({ group: 'g', coordinator: misdeclared, store: new MemoryWorkflowStore() }),
+    ).toThrow(/coordinator\.capabilities\.fencing/);
+  });
+});
