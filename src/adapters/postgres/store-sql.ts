@@ -71,7 +71,8 @@ export async function inspectHostTable(query: QueryRows, host: HostTable, prefix
     `SELECT n.nspname || '.' || c.relname AS "storeKey",
        quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified,${typeOf('a', 'id')},${typeOf('o', 'owner')},
        EXISTS (SELECT 1 FROM pg_attribute s
-        WHERE s.attrelid = c.oid AND s.attname = $3 AND s.attnum > 0 AND NOT s.attisdropped) AS "hasStatus"
+        WHERE s.attrelid = c.oid AND s.attname = $3 AND s.attnum > 0 AND NOT s.attisdropped) AS "hasStatus",
+       c.relkind = 'p' OR EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = c.oid) AS "hasChildren"
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      ${column('a', '$2')}
      ${column('o', '$4')}
@@ -85,6 +86,7 @@ export async function inspectHostTable(query: QueryRows, host: HostTable, prefix
     ownerType: string | null;
     ownerCollation: string | null;
     hasStatus: boolean;
+    hasChildren: boolean;
   }[];
   if (row === undefined) {
     throw new ConfigurationError(
@@ -107,7 +109,10 @@ export async function inspectHostTable(query: QueryRows, host: HostTable, prefix
   const { storeKey, qualified, idType } = row;
   const owner =
     row.ownerType === null ? undefined : { type: row.ownerType, collation: row.ownerCollation ?? undefined };
-  return { storeKey, qualified, idType, idCollation: row.idCollation ?? undefined, owner };
+  // A partitioned table, or one with inheritance children, spans several tables: a row's ctid is unique
+  // within one of them only, so its rows are written by key (see storeSql).
+  const byKey = row.hasChildren;
+  return { storeKey, qualified, idType, idCollation: row.idCollation ?? undefined, owner, byKey };
 }
 
 /**
@@ -161,6 +166,10 @@ export function storeSql(
   // Text as a value of the id column, in the column's collation: comparisons the column's index serves.
   const asId = (text: string): string => as({ type: info.idType, collation: info.idCollation }, text);
   const { owner } = info;
+  // How a statement that listed rows writes them again: by their physical row (no second index lookup),
+  // or by key where ctids repeat (a partitioned or inherited table: each partition starts at (0,1), and a
+  // write by ctid alone would reach the other partitions' rows at the same place).
+  const ROW = info.byKey ? ID : 'ctid';
   // The rows `t` of the ids `i` of `input` whose status is `status`. By type, each is found by primary key
   // whatever the statistics say (a bulk park or resume leaves them stale): from an array the planner
   // cannot size, the status tested `IS TRUE`, which no status index serves. As text, by any plan.
@@ -191,7 +200,7 @@ export function storeSql(
         ${where}
         ORDER BY p.workflow_id${paged ? ' LIMIT $2 + 1' : ''}),
       held AS MATERIALIZED (
-        SELECT l.n, t.ctid AS row, t.${ST}::text = $4 AS paused${withPausing ? `, t.${ST}::text = $5 AS pausing` : ''}
+        SELECT l.n, t.${ROW} AS row, t.${ST}::text = $4 AS paused${withPausing ? `, t.${ST}::text = $5 AS pausing` : ''}
         FROM page l JOIN ${T} t ON t.${ID} = ${asId('l.workflow_id')}
           AND t.${ID} = ANY(ARRAY(SELECT ${asId('x.workflow_id')} FROM page x WHERE x.n <= $2))
         WHERE ${FENCE_OK} AND l.n <= $2
@@ -207,7 +216,7 @@ export function storeSql(
         RETURNING p.workflow_id),
       resumed AS (
         UPDATE ${T} AS t SET ${ST} = $3
-        WHERE t.ctid = ANY(ARRAY(SELECT l.row FROM listed l
+        WHERE t.${ROW} = ANY(ARRAY(SELECT l.row FROM listed l
             WHERE l.paused AND l.workflow_id IN (SELECT c.workflow_id FROM cleared c)))
           AND (t.${ST} = $4) IS TRUE
         RETURNING t.${ID} AS key)
@@ -351,12 +360,12 @@ export function storeSql(
      */
     parkPage: (withCursor: boolean, replace: boolean) => `
       WITH page AS MATERIALIZED (
-        SELECT t.ctid AS row, t.${ID} AS key, row_number() OVER (ORDER BY t.${ID}) AS n FROM ${T} t
+        SELECT t.${ROW} AS row, t.${ID} AS key, row_number() OVER (ORDER BY t.${ID}) AS n FROM ${T} t
         WHERE t.${ST} = $1${withCursor ? ` AND t.${ID} > ${asId('$7')}` : ''}
         ORDER BY t.${ID} LIMIT $2 + 1),
       paused AS (
         UPDATE ${T} AS t SET ${ST} = $3
-        WHERE ${FENCE_OK} AND t.ctid = ANY(ARRAY(SELECT p.row FROM page p WHERE p.n <= $2)) AND t.${ST} = $1
+        WHERE ${FENCE_OK} AND t.${ROW} = ANY(ARRAY(SELECT p.row FROM page p WHERE p.n <= $2)) AND t.${ST} = $1
         RETURNING t.${ID} AS key),
       marked AS (
         INSERT INTO ${S}.parked (store_key, workflow_id, member_id, token)
@@ -521,7 +530,7 @@ export function storeSql(
         `ANY(ARRAY(SELECT p.row FROM page p WHERE p.n <= $2 AND ${spent ? '' : 'NOT '}p.spent))`;
       return `
       WITH page AS MATERIALIZED (
-        SELECT t.ctid AS row, t.${ID} AS key, row_number() OVER (ORDER BY t.${ID}) AS n,
+        SELECT t.${ROW} AS row, t.${ID} AS key, row_number() OVER (ORDER BY t.${ID}) AS n,
           coalesce((SELECT r.count FROM ${R} r
             WHERE r.store_key = $3 AND r.workflow_id = t.${ID}::text COLLATE "C"), 0) >= $4::bigint AS spent
         FROM ${T} t
@@ -529,7 +538,7 @@ export function storeSql(
         ORDER BY t.${ID} LIMIT $2 + 1),
       paused AS (
         UPDATE ${T} AS t SET ${ST} = $5
-        WHERE ${FENCE_OK} AND t.ctid = ${rowsOf(false)} AND t.${ST} = $1
+        WHERE ${FENCE_OK} AND t.${ROW} = ${rowsOf(false)} AND t.${ST} = $1
         RETURNING t.${ID} AS key, t.${ID}::text COLLATE "C" AS workflow_id),
       counted AS (
         INSERT INTO ${R} AS r (store_key, workflow_id, count)
@@ -543,7 +552,7 @@ export function storeSql(
             ? `
       failed AS (
         UPDATE ${T} AS t SET ${ST} = $6
-        WHERE ${FENCE_OK} AND t.ctid = ${rowsOf(true)} AND t.${ST} = $1
+        WHERE ${FENCE_OK} AND t.${ROW} = ${rowsOf(true)} AND t.${ST} = $1
         RETURNING t.${ID} AS key, t.${ID}::text COLLATE "C" AS workflow_id),
       uncounted AS (
         DELETE FROM ${R} r USING failed h WHERE r.store_key = $3 AND r.workflow_id = h.workflow_id),
