@@ -114,9 +114,7 @@ describe('invariant 10: bad input gets a clear error naming it', () => {
       expect(() => uninstall.push(installSignalHandlers(undefined as never, { exit: () => {} }))).toThrow(
         ConfigurationError,
       );
-      expect(() =>
-        uninstall.push(installSignalHandlers({} as never, { exit: () => {} })),
-      ).toThrow(/`drain`/);
+      expect(() => uninstall.push(installSignalHandlers({} as never, { exit: () => {} }))).toThrow(/`drain`/);
     } finally {
       for (const u of uninstall) (u as () => void)();
     }

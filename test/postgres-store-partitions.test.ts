@@ -78,7 +78,10 @@ async function inheritedTable(
     await db.pool.query(`INSERT INTO ${name} (id, status) VALUES ($1, $2)`, [id, status]);
   }
   for (const [id, status] of child) {
-    await db.pool.query(`INSERT INTO ${sqlName(`${table}_child`)} (id, status) VALUES ($1, $2)`, [id, status]);
+    await db.pool.query(`INSERT INTO ${sqlName(`${table}_child`)} (id, status) VALUES ($1, $2)`, [
+      id,
+      status,
+    ]);
   }
   return table;
 }
