@@ -256,7 +256,8 @@ export class DrainController extends EventEmitter<DrainEvents> {
   }
 
   #escalate(reason: string | undefined): void {
-    if (this.#force.signal.aborted) return;
+    // Nothing left to force once the shutdown has finished: no `escalate` after `stopped`.
+    if (this.#force.signal.aborted || this.#state === 'stopped') return;
     const inFlight = this.#tracker.inFlight;
     log('shutdown escalated (reason %s, %d in flight)', reason, inFlight);
     const error = new DrainForcedError(

@@ -89,9 +89,20 @@ export class Starter {
   /** Joins, runs the crash-recovery gate (intake stays closed until it is done), then starts the background resume. */
   async start(): Promise<void> {
     await this.#join();
-    this.#recovery = await this.#gate(this.#membership as Membership);
+    const membership = this.#membership as Membership;
+    this.#recovery = await this.#gate(membership);
     this.#host.lifecycle.throwIfAborted();
-    this.#resumeTask = this.#resume();
+    // A membership lost during the gate was re-joined under a new incarnation, which the re-join registered,
+    // perhaps before the gate registered the old one: a peer's start would take this live member for dead.
+    // The current one is registered again, last (a failure is the re-join's to retry: logged).
+    if (this.#membership !== membership) {
+      await this.#reenter(this.#membership as Membership).catch((error: unknown) =>
+        log('registering the re-joined incarnation after the start gate failed: %O', error),
+      );
+    }
+    // After a resume the re-join started meanwhile, if it did: one at a time.
+    const previous = this.#resumeTask;
+    this.#resumeTask = previous === undefined ? this.#resume() : previous.then(() => this.#resume());
     this.#startPeerCheck();
   }
 

@@ -2,7 +2,8 @@
  * Defects of the core found in review, each pinned by a test that failed before its fix: the start gate's
  * lock release holding a shutdown past its budget, a throwing listener silencing the next ones, state
  * events out of order when a listener shuts down, and bad input accepted silently (a non-controller given
- * to installSignalHandlers(), a misspelt coordinator capability).
+ * to installSignalHandlers(), a misspelt coordinator capability), a membership lost during the start gate
+ * leaving a stale incarnation registered, and an `escalate` sent after `stopped`.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
@@ -133,5 +134,77 @@ describe('invariant 10: bad input gets a clear error naming it', () => {
     expect(
       () => new DrainController({ group: 'g', coordinator: misdeclared, store: new MemoryWorkflowStore() }),
     ).toThrow(/coordinator\.capabilities\.fencing/);
+  });
+});
+
+describe('a membership lost during the start gate', () => {
+  it('leaves the re-joined incarnation registered in the generation record, and one resume at a time', async () => {
+    const coordinator = new FaultyCoordinator(new MemoryCoordinator({ backend: new MemoryBackend() }));
+    const host = new MemoryWorkflowStore();
+    let releaseGate!: () => void;
+    const gateHeld = new Promise<void>((resolve) => (releaseGate = resolve));
+    let gateReading!: () => void;
+    const reading = new Promise<void>((resolve) => (gateReading = resolve));
+    let reentered!: (incarnation: string) => void;
+    const reenter = new Promise<string>((resolve) => (reentered = resolve));
+    let entries = 0;
+    let listing = 0;
+    let listingsAtOnce = 0;
+    const store = over(host, {
+      // The gate reads the record while the membership is lost and re-joined, then goes on.
+      readGeneration: async (group, o) => {
+        gateReading();
+        await gateHeld;
+        return host.readGeneration(group, o);
+      },
+      enterGeneration: async (group, member, fence, o) => {
+        await host.enterGeneration(group, member, fence, o);
+        // The first entry is the re-join's (the gate waits): it names the new incarnation.
+        if (entries++ === 0) reentered(member.incarnation);
+      },
+      listParked: async (o) => {
+        listing++;
+        listingsAtOnce = Math.max(listingsAtOnce, listing);
+        try {
+          return await host.listParked(o);
+        } finally {
+          listing--;
+        }
+      },
+    });
+    const drain = new DrainController({
+      group: 'g',
+      memberId: 'm1',
+      coordinator,
+      store,
+      shutdownTimeoutMs: 2_000,
+    });
+    const started = drain.start();
+    await reading;
+    await coordinator.dropMembership('m1');
+    const incarnation = await reenter;
+    releaseGate();
+    await started;
+    await drain.whenResumed();
+    // The gate registered the incarnation it started with after the re-join had registered the new one: a
+    // peer's start would then take this live member for dead and recover what it runs.
+    const members = await coordinator.members('g');
+    expect(members.map((m) => m.incarnation)).toEqual([incarnation]);
+    expect((await host.readGeneration('g')).members).toEqual([{ memberId: 'm1', incarnation }]);
+    expect(listingsAtOnce).toBe(1);
+    await drain.shutdown();
+  });
+});
+
+describe('shutdown({ force }) after the shutdown finished', () => {
+  it('emits no escalate after stopped, and returns the same report', async () => {
+    const drain = new DrainController({ shutdownTimeoutMs: 2_000 });
+    await drain.start();
+    const events: string[] = [];
+    drain.on('stopped', () => events.push('stopped'));
+    drain.on('escalate', () => events.push('escalate'));
+    const report = await drain.shutdown();
+    expect(await drain.shutdown({ force: true, reason: 'SIGINT' })).toBe(report);
+    expect(events).toEqual(['stopped']);
   });
 });
