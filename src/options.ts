@@ -204,6 +204,15 @@ export function compileOptions(input: unknown): CompiledOptions {
   if (typeof drainShare !== 'number' || !Number.isFinite(drainShare) || drainShare <= 0 || drainShare > 1) {
     invalid('drainShare', 'a number in (0, 1]', drainShare);
   }
+  // With a hand-off, a drain that may take the whole budget leaves the last member no time to park: the
+  // group's running workflows would be left to a crash recovery.
+  if (drainShare === 1 && coordinator !== undefined) {
+    invalid(
+      'drainShare',
+      'a number in (0, 1) with a coordinator (1 leaves the hand-off no time to park)',
+      drainShare,
+    );
+  }
   return Object.freeze({
     group: pick('group', checkName),
     memberId:

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigurationError, DrainController } from '../src/index.js';
+import { MemoryCoordinator, MemoryWorkflowStore } from '../src/adapters/memory/index.js';
 
 describe('new DrainController() validation', () => {
   const cases: [string, Record<string, unknown>, string][] = [
@@ -26,6 +27,11 @@ describe('new DrainController() validation', () => {
       'share above one',
       { drainShare: 1.5 },
       'Expected `drainShare` to be a number in (0, 1], got `1.5` (number)',
+    ],
+    [
+      'share of one with a coordinator',
+      { drainShare: 1, group: 'g', coordinator: new MemoryCoordinator(), store: new MemoryWorkflowStore() },
+      'Expected `drainShare` to be a number in (0, 1) with a coordinator (1 leaves the hand-off no time to park), got `1` (number)',
     ],
     [
       'negative grace',
