@@ -6,99 +6,38 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
-import pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   PostgresCoordinator,
   PostgresWorkflowStore,
   type PgPool,
   type PgPoolClient,
-  type PostgresWorkflowStoreOptions,
 } from '../src/adapters/postgres/index.js';
 import { ConfigurationError, StaleTokenError } from '../src/errors.js';
 import { DrainController, type RecoveryReport } from '../src/index.js';
-import { testSchema, urlWithApplicationName, type TestSchema } from './fixtures/postgres-setup.js';
+import { urlWithApplicationName } from './fixtures/postgres-setup.js';
 import { POSTGRES_URL, uniqueName } from './support/env.js';
+import {
+  STATUSES_WITH_FAILED,
+  fence,
+  pgStoreTables,
+  settle,
+  sqlName,
+  waitFor,
+} from './support/pg-store-tables.js';
 
-let db: TestSchema;
-beforeAll(async () => {
-  db = await testSchema('gd_pg_recovery');
-});
-afterAll(async () => {
-  await db.drop();
-});
+const tables = pgStoreTables('gd_pg_recovery', { statuses: STATUSES_WITH_FAILED });
+const { db, cleanup, store, rows, statuses, markRows: marks, counts } = tables;
+const { backends, waitingOnLock, allIdle, holdLock } = tables;
 
-const cleanup: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step().catch(() => {});
-});
-
-const STATUSES = Object.freeze({
-  running: 'running',
-  pausing: 'pausing',
-  paused: 'paused',
-  failed: 'failed',
-});
 const EMPTY = { generation: 0, members: [], dirty: false };
-const fence = (token?: bigint, memberId = 'm1') => ({ memberId, token });
 const park = (maxRecoveries = 3) => ({ mode: 'park' as const, maxRecoveries });
 const count = (maxRecoveries = 3) => ({ mode: 'count' as const, maxRecoveries });
 
-const sqlName = (qualified: string): string =>
-  qualified
-    .split('.')
-    .map((part) => `"${part}"`)
-    .join('.');
+/** A host table `(id idType, status)` in the test schema with `list`; its qualified name (the store key). */
+const hostTable = (list: [string, string][], idType = 'text'): Promise<string> =>
+  tables.hostTable(list, `id ${idType} PRIMARY KEY, status text NOT NULL`);
 
-/** A host table `(id, status)` in the test schema with `rows`; its qualified name (the store key). */
-async function hostTable(rows: [string, string][], idType = 'text'): Promise<string> {
-  const table = `${db.schema}.${uniqueName('wf')}`;
-  await db.pool.query(`CREATE TABLE ${sqlName(table)} (id ${idType} PRIMARY KEY, status text NOT NULL)`);
-  for (const [id, status] of rows) {
-    await db.pool.query(`INSERT INTO ${sqlName(table)} VALUES ($1, $2)`, [id, status]);
-  }
-  return table;
-}
-
-/** A store over `table` on the shared pool (unless `options` give another source), closed after the test. */
-function store(table: string, options: Partial<PostgresWorkflowStoreOptions> = {}): PostgresWorkflowStore {
-  const source = (options.client ?? options.pool ?? options.url) ? {} : { pool: db.pool };
-  const s = new PostgresWorkflowStore({
-    ...source,
-    table,
-    schema: db.schema,
-    statuses: STATUSES,
-    ...options,
-  });
-  cleanup.push(() => s.close());
-  return s;
-}
-
-async function rows<T>(text: string, values: unknown[] = []): Promise<T[]> {
-  return (await db.pool.query(text, values)).rows as T[];
-}
-const statuses = async (table: string): Promise<Record<string, string>> =>
-  Object.fromEntries(
-    (
-      await rows<{ id: string; status: string }>(`SELECT id::text, status FROM ${sqlName(table)} ORDER BY id`)
-    ).map((r) => [r.id, r.status]),
-  );
-const marks = (table: string) =>
-  rows<{ id: string; memberId: string; token: string | null }>(
-    `SELECT workflow_id AS id, member_id AS "memberId", token::text AS token FROM "${db.schema}".parked
-     WHERE store_key = $1 ORDER BY workflow_id`,
-    [table],
-  );
-const counts = async (table: string): Promise<Record<string, number>> =>
-  Object.fromEntries(
-    (
-      await rows<{ id: string; count: number }>(
-        `SELECT workflow_id AS id, count FROM "${db.schema}".parked_recoveries WHERE store_key = $1
-         ORDER BY workflow_id`,
-        [table],
-      )
-    ).map((r) => [r.id, r.count]),
-  );
 const fenceOf = async (table: string): Promise<string | null> =>
   (
     await rows<{ token: string }>(
@@ -106,6 +45,7 @@ const fenceOf = async (table: string): Promise<string | null> =>
       [table],
     )
   )[0]?.token ?? null;
+
 /** Everything the store keeps of `table`, and the table's statuses: what a rejected call must leave alone. */
 const everything = async (table: string, group = 'g') => ({
   statuses: await statuses(table),
@@ -120,58 +60,8 @@ const everything = async (table: string, group = 'g') => ({
   ),
 });
 
-async function waitFor(what: string, ready: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await ready())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/** The backends of `application`, as pg_stat_activity shows them. */
-const backends = (application: string) =>
-  rows<{ state: string; waiting: boolean }>(
-    `SELECT state, wait_event_type IS NOT DISTINCT FROM 'Lock' AS waiting
-     FROM pg_stat_activity WHERE application_name = $1`,
-    [application],
-  );
-const waitingOnLock = (application: string) => async () =>
-  (await backends(application)).some((b) => b.waiting);
-const allIdle = (application: string) => async () =>
-  (await backends(application)).every((b) => b.state === 'idle');
-
 /** A store on a pool of its own, named so that its backends can be found, its first use done. */
-async function namedStore(table: string): Promise<{ store: PostgresWorkflowStore; application: string }> {
-  const application = uniqueName('gd_rec');
-  const pool = new pg.Pool({ connectionString: urlWithApplicationName(application), max: 2 });
-  pool.on('error', () => {});
-  cleanup.push(() => pool.end());
-  const s = store(table, { pool });
-  await s.listActive({ limit: 1 });
-  return { store: s, application };
-}
-
-/** Another session holding rows locked, as a host's transaction would, until the returned release. */
-async function holdLock(sql: string): Promise<() => Promise<void>> {
-  const holder = await db.pool.connect();
-  await holder.query('BEGIN');
-  await holder.query(sql);
-  let released = false;
-  const release = async (): Promise<void> => {
-    if (released) return;
-    released = true;
-    await holder.query('ROLLBACK');
-    holder.release();
-  };
-  cleanup.push(release);
-  return release;
-}
-
-const settle = (promise: Promise<unknown>): Promise<unknown> =>
-  promise.then(
-    (value) => ({ resolved: value }),
-    (error: unknown) => error,
-  );
+const namedStore = (table: string) => tables.namedStore(table, 'gd_rec');
 
 describe('PostgresWorkflowStore generation record', () => {
   it('readGeneration() of a group never seen reads generation 0, no members, not dirty, and writes nothing', async () => {

@@ -3,31 +3,15 @@
  * (values inlined as escaped literals), then `COMMIT`; `batchCommit` for the WAL flush of park and recover.
  */
 import type pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  PostgresWorkflowStore,
-  type PgPool,
-  type PgPoolClient,
-  type PostgresWorkflowStoreOptions,
-} from '../src/adapters/postgres/index.js';
+import { describe, expect, it } from 'vitest';
+import type { PgPool, PgPoolClient } from '../src/adapters/postgres/index.js';
 import { ConfigurationError, StaleTokenError } from '../src/errors.js';
-import { testSchema, type TestSchema } from './fixtures/postgres-setup.js';
 import { uniqueName } from './support/env.js';
+import { outcomes, pgStoreTables } from './support/pg-store-tables.js';
 
-let db: TestSchema;
-beforeAll(async () => {
-  db = await testSchema('gd_pg_batches');
+const { db, store } = pgStoreTables('gd_pg_batches', {
+  statuses: Object.freeze({ running: 'running', paused: 'paused' }),
 });
-afterAll(async () => {
-  await db.drop();
-});
-
-const cleanup: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step().catch(() => {});
-});
-
-const STATUSES = Object.freeze({ running: 'running', paused: 'paused' });
 
 /** A host table in the test schema, its columns named as given, with `ids` running. */
 async function hostTable(ids: string[], name = uniqueName('wf'), id = 'id', status = 'status') {
@@ -36,21 +20,6 @@ async function hostTable(ids: string[], name = uniqueName('wf'), id = 'id', stat
   for (const value of ids) await db.pool.query(`INSERT INTO ${table} VALUES ($1, 'running')`, [value]);
   return { table, option: `${db.schema}.${name}` };
 }
-
-function store(table: string, options: Partial<PostgresWorkflowStoreOptions> = {}): PostgresWorkflowStore {
-  const source = options.pool === undefined ? { pool: db.pool } : {};
-  const s = new PostgresWorkflowStore({
-    ...source,
-    table,
-    schema: db.schema,
-    statuses: STATUSES,
-    ...options,
-  });
-  cleanup.push(() => s.close());
-  return s;
-}
-
-const outcomes = (list: readonly { id: string; outcome: string }[]) => list.map((r) => [r.id, r.outcome]);
 
 describe('PostgresWorkflowStore batches', () => {
   it('park() and unpark() take any id as it is: quotes, backslashes, braces, commas, "NULL", $1, unicode', async () => {

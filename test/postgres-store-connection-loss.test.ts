@@ -5,40 +5,20 @@
  * a checked-out `pg.PoolClient` has no listener of the pool's, so its 'error' event went unhandled.
  */
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PostgresWorkflowStore } from '../src/adapters/postgres/index.js';
-import { testSchema, type TestSchema, urlWithApplicationName } from './fixtures/postgres-setup.js';
+import { urlWithApplicationName } from './fixtures/postgres-setup.js';
 import { uniqueName } from './support/env.js';
+import { STATUSES, pgStoreTables, sqlName, waitFor } from './support/pg-store-tables.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
-let db: TestSchema;
-beforeAll(async () => {
-  db = await testSchema('gd_pg_store_loss');
-});
-afterAll(async () => {
-  await db.drop();
-});
-
-const STATUSES = Object.freeze({ running: 'running', pausing: 'pausing', paused: 'paused' });
-
-async function waitFor(what: string, ready: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await ready())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const { db, hostTable } = pgStoreTables('gd_pg_store_loss');
 
 describe('PostgresWorkflowStore on a pool, when a connection drops mid-transaction', () => {
   for (const operation of ['park', 'unpark'] as const) {
     it(`${operation}() rejects, and the process does not crash`, async () => {
-      const table = `${db.schema}.${uniqueName('wf')}`;
-      const t = table
-        .split('.')
-        .map((p) => `"${p}"`)
-        .join('.');
-      await db.pool.query(`CREATE TABLE ${t} (id text PRIMARY KEY, status text NOT NULL)`);
-      await db.pool.query(`INSERT INTO ${t} VALUES ('a', 'running')`);
+      const table = await hostTable([['a', 'running']]);
+      const t = sqlName(table);
       const target = new URL(db.pool.options.connectionString as string);
       const proxy = new TcpProxy(target.hostname, Number(target.port || 5432));
       const port = await proxy.listen();

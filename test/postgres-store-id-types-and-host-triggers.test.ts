@@ -3,68 +3,21 @@
  * and under a host's own trigger that cascades a status change inside the store's unpark transaction
  * (the mark trigger still drops the cascaded rows' marks).
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { PostgresWorkflowStore, type PostgresWorkflowStoreOptions } from '../src/adapters/postgres/index.js';
-import type { Fence, ItemResult } from '../src/workflow-store.js';
-import { testSchema, type TestSchema } from './fixtures/postgres-setup.js';
+import { describe, expect, it } from 'vitest';
 import { uniqueName } from './support/env.js';
+import { fence, outcomes, pgStoreTables, sqlName } from './support/pg-store-tables.js';
 
-let db: TestSchema;
-beforeAll(async () => {
-  db = await testSchema('gd_pg_idtypes');
-});
-afterAll(async () => {
-  await db.drop();
-});
+const { db, hostTable, store, rows, marks } = pgStoreTables('gd_pg_idtypes');
 
-const cleanup: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step().catch(() => {});
-});
-
-const STATUSES = Object.freeze({ running: 'running', pausing: 'pausing', paused: 'paused' });
-const fence = (token?: bigint, memberId = 'm1'): Fence => ({ memberId, token });
-const sqlName = (qualified: string): string =>
-  qualified
-    .split('.')
-    .map((part) => `"${part}"`)
-    .join('.');
-const outcomes = (list: readonly ItemResult<string>[]) => list.map((r) => [r.id, r.outcome]);
-
-async function hostTable(rows: readonly (readonly [string, string])[], columns: string): Promise<string> {
-  const table = `${db.schema}.${uniqueName('wf')}`;
-  await db.pool.query(`CREATE TABLE ${sqlName(table)} (${columns})`);
-  for (const [id, status] of rows) {
-    await db.pool.query(`INSERT INTO ${sqlName(table)} (id, status) VALUES ($1, $2)`, [id, status]);
-  }
-  return table;
-}
-
-function store(table: string, options: Partial<PostgresWorkflowStoreOptions> = {}): PostgresWorkflowStore {
-  const s = new PostgresWorkflowStore({
-    pool: db.pool,
-    table,
-    schema: db.schema,
-    statuses: STATUSES,
-    ...options,
-  });
-  cleanup.push(() => s.close());
-  return s;
-}
-
+/** The host table's status of each id, ids trimmed of the padding of a character(n) column. */
 const statuses = async (table: string): Promise<Record<string, string>> =>
   Object.fromEntries(
-    (await db.pool.query(`SELECT trim(id::text) AS id, status FROM ${sqlName(table)} ORDER BY id`)).rows.map(
-      (r: { id: string; status: string }) => [r.id, r.status],
-    ),
+    (
+      await rows<{ id: string; status: string }>(
+        `SELECT trim(id::text) AS id, status FROM ${sqlName(table)} ORDER BY id`,
+      )
+    ).map((r) => [r.id, r.status]),
   );
-const marks = async (table: string): Promise<string[]> =>
-  (
-    await db.pool.query(
-      `SELECT workflow_id AS id FROM "${db.schema}".parked WHERE store_key = $1 ORDER BY 1`,
-      [table],
-    )
-  ).rows.map((r: { id: string }) => r.id);
 
 describe('a character(n) id column', () => {
   // asId() casts to format_type(atttypid, NULL) = `character`, i.e. character(1): every id is cut to its

@@ -5,62 +5,28 @@
  * parked already. And `diagnose()`, which reports a status mapping that matches no row.
  */
 import pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   migrate,
-  PostgresWorkflowStore,
+  type PostgresWorkflowStore,
   type PostgresWorkflowStoreOptions,
 } from '../src/adapters/postgres/index.js';
 import { ConfigurationError } from '../src/errors.js';
 import type { Fence } from '../src/workflow-store.js';
-import { testSchema, type TestSchema } from './fixtures/postgres-setup.js';
+import { testSchema } from './fixtures/postgres-setup.js';
 import { POSTGRES_URL, uniqueName } from './support/env.js';
+import { STATUSES, pgStoreTables, sqlName } from './support/pg-store-tables.js';
 
-let db: TestSchema;
-beforeAll(async () => {
-  db = await testSchema('gd_pg_marks');
-});
-afterAll(async () => {
-  await db.drop();
-});
-
-const STATUSES = Object.freeze({ running: 'running', pausing: 'pausing', paused: 'paused' });
+const tables = pgStoreTables('gd_pg_marks', { strictClose: true });
+const { db, hostTable, setStatus, marks } = tables;
 const FENCE: Fence = Object.freeze({ memberId: 'm1', token: undefined });
 
-function sqlName(qualified: string): string {
-  return qualified
-    .split('.')
-    .map((part) => `"${part}"`)
-    .join('.');
-}
-
-/** A new host table in the test schema, with `rows` (id, status); returns its qualified name. */
-async function hostTable(
-  rows: [string, string][] = [],
-  columns = 'id text PRIMARY KEY, status text NOT NULL',
-): Promise<string> {
-  const table = `${db.schema}.${uniqueName('wf')}`;
-  await db.pool.query(`CREATE TABLE ${sqlName(table)} (${columns})`);
-  for (const [id, status] of rows) {
-    await db.pool.query(`INSERT INTO ${sqlName(table)} VALUES ($1, $2)`, [id, status]);
-  }
-  return table;
-}
-
-const stores: PostgresWorkflowStore[] = [];
-function store(options: Partial<PostgresWorkflowStoreOptions> & { table: string }): PostgresWorkflowStore {
-  const source = (options.client ?? options.connectionString ?? options.url) ? {} : { pool: db.pool };
-  const s = new PostgresWorkflowStore({ ...source, schema: db.schema, statuses: STATUSES, ...options });
-  stores.push(s);
-  return s;
-}
-afterEach(async () => {
-  await Promise.all(stores.splice(0).map((s) => s.close()));
-});
-
-async function setStatus(table: string, id: string, status: string, column = 'status'): Promise<void> {
-  await db.pool.query(`UPDATE ${sqlName(table)} SET "${column}" = $2 WHERE id = $1`, [id, status]);
-}
+/**
+ * A store over `options.table`, on the shared pool unless `options` give another source; closed after the
+ * test, a close() that rejects failing it.
+ */
+const store = ({ table, ...options }: Partial<PostgresWorkflowStoreOptions> & { table: string }) =>
+  tables.store(table, options);
 
 async function statusOf(table: string, id: string, column = 'status'): Promise<string | undefined> {
   const { rows } = await db.pool.query<{ s: string }>(
@@ -68,14 +34,6 @@ async function statusOf(table: string, id: string, column = 'status'): Promise<s
     [id],
   );
   return rows[0]?.s;
-}
-
-async function marks(table: string, schema = db.schema): Promise<string[]> {
-  const { rows } = await db.pool.query<{ id: string }>(
-    `SELECT workflow_id AS id FROM "${schema}".parked WHERE store_key = $1 ORDER BY 1`,
-    [table],
-  );
-  return rows.map((row) => row.id);
 }
 
 async function triggersOn(table: string): Promise<string[]> {

@@ -3,51 +3,26 @@
  * rejection of every call an evicted incarnation makes, ordered against the eviction by a row lock.
  */
 import pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   migrate,
-  PostgresWorkflowStore,
+  type PostgresWorkflowStore,
   type PostgresWorkflowStoreOptions,
 } from '../src/adapters/postgres/index.js';
 import { ConfigurationError, EvictedMemberError, StaleTokenError } from '../src/errors.js';
 import type { Fence } from '../src/workflow-store.js';
-import { testSchema, urlWithApplicationName, type TestSchema } from './fixtures/postgres-setup.js';
+import { urlWithApplicationName } from './fixtures/postgres-setup.js';
 import { uniqueName } from './support/env.js';
+import { STATUSES_WITH_FAILED, pgStoreTables, rejection, sqlName } from './support/pg-store-tables.js';
 
-let db: TestSchema;
-beforeAll(async () => {
-  db = await testSchema('gd_pg_owners');
-});
-afterAll(async () => {
-  await db.drop();
-});
+const tables = pgStoreTables('gd_pg_owners', { statuses: STATUSES_WITH_FAILED });
+const { db, cleanup, rows, statuses } = tables;
 
-const cleanup: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step().catch(() => {});
-});
-
-const STATUSES = Object.freeze({
-  running: 'running',
-  pausing: 'pausing',
-  paused: 'paused',
-  failed: 'failed',
-});
 const DEAD = Object.freeze({ memberId: 'm-dead', incarnation: 'inc-dead' });
 const LIVE = Object.freeze({ memberId: 'm-live', incarnation: 'inc-live' });
 /** A call of the dead incarnation, with or without a token. */
 const deadFence = (token?: bigint): Fence => ({ ...DEAD, token });
 const liveFence = (token?: bigint): Fence => ({ ...LIVE, token });
-
-const sqlName = (qualified: string): string =>
-  qualified
-    .split('.')
-    .map((part) => `"${part}"`)
-    .join('.');
-
-async function rows<T>(text: string, values: unknown[] = []): Promise<T[]> {
-  return (await db.pool.query(text, values)).rows as T[];
-}
 
 /** A host table `(id, status, owner)` in the test schema with `rows` `[id, status, owner]`. */
 async function hostTable(list: [string, string, string | null][], ownerType = 'text'): Promise<string> {
@@ -66,17 +41,7 @@ async function hostTable(list: [string, string, string | null][], ownerType = 't
 type Options = Omit<Partial<PostgresWorkflowStoreOptions>, 'ownerColumn'> & { ownerColumn?: string | null };
 
 function store(table: string, { ownerColumn = 'owner', ...options }: Options = {}): PostgresWorkflowStore {
-  const source = options.pool === undefined ? { pool: db.pool } : {};
-  const s = new PostgresWorkflowStore({
-    ...source,
-    table,
-    schema: db.schema,
-    statuses: STATUSES,
-    ...(ownerColumn === null ? {} : { ownerColumn }),
-    ...options,
-  });
-  cleanup.push(() => s.close());
-  return s;
+  return tables.store(table, { ...(ownerColumn === null ? {} : { ownerColumn }), ...options });
 }
 
 /** A store with the owner capability, its methods asserted present. */
@@ -102,12 +67,6 @@ async function allOwned(
   return pages;
 }
 
-const statuses = async (table: string): Promise<Record<string, string>> =>
-  Object.fromEntries(
-    (await rows<{ id: string; status: string }>(`SELECT id, status FROM ${sqlName(table)} ORDER BY id`)).map(
-      (r) => [r.id, r.status],
-    ),
-  );
 /** Everything a rejected call must leave alone. */
 const everything = async (table: string) => ({
   statuses: await statuses(table),
@@ -130,12 +89,6 @@ const evicted = (table: string) =>
     `SELECT incarnation, member_id, grp FROM "${db.schema}".parked_incarnations
      WHERE store_key = $1 AND evicted_at IS NOT NULL ORDER BY incarnation`,
     [table],
-  );
-
-const rejection = (promise: Promise<unknown>): Promise<unknown> =>
-  promise.then(
-    () => new Error('resolved'),
-    (error: unknown) => error,
   );
 
 describe('PostgresWorkflowStore ownerColumn', () => {
@@ -169,13 +122,16 @@ describe('PostgresWorkflowStore ownerColumn', () => {
   it('migrate({ stores }) checks the ownerColumn too', async () => {
     const table = await hostTable([]);
     const error = await rejection(
-      migrate(db.pool, { schema: db.schema, stores: [{ table, statuses: STATUSES, ownerColumn: 'driver' }] }),
+      migrate(db.pool, {
+        schema: db.schema,
+        stores: [{ table, statuses: STATUSES_WITH_FAILED, ownerColumn: 'driver' }],
+      }),
     );
     expect(error).toBeInstanceOf(ConfigurationError);
     expect((error as Error).message).toMatch(/`stores\[0\]\.ownerColumn`.*"driver"/);
     await migrate(db.pool, {
       schema: db.schema,
-      stores: [{ table, statuses: STATUSES, ownerColumn: 'owner' }],
+      stores: [{ table, statuses: STATUSES_WITH_FAILED, ownerColumn: 'owner' }],
     });
   });
 });

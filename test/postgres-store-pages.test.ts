@@ -5,72 +5,25 @@
  * rolling back, marks (a user's pause never resumed), host rows locked by another transaction, ids of
  * every kind, and a DrainController's shutdown and start over them.
  */
-import pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  PostgresWorkflowStore,
-  type PgPool,
-  type PgPoolClient,
-  type PostgresWorkflowStoreOptions,
-} from '../src/adapters/postgres/index.js';
+import { describe, expect, it } from 'vitest';
+import type { PgPool, PgPoolClient, PostgresWorkflowStore } from '../src/adapters/postgres/index.js';
 import { MemoryBackend, MemoryCoordinator } from '../src/adapters/memory/index.js';
 import { EvictedMemberError, StaleTokenError } from '../src/errors.js';
 import { DrainController } from '../src/index.js';
-import type { Fence, ItemResult, ParkPage, UnparkPage } from '../src/workflow-store.js';
-import { testSchema, urlWithApplicationName, type TestSchema } from './fixtures/postgres-setup.js';
+import type { Fence, ParkPage, UnparkPage } from '../src/workflow-store.js';
 import { uniqueName } from './support/env.js';
+import {
+  BEAT_COLUMNS,
+  fence,
+  outcomes,
+  pgStoreTables,
+  rejection,
+  sqlName,
+  waitFor,
+} from './support/pg-store-tables.js';
 
-let db: TestSchema;
-beforeAll(async () => {
-  db = await testSchema('gd_pg_pages');
-});
-afterAll(async () => {
-  await db.drop();
-});
-
-const cleanup: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step().catch(() => {});
-});
-
-const STATUSES = Object.freeze({ running: 'running', pausing: 'pausing', paused: 'paused' });
-const fence = (token?: bigint, memberId = 'm1', incarnation?: string): Fence => ({
-  memberId,
-  token,
-  ...(incarnation === undefined ? {} : { incarnation }),
-});
-
-const sqlName = (qualified: string): string =>
-  qualified
-    .split('.')
-    .map((part) => `"${part}"`)
-    .join('.');
-
-/** A host table in the test schema with `rows` (id, status); `columns` its definition. */
-async function hostTable(
-  rows: readonly (readonly [string, string])[],
-  columns = 'id text PRIMARY KEY, status text NOT NULL, beat integer NOT NULL DEFAULT 0',
-): Promise<string> {
-  const table = `${db.schema}.${uniqueName('wf')}`;
-  await db.pool.query(`CREATE TABLE ${sqlName(table)} (${columns})`);
-  for (const [id, status] of rows) {
-    await db.pool.query(`INSERT INTO ${sqlName(table)} (id, status) VALUES ($1, $2)`, [id, status]);
-  }
-  return table;
-}
-
-function store(table: string, options: Partial<PostgresWorkflowStoreOptions> = {}): PostgresWorkflowStore {
-  const source = (options.client ?? options.pool ?? options.url) ? {} : { pool: db.pool };
-  const s = new PostgresWorkflowStore({
-    ...source,
-    table,
-    schema: db.schema,
-    statuses: STATUSES,
-    ...options,
-  });
-  cleanup.push(() => s.close());
-  return s;
-}
+const tables = pgStoreTables('gd_pg_pages', { columns: BEAT_COLUMNS });
+const { db, cleanup, hostTable, store, rows, statuses, setStatus, marks, namedStore: namedStoreOf } = tables;
 
 /** The store's fused methods, asserted present. */
 function pages(s: PostgresWorkflowStore) {
@@ -83,22 +36,6 @@ function pages(s: PostgresWorkflowStore) {
   };
 }
 
-async function rows<T>(text: string, values: unknown[] = []): Promise<T[]> {
-  return (await db.pool.query(text, values)).rows as T[];
-}
-const statuses = async (table: string): Promise<Record<string, string>> =>
-  Object.fromEntries(
-    (
-      await rows<{ id: string; status: string }>(`SELECT id::text, status FROM ${sqlName(table)} ORDER BY id`)
-    ).map((r) => [r.id, r.status]),
-  );
-const marks = async (table: string): Promise<string[]> =>
-  (
-    await rows<{ id: string }>(
-      `SELECT workflow_id AS id FROM "${db.schema}".parked WHERE store_key = $1 ORDER BY 1`,
-      [table],
-    )
-  ).map((r) => r.id);
 /** Everything a rejected call must leave alone. */
 const everything = async (table: string) => ({
   statuses: await statuses(table),
@@ -108,10 +45,6 @@ const everything = async (table: string) => ({
   ),
   fence: await rows(`SELECT token::text FROM "${db.schema}".store_fences WHERE store_key = $1`, [table]),
 });
-const setStatus = (table: string, id: string, status: string) =>
-  db.pool.query(`UPDATE ${sqlName(table)} SET status = $2 WHERE id = $1`, [id, status]);
-
-const outcomes = (list: readonly ItemResult<string>[]) => list.map((r) => [r.id, r.outcome]);
 
 /** Every page of parkPage from the first, with the cursors it gave. */
 async function parkAll(s: PostgresWorkflowStore, limit: number, f = fence(1n)) {
@@ -137,40 +70,8 @@ async function unparkAll(s: PostgresWorkflowStore, limit: number, f = fence(2n))
   return all;
 }
 
-const rejection = (promise: Promise<unknown>): Promise<unknown> =>
-  promise.then(
-    () => new Error('resolved'),
-    (error: unknown) => error,
-  );
-
-async function waitFor(what: string, ready: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await ready())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 /** A store on a pool of its own whose backends can be found by name; first use done beforehand. */
-async function namedStore(table: string, extra: Partial<PostgresWorkflowStoreOptions> = {}) {
-  const application = uniqueName('gd_pages');
-  const pool = new pg.Pool({ connectionString: urlWithApplicationName(application), max: 2 });
-  pool.on('error', () => {});
-  cleanup.push(() => pool.end());
-  const s = store(table, { pool, ...extra });
-  await s.listActive({ limit: 1 });
-  const backends = async () =>
-    rows<{ state: string; waiting: boolean }>(
-      `SELECT state, wait_event_type IS NOT DISTINCT FROM 'Lock' AS waiting
-       FROM pg_stat_activity WHERE application_name = $1`,
-      [application],
-    );
-  return {
-    store: s,
-    waiting: async () => (await backends()).some((b) => b.waiting),
-    idle: async () => (await backends()).every((b) => b.state === 'idle'),
-  };
-}
+const namedStore = (table: string) => namedStoreOf(table, 'gd_pages');
 
 /** A transaction of the host's on its own connection: `run` statements in it, then commit or roll back. */
 async function hostTransaction(): Promise<{

@@ -9,100 +9,27 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  PostgresCoordinator,
-  PostgresWorkflowStore,
-  type PostgresWorkflowStoreOptions,
-} from '../src/adapters/postgres/index.js';
+import { describe, expect, it } from 'vitest';
+import { PostgresCoordinator, PostgresWorkflowStore } from '../src/adapters/postgres/index.js';
 import { ConfigurationError, EvictedMemberError, StaleTokenError } from '../src/errors.js';
 import { DrainController } from '../src/index.js';
-import type { Fence, ItemResult, RecoverPage } from '../src/workflow-store.js';
-import { testSchema, urlWithApplicationName, type TestSchema } from './fixtures/postgres-setup.js';
+import type { Fence, RecoverPage } from '../src/workflow-store.js';
+import { urlWithApplicationName } from './fixtures/postgres-setup.js';
 import { POSTGRES_URL, uniqueName } from './support/env.js';
+import {
+  BEAT_COLUMNS,
+  STATUSES_WITH_FAILED,
+  fence,
+  outcomes,
+  pgStoreTables,
+  sqlName,
+  waitFor,
+} from './support/pg-store-tables.js';
 
-let db: TestSchema;
-beforeAll(async () => {
-  db = await testSchema('gd_pg_recpage');
-});
-afterAll(async () => {
-  await db.drop();
-});
+const tables = pgStoreTables('gd_pg_recpage', { statuses: STATUSES_WITH_FAILED, columns: BEAT_COLUMNS });
+const { db, cleanup, hostTable, store, rows, statuses } = tables;
+const { setStatus, markRows: marks, counts, backends } = tables;
 
-const cleanup: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step().catch(() => {});
-});
-
-const STATUSES = Object.freeze({
-  running: 'running',
-  pausing: 'pausing',
-  paused: 'paused',
-  failed: 'failed',
-});
-const fence = (token?: bigint, memberId = 'm1', incarnation?: string): Fence => ({
-  memberId,
-  token,
-  ...(incarnation === undefined ? {} : { incarnation }),
-});
-
-const sqlName = (qualified: string): string =>
-  qualified
-    .split('.')
-    .map((part) => `"${part}"`)
-    .join('.');
-
-/** A host table in the test schema with `rows` (id, status); `columns` its definition. */
-async function hostTable(
-  rows: readonly (readonly [string, string])[],
-  columns = 'id text PRIMARY KEY, status text NOT NULL, beat integer NOT NULL DEFAULT 0',
-): Promise<string> {
-  const table = `${db.schema}.${uniqueName('wf')}`;
-  await db.pool.query(`CREATE TABLE ${sqlName(table)} (${columns})`);
-  for (const [id, status] of rows) {
-    await db.pool.query(`INSERT INTO ${sqlName(table)} (id, status) VALUES ($1, $2)`, [id, status]);
-  }
-  return table;
-}
-
-function store(table: string, options: Partial<PostgresWorkflowStoreOptions> = {}): PostgresWorkflowStore {
-  const source = (options.client ?? options.pool ?? options.url) ? {} : { pool: db.pool };
-  const s = new PostgresWorkflowStore({
-    ...source,
-    table,
-    schema: db.schema,
-    statuses: STATUSES,
-    ...options,
-  });
-  cleanup.push(() => s.close());
-  return s;
-}
-
-async function rows<T>(text: string, values: unknown[] = []): Promise<T[]> {
-  return (await db.pool.query(text, values)).rows as T[];
-}
-const statuses = async (table: string): Promise<Record<string, string>> =>
-  Object.fromEntries(
-    (
-      await rows<{ id: string; status: string }>(`SELECT id::text, status FROM ${sqlName(table)} ORDER BY id`)
-    ).map((r) => [r.id, r.status]),
-  );
-const marks = (table: string) =>
-  rows<{ id: string; memberId: string; token: string | null }>(
-    `SELECT workflow_id AS id, member_id AS "memberId", token::text AS token FROM "${db.schema}".parked
-     WHERE store_key = $1 ORDER BY workflow_id`,
-    [table],
-  );
-const counts = async (table: string): Promise<Record<string, number>> =>
-  Object.fromEntries(
-    (
-      await rows<{ id: string; count: string }>(
-        `SELECT workflow_id AS id, count::text AS count FROM "${db.schema}".parked_recoveries
-         WHERE store_key = $1 ORDER BY workflow_id`,
-        [table],
-      )
-    ).map((r) => [r.id, Number(r.count)]),
-  );
 /** Everything a rejected call must leave alone. */
 const everything = async (table: string) => ({
   statuses: await statuses(table),
@@ -110,30 +37,12 @@ const everything = async (table: string) => ({
   counts: await counts(table),
   fence: await rows(`SELECT token::text FROM "${db.schema}".store_fences WHERE store_key = $1`, [table]),
 });
-const setStatus = (table: string, id: string, status: string) =>
-  db.pool.query(`UPDATE ${sqlName(table)} SET status = $2 WHERE id = $1`, [id, status]);
-const outcomes = (list: readonly ItemResult<string>[]) => list.map((r) => [r.id, r.outcome]);
 const rejection = (promise: Promise<unknown>): Promise<unknown> =>
   promise.then(
     () => {
       throw new Error('expected a rejection');
     },
     (error: unknown) => error,
-  );
-
-async function waitFor(what: string, ready: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await ready())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-/** The backends of `application`, as pg_stat_activity shows them. */
-const backends = (application: string) =>
-  rows<{ state: string; waiting: boolean }>(
-    `SELECT state, wait_event_type IS NOT DISTINCT FROM 'Lock' AS waiting
-     FROM pg_stat_activity WHERE application_name = $1`,
-    [application],
   );
 
 type Options = { mode: 'park' | 'count'; maxRecoveries: number };
@@ -173,10 +82,10 @@ const DATA: readonly (readonly [string, string])[] = [
 ];
 
 describe('PostgresWorkflowStore.recoverPage', () => {
-  const configs: { name: string; statuses: Partial<typeof STATUSES>; options: Options }[] = [
+  const configs: { name: string; statuses: Partial<typeof STATUSES_WITH_FAILED>; options: Options }[] = [
     {
       name: 'park, with pausing and failed',
-      statuses: STATUSES,
+      statuses: STATUSES_WITH_FAILED,
       options: { mode: 'park', maxRecoveries: 2 },
     },
     {
@@ -184,7 +93,11 @@ describe('PostgresWorkflowStore.recoverPage', () => {
       statuses: { running: 'running', paused: 'paused' },
       options: { mode: 'park', maxRecoveries: 2 },
     },
-    { name: 'count, with failed', statuses: STATUSES, options: { mode: 'count', maxRecoveries: 2 } },
+    {
+      name: 'count, with failed',
+      statuses: STATUSES_WITH_FAILED,
+      options: { mode: 'count', maxRecoveries: 2 },
+    },
     {
       name: 'count, no failed',
       statuses: { running: 'running', pausing: 'pausing', paused: 'paused' },
@@ -194,10 +107,9 @@ describe('PostgresWorkflowStore.recoverPage', () => {
   for (const { name, statuses: configured, options } of configs) {
     it(`equals listActive() + recover() on a twin table (${name}), in every page`, async () => {
       const tables = [await hostTable(DATA), await hostTable(DATA)];
-      const [fused, pair] = tables.map((t) => store(t, { statuses: configured as typeof STATUSES })) as [
-        PostgresWorkflowStore,
-        PostgresWorkflowStore,
-      ];
+      const [fused, pair] = tables.map((t) =>
+        store(t, { statuses: configured as typeof STATUSES_WITH_FAILED }),
+      ) as [PostgresWorkflowStore, PostgresWorkflowStore];
       for (const [i, t] of tables.entries()) {
         const s = i === 0 ? fused : pair;
         // counted before: r01 once, r02 twice (spent at 2), r03 once; a stale mark on r04 (a store

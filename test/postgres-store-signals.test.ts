@@ -5,7 +5,7 @@
  * an older token is rejected.
  */
 import pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   PostgresWorkflowStore,
   type PgPool,
@@ -13,58 +13,12 @@ import {
   type PostgresWorkflowStoreOptions,
 } from '../src/adapters/postgres/index.js';
 import { StaleTokenError } from '../src/errors.js';
-import { testSchema, urlWithApplicationName, type TestSchema } from './fixtures/postgres-setup.js';
+import { urlWithApplicationName } from './fixtures/postgres-setup.js';
 import { uniqueName } from './support/env.js';
+import { STATUSES, pgStoreTables, settle, sqlName, waitFor } from './support/pg-store-tables.js';
 
-let db: TestSchema;
-beforeAll(async () => {
-  db = await testSchema('gd_pg_signals');
-});
-afterAll(async () => {
-  await db.drop();
-});
-
-const STATUSES = Object.freeze({ running: 'running', pausing: 'pausing', paused: 'paused' });
-
-function sqlName(qualified: string): string {
-  return qualified
-    .split('.')
-    .map((part) => `"${part}"`)
-    .join('.');
-}
-
-async function hostTable(rows: [string, string][]): Promise<string> {
-  const table = `${db.schema}.${uniqueName('wf')}`;
-  await db.pool.query(`CREATE TABLE ${sqlName(table)} (id text PRIMARY KEY, status text NOT NULL)`);
-  for (const [id, status] of rows) {
-    await db.pool.query(`INSERT INTO ${sqlName(table)} VALUES ($1, $2)`, [id, status]);
-  }
-  return table;
-}
-
-async function waitFor(what: string, ready: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!(await ready())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/** The backends of `application` (the store's connections), as pg_stat_activity shows them. */
-async function backends(application: string): Promise<{ state: string; waiting: boolean }[]> {
-  const { rows } = await db.pool.query<{ state: string; waiting: boolean }>(
-    `SELECT state, wait_event_type IS NOT DISTINCT FROM 'Lock' AS waiting
-     FROM pg_stat_activity WHERE application_name = $1`,
-    [application],
-  );
-  return rows;
-}
-
-const waitingOnLock = (application: string) => async () =>
-  (await backends(application)).some((b) => b.waiting);
-/** No backend of `application` is inside a transaction or running a statement any more. */
-const allIdle = (application: string) => async () =>
-  (await backends(application)).every((b) => b.state === 'idle');
+const tables = pgStoreTables('gd_pg_signals');
+const { db, cleanup, hostTable, store: storeOver, waitingOnLock, allIdle, holdLock } = tables;
 
 /** What the park would have written: statuses, marks and the fence row. */
 async function written(table: string): Promise<{ statuses: string[]; marks: number; fence: string | null }> {
@@ -85,11 +39,6 @@ async function written(table: string): Promise<{ statuses: string[]; marks: numb
     fence: fence.rows[0]?.token ?? null,
   };
 }
-
-const cleanup: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step().catch(() => {});
-});
 
 /** A store on a connection (or pool) of its own, named so that its backends can be found. */
 async function namedStore(
@@ -112,41 +61,15 @@ async function namedStore(
     cleanup.push(() => client.end());
     source = { client };
   }
-  const store = new PostgresWorkflowStore({
-    ...source,
-    table,
-    schema: db.schema,
-    statuses: STATUSES,
-    ...extra,
-  });
-  cleanup.push(() => store.close());
+  const store = storeOver(table, { ...source, ...extra });
   // First use (checks, trigger) done beforehand: the statement that blocks is the call's own.
   await store.listActive({ limit: 1 });
   return { store, application };
 }
 
 /** Another session holding the rows of `table` locked, as a host's transaction would. */
-async function lockRows(table: string, how = 'SELECT * FROM %t FOR UPDATE'): Promise<() => Promise<void>> {
-  const holder = await db.pool.connect();
-  await holder.query('BEGIN');
-  await holder.query(how.replace('%t', sqlName(table)));
-  let released = false;
-  const release = async (): Promise<void> => {
-    if (released) return;
-    released = true;
-    await holder.query('ROLLBACK');
-    holder.release();
-  };
-  cleanup.push(release);
-  return release;
-}
-
-function settle(promise: Promise<unknown>): Promise<unknown> {
-  return promise.then(
-    (value) => ({ resolved: value }),
-    (error: unknown) => error,
-  );
-}
+const lockRows = (table: string, how = 'SELECT * FROM %t FOR UPDATE'): Promise<() => Promise<void>> =>
+  holdLock(how.replace('%t', sqlName(table)));
 
 describe('PostgresWorkflowStore with an AbortSignal', () => {
   for (const via of ['pool', 'client'] as const) {

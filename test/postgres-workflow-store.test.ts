@@ -1,21 +1,15 @@
 import pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PostgresWorkflowStore, type PostgresWorkflowStoreOptions } from '../src/adapters/postgres/index.js';
 import { ClosedError, ConfigurationError, StaleTokenError } from '../src/errors.js';
 import type { HostStatus, WorkflowStoreHarness } from '../src/testing/index.js';
 import { workflowStoreContract } from '../src/testing/vitest/index.js';
-import { testSchema, type TestSchema } from './fixtures/postgres-setup.js';
 import { POSTGRES_URL, uniqueName } from './support/env.js';
+import { STATUSES, pgStoreTables, sqlName } from './support/pg-store-tables.js';
 
-let db: TestSchema;
-beforeAll(async () => {
-  db = await testSchema('gd_pg_store');
-});
-afterAll(async () => {
-  await db.drop();
-});
+const tables = pgStoreTables('gd_pg_store', { strictClose: true });
+const { db } = tables;
 
-const STATUSES = Object.freeze({ running: 'running', pausing: 'pausing', paused: 'paused' });
 /** The store's tables in the schema, each keyed by the host table's name. */
 const KEYED_TABLES = [
   'parked',
@@ -26,19 +20,8 @@ const KEYED_TABLES = [
   'parked_incarnations',
 ];
 
-/** A new host table `(id text, status text)` in the test schema; returns its qualified name. */
-async function hostTable(columns = 'id text PRIMARY KEY, status text NOT NULL'): Promise<string> {
-  const table = uniqueName('wf');
-  await db.pool.query(`CREATE TABLE "${db.schema}"."${table}" (${columns})`);
-  return `${db.schema}.${table}`;
-}
-
-function sqlName(qualified: string): string {
-  return qualified
-    .split('.')
-    .map((part) => `"${part}"`)
-    .join('.');
-}
+/** A new host table `(id text, status text)`, or of `columns`, in the test schema; its qualified name. */
+const hostTable = (columns?: string): Promise<string> => tables.hostTable([], columns);
 
 /**
  * A harness over a fresh host table, with the store on the shared pool or on a client of its own; with
@@ -100,16 +83,12 @@ workflowStoreContract(() => harness('pool', 'failed', true), {
 });
 workflowStoreContract(() => harness('client'), { name: 'PostgresWorkflowStore (client)' });
 
-const stores: PostgresWorkflowStore[] = [];
-function store(options: Partial<PostgresWorkflowStoreOptions> & { table: string }): PostgresWorkflowStore {
-  const source = (options.client ?? options.connectionString ?? options.url) ? {} : { pool: db.pool };
-  const s = new PostgresWorkflowStore({ ...source, schema: db.schema, statuses: STATUSES, ...options });
-  stores.push(s);
-  return s;
-}
-afterEach(async () => {
-  await Promise.all(stores.splice(0).map((s) => s.close()));
-});
+/**
+ * A store over `options.table`, on the shared pool unless `options` give another source; closed after the
+ * test, a close() that rejects failing it.
+ */
+const store = ({ table, ...options }: Partial<PostgresWorkflowStoreOptions> & { table: string }) =>
+  tables.store(table, options);
 
 const member = 'm1';
 
