@@ -127,14 +127,18 @@ export class DrainController extends EventEmitter<DrainEvents> {
 
   /**
    * Registers an intake stopper, run in order when shutdown begins, bounded by the drain deadline (its
-   * signal aborts then); one that throws or hangs is recorded. Returns a function that unregisters it.
+   * signal aborts then); one that throws or hangs is recorded. Registered once shutdown has begun, it
+   * runs at once, with a signal that aborts at the drain deadline too. Returns a function that
+   * unregisters it.
    */
   onStopIntake(fn: (signal: AbortSignal) => unknown): () => void {
     const stopper = checkFunction<Stopper>('fn', fn);
     if (this.#shutdownPromise !== undefined) {
-      // Intake is already closed: stop this one too, at once.
+      // Intake is already closed: stop this one too, at once, with the signal the registered ones got
+      // (aborted at the drain deadline, or when forced): the tasks' `signal`.
+      const signal = this.#tracker.context.signal;
       Promise.resolve()
-        .then(() => stopper(this.#force.signal))
+        .then(() => stopper(signal))
         .catch((error: unknown) => log('late intake stopper failed: %O', error));
       return () => {};
     }

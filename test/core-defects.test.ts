@@ -3,7 +3,8 @@
  * lock release holding a shutdown past its budget, a throwing listener silencing the next ones, state
  * events out of order when a listener shuts down, and bad input accepted silently (a non-controller given
  * to installSignalHandlers(), a misspelt coordinator capability), a membership lost during the start gate
- * leaving a stale incarnation registered, and an `escalate` sent after `stopped`.
+ * leaving a stale incarnation registered, an `escalate` sent after `stopped`, and a late intake stopper's
+ * signal not aborting at the drain deadline.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
@@ -206,5 +207,26 @@ describe('shutdown({ force }) after the shutdown finished', () => {
     const report = await drain.shutdown();
     expect(await drain.shutdown({ force: true, reason: 'SIGINT' })).toBe(report);
     expect(events).toEqual(['stopped']);
+  });
+});
+
+describe('an intake stopper registered once shutdown has begun', () => {
+  it('is called at once with a signal that aborts at the drain deadline, as the others get', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    const drain = new DrainController({ shutdownTimeoutMs: 1_000, abortGraceMs: 100 });
+    await drain.start();
+    // A task that ignores its signals: the drain runs to its deadline.
+    void drain.track(() => new Promise(() => {})).catch(() => {});
+    const stopping = drain.shutdown();
+    let late: AbortSignal | undefined;
+    drain.onStopIntake((signal) => {
+      late = signal;
+    });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(late?.aborted).toBe(false);
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(late?.aborted).toBe(true);
+    await vi.advanceTimersByTimeAsync(1_000);
+    await stopping;
   });
 });
