@@ -5,43 +5,11 @@
  * `recoverPage`) must not write by ctid alone there. Each test failed before the store wrote such tables
  * by key: it wrote the other partitions' rows at the same place too.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { PostgresWorkflowStore, type PostgresWorkflowStoreOptions } from '../src/adapters/postgres/index.js';
-import type { Fence } from '../src/workflow-store.js';
-import { testSchema, type TestSchema } from './fixtures/postgres-setup.js';
+import { describe, expect, it } from 'vitest';
+import { fence, pgStoreTables, sqlName } from './support/pg-store-tables.js';
 import { uniqueName } from './support/env.js';
 
-let db: TestSchema;
-beforeAll(async () => {
-  db = await testSchema('gd_pg_review');
-});
-afterAll(async () => {
-  await db.drop();
-});
-
-const cleanup: (() => Promise<unknown>)[] = [];
-afterEach(async () => {
-  for (const step of cleanup.splice(0).reverse()) await step().catch(() => {});
-});
-
-const fence = (token?: bigint): Fence => ({ memberId: 'm1', token });
-const sqlName = (qualified: string): string =>
-  qualified
-    .split('.')
-    .map((part) => `"${part}"`)
-    .join('.');
-
-function pgStore(table: string, options: Partial<PostgresWorkflowStoreOptions> = {}): PostgresWorkflowStore {
-  const s = new PostgresWorkflowStore({
-    pool: db.pool,
-    table,
-    schema: db.schema,
-    statuses: { running: 'running', pausing: 'pausing', paused: 'paused' },
-    ...options,
-  });
-  cleanup.push(() => s.close());
-  return s;
-}
+const { db, store: pgStore, marks: pgMarks } = pgStoreTables('gd_pg_partitions');
 
 /**
  * A host table partitioned by range of id: ids below 'm' in one partition, the others in a second. A
@@ -97,14 +65,6 @@ const pgCtid = async (table: string, id: string): Promise<string> =>
       c: string;
     }
   ).c;
-const pgMarks = async (table: string): Promise<string[]> =>
-  (
-    await db.pool.query(
-      `SELECT workflow_id AS id FROM "${db.schema}".parked WHERE store_key = $1 ORDER BY 1`,
-      [table],
-    )
-  ).rows.map((r: { id: string }) => r.id);
-
 describe('PostgreSQL pages over a partitioned host table (ctids repeat across partitions)', () => {
   it("unparkPage never resumes a user's pause in another partition", async () => {
     // Without a pausing status a park is one update, as is the user's pause: both rows at (0,2).
