@@ -49,11 +49,17 @@ interface Block {
 const blocks: Block[] = [];
 for (const file of markdownFiles()) {
   const text = readFileSync(join(root, file), 'utf8');
-  const fence = /^```ts( run)?\n([\s\S]*?)^```$/gm;
+  // Indented blocks too (inside a list item): their indentation, the fence's, is taken off every line.
+  const fence = /^( *)```ts( run)?\n([\s\S]*?)^\1```$/gm;
   for (const match of text.matchAll(fence)) {
     const line = text.slice(0, match.index).split('\n').length;
     const name = `${file.replace(/[/.]/g, '_')}_${line}.ts`;
-    blocks.push({ file, line, code: match[2] ?? '', run: match[1] !== undefined, name });
+    const indent = match[1] ?? '';
+    const code = (match[3] ?? '')
+      .split('\n')
+      .map((l) => (l.startsWith(indent) ? l.slice(indent.length) : l))
+      .join('\n');
+    blocks.push({ file, line, code, run: match[2] !== undefined, name });
   }
 }
 
