@@ -5,9 +5,12 @@
  * @packageDocumentation
  */
 import diagnosticsChannel from 'node:diagnostics_channel';
+import createDebug from 'debug';
 import type { ParkProgress, RecoveryReport, ResumeReport } from './report.js';
 import type { DrainState } from './types.js';
 import { invalid } from './validate.js';
+
+const log = createDebug('graceful-drain:metrics');
 
 /** The channel names, stable across versions. */
 export const channels = Object.freeze({
@@ -101,7 +104,9 @@ export function publish<K extends keyof ChannelMessages>(name: K, message: () =>
 
 /**
  * `diagnosticsChannel.subscribe(channels[key], listener)` with the message typed; returns a function that
- * unsubscribes.
+ * unsubscribes. A listener that throws is logged (debug namespace `graceful-drain:metrics`) and changes
+ * nothing else: `diagnostics_channel` would rethrow its error as an uncaught exception, which would end
+ * the process mid-shutdown. Subscribing through `diagnostics_channel` directly has no such protection.
  *
  * @example
  * ```ts
@@ -114,7 +119,13 @@ export function subscribe<K extends keyof ChannelMessages>(
 ): () => void {
   const name = channels[key];
   if (name === undefined) invalid('key', `one of ${Object.keys(channels).join(', ')}`, key);
-  const handler = (message: unknown): void => listener(message as ChannelMessages[K]);
+  const handler = (message: unknown): void => {
+    try {
+      listener(message as ChannelMessages[K]);
+    } catch (error) {
+      log('a %s listener threw: %O', key, error);
+    }
+  };
   diagnosticsChannel.subscribe(name, handler);
   return () => void diagnosticsChannel.unsubscribe(name, handler);
 }

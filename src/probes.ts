@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { DrainController } from './controller.js';
-import { checkName, checkOptionsObject, invalid } from './validate.js';
+import { checkName, checkOptionsObject, hasMethods, invalid } from './validate.js';
 
 /** Options of {@link createProbeHandler}. */
 export interface ProbeHandlerOptions {
@@ -17,6 +17,8 @@ export type ProbeHandler = (req: IncomingMessage, res: ServerResponse) => boolea
  * Kubernetes probes for a `node:http` server you own: readiness fails from the first moment of shutdown,
  * liveness holds while draining. The handler answers its two paths and returns `false` for the rest.
  *
+ * @throws `ConfigurationError` for something that is not a `DrainController`, or a bad option.
+ *
  * @example
  * ```ts
  * const probes = createProbeHandler(drain);
@@ -24,6 +26,10 @@ export type ProbeHandler = (req: IncomingMessage, res: ServerResponse) => boolea
  * ```
  */
 export function createProbeHandler(drain: DrainController, options?: ProbeHandlerOptions): ProbeHandler {
+  // Checked now: a bad one would otherwise throw inside the server's request handler, or answer forever.
+  if (!hasMethods(drain, 'shutdown') || !('ready' in drain) || !('state' in drain)) {
+    invalid('drain', 'a DrainController', drain);
+  }
   const o = checkOptionsObject('createProbeHandler', options, ['readinessPath', 'livenessPath']);
   const pathOf = (name: string, fallback: string): string => {
     if (o[name] === undefined) return fallback;

@@ -1,6 +1,7 @@
 import { constants } from 'node:os';
 import createDebug from 'debug';
 import type { DrainController } from './controller.js';
+import { ConfigurationError } from './errors.js';
 import type { ShutdownReport } from './report.js';
 import { checkBoolean, checkFunction, checkOptionsObject, hasMethods, invalid } from './validate.js';
 
@@ -15,7 +16,11 @@ export interface SignalHandlerOptions {
   readonly signals?: readonly NodeJS.Signals[];
   /** Ends the process once the shutdown has finished. @defaultValue `(code) => process.exit(code)` */
   readonly exit?: (code: number) => void;
-  /** The exit code for a report. @defaultValue `0` for a `clean` report, `1` otherwise */
+  /**
+   * The exit code for a report. When it throws, the error is printed to stderr, the exit code is `1`, and
+   * `onShutdown` still runs.
+   * @defaultValue `0` for a `clean` report, `1` otherwise
+   */
   readonly exitCode?: (report: ShutdownReport) => number;
   /**
    * Runs after the shutdown, before exiting, with its report (to log it, flush telemetry, close a server)
@@ -39,13 +44,18 @@ const uncatchable: readonly string[] = ['SIGKILL', 'SIGSTOP'];
 
 const defaultExitCode = (report: ShutdownReport): number => (report.outcome === 'clean' ? 0 : 1);
 
+/** The controllers with handlers installed: two installs would each exit, one cutting the other off. */
+const installedOn = new WeakSet<object>();
+
 /**
  * Opt-in signal handling: the first signal starts `drain.shutdown({ reason })`, the second escalates to
  * `force`, a third exits at once with code 1. After the shutdown the process exits with `exitCode(report)`
- * (always `1` after a crash caught with `uncaught: true`, or when `onShutdown` throws). The controller
- * itself never exits the process: only this helper does, through `exit`.
+ * (always `1` after a crash caught with `uncaught: true`, or when `exitCode` or `onShutdown` throws). The controller
+ * itself never exits the process: only this helper does, through `exit`. Install it once per controller:
+ * a second install on the same one is refused until `uninstall()`.
  *
  * @returns `uninstall()`, which removes the handlers.
+ * @throws `ConfigurationError` for a bad argument or option, or a controller that has handlers already.
  * @example
  * ```ts
  * const uninstall = installSignalHandlers(drain, { onShutdown: (report) => console.log(report) });
@@ -72,6 +82,12 @@ export function installSignalHandlers(drain: DrainController, options?: SignalHa
   const exitCode = fn('exitCode', defaultExitCode);
   const onShutdown = fn<SignalHandlerOptions['onShutdown']>('onShutdown', undefined);
   const uncaught = o.uncaught === undefined ? false : checkBoolean('uncaught', o.uncaught);
+  if (installedOn.has(drain)) {
+    throw new ConfigurationError(
+      'This `drain` has signal handlers already: call installSignalHandlers() once per controller, ' +
+        'or uninstall() the first before installing again',
+    );
+  }
 
   let received = 0;
   let crashed = false;
@@ -90,7 +106,14 @@ export function installSignalHandlers(drain: DrainController, options?: SignalHa
       drain
         .shutdown({ reason: cause })
         .then(async (report) => {
-          let code = crashed ? 1 : exitCode(report);
+          let code = 1;
+          if (!crashed) {
+            try {
+              code = exitCode(report);
+            } catch (error) {
+              console.error('graceful-drain: exitCode threw (exiting with 1):', error);
+            }
+          }
           if (onShutdown !== undefined) {
             try {
               await onShutdown(report, cause);
@@ -129,7 +152,12 @@ export function installSignalHandlers(drain: DrainController, options?: SignalHa
     process.on('uncaughtException', onException);
     process.on('unhandledRejection', onRejection);
   }
+  installedOn.add(drain);
+  let uninstalled = false;
   return () => {
+    if (uninstalled) return;
+    uninstalled = true;
+    installedOn.delete(drain);
     for (const signal of signals) process.removeListener(signal, handler);
     process.removeListener('uncaughtException', onException);
     process.removeListener('unhandledRejection', onRejection);

@@ -188,6 +188,13 @@ export class AmqpDrainConsumer extends EventEmitter<DrainConsumerEvents> impleme
       this.#putBack(label, 'deadline');
       return this.#settle('abandoned', msg, label);
     }
+    if (!this.#channelOpen) {
+      // The channel closed under it (its handler most likely stopped on `channelClosed`): the broker has
+      // requeued the message already, and a reject would fail. Not a failure of the message: no policy.
+      log('handler for %s ended after its channel closed: %O', label, error);
+      this.#stats.unsettled++;
+      return;
+    }
     const key = failureKey(msg);
     const header = this.#brokerCountsRejects ? msg.properties.headers?.['x-delivery-count'] : undefined;
     const failures = Math.max(this.#failures.get(key) ?? 0, typeof header === 'number' ? header : 0) + 1;

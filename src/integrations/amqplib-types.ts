@@ -79,14 +79,16 @@ export type RequeuePolicy = (error: unknown, msg: AmqpMessage, failures: number)
 export interface ConsumeOptions {
   /**
    * Calls `channel.prefetch(prefetch)` before consuming: at most this many unacked deliveries, hence
-   * handlers at once. A channel that never set one lets the broker push the whole queue here.
+   * handlers at once (a whole number from 1 to 65535: AMQP's field is 16-bit). A channel that never set
+   * one lets the broker push the whole queue here.
    * @defaultValue none: the channel's own setting
    */
   readonly prefetch?: number;
   /**
    * Whether the message of a failed handler is rejected (`basic.reject`) with requeue, or without
    * (dead-lettered, or dropped); a function decides per message, e.g. `requeueUpTo(1)`. A handler cut
-   * short by the drain deadline is not asked about: its message goes back (`basic.nack`).
+   * short by the drain deadline is not asked about: its message goes back (`basic.nack`); nor is one that
+   * ended after its channel closed: the broker requeued its message with the channel.
    * @defaultValue `true`
    */
   readonly requeueOnError?: boolean | RequeuePolicy;
@@ -108,7 +110,10 @@ export interface MessageContext extends TaskContext {
   readonly channelClosed: AbortSignal;
 }
 
-/** Handles one delivery. It is acked when this settles, rejected when it throws or rejects. */
+/**
+ * Handles one delivery. It is acked when this returns or its promise resolves, rejected when it throws or
+ * rejects.
+ */
 export type MessageHandler = (msg: AmqpMessage, context: MessageContext) => unknown;
 
 /**
@@ -128,7 +133,10 @@ export interface ConsumerStats {
   readonly returned: number;
   /** Put back (`basic.nack` with requeue) because the drain deadline cut its handler short. */
   readonly abandoned: number;
-  /** Settling failed, or was never possible, because the channel had closed: the broker requeued it. */
+  /**
+   * Settling failed, or was never possible, because the channel had closed (a handler that failed then
+   * included): the broker requeued it.
+   */
   readonly unsettled: number;
   /** Handlers still running, and deliveries held until the broker confirms the cancel. */
   readonly pending: number;
@@ -136,7 +144,10 @@ export interface ConsumerStats {
   readonly rejected: number;
 }
 
-/** An amqplib operation of a {@link DrainConsumer} that failed; reported, never thrown. */
+/**
+ * What failed in a {@link DrainConsumer}: an amqplib operation, or your `label` or `requeueOnError`
+ * function that threw. Reported, never thrown.
+ */
 export type ConsumerOperation =
   'ack' | 'reject' | 'nack' | 'cancel' | 'close-channel' | 'close-connection' | 'label' | 'requeueOnError';
 
@@ -157,7 +168,7 @@ export interface DrainConsumerEvents {
   returned: [info: { readonly label: string; readonly reason: 'intake-closed' | 'deadline' }];
   /** The channel closed under the consumer (not by `close()`): the broker requeued every unacked delivery. */
   channelClosed: [info: { readonly error: unknown; readonly inFlight: number }];
-  /** An amqplib operation failed. */
+  /** An amqplib operation failed, or your `label` or `requeueOnError` function threw. */
   failure: [
     info: { readonly operation: ConsumerOperation; readonly error: unknown; readonly label?: string },
   ];

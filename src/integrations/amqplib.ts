@@ -10,7 +10,6 @@ import type { DrainController } from '../controller.js';
 import { ConfigurationError, DrainClosedError } from '../errors.js';
 import {
   checkBoolean,
-  checkCount,
   checkFunction,
   checkName,
   checkOptionsObject,
@@ -39,8 +38,8 @@ const optionNames =
 
 /**
  * Consumes `queue` on `channel`, each delivery run as `drain`-tracked work (labelled with its
- * `messageId`, else `<queue>#<deliveryTag>`) and acked once `handler` settles, or rejected when it
- * throws. On shutdown the consumer is cancelled first and what arrives after that is put back unrun; the
+ * `messageId`, else `<queue>#<deliveryTag>`) and acked once `handler` returns or its promise resolves,
+ * or rejected when it throws or rejects. On shutdown the consumer is cancelled first and what arrives after that is put back unrun; the
  * channel closes once the drain is over. amqplib failures are `failure` events, never thrown at the host.
  *
  * @param drain - the controller, running: call this once `drain.start()` has resolved.
@@ -104,7 +103,7 @@ export function requeueUpTo(retries: number): RequeuePolicy {
 function compileConsumeOptions(queue: string, options: unknown): CompiledConsumeOptions {
   const o = checkOptionsObject('consume', options, optionNames);
   return Object.freeze({
-    prefetch: o.prefetch === undefined ? undefined : checkCount('prefetch', o.prefetch),
+    prefetch: o.prefetch === undefined ? undefined : checkPrefetch(o.prefetch),
     requeueOnError: checkRequeue(o.requeueOnError ?? true),
     label:
       o.label === undefined
@@ -116,6 +115,14 @@ function compileConsumeOptions(queue: string, options: unknown): CompiledConsume
       o.closeTimeoutMs === undefined ? 5_000 : checkPositive('closeTimeoutMs', o.closeTimeoutMs),
     consumeOptions: checkConsumeOptions(o.consumeOptions),
   });
+}
+
+/** AMQP's `basic.qos` prefetch-count is a 16-bit field: amqplib's encoder throws a bare RangeError past it. */
+function checkPrefetch(value: unknown): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 65_535) {
+    invalid('prefetch', 'a whole number from 1 to 65535', value);
+  }
+  return value;
 }
 
 /** The default label: the `messageId` when the publisher set one, else where the delivery came from. */

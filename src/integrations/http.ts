@@ -24,7 +24,8 @@ export type DrainableServer = Server | HttpsServer;
 export interface TrackHttpServerOptions {
   /**
    * How long the listener stays open after shutdown begins, serving every request while readiness
-   * fails: the time load balancers take to stop routing here; `0` where none does. @defaultValue `5_000`
+   * fails: the time load balancers take to stop routing here; `0` where none does. A server that is not
+   * listening when shutdown begins is not kept waiting. @defaultValue `5_000`
    */
   readonly shutdownDelayMs?: number;
 }
@@ -177,8 +178,9 @@ class ServerDrain<S extends DrainableServer> implements TrackedHttpServer<S> {
     if (this.#state !== 'serving') return;
     this.#state = 'delaying';
     for (const res of this.#responses) if (!res.headersSent) res.setHeader('Connection', 'close');
-    // Without a server task (the controller never ran) nothing waits for the delay: close at once.
-    const delayMs = this.#release === undefined ? 0 : this.#delayMs;
+    // No delay without a server task (the controller never ran: nothing waits for it), nor for a server
+    // that is not listening (never listened, its listen() failed, or it was closed): none can reach it.
+    const delayMs = this.#release === undefined || !this.server.listening ? 0 : this.#delayMs;
     const inFlight = this.#responses.size;
     log('shutdown began: %d request(s) in flight; closing the listener in %d ms', inFlight, delayMs);
     if (delayMs === 0) this.#closeListener();
