@@ -18,7 +18,6 @@ import { trackHttpServer } from '../src/integrations/http.js';
 import { AMQP_URL, uniqueName } from './support/env.js';
 import { deferred } from './support/drain.js';
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('review: graceful-drain/amqplib', () => {
   let admin: ChannelModel;
@@ -96,7 +95,7 @@ describe('review: graceful-drain/amqplib', () => {
     await running.promise;
     // A channel-level error: the broker closes the channel, the message goes back to the queue.
     await expect(channel.checkQueue(uniqueName('gd_review_missing'))).rejects.toThrow(/404/);
-    while (consumer.inFlight > 0) await sleep(5);
+    await drain.onIdle();
     expect(consumer.stats).toMatchObject({ unsettled: 1, requeued: 0, discarded: 0 });
     expect(policyCalls).toEqual([]);
     expect(handlerErrors).toEqual([]);
