@@ -18,7 +18,6 @@ import { trackHttpServer } from '../src/integrations/http.js';
 import { AMQP_URL, uniqueName } from './support/env.js';
 import { deferred } from './support/drain.js';
 
-
 describe('review: graceful-drain/amqplib', () => {
   let admin: ChannelModel;
   let adminChannel: Channel;
