@@ -10,6 +10,7 @@ import type {
 } from '../../coordinator.js';
 import {
   ClosedError,
+  ConfigurationError,
   CoordinatorUnavailableError,
   GracefulDrainError,
   LockTimeoutError,
@@ -18,6 +19,7 @@ import { abortable } from '../../internal/abortable.js';
 import { checkAcquire, checkJoin, checkMembers } from '../../internal/coordinator-args.js';
 import { advisoryKey } from '../../internal/sql-names.js';
 import { bounded, delay, linkSignals, now, randomId } from '../../internal/time.js';
+import { checkPositive, invalid } from '../../validate.js';
 import { messageOf, type PgSessionClient } from './driver.js';
 import { pgLease } from './lease.js';
 import { type MemberItem, pgMembership } from './membership.js';
@@ -31,6 +33,16 @@ import { debug, PgSession } from './session.js';
 
 const FIRST_POLL_MS = 10;
 const MAX_CACHED_KEYS = 256;
+/**
+ * The shortest TTL accepted. The session's watchdog fires at the shortest TTL held on it and drops the
+ * session with everything on it: a TTL shorter than a few round trips would take the other leases down.
+ */
+const MIN_TTL_MS = 100;
+/**
+ * The longest lock name, group or member id, in UTF-8 bytes. They are keys of btree indexes (`lock_fences`,
+ * `members`), whose rows cannot exceed about 2.7 kB: the server would refuse a longer one.
+ */
+const MAX_NAME_BYTES = 1000;
 const CAPABILITIES: CoordinatorCapabilities = Object.freeze({
   scope: 'cluster',
   liveness: 'connection',
@@ -41,6 +53,24 @@ const CAPABILITIES: CoordinatorCapabilities = Object.freeze({
 function unavailable(error: unknown, doing: string): unknown {
   if (error instanceof GracefulDrainError) return error;
   return new CoordinatorUnavailableError(`PostgreSQL failed while ${doing}`, { cause: error });
+}
+
+function checkTtl(value: unknown): number {
+  const ttlMs = checkPositive('ttlMs', value);
+  if (ttlMs < MIN_TTL_MS) invalid('ttlMs', `at least ${MIN_TTL_MS} (milliseconds)`, value);
+  return ttlMs;
+}
+
+/** Refuses a name the server could not index, before anything is sent; `value` is a string already. */
+function checkNameSize(argument: 'name' | 'group' | 'memberId', value: string): void {
+  // A UTF-16 code unit takes at most 3 bytes in UTF-8: a short string needs no count.
+  if (value.length * 3 <= MAX_NAME_BYTES) return;
+  const bytes = Buffer.byteLength(value, 'utf8');
+  if (bytes <= MAX_NAME_BYTES) return;
+  throw new ConfigurationError(
+    `Expected \`${argument}\` to be at most ${MAX_NAME_BYTES} bytes in UTF-8 (the PostgresCoordinator ` +
+      `indexes it), got ${bytes} bytes: ${JSON.stringify(value.slice(0, 40))}…`,
+  );
 }
 
 /** Waits for `attempt` until `wait` aborts; what it obtains after all is given back at once. */
@@ -86,9 +116,15 @@ export class PostgresCoordinator implements Coordinator {
     this.#o = compileCoordinatorOptions(options);
   }
 
+  /**
+   * Takes the lock `name`, polling until `timeoutMs` has passed. Rejects with `LockTimeoutError`,
+   * `CoordinatorUnavailableError`, `signal.reason` or `ClosedError`, and with `ConfigurationError` when
+   * `ttlMs` is below 100 ms or `name` is over 1000 bytes in UTF-8.
+   */
   async acquire(name: string, options: AcquireOptions): Promise<Lease> {
     this.#assertOpen();
-    const { ttlMs, timeoutMs, signal } = checkAcquire(name, options);
+    const { ttlMs, timeoutMs, signal } = checkAcquire(name, options, checkTtl);
+    checkNameSize('name', name);
     const link = linkSignals(signal, this.#closing.signal);
     const wait = link.signal;
     try {
@@ -150,9 +186,16 @@ export class PostgresCoordinator implements Coordinator {
     }
   }
 
+  /**
+   * Joins `group` as `memberId` with a fresh incarnation. Rejects with `CoordinatorUnavailableError`,
+   * `signal.reason` or `ClosedError`, and with `ConfigurationError` when `ttlMs` is below 100 ms or
+   * `group` or `memberId` is over 1000 bytes in UTF-8.
+   */
   async join(group: string, memberId: string, options: JoinOptions): Promise<Membership> {
     this.#assertOpen();
-    const { ttlMs, signal } = checkJoin(group, memberId, options);
+    const { ttlMs, signal } = checkJoin(group, memberId, options, checkTtl);
+    checkNameSize('group', group);
+    checkNameSize('memberId', memberId);
     const link = linkSignals(signal, this.#closing.signal);
     const wait = link.signal;
     try {
@@ -206,6 +249,7 @@ export class PostgresCoordinator implements Coordinator {
   async members(group: string, options?: CoordinatorCallOptions): Promise<readonly MemberInfo[]> {
     this.#assertOpen();
     const signal = checkMembers(group, options);
+    checkNameSize('group', group);
     const link = linkSignals(signal, this.#closing.signal);
     const wait = link.signal;
     try {

@@ -145,6 +145,12 @@ export class RedisCoordinator implements Coordinator {
           this.#pending.delete(undo);
         }
         if (typeof reply === 'string') {
+          if (this.#closing.signal.aborted) {
+            // close() ran while the reply was on its way: it has queued this undo already, and the lease
+            // would outlive its lock. Queued again, the owner-checked delete is harmless.
+            this.#session.cleanup(undo);
+            throw new ClosedError('The RedisCoordinator was closed while the lock was acquired');
+          }
           if (epoch === this.#session.epoch && now() < sentAt + ttlMs - safetyMarginOf(ttlMs)) {
             const token = BigInt(reply);
             const lease = redisLease(this.#context, lock, token, sentAt);
@@ -189,6 +195,10 @@ export class RedisCoordinator implements Coordinator {
     const link = linkSignals(signal, this.#closing.signal);
     try {
       const result = await this.#session.call([JOIN, keys, [memberId, record, ttlMs]], what, link.signal);
+      // close() ran while the reply was on its way: it has removed the member already.
+      if (this.#closing.signal.aborted) {
+        throw new ClosedError(`The RedisCoordinator was closed while "${memberId}" joined "${group}"`);
+      }
       if (result.epoch !== this.#session.epoch) {
         throw new CoordinatorUnavailableError(
           `The connection to Redis closed while "${memberId}" joined "${group}"`,

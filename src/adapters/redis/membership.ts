@@ -59,7 +59,8 @@ class MemberOptions extends RedisHoldOptions {
  * A place in a group held through a `RedisCoordinator`: never re-added once lost. `leave()` resolves once
  * Redis has answered the removal of this incarnation, and rejects with `CoordinatorUnavailableError` (or
  * `ClosedError`) when it cannot; with its `signal` aborted the leave is given up and the member expires
- * with its TTL. See docs/adapters/redis.md.
+ * with its TTL. Once the membership is lost, `leave()` resolves at once whatever its signal: the removal
+ * is queued already. See docs/adapters/redis.md.
  * @internal
  */
 export function redisMembership(ctx: HoldContext, member: Member, sentAt: number): Membership {
@@ -67,10 +68,9 @@ export function redisMembership(ctx: HoldContext, member: Member, sentAt: number
   const hold = new RedisHold(ctx, new MemberOptions(ctx, member, sentAt));
   return hold.membership(group, memberId, incarnation, async (signal) => {
     hold.give();
-    if (hold.done) return;
+    // A lost membership has its removal queued already (or Redis said it is gone): nothing is left to do.
+    if (hold.done || hold.state === 'lost') return;
     if (signal?.aborted) {
-      // A lost membership has its removal queued already: nothing is left to do.
-      if (hold.state === 'lost') return;
       debug('member %s of %s: leave given up, it expires with its TTL', memberId, group);
       throw signal.reason;
     }
