@@ -1,10 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { Coordinator, Lease } from '../src/coordinator.js';
+import type { Coordinator, Lease, Membership } from '../src/coordinator.js';
 import { RedisCoordinator, type RedisCoordinatorOptions } from '../src/adapters/redis/index.js';
+import { ACQUIRE, JOIN } from '../src/adapters/redis/scripts.js';
 import {
   ClosedError,
   CoordinatorUnavailableError,
@@ -673,5 +675,160 @@ describe('RedisCoordinator', () => {
         LockTimeoutError,
       );
     });
+  });
+});
+
+/**
+ * Races of `close()` with calls in flight, and `leave()` of a lost membership: defects found in review,
+ * each test failing before its fix (close() landing as the ACQUIRE or JOIN script is answered handed out a
+ * live lease or membership it had already freed; leave() of a lost membership rejected where release() of a
+ * lost lease resolves). Here, with the other Redis tests, so that CLIENT PAUSE never overlaps them.
+ */
+describe('RedisCoordinator: close() racing calls in flight, leave() of a lost membership', () => {
+  const REDIS_PREFIX = `${uniqueName('gd_review_coord')}:`;
+
+  const made: Coordinator[] = [];
+  const users: Redis[] = [];
+  const proxies: TcpProxy[] = [];
+
+  afterEach(async () => {
+    await Promise.all(proxies.splice(0).map((p) => p.close()));
+    await Promise.all(made.splice(0).map((c) => c.close()));
+    for (const user of users.splice(0)) user.disconnect();
+  });
+
+  const sha1 = (text: string): string => createHash('sha1').update(text).digest('hex');
+
+  /**
+   * A real ioredis client whose `duplicate()` (the coordinator's own connection) reports every script reply
+   * to `onReply` in a reaction queued right after the coordinator's own: the moment a reply has been handed
+   * to the coordinator, before the code awaiting it has resumed. No server is mocked: the commands go to Redis.
+   */
+  function observedClient(onReply: (script: string) => void): Redis {
+    const user = new Redis(REDIS_URL, { lazyConnect: true });
+    user.on('error', () => {});
+    users.push(user);
+    const duplicate = user.duplicate.bind(user);
+    user.duplicate = (override?: Partial<RedisOptions>) => {
+      const connection = duplicate(override);
+      for (const method of ['eval', 'evalsha'] as const) {
+        const send = (connection[method] as (...args: unknown[]) => Promise<unknown>).bind(connection);
+        (connection as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
+          const reply = send(...args);
+          const script = String(args[0]);
+          // Queued after the session's own reaction to the reply, which is attached synchronously.
+          queueMicrotask(
+            () =>
+              void reply.then(
+                () => onReply(method === 'eval' ? sha1(script) : script),
+                () => {},
+              ),
+          );
+          return reply;
+        };
+      }
+      return connection;
+    };
+    return user;
+  }
+
+  function redisCoordinator(client?: Redis): RedisCoordinator {
+    const c =
+      client === undefined
+        ? new RedisCoordinator({ url: REDIS_URL, keyPrefix: REDIS_PREFIX })
+        : new RedisCoordinator({ client, keyPrefix: REDIS_PREFIX });
+    made.push(c);
+    return c;
+  }
+
+  /** Resolves once `signal` aborts; rejects when it has not within `ms`. */
+  async function aborted(signal: AbortSignal, ms: number): Promise<void> {
+    if (signal.aborted) return;
+    await Promise.race([
+      once(signal, 'abort'),
+      new Promise((_, reject) =>
+        setTimeout(() => reject(new Error(`not aborted within ${ms} ms`)), ms).unref(),
+      ),
+    ]);
+  }
+
+  it('close() landing as the acquire script is answered: acquire hands out no live lease over the lock close() freed', async () => {
+    const ref: { coordinator?: RedisCoordinator } = {};
+    let closing: Promise<void> | undefined;
+    const client = observedClient((script) => {
+      if (script === sha1(ACQUIRE) && closing === undefined) closing = ref.coordinator?.close();
+    });
+    const coordinator = (ref.coordinator = redisCoordinator(client));
+    const name = `lock-${randomId()}`;
+    const outcome = await coordinator.acquire(name, { ttlMs: 10_000, timeoutMs: 2000 }).then(
+      (lease) => lease,
+      (error: unknown) => error,
+    );
+    expect(closing).toBeDefined();
+    await closing;
+    // close() released the lock (the owner-checked delete of the acquire in flight): another takes it.
+    const rival = await redisCoordinator().acquire(name, { ttlMs: 10_000, timeoutMs: 2000 });
+    expect(rival.token).toBe(2n);
+    // So the acquire must have rejected with ClosedError, or its lease be aborted already.
+    const live = !(outcome instanceof Error) && !(outcome as Lease).signal.aborted;
+    expect(live ? 'a live lease, while another instance holds the lock' : 'rejected or aborted').toBe(
+      'rejected or aborted',
+    );
+  });
+
+  it('close() landing as the join script is answered: join hands out no live membership that members() no longer lists', async () => {
+    const ref: { coordinator?: RedisCoordinator } = {};
+    let closing: Promise<void> | undefined;
+    const client = observedClient((script) => {
+      if (script === sha1(JOIN) && closing === undefined) closing = ref.coordinator?.close();
+    });
+    const coordinator = (ref.coordinator = redisCoordinator(client));
+    const group = `group-${randomId()}`;
+    const outcome = await coordinator.join(group, 'm1', { ttlMs: 10_000 }).then(
+      (membership) => membership,
+      (error: unknown) => error,
+    );
+    expect(closing).toBeDefined();
+    await closing;
+    const listed = (await redisCoordinator().members(group)).map((m) => m.memberId);
+    expect(listed).toEqual([]); // close() removed the member
+    const live = !(outcome instanceof Error) && !(outcome as Membership).signal.aborted;
+    expect(live ? 'a live membership, no longer listed' : 'rejected or aborted').toBe('rejected or aborted');
+    if (outcome instanceof Error) expect(outcome).toBeInstanceOf(ClosedError);
+  });
+
+  it('leave() of a membership that close() has already lost resolves, as release() of its lost lease does', async () => {
+    const c = redisCoordinator();
+    const membership = await c.join(`group-${randomId()}`, 'm1', { ttlMs: 10_000 });
+    const lease = await c.acquire(`lock-${randomId()}`, { ttlMs: 10_000, timeoutMs: 2000 });
+    const closing = c.close();
+    expect(membership.signal.aborted).toBe(true); // lost: nothing is left for the holder to do
+    expect(lease.signal.aborted).toBe(true);
+    await expect(lease.release()).resolves.toBeUndefined();
+    const left = await membership.leave().then(
+      () => 'resolved',
+      (error: unknown) => error,
+    );
+    await closing;
+    expect(left).toBe('resolved');
+  });
+
+  it('leave() of a membership lost to a dropped connection resolves at once, not after commandTimeoutMs', async () => {
+    const target = new URL(REDIS_URL);
+    const proxy = new TcpProxy(target.hostname, Number(target.port || 6379));
+    proxies.push(proxy);
+    const url = new URL(REDIS_URL);
+    url.hostname = '127.0.0.1';
+    url.port = String(await proxy.listen());
+    const c = new RedisCoordinator({ url: url.toString(), keyPrefix: REDIS_PREFIX, commandTimeoutMs: 1000 });
+    made.push(c);
+    const membership = await c.join(`group-${randomId()}`, 'm1', { ttlMs: 10_000 });
+    proxy.down(); // the connection drops, and no other can be made: the removal waits for one
+    await aborted(membership.signal, 2000);
+    const left = await membership.leave().then(
+      () => 'resolved',
+      (error: unknown) => error,
+    );
+    expect(left).toBe('resolved');
   });
 });
