@@ -1,7 +1,7 @@
 /**
  * parkPage() writes a page by the range of ids it listed only where each id's text is the value's own
  * (text or integer ids): REAL values (in a NUMERIC column) and NULL ids are written one by one, as listActive()
- * then park() would; a REAL id column is refused.
+ * then park() would; a REAL id column is refused, and so is a BLOB id.
  */
 import { describe, expect, it } from 'vitest';
 import type { Fence } from '../src/workflow-store.js';
@@ -63,6 +63,19 @@ forEachDriver(() => {
       // 'a' was not in the page: it must stay running and unmarked.
       expect(b.prepare("SELECT status FROM workflows WHERE id = 'a'").pluck().get()).toBe('running');
       expect(marks(b)).toEqual(marks(a));
+    });
+  });
+  describe('a BLOB id', () => {
+    it('is refused with an error naming idColumn, rather than listed as its bytes and paged forever', async () => {
+      // A TEXT column takes a BLOB as it is. Listed as String(bytes) ('97,98'), it became a cursor every
+      // BLOB sorts after: each page listed the same BLOBs again until the budget ran out.
+      const { db } = hostDatabase('CREATE TABLE workflows (id TEXT PRIMARY KEY, status TEXT NOT NULL)');
+      db.prepare("INSERT INTO workflows VALUES ('a', 'running')").run();
+      db.prepare("INSERT INTO workflows VALUES (X'6162', 'running')").run();
+      const s = store({ database: db, table: 'workflows' });
+      const message = /`idColumn`.*BLOB/;
+      await expect(s.listActive({ limit: 10 })).rejects.toThrow(message);
+      await expect(s.parkPage(fence(1n), { limit: 10 })).rejects.toThrow(message);
     });
   });
 });

@@ -5,7 +5,7 @@
  *
  * @internal
  */
-import { EvictedMemberError, StaleTokenError } from '../../errors.js';
+import { ConfigurationError, EvictedMemberError, StaleTokenError } from '../../errors.js';
 import { quote, siblingTable } from '../../internal/sql-names.js';
 import type { WorkflowStatuses } from '../../internal/statuses.js';
 import { now } from '../../internal/time.js';
@@ -284,10 +284,23 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions, info: Ho
        ON CONFLICT (incarnation) DO NOTHING`,
   );
   const owned = names.ownerColumn === undefined ? undefined : ownedStatements(db, o, names.ownerColumn);
-  /** The ids as strings: as they come from a text column; an integer id (a bigint) in decimal. */
+  /**
+   * The ids as strings: as they come from a text column; an integer id (a bigint) in decimal. A BLOB id is
+   * refused: its bytes as text would be a cursor every BLOB sorts after, and the pages would list it again
+   * and again.
+   */
   const strings = (rows: unknown[]): string[] => {
-    for (const value of rows) if (typeof value !== 'string') return rows.map((v) => String(v));
+    for (const value of rows) if (typeof value !== 'string') return rows.map(idText);
     return rows as string[];
+  };
+  const idText = (value: unknown): string => {
+    if (value instanceof Uint8Array) {
+      throw new ConfigurationError(
+        `Expected \`idColumn\` to hold text or integer ids, got a BLOB (X'${Buffer.from(value).toString('hex')}') ` +
+          `in ${host}: store ids as text, or as integers`,
+      );
+    }
+    return String(value);
   };
   /** Sets `to` on the workflows among `ids` whose status is `from`; returns their ids. */
   const transitionAll = (ids: readonly string[], to: string, from: string) =>
