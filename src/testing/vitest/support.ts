@@ -1,6 +1,7 @@
 import { afterEach, describe } from 'vitest';
 
-// Tokens only grow across the whole suite, in case a store keeps its highest token beyond a harness.
+// Tokens only grow across the whole suite, so each is above any an earlier case used. They all have the
+// same number of digits: the case comparing tokens of different lengths uses small ones of its own.
 let lastToken = BigInt(Date.now()) * 1000n;
 /** A fencing token above every one handed out before. */
 export const nextToken = (): bigint => (lastToken += 10n);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { StaleTokenError } from '../../errors.js';
 import { checkOptionsObject } from '../../validate.js';
-import type { Fence, ListOptions, Page } from '../../workflow-store.js';
+import type { Fence, ListOptions, Page, ParkedWorkflow } from '../../workflow-store.js';
 import type { HostStatus, WorkflowStoreHarness as Harness } from '../index.js';
 import { generationContract } from './generation-contract.js';
 import { pageContract } from './page-contract.js';
@@ -68,7 +68,11 @@ async function expectStatus(h: Harness, expected: Record<string, HostStatus | un
 }
 const active = (h: Harness, limit = 7, onPage?: (items: readonly string[], page: number) => Promise<void>) =>
   allPages((o) => h.store.listActive(o), limit, onPage);
-const parked = (h: Harness, limit = 7) => allPages((o) => h.store.listParked(o), limit);
+const parked = (
+  h: Harness,
+  limit = 7,
+  onPage?: (items: readonly ParkedWorkflow[], page: number) => Promise<void>,
+) => allPages((o) => h.store.listParked(o), limit, onPage);
 const parkedIds = async (h: Harness): Promise<string[]> => (await parked(h)).map((p) => p.id);
 const parksOne = async (h: Harness, id: string, f: Fence): Promise<void> => {
   expect((await h.store.park([id], f))[0]?.outcome).not.toBe('skipped');
@@ -87,8 +91,9 @@ async function addParked(h: Harness, list: readonly string[], f = UNFENCED): Pro
 /**
  * Registers (with vitest's `describe`/`it`) the behaviour every `WorkflowStore` must show.
  *
- * `factory` is called once per test and must return a harness over an EMPTY host table; the suite
- * closes it after the test. When `name` is not given, one harness is made while the suite is
+ * `factory` is called once per test and must return a harness over an EMPTY host table, with a fence of
+ * its own that no earlier harness raised (one case uses a coordinator's first tokens: 9, 10, 99, 100); the
+ * suite closes it after the test. When `name` is not given, one harness is made while the suite is
  * collected, to read the store's constructor name.
  *
  * @example
@@ -237,13 +242,28 @@ export function workflowStoreContract(
           expect([state('wf-0000'), state('wf-0001')]).toEqual(['pausing', 'paused']);
         }
       });
+      test('pages stay correct when each page is unparked before the next is asked for', async (h) => {
+        // The resume loop's pattern: list a page, unpark it, ask for the next page with the cursor.
+        const list = ids('wf', 23);
+        await addParked(h, list);
+        const seen = await parked(h, 5, async (items) => {
+          const listed = items.map((p) => p.id);
+          expect(await h.store.unpark(listed, UNFENCED)).toEqual(
+            listed.map((id) => ({ id, outcome: 'resumed' })),
+          );
+        });
+        expect(sorted(seen.map((p) => p.id))).toEqual(list);
+        expect(await parked(h)).toEqual([]);
+        expect(sorted(await active(h))).toEqual(list);
+      });
       test('no longer lists a workflow whose status moved away from pausing or paused (the mark went with it)', async (h) => {
-        const list = ['cancelled', 'done', 'from-pausing', 'resumed', 'kept'];
+        const list = ['cancelled', 'done', 'failed', 'from-pausing', 'resumed', 'kept'];
         await add(h, 'running', ...list);
         await h.store.park(list, fence(MEMBER, nextToken()));
         await h.setStatus('from-pausing', 'pausing');
         await h.setStatus('cancelled', 'cancelled');
         await h.setStatus('done', 'succeeded');
+        await h.setStatus('failed', 'failed');
         await h.setStatus('from-pausing', 'running');
         await h.setStatus('resumed', 'running');
         await move(h, 'kept', 'pausing', 'paused'); // pausing <-> paused keeps it
@@ -394,6 +414,26 @@ export function workflowStoreContract(
         expect(sorted(await parkedIds(h))).toEqual(['a', 'b']);
         await unparks(h, UNFENCED, 'a:resumed');
         await unparks(h, fence('newer', nextToken()), 'b:resumed');
+      });
+      test('with monotonic fencing, tokens compare as numbers, not as text: 9 is below 10, 100 above 99', async (h) => {
+        if (h.store.capabilities.fencing !== 'monotonic') return;
+        // A coordinator's tokens start at 1, so they change digit count; the harness's fresh fence takes them.
+        await add(h, 'running', 'a', 'b');
+        try {
+          await h.store.raiseFence(fence('ten', 10n));
+        } catch (error) {
+          if (!(error instanceof StaleTokenError)) throw error;
+          throw new Error('The harness came with a fence raised already: each needs a fence of its own', {
+            cause: error,
+          });
+        }
+        await isStale(h.store.park(['a'], fence('nine', 9n)));
+        await isStale(h.store.raiseFence(fence('nine', 9n)));
+        await h.store.raiseFence(fence('ninety-nine', 99n));
+        await parksOne(h, 'a', fence('hundred', 100n));
+        await isStale(h.store.park(['b'], fence('ninety-nine', 99n)));
+        await expectStatus(h, { b: 'running' });
+        expect((await parked(h)).map((p) => [p.id, p.memberId, p.token])).toEqual([['a', 'hundred', 100n]]);
       });
       test('without fencing, a lower token is accepted', async (h) => {
         if (h.store.capabilities.fencing !== 'none') return;
