@@ -25,7 +25,7 @@ const made: SqliteCoordinator[] = [];
 const databases: TestDatabase[] = [];
 const children: ChildProcess[] = [];
 
-function make(options: Omit<SqliteCoordinatorOptions, 'path' | 'database'> = {}): SqliteCoordinator {
+function make(options: Omit<SqliteCoordinatorOptions, 'database'> = {}): SqliteCoordinator {
   const coordinator = new SqliteCoordinator({ driver: sqliteDriver(), path: file, ...options });
   made.push(coordinator);
   return coordinator;
@@ -214,6 +214,40 @@ forEachDriver(() => {
       const aborted = AbortSignal.abort(reason);
       await expect(c.members(group, { signal: aborted })).rejects.toBe(reason);
       await membership.leave({ signal: aborted }); // left already: nothing to give up
+    });
+  });
+
+  // Defects found in review, each test failing before its fix (with child processes: test/sqlite-coordinator-processes.test.ts).
+  describe('SqliteCoordinator set-up while another connection holds the write lock', () => {
+    it('members(), the first call on a file set up already, answers: the set-up only reads', async () => {
+      const path = join(dir, `${randomId()}.db`);
+      const group = `group-${randomId()}`;
+      await (await make({ path }).join(group, 'm1', { ttlMs: 1000 })).leave();
+      const blocker = open(path);
+      blocker.exec('BEGIN IMMEDIATE');
+      // Before: the set-up took BEGIN IMMEDIATE to run CREATE TABLE IF NOT EXISTS, and waited out this.
+      const fresh = make({ path, operationTimeoutMs: 300 });
+      expect(await fresh.members(group)).toEqual([]);
+      blocker.exec('COMMIT');
+    });
+
+    it('acquire(), the first call on a new file, rejects with LockTimeoutError at timeoutMs, and sets up once the lock is free', async () => {
+      const path = join(dir, `${randomId()}.db`);
+      const blocker = open(path);
+      blocker.pragma('journal_mode = WAL');
+      blocker.exec('BEGIN IMMEDIATE');
+      const fresh = make({ path });
+      const started = now();
+      const outcome = await fresh
+        .acquire('l', { ttlMs: 1000, timeoutMs: 100 })
+        .catch((error: unknown) => error);
+      // Before: the set-up ran under operationTimeoutMs (5000), whatever the call's timeoutMs.
+      expect(outcome).toBeInstanceOf(LockTimeoutError);
+      expect(now() - started).toBeLessThan(2500);
+      blocker.exec('COMMIT');
+      const lease = await fresh.acquire('l', { ttlMs: 1000, timeoutMs: 1000 });
+      expect(lease.token).toBe(1n);
+      await lease.release();
     });
   });
 

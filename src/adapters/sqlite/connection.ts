@@ -5,6 +5,9 @@
  * a jittered backoff, so the event loop never blocks for longer than one busy timeout. Each piece of
  * work first lets the event loop turn once, so that a long run of calls (a park of a million
  * workflows, batch after batch) never starves timers: lease renewals, heartbeats, health probes.
+ * The set-up (pragmas, tables) runs inside the first piece of work, under that call's deadline: a call
+ * that must be quick (an `acquire()` with a short `timeoutMs`) is never held by a set-up waiting out
+ * `operationTimeoutMs` for another process's write lock.
  *
  * @internal
  */
@@ -112,10 +115,15 @@ export class SqliteConnection {
   readonly #setup: (db: SqliteDatabase) => void;
   #ready: Promise<SqliteDatabase> | undefined;
   #db: SqliteDatabase | undefined;
+  /** The handle the set-up has run on: until then, each attempt runs it before its work. */
+  #setUp: SqliteDatabase | undefined;
   #closed = false;
   #pragmas: Pragmas | undefined;
 
-  /** `setup` runs once on the handle before any work (pragmas, tables), retried while busy. */
+  /**
+   * `setup` runs on the handle before any work (pragmas, tables): within the first attempt of a call,
+   * retried with it while busy, again by the next call when that one gives up or fails.
+   */
   constructor(options: ConnectionOptions, setup: (db: SqliteDatabase) => void) {
     this.#options = options;
     this.#setup = setup;
@@ -125,27 +133,20 @@ export class SqliteConnection {
     return this.#options.source.database === undefined;
   }
 
+  /** The handle: the user's, or the file opened (never waits for a lock: opening reads nothing). */
   #open(): Promise<SqliteDatabase> {
     this.#ready ??= (async () => {
       const { source } = this.#options;
+      if (source.database !== undefined) return (this.#db = source.database);
+      const driver = await loadSqliteDriver(this.#options.driver, this.#options.adapter);
+      if (this.#closed) throw new ClosedError();
       let db: SqliteDatabase;
-      if (source.database === undefined) {
-        const driver = await loadSqliteDriver(this.#options.driver, this.#options.adapter);
-        if (this.#closed) throw new ClosedError();
-        try {
-          db = driver.open(source.path, { timeout: this.#options.busyTimeoutMs });
-        } catch (error) {
-          throw this.#unavailable(`open the SQLite database ${JSON.stringify(source.path)}`, error);
-        }
-        debug('opened %s with %s', source.path, driver.name);
-      } else db = source.database;
       try {
-        await this.#retry(db, this.#setup, { what: 'set up the database' });
-        if (this.#closed) throw new ClosedError();
+        db = driver.open(source.path, { timeout: this.#options.busyTimeoutMs });
       } catch (error) {
-        if (this.#owned) db.close();
-        throw error;
+        throw this.#unavailable(`open the SQLite database ${JSON.stringify(source.path)}`, error);
       }
+      debug('opened %s with %s', source.path, driver.name);
       return (this.#db = db);
     })();
     const ready = this.#ready;
@@ -154,6 +155,17 @@ export class SqliteConnection {
       if (this.#ready === ready) this.#ready = undefined;
     });
     return ready;
+  }
+
+  /** Runs the set-up on `db` unless done: a busy error is retried by the caller, others name the set-up. */
+  #setUpOnce(db: SqliteDatabase): void {
+    if (this.#setUp === db) return;
+    try {
+      this.#setup(db);
+    } catch (error) {
+      throw isBusy(error) ? error : this.#wrap(error, 'set up the database');
+    }
+    this.#setUp = db;
   }
 
   /** Runs `work` once, synchronously, under a busy timeout of `busyMs`. */
@@ -170,6 +182,7 @@ export class SqliteConnection {
     if (timeout !== previousTimeout) pragmas.setBusyTimeout(timeout);
     if (switchSync) pragmas.setSynchronous(FULL);
     try {
+      this.#setUpOnce(db);
       return work(db);
     } finally {
       // Leave a handle the user passed in as it was found; ours goes back to its configured timeout.
@@ -187,7 +200,7 @@ export class SqliteConnection {
     // A signal aborted already: nothing is written, not even the set-up.
     if (options.signal?.aborted) throw options.signal.reason;
     if (this.#closed) throw new ClosedError();
-    // The set-up is shared by every call, so it runs on; this call only stops waiting for it.
+    // The open is shared by every call, so it runs on; this call only stops waiting for it.
     const db = this.#db ?? (await abortable(this.#open(), options.signal));
     // The drivers are synchronous: without a turn of the event loop here, calls chained by `await`
     // run as one long task, and no timer fires until the last one is done.

@@ -45,25 +45,42 @@ export function selfOwner(): Owner {
   return self;
 }
 
-/** Switches the file to WAL, creates the tables if they are missing, and prepares the statements. */
+/**
+ * Switches the file to WAL, creates the tables if they are missing, and prepares the statements. What
+ * is there already is only read: a WAL reader never waits, so a process starting while another holds
+ * the write lock (a long `BEGIN IMMEDIATE` of its own) is not held up; `BEGIN IMMEDIATE` is taken only
+ * to create a missing table.
+ */
 export function setUpCoordinator(db: SqliteDatabase, { tablePrefix: prefix }: { tablePrefix: string }) {
-  const mode = db.pragma('journal_mode = WAL', { simple: true });
+  const current = db.pragma('journal_mode', { simple: true });
+  const mode =
+    String(current).toLowerCase() === 'wal' ? current : db.pragma('journal_mode = WAL', { simple: true });
   if (String(mode).toLowerCase() !== 'wal') {
     throw new ConfigurationError(
       `SqliteCoordinator needs WAL journal mode, the database is in ${String(mode)}`,
     );
   }
-  db.transaction(() => {
-    db.exec(`CREATE TABLE IF NOT EXISTS ${quote(`${prefix}locks`)} (
-      name TEXT PRIMARY KEY NOT NULL, token INTEGER NOT NULL, owner TEXT, expires_at INTEGER NOT NULL,
-      pid INTEGER, pid_start TEXT, pid_scope TEXT
-    ) WITHOUT ROWID`);
-    db.exec(`CREATE TABLE IF NOT EXISTS ${quote(`${prefix}members`)} (
-      group_name TEXT NOT NULL, member_id TEXT NOT NULL, incarnation TEXT NOT NULL, ttl_ms INTEGER NOT NULL,
-      expires_at INTEGER NOT NULL, pid INTEGER NOT NULL, pid_start TEXT, pid_scope TEXT,
-      PRIMARY KEY (group_name, member_id)
-    ) WITHOUT ROWID`);
-  }).immediate();
+  const tables = [`${prefix}locks`, `${prefix}members`];
+  // Table names compare without regard to ASCII case, as SQLite resolves them.
+  const present = db
+    .prepare<[string, string], number>(
+      "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name COLLATE NOCASE IN (?, ?)",
+    )
+    .pluck()
+    .get(...(tables as [string, string]));
+  if (Number(present) !== tables.length) {
+    db.transaction(() => {
+      db.exec(`CREATE TABLE IF NOT EXISTS ${quote(`${prefix}locks`)} (
+        name TEXT PRIMARY KEY NOT NULL, token INTEGER NOT NULL, owner TEXT, expires_at INTEGER NOT NULL,
+        pid INTEGER, pid_start TEXT, pid_scope TEXT
+      ) WITHOUT ROWID`);
+      db.exec(`CREATE TABLE IF NOT EXISTS ${quote(`${prefix}members`)} (
+        group_name TEXT NOT NULL, member_id TEXT NOT NULL, incarnation TEXT NOT NULL, ttl_ms INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL, pid INTEGER NOT NULL, pid_start TEXT, pid_scope TEXT,
+        PRIMARY KEY (group_name, member_id)
+      ) WITHOUT ROWID`);
+    }).immediate();
+  }
   return prepareStatements(db, prefix);
 }
 

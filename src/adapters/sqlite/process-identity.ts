@@ -2,7 +2,9 @@
  * Who owns a lease or a membership row, precisely enough to tell at once that the owner's process is
  * gone without mistaking a reused pid for it. On Linux: the pid, its start time (field 22 of
  * `/proc/<pid>/stat`), and a scope (boot id and pid namespace) within which a pid means one thing.
- * Elsewhere, or when `/proc` cannot be read, no start time and no scope: the TTL alone decides.
+ * Elsewhere, when `/proc` cannot be read, or when it is not this process's pid namespace's (a sandbox
+ * that binds the host's `/proc`, `unshare --pid` without `--mount-proc`: `/proc/<pid>` there names
+ * another process), no start time and no scope: the TTL alone decides.
  *
  * @internal
  */
@@ -16,7 +18,7 @@ export interface ProcessIdentity {
 }
 
 /** The fields of `/proc/<pid>/stat` read here, or `undefined` when the file cannot be read. */
-function readStat(pid: number): { state: string; start: string } | undefined {
+function readStat(pid: number | 'self'): { state: string; start: string } | undefined {
   let text: string;
   try {
     text = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -40,13 +42,25 @@ function readScope(): string | null {
   }
 }
 
+/**
+ * Whether `/proc` shows this process's pid namespace: `/proc/self` names this process by the pid it
+ * knows. Else `/proc/<pid>` would be read about some other process, alive or a zombie, of that `/proc`.
+ */
+function procIsOurs(): boolean {
+  try {
+    return readlinkSync('/proc/self') === String(process.pid);
+  } catch {
+    return false;
+  }
+}
+
 let self: ProcessIdentity | undefined;
 
 /** This process's identity (computed once). */
 export function selfIdentity(): ProcessIdentity {
   if (self === undefined) {
-    const scope = process.platform === 'linux' ? readScope() : null;
-    const start = scope === null ? undefined : readStat(process.pid)?.start;
+    const scope = process.platform === 'linux' && procIsOurs() ? readScope() : null;
+    const start = scope === null ? undefined : readStat('self')?.start;
     self = { pid: process.pid, start: start ?? null, scope: start === undefined ? null : scope };
   }
   return self;
