@@ -103,7 +103,8 @@ describe('SqliteCoordinator shared by processes of one host', () => {
   // `--mount-proc`, a sandbox that binds the outer /proc): /proc/<pid> there names another process.
   const userNamespaces =
     process.platform === 'linux' && spawnSync('unshare', ['-Urpf', 'true'], { stdio: 'ignore' }).status === 0;
-  it.skipIf(!userNamespaces)(
+  // Skipped only off CI where unprivileged user namespaces are missing: in CI a skip is a hole, so it runs and fails.
+  it.skipIf(!userNamespaces && process.env.CI !== 'true')(
     'acquire() leaves a live holder its lock in a pid namespace whose /proc belongs to the parent namespace',
     async () => {
       const file = freshFile();
