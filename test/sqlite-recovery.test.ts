@@ -63,6 +63,7 @@ forEachDriver(() => {
         'graceful_drain_marks_generation_members',
         'graceful_drain_marks_generations',
         'graceful_drain_marks_recoveries',
+        'graceful_drain_marks_unparking',
         'workflows',
       ]);
       // reading writes nothing
@@ -449,6 +450,7 @@ forEachDriver(() => {
         'select_generation_members',
         'select_generations',
         'select_recoveries',
+        'select_unparking',
         'workflows',
       ]);
       expect(marks(db, 'select')).toEqual([{ id: 'r1', memberId: 'm1', token: 1 }]);
