@@ -2,15 +2,18 @@
  * The SQLite handle an adapter works through: the user's `database`, or one opened from `path`. Each
  * piece of work is one synchronous function (no transaction is held across an `await`) run under a
  * short busy timeout; while another connection holds the write lock it is retried asynchronously with
- * a jittered backoff, so the event loop never blocks for longer than one busy timeout. Each piece of
- * work first lets the event loop turn once, so that a long run of calls (a park of a million
- * workflows, batch after batch) never starves timers: lease renewals, heartbeats, health probes.
+ * a jittered backoff, so the event loop never blocks for longer than one busy timeout. A piece of work
+ * that comes {@link TURN_EVERY_MS} or more after the event loop last turned (calls chained by `await`
+ * run as one long task: a park of a million workflows, page after page) first lets it turn, so that
+ * such a run never starves timers and sockets: lease renewals, heartbeats, health probes. A lone call
+ * (an `acquire()`, a `release()`) does not wait for a turn.
  * The set-up (pragmas, tables) runs inside the first piece of work, under that call's deadline: a call
  * that must be quick (an `acquire()` with a short `timeoutMs`) is never held by a set-up waiting out
  * `operationTimeoutMs` for another process's write lock.
  *
  * @internal
  */
+import { setImmediate } from 'node:timers';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import createDebug from 'debug';
 import { ClosedError, CoordinatorUnavailableError, GracefulDrainError } from '../../errors.js';
@@ -104,6 +107,28 @@ class Pragmas {
     // Read, not run: the pragma answers with the timeout set.
     statement.get();
   }
+}
+
+/** How long work may run, call after call, before the next call lets the event loop turn (ms). */
+const TURN_EVERY_MS = 5;
+/** When the check for a turn was armed (`now()` clock); `undefined` once the event loop has turned. */
+let turnArmedAt: number | undefined;
+const turned = (): void => {
+  turnArmedAt = undefined;
+};
+
+/**
+ * Whether work has run for {@link TURN_EVERY_MS} since the event loop last turned (as far as the
+ * adapters know). The first call after a turn arms the check: an immediate that records the next turn
+ * (one for the whole process, from `node:timers`, which fake timers leave alone).
+ */
+function starving(): boolean {
+  if (turnArmedAt === undefined) {
+    turnArmedAt = now();
+    setImmediate(turned);
+    return false;
+  }
+  return now() - turnArmedAt >= TURN_EVERY_MS;
 }
 
 /** `PRAGMA synchronous = FULL`: a commit waits for its WAL frames to reach the disk. */
@@ -202,10 +227,12 @@ export class SqliteConnection {
     if (this.#closed) throw new ClosedError();
     // The open is shared by every call, so it runs on; this call only stops waiting for it.
     const db = this.#db ?? (await abortable(this.#open(), options.signal));
-    // The drivers are synchronous: without a turn of the event loop here, calls chained by `await`
-    // run as one long task, and no timer fires until the last one is done.
-    await nextTurn();
-    if (this.#closed) throw new ClosedError();
+    // The drivers are synchronous: without a turn of the event loop now and then, calls chained by
+    // `await` run as one long task, and no timer fires until the last one is done.
+    if (starving()) {
+      await nextTurn();
+      if (this.#closed) throw new ClosedError();
+    }
     return this.#retry(db, work, options);
   }
 
