@@ -7,7 +7,7 @@ import { SqliteWorkflowStore } from '../src/adapters/sqlite/index.js';
 import { ConfigurationError } from '../src/errors.js';
 import { randomId } from '../src/internal/time.js';
 import { forEachDriver, sqliteDriver, type TestDatabase } from './support/sqlite.js';
-import { sqliteHost } from './support/sqlite-host.js';
+import { markIds as marks, sqliteHost, statusOf } from './support/sqlite-host.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SETUP = fileURLToPath(new URL('./fixtures/sqlite-store-setup.ts', import.meta.url));
@@ -15,14 +15,6 @@ const { dir, hostDatabase, store } = sqliteHost('gd-sqlite-marks-');
 const children: ChildProcess[] = [];
 
 const fence = (token?: bigint) => ({ memberId: 'm1', token });
-
-function statusOf(db: TestDatabase, id: string | number): unknown {
-  return db.prepare('SELECT status FROM workflows WHERE id = ?').pluck().get(id);
-}
-
-function marks(db: TestDatabase, table = 'graceful_drain_marks'): unknown[] {
-  return db.prepare(`SELECT id FROM ${table} ORDER BY id`).pluck().all();
-}
 
 function triggers(db: TestDatabase): { name: string; sql: string }[] {
   return db.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name").all() as {

@@ -26,6 +26,16 @@ export function insert(db: TestDatabase, rows: [string | number, string][], tabl
   db.transaction(() => rows.forEach((row) => statement.run(...row))).immediate();
 }
 
+/** The status of the host's workflow `id`. */
+export function statusOf(db: TestDatabase, id: string | number): unknown {
+  return db.prepare('SELECT status FROM workflows WHERE id = ?').pluck().get(id);
+}
+
+/** The ids of the store's marks, in order. */
+export function markIds(db: TestDatabase, table = 'graceful_drain_marks'): unknown[] {
+  return db.prepare(`SELECT id FROM ${table} ORDER BY id`).pluck().all();
+}
+
 /** Registers the hooks that close what the helpers opened; `prefix` names the temporary directory. */
 export function sqliteHost(prefix: string): SqliteHost {
   const dir = mkdtempSync(join(tmpdir(), prefix));
