@@ -87,7 +87,7 @@ forEachDriver(() => {
         db.exec(`DROP TABLE IF EXISTS "${table}"; DROP TABLE IF EXISTS "${marksTable}";
         DROP TABLE IF EXISTS "${marksTable}_fence"; DROP TABLE IF EXISTS "${marksTable}_generations";
         DROP TABLE IF EXISTS "${marksTable}_generation_members"; DROP TABLE IF EXISTS "${marksTable}_recoveries";
-        DROP TABLE IF EXISTS "${marksTable}_evictions"; DROP TABLE IF EXISTS "${marksTable}_unparking"`);
+        DROP TABLE IF EXISTS "${marksTable}_evictions"`);
         db.close();
       },
     };

@@ -63,7 +63,6 @@ forEachDriver(() => {
         'graceful_drain_marks_generation_members',
         'graceful_drain_marks_generations',
         'graceful_drain_marks_recoveries',
-        'graceful_drain_marks_unparking',
         'workflows',
       ]);
       // reading writes nothing
@@ -450,7 +449,6 @@ forEachDriver(() => {
         'select_generation_members',
         'select_generations',
         'select_recoveries',
-        'select_unparking',
         'workflows',
       ]);
       expect(marks(db, 'select')).toEqual([{ id: 'r1', memberId: 'm1', token: 1 }]);

@@ -157,10 +157,7 @@ export function installMarkTriggers(
   const held = literals(db, values, info.statusAffinity).join(', ');
   const host = quote(names.table.name);
   const status = quote(names.statusColumn);
-  const oldId = `CAST(OLD.${quote(names.idColumn)} AS TEXT)`;
-  const drop = `DELETE FROM ${quote(names.marksTable.name)} WHERE id = ${oldId}`;
-  // A row in the range an unpark is resuming keeps its mark: the unpark deletes that range's marks at once.
-  const unparking = quote(`${names.marksTable.name}_unparking`);
+  const drop = `DELETE FROM ${quote(names.marksTable.name)} WHERE id = CAST(OLD.${quote(names.idColumn)} AS TEXT)`;
   const unpaused = `${names.marksTable.name}_unpaused`;
   const deleted = `${names.marksTable.name}_deleted`;
   // As `sqlite_master` stores them: without the schema, which SQLite drops from the name.
@@ -168,7 +165,6 @@ export function installMarkTriggers(
     [unpaused]:
       `CREATE TRIGGER ${quote(unpaused)} AFTER UPDATE OF ${status} ON ${host} FOR EACH ROW` +
       ` WHEN OLD.${status} IN (${held}) AND (NEW.${status} IS NULL OR NEW.${status} NOT IN (${held}))` +
-      ` AND NOT EXISTS (SELECT 1 FROM ${unparking} AS u WHERE ${oldId} <= u.upper AND (u.lower IS NULL OR ${oldId} > u.lower))` +
       ` BEGIN ${drop}; END`,
     [deleted]: `CREATE TRIGGER ${quote(deleted)} AFTER DELETE ON ${host} FOR EACH ROW WHEN OLD.${status} IN (${held}) BEGIN ${drop}; END`,
   };

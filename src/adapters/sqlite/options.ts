@@ -77,9 +77,8 @@ export interface SqliteWorkflowStoreOptions {
   /**
    * The store's table of marks, in the host table's database; beside it `<marksTable>_fence` (the
    * highest token seen), `<marksTable>_generations`, `<marksTable>_generation_members` and
-   * `<marksTable>_recoveries` (crash recovery), `<marksTable>_evictions` (evicted incarnations),
-   * `<marksTable>_unparking` (the range an unpark is resuming, never committed), and triggers
-   * `<marksTable>_unpaused` and `<marksTable>_deleted` on the host's table.
+   * `<marksTable>_recoveries` (crash recovery), `<marksTable>_evictions` (evicted incarnations), and
+   * triggers `<marksTable>_unpaused` and `<marksTable>_deleted` on the host's table.
    * @defaultValue `'graceful_drain_marks'`
    */
   readonly marksTable?: string | undefined;

@@ -34,7 +34,6 @@ function storeTables({ names }: CompiledStoreOptions) {
     members: sibling('_generation_members'),
     recoveries: sibling('_recoveries'),
     evictions: sibling('_evictions'),
-    unparking: sibling('_unparking'),
   };
 }
 
@@ -66,12 +65,6 @@ export function setUpStore(db: SqliteDatabase, o: CompiledStoreOptions): StoreSt
       incarnation TEXT PRIMARY KEY NOT NULL, member_id TEXT NOT NULL, grp TEXT NOT NULL,
       evicted_at INTEGER NOT NULL
     ) WITHOUT ROWID`);
-    // The range of marks an unpark is resuming, within its transaction only (see unparkPage): never
-    // committed, so emptied here in case a foreign writer left a row.
-    db.exec(`CREATE TABLE IF NOT EXISTS ${t.unparking} (
-      id INTEGER PRIMARY KEY CHECK (id = 1), lower TEXT, upper TEXT NOT NULL
-    )`);
-    db.exec(`DELETE FROM ${t.unparking}`);
     installMarkTriggers(db, o, host);
   }).immediate();
   return prepareStatements(db, o, host);
@@ -132,7 +125,7 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions, info: Ho
   const host = names.table.sql;
   const id = quote(names.idColumn);
   const status = quote(names.statusColumn);
-  const { marks, fence, generations, members, recoveries, evictions, unparking } = storeTables(o);
+  const { marks, fence, generations, members, recoveries, evictions } = storeTables(o);
   const chunk = '(SELECT value FROM json_each(?))';
   const firstColumns = (sql: string) => db.prepare(sql).pluck().safeIntegers(true);
   const highest = firstColumns(`SELECT highest FROM ${fence} WHERE id = 1`) as SqliteStatement<[], bigint>;
@@ -228,15 +221,6 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions, info: Ho
        FROM ${marks} AS m LEFT JOIN ${host} AS t ON t.${id} = m.id WHERE ${range} ORDER BY m.id`;
   const markStatesFrom = db.prepare<unknown[], string>(markStatesSql('m.id > ? AND m.id <= ?')).pluck();
   const markStatesFirst = db.prepare<unknown[], string>(markStatesSql('m.id <= ?')).pluck();
-  // While a page's paused workflows are resumed by range, the trigger leaves the marks of that range to
-  // the range's one DELETE (a set-based delete, not one per row): the range is written to the unparking
-  // table for the length of the UPDATE, in this transaction, and removed before it commits. Other
-  // writers never see it (SQLite has one writer at a time, and the row is never committed); a host's own
-  // trigger that resumes a workflow outside the range still has its mark dropped.
-  const unparkingFrom = db.prepare<[string | null, string]>(
-    `INSERT OR REPLACE INTO ${unparking} (id, lower, upper) VALUES (1, ?, ?)`,
-  );
-  const unparkingDone = db.prepare(`DELETE FROM ${unparking}`);
   const resumePage = ranged(
     'm.id',
     (range) => `UPDATE ${host} AS t SET ${status} = ?
@@ -535,15 +519,7 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions, info: Ho
       }
       return (
         attempt(() => {
-          unparkingFrom.run(cursor ?? null, last);
-          let resumed: number;
-          try {
-            resumed = resumePage([running], cursor, last, paused);
-          } finally {
-            unparkingDone.run();
-          }
-          if (resumed !== ids.length) return false;
-          // Every mark of the range: the trigger dropped none of them.
+          if (resumePage([running], cursor, last, paused) !== ids.length) return false;
           unmarkLeft();
           return true;
         }, byStates) ?? { ids, resumed: undefined, pausing: 0, more, last }
