@@ -241,13 +241,58 @@ describe('PostgresWorkflowStore parkPage()', () => {
     await deferred.parkPage(fence(1n), { limit: 10 });
     expect(sent.filter((t) => t.includes('synchronous_commit = off'))).toHaveLength(1);
     sent.length = 0;
-    await setStatus(table, 'a', 'paused');
-    await deferred.unparkPage(fence(2n), { limit: 10 });
-    expect(sent.some((t) => t.includes('synchronous_commit'))).toBe(false);
-    sent.length = 0;
     await setStatus(table, 'a', 'running');
     await store(table, { pool: counting, batchCommit: 'synchronous' }).parkPage(fence(3n), { limit: 10 });
     expect(sent.some((t) => t.includes('synchronous_commit'))).toBe(false);
+  });
+  it('unparkPage() commits its pages without waiting for the flush, but the last, which waits as the session is configured', async () => {
+    const table = await hostTable(['a', 'b', 'c', 'd', 'e'].map((id) => [id, 'running'] as const));
+    // What the commit of each write to the host's table runs under: read at commit by a deferred trigger.
+    const seen = `"${db.schema}"."${uniqueName('seen')}"`;
+    const record = `"${db.schema}"."${uniqueName('record')}"`;
+    await db.pool.query(`CREATE TABLE ${seen} (n serial, setting text)`);
+    await db.pool.query(`CREATE FUNCTION ${record}() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN INSERT INTO ${seen} (setting) VALUES (current_setting('synchronous_commit')); RETURN NULL; END $$`);
+    const settings = async (): Promise<string[]> => {
+      const { rows: found } = await db.pool.query<{ setting: string }>(
+        `SELECT setting FROM ${seen} ORDER BY n`,
+      );
+      await db.pool.query(`DELETE FROM ${seen}`);
+      return found.map((r) => r.setting);
+    };
+    // Sessions configured to commit locally (a plain SET on each connection): the last page keeps that.
+    const local: PgPool = {
+      query: (text, values) => db.pool.query(text, values),
+      connect: async () => {
+        const client = (await db.pool.connect()) as PgPoolClient;
+        await client.query('SET synchronous_commit = local');
+        return client;
+      },
+    };
+    for (const [batchCommit, expected, token] of [
+      ['deferred', ['off', 'off', 'off', 'off', 'local'], 1n],
+      ['synchronous', ['local', 'local', 'local', 'local', 'local'], 3n],
+    ] as const) {
+      const s = store(table, { pool: local, batchCommit });
+      await parkAll(s, 10, fence(token));
+      await db.pool.query(`UPDATE ${sqlName(table)} SET status = 'paused'`);
+      await db.pool.query(
+        `CREATE CONSTRAINT TRIGGER record AFTER UPDATE ON ${sqlName(table)} DEFERRABLE INITIALLY DEFERRED
+          FOR EACH ROW EXECUTE FUNCTION ${record}()`,
+      );
+      let cursor: string | undefined;
+      const resumed: string[] = [];
+      do {
+        const next = cursor === undefined ? { limit: 2 } : { limit: 2, cursor };
+        const page = await s.unparkPage(fence(token + 1n), next);
+        resumed.push(...page.results.filter((r) => r.outcome === 'resumed').map((r) => r.id));
+        cursor = page.cursor;
+      } while (cursor !== undefined);
+      expect(resumed).toEqual(['a', 'b', 'c', 'd', 'e']);
+      expect(await settings()).toEqual(expected);
+      await db.pool.query(`DROP TRIGGER record ON ${sqlName(table)}`);
+      await s.close();
+    }
   });
 });
 

@@ -102,10 +102,12 @@ export interface PostgresWorkflowStoreOptions extends PostgresHostTableOptions {
    */
   readonly markTrigger?: MarkTriggerMode;
   /**
-   * How the batches of `park()` commit (`recover()` and `unpark()` always wait for the flush): `'deferred'` without waiting for the WAL flush
-   * (`synchronous_commit = off` for their transactions: a server crash may lose the last fraction of a
+   * How the batches of `park()` and `parkPage()`, and the pages of `unparkPage()` but the last of a pass,
+   * commit (`recover()` and `unpark()` always wait for the flush): `'deferred'` without waiting for the WAL
+   * flush (`synchronous_commit = off` for their transactions: a server crash may lose the last fraction of a
    * second of batches, each whole or not at all, until the next write that waits for the flush, such as
-   * the hand-off's closing record, makes them all durable); `'synchronous'` as the server is configured.
+   * the hand-off's closing record or a resume's last page, makes them all durable); `'synchronous'` as the
+   * server is configured.
    * See "Durability" in docs/adapters/postgres.md.
    * @defaultValue `'deferred'`
    */

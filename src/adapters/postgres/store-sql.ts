@@ -191,9 +191,11 @@ export function storeSql(
    * (`resumeByKey`) in the same transaction. The workflows are locked by primary key from an array,
    * however small the planner takes the host's table to be. One row: `page`, a JSON array of the ids,
    * each after a character: `r` resumed, `w` still pausing (left parked), `q` to resume by key, `s`
-   * skipped.
+   * skipped. `deferLast`: the transaction commits without waiting for the WAL flush (`synchronous_commit`
+   * off) when more marks follow the page; the last page's commit waits, as the session is configured,
+   * and with it every page before it.
    */
-  const unparkMarks = (withPausing: boolean, where: string, paged: boolean): string => `
+  const unparkMarks = (withPausing: boolean, where: string, paged: boolean, deferLast = false): string => `
       WITH page AS MATERIALIZED (
         SELECT p.ctid AS mark, p.workflow_id, row_number() OVER (ORDER BY p.workflow_id) AS n
         FROM ${S}.parked p
@@ -225,7 +227,13 @@ export function storeSql(
           WHEN g.workflow_id IN (SELECT c.workflow_id FROM cleared c)
             AND g.n IN (SELECT l.n FROM listed l WHERE l.paused) THEN 'q'
           ELSE 's' END || g.workflow_id
-        ORDER BY g.n)::text AS page
+        ORDER BY g.n)::text AS page${
+          deferLast
+            ? `,
+        set_config('synchronous_commit', CASE WHEN (SELECT count(*) FROM page) > $2 THEN 'off'
+          ELSE current_setting('synchronous_commit') END, true) AS commit`
+            : ''
+        }
       FROM page g`;
 
   /**
@@ -390,13 +398,14 @@ export function storeSql(
      * `listParked` and `unpark` of what it lists but those still pausing, one statement: $1 store key,
      * $2 limit, $3 running, $4 paused [, $5 pausing] [, $6 cursor]. One row: `page`, the page as
      * `listParked` reads it (`limit + 1` marks at most, by id in "C" order), each id after a character:
-     * `r` resumed, `w` still pausing (left parked), `s` skipped. See `unparkMarks`.
+     * `r` resumed, `w` still pausing (left parked), `s` skipped. See `unparkMarks` (`deferLast`).
      */
-    unparkPage: (withPausing: boolean, withCursor: boolean) =>
+    unparkPage: (withPausing: boolean, withCursor: boolean, deferLast: boolean) =>
       unparkMarks(
         withPausing,
         `WHERE p.store_key = $1${withCursor ? ' AND p.workflow_id > ($6 COLLATE "C")' : ''}`,
         true,
+        deferLast,
       ),
     /** $1 ids, $2 store key. Rows: `ord` of each dropped mark (ids taken to the column's text form). */
     notePaused: (byType: boolean) => `

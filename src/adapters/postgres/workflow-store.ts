@@ -300,7 +300,10 @@ export class PostgresWorkflowStore implements WorkflowStore {
     const values: unknown[] = [prepared.storeKey, limit, running, paused, pausing ?? null];
     if (cursor !== undefined) values.push(cursor);
     const unparking = this.#o.markTrigger !== 'off';
-    const statement = prepared.sql.unparkPage(pausing !== undefined, cursor !== undefined);
+    // Like a park's pages, a resume's commit without waiting for the WAL flush, but the last: that one
+    // waits, and with it every page before it (see "Durability of batches" in docs/adapters/postgres.md).
+    const deferLast = this.#o.batchCommit === 'deferred';
+    const statement = prepared.sql.unparkPage(pausing !== undefined, cursor !== undefined, deferLast);
     const settings = { unparking, byKey: true };
     const { ids, flags } = await this.#unparkMarks(prepared, fence, signal, settings, statement, values);
     const page = pageOf(ids, limit, (id) => id);
