@@ -185,10 +185,8 @@ export function storeSql(
    * key from an array, however small the planner takes the host's table to be: their rows are locked
    * before any mark is, the order the mark trigger takes (a host's update holds its row, then the trigger
    * deletes the mark), so the two never deadlock; a row another transaction updated meanwhile is judged
-   * on its latest version. The page's other workflows are locked too, and their latest status read
-   * (`locked`, a CTE of its own so that no test of their status is pushed below the lock, where it would
-   * judge the snapshot's version; `kept`: those `pausing`, usually none). Then the marks are deleted by their row, all but those of
-   * workflows still `pausing`. A resumed workflow whose mark another
+   * on its latest version. Then the marks are deleted by their row, all but those of workflows still
+   * `pausing` (`kept`, read from the statement's snapshot). A resumed workflow whose mark another
    * transaction deleted meanwhile (`notePaused`, the trigger: a user's pause) is `u`: paused again by key
    * (`moveByKey`) in the same transaction, before anyone can see it running. One row: `page`, a JSON array
    * of the ids, each after a character: `r` resumed, `w` still pausing (left parked), `u` to pause again,
@@ -207,13 +205,15 @@ export function storeSql(
         WHERE ${FENCE_OK} AND t.${ID} = ANY(ARRAY(SELECT ${asId('x.workflow_id')} FROM page x WHERE x.n <= $2))
           AND (t.${ST} = $4) IS TRUE
         RETURNING t.${ID} AS key),
-      locked AS MATERIALIZED (
-        SELECT t.${ID} AS key, ${withPausing ? `(t.${ST} = $5) IS TRUE` : 'false'} AS pausing FROM ${T} t
-        WHERE t.${ID} = ANY(ARRAY(SELECT ${asId('x.workflow_id')} FROM page x
-            WHERE x.n <= $2 AND ${asId('x.workflow_id')} NOT IN (SELECT r.key FROM resumed r)))
-        FOR NO KEY UPDATE OF t),
-      kept AS MATERIALIZED (
-        SELECT l.n FROM page l JOIN locked h ON h.key = ${asId('l.workflow_id')} WHERE l.n <= $2 AND h.pausing),
+      kept AS MATERIALIZED (${
+        withPausing
+          ? `
+        SELECT l.n FROM page l
+        WHERE l.n <= $2 AND ${asId('l.workflow_id')} NOT IN (SELECT r.key FROM resumed r)
+          AND (SELECT (t.${ST} = $5) IS TRUE FROM ${T} t WHERE t.${ID} = ${asId('l.workflow_id')})`
+          : `
+        SELECT NULL::bigint AS n WHERE false`
+      }),
       cleared AS (
         DELETE FROM ${S}.parked p
         WHERE ${FENCE_OK} AND p.ctid = ANY(ARRAY(SELECT l.mark FROM page l
