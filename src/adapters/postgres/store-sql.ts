@@ -181,18 +181,19 @@ export function storeSql(
   /**
    * Unparks the marks `where` selects (of `parked p`; by id in "C" order, the first `$2 + 1` when
    * `paged`, the first `$2` only written), one statement: $1 store key, $2 limit, $3 running, $4 paused
-   * [, $5 pausing]. The workflows of those marks still `paused` are resumed first (`resumed`), by primary
-   * key from an array, however small the planner takes the host's table to be: their rows are locked
-   * before any mark is, the order the mark trigger takes (a host's update holds its row, then the trigger
-   * deletes the mark), so the two never deadlock; a row another transaction updated meanwhile is judged
-   * on its latest version. Then the marks are deleted by their row, all but those of workflows still
-   * `pausing` (`kept`, read from the statement's snapshot). A resumed workflow whose mark another
-   * transaction deleted meanwhile (`notePaused`, the trigger: a user's pause) is `u`: paused again by key
-   * (`moveByKey`) in the same transaction, before anyone can see it running. One row: `page`, a JSON array
-   * of the ids, each after a character: `r` resumed, `w` still pausing (left parked), `u` to pause again,
-   * `s` skipped. `deferLast`: the transaction commits without waiting for the WAL flush
-   * (`synchronous_commit` off) when more marks follow the page; the last page's commit waits, as the
-   * session is configured, and with it every page before it.
+   * [, $5 pausing]. The workflows of those marks are locked first (`held`, their latest status read): the
+   * order the mark trigger takes (a host's update holds its row, then the trigger deletes the mark), so
+   * the two never deadlock. Then every mark whose workflow is not pausing is deleted, and the workflows of
+   * the marks deleted still `paused` are resumed; a mark another transaction deleted or changed meanwhile
+   * (`notePaused`, the trigger) is left alone and its workflow not resumed. The marks are deleted by
+   * their row, and the workflows resumed by the row their lock found (no second lookup); a workflow
+   * another transaction updated since the statement began is past its snapshot: `q`, resumed by key
+   * (`resumeByKey`) in the same transaction. The workflows are locked by primary key from an array,
+   * however small the planner takes the host's table to be. One row: `page`, a JSON array of the ids,
+   * each after a character: `r` resumed, `w` still pausing (left parked), `q` to resume by key, `s`
+   * skipped. `deferLast`: the transaction commits without waiting for the WAL flush (`synchronous_commit`
+   * off) when more marks follow the page; the last page's commit waits, as the session is configured,
+   * and with it every page before it.
    */
   const unparkMarks = (withPausing: boolean, where: string, paged: boolean, deferLast = false): string => `
       WITH page AS MATERIALIZED (
@@ -200,31 +201,31 @@ export function storeSql(
         FROM ${S}.parked p
         ${where}
         ORDER BY p.workflow_id${paged ? ' LIMIT $2 + 1' : ''}),
-      resumed AS (
-        UPDATE ${T} AS t SET ${ST} = $3
-        WHERE ${FENCE_OK} AND t.${ID} = ANY(ARRAY(SELECT ${asId('x.workflow_id')} FROM page x WHERE x.n <= $2))
-          AND (t.${ST} = $4) IS TRUE
-        RETURNING t.${ID} AS key),
-      kept AS MATERIALIZED (${
-        withPausing
-          ? `
-        SELECT l.n FROM page l
-        WHERE l.n <= $2 AND ${asId('l.workflow_id')} NOT IN (SELECT r.key FROM resumed r)
-          AND (SELECT (t.${ST} = $5) IS TRUE FROM ${T} t WHERE t.${ID} = ${asId('l.workflow_id')})`
-          : `
-        SELECT NULL::bigint AS n WHERE false`
-      }),
+      held AS MATERIALIZED (
+        SELECT l.n, t.${ROW} AS row, t.${ST}::text = $4 AS paused${withPausing ? `, t.${ST}::text = $5 AS pausing` : ''}
+        FROM page l JOIN ${T} t ON t.${ID} = ${asId('l.workflow_id')}
+          AND t.${ID} = ANY(ARRAY(SELECT ${asId('x.workflow_id')} FROM page x WHERE x.n <= $2))
+        WHERE ${FENCE_OK} AND l.n <= $2
+        FOR NO KEY UPDATE OF t),
+      listed AS (
+        SELECT l.n, l.mark, l.workflow_id, h.row, h.paused IS TRUE AS paused,
+          ${withPausing ? 'h.pausing IS TRUE' : 'false'} AS pausing
+        FROM page l LEFT JOIN held h ON h.n = l.n WHERE l.n <= $2),
       cleared AS (
         DELETE FROM ${S}.parked p
-        WHERE ${FENCE_OK} AND p.ctid = ANY(ARRAY(SELECT l.mark FROM page l
-            WHERE l.n <= $2 AND l.n NOT IN (SELECT k.n FROM kept k)
-              -- every workflow resumed (its row locked) before the first mark is deleted
-              AND (SELECT count(*) FROM resumed r) >= 0))
+        WHERE ${FENCE_OK} AND p.ctid = ANY(ARRAY(SELECT l.mark FROM listed l WHERE NOT l.pausing))
           AND p.store_key = $1
-        RETURNING p.workflow_id)
-      SELECT json_agg(CASE WHEN g.n IN (SELECT k.n FROM kept k) THEN 'w'
-          WHEN ${asId('g.workflow_id')} IN (SELECT r.key FROM resumed r) THEN
-            CASE WHEN g.workflow_id IN (SELECT c.workflow_id FROM cleared c) THEN 'r' ELSE 'u' END
+        RETURNING p.workflow_id),
+      resumed AS (
+        UPDATE ${T} AS t SET ${ST} = $3
+        WHERE t.${ROW} = ANY(ARRAY(SELECT l.row FROM listed l
+            WHERE l.paused AND l.workflow_id IN (SELECT c.workflow_id FROM cleared c)))
+          AND (t.${ST} = $4) IS TRUE
+        RETURNING t.${ID} AS key)
+      SELECT json_agg(CASE WHEN g.n IN (SELECT l.n FROM listed l WHERE l.pausing) THEN 'w'
+          WHEN ${asId('g.workflow_id')} IN (SELECT r.key FROM resumed r) THEN 'r'
+          WHEN g.workflow_id IN (SELECT c.workflow_id FROM cleared c)
+            AND g.n IN (SELECT l.n FROM listed l WHERE l.paused) THEN 'q'
           ELSE 's' END || g.workflow_id
         ORDER BY g.n)::text AS page${
           deferLast
@@ -236,11 +237,12 @@ export function storeSql(
       FROM page g`;
 
   /**
-   * The rest of an unpark: $1 the ids (marks' ids) of workflows it resumed whose mark another
-   * transaction deleted meanwhile, $2 paused, $3 running. Pauses those again, by primary key. Rows:
-   * `workflow_id` of each paused again.
+   * The rest of an unpark: $1 the ids (marks' ids) whose mark it deleted and whose workflow, locked,
+   * was `paused` in a version newer than the statement's snapshot (another transaction updated it
+   * meanwhile: its row moved on), $2 running, $3 paused. Resumes those still paused, by primary key.
+   * Rows: `workflow_id` of each resumed.
    */
-  const moveByKey = `
+  const resumeByKey = `
       UPDATE ${T} AS t SET ${ST} = $2
       WHERE t.${ID} = ANY(ARRAY(SELECT ${asId('u.id')} FROM unnest($1::text[]) AS u (id))) AND (t.${ST} = $3) IS TRUE
       RETURNING t.${ID}::text COLLATE "C" AS workflow_id`;
@@ -379,7 +381,7 @@ export function storeSql(
       SELECT json_agg(CASE WHEN p.key IN (SELECT x.key FROM paused x) THEN 'p' ELSE 's' END || p.key::text
         ORDER BY p.n)::text AS page
       FROM page p`,
-    moveByKey,
+    resumeByKey,
     /**
      * `unpark` of `$6` (ids), one statement: as `unparkPage` below, the marks of those ids (a repeat once)
      * in place of a page, `$2` their number at most. One row: `page`, the marks found (by id in "C"

@@ -606,8 +606,8 @@ export class PostgresWorkflowStore implements WorkflowStore {
 
   /**
    * Runs an unpark statement (`unpark`, `unparkPage`) as #batch does: its page of marks, each with what
-   * became of it (`r`, `w`, `s`); the workflows the statement resumed but whose mark another transaction
-   * deleted meanwhile (a user's pause, `u`) paused again by key in the same transaction first, `s`.
+   * became of it (`r`, `w`, `s`); the workflows the statement could not resume where their lock found
+   * them (another transaction updated them meanwhile, `q`) resumed by key in the same transaction first.
    */
   async #unparkMarks(
     prepared: Prepared,
@@ -620,13 +620,17 @@ export class PostgresWorkflowStore implements WorkflowStore {
     let marks: { ids: string[]; flags: string } = { ids: [], flags: '' };
     await this.#batch(prepared, fence, signal, settings, statement, values, async (q, rows) => {
       marks = pageRow((rows[0] as { page: string | null } | undefined)?.page);
-      const again = marks.ids.filter((_, i) => marks.flags[i] === 'u');
+      const again = marks.ids.filter((_, i) => marks.flags[i] === 'q');
       if (again.length === 0) return rows;
       const { running, paused } = this.#o.statuses;
-      await q.query(inline(prepared.sql.moveByKey, [again, paused, running]));
+      const { rows: done } = await q.query(inline(prepared.sql.resumeByKey, [again, running, paused]));
+      const resumed = new Set((done as { workflow_id: string }[]).map((row) => row.workflow_id));
       const { ids, flags } = marks;
-      marks = { ids, flags: flags.replace(/u/g, 's') };
-      debug('unpark: %d paused again (their marks deleted meanwhile)', again.length);
+      const settled = [...flags].map((flag, i) =>
+        flag !== 'q' ? flag : resumed.has(ids[i] as string) ? 'r' : 's',
+      );
+      marks = { ids, flags: settled.join('') };
+      debug('unpark: %d resumed by key of %d', resumed.size, again.length);
       return rows;
     });
     return marks;
