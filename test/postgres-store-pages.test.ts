@@ -664,6 +664,52 @@ describe('PostgresWorkflowStore pages and other transactions', () => {
     expect(await statuses(table)).toEqual({ a: 'running', b: 'paused' });
   });
 
+  it('unparkPage() and notePaused() at once: the workflow a user paused is not resumed, its mark gone', async () => {
+    const table = await hostTable([
+      ['a', 'running'],
+      ['b', 'running'],
+      ['c', 'running'],
+    ]);
+    const { store: s, waiting } = await namedStore(table);
+    await s.parkPage(fence(1n), { limit: 10 });
+    await db.pool.query(`UPDATE ${sqlName(table)} SET status = 'paused'`);
+    // The user's pause path inside a transaction of the host's: notePaused's delete of b's mark.
+    const host = await hostTransaction();
+    await host.run(`DELETE FROM "${db.schema}".parked WHERE store_key = '${table}' AND workflow_id = 'b'`);
+    const unparking = s.unparkPage(fence(2n), { limit: 10 });
+    await waitFor('the page to wait on the mark', waiting);
+    // The page holds the rows of a, b and c and waits for b's mark: nobody sees b running.
+    expect((await statuses(table)).b).toBe('paused');
+    await host.commit();
+    expect(outcomes((await unparking).results)).toEqual([
+      ['a', 'resumed'],
+      ['b', 'skipped'],
+      ['c', 'resumed'],
+    ]);
+    expect(await statuses(table)).toEqual({ a: 'running', b: 'paused', c: 'running' });
+    expect(await marks(table)).toEqual([]);
+  });
+
+  it('unparkPage() waits for a host moving a paused workflow back to pausing: its mark is kept, counted as pausing', async () => {
+    const table = await hostTable([
+      ['a', 'running'],
+      ['b', 'running'],
+    ]);
+    const { store: s, waiting } = await namedStore(table);
+    await s.parkPage(fence(1n), { limit: 10 });
+    await db.pool.query(`UPDATE ${sqlName(table)} SET status = 'paused'`);
+    const host = await hostTransaction();
+    await host.run(`UPDATE ${sqlName(table)} SET status = 'pausing' WHERE id = 'b'`);
+    const unparking = s.unparkPage(fence(2n), { limit: 10 });
+    await waitFor('the page to wait on the host row lock', waiting);
+    await host.commit();
+    const page = await unparking;
+    expect(outcomes(page.results)).toEqual([['a', 'resumed']]);
+    expect(page.pausing).toBe(1);
+    expect(await statuses(table)).toEqual({ a: 'running', b: 'pausing' });
+    expect(await marks(table)).toEqual(['b']);
+  });
+
   for (const method of ['parkPage', 'unparkPage'] as const) {
     it(`${method} stuck on a host row lock: aborting rejects at once and rolls back`, async () => {
       const table = await hostTable([

@@ -1,0 +1,123 @@
+/**
+ * PostgresWorkflowStore's unpark (`unparkMarks` in src/adapters/postgres/store-sql.ts) against concurrent
+ * host transactions: a workflow that finishes pausing while a page resumes it, and a host that locks
+ * several workflows in id order. A statement that resumed the paused workflows first and locked the others
+ * after (tried, and reverted) failed all three: the first two left a workflow paused with no mark (never
+ * resumed), the third deadlocked. Locking every row of the page in one scan, first, passes them.
+ */
+import { describe, expect, it } from 'vitest';
+import {
+  BEAT_COLUMNS,
+  fence,
+  outcomes,
+  pgStoreTables,
+  settle,
+  sqlName,
+  waitFor,
+} from './support/pg-store-tables.js';
+
+const tables = pgStoreTables('gd_pg_unpark_races', { columns: BEAT_COLUMNS });
+const { db, cleanup, hostTable, statuses, setStatus, marks, namedStore: namedStoreOf } = tables;
+
+const namedStore = (table: string) => namedStoreOf(table, 'gd_unpark_races');
+
+/** A transaction of the host's on its own connection: `run` statements in it, then commit or roll back. */
+async function hostTransaction(): Promise<{
+  run: (text: string) => Promise<void>;
+  commit: () => Promise<void>;
+}> {
+  const holder = await db.pool.connect();
+  await holder.query('BEGIN');
+  let done = false;
+  const end = async (how: string) => {
+    if (done) return;
+    done = true;
+    await holder.query(how);
+    holder.release();
+  };
+  cleanup.push(() => end('ROLLBACK'));
+  return {
+    run: async (text) => {
+      await holder.query(text);
+    },
+    commit: () => end('COMMIT'),
+  };
+}
+
+describe('PostgresWorkflowStore unpark and concurrent host transactions', () => {
+  // b is `pausing` in the statement's snapshot and the host's transaction moves it on to `paused` (the
+  // mark trigger keeps the mark: both statuses are held), the engine's ordinary move racing a resume. A
+  // statement that resumes only the rows `paused` in its snapshot skips b without waiting for it; judging
+  // b later by its latest status (`paused`, not `pausing`) it then deleted the mark: b stayed paused with
+  // no mark, never resumed. Locking the row first sees `paused`, and b is resumed.
+  it('unparkPage() while the host finishes pausing a workflow (pausing -> paused): it is resumed or keeps its mark, never paused with no mark', async () => {
+    const table = await hostTable([
+      ['a', 'running'],
+      ['b', 'running'],
+    ]);
+    const { store: s, waiting } = await namedStore(table);
+    await s.parkPage(fence(1n), { limit: 10 });
+    await setStatus(table, 'a', 'paused');
+    // b still pausing when the page begins; the engine's transaction moves it on to paused
+    const host = await hostTransaction();
+    await host.run(`UPDATE ${sqlName(table)} SET status = 'paused' WHERE id = 'b'`);
+    const unparking = s.unparkPage(fence(2n), { limit: 10 });
+    await waitFor('the page to wait on the host row lock', waiting);
+    await host.commit();
+    const page = await unparking;
+    const now = await statuses(table);
+    const marked = await marks(table);
+    // b resumed (as the old statement did), or left marked (counted pausing) for the next round
+    expect(now.b === 'running' || marked.includes('b')).toBe(true);
+    expect(outcomes(page.results).find(([id]) => id === 'b')?.[1] ?? 'pausing').not.toBe('skipped');
+  });
+
+  // The same race through unpark() (the same statement over given ids).
+  it('unpark() while the host finishes pausing a workflow (pausing -> paused): it is resumed or keeps its mark', async () => {
+    const table = await hostTable([
+      ['a', 'running'],
+      ['b', 'running'],
+    ]);
+    const { store: s, waiting } = await namedStore(table);
+    await s.park(['a', 'b'], fence(1n));
+    await setStatus(table, 'a', 'paused');
+    const host = await hostTransaction();
+    await host.run(`UPDATE ${sqlName(table)} SET status = 'paused' WHERE id = 'b'`);
+    const unparking = s.unpark(['a', 'b'], fence(2n));
+    await waitFor('the unpark to wait on the host row lock', waiting);
+    await host.commit();
+    await unparking;
+    const now = await statuses(table);
+    const marked = await marks(table);
+    expect(now.b === 'running' || marked.includes('b')).toBe(true);
+  });
+
+  // The page's rows are locked in one scan, in id order. A statement that locked the `paused` rows first
+  // (resuming them) and the others after deadlocked with a host transaction that touches several
+  // workflows in id order (the usual discipline against deadlocks): the host holds `a` (pausing), the
+  // unpark holds `b` and waits for `a`, the host then waits for `b`; PostgreSQL aborts one of the two
+  // after deadlock_timeout (the host's work, or the resume page, fails with 40P01).
+  it('a host transaction touching workflows in id order does not deadlock with unparkPage()', async () => {
+    const table = await hostTable([
+      ['a', 'running'],
+      ['b', 'running'],
+    ]);
+    const { store: s, waiting } = await namedStore(table);
+    await s.parkPage(fence(1n), { limit: 10 });
+    await setStatus(table, 'b', 'paused');
+    // a is still pausing: the host's engine heartbeats a, then b, in one transaction
+    const host = await hostTransaction();
+    await host.run(`UPDATE ${sqlName(table)} SET beat = beat + 1 WHERE id = 'a'`);
+    const unparking = settle(s.unparkPage(fence(2n), { limit: 10 }));
+    await waitFor('the page to wait on the host row lock', waiting);
+    const hostSecond = settle(host.run(`UPDATE ${sqlName(table)} SET beat = beat + 1 WHERE id = 'b'`));
+    const second = await hostSecond;
+    const hostError = (second as { code?: string } | null)?.code;
+    if (hostError === undefined) await host.commit();
+    const page = await unparking;
+    const pageError = (page as { code?: string } | null)?.code;
+    // neither the host's update nor the resume is aborted as a deadlock victim
+    expect([hostError, pageError]).toEqual([undefined, undefined]);
+    expect((await statuses(table)).b).toBe('running');
+  });
+});
