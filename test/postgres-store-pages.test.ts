@@ -23,7 +23,18 @@ import {
 } from './support/pg-store-tables.js';
 
 const tables = pgStoreTables('gd_pg_pages', { columns: BEAT_COLUMNS });
-const { db, cleanup, hostTable, store, rows, statuses, setStatus, marks, namedStore: namedStoreOf } = tables;
+const {
+  db,
+  cleanup,
+  hostTable,
+  hostTransaction,
+  store,
+  rows,
+  statuses,
+  setStatus,
+  marks,
+  namedStore: namedStoreOf,
+} = tables;
 
 /** The store's fused methods, asserted present. */
 function pages(s: PostgresWorkflowStore) {
@@ -72,31 +83,6 @@ async function unparkAll(s: PostgresWorkflowStore, limit: number, f = fence(2n))
 
 /** A store on a pool of its own whose backends can be found by name; first use done beforehand. */
 const namedStore = (table: string) => namedStoreOf(table, 'gd_pages');
-
-/** A transaction of the host's on its own connection: `run` statements in it, then commit or roll back. */
-async function hostTransaction(): Promise<{
-  run: (text: string) => Promise<void>;
-  commit: () => Promise<void>;
-  rollback: () => Promise<void>;
-}> {
-  const holder = await db.pool.connect();
-  await holder.query('BEGIN');
-  let done = false;
-  const end = async (how: string) => {
-    if (done) return;
-    done = true;
-    await holder.query(how);
-    holder.release();
-  };
-  cleanup.push(() => end('ROLLBACK'));
-  return {
-    run: async (text) => {
-      await holder.query(text);
-    },
-    commit: () => end('COMMIT'),
-    rollback: () => end('ROLLBACK'),
-  };
-}
 
 describe('PostgresWorkflowStore parkPage()', () => {
   it('pages exactly as listActive does, for several page sizes, and parks what each page lists', async () => {

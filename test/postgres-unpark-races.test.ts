@@ -17,32 +17,9 @@ import {
 } from './support/pg-store-tables.js';
 
 const tables = pgStoreTables('gd_pg_unpark_races', { columns: BEAT_COLUMNS });
-const { db, cleanup, hostTable, statuses, setStatus, marks, namedStore: namedStoreOf } = tables;
+const { hostTable, hostTransaction, statuses, setStatus, marks, namedStore: namedStoreOf } = tables;
 
 const namedStore = (table: string) => namedStoreOf(table, 'gd_unpark_races');
-
-/** A transaction of the host's on its own connection: `run` statements in it, then commit or roll back. */
-async function hostTransaction(): Promise<{
-  run: (text: string) => Promise<void>;
-  commit: () => Promise<void>;
-}> {
-  const holder = await db.pool.connect();
-  await holder.query('BEGIN');
-  let done = false;
-  const end = async (how: string) => {
-    if (done) return;
-    done = true;
-    await holder.query(how);
-    holder.release();
-  };
-  cleanup.push(() => end('ROLLBACK'));
-  return {
-    run: async (text) => {
-      await holder.query(text);
-    },
-    commit: () => end('COMMIT'),
-  };
-}
 
 describe('PostgresWorkflowStore unpark and concurrent host transactions', () => {
   // b is `pausing` in the statement's snapshot and the host's transaction moves it on to `paused` (the

@@ -70,6 +70,13 @@ export async function waitFor(what: string, ready: () => Promise<boolean>, timeo
   }
 }
 
+/** A host's transaction on a session of its own (see {@link PgStoreTables.hostTransaction}). */
+export interface HostTransaction {
+  run(text: string): Promise<void>;
+  commit(): Promise<void>;
+  rollback(): Promise<void>;
+}
+
 /** How the test file's stores and host tables are made. */
 export interface PgStoreTablesOptions {
   /**
@@ -149,6 +156,11 @@ export interface PgStoreTables {
    * host's would, until the returned release (called after the test otherwise) rolls it back.
    */
   holdLock(sql: string): Promise<() => Promise<void>>;
+  /**
+   * A transaction of the host's on a session of its own: `run` statements in it, then `commit` or
+   * `rollback` (rolled back after the test otherwise).
+   */
+  hostTransaction(): Promise<HostTransaction>;
   /** The rows of a query on the shared pool. */
   rows<T>(text: string, values?: unknown[]): Promise<T[]>;
   /** The host table's status of each id, ids as text. */
@@ -266,6 +278,25 @@ export function pgStoreTables(prefix: string, options: PgStoreTablesOptions = {}
       };
       cleanup.push(release);
       return release;
+    },
+    async hostTransaction() {
+      const holder = await db.pool.connect();
+      await holder.query('BEGIN');
+      let done = false;
+      const end = async (how: string): Promise<void> => {
+        if (done) return;
+        done = true;
+        await holder.query(how);
+        holder.release();
+      };
+      cleanup.push(() => end('ROLLBACK'));
+      return {
+        run: async (text) => {
+          await holder.query(text);
+        },
+        commit: () => end('COMMIT'),
+        rollback: () => end('ROLLBACK'),
+      };
     },
     rows,
     async statuses(table) {
