@@ -231,6 +231,7 @@ describe('PostgresWorkflowStore parkPage()', () => {
     await store(table, { pool: counting, batchCommit: 'synchronous' }).parkPage(fence(3n), { limit: 10 });
     expect(sent.some((t) => t.includes('synchronous_commit'))).toBe(false);
   });
+
   it('unparkPage() commits its pages without waiting for the flush, but the last, which waits as the session is configured', async () => {
     const table = await hostTable(['a', 'b', 'c', 'd', 'e'].map((id) => [id, 'running'] as const));
     // What the commit of each write to the host's table runs under: read at commit by a deferred trigger.

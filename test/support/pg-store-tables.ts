@@ -244,7 +244,7 @@ export function pgStoreTables(prefix: string, options: PgStoreTablesOptions = {}
     return s;
   };
 
-  return {
+  const tables: PgStoreTables = {
     db,
     cleanup,
     async hostTable(list = [], columns = defaultColumns) {
@@ -266,18 +266,9 @@ export function pgStoreTables(prefix: string, options: PgStoreTablesOptions = {}
       return { store: s, application, waiting: waitingOnLock(application), idle: allIdle(application) };
     },
     async holdLock(sql) {
-      const holder = await db.pool.connect();
-      await holder.query('BEGIN');
-      await holder.query(sql);
-      let released = false;
-      const release = async (): Promise<void> => {
-        if (released) return;
-        released = true;
-        await holder.query('ROLLBACK');
-        holder.release();
-      };
-      cleanup.push(release);
-      return release;
+      const transaction = await tables.hostTransaction();
+      await transaction.run(sql);
+      return transaction.rollback;
     },
     async hostTransaction() {
       const holder = await db.pool.connect();
@@ -333,4 +324,5 @@ export function pgStoreTables(prefix: string, options: PgStoreTablesOptions = {}
     waitingOnLock,
     allIdle,
   };
+  return tables;
 }
