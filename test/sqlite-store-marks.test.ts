@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SqliteWorkflowStore } from '../src/adapters/sqlite/index.js';
+import { checkHostTable } from '../src/adapters/sqlite/mark-trigger.js';
+import { compileStoreOptions } from '../src/adapters/sqlite/options.js';
 import { ConfigurationError } from '../src/errors.js';
 import { randomId } from '../src/internal/time.js';
 import { forEachDriver, sqliteDriver, type TestDatabase } from './support/sqlite.js';
@@ -28,6 +30,29 @@ afterEach(() => {
 });
 
 forEachDriver(() => {
+  describe('checkHostTable(): whether the host has one row per id', () => {
+    // The quiet resume of a page (one DELETE of its marks) is taken only over ids the table keeps unique.
+    it.each([
+      ['CREATE TABLE workflows (id TEXT PRIMARY KEY, status TEXT)', true],
+      ['CREATE TABLE workflows (id INTEGER PRIMARY KEY, status TEXT)', true],
+      ['CREATE TABLE workflows (ID TEXT NOT NULL, status TEXT, PRIMARY KEY (Id)) WITHOUT ROWID', true],
+      ['CREATE TABLE workflows (id TEXT UNIQUE, status TEXT)', true],
+      ['CREATE TABLE workflows (id TEXT, status TEXT); CREATE UNIQUE INDEX w_id ON workflows (id)', true],
+      ['CREATE TABLE workflows (id TEXT, status TEXT)', false],
+      ['CREATE TABLE workflows (id TEXT, status TEXT); CREATE INDEX w_id ON workflows (id)', false],
+      ['CREATE TABLE workflows (id TEXT, status TEXT, PRIMARY KEY (id, status))', false],
+      ['CREATE TABLE workflows (id TEXT, status TEXT, UNIQUE (id, status))', false],
+      [
+        "CREATE TABLE workflows (id TEXT, status TEXT); CREATE UNIQUE INDEX w_id ON workflows (id) WHERE status = 'x'",
+        false,
+      ],
+    ])('%s: %s', (schema, unique) => {
+      const { db } = hostDatabase(schema);
+      const options = compileStoreOptions({ database: db, table: 'workflows' });
+      expect(checkHostTable(db, options).idUnique).toBe(unique);
+    });
+  });
+
   describe('SqliteWorkflowStore: a mark belongs to the pause it created', () => {
     it('a workflow a user resumed and paused again (host UPDATEs only) is never resumed', async () => {
       const { db } = hostDatabase();

@@ -427,6 +427,63 @@ forEachDriver(() => {
       expect(statuses(db)).toEqual({ a: 'running', b: 'running', c: 'paused' });
     });
 
+    // A page's UPDATE runs with the trigger `_unpaused` quiet (the page's marks go in one DELETE): these
+    // pin what must hold around it.
+    it("a host's trigger that resumes another parked workflow during a page: its mark goes too", async () => {
+      const { db, s } = await parked(['a', 'b', 'c', 'd']);
+      db.exec(`CREATE TRIGGER resume_d AFTER UPDATE OF status ON workflows
+        WHEN NEW.id = 'a' AND NEW.status = 'running' BEGIN UPDATE workflows SET status = 'running' WHERE id = 'd'; END`);
+      expect((await s.unparkPage(fence(2n), { limit: 2 })).results).toEqual([
+        { id: 'a', outcome: 'resumed' },
+        { id: 'b', outcome: 'resumed' },
+      ]);
+      expect(marks(db)).toEqual(['c']);
+      // A user pauses d again: that pause is the user's, the next page leaves it.
+      db.exec("UPDATE workflows SET status = 'paused' WHERE id = 'd'");
+      expect((await unparkPages(s, fence(2n), 2)).flatMap((p) => p.results)).toEqual([
+        { id: 'c', outcome: 'resumed' },
+      ]);
+      expect(statuses(db)).toEqual({ a: 'running', b: 'running', c: 'running', d: 'paused' });
+      expect(marks(db)).toEqual([]);
+    });
+
+    it("the host's next update on the same handle drops a mark as before, after a page", async () => {
+      const { db, s } = await parked(['a', 'b', 'c']);
+      await s.unparkPage(fence(2n), { limit: 1 });
+      // A user resumes c, then pauses it again, on the store's own handle.
+      db.exec("UPDATE workflows SET status = 'running' WHERE id = 'c'");
+      db.prepare("UPDATE workflows SET status = 'paused' WHERE id = ?").run('c');
+      expect(marks(db)).toEqual(['b']);
+      await unparkPages(s, fence(2n), 1);
+      expect(statuses(db)).toEqual({ a: 'running', b: 'running', c: 'paused' });
+    });
+
+    it("a page whose UPDATE fails leaves the host's next update dropping a mark as before", async () => {
+      const { db, s } = await parked(['a', 'b', 'c']);
+      db.exec(`CREATE TRIGGER refuse_b BEFORE UPDATE OF status ON workflows
+        WHEN OLD.id = 'b' AND NEW.status = 'running' BEGIN SELECT RAISE(ABORT, 'b is held'); END`);
+      await expect(s.unparkPage(fence(2n), { limit: 2 })).rejects.toThrowError(/b is held/);
+      expect(marks(db)).toEqual(['a', 'b', 'c']);
+      db.exec("UPDATE workflows SET status = 'running' WHERE id = 'c'");
+      expect(marks(db)).toEqual(['a', 'b']);
+    });
+
+    it('over a host table with ids not unique, a page that counts out keeps the mark of one still pausing', async () => {
+      const { db } = hostDatabase('CREATE TABLE workflows (id TEXT, status TEXT NOT NULL)');
+      insert(db, [
+        ['a', 'running'],
+        ['a', 'running'],
+        ['b', 'running'],
+      ]);
+      const s = store({ database: db, table: 'workflows' });
+      await parkPages(s, fence(1n), 10);
+      db.exec("UPDATE workflows SET status = 'paused' WHERE id = 'a'");
+      // Two rows of a resumed: as many as the page's marks, though b is still pausing.
+      await s.unparkPage(fence(2n), { limit: 10 });
+      expect(marks(db)).toEqual(['b']);
+      expect(db.prepare("SELECT status FROM workflows WHERE id = 'b'").pluck().get()).toBe('pausing');
+    });
+
     it('odd ids: every one resumed and unmarked, page by page', async () => {
       for (const limit of [1, 5, 100]) {
         const { db, s } = await parked(ODD_IDS, 4);

@@ -13,12 +13,24 @@ import type { CompiledStoreOptions } from './options.js';
 
 type Affinity = 'TEXT' | 'NUMERIC' | 'INTEGER' | 'REAL' | 'BLOB';
 
+/**
+ * The rowid the store's own resume of a page leaves as its connection's `last_insert_rowid()` for the
+ * length of its `UPDATE`: the trigger `<marksTable>_unpaused` then leaves the page's marks to the one
+ * `DELETE` that follows (see `unparkPage` in store-sql.ts). `last_insert_rowid()` belongs to one
+ * connection, so the host's own updates, on any other connection or on the same one before or after, are
+ * never affected; a host that inserted a row with this very rowid and then resumed a paused workflow
+ * without another insert between would have its mark kept, which no real rowid comes near.
+ */
+export const RESUMING_ROWID = '-4802577120331950883';
+
 /** Where the host's table lives (`main`, `temp`, an attached database), and its columns' affinities. */
 export interface HostTableInfo {
   readonly schema: string;
   readonly statusAffinity: Affinity;
   /** `BLOB` (no affinity) when the id column converts nothing: then an id's text may not compare as its value. */
   readonly idAffinity: Affinity;
+  /** Whether the id column alone is the primary key or a unique index (not partial): one row per id. */
+  readonly idUnique: boolean;
 }
 
 /**
@@ -28,7 +40,8 @@ export interface HostTableInfo {
  */
 export function checkHostTable(db: SqliteDatabase, { names, table }: CompiledStoreOptions): HostTableInfo {
   const missing = `Expected \`table\` to name an existing table, got ${JSON.stringify(table)}`;
-  let found: { schema: string; columns: { name: string; type: string; hidden: number }[] } | undefined;
+  let found:
+    { schema: string; columns: { name: string; type: string; hidden: number; pk: number }[] } | undefined;
   try {
     for (const schema of names.table.schema === undefined ? orderedSchemas(db) : [names.table.schema]) {
       const type = db
@@ -45,7 +58,7 @@ export function checkHostTable(db: SqliteDatabase, { names, table }: CompiledSto
       }
       // table_xinfo, not table_info: a generated column (an owner derived from a claim, say) is listed too.
       const columns = db.pragma(`${quote(schema)}.table_xinfo(${quote(names.table.name)})`);
-      found = { schema, columns: columns as { name: string; type: string; hidden: number }[] };
+      found = { schema, columns: columns as { name: string; type: string; hidden: number; pk: number }[] };
       break;
     }
   } catch (error) {
@@ -93,11 +106,30 @@ export function checkHostTable(db: SqliteDatabase, { names, table }: CompiledSto
       `Expected \`idColumn\` to name a column of text or integer ids, got ${JSON.stringify(names.idColumn)}, declared ${JSON.stringify(idType)} (REAL affinity) in ${JSON.stringify(table)}`,
     );
   }
+  const keys = columns.filter((c) => c.pk > 0);
+  const idUnique =
+    (keys.length === 1 && keys[0]?.name.toLowerCase() === names.idColumn.toLowerCase()) ||
+    hasUniqueIndexOn(db, schema, names.table.name, names.idColumn);
   return {
     schema,
     statusAffinity: affinityOf(column(names.statusColumn)?.type ?? '', strict),
     idAffinity,
+    idUnique,
   };
+}
+
+/** Whether a unique index that is not partial covers `column` alone. */
+function hasUniqueIndexOn(db: SqliteDatabase, schema: string, table: string, column: string): boolean {
+  const indexes = db.pragma(`${quote(schema)}.index_list(${quote(table)})`) as {
+    name: string;
+    unique: number;
+    partial?: number;
+  }[];
+  return indexes.some((index) => {
+    if (index.unique !== 1 || index.partial === 1) return false;
+    const keyed = db.pragma(`${quote(schema)}.index_info(${quote(index.name)})`) as { name: string | null }[];
+    return keyed.length === 1 && keyed[0]?.name?.toLowerCase() === column.toLowerCase();
+  });
 }
 
 /** The schemas in the order SQLite searches an unqualified table name. */
@@ -165,6 +197,7 @@ export function installMarkTriggers(
     [unpaused]:
       `CREATE TRIGGER ${quote(unpaused)} AFTER UPDATE OF ${status} ON ${host} FOR EACH ROW` +
       ` WHEN OLD.${status} IN (${held}) AND (NEW.${status} IS NULL OR NEW.${status} NOT IN (${held}))` +
+      ` AND last_insert_rowid() <> ${RESUMING_ROWID}` +
       ` BEGIN ${drop}; END`,
     [deleted]: `CREATE TRIGGER ${quote(deleted)} AFTER DELETE ON ${host} FOR EACH ROW WHEN OLD.${status} IN (${held}) BEGIN ${drop}; END`,
   };

@@ -11,7 +11,7 @@ import type { WorkflowStatuses } from '../../internal/statuses.js';
 import { now } from '../../internal/time.js';
 import type { GenerationRecord, ParkedState, ParkedWorkflow, RecoverOutcome } from '../../workflow-store.js';
 import type { SqliteDatabase, SqliteStatement } from './driver.js';
-import { checkHostTable, installMarkTriggers, type HostTableInfo } from './mark-trigger.js';
+import { checkHostTable, installMarkTriggers, RESUMING_ROWID, type HostTableInfo } from './mark-trigger.js';
 import type { CompiledStoreOptions } from './options.js';
 
 /** Ids per statement: one JSON array (`json_each`), so chunks only bound a statement's temporary data. */
@@ -226,8 +226,58 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions, info: Ho
     (range) => `UPDATE ${host} AS t SET ${status} = ?
       WHERE t.${id} IN (SELECT m.id FROM ${marks} AS m WHERE ${range}) AND (t.${status} = ?) IS TRUE`,
   );
-  // The marks left in the page once its paused workflows are resumed (the trigger drops theirs): those of
-  // workflows in another state, and every one where the trigger is missing. A `pausing` one's is kept.
+  // The page's resume with the trigger `<marks>_unpaused` kept quiet: its UPDATE runs with this
+  // connection's last_insert_rowid() at RESUMING_ROWID (an insert into a temporary table, this connection's
+  // own), so the marks are left to the range DELETE that follows, one walk of the page's marks instead of a
+  // search per row. The insert that ends it records how many rows the UPDATE and every trigger it fired
+  // wrote (total_changes() counts trigger writes, changes() does not): more than the UPDATE's own means a
+  // host's trigger wrote rows too, maybe resuming another marked workflow, whose mark the quiet trigger
+  // kept; the page is then rolled back and done with the trigger awake.
+  const flags = `temp.${quote('graceful_drain_resuming')}`;
+  db.exec(`CREATE TEMP TABLE IF NOT EXISTS ${flags} (n INTEGER PRIMARY KEY, written INTEGER NOT NULL)`);
+  const quiet = db.prepare(
+    `INSERT OR REPLACE INTO ${flags} (n, written) VALUES (${RESUMING_ROWID}, total_changes())`,
+  );
+  const awake = db
+    .prepare<[], number | bigint>(
+      `INSERT OR REPLACE INTO ${flags} (n, written)
+        VALUES (1, total_changes() - (SELECT written FROM ${flags} WHERE n = ${RESUMING_ROWID})) RETURNING written`,
+    )
+    .pluck();
+  // Pages still to resume with the trigger awake, after one whose UPDATE set off a host's trigger.
+  let awakePages = 0;
+  /**
+   * The page's resume (as `resumePage`), quiet where it can be (the page's marks are then all left): the
+   * rows it resumed, or -1 when it must be rolled back. Quiet only over a host's table with one row per
+   * id, where a count of the page's marks means that each one's workflow was paused.
+   */
+  const resumeQuietly = (
+    running: string,
+    paused: string,
+    cursor: string | undefined,
+    last: string,
+  ): number => {
+    if (!info.idUnique || awakePages > 0) {
+      if (awakePages > 0) awakePages--;
+      return resumePage([running], cursor, last, paused);
+    }
+    quiet.run();
+    let resumed: number;
+    try {
+      resumed = resumePage([running], cursor, last, paused);
+    } catch (error) {
+      // At once: the host's next update on this connection must find the trigger awake.
+      awake.get();
+      throw error;
+    }
+    // Its own rows and the insert that made it quiet: nothing a host's trigger wrote.
+    if (Number(awake.get()) === resumed + 1) return resumed;
+    awakePages = 8;
+    return -1;
+  };
+  // The marks left in the page once its paused workflows are resumed (the trigger drops theirs, unless
+  // quiet): those of workflows in another state, and every one where the trigger is missing. A `pausing`
+  // one's is kept.
   const unmarkPage = ranged('m.id', (range) => `DELETE FROM ${marks} AS m WHERE ${range}`);
   const unmarkPageUnlessPausing = ranged(
     'm.id',
@@ -519,8 +569,10 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions, info: Ho
       }
       return (
         attempt(() => {
-          if (resumePage([running], cursor, last, paused) !== ids.length) return false;
-          unmarkLeft();
+          if (resumeQuietly(running, paused, cursor, last) !== ids.length) return false;
+          // One row per id: every workflow of the page resumed, none is pausing, and each mark goes.
+          if (info.idUnique) unmarkPage([], cursor, last);
+          else unmarkLeft();
           return true;
         }, byStates) ?? { ids, resumed: undefined, pausing: 0, more, last }
       );
