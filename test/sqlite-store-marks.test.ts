@@ -38,6 +38,24 @@ forEachDriver(() => {
       ['CREATE TABLE workflows (ID TEXT NOT NULL, status TEXT, PRIMARY KEY (Id)) WITHOUT ROWID', true],
       ['CREATE TABLE workflows (id TEXT UNIQUE, status TEXT)', true],
       ['CREATE TABLE workflows (id TEXT, status TEXT); CREATE UNIQUE INDEX w_id ON workflows (id)', true],
+      ['CREATE TABLE workflows (id INT PRIMARY KEY, status TEXT)', true],
+      ['CREATE TABLE workflows (id INTEGER NOT NULL PRIMARY KEY, status TEXT) WITHOUT ROWID', true],
+      ['CREATE TABLE workflows (id TEXT COLLATE NOCASE PRIMARY KEY, status TEXT)', true],
+      ['CREATE TABLE workflows (id TEXT COLLATE NOCASE, status TEXT, UNIQUE (id COLLATE NOCASE))', true],
+      // 'A' and 'a' both fit a BINARY index, and the column's comparisons take them for one id.
+      ['CREATE TABLE workflows (id TEXT COLLATE NOCASE, status TEXT, UNIQUE (id COLLATE BINARY))', false],
+      [
+        'CREATE TABLE workflows (id TEXT COLLATE NOCASE, status TEXT, PRIMARY KEY (id COLLATE BINARY))',
+        false,
+      ],
+      [
+        'CREATE TABLE workflows (id TEXT, status TEXT); CREATE UNIQUE INDEX w_id ON workflows (id COLLATE RTRIM)',
+        false,
+      ],
+      [
+        'CREATE TABLE workflows (id TEXT, status TEXT); CREATE UNIQUE INDEX w_id ON workflows (lower(id))',
+        false,
+      ],
       ['CREATE TABLE workflows (id TEXT, status TEXT)', false],
       ['CREATE TABLE workflows (id TEXT, status TEXT); CREATE INDEX w_id ON workflows (id)', false],
       ['CREATE TABLE workflows (id TEXT, status TEXT, PRIMARY KEY (id, status))', false],

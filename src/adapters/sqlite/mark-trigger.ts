@@ -29,7 +29,12 @@ export interface HostTableInfo {
   readonly statusAffinity: Affinity;
   /** `BLOB` (no affinity) when the id column converts nothing: then an id's text may not compare as its value. */
   readonly idAffinity: Affinity;
-  /** Whether the id column alone is the primary key or a unique index (not partial): one row per id. */
+  /**
+   * Whether the table holds one row per id as its own comparisons see ids: the id column is the rowid
+   * (`INTEGER PRIMARY KEY`), or alone the key of a unique index (primary key or not, not partial) in the
+   * column's own collation (a `BINARY` index on a `NOCASE` column lets `'A'` and `'a'` both in, which the
+   * column's comparisons take for one id).
+   */
   readonly idUnique: boolean;
 }
 
@@ -106,10 +111,7 @@ export function checkHostTable(db: SqliteDatabase, { names, table }: CompiledSto
       `Expected \`idColumn\` to name a column of text or integer ids, got ${JSON.stringify(names.idColumn)}, declared ${JSON.stringify(idType)} (REAL affinity) in ${JSON.stringify(table)}`,
     );
   }
-  const keys = columns.filter((c) => c.pk > 0);
-  const idUnique =
-    (keys.length === 1 && keys[0]?.name.toLowerCase() === names.idColumn.toLowerCase()) ||
-    hasUniqueIndexOn(db, schema, names.table.name, names.idColumn);
+  const idUnique = isUniqueId(db, schema, names.table.name, names.idColumn, columns);
   return {
     schema,
     statusAffinity: affinityOf(column(names.statusColumn)?.type ?? '', strict),
@@ -118,18 +120,60 @@ export function checkHostTable(db: SqliteDatabase, { names, table }: CompiledSto
   };
 }
 
-/** Whether a unique index that is not partial covers `column` alone. */
-function hasUniqueIndexOn(db: SqliteDatabase, schema: string, table: string, column: string): boolean {
+/** {@link HostTableInfo.idUnique}; `false` where it cannot tell. */
+function isUniqueId(
+  db: SqliteDatabase,
+  schema: string,
+  table: string,
+  column: string,
+  columns: readonly { name: string; type: string; pk: number }[],
+): boolean {
+  const same = (name: string | null | undefined) => name?.toLowerCase() === column.toLowerCase();
   const indexes = db.pragma(`${quote(schema)}.index_list(${quote(table)})`) as {
     name: string;
     unique: number;
+    origin?: string;
     partial?: number;
   }[];
+  // The rowid: a lone INTEGER primary key with no index of its own (a WITHOUT ROWID table has one).
+  const keys = columns.filter((c) => c.pk > 0);
+  const rowid = !indexes.some((index) => index.origin === 'pk');
+  if (rowid && keys.length === 1 && same(keys[0]?.name) && keys[0]?.type.toUpperCase() === 'INTEGER')
+    return true;
+  const collation = collationOf(db, schema, table, column);
+  if (collation === undefined) return false;
   return indexes.some((index) => {
     if (index.unique !== 1 || index.partial === 1) return false;
-    const keyed = db.pragma(`${quote(schema)}.index_info(${quote(index.name)})`) as { name: string | null }[];
-    return keyed.length === 1 && keyed[0]?.name?.toLowerCase() === column.toLowerCase();
+    const keyed = (
+      db.pragma(`${quote(schema)}.index_xinfo(${quote(index.name)})`) as {
+        name: string | null;
+        coll: string | null;
+        key: number;
+      }[]
+    ).filter((k) => k.key === 1);
+    return keyed.length === 1 && same(keyed[0]?.name) && keyed[0]?.coll?.toUpperCase() === collation;
   });
+}
+
+/**
+ * The collation the column's comparisons use, as SQLite's own plan of one names it (`NOCASE-8`: the name,
+ * then the text encoding); `undefined` where the plan does not say (a SQLite built without `EXPLAIN`, a
+ * plan of another shape).
+ */
+function collationOf(db: SqliteDatabase, schema: string, table: string, column: string): string | undefined {
+  try {
+    const plan = db
+      .prepare<[string], { opcode: unknown; p4: unknown }>(
+        `EXPLAIN SELECT t.${quote(column)} = ? FROM ${quote(schema)}.${quote(table)} AS t`,
+      )
+      .all('');
+    const compare = plan.filter((op) => op.opcode === 'Eq' || op.opcode === 'Ne');
+    if (compare.length !== 1) return undefined;
+    const named = /^(\w+)-\d+$/.exec(String(compare[0]?.p4));
+    return named?.[1]?.toUpperCase();
+  } catch {
+    return undefined;
+  }
 }
 
 /** The schemas in the order SQLite searches an unqualified table name. */

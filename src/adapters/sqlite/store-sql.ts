@@ -172,7 +172,8 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions, info: Ho
       rollbackTo.run();
       return slow();
     } finally {
-      release.run();
+      // Not after a rollback of the whole transaction (a host trigger's RAISE(ROLLBACK)): its error stands.
+      if (db.inTransaction) release.run();
     }
   };
   // One JSON text per row; statuses compared in SQL, with the column's affinity.
@@ -233,15 +234,25 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions, info: Ho
   // wrote (total_changes() counts trigger writes, changes() does not): more than the UPDATE's own means a
   // host's trigger wrote rows too, maybe resuming another marked workflow, whose mark the quiet trigger
   // kept; the page is then rolled back and done with the trigger awake.
+  // The insert that ends it gives last_insert_rowid() back the value the host had left (kept in the quiet
+  // row), so that the host's next insert-free statement finds it as before. After a rollback of the whole
+  // transaction (a host trigger's RAISE(ROLLBACK), a full disk) the quiet row is gone: it still inserts,
+  // under a fresh rowid.
   const flags = `temp.${quote('graceful_drain_resuming')}`;
-  db.exec(`CREATE TEMP TABLE IF NOT EXISTS ${flags} (n INTEGER PRIMARY KEY, written INTEGER NOT NULL)`);
-  const quiet = db.prepare(
-    `INSERT OR REPLACE INTO ${flags} (n, written) VALUES (${RESUMING_ROWID}, total_changes())`,
+  db.exec(
+    `CREATE TEMP TABLE IF NOT EXISTS ${flags} (n INTEGER PRIMARY KEY, written INTEGER NOT NULL, host INTEGER)`,
   );
+  const tidy = db.prepare(`DELETE FROM ${flags} WHERE n <> ${RESUMING_ROWID}`);
+  const quiet = db.prepare(
+    `INSERT OR REPLACE INTO ${flags} (n, written, host)
+      VALUES (${RESUMING_ROWID}, total_changes(), last_insert_rowid())`,
+  );
+  const quietRow = `(SELECT q.%s FROM ${flags} AS q WHERE q.n = ${RESUMING_ROWID})`;
   const awake = db
     .prepare<[], number | bigint>(
       `INSERT OR REPLACE INTO ${flags} (n, written)
-        VALUES (1, total_changes() - (SELECT written FROM ${flags} WHERE n = ${RESUMING_ROWID})) RETURNING written`,
+        VALUES (${quietRow.replace('%s', 'host')}, total_changes() - coalesce(${quietRow.replace('%s', 'written')}, 0))
+        RETURNING written`,
     )
     .pluck();
   // Pages still to resume with the trigger awake, after one whose UPDATE set off a host's trigger.
@@ -261,6 +272,7 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions, info: Ho
       if (awakePages > 0) awakePages--;
       return resumePage([running], cursor, last, paused);
     }
+    tidy.run();
     quiet.run();
     let resumed: number;
     try {
