@@ -7,7 +7,8 @@
  */
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { RESUMING_ROWID } from '../src/adapters/sqlite/mark-trigger.js';
+import { checkHostTable, RESUMING_ROWID } from '../src/adapters/sqlite/mark-trigger.js';
+import { compileStoreOptions } from '../src/adapters/sqlite/options.js';
 import type { Fence, ItemResult, WorkflowStore } from '../src/workflow-store.js';
 import { randomId } from '../src/internal/time.js';
 import { forEachDriver, type TestDatabase } from './support/sqlite.js';
@@ -15,6 +16,7 @@ import { insert, markIds, sqliteHost } from './support/sqlite-host.js';
 
 const { dir, hostDatabase, store } = sqliteHost('gd-sqlite-quiet-');
 const fence = (token?: bigint): Fence => ({ memberId: 'm1', token });
+const ST = { running: 'running', paused: 'paused' };
 
 const statuses = (db: TestDatabase, table = 'workflows') =>
   Object.fromEntries(
@@ -307,5 +309,142 @@ forEachDriver(() => {
       await s.unparkPage!(fence(2n), { limit: 1, cursor: 'a' });
       expect(lastRowid(db)).toBe(777);
     });
+  });
+
+  describe('SqliteWorkflowStore: the quiet page resume, on a handle the host tunes', () => {
+    it('a host that sets PRAGMA temp_store after the store set up can still resume', async () => {
+      const { db } = hostDatabase();
+      insert(db, [
+        ['a', 'running'],
+        ['b', 'running'],
+      ]);
+      const s = store({ database: db, table: 'workflows', statuses: ST });
+      await parkAll(s, fence(1n));
+      // Common tuning; changing temp_store closes the connection's temp database (all temp tables).
+      db.exec('PRAGMA temp_store = MEMORY');
+      const { results } = await unparkPages(s, fence(2n), 10);
+      expect(results).toEqual([
+        { id: 'a', outcome: 'resumed' },
+        { id: 'b', outcome: 'resumed' },
+      ]);
+      expect(markIds(db)).toEqual([]);
+    });
+
+    it('an id column without affinity, unique as values (1 and "1"), compared as text: a pausing mark is kept', async () => {
+      const { db } = hostDatabase('CREATE TABLE workflows (id UNIQUE, status TEXT NOT NULL)');
+      // integer 1: the user's own pause (no mark); text '1' and 'b': parked by the store
+      db.exec("INSERT INTO workflows VALUES (1, 'paused'), ('1', 'running'), ('b', 'running')");
+      const options = compileStoreOptions({ database: db, table: 'workflows' });
+      expect(checkHostTable(db, options).idUnique).toBe(true); // the unique index holds 1 and '1' apart
+      const s = store({ database: db, table: 'workflows' }); // pausing: 'pausing'
+      await s.park(['1', 'b'], fence(1n));
+      expect(markIds(db)).toEqual(['1', 'b']);
+      db.exec("UPDATE workflows SET status = 'paused' WHERE id = '1' AND typeof(id) = 'text'"); // done pausing
+      await s.unparkPage!(fence(2n), { limit: 10 });
+      // BLOB vs TEXT column: no affinity applied, so the integer 1 is not matched by the mark '1'
+      expect(db.prepare("SELECT status FROM workflows WHERE typeof(id) = 'integer'").pluck().get()).toBe(
+        'paused',
+      );
+      expect(db.prepare("SELECT status FROM workflows WHERE id = 'b'").pluck().get()).toBe('pausing');
+      // b still pausing: its mark must stay (the awake path keeps it: unmarkPageUnlessPausing)
+      expect(markIds(db)).toEqual(['b']);
+    });
+
+    it("after a host trigger's RAISE(ROLLBACK), last_insert_rowid() is the host's", async () => {
+      const { db } = hostDatabase();
+      insert(db, [
+        ['a', 'running'],
+        ['b', 'running'],
+      ]);
+      const s = store({ database: db, table: 'workflows', statuses: ST });
+      await parkAll(s, fence(1n));
+      await s.unparkPage!(fence(2n), { limit: 1 }); // fence raised; a resumed
+      db.exec(`CREATE TABLE host_log (n INTEGER PRIMARY KEY, v TEXT);
+        CREATE TRIGGER boom BEFORE UPDATE OF status ON workflows
+        WHEN NEW.status = 'running' BEGIN SELECT RAISE(ROLLBACK, 'host says no'); END`);
+      db.prepare("INSERT INTO host_log (n, v) VALUES (777, 'x')").run();
+      await expect(s.unparkPage!(fence(2n), { limit: 1, cursor: 'a' })).rejects.toThrow(/host says no/);
+      expect(lastRowidText(db)).toBe('777');
+    });
+
+    it('a unique index whose name has a double quote does not break the set-up', async () => {
+      const { db } = hostDatabase(
+        'CREATE TABLE workflows (id TEXT PRIMARY KEY, status TEXT NOT NULL); CREATE UNIQUE INDEX "by""status" ON workflows (status, id)',
+      );
+      insert(db, [['a', 'running']]);
+      const s = store({ database: db, table: 'workflows', statuses: ST });
+      await expect(s.park(['a'], fence(1n))).resolves.toEqual([{ id: 'a', outcome: 'paused' }]);
+    });
+
+    it('a unique column whose name only JavaScript folds to the id column (KELVIN SIGN) is not the id', () => {
+      const { db } = hostDatabase('CREATE TABLE workflows ("\u212A" TEXT UNIQUE, k TEXT, status TEXT)');
+      const options = compileStoreOptions({ database: db, table: 'workflows', idColumn: 'k' });
+      expect(checkHostTable(db, options).idUnique).toBe(false);
+    });
+  });
+
+  describe('SqliteWorkflowStore: the quiet page resume, table shapes and rowids', () => {
+    it.each([
+      ['CREATE TABLE workflows ("Order" TEXT COLLATE NOCASE UNIQUE, status TEXT)', 'order', true],
+      ['CREATE TABLE workflows ("select" TEXT PRIMARY KEY, status TEXT)', 'select', true],
+      ['CREATE TABLE workflows (id INTEGER PRIMARY KEY DESC, status TEXT)', 'id', true],
+      ['CREATE TABLE workflows (id TEXT, g TEXT, status TEXT, PRIMARY KEY (id, g), UNIQUE (id))', 'id', true],
+      [
+        'CREATE TABLE workflows (id TEXT, status TEXT); CREATE UNIQUE INDEX w ON workflows (id DESC)',
+        'id',
+        true,
+      ],
+      ["CREATE TABLE workflows (id TEXT DEFAULT 'x' CHECK (id <> '') UNIQUE, status TEXT)", 'id', true],
+      ['CREATE TABLE workflows (x TEXT, id TEXT AS (x) UNIQUE, status TEXT)', 'id', true],
+      [
+        'CREATE TABLE workflows (x TEXT, id TEXT AS (CASE WHEN x = 1 THEN x END), status TEXT); CREATE UNIQUE INDEX w ON workflows (id)',
+        'id',
+        false,
+      ],
+      ['CREATE TABLE workflows (id TEXT COLLATE RTRIM UNIQUE, status TEXT)', 'id', true],
+    ])('%s (%s): %s', (schema, idColumn, unique) => {
+      const { db } = hostDatabase(schema);
+      const options = compileStoreOptions({ database: db, table: 'workflows', idColumn });
+      expect(checkHostTable(db, options).idUnique).toBe(unique);
+    });
+
+    it.each([['0'], ['1'], ['-5'], [RESUMING_ROWID.replace(/3$/, '4')], ['9223372036854775807']])(
+      'last_insert_rowid() %s given back, pages of 1 past the 8 awake pages with an audit trigger',
+      async (rowid) => {
+        const ids = Array.from({ length: 12 }, (_, i) => `w${String(i).padStart(2, '0')}`);
+        const { db } = hostDatabase();
+        insert(
+          db,
+          ids.map((id): [string, string] => [id, 'running']),
+        );
+        const s = store({ database: db, table: 'workflows', statuses: ST });
+        await parkAll(s, fence(1n));
+        await s.unparkPage!(fence(2n), { limit: 1 }); // fence raised (its insert sets last_insert_rowid)
+        db.exec(`CREATE TEMP TABLE audit (id TEXT);
+          CREATE TEMP TRIGGER audit_u AFTER UPDATE OF status ON workflows WHEN NEW.id IN ('w03', 'w11')
+          BEGIN INSERT INTO audit VALUES (NEW.id); END;
+          CREATE TEMP TRIGGER ignored AFTER UPDATE OF status ON workflows
+          BEGIN INSERT OR IGNORE INTO main.workflows VALUES (NEW.id, 'x'); END;
+          CREATE TABLE host_log (n INTEGER PRIMARY KEY)`);
+        db.exec(`INSERT INTO host_log VALUES (${rowid})`);
+        if (rowid === '0') db.exec('DELETE FROM host_log'); // keeps 0
+        // w07: the user resumes and pauses it again
+        db.exec("UPDATE workflows SET status = 'running' WHERE id = 'w07'");
+        db.exec("UPDATE workflows SET status = 'paused' WHERE id = 'w07'");
+        const results: ItemResult<string>[] = [];
+        let cursor: string | undefined = 'w00';
+        do {
+          const page = await s.unparkPage!(fence(2n), { limit: 1, cursor });
+          results.push(...page.results);
+          cursor = page.cursor;
+          expect(lastRowidText(db)).toBe(rowid);
+        } while (cursor !== undefined);
+        expect(results.map((r) => r.id)).toEqual(ids.slice(1).filter((id) => id !== 'w07'));
+        for (const id of ids) expect(statuses(db)[id]).toBe(id === 'w07' ? 'paused' : 'running');
+        expect(markIds(db)).toEqual([]);
+        expect(db.prepare('PRAGMA main.temp_store').pluck().get()).toBe(0);
+        expect(db.inTransaction).toBe(false);
+      },
+    );
   });
 });

@@ -72,7 +72,7 @@ export function checkHostTable(db: SqliteDatabase, { names, table }: CompiledSto
   }
   if (found === undefined) throw new ConfigurationError(missing);
   const { schema, columns } = found;
-  const column = (name: string) => columns.find((c) => c.name.toLowerCase() === name.toLowerCase());
+  const column = (name: string) => columns.find((c) => sameName(c.name, name));
   for (const [option, name] of [
     ['idColumn', names.idColumn],
     ['statusColumn', names.statusColumn],
@@ -128,7 +128,7 @@ function isUniqueId(
   column: string,
   columns: readonly { name: string; type: string; pk: number }[],
 ): boolean {
-  const same = (name: string | null | undefined) => name?.toLowerCase() === column.toLowerCase();
+  const same = (name: string | null | undefined) => name != null && sameName(name, column);
   const indexes = db.pragma(`${quote(schema)}.index_list(${quote(table)})`) as {
     name: string;
     unique: number;
@@ -145,7 +145,7 @@ function isUniqueId(
   return indexes.some((index) => {
     if (index.unique !== 1 || index.partial === 1) return false;
     const keyed = (
-      db.pragma(`${quote(schema)}.index_xinfo(${quote(index.name)})`) as {
+      db.pragma(`${quote(schema)}.index_xinfo(${quoteAny(index.name)})`) as {
         name: string | null;
         coll: string | null;
         key: number;
@@ -174,6 +174,17 @@ function collationOf(db: SqliteDatabase, schema: string, table: string, column: 
   } catch {
     return undefined;
   }
+}
+
+/** Whether two names are one to SQLite, which folds the case of ASCII letters only. */
+function sameName(a: string, b: string): boolean {
+  const fold = (name: string) => name.replace(/[A-Z]/g, (letter) => letter.toLowerCase());
+  return fold(a) === fold(b);
+}
+
+/** Any name found in the schema (an index of the host's), quoted: a `"` in it doubled. */
+function quoteAny(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
 }
 
 /** The schemas in the order SQLite searches an unqualified table name. */

@@ -234,27 +234,26 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions, info: Ho
   // wrote (total_changes() counts trigger writes, changes() does not): more than the UPDATE's own means a
   // host's trigger wrote rows too, maybe resuming another marked workflow, whose mark the quiet trigger
   // kept; the page is then rolled back and done with the trigger awake.
-  // The insert that ends it gives last_insert_rowid() back the value the host had left (kept in the quiet
-  // row), so that the host's next insert-free statement finds it as before. After a rollback of the whole
-  // transaction (a host trigger's RAISE(ROLLBACK), a full disk) the quiet row is gone: it still inserts,
-  // under a fresh rowid.
+  // The insert that ends it gives last_insert_rowid() back the value the host had left (read by the quiet
+  // insert), so that the host's next insert-free statement finds it as before; it inserts whatever
+  // happened, even after a rollback of the whole transaction (a host trigger's RAISE(ROLLBACK), a full
+  // disk). The table is made again where it is gone: a change of `PRAGMA temp_store` drops the
+  // connection's temporary tables.
   const flags = `temp.${quote('graceful_drain_resuming')}`;
-  db.exec(
+  const ensureFlags = db.prepare(
     `CREATE TEMP TABLE IF NOT EXISTS ${flags} (n INTEGER PRIMARY KEY, written INTEGER NOT NULL, host INTEGER)`,
   );
+  ensureFlags.run();
   const tidy = db.prepare(`DELETE FROM ${flags} WHERE n <> ${RESUMING_ROWID}`);
-  const quiet = db.prepare(
+  const quiet = firstColumns(
     `INSERT OR REPLACE INTO ${flags} (n, written, host)
-      VALUES (${RESUMING_ROWID}, total_changes(), last_insert_rowid())`,
-  );
-  const quietRow = `(SELECT q.%s FROM ${flags} AS q WHERE q.n = ${RESUMING_ROWID})`;
-  const awake = db
-    .prepare<[], number | bigint>(
-      `INSERT OR REPLACE INTO ${flags} (n, written)
-        VALUES (${quietRow.replace('%s', 'host')}, total_changes() - coalesce(${quietRow.replace('%s', 'written')}, 0))
-        RETURNING written`,
-    )
-    .pluck();
+      VALUES (${RESUMING_ROWID}, total_changes(), last_insert_rowid()) RETURNING host`,
+  ) as SqliteStatement<[], bigint>;
+  const awake = firstColumns(
+    `INSERT OR REPLACE INTO ${flags} (n, written)
+      VALUES (?, total_changes() - coalesce((SELECT q.written FROM ${flags} AS q WHERE q.n = ${RESUMING_ROWID}), 0))
+      RETURNING written`,
+  ) as SqliteStatement<[bigint], bigint>;
   // Pages still to resume with the trigger awake, after one whose UPDATE set off a host's trigger.
   let awakePages = 0;
   /**
@@ -272,18 +271,19 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions, info: Ho
       if (awakePages > 0) awakePages--;
       return resumePage([running], cursor, last, paused);
     }
+    ensureFlags.run();
     tidy.run();
-    quiet.run();
+    const host = quiet.get() as bigint;
     let resumed: number;
     try {
       resumed = resumePage([running], cursor, last, paused);
     } catch (error) {
       // At once: the host's next update on this connection must find the trigger awake.
-      awake.get();
+      awake.get(host);
       throw error;
     }
     // Its own rows and the insert that made it quiet: nothing a host's trigger wrote.
-    if (Number(awake.get()) === resumed + 1) return resumed;
+    if (Number(awake.get(host)) === resumed + 1) return resumed;
     awakePages = 8;
     return -1;
   };
