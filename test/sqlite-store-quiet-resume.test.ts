@@ -83,6 +83,23 @@ forEachDriver(() => {
       expect(markIds(db)).toEqual([]);
     });
 
+    it('a page whose UPDATE fails, then whose trigger cannot be woken: both errors, none lost', async () => {
+      const { db, s } = await parked(['a', 'b', 'c']);
+      db.exec(`CREATE TRIGGER fail_b BEFORE UPDATE OF status ON workflows
+          WHEN OLD.id = 'b' AND NEW.status = 'running' BEGIN SELECT RAISE(FAIL, 'b fails'); END;
+        CREATE TEMP TRIGGER no_wake BEFORE INSERT ON graceful_drain_resuming
+          WHEN NEW.n <> ${RESUMING_ROWID} BEGIN SELECT RAISE(FAIL, 'cannot wake'); END`);
+      const error = await s.unparkPage!(fence(2n), { limit: 2 }).catch((e: unknown) => e);
+      const all = (error as Error & { cause?: unknown }).cause as AggregateError;
+      expect(all).toBeInstanceOf(AggregateError);
+      expect(all.message).toMatch(/graceful_drain_marks_unpaused could not be woken.*cannot wake/);
+      expect(all.errors.map((e) => String(e))).toEqual([
+        expect.stringMatching(/b fails/),
+        expect.stringMatching(/cannot wake/),
+      ]);
+      expect(markIds(db)).toEqual(['a', 'b', 'c']);
+    });
+
     it('the same RAISE(ROLLBACK) after an earlier quiet page committed: the trigger is awake after', async () => {
       const { db, s } = await parked(['a', 'b', 'c', 'd']);
       await s.unparkPage!(fence(2n), { limit: 1 }); // a

@@ -228,17 +228,15 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions, info: Ho
       WHERE t.${id} IN (SELECT m.id FROM ${marks} AS m WHERE ${range}) AND (t.${status} = ?) IS TRUE`,
   );
   // The page's resume with the trigger `<marks>_unpaused` kept quiet: its UPDATE runs with this
-  // connection's last_insert_rowid() at RESUMING_ROWID (an insert into a temporary table, this connection's
-  // own), so the marks are left to the range DELETE that follows, one walk of the page's marks instead of a
-  // search per row. The insert that ends it records how many rows the UPDATE and every trigger it fired
-  // wrote (total_changes() counts trigger writes, changes() does not): more than the UPDATE's own means a
-  // host's trigger wrote rows too, maybe resuming another marked workflow, whose mark the quiet trigger
-  // kept; the page is then rolled back and done with the trigger awake.
-  // The insert that ends it gives last_insert_rowid() back the value the host had left (read by the quiet
-  // insert), so that the host's next insert-free statement finds it as before; it inserts whatever
-  // happened, even after a rollback of the whole transaction (a host trigger's RAISE(ROLLBACK), a full
-  // disk). The table is made again where it is gone: a change of `PRAGMA temp_store` drops the
-  // connection's temporary tables.
+  // connection's last_insert_rowid() at RESUMING_ROWID (set by an insert into a temporary table, this
+  // connection's own), so the marks are left to the range DELETE that follows, one walk of the page's marks
+  // instead of a search per row. The insert that ends it, run whatever happened (a failed UPDATE, a host
+  // trigger's RAISE(ROLLBACK) that undid the whole transaction), gives last_insert_rowid() back the value
+  // the host had left, and records how many rows the UPDATE and every trigger it fired wrote
+  // (total_changes() counts trigger writes, changes() does not): more than the UPDATE's own means a host's
+  // trigger wrote rows too, maybe resuming another marked workflow, whose mark the quiet trigger kept; the
+  // page is then rolled back and done with the trigger awake. The table is made again where it is gone: a
+  // change of `PRAGMA temp_store` drops the connection's temporary tables.
   const flags = `temp.${quote('graceful_drain_resuming')}`;
   const ensureFlags = db.prepare(
     `CREATE TEMP TABLE IF NOT EXISTS ${flags} (n INTEGER PRIMARY KEY, written INTEGER NOT NULL, host INTEGER)`,
@@ -279,7 +277,15 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions, info: Ho
       resumed = resumePage([running], cursor, last, paused);
     } catch (error) {
       // At once: the host's next update on this connection must find the trigger awake.
-      awake.get(host);
+      try {
+        awake.get(host);
+      } catch (wake) {
+        throw new AggregateError(
+          [error, wake],
+          `The page's resume failed, then the trigger ${names.marksTable.name}_unpaused could not be woken on this connection (the host's next updates on it may keep marks until its next insert): ${String(wake)}`,
+          { cause: wake },
+        );
+      }
       throw error;
     }
     // Its own rows and the insert that made it quiet: nothing a host's trigger wrote.
