@@ -330,13 +330,7 @@ forEachDriver(() => {
 
   describe('SqliteWorkflowStore: the quiet page resume, on a handle the host tunes', () => {
     it('a host that sets PRAGMA temp_store after the store set up can still resume', async () => {
-      const { db } = hostDatabase();
-      insert(db, [
-        ['a', 'running'],
-        ['b', 'running'],
-      ]);
-      const s = store({ database: db, table: 'workflows', statuses: ST });
-      await parkAll(s, fence(1n));
+      const { db, s } = await parked(['a', 'b']);
       // Common tuning; changing temp_store closes the connection's temp database (all temp tables).
       db.exec('PRAGMA temp_store = MEMORY');
       const { results } = await unparkPages(s, fence(2n), 10);
@@ -363,18 +357,12 @@ forEachDriver(() => {
         'paused',
       );
       expect(db.prepare("SELECT status FROM workflows WHERE id = 'b'").pluck().get()).toBe('pausing');
-      // b still pausing: its mark must stay (the awake path keeps it: unmarkPageUnlessPausing)
+      // b still pausing: its mark must stay (the count falls short, and the page is done by its states)
       expect(markIds(db)).toEqual(['b']);
     });
 
     it("after a host trigger's RAISE(ROLLBACK), last_insert_rowid() is the host's", async () => {
-      const { db } = hostDatabase();
-      insert(db, [
-        ['a', 'running'],
-        ['b', 'running'],
-      ]);
-      const s = store({ database: db, table: 'workflows', statuses: ST });
-      await parkAll(s, fence(1n));
+      const { db, s } = await parked(['a', 'b']);
       await s.unparkPage!(fence(2n), { limit: 1 }); // fence raised; a resumed
       db.exec(`CREATE TABLE host_log (n INTEGER PRIMARY KEY, v TEXT);
         CREATE TRIGGER boom BEFORE UPDATE OF status ON workflows
