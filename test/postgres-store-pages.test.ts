@@ -34,6 +34,7 @@ const {
   setStatus,
   marks,
   namedStore: namedStoreOf,
+  parkedTable,
 } = tables;
 
 /** The store's fused methods, asserted present. */
@@ -565,14 +566,7 @@ describe('PostgresWorkflowStore pages and other transactions', () => {
   });
 
   it('unparkPage waits for a host row lock; a workflow the host resumed meanwhile is skipped, its mark gone', async () => {
-    const table = await hostTable([
-      ['a', 'running'],
-      ['b', 'running'],
-      ['c', 'running'],
-    ]);
-    const { store: s, waiting } = await namedStore(table);
-    await s.parkPage(fence(1n), { limit: 10 });
-    await db.pool.query(`UPDATE ${sqlName(table)} SET status = 'paused'`);
+    const { table, store: s, waiting } = await parkedTable(['a', 'b', 'c'], 'gd_pages');
     const host = await hostTransaction();
     await host.run(`SELECT * FROM ${sqlName(table)} WHERE id = 'b' FOR UPDATE`);
     await host.run(`UPDATE ${sqlName(table)} SET beat = beat + 1 WHERE id = 'c'`);
@@ -585,13 +579,8 @@ describe('PostgresWorkflowStore pages and other transactions', () => {
       ['c', 'resumed'],
     ]);
     // b held by a host transaction that cancels it: the page waits, then finds it cancelled
-    const again = await hostTable([
-      ['a', 'running'],
-      ['b', 'running'],
-    ]);
-    const other = await namedStore(again);
-    await other.store.parkPage(fence(1n), { limit: 10 });
-    await db.pool.query(`UPDATE ${sqlName(again)} SET status = 'paused'`);
+    const other = await parkedTable(['a', 'b'], 'gd_pages');
+    const again = other.table;
     const cancelling = await hostTransaction();
     await cancelling.run(`SELECT * FROM ${sqlName(again)} WHERE id = 'b' FOR UPDATE`);
     const second = other.store.unparkPage(fence(2n), { limit: 10 });
@@ -609,13 +598,7 @@ describe('PostgresWorkflowStore pages and other transactions', () => {
   it('unpark() and a host cancelling a parked workflow at the same time: no deadlock (the trigger drops the mark)', async () => {
     // unpark() deleted the marks first and then waited for the host's row, while the host's update held
     // the row and its mark trigger waited for the mark: a deadlock, one of the two rolled back.
-    const table = await hostTable([
-      ['a', 'running'],
-      ['b', 'running'],
-    ]);
-    const { store: s, waiting } = await namedStore(table);
-    await s.park(['a', 'b'], fence(1n));
-    await db.pool.query(`UPDATE ${sqlName(table)} SET status = 'paused'`);
+    const { table, store: s, waiting } = await parkedTable(['a', 'b'], 'gd_pages', { via: 'park' });
     const host = await hostTransaction();
     await host.run(`SELECT * FROM ${sqlName(table)} WHERE id = 'b' FOR UPDATE`);
     const unparking = s.unpark(['a', 'b'], fence(2n));
@@ -631,13 +614,7 @@ describe('PostgresWorkflowStore pages and other transactions', () => {
   });
 
   it('unpark() waits for notePaused() holding the mark: the workflow a user paused is not resumed', async () => {
-    const table = await hostTable([
-      ['a', 'running'],
-      ['b', 'running'],
-    ]);
-    const { store: s, waiting } = await namedStore(table);
-    await s.park(['a', 'b'], fence(1n));
-    await db.pool.query(`UPDATE ${sqlName(table)} SET status = 'paused'`);
+    const { table, store: s, waiting } = await parkedTable(['a', 'b'], 'gd_pages', { via: 'park' });
     // the user's pause path, inside a transaction of the host's: notePaused's delete, as a statement
     const host = await hostTransaction();
     await host.run(`DELETE FROM "${db.schema}".parked WHERE store_key = '${table}' AND workflow_id = 'b'`);
@@ -652,14 +629,7 @@ describe('PostgresWorkflowStore pages and other transactions', () => {
   });
 
   it('unparkPage() and notePaused() at once: the workflow a user paused is not resumed, its mark gone', async () => {
-    const table = await hostTable([
-      ['a', 'running'],
-      ['b', 'running'],
-      ['c', 'running'],
-    ]);
-    const { store: s, waiting } = await namedStore(table);
-    await s.parkPage(fence(1n), { limit: 10 });
-    await db.pool.query(`UPDATE ${sqlName(table)} SET status = 'paused'`);
+    const { table, store: s, waiting } = await parkedTable(['a', 'b', 'c'], 'gd_pages');
     // The user's pause path inside a transaction of the host's: notePaused's delete of b's mark.
     const host = await hostTransaction();
     await host.run(`DELETE FROM "${db.schema}".parked WHERE store_key = '${table}' AND workflow_id = 'b'`);
@@ -678,13 +648,7 @@ describe('PostgresWorkflowStore pages and other transactions', () => {
   });
 
   it('unparkPage() waits for a host moving a paused workflow back to pausing: its mark is kept, counted as pausing', async () => {
-    const table = await hostTable([
-      ['a', 'running'],
-      ['b', 'running'],
-    ]);
-    const { store: s, waiting } = await namedStore(table);
-    await s.parkPage(fence(1n), { limit: 10 });
-    await db.pool.query(`UPDATE ${sqlName(table)} SET status = 'paused'`);
+    const { table, store: s, waiting } = await parkedTable(['a', 'b'], 'gd_pages');
     const host = await hostTransaction();
     await host.run(`UPDATE ${sqlName(table)} SET status = 'pausing' WHERE id = 'b'`);
     const unparking = s.unparkPage(fence(2n), { limit: 10 });

@@ -17,9 +17,8 @@ import {
 } from './support/pg-store-tables.js';
 
 const tables = pgStoreTables('gd_pg_unpark_races', { columns: BEAT_COLUMNS });
-const { hostTable, hostTransaction, statuses, setStatus, marks, namedStore: namedStoreOf } = tables;
-
-const namedStore = (table: string) => namedStoreOf(table, 'gd_unpark_races');
+const { hostTransaction, statuses, marks, parkedTable } = tables;
+const NAME = 'gd_unpark_races';
 
 describe('PostgresWorkflowStore unpark and concurrent host transactions', () => {
   // b is `pausing` in the statement's snapshot and the host's transaction moves it on to `paused` (the
@@ -28,13 +27,7 @@ describe('PostgresWorkflowStore unpark and concurrent host transactions', () => 
   // b later by its latest status (`paused`, not `pausing`) it then deleted the mark: b stayed paused with
   // no mark, never resumed. Locking the row first sees `paused`, and b is resumed.
   it('unparkPage() while the host finishes pausing a workflow (pausing -> paused): it is resumed or keeps its mark, never paused with no mark', async () => {
-    const table = await hostTable([
-      ['a', 'running'],
-      ['b', 'running'],
-    ]);
-    const { store: s, waiting } = await namedStore(table);
-    await s.parkPage(fence(1n), { limit: 10 });
-    await setStatus(table, 'a', 'paused');
+    const { table, store: s, waiting } = await parkedTable(['a', 'b'], NAME, { paused: ['a'] });
     // b still pausing when the page begins; the engine's transaction moves it on to paused
     const host = await hostTransaction();
     await host.run(`UPDATE ${sqlName(table)} SET status = 'paused' WHERE id = 'b'`);
@@ -51,13 +44,7 @@ describe('PostgresWorkflowStore unpark and concurrent host transactions', () => 
 
   // The same race through unpark() (the same statement over given ids).
   it('unpark() while the host finishes pausing a workflow (pausing -> paused): it is resumed or keeps its mark', async () => {
-    const table = await hostTable([
-      ['a', 'running'],
-      ['b', 'running'],
-    ]);
-    const { store: s, waiting } = await namedStore(table);
-    await s.park(['a', 'b'], fence(1n));
-    await setStatus(table, 'a', 'paused');
+    const { table, store: s, waiting } = await parkedTable(['a', 'b'], NAME, { via: 'park', paused: ['a'] });
     const host = await hostTransaction();
     await host.run(`UPDATE ${sqlName(table)} SET status = 'paused' WHERE id = 'b'`);
     const unparking = s.unpark(['a', 'b'], fence(2n));
@@ -75,13 +62,7 @@ describe('PostgresWorkflowStore unpark and concurrent host transactions', () => 
   // unpark holds `b` and waits for `a`, the host then waits for `b`; PostgreSQL aborts one of the two
   // after deadlock_timeout (the host's work, or the resume page, fails with 40P01).
   it('a host transaction touching workflows in id order does not deadlock with unparkPage()', async () => {
-    const table = await hostTable([
-      ['a', 'running'],
-      ['b', 'running'],
-    ]);
-    const { store: s, waiting } = await namedStore(table);
-    await s.parkPage(fence(1n), { limit: 10 });
-    await setStatus(table, 'b', 'paused');
+    const { table, store: s, waiting } = await parkedTable(['a', 'b'], NAME, { paused: ['b'] });
     // a is still pausing: the host's engine heartbeats a, then b, in one transaction
     const host = await hostTransaction();
     await host.run(`UPDATE ${sqlName(table)} SET beat = beat + 1 WHERE id = 'a'`);

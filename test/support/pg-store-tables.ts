@@ -152,6 +152,17 @@ export interface PgStoreTables {
     options?: Partial<PostgresWorkflowStoreOptions>,
   ): Promise<NamedStore>;
   /**
+   * The start of the concurrency tests: a host table of `ids`, all running, parked by a store named after
+   * `name` (as {@link PgStoreTables.namedStore}'s) through `via` (`parkPage()` by default, or `park()` of
+   * every id), then the workflows `paused` (every one by default) moved on to `paused`, the others left
+   * `pausing`. The store and its table.
+   */
+  parkedTable(
+    ids: readonly string[],
+    name: string,
+    options?: { readonly via?: 'park' | 'parkPage'; readonly paused?: readonly string[] },
+  ): Promise<NamedStore & { readonly table: string }>;
+  /**
    * Another session running `sql` (a `SELECT … FOR UPDATE`, say) in a transaction it keeps open, as a
    * host's would, until the returned release (called after the test otherwise) rolls it back.
    */
@@ -264,6 +275,16 @@ export function pgStoreTables(prefix: string, options: PgStoreTablesOptions = {}
       const s = store(table, { pool, ...storeOptions });
       await s.listActive({ limit: 1 });
       return { store: s, application, waiting: waitingOnLock(application), idle: allIdle(application) };
+    },
+    async parkedTable(ids, name, { via = 'parkPage', paused = ids } = {}) {
+      const table = await tables.hostTable(ids.map((id) => [id, 'running'] as const));
+      const named = await tables.namedStore(table, name);
+      if (via === 'park') await named.store.park(ids, fence(1n));
+      else await named.store.parkPage(fence(1n), { limit: ids.length + 1 });
+      await db.pool.query(`UPDATE ${sqlName(table)} SET status = 'paused' WHERE id = ANY($1::text[])`, [
+        [...paused],
+      ]);
+      return { ...named, table };
     },
     async holdLock(sql) {
       const transaction = await tables.hostTransaction();
