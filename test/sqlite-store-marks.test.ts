@@ -31,43 +31,66 @@ afterEach(() => {
 
 forEachDriver(() => {
   describe('checkHostTable(): whether the host has one row per id', () => {
-    // The quiet resume of a page (one DELETE of its marks) is taken only over ids the table keeps unique.
+    // The quiet resume of a page (one DELETE of its marks) is taken only over ids the table keeps unique;
+    // the resume by the host's range of ids only where, besides, they order as the marks' TEXT key does.
     it.each([
-      ['CREATE TABLE workflows (id TEXT PRIMARY KEY, status TEXT)', true],
-      ['CREATE TABLE workflows (id INTEGER PRIMARY KEY, status TEXT)', true],
-      ['CREATE TABLE workflows (ID TEXT NOT NULL, status TEXT, PRIMARY KEY (Id)) WITHOUT ROWID', true],
-      ['CREATE TABLE workflows (id TEXT UNIQUE, status TEXT)', true],
-      ['CREATE TABLE workflows (id TEXT, status TEXT); CREATE UNIQUE INDEX w_id ON workflows (id)', true],
-      ['CREATE TABLE workflows (id INT PRIMARY KEY, status TEXT)', true],
-      ['CREATE TABLE workflows (id INTEGER NOT NULL PRIMARY KEY, status TEXT) WITHOUT ROWID', true],
-      ['CREATE TABLE workflows (id TEXT COLLATE NOCASE PRIMARY KEY, status TEXT)', true],
-      ['CREATE TABLE workflows (id TEXT COLLATE NOCASE, status TEXT, UNIQUE (id COLLATE NOCASE))', true],
+      ['CREATE TABLE workflows (id VARCHAR(36) PRIMARY KEY, status TEXT)', true, true],
+      ['CREATE TABLE workflows (id TEXT PRIMARY KEY, status TEXT) STRICT', true, true],
+      ['CREATE TABLE workflows (id ANY PRIMARY KEY, status TEXT) STRICT', true, false],
+      ['CREATE TABLE workflows (id PRIMARY KEY, status TEXT)', true, false],
+      ['CREATE TABLE workflows (id NUMERIC PRIMARY KEY, status TEXT)', true, false],
+      ['CREATE TABLE workflows (id TEXT PRIMARY KEY, status TEXT)', true, true],
+      ['CREATE TABLE workflows (id INTEGER PRIMARY KEY, status TEXT)', true, false],
+      ['CREATE TABLE workflows (ID TEXT NOT NULL, status TEXT, PRIMARY KEY (Id)) WITHOUT ROWID', true, true],
+      ['CREATE TABLE workflows (id TEXT UNIQUE, status TEXT)', true, true],
+      [
+        'CREATE TABLE workflows (id TEXT, status TEXT); CREATE UNIQUE INDEX w_id ON workflows (id)',
+        true,
+        true,
+      ],
+      ['CREATE TABLE workflows (id INT PRIMARY KEY, status TEXT)', true, false],
+      ['CREATE TABLE workflows (id INTEGER NOT NULL PRIMARY KEY, status TEXT) WITHOUT ROWID', true, false],
+      ['CREATE TABLE workflows (id TEXT COLLATE NOCASE PRIMARY KEY, status TEXT)', true, false],
+      [
+        'CREATE TABLE workflows (id TEXT COLLATE NOCASE, status TEXT, UNIQUE (id COLLATE NOCASE))',
+        true,
+        false,
+      ],
       // 'A' and 'a' both fit a BINARY index, and the column's comparisons take them for one id.
-      ['CREATE TABLE workflows (id TEXT COLLATE NOCASE, status TEXT, UNIQUE (id COLLATE BINARY))', false],
+      [
+        'CREATE TABLE workflows (id TEXT COLLATE NOCASE, status TEXT, UNIQUE (id COLLATE BINARY))',
+        false,
+        false,
+      ],
       [
         'CREATE TABLE workflows (id TEXT COLLATE NOCASE, status TEXT, PRIMARY KEY (id COLLATE BINARY))',
+        false,
         false,
       ],
       [
         'CREATE TABLE workflows (id TEXT, status TEXT); CREATE UNIQUE INDEX w_id ON workflows (id COLLATE RTRIM)',
         false,
+        false,
       ],
       [
         'CREATE TABLE workflows (id TEXT, status TEXT); CREATE UNIQUE INDEX w_id ON workflows (lower(id))',
         false,
+        false,
       ],
-      ['CREATE TABLE workflows (id TEXT, status TEXT)', false],
-      ['CREATE TABLE workflows (id TEXT, status TEXT); CREATE INDEX w_id ON workflows (id)', false],
-      ['CREATE TABLE workflows (id TEXT, status TEXT, PRIMARY KEY (id, status))', false],
-      ['CREATE TABLE workflows (id TEXT, status TEXT, UNIQUE (id, status))', false],
+      ['CREATE TABLE workflows (id TEXT, status TEXT)', false, false],
+      ['CREATE TABLE workflows (id TEXT, status TEXT); CREATE INDEX w_id ON workflows (id)', false, false],
+      ['CREATE TABLE workflows (id TEXT, status TEXT, PRIMARY KEY (id, status))', false, false],
+      ['CREATE TABLE workflows (id TEXT, status TEXT, UNIQUE (id, status))', false, false],
       [
         "CREATE TABLE workflows (id TEXT, status TEXT); CREATE UNIQUE INDEX w_id ON workflows (id) WHERE status = 'x'",
         false,
+        false,
       ],
-    ])('%s: %s', (schema, unique) => {
+    ])('%s: unique %s, ordered as the marks %s', (schema, unique, ordered) => {
       const { db } = hostDatabase(schema);
       const options = compileStoreOptions({ database: db, table: 'workflows' });
-      expect(checkHostTable(db, options).idUnique).toBe(unique);
+      const { idUnique, idOrderedAsMarks } = checkHostTable(db, options);
+      expect({ idUnique, idOrderedAsMarks }).toEqual({ idUnique: unique, idOrderedAsMarks: ordered });
     });
   });
 

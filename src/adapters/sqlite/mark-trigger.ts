@@ -36,6 +36,12 @@ export interface HostTableInfo {
    * column's comparisons take for one id).
    */
   readonly idUnique: boolean;
+  /**
+   * Whether the id column compares and orders ids as the marks table's `TEXT` key does (`TEXT` affinity,
+   * `BINARY` collation), and holds one row per id: a range of mark ids is then the same range of the
+   * host's ids, so a page can be resumed by walking the host's range rather than by a search per mark.
+   */
+  readonly idOrderedAsMarks: boolean;
 }
 
 /**
@@ -111,12 +117,14 @@ export function checkHostTable(db: SqliteDatabase, { names, table }: CompiledSto
       `Expected \`idColumn\` to name a column of text or integer ids, got ${JSON.stringify(names.idColumn)}, declared ${JSON.stringify(idType)} (REAL affinity) in ${JSON.stringify(table)}`,
     );
   }
-  const idUnique = isUniqueId(db, schema, names.table.name, names.idColumn, columns);
+  const collation = collationOf(db, schema, names.table.name, names.idColumn);
+  const idUnique = isUniqueId(db, schema, names.table.name, names.idColumn, columns, collation);
   return {
     schema,
     statusAffinity: affinityOf(column(names.statusColumn)?.type ?? '', strict),
     idAffinity,
     idUnique,
+    idOrderedAsMarks: idUnique && idAffinity === 'TEXT' && collation === 'BINARY',
   };
 }
 
@@ -127,6 +135,7 @@ function isUniqueId(
   table: string,
   column: string,
   columns: readonly { name: string; type: string; pk: number }[],
+  collation: string | undefined,
 ): boolean {
   const same = (name: string | null | undefined) => name != null && sameName(name, column);
   const indexes = db.pragma(`${quote(schema)}.index_list(${quote(table)})`) as {
@@ -140,7 +149,6 @@ function isUniqueId(
   const rowid = !indexes.some((index) => index.origin === 'pk');
   if (rowid && keys.length === 1 && same(keys[0]?.name) && keys[0]?.type.toUpperCase() === 'INTEGER')
     return true;
-  const collation = collationOf(db, schema, table, column);
   if (collation === undefined) return false;
   return indexes.some((index) => {
     if (index.unique !== 1 || index.partial === 1) return false;

@@ -211,11 +211,34 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions, info: Ho
     (range) => `UPDATE ${host} AS t SET ${status} = ? WHERE likelihood(t.${status} = ?, 1.0) AND ${range}`,
   );
   // Unparks a page of marks: their ids alone (the host's row is read by the write), then, where a
-  // page's marks are not all paused, their state too.
-  const markIdsFirst = db.prepare<[number], string>(`SELECT id FROM ${marks} ORDER BY id LIMIT ?`).pluck();
-  const markIdsAfter = db
-    .prepare<[string, number], string>(`SELECT id FROM ${marks} WHERE id > ? ORDER BY id LIMIT ?`)
+  // page's marks are not all paused, their state too. The ids come as one JSON array, in id order (the
+  // subquery's), which one JSON.parse() turns into strings faster than a row each; whether more follow
+  // is a search past the last.
+  const markIdsSql = (after: string) =>
+    `SELECT json_group_array(p.id) FROM (SELECT m.id FROM ${marks} AS m ${after} ORDER BY m.id LIMIT ?) AS p`;
+  const markIdsFirst = db.prepare<[number], string>(markIdsSql('')).pluck();
+  const markIdsAfter = db.prepare<[string, number], string>(markIdsSql('WHERE m.id > ?')).pluck();
+  const marksAfter = db
+    .prepare<[string], number>(`SELECT EXISTS (SELECT 1 FROM ${marks} WHERE id > ?)`)
     .pluck();
+  // Where the host's ids order as the marks' do (info.idOrderedAsMarks), the paused ids of the host's
+  // range of a page, as one JSON array in id order: the same text as the page's listing exactly when the
+  // page's marks are the range's paused workflows, and then the range is resumed by a walk of the host's
+  // id index (`resumeRange`), with no search per mark. Both test the status by the one expression.
+  const pausedInRange = (range: string) =>
+    db
+      .prepare<unknown[], string>(
+        `SELECT json_group_array(t.${id}) FROM ${host} AS t WHERE likelihood(t.${status} = ?, 1.0) AND ${range}`,
+      )
+      .pluck();
+  const pausedFrom = pausedInRange(`t.${id} > ? AND t.${id} <= ?`);
+  const pausedFirst = pausedInRange(`t.${id} <= ?`);
+  const pausedJson = (paused: string, cursor: string | undefined, last: string): string =>
+    cursor === undefined ? pausedFirst.get(paused, last)! : pausedFrom.get(paused, cursor, last)!;
+  const resumeRange = ranged(
+    `t.${id}`,
+    (range) => `UPDATE ${host} AS t SET ${status} = ? WHERE likelihood(t.${status} = ?, 1.0) AND ${range}`,
+  );
   // Each row one text: the state's letter (i: pausing, p: paused, o: other), then the id.
   const markStatesSql = (range: string) =>
     `SELECT CASE WHEN t.${status} = ? THEN 'i' WHEN t.${status} = ? THEN 'p' ELSE 'o' END || m.id
@@ -254,27 +277,20 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions, info: Ho
   ) as SqliteStatement<[bigint], bigint>;
   // Pages still to resume with the trigger awake, after one whose UPDATE set off a host's trigger.
   let awakePages = 0;
+  // Pages still to resume by a search per mark, after one whose range held other paused workflows (a
+  // user's pauses, say) or missed one of its marks.
+  let searchPages = 0;
   /**
-   * The page's resume (as `resumePage`), quiet where it can be (the page's marks are then all left): the
-   * rows it resumed, or -1 when it must be rolled back. Quiet only over a host's table with one row per
-   * id, where a count of the page's marks means that each one's workflow was paused.
+   * Runs `write`, a resume of a page's paused workflows, with the trigger quiet (the page's marks are then
+   * all left): the rows it resumed, or -1 when it must be rolled back.
    */
-  const resumeQuietly = (
-    running: string,
-    paused: string,
-    cursor: string | undefined,
-    last: string,
-  ): number => {
-    if (!info.idUnique || awakePages > 0) {
-      if (awakePages > 0) awakePages--;
-      return resumePage([running], cursor, last, paused);
-    }
+  const resumeQuietly = (write: () => number): number => {
     ensureFlags.run();
     tidy.run();
     const host = quiet.get() as bigint;
     let resumed: number;
     try {
-      resumed = resumePage([running], cursor, last, paused);
+      resumed = write();
     } catch (error) {
       // At once: the host's next update on this connection must find the trigger awake.
       try {
@@ -292,6 +308,32 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions, info: Ho
     if (Number(awake.get(host)) === resumed + 1) return resumed;
     awakePages = 8;
     return -1;
+  };
+  /**
+   * The page's resume of its marked paused workflows, quiet where it can be (the page's marks are then
+   * all left): the rows it resumed, or -1 when it must be rolled back. Quiet only over a host's table with
+   * one row per id, where a count of the page's marks means that each one's workflow was paused; by the
+   * host's range where its ids order as the marks' and the range's paused workflows are the page's marks
+   * (`listed`, the page's ids as one JSON array).
+   */
+  const resumeMarkedPage = (
+    running: string,
+    paused: string,
+    cursor: string | undefined,
+    last: string,
+    listed: string,
+  ): number => {
+    if (!info.idUnique || awakePages > 0) {
+      if (awakePages > 0) awakePages--;
+      return resumePage([running], cursor, last, paused);
+    }
+    if (info.idOrderedAsMarks && searchPages === 0) {
+      if (pausedJson(paused, cursor, last) === listed) {
+        return resumeQuietly(() => resumeRange([running, paused], cursor, last));
+      }
+      searchPages = 8;
+    } else if (searchPages > 0) searchPages--;
+    return resumeQuietly(() => resumePage([running], cursor, last, paused));
   };
   // The marks left in the page once its paused workflows are resumed (the trigger drops theirs, unless
   // quiet): those of workflows in another state, and every one where the trigger is missing. A `pausing`
@@ -542,11 +584,11 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions, info: Ho
       cursor: string | undefined,
       limit: number,
     ): UnparkedPage {
-      const ids = cursor === undefined ? markIdsFirst.all(limit + 1) : markIdsAfter.all(cursor, limit + 1);
-      const more = ids.length > limit;
-      if (more) ids.length = limit;
+      const listed = cursor === undefined ? markIdsFirst.get(limit)! : markIdsAfter.get(cursor, limit)!;
+      const ids = JSON.parse(listed) as string[];
       const last = ids[ids.length - 1];
-      if (last === undefined) return { ids, resumed: undefined, pausing: 0, more, last };
+      if (last === undefined) return { ids, resumed: undefined, pausing: 0, more: false, last };
+      const more = ids.length === limit && marksAfter.get(last) === 1;
       const unmarkLeft = (): void => {
         if (pausing === undefined) unmarkPage([], cursor, last);
         else unmarkPageUnlessPausing([pausing], cursor, last);
@@ -587,7 +629,7 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions, info: Ho
       }
       return (
         attempt(() => {
-          if (resumeQuietly(running, paused, cursor, last) !== ids.length) return false;
+          if (resumeMarkedPage(running, paused, cursor, last, listed) !== ids.length) return false;
           // One row per id: every workflow of the page resumed, none is pausing, and each mark goes.
           if (info.idUnique) unmarkPage([], cursor, last);
           else unmarkLeft();

@@ -1,0 +1,182 @@
+/**
+ * The resume of a page by the host's range of ids: where the host's ids order as the marks' do (TEXT,
+ * BINARY, one row per id), `unparkPage()` compares the range's paused ids with the page's marks and,
+ * when they are the same, resumes the range by a walk of the host's id index. A range that also holds a
+ * workflow a user paused (no mark), or misses a mark's workflow (pausing, or resumed while the trigger
+ * was gone), must never resume the user's. See also test/sqlite-store-quiet-resume.test.ts.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Fence, ItemResult, WorkflowStore } from '../src/workflow-store.js';
+import { forEachDriver, type TestDatabase } from './support/sqlite.js';
+import { insert, markIds, sqliteHost } from './support/sqlite-host.js';
+
+const { hostDatabase, store } = sqliteHost('gd-sqlite-range-');
+const fence = (token?: bigint): Fence => ({ memberId: 'm1', token });
+
+const statuses = (db: TestDatabase): Record<string, string> =>
+  Object.fromEntries(
+    (
+      db.prepare('SELECT id, status FROM workflows ORDER BY id').all() as { id: string; status: string }[]
+    ).map((r) => [r.id, r.status]),
+  );
+
+async function parkAll(s: WorkflowStore, f: Fence) {
+  let cursor: string | undefined;
+  do cursor = (await s.parkPage!(f, { limit: 1000, cursor })).cursor;
+  while (cursor !== undefined);
+}
+
+async function unparkPages(s: WorkflowStore, f: Fence, limit: number) {
+  const results: ItemResult<string>[] = [];
+  let pausing = 0;
+  let pages = 0;
+  let cursor: string | undefined;
+  do {
+    const page = await s.unparkPage!(f, { limit, cursor });
+    results.push(...page.results);
+    pausing += page.pausing;
+    cursor = page.cursor;
+    pages++;
+  } while (cursor !== undefined);
+  return { results, pausing, pages };
+}
+
+forEachDriver(() => {
+  describe('SqliteWorkflowStore: the resume of a page by the host range', () => {
+    it("leaves a user's pause inside a page whose marks include a pausing workflow", async () => {
+      const { db } = hostDatabase();
+      insert(db, [
+        ['a', 'running'],
+        ['c', 'running'],
+      ]);
+      const s = store({
+        database: db,
+        table: 'workflows',
+        statuses: { running: 'running', pausing: 'pausing', paused: 'paused' },
+      });
+      await parkAll(s, fence(1n));
+      // c finishes pausing; a does not yet; a user pauses b, which has no mark: as many paused in the
+      // range (b, c) as marks (a, c).
+      db.exec("UPDATE workflows SET status = 'paused' WHERE id = 'c'");
+      insert(db, [['b', 'paused']]);
+      const { results, pausing } = await unparkPages(s, fence(2n), 10);
+      expect(results).toEqual([{ id: 'c', outcome: 'resumed' }]);
+      expect(pausing).toBe(1);
+      expect(statuses(db)).toEqual({ a: 'pausing', b: 'paused', c: 'running' });
+      expect(markIds(db)).toEqual(['a']);
+    });
+
+    it("leaves a user's pause inside a page with a stale mark (the trigger dropped by the host)", async () => {
+      const { db } = hostDatabase();
+      insert(db, [
+        ['a', 'running'],
+        ['b', 'running'],
+        ['c', 'running'],
+      ]);
+      const s = store({
+        database: db,
+        table: 'workflows',
+        statuses: { running: 'running', paused: 'paused' },
+      });
+      await parkAll(s, fence(1n));
+      db.exec('DROP TRIGGER graceful_drain_marks_unpaused');
+      // Without the trigger, b's resume leaves its mark; then a user pauses bb, with no mark.
+      db.exec("UPDATE workflows SET status = 'running' WHERE id = 'b'");
+      insert(db, [['bb', 'paused']]);
+      const { results } = await unparkPages(s, fence(2n), 10);
+      expect(results).toEqual([
+        { id: 'a', outcome: 'resumed' },
+        { id: 'b', outcome: 'skipped' },
+        { id: 'c', outcome: 'resumed' },
+      ]);
+      expect(statuses(db)).toEqual({ a: 'running', b: 'running', bb: 'paused', c: 'running' });
+      expect(markIds(db)).toEqual([]);
+    });
+
+    it('resumes exactly the marked paused workflows over many pages, with user pauses and pausing ones among them', async () => {
+      const { db } = hostDatabase();
+      const ids = Array.from({ length: 120 }, (_, i) => `wf-${String(i).padStart(3, '0')}`);
+      insert(
+        db,
+        ids.map((id): [string, string] => [id, 'running']),
+      );
+      const s = store({
+        database: db,
+        table: 'workflows',
+        statuses: { running: 'running', pausing: 'pausing', paused: 'paused' },
+      });
+      await parkAll(s, fence(1n));
+      // Most finish pausing; every 17th does not. Users pause workflows of their own, with no mark,
+      // between the parked ones, in a few pages only (the pages after one of them go by search first).
+      const pausingIds = ids.filter((_, i) => i % 17 === 5);
+      const paused = ids.filter((id) => !pausingIds.includes(id));
+      const update = db.prepare("UPDATE workflows SET status = 'paused' WHERE id = ?");
+      for (const id of paused) update.run(id);
+      const users = ['wf-004x', 'wf-090x', 'wf-118x'];
+      insert(
+        db,
+        users.map((id): [string, string] => [id, 'paused']),
+      );
+      const { results, pausing, pages } = await unparkPages(s, fence(2n), 4);
+      expect(pages).toBe(30);
+      expect(pausing).toBe(pausingIds.length);
+      expect(results).toEqual(paused.map((id) => ({ id, outcome: 'resumed' })));
+      const after = statuses(db);
+      for (const id of paused) expect(after[id]).toBe('running');
+      for (const id of pausingIds) expect(after[id]).toBe('pausing');
+      for (const id of users) expect(after[id]).toBe('paused');
+      expect(markIds(db)).toEqual(pausingIds);
+    });
+
+    it('lists ids of any text (quotes, backslashes, control characters, astral ones) as they are, page by page', async () => {
+      const { db } = hostDatabase();
+      const ids = [
+        '"q"',
+        'back\\slash',
+        'ctl\u0001\u001f',
+        'line\u2028sep',
+        'new\nline',
+        'star\u{1F600}',
+        'é',
+        '\uFFFD',
+      ];
+      insert(
+        db,
+        ids.map((id): [string, string] => [id, 'running']),
+      );
+      const s = store({
+        database: db,
+        table: 'workflows',
+        statuses: { running: 'running', paused: 'paused' },
+      });
+      await parkAll(s, fence(1n));
+      const { results } = await unparkPages(s, fence(2n), 3);
+      // In SQLite's order (BINARY: the bytes of UTF-8), which the marks table keeps.
+      const order = db.prepare('SELECT id FROM workflows ORDER BY id').pluck().all() as string[];
+      expect(results).toEqual(order.map((id) => ({ id, outcome: 'resumed' })));
+      expect(new Set(order)).toEqual(new Set(ids));
+      expect(Object.values(statuses(db))).toEqual(ids.map(() => 'running'));
+      expect(markIds(db)).toEqual([]);
+    });
+
+    it('a page of exactly the limit with nothing after it ends the listing', async () => {
+      const { db } = hostDatabase();
+      insert(db, [
+        ['a', 'running'],
+        ['b', 'running'],
+      ]);
+      const s = store({
+        database: db,
+        table: 'workflows',
+        statuses: { running: 'running', paused: 'paused' },
+      });
+      await parkAll(s, fence(1n));
+      const page = await s.unparkPage!(fence(2n), { limit: 2 });
+      expect(page.results).toEqual([
+        { id: 'a', outcome: 'resumed' },
+        { id: 'b', outcome: 'resumed' },
+      ]);
+      expect(page.cursor).toBeUndefined();
+    });
+  });
+});
