@@ -190,8 +190,11 @@ export function checkPeerCrashRecovered(model: Model): CheckResult {
         members: [crash.killed, ...crash.survivors],
       });
     }
+    // Any time after the kill: a survivor sends its report once the recovery's writes are done, and the
+    // harness may find nothing held any more (and settle) before the report arrives. The killed member's
+    // name is its incarnation's own, so no other crash's report names it.
     const reported = model.recoveries.filter(
-      (r) => span(r.t) && r.reason === 'peer-crash' && r.deadMembers.includes(crash.killed),
+      (r) => r.t > crash.t && r.reason === 'peer-crash' && r.deadMembers.includes(crash.killed),
     );
     if (crash.stranded.length > 0 && reported.length === 0) {
       violations.push({
