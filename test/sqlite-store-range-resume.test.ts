@@ -128,6 +128,32 @@ forEachDriver(() => {
       expect(markIds(db)).toEqual(pausingIds);
     });
 
+    it("leaves a user's pause whose id, not valid UTF-8, reads in JavaScript as a marked one's", async () => {
+      // 'a' then a lone continuation byte: both ids read as 'a\uFFFD' in JavaScript, where the page's
+      // paused ids are compared with its marks, so the comparison cannot tell them apart.
+      const { db } = hostDatabase();
+      db.exec("INSERT INTO workflows VALUES (CAST(x'6180' AS TEXT), 'running')");
+      const s = store({
+        database: db,
+        table: 'workflows',
+        statuses: { running: 'running', pausing: 'pausing', paused: 'paused' },
+      });
+      await parkAll(s, fence(1n));
+      db.exec("INSERT INTO workflows VALUES (CAST(x'6181' AS TEXT), 'paused')");
+      const { results, pausing } = await unparkPages(s, fence(2n), 10);
+      expect(results).toEqual([]);
+      expect(pausing).toBe(1);
+      const rows = db.prepare('SELECT hex(id) AS id, status FROM workflows ORDER BY id').all() as {
+        id: string;
+        status: string;
+      }[];
+      expect(rows).toEqual([
+        { id: '6180', status: 'pausing' },
+        { id: '6181', status: 'paused' },
+      ]);
+      expect(db.prepare('SELECT hex(id) FROM graceful_drain_marks').pluck().all()).toEqual(['6180']);
+    });
+
     it('lists ids of any text (quotes, backslashes, control characters, astral ones) as they are, page by page', async () => {
       const { db } = hostDatabase();
       const ids = [
