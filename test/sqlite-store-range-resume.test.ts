@@ -3,7 +3,9 @@
  * BINARY, one row per id), `unparkPage()` compares the range's paused ids with the page's marks and,
  * when they are the same, resumes the range by a walk of the host's id index. A range that also holds a
  * workflow a user paused (no mark), or misses a mark's workflow (pausing, or resumed while the trigger
- * was gone), must never resume the user's. See also test/sqlite-store-quiet-resume.test.ts.
+ * was gone), must never resume the user's; nor may ids that read alike in JavaScript (not valid UTF-8, or
+ * UTF-16 text with a lone surrogate), a host's trigger that pauses a workflow meanwhile, or a planner that
+ * reads the range out of id order. See also test/sqlite-store-quiet-resume.test.ts.
  */
 import { describe, expect, it } from 'vitest';
 import type { Fence, ItemResult, WorkflowStore } from '../src/workflow-store.js';
@@ -154,6 +156,95 @@ forEachDriver(() => {
       expect(db.prepare('SELECT hex(id) FROM graceful_drain_marks').pluck().all()).toEqual(['6180']);
     });
 
+    it("in a UTF-16 database, leaves a user's pause whose id reads as a pausing workflow's in UTF-8, and keeps that one's mark", async () => {
+      // SQLite converts UTF-16 text to UTF-8 (json_group_array reads it so) without checking surrogates:
+      // a high surrogate followed by 'a' (D800 0061, not valid UTF-16) comes out as the bytes of U+10061
+      // (D800 DC61), valid UTF-8, so no U+FFFD shows. BINARY compares the UTF-16 bytes: two ids, two rows.
+      const { db } = hostDatabase(
+        "PRAGMA encoding = 'UTF-16le'; CREATE TABLE workflows (id TEXT PRIMARY KEY, status TEXT NOT NULL)",
+      );
+      expect(db.pragma('encoding')).toEqual([{ encoding: 'UTF-16le' }]);
+      insert(db, [['\u{10061}', 'running']]);
+      const s = store({
+        database: db,
+        table: 'workflows',
+        statuses: { running: 'running', pausing: 'pausing', paused: 'paused' },
+      });
+      await parkAll(s, fence(1n));
+      // The parked workflow is still pausing; a user pauses the other id, with no mark, which sorts
+      // before it (UTF-16LE bytes 00 D8 61 00 < 00 D8 61 DC): in the page's range.
+      db.exec("INSERT INTO workflows VALUES (CAST(x'00D86100' AS TEXT), 'paused')");
+      const { results, pausing } = await unparkPages(s, fence(2n), 10);
+      const rows = db.prepare('SELECT hex(id) AS id, status FROM workflows ORDER BY id').all();
+      const marks = db.prepare('SELECT hex(id) FROM graceful_drain_marks').pluck().all();
+      expect({ results, pausing, rows, marks }).toEqual({
+        results: [],
+        pausing: 1,
+        rows: [
+          { id: '00D86100', status: 'paused' },
+          { id: '00D861DC', status: 'pausing' },
+        ],
+        marks: ['00D861DC'],
+      });
+    });
+
+    it('over a host with an index on the status alone (paused ids not in id order), resumes exactly the marked ones', async () => {
+      const { db } = hostDatabase(
+        'CREATE TABLE workflows (id TEXT PRIMARY KEY, status TEXT NOT NULL); CREATE INDEX workflows_status ON workflows (status)',
+      );
+      // Inserted out of id order: the rowid order of the status index is not the id order.
+      const ids = Array.from({ length: 40 }, (_, i) => `wf-${String((i * 7) % 40).padStart(2, '0')}`);
+      insert(
+        db,
+        ids.map((id): [string, string] => [id, 'running']),
+      );
+      const s = store({
+        database: db,
+        table: 'workflows',
+        statuses: { running: 'running', pausing: 'pausing', paused: 'paused' },
+      });
+      await parkAll(s, fence(1n));
+      db.exec("UPDATE workflows SET status = 'paused' WHERE status = 'pausing' AND id <> 'wf-13'");
+      insert(db, [
+        ['wf-05x', 'paused'],
+        ['wf-31x', 'paused'],
+      ]);
+      // With statistics, the planner reads the range's paused ids by a scan in rowid order: their JSON is
+      // then never the listing's, and every page goes by a search per mark.
+      db.exec('ANALYZE');
+      const { results, pausing } = await unparkPages(s, fence(2n), 3);
+      const sorted = [...ids].sort().filter((id) => id !== 'wf-13');
+      expect(pausing).toBe(1);
+      expect(results).toEqual(sorted.map((id) => ({ id, outcome: 'resumed' })));
+      const after = statuses(db);
+      for (const id of sorted) expect(after[id]).toBe('running');
+      expect(after).toMatchObject({ 'wf-13': 'pausing', 'wf-05x': 'paused', 'wf-31x': 'paused' });
+      expect(markIds(db)).toEqual(['wf-13']);
+    });
+
+    it("a host's BEFORE UPDATE trigger that pauses a user's workflow in the range during the resume: it stays paused", async () => {
+      const { db } = hostDatabase();
+      insert(db, [
+        ['a', 'running'],
+        ['b', 'done'],
+        ['c', 'running'],
+      ]);
+      const s = store({
+        database: db,
+        table: 'workflows',
+        statuses: { running: 'running', paused: 'paused' },
+      });
+      await parkAll(s, fence(1n));
+      db.exec(`CREATE TRIGGER host_pause BEFORE UPDATE OF status ON workflows
+        WHEN NEW.id = 'a' AND NEW.status = 'running' BEGIN UPDATE workflows SET status = 'paused' WHERE id = 'b'; END`);
+      const { results } = await unparkPages(s, fence(2n), 10);
+      expect(results).toEqual([
+        { id: 'a', outcome: 'resumed' },
+        { id: 'c', outcome: 'resumed' },
+      ]);
+      expect(statuses(db)).toEqual({ a: 'running', b: 'paused', c: 'running' });
+      expect(markIds(db)).toEqual([]);
+    });
     it('lists ids of any text (quotes, backslashes, control characters, astral ones) as they are, page by page', async () => {
       const { db } = hostDatabase();
       const ids = [

@@ -124,7 +124,10 @@ export function checkHostTable(db: SqliteDatabase, { names, table }: CompiledSto
     statusAffinity: affinityOf(column(names.statusColumn)?.type ?? '', strict),
     idAffinity,
     idUnique,
-    idOrderedAsMarks: idUnique && idAffinity === 'TEXT' && collation === 'BINARY',
+    // In UTF-8 only: SQLite reads UTF-16 text out as UTF-8 without checking surrogates, so two ids that
+    // BINARY tells apart (D800 0061 and D800 DC61) could read the same in the resume's comparison.
+    idOrderedAsMarks:
+      idUnique && idAffinity === 'TEXT' && collation === 'BINARY' && databaseEncoding(db) === 'UTF-8',
   };
 }
 
@@ -179,6 +182,15 @@ function collationOf(db: SqliteDatabase, schema: string, table: string, column: 
     if (compare.length !== 1) return undefined;
     const named = /^(\w+)-\d+$/.exec(String(compare[0]?.p4));
     return named?.[1]?.toUpperCase();
+  } catch {
+    return undefined;
+  }
+}
+
+/** The text encoding of the handle's databases (`UTF-8`, `UTF-16le`, `UTF-16be`: attached ones share it). */
+function databaseEncoding(db: SqliteDatabase): string | undefined {
+  try {
+    return db.prepare<[], string>('PRAGMA encoding').pluck().get();
   } catch {
     return undefined;
   }

@@ -222,9 +222,13 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions, info: Ho
     .prepare<[string], number>(`SELECT EXISTS (SELECT 1 FROM ${marks} WHERE id > ?)`)
     .pluck();
   // Where the host's ids order as the marks' do (info.idOrderedAsMarks), the paused ids of the host's
-  // range of a page, as one JSON array in id order: the same text as the page's listing exactly when the
+  // range of a page, as one JSON array in the order the plan reads them (the id index's, where the table
+  // is large enough for the range to be searched): the same text as the page's listing only when the
   // page's marks are the range's paused workflows, and then the range is resumed by a walk of the host's
-  // id index (`resumeRange`), with no search per mark. Both test the status by the one expression.
+  // id index (`resumeRange`), with no search per mark. Read in another order (a small table scanned in
+  // rowid order), the text differs and the page goes by a search per mark: slower, never wrong. No
+  // ORDER BY: sorting the range costs more than the search it saves. Both test the status by the one
+  // expression.
   const pausedInRange = (range: string) =>
     db
       .prepare<unknown[], string>(
