@@ -38,8 +38,9 @@ export interface HostTableInfo {
   readonly idUnique: boolean;
   /**
    * Whether the id column compares and orders ids as the marks table's `TEXT` key does (`TEXT` affinity,
-   * `BINARY` collation), and holds one row per id: a range of mark ids is then the same range of the
-   * host's ids, so a page can be resumed by walking the host's range rather than by a search per mark.
+   * `BINARY` collation), and holds one row per id, in a UTF-8 database: a range of mark ids is then the
+   * same range of the host's ids, so a page can be resumed by walking the host's range rather than by a
+   * search per mark.
    */
   readonly idOrderedAsMarks: boolean;
 }
