@@ -43,20 +43,32 @@ async function unparkPages(s: WorkflowStore, f: Fence, limit: number) {
   return { results, pausing, pages };
 }
 
+const WITH_PAUSING = { running: 'running', pausing: 'pausing', paused: 'paused' };
+const PLAIN = { running: 'running', paused: 'paused' };
+
+/** A host table (`schema`, or the default one) holding `rows`, a store with `statuses`, all parked. */
+async function parked(
+  rows: [string, string][],
+  statuses: typeof WITH_PAUSING | typeof PLAIN,
+  schema?: string,
+): Promise<{ db: TestDatabase; s: WorkflowStore }> {
+  const { db } = hostDatabase(schema);
+  insert(db, rows);
+  const s = store({ database: db, table: 'workflows', statuses });
+  await parkAll(s, fence(1n));
+  return { db, s };
+}
+
 forEachDriver(() => {
   describe('SqliteWorkflowStore: the resume of a page by the host range', () => {
     it("leaves a user's pause inside a page whose marks include a pausing workflow", async () => {
-      const { db } = hostDatabase();
-      insert(db, [
-        ['a', 'running'],
-        ['c', 'running'],
-      ]);
-      const s = store({
-        database: db,
-        table: 'workflows',
-        statuses: { running: 'running', pausing: 'pausing', paused: 'paused' },
-      });
-      await parkAll(s, fence(1n));
+      const { db, s } = await parked(
+        [
+          ['a', 'running'],
+          ['c', 'running'],
+        ],
+        WITH_PAUSING,
+      );
       // c finishes pausing; a does not yet; a user pauses b, which has no mark: as many paused in the
       // range (b, c) as marks (a, c).
       db.exec("UPDATE workflows SET status = 'paused' WHERE id = 'c'");
@@ -69,18 +81,14 @@ forEachDriver(() => {
     });
 
     it("leaves a user's pause inside a page with a stale mark (the trigger dropped by the host)", async () => {
-      const { db } = hostDatabase();
-      insert(db, [
-        ['a', 'running'],
-        ['b', 'running'],
-        ['c', 'running'],
-      ]);
-      const s = store({
-        database: db,
-        table: 'workflows',
-        statuses: { running: 'running', paused: 'paused' },
-      });
-      await parkAll(s, fence(1n));
+      const { db, s } = await parked(
+        [
+          ['a', 'running'],
+          ['b', 'running'],
+          ['c', 'running'],
+        ],
+        PLAIN,
+      );
       db.exec('DROP TRIGGER graceful_drain_marks_unpaused');
       // Without the trigger, b's resume leaves its mark; then a user pauses bb, with no mark.
       db.exec("UPDATE workflows SET status = 'running' WHERE id = 'b'");
@@ -96,18 +104,11 @@ forEachDriver(() => {
     });
 
     it('resumes exactly the marked paused workflows over many pages, with user pauses and pausing ones among them', async () => {
-      const { db } = hostDatabase();
       const ids = Array.from({ length: 120 }, (_, i) => `wf-${String(i).padStart(3, '0')}`);
-      insert(
-        db,
+      const { db, s } = await parked(
         ids.map((id): [string, string] => [id, 'running']),
+        WITH_PAUSING,
       );
-      const s = store({
-        database: db,
-        table: 'workflows',
-        statuses: { running: 'running', pausing: 'pausing', paused: 'paused' },
-      });
-      await parkAll(s, fence(1n));
       // Most finish pausing; every 17th does not. Users pause workflows of their own, with no mark,
       // between the parked ones, in a few pages only (the pages after one of them go by search first).
       const pausingIds = ids.filter((_, i) => i % 17 === 5);
@@ -160,17 +161,12 @@ forEachDriver(() => {
       // SQLite converts UTF-16 text to UTF-8 (json_group_array reads it so) without checking surrogates:
       // a high surrogate followed by 'a' (D800 0061, not valid UTF-16) comes out as the bytes of U+10061
       // (D800 DC61), valid UTF-8, so no U+FFFD shows. BINARY compares the UTF-16 bytes: two ids, two rows.
-      const { db } = hostDatabase(
+      const { db, s } = await parked(
+        [['\u{10061}', 'running']],
+        WITH_PAUSING,
         "PRAGMA encoding = 'UTF-16le'; CREATE TABLE workflows (id TEXT PRIMARY KEY, status TEXT NOT NULL)",
       );
       expect(db.pragma('encoding')).toEqual([{ encoding: 'UTF-16le' }]);
-      insert(db, [['\u{10061}', 'running']]);
-      const s = store({
-        database: db,
-        table: 'workflows',
-        statuses: { running: 'running', pausing: 'pausing', paused: 'paused' },
-      });
-      await parkAll(s, fence(1n));
       // The parked workflow is still pausing; a user pauses the other id, with no mark, which sorts
       // before it (UTF-16LE bytes 00 D8 61 00 < 00 D8 61 DC): in the page's range.
       db.exec("INSERT INTO workflows VALUES (CAST(x'00D86100' AS TEXT), 'paused')");
@@ -189,21 +185,13 @@ forEachDriver(() => {
     });
 
     it('over a host with an index on the status alone (paused ids not in id order), resumes exactly the marked ones', async () => {
-      const { db } = hostDatabase(
-        'CREATE TABLE workflows (id TEXT PRIMARY KEY, status TEXT NOT NULL); CREATE INDEX workflows_status ON workflows (status)',
-      );
       // Inserted out of id order: the rowid order of the status index is not the id order.
       const ids = Array.from({ length: 40 }, (_, i) => `wf-${String((i * 7) % 40).padStart(2, '0')}`);
-      insert(
-        db,
+      const { db, s } = await parked(
         ids.map((id): [string, string] => [id, 'running']),
+        WITH_PAUSING,
+        'CREATE TABLE workflows (id TEXT PRIMARY KEY, status TEXT NOT NULL); CREATE INDEX workflows_status ON workflows (status)',
       );
-      const s = store({
-        database: db,
-        table: 'workflows',
-        statuses: { running: 'running', pausing: 'pausing', paused: 'paused' },
-      });
-      await parkAll(s, fence(1n));
       db.exec("UPDATE workflows SET status = 'paused' WHERE status = 'pausing' AND id <> 'wf-13'");
       insert(db, [
         ['wf-05x', 'paused'],
@@ -223,18 +211,14 @@ forEachDriver(() => {
     });
 
     it("a host's BEFORE UPDATE trigger that pauses a user's workflow in the range during the resume: it stays paused", async () => {
-      const { db } = hostDatabase();
-      insert(db, [
-        ['a', 'running'],
-        ['b', 'done'],
-        ['c', 'running'],
-      ]);
-      const s = store({
-        database: db,
-        table: 'workflows',
-        statuses: { running: 'running', paused: 'paused' },
-      });
-      await parkAll(s, fence(1n));
+      const { db, s } = await parked(
+        [
+          ['a', 'running'],
+          ['b', 'done'],
+          ['c', 'running'],
+        ],
+        PLAIN,
+      );
       db.exec(`CREATE TRIGGER host_pause BEFORE UPDATE OF status ON workflows
         WHEN NEW.id = 'a' AND NEW.status = 'running' BEGIN UPDATE workflows SET status = 'paused' WHERE id = 'b'; END`);
       const { results } = await unparkPages(s, fence(2n), 10);
@@ -277,17 +261,13 @@ forEachDriver(() => {
     });
 
     it('a page of exactly the limit with nothing after it ends the listing', async () => {
-      const { db } = hostDatabase();
-      insert(db, [
-        ['a', 'running'],
-        ['b', 'running'],
-      ]);
-      const s = store({
-        database: db,
-        table: 'workflows',
-        statuses: { running: 'running', paused: 'paused' },
-      });
-      await parkAll(s, fence(1n));
+      const { s } = await parked(
+        [
+          ['a', 'running'],
+          ['b', 'running'],
+        ],
+        PLAIN,
+      );
       const page = await s.unparkPage!(fence(2n), { limit: 2 });
       expect(page.results).toEqual([
         { id: 'a', outcome: 'resumed' },
