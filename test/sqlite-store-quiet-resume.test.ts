@@ -9,43 +9,25 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkHostTable, RESUMING_ROWID } from '../src/adapters/sqlite/mark-trigger.js';
 import { compileStoreOptions } from '../src/adapters/sqlite/options.js';
-import type { Fence, ItemResult, WorkflowStore } from '../src/workflow-store.js';
+import type { Fence, ItemResult } from '../src/workflow-store.js';
 import { randomId } from '../src/internal/time.js';
 import { forEachDriver, type TestDatabase } from './support/sqlite.js';
-import { insert, markIds, sqliteHost } from './support/sqlite-host.js';
+import {
+  insert,
+  markIds,
+  parkAllPages,
+  sqliteHost,
+  statusesById,
+  unparkAllPages,
+} from './support/sqlite-host.js';
 
 const { dir, hostDatabase, store } = sqliteHost('gd-sqlite-quiet-');
 const fence = (token?: bigint): Fence => ({ memberId: 'm1', token });
 const ST = { running: 'running', paused: 'paused' };
 
-const statuses = (db: TestDatabase, table = 'workflows') =>
-  Object.fromEntries(
-    (
-      db.prepare(`SELECT id, status FROM ${table} ORDER BY id`).all() as { id: unknown; status: string }[]
-    ).map((r) => [String(r.id), r.status]),
-  );
 const lastRowid = (db: TestDatabase) => db.prepare('SELECT last_insert_rowid()').pluck().get();
 const lastRowidText = (db: TestDatabase) =>
   db.prepare('SELECT CAST(last_insert_rowid() AS TEXT)').pluck().get() as string;
-
-async function unparkPages(s: WorkflowStore, f: Fence, limit: number) {
-  const results: ItemResult<string>[] = [];
-  let pausing = 0;
-  let cursor: string | undefined;
-  do {
-    const page = await s.unparkPage!(f, { limit, cursor });
-    results.push(...page.results);
-    pausing += page.pausing;
-    cursor = page.cursor;
-  } while (cursor !== undefined);
-  return { results, pausing };
-}
-
-async function parkAll(s: WorkflowStore, f: Fence, limit = 1000) {
-  let cursor: string | undefined;
-  do cursor = (await s.parkPage!(f, { limit, cursor })).cursor;
-  while (cursor !== undefined);
-}
 
 /** A host whose `ids` were parked by the store (no pausing status: parked straight to paused). */
 async function parked(ids: readonly (string | number)[], schema?: string) {
@@ -55,7 +37,7 @@ async function parked(ids: readonly (string | number)[], schema?: string) {
     ids.map((id): [string | number, string] => [id, 'running']),
   );
   const s = store({ database: db, table: 'workflows', statuses: { running: 'running', paused: 'paused' } });
-  await parkAll(s, fence(1n));
+  await parkAllPages(s, fence(1n));
   return { db, s, path };
 }
 
@@ -68,18 +50,18 @@ forEachDriver(() => {
       // The host's error, not a later one of the store's (no savepoint is left to release).
       await expect(s.unparkPage!(fence(2n), { limit: 2 })).rejects.toThrow(/b rolls back/);
       expect(markIds(db)).toEqual(['a', 'b', 'c']);
-      expect(statuses(db)).toEqual({ a: 'paused', b: 'paused', c: 'paused' });
+      expect(statusesById(db)).toEqual({ a: 'paused', b: 'paused', c: 'paused' });
       // A user resumes c on the store's handle: its mark must go. Then pauses it again: that is the user's.
       db.exec("UPDATE workflows SET status = 'running' WHERE id = 'c'");
       expect(markIds(db)).toEqual(['a', 'b']);
       db.exec("UPDATE workflows SET status = 'paused' WHERE id = 'c'");
       db.exec('DROP TRIGGER boom');
-      const { results } = await unparkPages(s, fence(2n), 10);
+      const { results } = await unparkAllPages(s, fence(2n), 10);
       expect(results).toEqual([
         { id: 'a', outcome: 'resumed' },
         { id: 'b', outcome: 'resumed' },
       ]);
-      expect(statuses(db)).toEqual({ a: 'running', b: 'running', c: 'paused' });
+      expect(statusesById(db)).toEqual({ a: 'running', b: 'running', c: 'paused' });
       expect(markIds(db)).toEqual([]);
     });
 
@@ -116,7 +98,7 @@ forEachDriver(() => {
       db.exec(`CREATE TRIGGER fail_b BEFORE UPDATE OF status ON workflows
         WHEN OLD.id = 'b' AND NEW.status = 'running' BEGIN SELECT RAISE(FAIL, 'b fails'); END`);
       await expect(s.unparkPage!(fence(2n), { limit: 2 })).rejects.toThrow(/b fails/);
-      expect(statuses(db)).toEqual({ a: 'paused', b: 'paused', c: 'paused' });
+      expect(statusesById(db)).toEqual({ a: 'paused', b: 'paused', c: 'paused' });
       expect(markIds(db)).toEqual(['a', 'b', 'c']);
       db.exec("UPDATE workflows SET status = 'running' WHERE id = 'c'");
       expect(markIds(db)).toEqual(['a', 'b']);
@@ -169,7 +151,7 @@ forEachDriver(() => {
       expect(results).toEqual(
         ids.filter((id) => !user.includes(id)).map((id) => ({ id, outcome: 'resumed' })),
       );
-      for (const id of ids) expect(statuses(db)[id]).toBe(user.includes(id) ? 'paused' : 'running');
+      for (const id of ids) expect(statusesById(db)[id]).toBe(user.includes(id) ? 'paused' : 'running');
       expect(markIds(db)).toEqual([]);
     });
 
@@ -181,13 +163,13 @@ forEachDriver(() => {
       db.exec(
         "UPDATE workflows SET status = 'running' WHERE id = 'c'; UPDATE workflows SET status = 'paused' WHERE id = 'c'",
       );
-      const { results } = await unparkPages(s, fence(2n), 2);
+      const { results } = await unparkAllPages(s, fence(2n), 2);
       expect(results).toEqual([
         { id: 'a', outcome: 'resumed' },
         { id: 'b', outcome: 'resumed' },
         { id: 'd', outcome: 'resumed' },
       ]);
-      expect(statuses(db)).toEqual({ a: 'running', b: 'running', c: 'paused', d: 'running' });
+      expect(statusesById(db)).toEqual({ a: 'running', b: 'running', c: 'paused', d: 'running' });
       expect(markIds(db)).toEqual([]);
     });
 
@@ -198,15 +180,15 @@ forEachDriver(() => {
       const first = await s.unparkPage!(fence(2n), { limit: 2 });
       expect(first.results).toContainEqual({ id: 'b', outcome: 'resumed' });
       // d left its pause (the host's trigger): its mark must be gone
-      expect(statuses(db)).toMatchObject({ b: 'running', c: 'paused', d: 'running' });
+      expect(statusesById(db)).toMatchObject({ b: 'running', c: 'paused', d: 'running' });
       expect(markIds(db)).not.toContain('d');
       expect(markIds(db)).toContain('c');
       db.exec('DROP TRIGGER skip_a');
       db.exec("UPDATE workflows SET status = 'paused' WHERE id = 'd'"); // the user's pause
-      const { results } = await unparkPages(s, fence(2n), 2);
+      const { results } = await unparkAllPages(s, fence(2n), 2);
       expect(results).toContainEqual({ id: 'c', outcome: 'resumed' });
       expect(results.map((r) => r.id)).not.toContain('d');
-      expect(statuses(db)).toMatchObject({ b: 'running', c: 'running', d: 'paused' });
+      expect(statusesById(db)).toMatchObject({ b: 'running', c: 'running', d: 'paused' });
       expect(markIds(db)).toEqual([]);
     });
 
@@ -220,13 +202,13 @@ forEachDriver(() => {
         db.exec(
           "UPDATE workflows SET status = 'running' WHERE id = 10; UPDATE workflows SET status = 'paused' WHERE id = 10",
         );
-        const { results } = await unparkPages(s, fence(2n), limit);
+        const { results } = await unparkAllPages(s, fence(2n), limit);
         const expected = ids
           .map(String)
           .filter((id) => id !== '10')
           .sort();
         expect(results).toEqual(expected.map((id) => ({ id, outcome: 'resumed' })));
-        for (const id of ids) expect(statuses(db)[String(id)]).toBe(id === 10 ? 'paused' : 'running');
+        for (const id of ids) expect(statusesById(db)[String(id)]).toBe(id === 10 ? 'paused' : 'running');
         expect(markIds(db)).toEqual([]);
       }
     });
@@ -246,7 +228,7 @@ forEachDriver(() => {
         marksTable: 'aux.graceful_drain_marks',
         statuses: { running: 'running', paused: 'paused' },
       });
-      await parkAll(s, fence(1n));
+      await parkAllPages(s, fence(1n));
       expect(markIds(db, 'aux.graceful_drain_marks')).toEqual(['a', 'b', 'c', 'd']);
       expect((await s.unparkPage!(fence(2n), { limit: 2 })).results).toEqual([
         { id: 'a', outcome: 'resumed' },
@@ -255,9 +237,9 @@ forEachDriver(() => {
       db.exec("UPDATE aux.workflows SET status = 'running' WHERE id = 'c'");
       expect(markIds(db, 'aux.graceful_drain_marks')).toEqual(['d']);
       db.exec("UPDATE aux.workflows SET status = 'paused' WHERE id = 'c'");
-      const { results } = await unparkPages(s, fence(2n), 2);
+      const { results } = await unparkAllPages(s, fence(2n), 2);
       expect(results).toEqual([{ id: 'd', outcome: 'resumed' }]);
-      expect(statuses(db, 'aux.workflows')).toEqual({
+      expect(statusesById(db, 'aux.workflows')).toEqual({
         a: 'running',
         b: 'running',
         c: 'paused',
@@ -283,17 +265,17 @@ forEachDriver(() => {
       const st = { running: 'running', paused: 'paused' };
       const A = store({ database: db, table: 'workflows', statuses: st });
       const B = store({ database: db, table: 'jobs', marksTable: 'job_marks', statuses: st });
-      await parkAll(A, fence(1n));
-      await parkAll(B, fence(1n));
+      await parkAllPages(A, fence(1n));
+      await parkAllPages(B, fence(1n));
       db.exec(`CREATE TRIGGER cascade AFTER UPDATE OF status ON workflows WHEN NEW.id = 'a' AND NEW.status = 'running'
         BEGIN UPDATE jobs SET status = 'running' WHERE id = 'x'; END`);
-      await unparkPages(A, fence(2n), 10);
+      await unparkAllPages(A, fence(2n), 10);
       expect(markIds(db)).toEqual([]);
       // x left its pause (the host's trigger): B's mark of it must go
       expect(markIds(db, 'job_marks')).toEqual(['y']);
       db.exec("UPDATE jobs SET status = 'paused' WHERE id = 'x'"); // the user's pause
-      expect((await unparkPages(B, fence(2n), 10)).results).toEqual([{ id: 'y', outcome: 'resumed' }]);
-      expect(statuses(db, 'jobs')).toEqual({ x: 'paused', y: 'running' });
+      expect((await unparkAllPages(B, fence(2n), 10)).results).toEqual([{ id: 'y', outcome: 'resumed' }]);
+      expect(statusesById(db, 'jobs')).toEqual({ x: 'paused', y: 'running' });
     });
 
     it('two stores, one host table, two marks tables: each resumes its own, re-pauses left', async () => {
@@ -307,12 +289,12 @@ forEachDriver(() => {
       const B = store({ database: db, table: 'workflows', marksTable: 'other_marks', statuses: st });
       await A.park(['a', 'b'], fence(1n));
       await B.park(['c', 'd'], fence(1n));
-      expect((await unparkPages(A, fence(2n), 1)).results.map((r) => r.id)).toEqual(['a', 'b']);
+      expect((await unparkAllPages(A, fence(2n), 1)).results.map((r) => r.id)).toEqual(['a', 'b']);
       db.exec("UPDATE workflows SET status = 'running' WHERE id = 'c'");
       expect(markIds(db, 'other_marks')).toEqual(['d']);
       db.exec("UPDATE workflows SET status = 'paused' WHERE id = 'c'");
-      expect((await unparkPages(B, fence(2n), 1)).results).toEqual([{ id: 'd', outcome: 'resumed' }]);
-      expect(statuses(db)).toEqual({ a: 'running', b: 'running', c: 'paused', d: 'running' });
+      expect((await unparkAllPages(B, fence(2n), 1)).results).toEqual([{ id: 'd', outcome: 'resumed' }]);
+      expect(statusesById(db)).toEqual({ a: 'running', b: 'running', c: 'paused', d: 'running' });
       expect(markIds(db)).toEqual([]);
       expect(markIds(db, 'other_marks')).toEqual([]);
     });
@@ -333,7 +315,7 @@ forEachDriver(() => {
       const { db, s } = await parked(['a', 'b']);
       // Common tuning; changing temp_store closes the connection's temp database (all temp tables).
       db.exec('PRAGMA temp_store = MEMORY');
-      const { results } = await unparkPages(s, fence(2n), 10);
+      const { results } = await unparkAllPages(s, fence(2n), 10);
       expect(results).toEqual([
         { id: 'a', outcome: 'resumed' },
         { id: 'b', outcome: 'resumed' },
@@ -423,7 +405,7 @@ forEachDriver(() => {
           ids.map((id): [string, string] => [id, 'running']),
         );
         const s = store({ database: db, table: 'workflows', statuses: ST });
-        await parkAll(s, fence(1n));
+        await parkAllPages(s, fence(1n));
         await s.unparkPage!(fence(2n), { limit: 1 }); // fence raised (its insert sets last_insert_rowid)
         db.exec(`CREATE TEMP TABLE audit (id TEXT);
           CREATE TEMP TRIGGER audit_u AFTER UPDATE OF status ON workflows WHEN NEW.id IN ('w03', 'w11')
@@ -445,7 +427,7 @@ forEachDriver(() => {
           expect(lastRowidText(db)).toBe(rowid);
         } while (cursor !== undefined);
         expect(results.map((r) => r.id)).toEqual(ids.slice(1).filter((id) => id !== 'w07'));
-        for (const id of ids) expect(statuses(db)[id]).toBe(id === 'w07' ? 'paused' : 'running');
+        for (const id of ids) expect(statusesById(db)[id]).toBe(id === 'w07' ? 'paused' : 'running');
         expect(markIds(db)).toEqual([]);
         expect(db.prepare('PRAGMA main.temp_store').pluck().get()).toBe(0);
         expect(db.inTransaction).toBe(false);

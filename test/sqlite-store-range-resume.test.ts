@@ -8,40 +8,19 @@
  * reads the range out of id order. See also test/sqlite-store-quiet-resume.test.ts.
  */
 import { describe, expect, it } from 'vitest';
-import type { Fence, ItemResult, WorkflowStore } from '../src/workflow-store.js';
+import type { Fence, WorkflowStore } from '../src/workflow-store.js';
 import { forEachDriver, type TestDatabase } from './support/sqlite.js';
-import { insert, markIds, sqliteHost } from './support/sqlite-host.js';
+import {
+  insert,
+  markIds,
+  parkAllPages,
+  sqliteHost,
+  statusesById,
+  unparkAllPages,
+} from './support/sqlite-host.js';
 
 const { hostDatabase, store } = sqliteHost('gd-sqlite-range-');
 const fence = (token?: bigint): Fence => ({ memberId: 'm1', token });
-
-const statuses = (db: TestDatabase): Record<string, string> =>
-  Object.fromEntries(
-    (
-      db.prepare('SELECT id, status FROM workflows ORDER BY id').all() as { id: string; status: string }[]
-    ).map((r) => [r.id, r.status]),
-  );
-
-async function parkAll(s: WorkflowStore, f: Fence) {
-  let cursor: string | undefined;
-  do cursor = (await s.parkPage!(f, { limit: 1000, cursor })).cursor;
-  while (cursor !== undefined);
-}
-
-async function unparkPages(s: WorkflowStore, f: Fence, limit: number) {
-  const results: ItemResult<string>[] = [];
-  let pausing = 0;
-  let pages = 0;
-  let cursor: string | undefined;
-  do {
-    const page = await s.unparkPage!(f, { limit, cursor });
-    results.push(...page.results);
-    pausing += page.pausing;
-    cursor = page.cursor;
-    pages++;
-  } while (cursor !== undefined);
-  return { results, pausing, pages };
-}
 
 const WITH_PAUSING = { running: 'running', pausing: 'pausing', paused: 'paused' };
 const PLAIN = { running: 'running', paused: 'paused' };
@@ -55,7 +34,7 @@ async function parked(
   const { db } = hostDatabase(schema);
   insert(db, rows);
   const s = store({ database: db, table: 'workflows', statuses });
-  await parkAll(s, fence(1n));
+  await parkAllPages(s, fence(1n));
   return { db, s };
 }
 
@@ -73,10 +52,10 @@ forEachDriver(() => {
       // range (b, c) as marks (a, c).
       db.exec("UPDATE workflows SET status = 'paused' WHERE id = 'c'");
       insert(db, [['b', 'paused']]);
-      const { results, pausing } = await unparkPages(s, fence(2n), 10);
+      const { results, pausing } = await unparkAllPages(s, fence(2n), 10);
       expect(results).toEqual([{ id: 'c', outcome: 'resumed' }]);
       expect(pausing).toBe(1);
-      expect(statuses(db)).toEqual({ a: 'pausing', b: 'paused', c: 'running' });
+      expect(statusesById(db)).toEqual({ a: 'pausing', b: 'paused', c: 'running' });
       expect(markIds(db)).toEqual(['a']);
     });
 
@@ -93,13 +72,13 @@ forEachDriver(() => {
       // Without the trigger, b's resume leaves its mark; then a user pauses bb, with no mark.
       db.exec("UPDATE workflows SET status = 'running' WHERE id = 'b'");
       insert(db, [['bb', 'paused']]);
-      const { results } = await unparkPages(s, fence(2n), 10);
+      const { results } = await unparkAllPages(s, fence(2n), 10);
       expect(results).toEqual([
         { id: 'a', outcome: 'resumed' },
         { id: 'b', outcome: 'skipped' },
         { id: 'c', outcome: 'resumed' },
       ]);
-      expect(statuses(db)).toEqual({ a: 'running', b: 'running', bb: 'paused', c: 'running' });
+      expect(statusesById(db)).toEqual({ a: 'running', b: 'running', bb: 'paused', c: 'running' });
       expect(markIds(db)).toEqual([]);
     });
 
@@ -120,11 +99,11 @@ forEachDriver(() => {
         db,
         users.map((id): [string, string] => [id, 'paused']),
       );
-      const { results, pausing, pages } = await unparkPages(s, fence(2n), 4);
+      const { results, pausing, pages } = await unparkAllPages(s, fence(2n), 4);
       expect(pages).toBe(30);
       expect(pausing).toBe(pausingIds.length);
       expect(results).toEqual(paused.map((id) => ({ id, outcome: 'resumed' })));
-      const after = statuses(db);
+      const after = statusesById(db);
       for (const id of paused) expect(after[id]).toBe('running');
       for (const id of pausingIds) expect(after[id]).toBe('pausing');
       for (const id of users) expect(after[id]).toBe('paused');
@@ -141,9 +120,9 @@ forEachDriver(() => {
         table: 'workflows',
         statuses: { running: 'running', pausing: 'pausing', paused: 'paused' },
       });
-      await parkAll(s, fence(1n));
+      await parkAllPages(s, fence(1n));
       db.exec("INSERT INTO workflows VALUES (CAST(x'6181' AS TEXT), 'paused')");
-      const { results, pausing } = await unparkPages(s, fence(2n), 10);
+      const { results, pausing } = await unparkAllPages(s, fence(2n), 10);
       expect(results).toEqual([]);
       expect(pausing).toBe(1);
       const rows = db.prepare('SELECT hex(id) AS id, status FROM workflows ORDER BY id').all() as {
@@ -170,7 +149,7 @@ forEachDriver(() => {
       // The parked workflow is still pausing; a user pauses the other id, with no mark, which sorts
       // before it (UTF-16LE bytes 00 D8 61 00 < 00 D8 61 DC): in the page's range.
       db.exec("INSERT INTO workflows VALUES (CAST(x'00D86100' AS TEXT), 'paused')");
-      const { results, pausing } = await unparkPages(s, fence(2n), 10);
+      const { results, pausing } = await unparkAllPages(s, fence(2n), 10);
       const rows = db.prepare('SELECT hex(id) AS id, status FROM workflows ORDER BY id').all();
       const marks = db.prepare('SELECT hex(id) FROM graceful_drain_marks').pluck().all();
       expect({ results, pausing, rows, marks }).toEqual({
@@ -200,11 +179,11 @@ forEachDriver(() => {
       // With statistics, the planner reads the range's paused ids by a scan in rowid order: their JSON is
       // then never the listing's, and every page goes by a search per mark.
       db.exec('ANALYZE');
-      const { results, pausing } = await unparkPages(s, fence(2n), 3);
+      const { results, pausing } = await unparkAllPages(s, fence(2n), 3);
       const sorted = [...ids].sort().filter((id) => id !== 'wf-13');
       expect(pausing).toBe(1);
       expect(results).toEqual(sorted.map((id) => ({ id, outcome: 'resumed' })));
-      const after = statuses(db);
+      const after = statusesById(db);
       for (const id of sorted) expect(after[id]).toBe('running');
       expect(after).toMatchObject({ 'wf-13': 'pausing', 'wf-05x': 'paused', 'wf-31x': 'paused' });
       expect(markIds(db)).toEqual(['wf-13']);
@@ -221,12 +200,12 @@ forEachDriver(() => {
       );
       db.exec(`CREATE TRIGGER host_pause BEFORE UPDATE OF status ON workflows
         WHEN NEW.id = 'a' AND NEW.status = 'running' BEGIN UPDATE workflows SET status = 'paused' WHERE id = 'b'; END`);
-      const { results } = await unparkPages(s, fence(2n), 10);
+      const { results } = await unparkAllPages(s, fence(2n), 10);
       expect(results).toEqual([
         { id: 'a', outcome: 'resumed' },
         { id: 'c', outcome: 'resumed' },
       ]);
-      expect(statuses(db)).toEqual({ a: 'running', b: 'paused', c: 'running' });
+      expect(statusesById(db)).toEqual({ a: 'running', b: 'paused', c: 'running' });
       expect(markIds(db)).toEqual([]);
     });
     it('lists ids of any text (quotes, backslashes, control characters, astral ones) as they are, page by page', async () => {
@@ -250,13 +229,13 @@ forEachDriver(() => {
         table: 'workflows',
         statuses: { running: 'running', paused: 'paused' },
       });
-      await parkAll(s, fence(1n));
-      const { results } = await unparkPages(s, fence(2n), 3);
+      await parkAllPages(s, fence(1n));
+      const { results } = await unparkAllPages(s, fence(2n), 3);
       // In SQLite's order (BINARY: the bytes of UTF-8), which the marks table keeps.
       const order = db.prepare('SELECT id FROM workflows ORDER BY id').pluck().all() as string[];
       expect(results).toEqual(order.map((id) => ({ id, outcome: 'resumed' })));
       expect(new Set(order)).toEqual(new Set(ids));
-      expect(Object.values(statuses(db))).toEqual(ids.map(() => 'running'));
+      expect(Object.values(statusesById(db))).toEqual(ids.map(() => 'running'));
       expect(markIds(db)).toEqual([]);
     });
 

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach } from 'vitest';
 import { SqliteWorkflowStore, type SqliteWorkflowStoreOptions } from '../../src/adapters/sqlite/index.js';
+import type { Fence, ItemResult, WorkflowStore } from '../../src/workflow-store.js';
 import { randomId } from '../../src/internal/time.js';
 import { openDatabase, type TestDatabase } from './sqlite.js';
 
@@ -34,6 +35,38 @@ export function statusOf(db: TestDatabase, id: string | number): unknown {
 /** The ids of the store's marks, in order. */
 export function markIds(db: TestDatabase, table = 'graceful_drain_marks'): unknown[] {
   return db.prepare(`SELECT id FROM ${table} ORDER BY id`).pluck().all();
+}
+
+/** The status of every row of the host's table, by id (as text), in id order. */
+export function statusesById(db: TestDatabase, table = 'workflows'): Record<string, unknown> {
+  const rows = db.prepare(`SELECT id, status FROM ${table} ORDER BY id`).all() as {
+    id: unknown;
+    status: unknown;
+  }[];
+  return Object.fromEntries(rows.map((r) => [String(r.id), r.status]));
+}
+
+/** Parks every running workflow through `parkPage()`, page after page. */
+export async function parkAllPages(s: WorkflowStore, f: Fence, limit = 1000): Promise<void> {
+  let cursor: string | undefined;
+  do cursor = (await s.parkPage!(f, { limit, cursor })).cursor;
+  while (cursor !== undefined);
+}
+
+/** Unparks through `unparkPage()` until no page is left: every result, the pausing count, the pages. */
+export async function unparkAllPages(s: WorkflowStore, f: Fence, limit: number) {
+  const results: ItemResult<string>[] = [];
+  let pausing = 0;
+  let pages = 0;
+  let cursor: string | undefined;
+  do {
+    const page = await s.unparkPage!(f, { limit, cursor });
+    results.push(...page.results);
+    pausing += page.pausing;
+    cursor = page.cursor;
+    pages++;
+  } while (cursor !== undefined);
+  return { results, pausing, pages };
 }
 
 /** Registers the hooks that close what the helpers opened; `prefix` names the temporary directory. */
