@@ -6,8 +6,7 @@
  * process whose /proc belongs to another pid namespace judged a live holder gone and took its lock.
  * The same set-up cases, in one process for both drivers, are in test/sqlite-coordinator.test.ts.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,13 +15,13 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { SqliteCoordinator } from '../src/adapters/sqlite/index.js';
 import { LockTimeoutError } from '../src/errors.js';
 import { now, randomId } from '../src/internal/time.js';
+import { ChildProcesses, type ReadyProcess } from './support/processes.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const WORKER = fileURLToPath(new URL('./fixtures/sqlite-coordinator-process.ts', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'gd-sqlite-processes-'));
 
 const made: SqliteCoordinator[] = [];
-const children: ChildProcess[] = [];
+const children = new ChildProcesses();
 
 /** A fresh database file of its own for one test. */
 function freshFile(): string {
@@ -35,45 +34,14 @@ function make(path: string): SqliteCoordinator {
   return coordinator;
 }
 
-/** Starts a process (`command args`) and resolves what follows `ready ` on its stdout. */
-async function start(command: string, args: string[]): Promise<{ process: ChildProcess; value: string }> {
-  const proc = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(proc);
-  let stdout = '';
-  let stderr = '';
-  proc.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const value = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`process not ready in time: ${stderr}`)), 20_000);
-    proc.stdout?.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      const match = /^ready (.+)$/m.exec(stdout);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1] as string);
-      }
-    });
-    proc.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`process exited with ${code} before ready: ${stdout}${stderr}`));
-    });
-  });
-  return { process: proc, value };
-}
-
 /** Starts test/fixtures/sqlite-coordinator-process.ts in a node process of its own. */
-function worker(...args: string[]): Promise<{ process: ChildProcess; value: string }> {
-  return start(process.execPath, ['--import', 'tsx', WORKER, ...args]);
+function worker(...args: string[]): Promise<ReadyProcess> {
+  return children.fixture(WORKER, ...args);
 }
 
 afterEach(async () => {
   await Promise.all(made.splice(0).map((c) => c.close()));
-  for (const proc of children.splice(0)) {
-    if (proc.exitCode === null && proc.signalCode === null) {
-      const exited = once(proc, 'exit');
-      proc.kill('SIGKILL');
-      await exited;
-    }
-  }
+  await children.killAll();
 });
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -113,7 +81,7 @@ describe('SqliteCoordinator shared by processes of one host', () => {
       const zombies = 'sleep 0 & '.repeat(40);
       const node = `${JSON.stringify(process.execPath)} --import tsx ${JSON.stringify(WORKER)}`;
       const script = `${zombies} exec unshare -pf ${node} duel ${JSON.stringify(file)} lock`;
-      const { value } = await start('unshare', ['-Urpf', '--mount-proc', 'sh', '-c', script]);
+      const { value } = await children.start('unshare', ['-Urpf', '--mount-proc', 'sh', '-c', script]);
       const duel = JSON.parse(value) as {
         holderPid: number;
         holderToken: string;

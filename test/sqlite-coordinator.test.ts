@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,16 +13,16 @@ import {
   MembershipLostError,
 } from '../src/errors.js';
 import { delay, now, randomId } from '../src/internal/time.js';
+import { ChildProcesses, kill, type ReadyProcess } from './support/processes.js';
 import { forEachDriver, openDatabase, sqliteDriver, type TestDatabase } from './support/sqlite.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const FIXTURE = fileURLToPath(new URL('./fixtures/sqlite-process.ts', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'gd-sqlite-coordinator-'));
 const file = join(dir, 'coordination.db');
 
 const made: SqliteCoordinator[] = [];
 const databases: TestDatabase[] = [];
-const children: ChildProcess[] = [];
+const children = new ChildProcesses();
 
 function make(options: Omit<SqliteCoordinatorOptions, 'database'> = {}): SqliteCoordinator {
   const coordinator = new SqliteCoordinator({ driver: sqliteDriver(), path: file, ...options });
@@ -37,44 +36,9 @@ function open(path = file): TestDatabase {
   return db;
 }
 
-/** Starts a fixture in its own process; resolves what follows `ready ` on its stdout. */
-async function fixture(path: string, args: string[]): Promise<{ process: ChildProcess; value: string }> {
-  const proc = spawn(process.execPath, ['--import', 'tsx', path, ...args], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(proc);
-  let stdout = '';
-  let stderr = '';
-  proc.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const value = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`fixture not ready in time: ${stderr}`)), 20_000);
-    proc.stdout?.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      const match = /^ready (.+)$/m.exec(stdout);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1] as string);
-      }
-    });
-    proc.on('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`fixture exited with ${code} before ready: ${stderr}`));
-    });
-  });
-  return { process: proc, value };
-}
-
 /** Starts `test/fixtures/sqlite-process.ts` with these arguments. */
-function child(...args: string[]): Promise<{ process: ChildProcess; value: string }> {
-  return fixture(FIXTURE, args);
-}
-
-/** Kills a child with SIGKILL and waits until it has been reaped. */
-async function kill(proc: ChildProcess): Promise<void> {
-  const exited = once(proc, 'exit');
-  proc.kill('SIGKILL');
-  await exited;
+function child(...args: string[]): Promise<ReadyProcess> {
+  return children.fixture(FIXTURE, ...args);
 }
 
 /** `value` becomes `'settled'` when `promise` resolves, or its rejection reason. */
@@ -91,8 +55,7 @@ afterEach(async () => {
   vi.useRealTimers();
   await Promise.all(made.splice(0).map((c) => c.close()));
   for (const db of databases.splice(0)) if (db.open) db.close();
-  for (const proc of children.splice(0))
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+  await children.killAll();
 });
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
