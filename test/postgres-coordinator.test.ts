@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -20,6 +19,7 @@ import { now, randomId } from '../src/internal/time.js';
 import { coordinatorContract } from '../src/testing/vitest/index.js';
 import { testSchema, urlWithApplicationName, type TestSchema } from './fixtures/postgres-setup.js';
 import { POSTGRES_URL } from './support/env.js';
+import { ChildProcesses, kill } from './support/processes.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/postgres-holder.ts', import.meta.url));
@@ -53,9 +53,12 @@ async function proxy(): Promise<{ proxy: TcpProxy; url: string }> {
   return { proxy: p, url: url.toString() };
 }
 
+const children = new ChildProcesses();
+
 afterEach(async () => {
   await Promise.all(made.splice(0).map((c) => c.close()));
   await Promise.all(proxies.splice(0).map((p) => p.close()));
+  await children.killAll();
 });
 
 /** Resolves with the abort reason of `signal`, or rejects after `ms`. */
@@ -280,35 +283,18 @@ describe('PostgresCoordinator faults', () => {
   it('a holder process killed with SIGKILL frees its lock and leaves its group at once', async () => {
     const lock = lockName();
     const group = groupName();
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', FIXTURE, POSTGRES_URL, db.schema, lock, group, 'child'],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
-    );
-    try {
-      const [line] = (await Promise.race([
-        once(child.stdout, 'data'),
-        once(child, 'exit').then(() => {
-          throw new Error('the holder exited before it was ready');
-        }),
-      ])) as [Buffer];
-      expect(String(line)).toMatch(/^ready \d+ \S+/);
-      const b = make();
-      expect(await memberIds(b, group)).toEqual(['child']);
-      await expect(b.acquire(lock, { ttlMs: TTL, timeoutMs: 0 })).rejects.toThrow(LockTimeoutError);
-      const killedAt = now();
-      child.kill('SIGKILL');
-      await once(child, 'exit');
-      const lease = await b.acquire(lock, { ttlMs: TTL, timeoutMs: 5000 });
-      // "at once": the server frees the lock as soon as it sees the connection close, with no TTL to wait out
-      expect(now() - killedAt).toBeLessThan(1000);
-      expect(await memberIds(b, group)).toEqual([]);
-      await lease.release();
-    } finally {
-      child.kill('SIGKILL');
-    }
+    const holder = await children.fixture(FIXTURE, POSTGRES_URL, db.schema, lock, group, 'child');
+    expect(holder.value).toMatch(/^\d+ \S+/);
+    const b = make();
+    expect(await memberIds(b, group)).toEqual(['child']);
+    await expect(b.acquire(lock, { ttlMs: TTL, timeoutMs: 0 })).rejects.toThrow(LockTimeoutError);
+    const killedAt = now();
+    await kill(holder.process);
+    const lease = await b.acquire(lock, { ttlMs: TTL, timeoutMs: 5000 });
+    // "at once": the server frees the lock as soon as it sees the connection close, with no TTL to wait out
+    expect(now() - killedAt).toBeLessThan(1000);
+    expect(await memberIds(b, group)).toEqual([]);
+    await lease.release();
   });
 
   it('a blackholed connection: signals abort at the local deadline, while the server still holds the lock', async () => {
