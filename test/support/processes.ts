@@ -17,8 +17,9 @@ export interface ReadyProcess {
   readonly value: string;
 }
 
-/** Whether `proc` has not exited yet. */
-const running = (proc: ChildProcess): boolean => proc.exitCode === null && proc.signalCode === null;
+/** Whether `proc` was started and has not exited yet. */
+const running = (proc: ChildProcess): boolean =>
+  proc.pid !== undefined && proc.exitCode === null && proc.signalCode === null;
 
 /** Kills `proc` with SIGKILL, unless it has exited, and waits until it has been reaped. */
 export async function kill(proc: ChildProcess): Promise<void> {
@@ -51,6 +52,11 @@ export class ChildProcesses {
           clearTimeout(timer);
           resolve(match[1] as string);
         }
+      });
+      // A command that could not start (ENOENT): no 'exit' follows.
+      proc.on('error', (error) => {
+        clearTimeout(timer);
+        reject(error);
       });
       proc.on('exit', (code) => {
         clearTimeout(timer);
