@@ -1,10 +1,11 @@
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { SqliteCoordinator, type SqliteCoordinatorOptions } from '../src/adapters/sqlite/index.js';
+import { RESERVED_TOKENS } from '../src/adapters/sqlite/coordinator-sql.js';
 import {
   ClosedError,
   ConfigurationError,
@@ -34,6 +35,20 @@ function open(path = file): TestDatabase {
   const db = openDatabase(path);
   databases.push(db);
   return db;
+}
+
+/** The reservation's ceiling of `lock` in the shared file. */
+function ceilingOf(lock: string): bigint {
+  const db = open();
+  try {
+    return db
+      .prepare<[string], bigint>('SELECT ceiling FROM graceful_drain_locks WHERE name = ?')
+      .pluck()
+      .safeIntegers(true)
+      .get(lock)!;
+  } finally {
+    db.close();
+  }
 }
 
 /** Starts `test/fixtures/sqlite-process.ts` with these arguments. */
@@ -259,7 +274,7 @@ forEachDriver(() => {
       expect(db.pragma('busy_timeout', { simple: true })).toBe(4321);
     });
 
-    it('commits a take at synchronous FULL and runs every write under its own busy timeout, on a user handle at NORMAL', async () => {
+    it("reserves tokens at synchronous FULL on its first take, takes within the reservation at the handle's NORMAL, every write under its own busy timeout", async () => {
       const db = open(join(dir, `${randomId()}.db`));
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
@@ -267,7 +282,7 @@ forEachDriver(() => {
       // The handle the coordinator gets: its lock statements note the settings they run under.
       const seen: { sql: 'take' | 'free'; synchronous: unknown; busyTimeout: unknown }[] = [];
       const watched = (sql: string): 'take' | 'free' | undefined =>
-        /^\s*INSERT INTO "[^"]*locks"/.test(sql)
+        /^\s*(INSERT INTO "[^"]*locks"|UPDATE "[^"]*locks" SET token)/.test(sql)
           ? 'take'
           : /^\s*UPDATE "[^"]*locks" SET owner = NULL/.test(sql)
             ? 'free'
@@ -308,9 +323,13 @@ forEachDriver(() => {
       for (let i = 0; i < 3; i++) {
         await (await coordinator.acquire('l', { ttlMs: 1000, timeoutMs: 100 })).release();
       }
-      expect(seen.filter((s) => s.sql === 'take')).toEqual(
-        Array.from({ length: 3 }, () => ({ sql: 'take', synchronous: 2, busyTimeout: 40 })),
-      );
+      // The first take reserves (no row yet: the reserved UPDATE is not even tried); the next two take
+      // within the reservation, at the handle's level.
+      expect(seen.filter((s) => s.sql === 'take')).toEqual([
+        { sql: 'take', synchronous: 2, busyTimeout: 40 },
+        { sql: 'take', synchronous: 1, busyTimeout: 40 },
+        { sql: 'take', synchronous: 1, busyTimeout: 40 },
+      ]);
       expect(seen.filter((s) => s.sql === 'free')).toEqual(
         Array.from({ length: 3 }, () => ({ sql: 'free', synchronous: 1, busyTimeout: 40 })),
       );
@@ -331,8 +350,89 @@ forEachDriver(() => {
       expect(BigInt(value)).toBeGreaterThan(second.token);
       const b = make();
       const third = await b.acquire(lock, { ttlMs: 1000, timeoutMs: 100 });
-      expect(third.token).toBe(BigInt(value) + 1n);
-      await third.release();
+      // A new instance reserves first: its token is the first past the reservation.
+      expect(third.token).toBe(ceilingOf(lock) - BigInt(RESERVED_TOKENS));
+      expect(third.token).toBeGreaterThan(BigInt(value));
+      const fourth = await (async () => {
+        await third.release();
+        return b.acquire(lock, { ttlMs: 1000, timeoutMs: 100 });
+      })();
+      expect(fourth.token).toBe(third.token + 1n);
+      await fourth.release();
+    });
+
+    it('never hands a token out twice across a power loss: what the disk kept is the last reservation', async () => {
+      const path = join(dir, `${randomId()}.db`);
+      const lock = `lock-${randomId()}`;
+      const a = new SqliteCoordinator({ driver: sqliteDriver(), path });
+      made.push(a);
+      // The reserving take commits at FULL: the disk holds the files as they are now.
+      const reserved = await a.acquire(lock, { ttlMs: 1000, timeoutMs: 100 });
+      await reserved.release();
+      const durable = { db: readFileSync(path), wal: readFileSync(`${path}-wal`) };
+      const tokens: bigint[] = [];
+      for (let i = 0; i < 5; i++) {
+        const lease = await a.acquire(lock, { ttlMs: 1000, timeoutMs: 100 });
+        tokens.push(lease.token);
+        await lease.release();
+      }
+      expect(tokens).toEqual([2n, 3n, 4n, 5n, 6n].map((t) => t + reserved.token - 1n));
+      await a.close();
+      // The power loss: the takes committed at NORMAL never reached the disk.
+      writeFileSync(path, durable.db);
+      writeFileSync(`${path}-wal`, durable.wal);
+      rmSync(`${path}-shm`, { force: true });
+      const db = open(path);
+      expect(
+        db
+          .prepare<[string], bigint>('SELECT token FROM graceful_drain_locks WHERE name = ?')
+          .pluck()
+          .safeIntegers(true)
+          .get(lock),
+      ).toBe(reserved.token);
+      db.close();
+      // The instance started after it reserves past what the disk kept.
+      const b = new SqliteCoordinator({ driver: sqliteDriver(), path });
+      made.push(b);
+      const after = await b.acquire(lock, { ttlMs: 1000, timeoutMs: 100 });
+      expect(after.token).toBe(reserved.token + BigInt(RESERVED_TOKENS) + 1n);
+      expect(after.token).toBeGreaterThan(tokens.at(-1)!);
+      await after.release();
+    });
+
+    it('reserves again when a reservation is used up, and adds the reservation to a table made without it', async () => {
+      const path = join(dir, `${randomId()}.db`);
+      const lock = `lock-${randomId()}`;
+      const db = open(path);
+      db.pragma('journal_mode = WAL');
+      // The locks table as a version before reservations made it, with a token handed out.
+      db.exec(`CREATE TABLE graceful_drain_locks (
+        name TEXT PRIMARY KEY NOT NULL, token INTEGER NOT NULL, owner TEXT, expires_at INTEGER NOT NULL,
+        pid INTEGER, pid_start TEXT, pid_scope TEXT
+      ) WITHOUT ROWID`);
+      db.prepare('INSERT INTO graceful_drain_locks (name, token, expires_at) VALUES (?, 7, 0)').run(lock);
+      const c = new SqliteCoordinator({ driver: sqliteDriver(), path });
+      made.push(c);
+      const first = await c.acquire(lock, { ttlMs: 1000, timeoutMs: 100 });
+      expect(first.token).toBe(8n);
+      await first.release();
+      const ceiling = (): bigint =>
+        db
+          .prepare<[string], bigint>('SELECT ceiling FROM graceful_drain_locks WHERE name = ?')
+          .pluck()
+          .safeIntegers(true)
+          .get(lock)!;
+      expect(ceiling()).toBe(8n + BigInt(RESERVED_TOKENS));
+      let last = first.token;
+      for (let i = 0; i <= RESERVED_TOKENS; i++) {
+        const lease = await c.acquire(lock, { ttlMs: 1000, timeoutMs: 100 });
+        expect(lease.token).toBe(last + 1n);
+        last = lease.token;
+        await lease.release();
+      }
+      // The one before the last took the reservation's ceiling; the last reserved the next block.
+      expect(last).toBe(8n + BigInt(RESERVED_TOKENS) + 1n);
+      expect(ceiling()).toBe(last + BigInt(RESERVED_TOKENS));
     });
 
     it('a lock held by a process killed with SIGKILL is free at once, long before its TTL', async () => {

@@ -2,6 +2,14 @@
  * The coordinator's two tables and its statements. Lock rows are never deleted: a freed lock keeps its
  * last token, so tokens strictly increase per name for the life of the file.
  *
+ * Tokens are reserved in durable blocks: a lock row's `ceiling` is the highest token any take may hand
+ * out, raised only by a take committed at `synchronous = FULL` (a reserving take), which hands out the
+ * first token past the reservation it finds and reserves {@link RESERVED_TOKENS} more. The takes in
+ * between commit at the handle's own level (NORMAL in WAL mode: no fsync), and may be lost to a power
+ * loss; the reservation that covers them is not. A coordinator instance reserves on its first take of
+ * each name, so an instance started after a power loss never hands out a token below the durable
+ * ceiling, that is, one handed out before it. See "Monotonic fencing tokens" in docs/adapters/sqlite.md.
+ *
  * @internal
  */
 import { ConfigurationError } from '../../errors.js';
@@ -19,8 +27,13 @@ interface OwnerColumns {
 
 interface LockRow extends OwnerColumns {
   readonly token: bigint;
+  /** The highest token takes may hand out (`NULL` in a row written before reservations). */
+  readonly ceiling: bigint | null;
   readonly owner: string | null;
 }
+
+/** The tokens a reserving take reserves past the one it hands out. */
+export const RESERVED_TOKENS = 1000;
 
 interface MemberRow extends OwnerColumns {
   readonly member_id: string;
@@ -61,18 +74,27 @@ export function setUpCoordinator(db: SqliteDatabase, { tablePrefix: prefix }: { 
     );
   }
   const tables = [`${prefix}locks`, `${prefix}members`];
-  // Table names compare without regard to ASCII case, as SQLite resolves them.
+  // Table names compare without regard to ASCII case, as SQLite resolves them. A locks table made
+  // before reservations lacks `ceiling`: it is added (its rows' tokens were each committed at FULL).
   const present = db
-    .prepare<[string, string], number>(
-      "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name COLLATE NOCASE IN (?, ?)",
+    .prepare<[string, string, string], number>(
+      `SELECT count(*) + (SELECT count(*) FROM pragma_table_info(?) WHERE name = 'ceiling')
+        FROM sqlite_master WHERE type = 'table' AND name COLLATE NOCASE IN (?, ?)`,
     )
     .pluck()
-    .get(...(tables as [string, string]));
-  if (Number(present) !== tables.length) {
+    .get(`${prefix}locks`, ...(tables as [string, string]));
+  if (Number(present) !== tables.length + 1) {
     db.transaction(() => {
+      const columns = db
+        .prepare<[string], string>('SELECT name FROM pragma_table_info(?)')
+        .pluck()
+        .all(`${prefix}locks`);
+      if (columns.length > 0 && !columns.includes('ceiling')) {
+        db.exec(`ALTER TABLE ${quote(`${prefix}locks`)} ADD COLUMN ceiling INTEGER`);
+      }
       db.exec(`CREATE TABLE IF NOT EXISTS ${quote(`${prefix}locks`)} (
         name TEXT PRIMARY KEY NOT NULL, token INTEGER NOT NULL, owner TEXT, expires_at INTEGER NOT NULL,
-        pid INTEGER, pid_start TEXT, pid_scope TEXT
+        pid INTEGER, pid_start TEXT, pid_scope TEXT, ceiling INTEGER
       ) WITHOUT ROWID`);
       db.exec(`CREATE TABLE IF NOT EXISTS ${quote(`${prefix}members`)} (
         group_name TEXT NOT NULL, member_id TEXT NOT NULL, incarnation TEXT NOT NULL, ttl_ms INTEGER NOT NULL,
@@ -95,28 +117,44 @@ function prepareStatements(db: SqliteDatabase, prefix: string) {
   return {
     lock: db
       .prepare<[string], LockRow>(
-        `SELECT token, owner, expires_at, pid, pid_start, pid_scope FROM ${locks} WHERE name = ?`,
+        `SELECT token, ceiling, owner, expires_at, pid, pid_start, pid_scope FROM ${locks} WHERE name = ?`,
       )
       .safeIntegers(true),
-    // The usual take, in one statement: the lock is free or expired; its token bumped, read back.
+    // The usual take, in one statement: the lock is free or expired and its reservation not used up;
+    // its token bumped, read back. Nothing when the lock is held, or the row is missing or used up.
+    takeReserved: db
+      .prepare<[string, number, ...Owner, string, number], bigint>(
+        `UPDATE ${locks} SET token = token + 1, owner = ?, expires_at = ?, pid = ?, pid_start = ?,
+           pid_scope = ?
+         WHERE name = ? AND (owner IS NULL OR expires_at <= ?) AND token < ceiling
+         RETURNING token`,
+      )
+      .pluck()
+      .safeIntegers(true),
+    // A reserving take (committed at FULL), in one statement: the lock is free or expired; the first
+    // token past its reservation (or its token, in a row made before reservations) handed out, and
+    // the next RESERVED_TOKENS reserved.
     takeFree: db
       .prepare<[string, string, number, ...Owner, number], bigint>(
-        `INSERT INTO ${locks} (name, token, owner, expires_at, pid, pid_start, pid_scope)
-         VALUES (?, 1, ?, ?, ?, ?, ?)
-         ON CONFLICT (name) DO UPDATE SET token = ${locks}.token + 1, owner = excluded.owner,
-           expires_at = excluded.expires_at, pid = excluded.pid, pid_start = excluded.pid_start,
-           pid_scope = excluded.pid_scope
+        `INSERT INTO ${locks} (name, token, ceiling, owner, expires_at, pid, pid_start, pid_scope)
+         VALUES (?, 1, ${1 + RESERVED_TOKENS}, ?, ?, ?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET
+           token = max(${locks}.token, coalesce(${locks}.ceiling, 0)) + 1,
+           ceiling = max(${locks}.token, coalesce(${locks}.ceiling, 0)) + ${1 + RESERVED_TOKENS},
+           owner = excluded.owner, expires_at = excluded.expires_at, pid = excluded.pid,
+           pid_start = excluded.pid_start, pid_scope = excluded.pid_scope
          WHERE ${locks}.owner IS NULL OR ${locks}.expires_at <= ?
          RETURNING token`,
       )
       .pluck()
       .safeIntegers(true),
-    take: db.prepare<[string, bigint, string, number, ...Owner]>(
-      `INSERT INTO ${locks} (name, token, owner, expires_at, pid, pid_start, pid_scope)
-       VALUES (?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (name) DO UPDATE SET token = excluded.token, owner = excluded.owner,
-         expires_at = excluded.expires_at, pid = excluded.pid, pid_start = excluded.pid_start,
-         pid_scope = excluded.pid_scope`,
+    // A reserving takeover (committed at FULL): the token given, and its reservation.
+    take: db.prepare<[string, bigint, bigint, string, number, ...Owner]>(
+      `INSERT INTO ${locks} (name, token, ceiling, owner, expires_at, pid, pid_start, pid_scope)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET token = excluded.token, ceiling = excluded.ceiling,
+         owner = excluded.owner, expires_at = excluded.expires_at, pid = excluded.pid,
+         pid_start = excluded.pid_start, pid_scope = excluded.pid_scope`,
     ),
     renewLock: db.prepare<[number, string, string, number]>(
       `UPDATE ${locks} SET expires_at = ? WHERE name = ? AND owner = ? AND expires_at > ?`,

@@ -18,7 +18,13 @@ import { checkAcquire, checkJoin, checkMembers } from '../../internal/coordinato
 import { delay, linkSignals, now, randomId } from '../../internal/time.js';
 import { checkPositive, describeValue } from '../../validate.js';
 import { debug, isBusy, SqliteConnection, type WorkOptions } from './connection.js';
-import { isLive, selfOwner, setUpCoordinator, type CoordinatorStatements } from './coordinator-sql.js';
+import {
+  isLive,
+  RESERVED_TOKENS,
+  selfOwner,
+  setUpCoordinator,
+  type CoordinatorStatements,
+} from './coordinator-sql.js';
 import type { SqliteDatabase } from './driver.js';
 import type { HoldContext, SqliteHold } from './hold.js';
 import { sqliteLease } from './lease.js';
@@ -26,6 +32,12 @@ import { sqliteMembership } from './membership.js';
 import { compileCoordinatorOptions, type SqliteCoordinatorOptions } from './options.js';
 
 const CAPABILITIES = Object.freeze({ scope: 'host', liveness: 'ttl', fencing: 'monotonic' } as const);
+
+/** What a take that needs a reservation answers: try again, committing at FULL. */
+const RESERVE = Symbol('reserve');
+
+/** Lock names remembered as reserved by this instance; past this many, forgotten (and reserved again). */
+const RESERVED_NAMES = 1024;
 
 /**
  * A {@link Coordinator} on one SQLite file, for the processes of one host. Leases and memberships are
@@ -53,6 +65,12 @@ export class SqliteCoordinator implements Coordinator {
   };
   #statements: CoordinatorStatements | undefined;
   #closed: Promise<void> | undefined;
+  /**
+   * The lock names this instance has made a reserving take of (committed at FULL): its later takes of
+   * them may commit at the handle's level while the reservation lasts. A new instance, such as one
+   * started after a power loss, reserves first.
+   */
+  readonly #reserved = new Set<string>();
 
   constructor(options: SqliteCoordinatorOptions) {
     const o = (this.#options = compileCoordinatorOptions(options));
@@ -79,17 +97,26 @@ export class SqliteCoordinator implements Coordinator {
     try {
       const until = now() + timeoutMs;
       const owner = randomId();
-      const work = new TakeWork(name, signal, until);
+      let reserving = !this.#reserved.has(name);
+      let work = new TakeWork(name, signal, until, reserving);
       for (;;) {
-        let lease: Lease | undefined;
+        let lease: Lease | typeof RESERVE | undefined;
         try {
-          lease = await this.#connection.run((db) => this.#take(db, name, owner, ttlMs), work);
+          const reserve = reserving;
+          lease = await this.#connection.run((db) => this.#take(db, name, owner, ttlMs, reserve), work);
         } catch (error) {
           // A database that stayed busy until the deadline is a lock we could not get in time.
           if (error instanceof CoordinatorUnavailableError && isBusy(error.cause)) {
             throw lockTimeout(name, timeoutMs, error);
           }
           throw error;
+        }
+        if (lease === RESERVE) {
+          // Free, but the reservation is used up (or the row gone, or its holder's process): at once,
+          // a reserving take.
+          reserving = true;
+          work = new TakeWork(name, signal, until, true);
+          continue;
         }
         if (lease !== undefined) {
           // close() may have run while the commit's continuation was queued: it freed the row already.
@@ -118,16 +145,38 @@ export class SqliteCoordinator implements Coordinator {
   }
 
   /**
-   * One attempt to take the lock: one conditional upsert when it is free or expired (the usual case);
-   * else, in one `BEGIN IMMEDIATE` transaction, a takeover when its holder's process is gone.
+   * One attempt to take the lock. Within this instance's reservation of the name (the usual case): one
+   * conditional update when the lock is free or expired, committed at the handle's level; `RESERVE` when
+   * that cannot take it and the lock is not held by a live owner. Reserving (`reserve`, committed at
+   * FULL): one conditional upsert when it is free or expired; else, in one `BEGIN IMMEDIATE`
+   * transaction, a takeover when its holder's process is gone.
    */
-  #take(db: SqliteDatabase, name: string, owner: string, ttlMs: number): Lease | undefined {
+  #take(
+    db: SqliteDatabase,
+    name: string,
+    owner: string,
+    ttlMs: number,
+    reserve: boolean,
+  ): Lease | typeof RESERVE | undefined {
     const sentAt = now();
     const wall = Date.now();
-    const token =
-      this.#sql.takeFree.get(name, owner, Math.floor(wall + ttlMs), ...selfOwner(), wall) ??
-      this.#takeOver(db, name, owner, ttlMs);
-    if (token === undefined) return undefined;
+    const [pid, start, scope] = selfOwner();
+    let token: bigint | undefined;
+    if (!reserve) {
+      token = this.#sql.takeReserved.get(owner, Math.floor(wall + ttlMs), pid, start, scope, name, wall);
+      if (token === undefined) {
+        const row = this.#sql.lock.get(name);
+        return row?.owner != null && isLive(row, wall) ? undefined : RESERVE;
+      }
+    } else {
+      token =
+        this.#sql.takeFree.get(name, owner, Math.floor(wall + ttlMs), pid, start, scope, wall) ??
+        this.#takeOver(db, name, owner, ttlMs);
+      if (token === undefined) return undefined;
+      // Committed at FULL: later takes of this instance may use the reservation.
+      if (this.#reserved.size >= RESERVED_NAMES) this.#reserved.clear();
+      this.#reserved.add(name);
+    }
     if (debug.enabled) debug('acquired %s token %s', name, token);
     // Registered in the same synchronous step as the commit, so that close() always frees it.
     return sqliteLease(this.#context, name, owner, token, ttlMs, sentAt);
@@ -140,8 +189,11 @@ export class SqliteCoordinator implements Coordinator {
         const row = this.#sql.lock.get(name);
         const wall = Date.now();
         if (row?.owner != null && isLive(row, wall)) return undefined;
-        const next = (row?.token ?? 0n) + 1n;
-        this.#sql.take.run(name, next, owner, Math.floor(wall + ttlMs), ...selfOwner());
+        // Past the reservation, as a reserving take hands out.
+        const token = row?.token ?? 0n;
+        const next = (row?.ceiling != null && row.ceiling > token ? row.ceiling : token) + 1n;
+        const ceiling = next + BigInt(RESERVED_TOKENS);
+        this.#sql.take.run(name, next, ceiling, owner, Math.floor(wall + ttlMs), ...selfOwner());
         return next;
       })
       .immediate();
@@ -226,17 +278,21 @@ export class SqliteCoordinator implements Coordinator {
   }
 }
 
-/** The options of a take: durable (its token survives a power loss), its `what` made only when needed. */
+/**
+ * The options of a take: durable when it reserves (committed at FULL, the reservation survives a power
+ * loss), its `what` made only when needed.
+ */
 class TakeWork implements WorkOptions {
-  readonly durable = true;
+  readonly durable: boolean;
   readonly #name: string;
   readonly signal: AbortSignal;
   readonly until: number;
 
-  constructor(name: string, signal: AbortSignal, until: number) {
+  constructor(name: string, signal: AbortSignal, until: number, durable: boolean) {
     this.#name = name;
     this.signal = signal;
     this.until = until;
+    this.durable = durable;
   }
 
   get what(): string {
