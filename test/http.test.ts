@@ -292,6 +292,20 @@ describe('trackHttpServer()', () => {
     expect(server.listening).toBe(false);
   });
 
+  it('closes a listener the application opens after shutdown closed the server', async () => {
+    const drain = await started();
+    const { server } = app();
+    const tracked = trackHttpServer(drain, server);
+    // A start cut short: the shutdown comes before the application's listen().
+    expect(await drain.shutdown()).toMatchObject({ outcome: 'clean' });
+    await tracked.closed;
+    const closing = once(server, 'close');
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    await closing;
+    expect([server.listening, tracked.state]).toEqual([false, 'closed']);
+  });
+
   it('checks its arguments and options', () => {
     const drain = new DrainController();
     const server = http.createServer();

@@ -117,6 +117,7 @@ class ServerDrain<S extends DrainableServer> implements TrackedHttpServer<S> {
     const http = server as Server;
     http.prependListener('request', this.#onRequest);
     http.on('connection', this.#onConnection);
+    http.on('listening', this.#onListening);
     http.on('close', this.#onClose);
     drain.on('stateChange', this.#onStateChange);
     // The shared `signal` aborts at the drain deadline, or at once when the shutdown is forced.
@@ -145,6 +146,13 @@ class ServerDrain<S extends DrainableServer> implements TrackedHttpServer<S> {
   readonly #onStateChange = ({ to }: { readonly to: DrainState }): void => {
     if (to === 'running') this.#hold();
     else if (to === 'draining') this.#beginShutdown();
+  };
+
+  /** A listen() that comes after the listener was closed (a start cut short by a signal): closed at once. */
+  readonly #onListening = (): void => {
+    if (this.#state !== 'closing' && this.#state !== 'closed') return;
+    log('the server started listening after shutdown closed it: closing it again');
+    this.server.close();
   };
 
   readonly #onConnection = (socket: Socket): void => {
