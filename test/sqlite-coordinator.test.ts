@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { SqliteCoordinator, type SqliteCoordinatorOptions } from '../src/adapters/sqlite/index.js';
 import { RESERVED_TOKENS } from '../src/adapters/sqlite/coordinator-sql.js';
+import { selfIdentity } from '../src/adapters/sqlite/process-identity.js';
 import {
   ClosedError,
   ConfigurationError,
@@ -37,15 +38,20 @@ function open(path = file): TestDatabase {
   return db;
 }
 
+/** A column of `lock`'s row (`token`, `ceiling`), read through `db`. */
+function lockColumn(db: TestDatabase, column: 'token' | 'ceiling', lock: string): bigint {
+  return db
+    .prepare<[string], bigint>(`SELECT ${column} FROM graceful_drain_locks WHERE name = ?`)
+    .pluck()
+    .safeIntegers(true)
+    .get(lock)!;
+}
+
 /** The reservation's ceiling of `lock` in the shared file. */
 function ceilingOf(lock: string): bigint {
   const db = open();
   try {
-    return db
-      .prepare<[string], bigint>('SELECT ceiling FROM graceful_drain_locks WHERE name = ?')
-      .pluck()
-      .safeIntegers(true)
-      .get(lock)!;
+    return lockColumn(db, 'ceiling', lock);
   } finally {
     db.close();
   }
@@ -361,44 +367,50 @@ forEachDriver(() => {
       await fourth.release();
     });
 
-    it('never hands a token out twice across a power loss: what the disk kept is the last reservation', async () => {
-      const path = join(dir, `${randomId()}.db`);
-      const lock = `lock-${randomId()}`;
-      const a = new SqliteCoordinator({ driver: sqliteDriver(), path });
-      made.push(a);
-      // The reserving take commits at FULL: the disk holds the files as they are now.
-      const reserved = await a.acquire(lock, { ttlMs: 1000, timeoutMs: 100 });
-      await reserved.release();
-      const durable = { db: readFileSync(path), wal: readFileSync(`${path}-wal`) };
-      const tokens: bigint[] = [];
-      for (let i = 0; i < 5; i++) {
-        const lease = await a.acquire(lock, { ttlMs: 1000, timeoutMs: 100 });
-        tokens.push(lease.token);
-        await lease.release();
-      }
-      expect(tokens).toEqual([2n, 3n, 4n, 5n, 6n].map((t) => t + reserved.token - 1n));
-      await a.close();
-      // The power loss: the takes committed at NORMAL never reached the disk.
-      writeFileSync(path, durable.db);
-      writeFileSync(`${path}-wal`, durable.wal);
-      rmSync(`${path}-shm`, { force: true });
-      const db = open(path);
-      expect(
-        db
-          .prepare<[string], bigint>('SELECT token FROM graceful_drain_locks WHERE name = ?')
-          .pluck()
-          .safeIntegers(true)
-          .get(lock),
-      ).toBe(reserved.token);
-      db.close();
-      // The instance started after it reserves past what the disk kept.
-      const b = new SqliteCoordinator({ driver: sqliteDriver(), path });
-      made.push(b);
-      const after = await b.acquire(lock, { ttlMs: 1000, timeoutMs: 100 });
-      expect(after.token).toBe(reserved.token + BigInt(RESERVED_TOKENS) + 1n);
-      expect(after.token).toBeGreaterThan(tokens.at(-1)!);
-      await after.release();
-    });
+    it.each(['free', 'gone'] as const)(
+      'never hands a token out twice across a power loss: what the disk kept is the last reservation (its holder %s)',
+      async (holder) => {
+        const path = join(dir, `${randomId()}.db`);
+        const lock = `lock-${randomId()}`;
+        const a = new SqliteCoordinator({ driver: sqliteDriver(), path });
+        made.push(a);
+        // The reserving take commits at FULL: the disk holds the files as they are now.
+        const reserved = await a.acquire(lock, { ttlMs: 1000, timeoutMs: 100 });
+        await reserved.release();
+        const durable = { db: readFileSync(path), wal: readFileSync(`${path}-wal`) };
+        const tokens: bigint[] = [];
+        for (let i = 0; i < 5; i++) {
+          const lease = await a.acquire(lock, { ttlMs: 1000, timeoutMs: 100 });
+          tokens.push(lease.token);
+          await lease.release();
+        }
+        expect(tokens).toEqual([2n, 3n, 4n, 5n, 6n].map((t) => t + reserved.token - 1n));
+        await a.close();
+        // The power loss: the takes committed at NORMAL never reached the disk.
+        writeFileSync(path, durable.db);
+        writeFileSync(`${path}-wal`, durable.wal);
+        rmSync(`${path}-shm`, { force: true });
+        const db = open(path);
+        expect(lockColumn(db, 'token', lock)).toBe(reserved.token);
+        if (holder === 'gone') {
+          // The disk kept the lock held, unexpired, by a process the power loss took (this pid, another
+          // start time: a pid reused after the reboot): the next start takes it over.
+          const me = selfIdentity();
+          db.prepare(
+            `UPDATE graceful_drain_locks SET owner = 'lost', expires_at = ?, pid = ?, pid_start = 'before',
+               pid_scope = ? WHERE name = ?`,
+          ).run(Date.now() + 60_000, me.pid, me.scope, lock);
+        }
+        db.close();
+        // The instance started after it reserves past what the disk kept.
+        const b = new SqliteCoordinator({ driver: sqliteDriver(), path });
+        made.push(b);
+        const after = await b.acquire(lock, { ttlMs: 1000, timeoutMs: 100 });
+        expect(after.token).toBe(reserved.token + BigInt(RESERVED_TOKENS) + 1n);
+        expect(after.token).toBeGreaterThan(tokens.at(-1)!);
+        await after.release();
+      },
+    );
 
     it('reserves again when a reservation is used up, and adds the reservation to a table made without it', async () => {
       const path = join(dir, `${randomId()}.db`);
@@ -416,12 +428,7 @@ forEachDriver(() => {
       const first = await c.acquire(lock, { ttlMs: 1000, timeoutMs: 100 });
       expect(first.token).toBe(8n);
       await first.release();
-      const ceiling = (): bigint =>
-        db
-          .prepare<[string], bigint>('SELECT ceiling FROM graceful_drain_locks WHERE name = ?')
-          .pluck()
-          .safeIntegers(true)
-          .get(lock)!;
+      const ceiling = (): bigint => lockColumn(db, 'ceiling', lock);
       expect(ceiling()).toBe(8n + BigInt(RESERVED_TOKENS));
       let last = first.token;
       for (let i = 0; i <= RESERVED_TOKENS; i++) {

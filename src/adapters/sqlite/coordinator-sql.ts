@@ -114,6 +114,15 @@ type Owner = readonly [pid: number, start: string | null, scope: string | null];
 function prepareStatements(db: SqliteDatabase, prefix: string) {
   const locks = quote(`${prefix}locks`);
   const members = quote(`${prefix}members`);
+  // Takes the lock at the first token past its reservation and reserves RESERVED_TOKENS more; a row
+  // made before reservations (`ceiling` NULL) continues from its token.
+  const reservingTake = `INSERT INTO ${locks} (name, token, ceiling, owner, expires_at, pid, pid_start, pid_scope)
+    VALUES (?, 1, ${1 + RESERVED_TOKENS}, ?, ?, ?, ?, ?)
+    ON CONFLICT (name) DO UPDATE SET
+      token = max(${locks}.token, coalesce(${locks}.ceiling, 0)) + 1,
+      ceiling = max(${locks}.token, coalesce(${locks}.ceiling, 0)) + ${1 + RESERVED_TOKENS},
+      owner = excluded.owner, expires_at = excluded.expires_at, pid = excluded.pid,
+      pid_start = excluded.pid_start, pid_scope = excluded.pid_scope`;
   return {
     lock: db
       .prepare<[string], LockRow>(
@@ -136,26 +145,15 @@ function prepareStatements(db: SqliteDatabase, prefix: string) {
     // the next RESERVED_TOKENS reserved.
     takeFree: db
       .prepare<[string, string, number, ...Owner, number], bigint>(
-        `INSERT INTO ${locks} (name, token, ceiling, owner, expires_at, pid, pid_start, pid_scope)
-         VALUES (?, 1, ${1 + RESERVED_TOKENS}, ?, ?, ?, ?, ?)
-         ON CONFLICT (name) DO UPDATE SET
-           token = max(${locks}.token, coalesce(${locks}.ceiling, 0)) + 1,
-           ceiling = max(${locks}.token, coalesce(${locks}.ceiling, 0)) + ${1 + RESERVED_TOKENS},
-           owner = excluded.owner, expires_at = excluded.expires_at, pid = excluded.pid,
-           pid_start = excluded.pid_start, pid_scope = excluded.pid_scope
-         WHERE ${locks}.owner IS NULL OR ${locks}.expires_at <= ?
-         RETURNING token`,
+        `${reservingTake} WHERE ${locks}.owner IS NULL OR ${locks}.expires_at <= ? RETURNING token`,
       )
       .pluck()
       .safeIntegers(true),
-    // A reserving takeover (committed at FULL): the token given, and its reservation.
-    take: db.prepare<[string, bigint, bigint, string, number, ...Owner]>(
-      `INSERT INTO ${locks} (name, token, ceiling, owner, expires_at, pid, pid_start, pid_scope)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (name) DO UPDATE SET token = excluded.token, ceiling = excluded.ceiling,
-         owner = excluded.owner, expires_at = excluded.expires_at, pid = excluded.pid,
-         pid_start = excluded.pid_start, pid_scope = excluded.pid_scope`,
-    ),
+    // A reserving takeover (committed at FULL) of a lock whose holder's process is gone, as `takeFree`.
+    take: db
+      .prepare<[string, string, number, ...Owner], bigint>(`${reservingTake} RETURNING token`)
+      .pluck()
+      .safeIntegers(true),
     renewLock: db.prepare<[number, string, string, number]>(
       `UPDATE ${locks} SET expires_at = ? WHERE name = ? AND owner = ? AND expires_at > ?`,
     ),

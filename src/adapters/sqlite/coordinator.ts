@@ -18,13 +18,7 @@ import { checkAcquire, checkJoin, checkMembers } from '../../internal/coordinato
 import { delay, linkSignals, now, randomId } from '../../internal/time.js';
 import { checkPositive, describeValue } from '../../validate.js';
 import { debug, isBusy, SqliteConnection, type WorkOptions } from './connection.js';
-import {
-  isLive,
-  RESERVED_TOKENS,
-  selfOwner,
-  setUpCoordinator,
-  type CoordinatorStatements,
-} from './coordinator-sql.js';
+import { isLive, selfOwner, setUpCoordinator, type CoordinatorStatements } from './coordinator-sql.js';
 import type { SqliteDatabase } from './driver.js';
 import type { HoldContext, SqliteHold } from './hold.js';
 import { sqliteLease } from './lease.js';
@@ -189,12 +183,7 @@ export class SqliteCoordinator implements Coordinator {
         const row = this.#sql.lock.get(name);
         const wall = Date.now();
         if (row?.owner != null && isLive(row, wall)) return undefined;
-        // Past the reservation, as a reserving take hands out.
-        const token = row?.token ?? 0n;
-        const next = (row?.ceiling != null && row.ceiling > token ? row.ceiling : token) + 1n;
-        const ceiling = next + BigInt(RESERVED_TOKENS);
-        this.#sql.take.run(name, next, ceiling, owner, Math.floor(wall + ttlMs), ...selfOwner());
-        return next;
+        return this.#sql.take.get(name, owner, Math.floor(wall + ttlMs), ...selfOwner());
       })
       .immediate();
   }
