@@ -42,6 +42,12 @@ export function inline(text: string, values: readonly unknown[]): string {
   });
 }
 
+/**
+ * The id column types a resume may walk by range (`unparkRange`): text whose `::text` is the value itself,
+ * so that the marks' ids name exactly the rows they came from.
+ */
+const RANGE_TYPES = new Set(['text', 'character varying']);
+
 /** Runs one statement, resolving with its rows. */
 export type QueryRows = (text: string, values: unknown[]) => Promise<readonly unknown[]>;
 
@@ -407,6 +413,70 @@ export function storeSql(
         true,
         deferLast,
       ),
+    /**
+     * `unparkPage` by the host's range, where the id column holds text (`undefined` otherwise): $1 store
+     * key, $2 limit, $3 running, $4 paused [, $5 cursor]. The page's marks are listed as `unparkPage`
+     * lists them, `(cursor, last]` in "C" order; the host's primary key is then walked over the same
+     * bounds, in its own collation, and the page's workflows found `paused` there are counted (`found`).
+     * Only when every mark of the page is found so (`fast`), one `UPDATE` walks the range again in id
+     * order (the index scan locks the rows as it goes: the order `unparkMarks` takes) and resumes those of
+     * them still paused, whose marks are then deleted (after the rows are locked: the mark trigger's
+     * order). No other row is written: not a workflow a user paused inside the range (it has no mark, so
+     * it is not among those found). Otherwise (a mark whose workflow is `pausing`
+     * or gone, or ids whose order in the column's collation is not the marks': the range misses some)
+     * nothing is written. The transaction must forbid sequential and bitmap scans (`SET LOCAL`), so that
+     * the walk is the primary key's. One row: `fast`; `whole`, every workflow of the page resumed and
+     * every mark deleted by this statement (when not, a concurrent transaction changed a workflow or
+     * dropped a mark, `notePaused()`: the caller rolls the transaction back and runs `unparkPage`, which
+     * resumes a workflow only when it deleted its mark); `page` as `unparkPage`'s, each id after `r`
+     * (resumed) or `w`; with `deferLast`, the commit setting as there.
+     */
+    unparkRange:
+      info.byKey || !RANGE_TYPES.has(info.idType)
+        ? undefined
+        : (withCursor: boolean, deferLast: boolean) => {
+            const above = withCursor ? ` AND t.${ID} > ${asId('$5')}` : '';
+            const range = `t.${ID} <= ${asId('(SELECT s.last FROM span s)')}${above}`;
+            // `IS TRUE`: a test the planner keeps as a subquery, hashed once, rather than turn it into a join
+            // (which it plans as a loop over the page for every row, taking the page for a few rows).
+            const key = `(t.${ID}::text COLLATE "C")`;
+            return `
+      WITH page AS MATERIALIZED (
+        SELECT p.workflow_id, row_number() OVER (ORDER BY p.workflow_id) AS n
+        FROM ${S}.parked p
+        WHERE p.store_key = $1${withCursor ? ' AND p.workflow_id > ($5 COLLATE "C")' : ''}
+        ORDER BY p.workflow_id LIMIT $2 + 1),
+      span AS MATERIALIZED (SELECT count(*) AS k, max(x.workflow_id) AS last FROM page x WHERE x.n <= $2),
+      found AS MATERIALIZED (
+        SELECT ${key} AS key FROM ${T} t
+        WHERE ${range} AND (t.${ST} = $4) IS TRUE
+          AND (${key} IN (SELECT x.workflow_id FROM page x WHERE x.n <= $2)) IS TRUE),
+      judged AS MATERIALIZED (SELECT (SELECT count(*) FROM found) = (SELECT s.k FROM span s) AS fast),
+      resumed AS (
+        UPDATE ${T} AS t SET ${ST} = $3
+        WHERE ${FENCE_OK} AND (SELECT j.fast FROM judged j) AND ${range} AND (t.${ST} = $4) IS TRUE
+          AND (${key} IN (SELECT f.key FROM found f)) IS TRUE
+        RETURNING ${key} AS key),
+      cleared AS (
+        DELETE FROM ${S}.parked p
+        WHERE p.store_key = $1${withCursor ? ' AND p.workflow_id > ($5 COLLATE "C")' : ''}
+          AND p.workflow_id <= (SELECT s.last FROM span s)
+          AND ((SELECT count(*) FROM resumed) = (SELECT s.k FROM span s)
+            OR (p.workflow_id IN (SELECT r.key FROM resumed r)) IS TRUE)
+        RETURNING 1)
+      SELECT (SELECT j.fast FROM judged j) AS fast,
+        (SELECT count(*) FROM resumed) = (SELECT s.k FROM span s)
+          AND (SELECT count(*) FROM cleared) = (SELECT s.k FROM span s) AS whole,
+        json_agg(CASE WHEN g.workflow_id IN (SELECT r.key FROM resumed r) THEN 'r' ELSE 'w' END || g.workflow_id
+          ORDER BY g.n)::text AS page${
+            deferLast
+              ? `,
+        set_config('synchronous_commit', CASE WHEN (SELECT count(*) FROM page) > $2 THEN 'off'
+          ELSE current_setting('synchronous_commit') END, true) AS commit`
+              : ''
+          }
+      FROM page g`;
+          },
     /** $1 ids, $2 store key. Rows: `ord` of each dropped mark (ids taken to the column's text form). */
     notePaused: (byType: boolean) => `
       WITH ${input(false)},

@@ -61,6 +61,25 @@ const debug = createDebug('graceful-drain:postgres');
 
 const CAPABILITIES: WorkflowStoreCapabilities = Object.freeze({ fencing: 'monotonic' });
 /** Types whose values every text converts to, so ids never need the fallback comparison. */
+/** Resume pages run by their marks after one whose range did not hold it (see `unparkPage`). */
+const SEARCH_PAGES = 8;
+/**
+ * The largest page resumed by range: its ids are held in hash tables the planner builds only when they fit
+ * in `work_mem` (a page of 10,000 needs well under 1 MB); past it, each test would walk the whole page.
+ */
+const RANGE_MAX_PAGE = 10_000;
+/**
+ * Thrown inside a resume page's transaction to roll back what its range wrote (see `unparkPage`), with the
+ * ids the range listed.
+ */
+class RangeRaced extends Error {
+  constructor(readonly ids: readonly string[]) {
+    super('a workflow of the page changed under its range');
+  }
+}
+
+/** Compares ids as the marks order them (`"C"`: by their UTF-8 bytes). */
+const byMarkOrder = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b));
 const TEXT_TYPES = new Set(['text', 'character varying', 'bpchar', 'name', 'citext']);
 /** `diagnose()`: rows sampled for the values shown, values shown, and the bound of its one scan. */
 const DIAGNOSE_SAMPLE_ROWS = 1000;
@@ -145,6 +164,8 @@ export class PostgresWorkflowStore implements WorkflowStore {
   readonly #o: CompiledStoreOptions;
   #prepared: Promise<Prepared> | undefined;
   #closed: Promise<void> | undefined;
+  /** Resume pages still to run by their marks after one whose range did not hold it (`unparkRange`). */
+  #searchPages = 0;
 
   constructor(options: PostgresWorkflowStoreOptions) {
     this.#o = compileStoreOptions(options);
@@ -304,8 +325,44 @@ export class PostgresWorkflowStore implements WorkflowStore {
     // waits, and with it every page before it (see "Durability of batches" in docs/adapters/postgres.md).
     const deferLast = this.#o.batchCommit === 'deferred';
     const statement = prepared.sql.unparkPage(pausing !== undefined, cursor !== undefined, deferLast);
+    const byRange = prepared.sql.unparkRange;
+    let marks: { ids: string[]; flags: string };
+    let vanished: readonly string[] = [];
     const settings = { unparking, byKey: true };
-    const { ids, flags } = await this.#unparkMarks(prepared, fence, signal, settings, statement, values);
+    if (byRange !== undefined && limit <= RANGE_MAX_PAGE && this.#searchPages === 0) {
+      const rangeValues = [
+        prepared.storeKey,
+        limit,
+        running,
+        paused,
+        ...(cursor === undefined ? [] : [cursor]),
+      ];
+      const fast = { statement: byRange(cursor !== undefined, deferLast), values: rangeValues };
+      try {
+        marks = await this.#unparkMarks(
+          prepared,
+          fence,
+          signal,
+          { ...settings, byRange: true },
+          statement,
+          values,
+          fast,
+        );
+      } catch (error) {
+        if (!(error instanceof RangeRaced)) throw error;
+        // A transaction changed a workflow of the page while the range resumed it: rolled back, and the
+        // page done again by its marks, which reports each outcome. A mark the range listed and the page
+        // no longer finds was cleared meanwhile by someone else (a user's pause, a cancel): skipped.
+        debug('unparkPage: a workflow changed under the range; the page by its marks');
+        marks = await this.#unparkMarks(prepared, fence, signal, settings, statement, values);
+        const now = new Set(marks.ids);
+        vanished = error.ids.slice(0, limit).filter((id) => !now.has(id));
+      }
+    } else {
+      if (this.#searchPages > 0) this.#searchPages--;
+      marks = await this.#unparkMarks(prepared, fence, signal, settings, statement, values);
+    }
+    const { ids, flags } = marks;
     const page = pageOf(ids, limit, (id) => id);
     const results: ItemResult<UnparkOutcome>[] = [];
     let stillPausing = 0;
@@ -313,6 +370,10 @@ export class PostgresWorkflowStore implements WorkflowStore {
       const state = flags[i];
       if (state === 'w') stillPausing++;
       else results.push({ id, outcome: state === 'r' ? 'resumed' : 'skipped' });
+    }
+    if (vanished.length > 0) {
+      for (const id of vanished) results.push({ id, outcome: 'skipped' });
+      results.sort((a, b) => byMarkOrder(a.id, b.id));
     }
     debug('unparkPage: %d listed, %d still pausing', page.items.length, stillPausing);
     return { results, pausing: stillPausing, cursor: page.cursor };
@@ -613,26 +674,54 @@ export class PostgresWorkflowStore implements WorkflowStore {
     prepared: Prepared,
     fence: Fence,
     signal: AbortSignal | undefined,
-    settings: { unparking: boolean; byKey?: boolean },
+    settings: { unparking: boolean; byKey?: boolean; byRange?: boolean },
     statement: string,
     values: readonly unknown[],
+    fast?: { statement: string; values: readonly unknown[] },
   ): Promise<{ ids: string[]; flags: string }> {
     let marks: { ids: string[]; flags: string } = { ids: [], flags: '' };
-    await this.#batch(prepared, fence, signal, settings, statement, values, async (q, rows) => {
-      marks = pageRow((rows[0] as { page: string | null } | undefined)?.page);
-      const again = marks.ids.filter((_, i) => marks.flags[i] === 'q');
-      if (again.length === 0) return rows;
-      const { running, paused } = this.#o.statuses;
-      const { rows: done } = await q.query(inline(prepared.sql.resumeByKey, [again, running, paused]));
-      const resumed = new Set((done as { workflow_id: string }[]).map((row) => row.workflow_id));
-      const { ids, flags } = marks;
-      const settled = [...flags].map((flag, i) =>
-        flag !== 'q' ? flag : resumed.has(ids[i] as string) ? 'r' : 's',
-      );
-      marks = { ids, flags: settled.join('') };
-      debug('unpark: %d resumed by key of %d', resumed.size, again.length);
-      return rows;
-    });
+    const opening = fast ?? { statement, values };
+    await this.#batch(
+      prepared,
+      fence,
+      signal,
+      settings,
+      opening.statement,
+      opening.values,
+      async (q, first) => {
+        let rows = first;
+        if (fast !== undefined) {
+          const judged = rows[0] as
+            { fast: boolean | null; whole: boolean | null; page: string | null } | undefined;
+          if (judged?.fast === true && judged.whole !== true) {
+            this.#searchPages = SEARCH_PAGES;
+            throw new RangeRaced(pageRow(judged.page).ids);
+          }
+          if (judged?.fast !== true) {
+            // The range did not hold the page (a mark pausing or gone, or ids out of the marks' order): the
+            // page by its marks, in the same transaction (the range wrote nothing), with the planner's choices
+            // back; and the next pages too, so that a table whose ids never order as the marks' seldom pays
+            // for the range's walk.
+            this.#searchPages = SEARCH_PAGES;
+            await q.query('SET LOCAL enable_seqscan = on; SET LOCAL enable_bitmapscan = on');
+            rows = (await q.query(inline(statement, values))).rows;
+          }
+        }
+        marks = pageRow((rows[0] as { page: string | null } | undefined)?.page);
+        const again = marks.ids.filter((_, i) => marks.flags[i] === 'q');
+        if (again.length === 0) return rows;
+        const { running, paused } = this.#o.statuses;
+        const { rows: done } = await q.query(inline(prepared.sql.resumeByKey, [again, running, paused]));
+        const resumed = new Set((done as { workflow_id: string }[]).map((row) => row.workflow_id));
+        const { ids, flags } = marks;
+        const settled = [...flags].map((flag, i) =>
+          flag !== 'q' ? flag : resumed.has(ids[i] as string) ? 'r' : 's',
+        );
+        marks = { ids, flags: settled.join('') };
+        debug('unpark: %d resumed by key of %d', resumed.size, again.length);
+        return rows;
+      },
+    );
     return marks;
   }
 
@@ -654,7 +743,8 @@ export class PostgresWorkflowStore implements WorkflowStore {
       unparking = false,
       deferFlush = false,
       byKey = false,
-    }: { unparking?: boolean; deferFlush?: boolean; byKey?: boolean },
+      byRange = false,
+    }: { unparking?: boolean; deferFlush?: boolean; byKey?: boolean; byRange?: boolean },
     text: string,
     values: readonly unknown[],
     then?: (q: PgQueryable, rows: readonly unknown[]) => Promise<readonly unknown[]>,
@@ -665,6 +755,8 @@ export class PostgresWorkflowStore implements WorkflowStore {
       // A page of marks is read in key order, however stale their statistics: a bulk park or recovery
       // leaves them saying the table is empty, and a plan sorting everything after the cursor wins.
       ...(byKey ? ['SET LOCAL enable_sort = off'] : []),
+      // A resume by the host's range walks its primary key, which locks the rows in id order.
+      ...(byRange ? ['SET LOCAL enable_seqscan = off', 'SET LOCAL enable_bitmapscan = off'] : []),
       inline(prepared.sql.fence(check.check), check.values),
       inline(text, values),
     ].join(';\n');
