@@ -7,10 +7,18 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { PgPool, PgPoolClient } from '../src/adapters/postgres/index.js';
-import { fence, outcomes, pgStoreTables, sqlName } from './support/pg-store-tables.js';
+import {
+  BEAT_COLUMNS,
+  fence,
+  outcomes,
+  pgStoreTables,
+  settle,
+  sqlName,
+  waitFor,
+} from './support/pg-store-tables.js';
 
-const tables = pgStoreTables('gd_pg_range_resume');
-const { db, hostTable, store, statuses, setStatus, marks } = tables;
+const tables = pgStoreTables('gd_pg_range_resume', { columns: BEAT_COLUMNS });
+const { db, hostTable, hostTransaction, parkedTable, store, statuses, setStatus, marks } = tables;
 
 /** Parks every workflow of `table` through `s` (to `pausing`: the file's statuses), then has them paused. */
 async function parkAll(s: ReturnType<typeof store>, table: string): Promise<void> {
@@ -113,5 +121,42 @@ describe('PostgresWorkflowStore resume by the host range', () => {
     const page = await s.unparkPage(fence(2n), { limit: 10 });
     expect(outcomes(page.results).map(([, outcome]) => outcome)).toEqual(['resumed', 'resumed', 'resumed']);
     expect([byRange(texts), byMarks(texts)]).toEqual([0, 1]);
+  });
+
+  // The range's UPDATE walks the primary key and locks each row as it reaches it, in id order: a host
+  // transaction that heartbeats paused workflows in id order waits for it or it for the host, never both.
+  it('a host transaction touching paused workflows in id order does not deadlock with the range', async () => {
+    // Stored in the reverse of id order: a scan of the table would reach c first, then wait for b.
+    const { table, store: s, waiting } = await parkedTable(['c', 'b', 'a'], 'gd_range_races');
+    const host = await hostTransaction();
+    await host.run(`UPDATE ${sqlName(table)} SET beat = beat + 1 WHERE id = 'b'`);
+    const unparking = settle(s.unparkPage(fence(2n), { limit: 10 }));
+    await waitFor('the page to wait on the host row lock', waiting);
+    const second = await settle(host.run(`UPDATE ${sqlName(table)} SET beat = beat + 1 WHERE id = 'c'`));
+    const hostError = (second as { code?: string } | null)?.code;
+    if (hostError === undefined) await host.commit();
+    const page = await unparking;
+    expect([hostError, (page as { code?: string } | null)?.code]).toEqual([undefined, undefined]);
+    expect(await statuses(table)).toEqual({ a: 'running', b: 'running', c: 'running' });
+    expect(await marks(table)).toEqual([]);
+  });
+
+  // A user's pause of a parked workflow while the range runs: the mark goes in the user's transaction,
+  // which the range's delete of the marks waits for; the range rolls back, and the page by its marks
+  // leaves the workflow paused and says it was skipped.
+  it("a mark dropped while the range resumes its workflow: rolled back, the user's pause kept", async () => {
+    const { table, store: s, waiting } = await parkedTable(['a', 'b'], 'gd_range_races');
+    const host = await hostTransaction();
+    await host.run(`DELETE FROM "${db.schema}".parked WHERE store_key = '${table}' AND workflow_id = 'a'`);
+    const unparking = s.unparkPage(fence(2n), { limit: 10 });
+    await waitFor('the page to wait on the mark', waiting);
+    expect((await statuses(table)).a).toBe('paused');
+    await host.commit();
+    expect(outcomes((await unparking).results)).toEqual([
+      ['a', 'skipped'],
+      ['b', 'resumed'],
+    ]);
+    expect(await statuses(table)).toEqual({ a: 'paused', b: 'running' });
+    expect(await marks(table)).toEqual([]);
   });
 });
