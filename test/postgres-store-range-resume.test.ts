@@ -18,11 +18,11 @@ import {
 } from './support/pg-store-tables.js';
 
 const tables = pgStoreTables('gd_pg_range_resume', { columns: BEAT_COLUMNS });
-const { db, hostTable, hostTransaction, parkedTable, store, statuses, setStatus, marks } = tables;
+const { db, hostTable, hostTransaction, namedStore, parkedTable, store, statuses, setStatus, marks } = tables;
 
 /** Parks every workflow of `table` through `s` (to `pausing`: the file's statuses), then has them paused. */
-async function parkAll(s: ReturnType<typeof store>, table: string): Promise<void> {
-  await s.parkPage(fence(1n), { limit: 100 });
+async function parkAll(s: ReturnType<typeof store>, table: string, token = 1n): Promise<void> {
+  await s.parkPage(fence(token), { limit: 100 });
   await db.pool.query(`UPDATE ${sqlName(table)} SET status = 'paused' WHERE status = 'pausing'`);
 }
 
@@ -157,6 +157,100 @@ describe('PostgresWorkflowStore resume by the host range', () => {
       ['b', 'resumed'],
     ]);
     expect(await statuses(table)).toEqual({ a: 'paused', b: 'running' });
+    expect(await marks(table)).toEqual([]);
+  });
+
+  // An index that orders the ids descending: a walk of the range could take it (sequential and bitmap
+  // scans off, it costs the same as the primary key) and lock the rows against id order, which deadlocked
+  // with the host's transaction below. Such a table's pages go by their marks, locked in id order.
+  it('goes by the marks where an index orders the ids descending, and does not deadlock', async () => {
+    const table = await hostTable(
+      ['a', 'b', 'c'].map((id) => [id, 'running']),
+      'id text PRIMARY KEY, status text NOT NULL, beat integer NOT NULL DEFAULT 0',
+    );
+    await db.pool.query(`CREATE INDEX ON ${sqlName(table)} (id DESC)`);
+    const { store: s, waiting } = await namedStore(table, 'gd_range_desc');
+    await parkAll(s, table);
+    const recorded = recordingPool();
+    const probe = store(table, { pool: recorded.pool });
+    await probe.listParked({ limit: 1 });
+    const host = await hostTransaction();
+    await host.run(`UPDATE ${sqlName(table)} SET beat = beat + 1 WHERE id = 'b'`);
+    const unparking = settle(s.unparkPage(fence(2n), { limit: 10 }));
+    await waitFor('the page to wait on the host row lock', waiting);
+    const second = await settle(host.run(`UPDATE ${sqlName(table)} SET beat = beat + 1 WHERE id = 'c'`));
+    const hostError = (second as { code?: string } | null)?.code;
+    if (hostError === undefined) await host.commit();
+    const page = await unparking;
+    expect([hostError, (page as { code?: string } | null)?.code]).toEqual([undefined, undefined]);
+    expect(await statuses(table)).toEqual({ a: 'running', b: 'running', c: 'running' });
+    // the same table through a store that records its statements: by the marks
+    await db.pool.query(`UPDATE ${sqlName(table)} SET status = 'running'`);
+    await parkAll(probe, table, 3n);
+    recorded.texts.length = 0;
+    await probe.unparkPage(fence(4n), { limit: 10 });
+    expect([byRange(recorded.texts), byMarks(recorded.texts)]).toEqual([0, 1]);
+  });
+
+  // Parked workflows among many finished ones: a walk of the range would read every row between them.
+  // The walk stops after two rows per mark of the page (and 16); the page then goes by its marks.
+  it('goes by the marks where the range holds many more rows than the page', async () => {
+    const ids = Array.from({ length: 100 }, (_, i) => `wf-${String(i).padStart(3, '0')}`);
+    const table = await hostTable(ids.map((id, i) => [id, i % 10 === 0 ? 'running' : 'done']));
+    const { pool, texts } = recordingPool();
+    const s = store(table, { pool });
+    await parkAll(s, table);
+    texts.length = 0;
+    const page = await s.unparkPage(fence(2n), { limit: 20 });
+    expect(outcomes(page.results).map(([id]) => id)).toEqual(ids.filter((_, i) => i % 10 === 0));
+    expect([byRange(texts), byMarks(texts)]).toEqual([1, 1]);
+    expect(await marks(table)).toEqual([]);
+  });
+
+  // The range rolled back after a workflow of the page was cancelled, and while it waited marks were
+  // added before the page's (a peer's recovery parking): the page by its marks then lists those first,
+  // and the range's marks it no longer reaches are left to the next page, not called skipped.
+  it('after a rollback, reports no outcome for a mark the page by its marks did not reach', async () => {
+    const table = await hostTable([
+      ['c', 'running'],
+      ['d', 'running'],
+      ['e', 'running'],
+      ['a', 'done'],
+      ['b', 'done'],
+    ]);
+    const { store: s, waiting } = await namedStore(table, 'gd_range_vanish');
+    await parkAll(s, table);
+    const host = await hostTransaction();
+    await host.run(`UPDATE ${sqlName(table)} SET status = 'cancelled' WHERE id = 'd'`);
+    const first = s.unparkPage(fence(2n), { limit: 2 });
+    await waitFor('the page to wait on the host row lock', waiting);
+    await db.pool.query(`UPDATE ${sqlName(table)} SET status = 'paused' WHERE id IN ('a', 'b')`);
+    await db.pool.query(
+      `INSERT INTO "${db.schema}".parked (store_key, workflow_id, member_id, token)
+       SELECT $1, x, 'peer', 1 FROM unnest(ARRAY['a', 'b']) AS x`,
+      [table],
+    );
+    await host.commit();
+    const pages = [await first];
+    for (let cursor = pages[0]?.cursor; cursor !== undefined;) {
+      const next = await s.unparkPage(fence(2n), { limit: 2, cursor });
+      pages.push(next);
+      cursor = next.cursor;
+    }
+    const all = pages.flatMap((p) => outcomes(p.results));
+    expect(all).toEqual([
+      ['a', 'resumed'],
+      ['b', 'resumed'],
+      ['c', 'resumed'],
+      ['e', 'resumed'],
+    ]);
+    expect(await statuses(table)).toEqual({
+      a: 'running',
+      b: 'running',
+      c: 'running',
+      d: 'cancelled',
+      e: 'running',
+    });
     expect(await marks(table)).toEqual([]);
   });
 });

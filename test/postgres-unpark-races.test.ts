@@ -78,4 +78,29 @@ describe('PostgresWorkflowStore unpark and concurrent host transactions', () => 
     expect([hostError, pageError]).toEqual([undefined, undefined]);
     expect((await statuses(table)).b).toBe('running');
   });
+
+  // The same with the rows stored out of id order and a workflow still pausing (so the page goes by its
+  // marks, not by the host's range): on a table this small the planner finds the rows by a scan of the
+  // table, and a lock taken in the order of that scan (c before b) deadlocked with the host. The lock
+  // sits above an `ORDER BY` of the ids now, however the rows are found.
+  it('a host transaction touching workflows in id order does not deadlock with a page by its marks, rows stored out of order', async () => {
+    const {
+      table,
+      store: s,
+      waiting,
+    } = await parkedTable(['c', 'b', 'a', 'd'], NAME, { paused: ['a', 'b', 'c'] });
+    // statistics that say how small the table is
+    await tables.db.pool.query(`ANALYZE ${sqlName(table)}`);
+    const host = await hostTransaction();
+    await host.run(`UPDATE ${sqlName(table)} SET beat = beat + 1 WHERE id = 'b'`);
+    const unparking = settle(s.unparkPage(fence(2n), { limit: 10 }));
+    await waitFor('the page to wait on the host row lock', waiting);
+    const second = await settle(host.run(`UPDATE ${sqlName(table)} SET beat = beat + 1 WHERE id = 'c'`));
+    const hostError = (second as { code?: string } | null)?.code;
+    if (hostError === undefined) await host.commit();
+    const page = await unparking;
+    const pageError = (page as { code?: string } | null)?.code;
+    expect([hostError, pageError]).toEqual([undefined, undefined]);
+    expect(await statuses(table)).toEqual({ a: 'running', b: 'running', c: 'running', d: 'pausing' });
+  });
 });

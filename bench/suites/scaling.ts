@@ -242,7 +242,8 @@ async function run({ quick, progress }: SuiteContext): Promise<SuiteBody> {
       `suites (the recovery's baseline is their sum). The coordinator is an in-process MemoryCoordinator, ` +
       `so that the store is what is measured; default \`batchSize\` (2,000). The million-workflow point runs ` +
       `once (it alone takes minutes): its figure is one sample, not a median. PostgreSQL: the tables of the ` +
-      `parking suite (a \`pg.Pool\`, max 4; TRUNCATE, INSERT, VACUUM ANALYZE before every run). ` +
+      `parking suite (a \`pg.Pool\`, max 4; TRUNCATE, INSERT, VACUUM ANALYZE before every run, the ` +
+      `store's recovery counts emptied and vacuumed too). ` +
       SQLITE_TABLES,
     tables: measured.map((m) => table(m.name, m.points)),
     checks: measured.map((m) => check(m.name, m.points)),

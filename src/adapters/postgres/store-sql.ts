@@ -47,6 +47,12 @@ export function inline(text: string, values: readonly unknown[]): string {
  * so that the marks' ids name exactly the rows they came from.
  */
 const RANGE_TYPES = new Set(['text', 'character varying']);
+/**
+ * How many rows of the host's a resume by range walks per workflow of the page, at most (and 16 more): a
+ * range where the page's workflows are sparser than that (finished workflows between them) goes by the
+ * marks, so the walk never costs much more than the page.
+ */
+const RANGE_SPREAD = 2;
 
 /** Runs one statement, resolving with its rows. */
 export type QueryRows = (text: string, values: unknown[]) => Promise<readonly unknown[]>;
@@ -78,7 +84,9 @@ export async function inspectHostTable(query: QueryRows, host: HostTable, prefix
        quote_ident(n.nspname) || '.' || quote_ident(c.relname) AS qualified,${typeOf('a', 'id')},${typeOf('o', 'owner')},
        EXISTS (SELECT 1 FROM pg_attribute s
         WHERE s.attrelid = c.oid AND s.attname = $3 AND s.attnum > 0 AND NOT s.attisdropped) AS "hasStatus",
-       c.relkind = 'p' OR EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = c.oid) AS "hasChildren"
+       c.relkind = 'p' OR EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = c.oid) AS "hasChildren",
+       EXISTS (SELECT 1 FROM pg_index x
+        WHERE x.indrelid = c.oid AND x.indkey[0] = a.attnum AND (x.indoption[0] & 1) = 1) AS "idDescending"
      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
      ${column('a', '$2')}
      ${column('o', '$4')}
@@ -93,6 +101,7 @@ export async function inspectHostTable(query: QueryRows, host: HostTable, prefix
     ownerCollation: string | null;
     hasStatus: boolean;
     hasChildren: boolean;
+    idDescending: boolean;
   }[];
   if (row === undefined) {
     throw new ConfigurationError(
@@ -118,7 +127,10 @@ export async function inspectHostTable(query: QueryRows, host: HostTable, prefix
   // A partitioned table, or one with inheritance children, spans several tables: a row's ctid is unique
   // within one of them only, so its rows are written by key (see storeSql).
   const byKey = row.hasChildren;
-  return { storeKey, qualified, idType, idCollation: row.idCollation ?? undefined, owner, byKey };
+  // An index that orders the ids descending could serve a walk of their range, which would then lock the
+  // rows against id order: such a table's resume goes by its marks (see `unparkRange`).
+  const byRange = !byKey && RANGE_TYPES.has(idType) && !row.idDescending;
+  return { storeKey, qualified, idType, idCollation: row.idCollation ?? undefined, owner, byKey, byRange };
 }
 
 /**
@@ -194,8 +206,9 @@ export function storeSql(
    * (`notePaused`, the trigger) is left alone and its workflow not resumed. The marks are deleted by
    * their row, and the workflows resumed by the row their lock found (no second lookup); a workflow
    * another transaction updated since the statement began is past its snapshot: `q`, resumed by key
-   * (`resumeByKey`) in the same transaction. The workflows are locked by primary key from an array,
-   * however small the planner takes the host's table to be. One row: `page`, a JSON array of the ids,
+   * (`resumeByKey`) in the same transaction. The workflows are found by key from an array and locked
+   * in id order (`ORDER BY`: a lock above the order, however the planner finds the rows, even by a scan
+   * of a table it takes to be small, whose rows may be stored in any order). One row: `page`, a JSON array of the ids,
    * each after a character: `r` resumed, `w` still pausing (left parked), `q` to resume by key, `s`
    * skipped. `deferLast`: the transaction commits without waiting for the WAL flush (`synchronous_commit`
    * off) when more marks follow the page; the last page's commit waits, as the session is configured,
@@ -208,15 +221,15 @@ export function storeSql(
         ${where}
         ORDER BY p.workflow_id${paged ? ' LIMIT $2 + 1' : ''}),
       held AS MATERIALIZED (
-        SELECT l.n, t.${ROW} AS row, t.${ST}::text = $4 AS paused${withPausing ? `, t.${ST}::text = $5 AS pausing` : ''}
-        FROM page l JOIN ${T} t ON t.${ID} = ${asId('l.workflow_id')}
-          AND t.${ID} = ANY(ARRAY(SELECT ${asId('x.workflow_id')} FROM page x WHERE x.n <= $2))
-        WHERE ${FENCE_OK} AND l.n <= $2
+        SELECT t.${ID} AS key, t.${ROW} AS row, t.${ST}::text = $4 AS paused${withPausing ? `, t.${ST}::text = $5 AS pausing` : ''}
+        FROM ${T} t
+        WHERE ${FENCE_OK} AND t.${ID} = ANY(ARRAY(SELECT ${asId('x.workflow_id')} FROM page x WHERE x.n <= $2))
+        ORDER BY t.${ID}
         FOR NO KEY UPDATE OF t),
       listed AS (
         SELECT l.n, l.mark, l.workflow_id, h.row, h.paused IS TRUE AS paused,
           ${withPausing ? 'h.pausing IS TRUE' : 'false'} AS pausing
-        FROM page l LEFT JOIN held h ON h.n = l.n WHERE l.n <= $2),
+        FROM page l LEFT JOIN held h ON h.key = ${asId('l.workflow_id')} WHERE l.n <= $2),
       cleared AS (
         DELETE FROM ${S}.parked p
         WHERE ${FENCE_OK} AND p.ctid = ANY(ARRAY(SELECT l.mark FROM listed l WHERE NOT l.pausing))
@@ -414,43 +427,45 @@ export function storeSql(
         deferLast,
       ),
     /**
-     * `unparkPage` by the host's range, where the id column holds text (`undefined` otherwise): $1 store
-     * key, $2 limit, $3 running, $4 paused [, $5 cursor]. The page's marks are listed as `unparkPage`
-     * lists them, `(cursor, last]` in "C" order; the host's primary key is then walked over the same
-     * bounds, in its own collation, and the page's workflows found `paused` there are counted (`found`).
-     * Only when every mark of the page is found so (`fast`), one `UPDATE` walks the range again in id
-     * order (the index scan locks the rows as it goes: the order `unparkMarks` takes) and resumes those of
-     * them still paused, whose marks are then deleted (after the rows are locked: the mark trigger's
+     * `unparkPage` by the host's range, where the id column holds text and no index orders it descending
+     * (`undefined` otherwise): $1 store key, $2 limit, $3 running, $4 paused [, $5 cursor]. The page's
+     * marks are listed as `unparkPage` lists them, by id in "C" order; the host's primary key is then
+     * walked from the page's first id to its last, in the column's own collation and at most
+     * `RANGE_SPREAD` rows per mark (and 16), and the page's workflows found `paused` there are counted
+     * (`found`). Only when every mark of the page is found so (`fast`), one `UPDATE` walks the range again
+     * in id order (the index scan locks the rows as it goes: the order `unparkMarks` takes) and resumes
+     * those still paused, whose marks are then deleted (after the rows are locked: the mark trigger's
      * order). No other row is written: not a workflow a user paused inside the range (it has no mark, so
-     * it is not among those found). Otherwise (a mark whose workflow is `pausing`
-     * or gone, or ids whose order in the column's collation is not the marks': the range misses some)
-     * nothing is written. The transaction must forbid sequential and bitmap scans (`SET LOCAL`), so that
-     * the walk is the primary key's. One row: `fast`; `whole`, every workflow of the page resumed and
-     * every mark deleted by this statement (when not, a concurrent transaction changed a workflow or
-     * dropped a mark, `notePaused()`: the caller rolls the transaction back and runs `unparkPage`, which
-     * resumes a workflow only when it deleted its mark); `page` as `unparkPage`'s, each id after `r`
-     * (resumed) or `w`; with `deferLast`, the commit setting as there.
+     * it is not among those found). Otherwise (a mark whose workflow is `pausing` or gone, ids whose order
+     * in the column's collation is not the marks', or a range too sparse) nothing is written. The
+     * transaction must forbid sequential and bitmap scans (`SET LOCAL`), so that the walk is an index's
+     * that starts with the id (ascending: see `inspectHostTable`). One row: `fast`; `whole`, every
+     * workflow of the page resumed and every mark deleted by this statement (when not, a concurrent
+     * transaction changed a workflow or dropped a mark, `notePaused()`: the caller rolls the transaction
+     * back and runs `unparkPage`, which resumes a workflow only when it deleted its mark); `page` as
+     * `unparkPage`'s, each id after `r` (resumed) or `w`; with `deferLast`, the commit setting as there.
      */
-    unparkRange:
-      info.byKey || !RANGE_TYPES.has(info.idType)
-        ? undefined
-        : (withCursor: boolean, deferLast: boolean) => {
-            const above = withCursor ? ` AND t.${ID} > ${asId('$5')}` : '';
-            const range = `t.${ID} <= ${asId('(SELECT s.last FROM span s)')}${above}`;
-            // `IS TRUE`: a test the planner keeps as a subquery, hashed once, rather than turn it into a join
-            // (which it plans as a loop over the page for every row, taking the page for a few rows).
-            const key = `(t.${ID}::text COLLATE "C")`;
-            return `
+    unparkRange: !info.byRange
+      ? undefined
+      : (withCursor: boolean, deferLast: boolean) => {
+          // The page's own bounds, its first and last id: rows before the first are none of its business.
+          const range = `t.${ID} >= ${asId('(SELECT s.first FROM span s)')} AND t.${ID} <= ${asId('(SELECT s.last FROM span s)')}`;
+          // `IS TRUE`: a test the planner keeps as a subquery, hashed once, rather than turn it into a join
+          // (which it plans as a loop over the page for every row, taking the page for a few rows).
+          const key = `(t.${ID}::text COLLATE "C")`;
+          return `
       WITH page AS MATERIALIZED (
         SELECT p.workflow_id, row_number() OVER (ORDER BY p.workflow_id) AS n
         FROM ${S}.parked p
         WHERE p.store_key = $1${withCursor ? ' AND p.workflow_id > ($5 COLLATE "C")' : ''}
         ORDER BY p.workflow_id LIMIT $2 + 1),
-      span AS MATERIALIZED (SELECT count(*) AS k, max(x.workflow_id) AS last FROM page x WHERE x.n <= $2),
+      span AS MATERIALIZED (
+        SELECT count(*) AS k, min(x.workflow_id) AS first, max(x.workflow_id) AS last FROM page x WHERE x.n <= $2),
       found AS MATERIALIZED (
-        SELECT ${key} AS key FROM ${T} t
-        WHERE ${range} AND (t.${ST} = $4) IS TRUE
-          AND (${key} IN (SELECT x.workflow_id FROM page x WHERE x.n <= $2)) IS TRUE),
+        SELECT w.key FROM (
+          SELECT ${key} AS key, t.${ST} AS status FROM ${T} t WHERE ${range}
+          ORDER BY t.${ID} LIMIT ${RANGE_SPREAD} * (SELECT s.k FROM span s) + 16) w
+        WHERE (w.status = $4) IS TRUE AND (w.key IN (SELECT x.workflow_id FROM page x WHERE x.n <= $2)) IS TRUE),
       judged AS MATERIALIZED (SELECT (SELECT count(*) FROM found) = (SELECT s.k FROM span s) AS fast),
       resumed AS (
         UPDATE ${T} AS t SET ${ST} = $3
@@ -476,7 +491,7 @@ export function storeSql(
               : ''
           }
       FROM page g`;
-          },
+        },
     /** $1 ids, $2 store key. Rows: `ord` of each dropped mark (ids taken to the column's text form). */
     notePaused: (byType: boolean) => `
       WITH ${input(false)},

@@ -60,7 +60,6 @@ type EvictMembers = (
 const debug = createDebug('graceful-drain:postgres');
 
 const CAPABILITIES: WorkflowStoreCapabilities = Object.freeze({ fencing: 'monotonic' });
-/** Types whose values every text converts to, so ids never need the fallback comparison. */
 /** Resume pages run by their marks after one whose range did not hold it (see `unparkPage`). */
 const SEARCH_PAGES = 8;
 /**
@@ -80,6 +79,7 @@ class RangeRaced extends Error {
 
 /** Compares ids as the marks order them (`"C"`: by their UTF-8 bytes). */
 const byMarkOrder = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b));
+/** Types whose values every text converts to, so ids never need the fallback comparison. */
 const TEXT_TYPES = new Set(['text', 'character varying', 'bpchar', 'name', 'citext']);
 /** `diagnose()`: rows sampled for the values shown, values shown, and the bound of its one scan. */
 const DIAGNOSE_SAMPLE_ROWS = 1000;
@@ -371,8 +371,12 @@ export class PostgresWorkflowStore implements WorkflowStore {
       if (state === 'w') stillPausing++;
       else results.push({ id, outcome: state === 'r' ? 'resumed' : 'skipped' });
     }
-    if (vanished.length > 0) {
-      for (const id of vanished) results.push({ id, outcome: 'skipped' });
+    // Only those the page by its marks would have listed: marks added before them meanwhile (a peer's
+    // recovery) can push a mark still there past the page, to be done by the next one.
+    const reached = page.cursor === undefined ? undefined : page.items[page.items.length - 1];
+    const gone = vanished.filter((id) => reached === undefined || byMarkOrder(id, reached) < 0);
+    if (gone.length > 0) {
+      for (const id of gone) results.push({ id, outcome: 'skipped' });
       results.sort((a, b) => byMarkOrder(a.id, b.id));
     }
     debug('unparkPage: %d listed, %d still pausing', page.items.length, stillPausing);
