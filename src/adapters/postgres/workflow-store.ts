@@ -702,10 +702,10 @@ export class PostgresWorkflowStore implements WorkflowStore {
             throw new RangeRaced(pageRow(judged.page).ids);
           }
           if (judged?.fast !== true) {
-            // The range did not hold the page (a mark pausing or gone, or ids out of the marks' order): the
-            // page by its marks, in the same transaction (the range wrote nothing), with the planner's choices
-            // back; and the next pages too, so that a table whose ids never order as the marks' seldom pays
-            // for the range's walk.
+            // The range did not hold the page (a mark pausing or gone, ids out of the marks' order, or
+            // finished workflows thick between the parked ones): the page by its marks, in the same
+            // transaction (the range wrote nothing), with the planner's choices back; and the next pages
+            // too, so that a table whose ids never order as the marks' seldom pays for the range's walk.
             this.#searchPages = SEARCH_PAGES;
             await q.query('SET LOCAL enable_seqscan = on; SET LOCAL enable_bitmapscan = on');
             rows = (await q.query(inline(statement, values))).rows;
