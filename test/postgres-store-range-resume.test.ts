@@ -7,18 +7,21 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { PgPool, PgPoolClient } from '../src/adapters/postgres/index.js';
-import {
-  BEAT_COLUMNS,
-  fence,
-  outcomes,
-  pgStoreTables,
-  settle,
-  sqlName,
-  waitFor,
-} from './support/pg-store-tables.js';
+import { BEAT_COLUMNS, fence, outcomes, pgStoreTables, sqlName, waitFor } from './support/pg-store-tables.js';
 
 const tables = pgStoreTables('gd_pg_range_resume', { columns: BEAT_COLUMNS });
-const { db, hostTable, hostTransaction, namedStore, parkedTable, store, statuses, setStatus, marks } = tables;
+const {
+  db,
+  heartbeatRace,
+  hostTable,
+  hostTransaction,
+  namedStore,
+  parkedTable,
+  store,
+  statuses,
+  setStatus,
+  marks,
+} = tables;
 
 /** Parks every workflow of `table` through `s` (to `pausing`: the file's statuses), then has them paused. */
 async function parkAll(s: ReturnType<typeof store>, table: string, token = 1n): Promise<void> {
@@ -127,18 +130,10 @@ describe('PostgresWorkflowStore resume by the host range', () => {
   // transaction that heartbeats paused workflows in id order waits for it or it for the host, never both.
   it('a host transaction touching paused workflows in id order does not deadlock with the range', async () => {
     // Stored in the reverse of id order: a scan of the table would reach c first, then wait for b.
-    const { table, store: s, waiting } = await parkedTable(['c', 'b', 'a'], 'gd_range_races');
-    const host = await hostTransaction();
-    await host.run(`UPDATE ${sqlName(table)} SET beat = beat + 1 WHERE id = 'b'`);
-    const unparking = settle(s.unparkPage(fence(2n), { limit: 10 }));
-    await waitFor('the page to wait on the host row lock', waiting);
-    const second = await settle(host.run(`UPDATE ${sqlName(table)} SET beat = beat + 1 WHERE id = 'c'`));
-    const hostError = (second as { code?: string } | null)?.code;
-    if (hostError === undefined) await host.commit();
-    const page = await unparking;
-    expect([hostError, (page as { code?: string } | null)?.code]).toEqual([undefined, undefined]);
-    expect(await statuses(table)).toEqual({ a: 'running', b: 'running', c: 'running' });
-    expect(await marks(table)).toEqual([]);
+    const named = await parkedTable(['c', 'b', 'a'], 'gd_range_races');
+    expect(await heartbeatRace(named.table, named, 'b', 'c')).toEqual({ host: undefined, page: undefined });
+    expect(await statuses(named.table)).toEqual({ a: 'running', b: 'running', c: 'running' });
+    expect(await marks(named.table)).toEqual([]);
   });
 
   // A user's pause of a parked workflow while the range runs: the mark goes in the user's transaction,
@@ -169,20 +164,12 @@ describe('PostgresWorkflowStore resume by the host range', () => {
       'id text PRIMARY KEY, status text NOT NULL, beat integer NOT NULL DEFAULT 0',
     );
     await db.pool.query(`CREATE INDEX ON ${sqlName(table)} (id DESC)`);
-    const { store: s, waiting } = await namedStore(table, 'gd_range_desc');
-    await parkAll(s, table);
+    const named = await namedStore(table, 'gd_range_desc');
+    await parkAll(named.store, table);
     const recorded = recordingPool();
     const probe = store(table, { pool: recorded.pool });
     await probe.listParked({ limit: 1 });
-    const host = await hostTransaction();
-    await host.run(`UPDATE ${sqlName(table)} SET beat = beat + 1 WHERE id = 'b'`);
-    const unparking = settle(s.unparkPage(fence(2n), { limit: 10 }));
-    await waitFor('the page to wait on the host row lock', waiting);
-    const second = await settle(host.run(`UPDATE ${sqlName(table)} SET beat = beat + 1 WHERE id = 'c'`));
-    const hostError = (second as { code?: string } | null)?.code;
-    if (hostError === undefined) await host.commit();
-    const page = await unparking;
-    expect([hostError, (page as { code?: string } | null)?.code]).toEqual([undefined, undefined]);
+    expect(await heartbeatRace(table, named, 'b', 'c')).toEqual({ host: undefined, page: undefined });
     expect(await statuses(table)).toEqual({ a: 'running', b: 'running', c: 'running' });
     // the same table through a store that records its statements: by the marks
     await db.pool.query(`UPDATE ${sqlName(table)} SET status = 'running'`);

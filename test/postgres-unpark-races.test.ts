@@ -6,18 +6,10 @@
  * resumed), the third deadlocked. Locking every row of the page in one scan, first, passes them.
  */
 import { describe, expect, it } from 'vitest';
-import {
-  BEAT_COLUMNS,
-  fence,
-  outcomes,
-  pgStoreTables,
-  settle,
-  sqlName,
-  waitFor,
-} from './support/pg-store-tables.js';
+import { BEAT_COLUMNS, fence, outcomes, pgStoreTables, sqlName, waitFor } from './support/pg-store-tables.js';
 
 const tables = pgStoreTables('gd_pg_unpark_races', { columns: BEAT_COLUMNS });
-const { hostTransaction, statuses, marks, parkedTable } = tables;
+const { heartbeatRace, hostTransaction, statuses, marks, parkedTable } = tables;
 const NAME = 'gd_unpark_races';
 
 describe('PostgresWorkflowStore unpark and concurrent host transactions', () => {
@@ -62,21 +54,11 @@ describe('PostgresWorkflowStore unpark and concurrent host transactions', () => 
   // unpark holds `b` and waits for `a`, the host then waits for `b`; PostgreSQL aborts one of the two
   // after deadlock_timeout (the host's work, or the resume page, fails with 40P01).
   it('a host transaction touching workflows in id order does not deadlock with unparkPage()', async () => {
-    const { table, store: s, waiting } = await parkedTable(['a', 'b'], NAME, { paused: ['b'] });
-    // a is still pausing: the host's engine heartbeats a, then b, in one transaction
-    const host = await hostTransaction();
-    await host.run(`UPDATE ${sqlName(table)} SET beat = beat + 1 WHERE id = 'a'`);
-    const unparking = settle(s.unparkPage(fence(2n), { limit: 10 }));
-    await waitFor('the page to wait on the host row lock', waiting);
-    const hostSecond = settle(host.run(`UPDATE ${sqlName(table)} SET beat = beat + 1 WHERE id = 'b'`));
-    const second = await hostSecond;
-    const hostError = (second as { code?: string } | null)?.code;
-    if (hostError === undefined) await host.commit();
-    const page = await unparking;
-    const pageError = (page as { code?: string } | null)?.code;
-    // neither the host's update nor the resume is aborted as a deadlock victim
-    expect([hostError, pageError]).toEqual([undefined, undefined]);
-    expect((await statuses(table)).b).toBe('running');
+    const named = await parkedTable(['a', 'b'], NAME, { paused: ['b'] });
+    // a is still pausing: the host's engine heartbeats a, then b, in one transaction; neither the host's
+    // update nor the resume is aborted as a deadlock victim
+    expect(await heartbeatRace(named.table, named, 'a', 'b')).toEqual({ host: undefined, page: undefined });
+    expect((await statuses(named.table)).b).toBe('running');
   });
 
   // The same with the rows stored out of id order and a workflow still pausing (so the page goes by its
@@ -84,23 +66,10 @@ describe('PostgresWorkflowStore unpark and concurrent host transactions', () => 
   // table, and a lock taken in the order of that scan (c before b) deadlocked with the host. The lock
   // sits above an `ORDER BY` of the ids now, however the rows are found.
   it('a host transaction touching workflows in id order does not deadlock with a page by its marks, rows stored out of order', async () => {
-    const {
-      table,
-      store: s,
-      waiting,
-    } = await parkedTable(['c', 'b', 'a', 'd'], NAME, { paused: ['a', 'b', 'c'] });
+    const named = await parkedTable(['c', 'b', 'a', 'd'], NAME, { paused: ['a', 'b', 'c'] });
     // statistics that say how small the table is
-    await tables.db.pool.query(`ANALYZE ${sqlName(table)}`);
-    const host = await hostTransaction();
-    await host.run(`UPDATE ${sqlName(table)} SET beat = beat + 1 WHERE id = 'b'`);
-    const unparking = settle(s.unparkPage(fence(2n), { limit: 10 }));
-    await waitFor('the page to wait on the host row lock', waiting);
-    const second = await settle(host.run(`UPDATE ${sqlName(table)} SET beat = beat + 1 WHERE id = 'c'`));
-    const hostError = (second as { code?: string } | null)?.code;
-    if (hostError === undefined) await host.commit();
-    const page = await unparking;
-    const pageError = (page as { code?: string } | null)?.code;
-    expect([hostError, pageError]).toEqual([undefined, undefined]);
-    expect(await statuses(table)).toEqual({ a: 'running', b: 'running', c: 'running', d: 'pausing' });
+    await tables.db.pool.query(`ANALYZE ${sqlName(named.table)}`);
+    expect(await heartbeatRace(named.table, named, 'b', 'c')).toEqual({ host: undefined, page: undefined });
+    expect(await statuses(named.table)).toEqual({ a: 'running', b: 'running', c: 'running', d: 'pausing' });
   });
 });

@@ -172,6 +172,18 @@ export interface PgStoreTables {
    * `rollback` (rolled back after the test otherwise).
    */
   hostTransaction(): Promise<HostTransaction>;
+  /**
+   * A host transaction that heartbeats (`beat + 1`, a {@link BEAT_COLUMNS} table) workflow `first`, then,
+   * once `named`'s `unparkPage()` of the marks waits for that row, workflow `second`, and commits: the
+   * error code of each side (the host's second update, the page), `undefined` when it succeeded. With
+   * `first` before `second` in id order, a page that locks in id order never deadlocks with it.
+   */
+  heartbeatRace(
+    table: string,
+    named: Pick<NamedStore, 'store' | 'waiting'>,
+    first: string,
+    second: string,
+  ): Promise<{ readonly host: string | undefined; readonly page: string | undefined }>;
   /** The rows of a query on the shared pool. */
   rows<T>(text: string, values?: unknown[]): Promise<T[]>;
   /** The host table's status of each id, ids as text. */
@@ -309,6 +321,18 @@ export function pgStoreTables(prefix: string, options: PgStoreTablesOptions = {}
         commit: () => end('COMMIT'),
         rollback: () => end('ROLLBACK'),
       };
+    },
+    async heartbeatRace(table, { store: s, waiting }, first, second) {
+      const host = await tables.hostTransaction();
+      await host.run(`UPDATE ${sqlName(table)} SET beat = beat + 1 WHERE id = '${first}'`);
+      const unparking = settle(s.unparkPage(fence(2n), { limit: 10 }));
+      await waitFor('the page to wait on the host row lock', waiting);
+      const updated = await settle(
+        host.run(`UPDATE ${sqlName(table)} SET beat = beat + 1 WHERE id = '${second}'`),
+      );
+      const codeOf = (outcome: unknown): string | undefined => (outcome as { code?: string } | null)?.code;
+      if (codeOf(updated) === undefined) await host.commit();
+      return { host: codeOf(updated), page: codeOf(await unparking) };
     },
     rows,
     async statuses(table) {

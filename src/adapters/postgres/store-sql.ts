@@ -54,6 +54,14 @@ const RANGE_TYPES = new Set(['text', 'character varying']);
  */
 const RANGE_SPREAD = 2;
 
+/**
+ * A column of a resume page's row (`commit`) that sets the transaction to commit without waiting for the
+ * WAL flush when more marks follow the page (`page` listed `$2 + 1`), as the session is configured else.
+ */
+const DEFER_UNLESS_LAST = `,
+        set_config('synchronous_commit', CASE WHEN (SELECT count(*) FROM page) > $2 THEN 'off'
+          ELSE current_setting('synchronous_commit') END, true) AS commit`;
+
 /** Runs one statement, resolving with its rows. */
 export type QueryRows = (text: string, values: unknown[]) => Promise<readonly unknown[]>;
 
@@ -246,13 +254,7 @@ export function storeSql(
           WHEN g.workflow_id IN (SELECT c.workflow_id FROM cleared c)
             AND g.n IN (SELECT l.n FROM listed l WHERE l.paused) THEN 'q'
           ELSE 's' END || g.workflow_id
-        ORDER BY g.n)::text AS page${
-          deferLast
-            ? `,
-        set_config('synchronous_commit', CASE WHEN (SELECT count(*) FROM page) > $2 THEN 'off'
-          ELSE current_setting('synchronous_commit') END, true) AS commit`
-            : ''
-        }
+        ORDER BY g.n)::text AS page${deferLast ? DEFER_UNLESS_LAST : ''}
       FROM page g`;
 
   /**
@@ -483,13 +485,7 @@ export function storeSql(
         (SELECT count(*) FROM resumed) = (SELECT s.k FROM span s)
           AND (SELECT count(*) FROM cleared) = (SELECT s.k FROM span s) AS whole,
         json_agg(CASE WHEN g.workflow_id IN (SELECT r.key FROM resumed r) THEN 'r' ELSE 'w' END || g.workflow_id
-          ORDER BY g.n)::text AS page${
-            deferLast
-              ? `,
-        set_config('synchronous_commit', CASE WHEN (SELECT count(*) FROM page) > $2 THEN 'off'
-          ELSE current_setting('synchronous_commit') END, true) AS commit`
-              : ''
-          }
+          ORDER BY g.n)::text AS page${deferLast ? DEFER_UNLESS_LAST : ''}
       FROM page g`;
         },
     /** $1 ids, $2 store key. Rows: `ord` of each dropped mark (ids taken to the column's text form). */
