@@ -25,6 +25,36 @@ const fence = (token?: bigint): Fence => ({ memberId: 'm1', token });
 const WITH_PAUSING = { running: 'running', pausing: 'pausing', paused: 'paused' };
 const PLAIN = { running: 'running', paused: 'paused' };
 
+/**
+ * `db` behind a proxy that records the SQL of every statement it runs (its handle otherwise untouched), so
+ * that a test can tell which way a page went.
+ */
+function recording(db: TestDatabase): { readonly db: TestDatabase; readonly ran: string[] } {
+  const ran: string[] = [];
+  const wrap = (statement: object, sql: string): object =>
+    new Proxy(statement, {
+      get(target, key) {
+        const value: unknown = Reflect.get(target, key, target);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]): unknown => {
+          if (key === 'run' || key === 'get' || key === 'all' || key === 'iterate') ran.push(sql);
+          const result: unknown = value.apply(target, args);
+          return result === target ? wrap(target, sql) : result;
+        };
+      },
+    });
+  const proxied = new Proxy(db, {
+    get(target, key) {
+      const value: unknown = Reflect.get(target, key, target);
+      if (key === 'prepare' && typeof value === 'function') {
+        return (sql: string): object => wrap(value.call(target, sql) as object, sql);
+      }
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return { db: proxied, ran };
+}
+
 /** A host table (`schema`, or the default one) holding `rows`, a store with `statuses`, all parked. */
 async function parked(
   rows: [string, string][],
@@ -237,6 +267,35 @@ forEachDriver(() => {
       expect(new Set(order)).toEqual(new Set(ids));
       expect(Object.values(statusesById(db))).toEqual(ids.map(() => 'running'));
       expect(markIds(db)).toEqual([]);
+    });
+
+    // The range read is the page's own, from its first mark to its last: a workflow a user paused before
+    // the first mark (no mark) used to be read with the first page (all ids up to its last), whose text
+    // then differed from the marks', and the page went by a search per mark.
+    it("reads a page's range from its first mark: a user's pause before it does not send the page to a search", async () => {
+      const { db } = hostDatabase();
+      insert(db, [
+        ['a', 'done'],
+        ['b', 'running'],
+        ['c', 'running'],
+        ['d', 'running'],
+      ]);
+      const recorded = recording(db);
+      const s = store({ database: recorded.db, table: 'workflows', statuses: PLAIN });
+      await parkAllPages(s, fence(1n));
+      // a user pauses a, which was not running: paused, no mark, before the page's first mark
+      db.exec("UPDATE workflows SET status = 'paused' WHERE id = 'a'");
+      recorded.ran.length = 0;
+      const { results } = await unparkAllPages(s, fence(2n), 10);
+      expect(results.map((r) => [r.id, r.outcome])).toEqual([
+        ['b', 'resumed'],
+        ['c', 'resumed'],
+        ['d', 'resumed'],
+      ]);
+      expect(statusesById(db)).toEqual({ a: 'paused', b: 'running', c: 'running', d: 'running' });
+      expect(markIds(db)).toEqual([]);
+      const byRange = recorded.ran.filter((sql) => sql.startsWith('UPDATE') && sql.includes('>= ?'));
+      expect(byRange).toHaveLength(1);
     });
 
     it('a page of exactly the limit with nothing after it ends the listing', async () => {

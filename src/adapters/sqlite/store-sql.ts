@@ -18,8 +18,9 @@ import type { CompiledStoreOptions } from './options.js';
 export const CHUNK = 512;
 
 /**
- * How long a page's listing may take (ms, plus so much per id listed) before its writes go by id rather
- * than by range: a dense page lists in about 0.2 µs an id, a sparse one walks every id between.
+ * How long a page's listing (a resume's: its range's reading) may take (ms, plus so much per id listed)
+ * before its writes go by id rather than by range: a dense page lists in about 0.2 µs an id, a sparse
+ * one walks every id between.
  */
 const SPARSE_MS = 1;
 const SPARSE_MS_PER_ID = 0.004;
@@ -222,26 +223,22 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions, info: Ho
     .prepare<[string], number>(`SELECT EXISTS (SELECT 1 FROM ${marks} WHERE id > ?)`)
     .pluck();
   // Where the host's ids order as the marks' do (info.idOrderedAsMarks), the paused ids of the host's
-  // range of a page, as one JSON array in the order the plan reads them (the id index's, where the table
-  // is large enough for the range to be searched): the same text as the page's listing only when the
-  // page's marks are the range's paused workflows, and then the range is resumed by a walk of the host's
-  // id index (`resumeRange`), with no search per mark. Read in another order (a small table scanned in
-  // rowid order), the text differs and the page goes by a search per mark: slower, never wrong. No
-  // ORDER BY: sorting the range costs more than the search it saves. Both test the status by the one
-  // expression.
-  const pausedInRange = (range: string) =>
-    db
-      .prepare<unknown[], string>(
-        `SELECT json_group_array(t.${id}) FROM ${host} AS t WHERE likelihood(t.${status} = ?, 1.0) AND ${range}`,
-      )
-      .pluck();
-  const pausedFrom = pausedInRange(`t.${id} > ? AND t.${id} <= ?`);
-  const pausedFirst = pausedInRange(`t.${id} <= ?`);
-  const pausedJson = (paused: string, cursor: string | undefined, last: string): string =>
-    cursor === undefined ? pausedFirst.get(paused, last)! : pausedFrom.get(paused, cursor, last)!;
-  const resumeRange = ranged(
-    `t.${id}`,
-    (range) => `UPDATE ${host} AS t SET ${status} = ? WHERE likelihood(t.${status} = ?, 1.0) AND ${range}`,
+  // range of a page, from its first id to its last, as one JSON array in the order the plan reads them
+  // (the id index's, where the table is large enough for the range to be searched): the same text as the
+  // page's listing only when the page's marks are the range's paused workflows, and then the range is
+  // resumed by a walk of the host's id index (`resumeRange`), with no search per mark. Read in another
+  // order (a small table scanned in rowid order), the text differs and the page goes by a search per
+  // mark: slower, never wrong. No ORDER BY: sorting the range costs more than the search it saves. Both
+  // test the status by the one expression, so that an index on (status, id), where the host has one,
+  // serves both.
+  const pausedJson = db
+    .prepare<unknown[], string>(
+      `SELECT json_group_array(t.${id}) FROM ${host} AS t
+        WHERE likelihood(t.${status} = ?, 1.0) AND t.${id} >= ? AND t.${id} <= ?`,
+    )
+    .pluck();
+  const resumeRange = db.prepare(
+    `UPDATE ${host} AS t SET ${status} = ? WHERE likelihood(t.${status} = ?, 1.0) AND t.${id} >= ? AND t.${id} <= ?`,
   );
   // Each row one text: the state's letter (i: pausing, p: paused, o: other), then the id.
   const markStatesSql = (range: string) =>
@@ -317,8 +314,8 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions, info: Ho
    * The page's resume of its marked paused workflows, quiet where it can be (the page's marks are then
    * all left): the rows it resumed, or -1 when it must be rolled back. Quiet only over a host's table with
    * one row per id, where a count of the page's marks means that each one's workflow was paused; by the
-   * host's range where its ids order as the marks' and the range's paused workflows are the page's marks
-   * (`listed`, the page's ids as one JSON array).
+   * host's range, from the page's `first` id to its `last`, where its ids order as the marks' and the
+   * range's paused workflows are the page's marks (`listed`, the page's `count` ids as one JSON array).
    */
   const resumeMarkedPage = (
     running: string,
@@ -326,6 +323,8 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions, info: Ho
     cursor: string | undefined,
     last: string,
     listed: string,
+    first: string,
+    count: number,
   ): number => {
     if (!info.idUnique || awakePages > 0) {
       if (awakePages > 0) awakePages--;
@@ -334,9 +333,13 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions, info: Ho
     // Not where the listing holds U+FFFD: an id that is not valid UTF-8 reads as it in JavaScript, where
     // two such ids would compare equal; without it, equal texts mean equal ids.
     if (info.idOrderedAsMarks && searchPages === 0 && !listed.includes('\uFFFD')) {
-      if (pausedJson(paused, cursor, last) === listed) {
-        return resumeQuietly(() => resumeRange([running, paused], cursor, last));
-      }
+      const reading = now();
+      const same = pausedJson.get(paused, first, last) === listed;
+      // A range that took long to read walked many rows that are not the page's (finished workflows
+      // between its marks, with no index on (status, id)): the UPDATE would walk them again, so the page
+      // goes by a search per mark, as do the next ones.
+      const sparse = now() - reading > SPARSE_MS + count * SPARSE_MS_PER_ID;
+      if (same && !sparse) return resumeQuietly(() => resumeRange.run(running, paused, first, last).changes);
       searchPages = 8;
     } else if (searchPages > 0) searchPages--;
     return resumeQuietly(() => resumePage([running], cursor, last, paused));
@@ -635,7 +638,10 @@ function prepareStatements(db: SqliteDatabase, o: CompiledStoreOptions, info: Ho
       }
       return (
         attempt(() => {
-          if (resumeMarkedPage(running, paused, cursor, last, listed) !== ids.length) return false;
+          const first = ids[0] as string;
+          if (resumeMarkedPage(running, paused, cursor, last, listed, first, ids.length) !== ids.length) {
+            return false;
+          }
           // One row per id: every workflow of the page resumed, none is pausing, and each mark goes.
           if (info.idUnique) unmarkPage([], cursor, last);
           else unmarkLeft();
