@@ -2,7 +2,7 @@
  * The in-flight tracker behind `DrainController.track()`, the hot path: counts a task synchronously
  * before it runs, refuses it in the same tick once intake is closed, and tells waiters when nothing is
  * in flight. Neither path allocates anything per call beyond its promise: the unlabelled one shares
- * its settle handlers, the labelled one takes a slot in a {@link LabelList}, whose handlers are reused.
+ * its settle handlers, the labelled one takes a reusable slot, with its own handlers, in a {@link LabelList}.
  * @internal
  */
 import { EventEmitter, once } from 'node:events';

@@ -1,36 +1,42 @@
 /**
- * The labelled tasks in flight, in the order they started, for `track(fn, { label })`: a doubly linked
- * list kept in parallel arrays indexed by slot, its freed slots reused. Each slot has its settle
- * handlers, made once when the slot is first used (bound to the slot number), so a labelled task
- * allocates no closure, entry object or hash entry: adding and removing are a few array writes, and the
- * list is read only at shutdown. Arrays grown past {@link KEEP} slots are let go when the list empties,
- * so a burst does not hold its memory for good.
+ * The labelled tasks in flight, for `track(fn, { label })`. Each task takes a {@link Slot}: a small
+ * object holding its label, its place in start order and its two settle handlers, made once when the
+ * slot is first needed and reused by later tasks once it is free. A labelled task so allocates no
+ * closure or entry of its own: taking and freeing a slot are a few field writes and a stack push or
+ * pop, and the list is read (sorted by start) only at shutdown. Slots past {@link KEEP} are let go
+ * when the list empties, so a burst does not hold its memory for good.
  * @internal
  */
 
-/** No slot: the end of a chain. */
-const NONE = -1;
-/** Slots kept when the list empties; larger arrays are let go. */
+/** Slots kept when the list empties; more are let go. */
 const KEEP = 1024;
 
-type Fulfilled = (value: unknown) => unknown;
-type Rejected = (error: unknown) => never;
+/** One labelled task's place in the list, reused by a later task once the task is released. */
+export interface Slot {
+  /** The task's label; `undefined` while the slot is free. */
+  label: string | undefined;
+  /** When the task started, as a count of calls to `add()`: orders {@link LabelList.values}. */
+  started: number;
+  /** The handlers that release this slot when the task's promise settles. */
+  readonly fulfilled: (value: unknown) => unknown;
+  readonly rejected: (error: unknown) => never;
+}
 
 export class LabelList {
   /** Called after a task leaves the list (the tracker's count comes down there). */
   readonly #settled: () => void;
+  /** Every slot made and kept, free or not. */
+  #slots: Slot[] = [];
+  /** The free slots, the last freed on top (a task at a time keeps reusing one). */
+  #free: Slot[] = [];
+  /** Slots holding a task. */
+  #held = 0;
+  /** Tasks added so far: the next one's `started`. */
+  #added = 0;
+
   /** The handlers every slot binds, `this` being the slot. */
-  readonly #fulfilled: (this: number, value: unknown) => unknown;
-  readonly #rejected: (this: number, error: unknown) => never;
-  #labels: (string | undefined)[] = [];
-  #next: number[] = [];
-  #prev: number[] = [];
-  #onFulfilled: Fulfilled[] = [];
-  #onRejected: Rejected[] = [];
-  #head = NONE;
-  #tail = NONE;
-  /** The first free slot; free slots are chained through `#next`. */
-  #free = NONE;
+  readonly #fulfilled: (this: Slot, value: unknown) => unknown;
+  readonly #rejected: (this: Slot, error: unknown) => never;
 
   constructor(settled: () => void) {
     this.#settled = settled;
@@ -46,63 +52,51 @@ export class LabelList {
     };
   }
 
-  /** Appends `label`; returns its slot, for {@link follow} or {@link release}. */
-  add(label: string): number {
-    const tail = this.#tail;
-    let slot = this.#free;
-    if (slot === NONE) {
-      slot = this.#labels.length;
-      this.#labels.push(label);
-      this.#next.push(NONE);
-      this.#prev.push(tail);
-      this.#onFulfilled.push(this.#fulfilled.bind(slot));
-      this.#onRejected.push(this.#rejected.bind(slot));
-    } else {
-      this.#free = this.#next[slot] as number;
-      this.#labels[slot] = label;
-      this.#next[slot] = NONE;
-      this.#prev[slot] = tail;
-    }
-    if (tail === NONE) this.#head = slot;
-    else this.#next[tail] = slot;
-    this.#tail = slot;
+  /** Takes a slot for a task labelled `label`, for {@link follow} or {@link release}. */
+  add(label: string): Slot {
+    const slot = this.#free.pop() ?? this.#make();
+    slot.label = label;
+    slot.started = this.#added++;
+    this.#held++;
     return slot;
   }
 
   /** `promise` settled with its value or error once the task in `slot` is released. */
-  follow<T>(promise: Promise<unknown>, slot: number): Promise<T> {
-    return promise.then(this.#onFulfilled[slot], this.#onRejected[slot]) as Promise<T>;
+  follow<T>(promise: Promise<unknown>, slot: Slot): Promise<T> {
+    return promise.then(slot.fulfilled, slot.rejected) as Promise<T>;
   }
 
-  /** Removes the task in `slot` (once), then tells the tracker. */
-  release(slot: number): void {
-    const prev = this.#prev[slot] as number;
-    const next = this.#next[slot] as number;
-    if (prev === NONE) this.#head = next;
-    else this.#next[prev] = next;
-    if (next === NONE) this.#tail = prev;
-    else this.#prev[next] = prev;
-    if (this.#head === NONE && this.#labels.length > KEEP) {
-      this.#labels = [];
-      this.#next = [];
-      this.#prev = [];
-      this.#onFulfilled = [];
-      this.#onRejected = [];
-      this.#free = NONE;
+  /** Frees `slot` (once per {@link add}), then tells the tracker. */
+  release(slot: Slot): void {
+    slot.label = undefined;
+    if (--this.#held === 0 && this.#slots.length > KEEP) {
+      this.#slots = [];
+      this.#free = [];
     } else {
-      this.#labels[slot] = undefined;
-      this.#next[slot] = this.#free;
-      this.#free = slot;
+      this.#free.push(slot);
     }
     this.#settled();
   }
 
   /** The labels, oldest first. */
   values(): string[] {
-    const out: string[] = [];
-    for (let slot = this.#head; slot !== NONE; slot = this.#next[slot] as number) {
-      out.push(this.#labels[slot] as string);
-    }
-    return out;
+    const held: Slot[] = [];
+    for (const slot of this.#slots) if (slot.label !== undefined) held.push(slot);
+    held.sort((a, b) => a.started - b.started);
+    return held.map((slot) => slot.label as string);
+  }
+
+  #make(): Slot {
+    const slot: Slot = {
+      label: undefined,
+      started: 0,
+      fulfilled: this.#fulfilled,
+      rejected: this.#rejected,
+    };
+    // Bound, not closures: a bound function is smaller than a closure and the context it would capture.
+    (slot as { fulfilled: Slot['fulfilled'] }).fulfilled = this.#fulfilled.bind(slot);
+    (slot as { rejected: Slot['rejected'] }).rejected = this.#rejected.bind(slot);
+    this.#slots.push(slot);
+    return slot;
   }
 }
