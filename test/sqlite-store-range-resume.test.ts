@@ -7,7 +7,7 @@
  * UTF-16 text with a lone surrogate), a host's trigger that pauses a workflow meanwhile, or a planner that
  * reads the range out of id order. See also test/sqlite-store-quiet-resume.test.ts.
  */
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Fence, WorkflowStore } from '../src/workflow-store.js';
 import { forEachDriver, type TestDatabase } from './support/sqlite.js';
 import {
@@ -27,9 +27,12 @@ const PLAIN = { running: 'running', paused: 'paused' };
 
 /**
  * `db` behind a proxy that records the SQL of every statement it runs (its handle otherwise untouched), so
- * that a test can tell which way a page went.
+ * that a test can tell which way a page went; `before` is called with each statement's SQL before it runs.
  */
-function recording(db: TestDatabase): { readonly db: TestDatabase; readonly ran: string[] } {
+function recording(
+  db: TestDatabase,
+  before?: (sql: string) => void,
+): { readonly db: TestDatabase; readonly ran: string[] } {
   const ran: string[] = [];
   const wrap = (statement: object, sql: string): object =>
     new Proxy(statement, {
@@ -37,7 +40,10 @@ function recording(db: TestDatabase): { readonly db: TestDatabase; readonly ran:
         const value: unknown = Reflect.get(target, key, target);
         if (typeof value !== 'function') return value;
         return (...args: unknown[]): unknown => {
-          if (key === 'run' || key === 'get' || key === 'all' || key === 'iterate') ran.push(sql);
+          if (key === 'run' || key === 'get' || key === 'all' || key === 'iterate') {
+            ran.push(sql);
+            before?.(sql);
+          }
           const result: unknown = value.apply(target, args);
           return result === target ? wrap(target, sql) : result;
         };
@@ -68,8 +74,47 @@ async function parked(
   return { db, s };
 }
 
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
 forEachDriver(() => {
   describe('SqliteWorkflowStore: the resume of a page by the host range', () => {
+    it('a range that took long to read sends its page, and the next 8, to the search per mark', async () => {
+      const { db } = hostDatabase();
+      const ids = Array.from({ length: 30 }, (_, i) => `w${String(i).padStart(2, '0')}`);
+      insert(
+        db,
+        ids.map((id) => [id, 'running']),
+      );
+      // The clock the store reads jumps by a second while the first page's range is read: a range that
+      // walked many rows not the page's, as a sparse one would, without having to build one that slow.
+      let slow = 1;
+      const real = performance.now.bind(performance);
+      let offset = 0;
+      vi.spyOn(performance, 'now').mockImplementation(() => real() + offset);
+      const isRangeRead = (sql: string): boolean =>
+        sql.startsWith('SELECT json_group_array(t.') && sql.includes('>= ?');
+      const recorded = recording(db, (sql) => {
+        if (isRangeRead(sql) && slow-- > 0) offset += 1_000;
+      });
+      const s = store({ database: recorded.db, table: 'workflows', statuses: PLAIN });
+      await parkAllPages(s, fence(1n));
+      recorded.ran.length = 0;
+      const { results, pages } = await unparkAllPages(s, fence(2n), 3);
+      expect(pages).toBe(10);
+      expect(results.map((r) => r.outcome)).toEqual(ids.map(() => 'resumed'));
+      expect(Object.values(statusesById(db))).toEqual(ids.map(() => 'running'));
+      expect(markIds(db)).toEqual([]);
+      const updates = recorded.ran.filter((sql) => sql.startsWith('UPDATE'));
+      // Page 1 read its range (slow), then pages 1 to 9 went by a search per mark; page 10 read its
+      // range again (quick) and was resumed by it.
+      expect(recorded.ran.filter(isRangeRead)).toHaveLength(2);
+      expect(updates.filter((sql) => sql.includes('IN (SELECT m.id'))).toHaveLength(9);
+      expect(updates.filter((sql) => sql.includes('>= ?'))).toHaveLength(1);
+      expect(updates).toHaveLength(10);
+    });
+
     it("leaves a user's pause inside a page whose marks include a pausing workflow", async () => {
       const { db, s } = await parked(
         [
