@@ -4,14 +4,14 @@
  * then `park()` (or `listParked()` then `unpark()`). The usual case writes by the range of ids listed;
  * anything else (a count short) falls back to the exact path in the same transaction: both are pinned.
  */
-import { describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MemoryBackend } from '../src/adapters/memory/index.js';
 import type { SqliteWorkflowStoreOptions } from '../src/adapters/sqlite/index.js';
 import { EvictedMemberError, StaleTokenError } from '../src/errors.js';
 import type { Fence, ItemResult, ParkedWorkflow, WorkflowStore } from '../src/workflow-store.js';
 import { cleanedUp } from './support/drain.js';
 import { forEachDriver, openDatabase, sqliteDriver, type TestDatabase } from './support/sqlite.js';
-import { insert, sqliteHost } from './support/sqlite-host.js';
+import { insert, recording, sqliteHost } from './support/sqlite-host.js';
 
 const { hostDatabase, store } = sqliteHost('gd-sqlite-pages-');
 const { member, memory } = cleanedUp();
@@ -106,8 +106,44 @@ function twinHosts(ids: readonly string[], schema?: string) {
   return { a: a.db, b: b.db, data };
 }
 
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
 forEachDriver(() => {
   describe('SqliteWorkflowStore parkPage()', () => {
+    it('a listing that took long (running workflows sparse) writes its page id by id, with the same outcomes', async () => {
+      const { db } = hostDatabase();
+      const ids = Array.from({ length: 12 }, (_, i) => `w${String(i).padStart(2, '0')}`);
+      insert(
+        db,
+        ids.map((id) => [id, 'running']),
+      );
+      // The clock the store reads jumps by a second while the first page is listed, as a listing that
+      // walked many finished workflows would take long, without having to build one that slow.
+      const real = performance.now.bind(performance);
+      let offset = 0;
+      let slow = 1;
+      vi.spyOn(performance, 'now').mockImplementation(() => real() + offset);
+      const isListing = (sql: string): boolean => sql.startsWith('SELECT t.') && sql.includes('LIMIT ?');
+      const recorded = recording(db, (sql) => {
+        if (isListing(sql) && slow-- > 0) offset += 1_000;
+      });
+      const s = store({
+        database: recorded.db,
+        table: 'workflows',
+        statuses: { running: 'running', paused: 'paused' },
+      });
+      const pages = await parkPages(s, fence(1n), 4);
+      expect(pages.flatMap((p) => p.results.map((r) => r.outcome))).toEqual(ids.map(() => 'paused'));
+      expect(Object.values(statuses(db))).toEqual(ids.map(() => 'paused'));
+      expect(marks(db)).toEqual(ids);
+      // The first page by its ids (no write by range), the next two by their ranges.
+      const byRange = recorded.ran.filter((sql) => /^(INSERT|UPDATE)/.test(sql) && sql.includes('<= ?'));
+      expect(recorded.ran.filter(isListing)).toHaveLength(3);
+      expect(byRange).toHaveLength(4);
+    });
+
     it('lists the pages listActive() lists, with the same cursors, and parks each: marks and pause together', async () => {
       const ids = Array.from({ length: 60 }, (_, i) => `w${String(i).padStart(3, '0')}`);
       for (const limit of [1, 2, 7, 20, 59, 60, 61, 500]) {

@@ -21,6 +21,42 @@ export interface SqliteHost {
   store(options: SqliteWorkflowStoreOptions): SqliteWorkflowStore;
 }
 
+/**
+ * `db` behind a proxy that records the SQL of every statement it runs (its handle otherwise untouched), so
+ * that a test can tell which way a page went; `before` is called with each statement's SQL before it runs.
+ */
+export function recording(
+  db: TestDatabase,
+  before?: (sql: string) => void,
+): { readonly db: TestDatabase; readonly ran: string[] } {
+  const ran: string[] = [];
+  const wrap = (statement: object, sql: string): object =>
+    new Proxy(statement, {
+      get(target, key) {
+        const value: unknown = Reflect.get(target, key, target);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]): unknown => {
+          if (key === 'run' || key === 'get' || key === 'all' || key === 'iterate') {
+            ran.push(sql);
+            before?.(sql);
+          }
+          const result: unknown = value.apply(target, args);
+          return result === target ? wrap(target, sql) : result;
+        };
+      },
+    });
+  const proxied = new Proxy(db, {
+    get(target, key) {
+      const value: unknown = Reflect.get(target, key, target);
+      if (key === 'prepare' && typeof value === 'function') {
+        return (sql: string): object => wrap(value.call(target, sql) as object, sql);
+      }
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return { db: proxied, ran };
+}
+
 /** Inserts `rows` (id, status) into the host's table in one transaction. */
 export function insert(db: TestDatabase, rows: [string | number, string][], table = 'workflows'): void {
   const statement = db.prepare(`INSERT INTO ${table} VALUES (?, ?)`);
