@@ -11,7 +11,7 @@ import { EvictedMemberError, StaleTokenError } from '../src/errors.js';
 import type { Fence, ItemResult, ParkedWorkflow, WorkflowStore } from '../src/workflow-store.js';
 import { cleanedUp } from './support/drain.js';
 import { forEachDriver, openDatabase, sqliteDriver, type TestDatabase } from './support/sqlite.js';
-import { insert, recording, sqliteHost } from './support/sqlite-host.js';
+import { insert, slowOnce, sqliteHost } from './support/sqlite-host.js';
 
 const { hostDatabase, store } = sqliteHost('gd-sqlite-pages-');
 const { member, memory } = cleanedUp();
@@ -119,16 +119,9 @@ forEachDriver(() => {
         db,
         ids.map((id) => [id, 'running']),
       );
-      // The clock the store reads jumps by a second while the first page is listed, as a listing that
-      // walked many finished workflows would take long, without having to build one that slow.
-      const real = performance.now.bind(performance);
-      let offset = 0;
-      let slow = 1;
-      vi.spyOn(performance, 'now').mockImplementation(() => real() + offset);
       const isListing = (sql: string): boolean => sql.startsWith('SELECT t.') && sql.includes('LIMIT ?');
-      const recorded = recording(db, (sql) => {
-        if (isListing(sql) && slow-- > 0) offset += 1_000;
-      });
+      // The first page takes long to list, as a listing that walked many finished workflows would.
+      const recorded = slowOnce(db, isListing);
       const s = store({
         database: recorded.db,
         table: 'workflows',

@@ -15,6 +15,7 @@ import {
   markIds,
   parkAllPages,
   recording,
+  slowOnce,
   sqliteHost,
   statusesById,
   unparkAllPages,
@@ -52,17 +53,10 @@ forEachDriver(() => {
         db,
         ids.map((id) => [id, 'running']),
       );
-      // The clock the store reads jumps by a second while the first page's range is read: a range that
-      // walked many rows not the page's, as a sparse one would, without having to build one that slow.
-      let slow = 1;
-      const real = performance.now.bind(performance);
-      let offset = 0;
-      vi.spyOn(performance, 'now').mockImplementation(() => real() + offset);
       const isRangeRead = (sql: string): boolean =>
         sql.startsWith('SELECT json_group_array(t.') && sql.includes('>= ?');
-      const recorded = recording(db, (sql) => {
-        if (isRangeRead(sql) && slow-- > 0) offset += 1_000;
-      });
+      // The first page's range takes long to read, as a range that walked many rows not the page's would.
+      const recorded = slowOnce(db, isRangeRead);
       const s = store({ database: recorded.db, table: 'workflows', statuses: PLAIN });
       await parkAllPages(s, fence(1n));
       recorded.ran.length = 0;

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, afterEach } from 'vitest';
+import { afterAll, afterEach, vi } from 'vitest';
 import { SqliteWorkflowStore, type SqliteWorkflowStoreOptions } from '../../src/adapters/sqlite/index.js';
 import type { Fence, ItemResult, WorkflowStore } from '../../src/workflow-store.js';
 import { randomId } from '../../src/internal/time.js';
@@ -55,6 +55,27 @@ export function recording(
     },
   });
   return { db: proxied, ran };
+}
+
+/**
+ * `db` recorded as {@link recording} does, with the clock the store reads (`performance.now()`) made to
+ * jump by a second as the first statement that `slow` matches runs: a statement that took long, without
+ * having to build data that slow. Undo the clock with `vi.restoreAllMocks()`.
+ */
+export function slowOnce(
+  db: TestDatabase,
+  slow: (sql: string) => boolean,
+): { readonly db: TestDatabase; readonly ran: string[] } {
+  const real = performance.now.bind(performance);
+  let offset = 0;
+  let pending = true;
+  vi.spyOn(performance, 'now').mockImplementation(() => real() + offset);
+  return recording(db, (sql) => {
+    if (pending && slow(sql)) {
+      pending = false;
+      offset += 1_000;
+    }
+  });
 }
 
 /** Inserts `rows` (id, status) into the host's table in one transaction. */
