@@ -28,6 +28,9 @@ export interface TrackerOwner {
 
 const trackOptionNames = ['label'];
 
+/** The built-in `then`, called on a task's promise whatever `then` the promise itself carries. */
+const promiseThen = Promise.prototype.then;
+
 export class Tracker {
   readonly #owner: TrackerOwner;
   readonly #stopping = new AbortController();
@@ -73,11 +76,28 @@ export class Tracker {
       this.#done();
       return Promise.reject(error);
     }
-    if (result instanceof Promise) return result.then(this.#fulfilled, this.#rejected) as Promise<Awaited<T>>;
+    if (result instanceof Promise) {
+      // The built-in `then`, not the result's own: a promise given a `then` of its own could run the
+      // handlers twice, or never. It throws only for what it cannot take (an object that merely inherits
+      // from Promise.prototype, a subclass whose constructor throws): that goes as any thenable, below.
+      try {
+        return promiseThen.call(result, this.#fulfilled, this.#rejected) as Promise<Awaited<T>>;
+      } catch {
+        // As a thenable.
+      }
+    }
     // Any object may be a thenable; Promise.resolve reads its `then` safely (a getter that throws
-    // becomes a rejection), so the count always comes back down.
+    // becomes a rejection) and runs one handler once, so the count always comes back down.
     if (result !== null && (typeof result === 'object' || typeof result === 'function')) {
-      return Promise.resolve(result).then(this.#fulfilled, this.#rejected) as Promise<Awaited<T>>;
+      let settled: Promise<unknown>;
+      try {
+        settled = Promise.resolve(result);
+      } catch (error) {
+        // A promise whose `constructor` throws when Promise.resolve reads it: as a task that threw.
+        this.#done();
+        return Promise.reject(error);
+      }
+      return settled.then(this.#fulfilled, this.#rejected) as Promise<Awaited<T>>;
     }
     this.#done();
     return Promise.resolve(result as Awaited<T>);
@@ -165,10 +185,24 @@ export class Tracker {
       labels.release(slot);
       return Promise.reject(error);
     }
-    // As in track(): a promise or any other object (a possible thenable) settles later, a value now.
-    if (result instanceof Promise) return labels.follow(result, slot);
+    // As in track(): a promise (through the built-in `then`) or any other object (a possible thenable)
+    // settles later, a value now.
+    if (result instanceof Promise) {
+      try {
+        return labels.follow(result, slot);
+      } catch {
+        // As a thenable.
+      }
+    }
     if (result !== null && (typeof result === 'object' || typeof result === 'function')) {
-      return labels.follow(Promise.resolve(result), slot);
+      let settled: Promise<unknown>;
+      try {
+        settled = Promise.resolve(result);
+      } catch (error) {
+        labels.release(slot);
+        return Promise.reject(error);
+      }
+      return labels.follow(settled, slot);
     }
     labels.release(slot);
     return Promise.resolve(result as Awaited<T>);

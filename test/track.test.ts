@@ -111,6 +111,84 @@ describe('track()', () => {
     expect(report.stragglers).toBe(4);
   });
 
+  describe.each([
+    ['without a label', undefined],
+    ['with a label', { label: 'odd' }],
+  ])(
+    'a task whose result is a promise with an odd then, %s: settles once, the count back to 0',
+    (_, options) => {
+      /** Each case: a result that is `instanceof Promise`, and how its task settles. */
+      const boom = new Error('boom');
+      const cases: [string, () => unknown, (settled: Promise<unknown>) => Promise<void>][] = [
+        [
+          'a then of its own that calls back twice',
+          () => {
+            const p = Promise.resolve(1);
+            p.then = function (this: Promise<number>, ...handlers: Parameters<Promise<number>['then']>) {
+              void Promise.prototype.then.apply(this, handlers);
+              return Promise.prototype.then.apply(this, handlers);
+            } as Promise<number>['then'];
+            return p;
+          },
+          (settled) => expect(settled).resolves.toBe(1),
+        ],
+        [
+          'a then of its own that never calls back',
+          () => {
+            const p = Promise.resolve(2);
+            p.then = (() => new Promise(() => {})) as Promise<number>['then'];
+            return p;
+          },
+          (settled) => expect(settled).resolves.toBe(2),
+        ],
+        [
+          'a subclass whose species throws',
+          () => {
+            class Hostile<T> extends Promise<T> {
+              static override get [Symbol.species](): PromiseConstructor {
+                throw boom;
+              }
+            }
+            return Hostile.resolve(3);
+          },
+          (settled) => expect(settled).rejects.toBe(boom),
+        ],
+        [
+          'an object that only inherits from Promise.prototype',
+          () => Object.create(Promise.prototype) as unknown,
+          (settled) => expect(settled).rejects.toBeInstanceOf(TypeError),
+        ],
+        [
+          'a promise whose constructor throws when read',
+          () =>
+            Object.defineProperty(Promise.resolve(4), 'constructor', {
+              get() {
+                throw boom;
+              },
+            }),
+          (settled) => expect(settled).rejects.toBe(boom),
+        ],
+      ];
+      it.each(cases)('%s', async (_name, result, expectSettled) => {
+        const drain = await started();
+        let settled: Promise<unknown> | undefined;
+        expect(() => {
+          settled = drain.track(result, options);
+        }).not.toThrow();
+        await expectSettled(settled as Promise<unknown>);
+        // Past every microtask a second call back could run in.
+        await new Promise((resolve) => setImmediate(resolve));
+        expect(drain.inFlight).toBe(0);
+        // The list and the count still right: one task left running, named alone.
+        void drain.track(() => new Promise(() => {}), { label: 'still-running' });
+        void drain.track(() => new Promise(() => {}), { label: 'also-running' });
+        expect(drain.inFlight).toBe(2);
+        const report = await drain.shutdown({ force: true });
+        expect(report.stragglerLabels).toEqual(['still-running', 'also-running']);
+      });
+    },
+  );
+
   it('track() with a label keeps its list right across bursts larger than the slots it keeps', async () => {
     const drain = await started();
     for (const size of [3_000, 10, 2_000]) {

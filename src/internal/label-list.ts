@@ -3,13 +3,16 @@
  * object holding its label, its place in start order and its two settle handlers, made once when the
  * slot is first needed and reused by later tasks once it is free. A labelled task so allocates no
  * closure or entry of its own: taking and freeing a slot are a few field writes and a stack push or
- * pop, and the list is read (sorted by start) only at shutdown. Slots past {@link KEEP} are let go
- * when the list empties, so a burst does not hold its memory for good.
+ * pop, and the list is read (sorted by start) only at shutdown. Once there are more than {@link KEEP}
+ * slots, all of them are let go when the list empties, so a burst does not hold its memory for good.
  * @internal
  */
 
-/** Slots kept when the list empties; more are let go. */
+/** The most slots kept when the list empties: past it, every slot is let go (a burst's, made again when needed). */
 const KEEP = 1024;
+
+/** The built-in `then` (see `follow`). */
+const promiseThen = Promise.prototype.then;
 
 /** One labelled task's place in the list, reused by a later task once the task is released. */
 export interface Slot {
@@ -61,9 +64,12 @@ export class LabelList {
     return slot;
   }
 
-  /** `promise` settled with its value or error once the task in `slot` is released. */
+  /**
+   * `promise` settled with its value or error once the task in `slot` is released, through the built-in
+   * `then` (see the tracker): throws, having done nothing, when that cannot take `promise`.
+   */
   follow<T>(promise: Promise<unknown>, slot: Slot): Promise<T> {
-    return promise.then(slot.fulfilled, slot.rejected) as Promise<T>;
+    return promiseThen.call(promise, slot.fulfilled, slot.rejected) as Promise<T>;
   }
 
   /** Frees `slot` (once per {@link add}), then tells the tracker. */
