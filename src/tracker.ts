@@ -28,8 +28,21 @@ export interface TrackerOwner {
 
 const trackOptionNames = ['label'];
 
-/** The built-in `then`, called on a task's promise whatever `then` the promise itself carries. */
+/** The built-in `then`: a task's promise that has it is followed directly. */
 const promiseThen = Promise.prototype.then;
+
+/**
+ * A promise that settles once as `result` does, taking it as `await` takes a thenable: its `then` is
+ * called once, later, with resolving functions of which only the first call counts, and a `then` that
+ * throws (or a getter of it) rejects it. Never throws. For a task's result that is an object but not a
+ * promise with the built-in `then`: a thenable, a promise with a `then` of its own (a subclass's, or an
+ * own property) that might call back twice, and what the built-in `then` refused (an object that only
+ * inherits from Promise.prototype, a subclass whose species throws, a promise whose `constructor` getter
+ * throws). A `then` that never calls back leaves the task in flight, as a task that never ends.
+ */
+function settledOnce(result: object): Promise<unknown> {
+  return new Promise((resolve) => resolve(result));
+}
 
 export class Tracker {
   readonly #owner: TrackerOwner;
@@ -76,28 +89,18 @@ export class Tracker {
       this.#done();
       return Promise.reject(error);
     }
-    if (result instanceof Promise) {
-      // The built-in `then`, not the result's own: a promise given a `then` of its own could run the
-      // handlers twice, or never. It throws only for what it cannot take (an object that merely inherits
-      // from Promise.prototype, a subclass whose constructor throws): that goes as any thenable, below.
+    // A promise with the built-in `then`, the usual case, is followed directly; any other object (a
+    // thenable, a promise with a `then` of its own) goes through settledOnce(), so the count always
+    // comes back down, once.
+    if (result instanceof Promise && result.then === promiseThen) {
       try {
-        return promiseThen.call(result, this.#fulfilled, this.#rejected) as Promise<Awaited<T>>;
+        return result.then(this.#fulfilled, this.#rejected) as Promise<Awaited<T>>;
       } catch {
-        // As a thenable.
+        // Not a promise the built-in `then` can take (see settledOnce).
       }
     }
-    // Any object may be a thenable; Promise.resolve reads its `then` safely (a getter that throws
-    // becomes a rejection) and runs one handler once, so the count always comes back down.
     if (result !== null && (typeof result === 'object' || typeof result === 'function')) {
-      let settled: Promise<unknown>;
-      try {
-        settled = Promise.resolve(result);
-      } catch (error) {
-        // A promise whose `constructor` throws when Promise.resolve reads it: as a task that threw.
-        this.#done();
-        return Promise.reject(error);
-      }
-      return settled.then(this.#fulfilled, this.#rejected) as Promise<Awaited<T>>;
+      return settledOnce(result).then(this.#fulfilled, this.#rejected) as Promise<Awaited<T>>;
     }
     this.#done();
     return Promise.resolve(result as Awaited<T>);
@@ -185,24 +188,16 @@ export class Tracker {
       labels.release(slot);
       return Promise.reject(error);
     }
-    // As in track(): a promise (through the built-in `then`) or any other object (a possible thenable)
-    // settles later, a value now.
-    if (result instanceof Promise) {
+    // As in track().
+    if (result instanceof Promise && result.then === promiseThen) {
       try {
         return labels.follow(result, slot);
       } catch {
-        // As a thenable.
+        // As in track().
       }
     }
     if (result !== null && (typeof result === 'object' || typeof result === 'function')) {
-      let settled: Promise<unknown>;
-      try {
-        settled = Promise.resolve(result);
-      } catch (error) {
-        labels.release(slot);
-        return Promise.reject(error);
-      }
-      return labels.follow(settled, slot);
+      return labels.follow(settledOnce(result), slot);
     }
     labels.release(slot);
     return Promise.resolve(result as Awaited<T>);

@@ -11,9 +11,6 @@
 /** The most slots kept when the list empties: past it, every slot is let go (a burst's, made again when needed). */
 const KEEP = 1024;
 
-/** The built-in `then` (see `follow`). */
-const promiseThen = Promise.prototype.then;
-
 /** One labelled task's place in the list, reused by a later task once the task is released. */
 export interface Slot {
   /** The task's label; `undefined` while the slot is free. */
@@ -64,12 +61,9 @@ export class LabelList {
     return slot;
   }
 
-  /**
-   * `promise` settled with its value or error once the task in `slot` is released, through the built-in
-   * `then` (see the tracker): throws, having done nothing, when that cannot take `promise`.
-   */
+  /** `promise` settled with its value or error once the task in `slot` is released. */
   follow<T>(promise: Promise<unknown>, slot: Slot): Promise<T> {
-    return promiseThen.call(promise, slot.fulfilled, slot.rejected) as Promise<T>;
+    return promise.then(slot.fulfilled, slot.rejected) as Promise<T>;
   }
 
   /** Frees `slot` (once per {@link add}), then tells the tracker. */
