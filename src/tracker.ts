@@ -92,11 +92,12 @@ export class Tracker {
     // A promise with the built-in `then`, the usual case, is followed directly; any other object (a
     // thenable, a promise with a `then` of its own) goes through settledOnce(), so the count always
     // comes back down, once.
-    if (result instanceof Promise && result.then === promiseThen) {
+    if (result instanceof Promise) {
       try {
-        return result.then(this.#fulfilled, this.#rejected) as Promise<Awaited<T>>;
+        if (result.then === promiseThen)
+          return result.then(this.#fulfilled, this.#rejected) as Promise<Awaited<T>>;
       } catch {
-        // Not a promise the built-in `then` can take (see settledOnce).
+        // A `then` getter that throws, or a promise the built-in `then` cannot take (see settledOnce).
       }
     }
     if (result !== null && (typeof result === 'object' || typeof result === 'function')) {
@@ -189,9 +190,9 @@ export class Tracker {
       return Promise.reject(error);
     }
     // As in track().
-    if (result instanceof Promise && result.then === promiseThen) {
+    if (result instanceof Promise) {
       try {
-        return labels.follow(result, slot);
+        if (result.then === promiseThen) return labels.follow(result, slot);
       } catch {
         // As in track().
       }

@@ -145,6 +145,16 @@ describe('track()', () => {
           (settled) => expect(settled).rejects.toBe(boom),
         ],
         [
+          'a then getter of its own that throws',
+          () =>
+            Object.defineProperty(Promise.resolve(5), 'then', {
+              get() {
+                throw boom;
+              },
+            }),
+          (settled) => expect(settled).rejects.toBe(boom),
+        ],
+        [
           'an object that only inherits from Promise.prototype',
           () => Object.create(Promise.prototype) as unknown,
           (settled) => expect(settled).rejects.toBeInstanceOf(TypeError),
