@@ -119,6 +119,13 @@ describe('track()', () => {
     (_, options) => {
       /** Each case: a result that is `instanceof Promise`, and how its task settles. */
       const boom = new Error('boom');
+      /** `promise` with an own getter `key` that throws `boom`. */
+      const throwingOnRead = (promise: Promise<unknown>, key: string): Promise<unknown> =>
+        Object.defineProperty(promise, key, {
+          get() {
+            throw boom;
+          },
+        });
       const cases: [string, () => unknown, (settled: Promise<unknown>) => Promise<void>][] = [
         [
           'a then of its own that calls back twice',
@@ -146,12 +153,7 @@ describe('track()', () => {
         ],
         [
           'a then getter of its own that throws',
-          () =>
-            Object.defineProperty(Promise.resolve(5), 'then', {
-              get() {
-                throw boom;
-              },
-            }),
+          () => throwingOnRead(Promise.resolve(5), 'then'),
           (settled) => expect(settled).rejects.toBe(boom),
         ],
         [
@@ -161,12 +163,7 @@ describe('track()', () => {
         ],
         [
           'a promise whose constructor throws when read',
-          () =>
-            Object.defineProperty(Promise.resolve(4), 'constructor', {
-              get() {
-                throw boom;
-              },
-            }),
+          () => throwingOnRead(Promise.resolve(4), 'constructor'),
           (settled) => expect(settled).rejects.toBe(boom),
         ],
       ];
