@@ -17,6 +17,13 @@ export interface HostTables {
   readonly store: WorkflowStore;
   /** Leaves `n` workflows, all running, and no marks (the store's or the raw ones). */
   reset(n: number): Promise<void>;
+  /**
+   * Called between a park and the unpark that follows it, untimed: leaves the database as a new
+   * process finds it after the parking one closed it, as `reset()` leaves it for the park. SQLite:
+   * checkpoints the WAL, as closing its last connection does; without it, the unpark would pay for
+   * copying the park's last frames to the database file. Absent where there is nothing to do.
+   */
+  settle?(): Promise<void>;
   /** Pauses every running workflow and marks it, set-based. Returns the count. */
   rawPark(): Promise<number>;
   /** Resumes every marked paused workflow and clears the marks, set-based. Returns the count. */

@@ -21,6 +21,11 @@ export interface ParkBackend {
   readonly store: WorkflowStore;
   /** Leaves `n` workflows, all running, and no marks (the store's or the raw ones). */
   reset(n: number): Promise<void>;
+  /**
+   * Called between a park and its unpark, untimed: leaves the database as a new process finds it after
+   * the parking one closed it (SQLite: checkpoints the WAL). Absent where there is nothing to do.
+   */
+  settle?(): Promise<void>;
   /** One set-based statement (or transaction): pause every running workflow and mark it. Returns the count. */
   rawPark(): Promise<number>;
   /** One set-based statement (or transaction): resume every marked paused workflow, clear the marks. */
@@ -210,6 +215,7 @@ export async function runParkSuite(
           );
           if (p.value.report.parked !== n) throw new Error(`parked ${p.value.report.parked} of ${n}`);
           await expect(0, n, 'parking');
+          await backend.settle?.();
           progress(`${doing}, unparking`);
           // Through measure(), as the other three: each timing starts after full collections, so that
           // none pays for the garbage of the one before it.
@@ -223,6 +229,7 @@ export async function runParkSuite(
           samples.cpuRawPark.push(p.cpuMs);
           samples.rssRawPark.push(p.rssGrowth);
           await expect(0, n, 'the raw park');
+          await backend.settle?.();
           progress(`${doing}, unparking`);
           const u = await measure(() => backend.rawUnpark());
           if (u.value !== n) throw new Error(`the raw unpark resumed ${u.value} of ${n}`);

@@ -9,7 +9,9 @@ import { uniqueName } from '../../harness/servers.js';
 export const SQLITE_TABLES =
   'SQLite (`openSqliteDatabase()`, WAL, synchronous NORMAL, a file in the temporary folder): host table ' +
   '`workflows (id TEXT PRIMARY KEY, status TEXT NOT NULL)` with an index on `status`, refilled, analyzed and ' +
-  'checkpointed before every run; the store on the same handle. Raw park: one immediate transaction of ' +
+  'checkpointed before every park, checkpointed again before every unpark (untimed: as a new process finds ' +
+  'the file once the parking one has closed it); the store on the same handle. Raw park: one immediate ' +
+  'transaction of ' +
   "`INSERT INTO raw_marks ... SELECT id ... WHERE status = 'running'` and `UPDATE workflows SET status = " +
   "'paused' WHERE status = 'running'`; raw unpark: `UPDATE ... WHERE status = 'paused' AND id IN (SELECT id " +
   'FROM raw_marks)` and `DELETE FROM raw_marks`.';
@@ -83,6 +85,9 @@ export async function openSqliteTables(
       // Statistics, as PostgreSQL's autovacuum keeps them: without them SQLite's planner prefers the
       // status index for the store's queries (see docs/performance.md).
       db.exec('ANALYZE');
+      db.pragma('wal_checkpoint(TRUNCATE)');
+    },
+    async settle() {
       db.pragma('wal_checkpoint(TRUNCATE)');
     },
     rawPark: async () => rawPark.immediate(),

@@ -10,7 +10,9 @@ async function open(): Promise<ParkBackend> {
       `SQLite (\`openSqliteDatabase()\`: node:sqlite on Node.js 22.13 and later, better-sqlite3 before; WAL, ` +
       `synchronous NORMAL): host table \`workflows (id TEXT ` +
       `PRIMARY KEY, status TEXT NOT NULL)\` with an index on \`status\`, refilled, analyzed and ` +
-      `checkpointed before every run; the store on the same handle. Raw park: one immediate transaction of ` +
+      `checkpointed before every park, checkpointed again before every unpark (untimed: as a new process ` +
+      `finds the file once the parking one has closed it); the store on the same handle. Raw park: one ` +
+      `immediate transaction of ` +
       `\`INSERT INTO raw_marks ... SELECT id ... WHERE status = 'running'\` and \`UPDATE workflows SET ` +
       `status = 'paused' WHERE status = 'running'\` (\`raw_marks\` shaped like the store's marks table); ` +
       `raw unpark: \`UPDATE ... WHERE status = 'paused' AND id IN (SELECT id FROM raw_marks)\` and ` +

@@ -101,6 +101,7 @@ async function measure(
             step('park');
             const parked = await attempt(point, 'park', () => driver.park(n));
             if (parked) {
+              await tables.settle?.();
               step('resume');
               await attempt(point, 'resume', () => driver.unpark(n));
             } else {
@@ -115,6 +116,7 @@ async function measure(
           } else {
             step('park');
             const park = await checked('the raw park', n, () => tables.rawPark());
+            await tables.settle?.();
             step('unpark');
             const unpark = await checked('the raw unpark', n, () => tables.rawUnpark());
             point.raw.park.push(park);
