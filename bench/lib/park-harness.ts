@@ -58,6 +58,11 @@ export interface ParkSuiteOptions {
   readonly largeSize?: number | undefined;
   /** Rounds at the large count (`--quick`: 1). @defaultValue `2` */
   readonly largeRounds?: number | undefined;
+  /**
+   * For information, without a target: rounds of a park and its resume on one table, with no refill in
+   * between, as a worker's table is used (`--quick`: 1). @defaultValue `0` (none)
+   */
+  readonly inUseRounds?: number | undefined;
 }
 
 /** The samples of one count's rounds. */
@@ -97,6 +102,7 @@ export async function runParkSuite(
   const rounds = quick ? 2 : 5;
   const largeSize = quick ? 20_000 : (options.largeSize ?? 1_000_000);
   const largeRounds = quick ? 1 : (options.largeRounds ?? 2);
+  const inUseRounds = Math.min(quick ? 1 : Number.POSITIVE_INFINITY, options.inUseRounds ?? 0);
   const memorySizes = [quick ? 1_000 : 10_000, largeSize];
   const backend = await open();
   // One backend for every controller of the suite, so fencing tokens keep increasing across runs.
@@ -255,6 +261,26 @@ export async function runParkSuite(
     const samples = await runRounds(size, rounds);
     const large = await runRounds(largeSize, largeRounds);
 
+    // For information: a park and its resume round after round on one table, as a worker's table is used
+    // (no refill in between). The first round starts from the fresh fill and is not counted; every
+    // operation starts after settle(), as a new process finds the database.
+    const inUse = { park: [] as number[], unpark: [] as number[] };
+    if (inUseRounds > 0) await backend.reset(size);
+    for (let round = 0; inUseRounds > 0 && round <= inUseRounds; round++) {
+      const doing = `${size.toLocaleString('en-US')} on one table, round ${round}/${inUseRounds}`;
+      progress(`${doing}: parking`);
+      await backend.settle?.();
+      const p = (await measure(() => park())).value;
+      if (p.report.parked !== size) throw new Error(`parked ${p.report.parked} of ${size}`);
+      await backend.settle?.();
+      progress(`${doing}: unparking`);
+      const u = (await measure(() => unpark(size))).value;
+      await expect(size, 0, 'unparking');
+      if (round === 0) continue;
+      inUse.park.push(p.ms);
+      inUse.unpark.push(u.ms);
+    }
+
     // Retained heap while parking, sampled after forced collections every few batches (untimed).
     const retained: { n: number; growth: number; rssGrowth: number }[] = [];
     for (const n of memorySizes) {
@@ -357,6 +383,12 @@ export async function runParkSuite(
         `\`batchSize\` 2,000) under the start-stop lock of an in-process MemoryCoordinator, so that the ` +
         `store is what is measured. Unpark: a new controller's \`start()\` until \`whenResumed()\` ` +
         `resolves (\`unparkPage()\`, page by page). ${backend.description} ` +
+        (inUseRounds > 0
+          ? `For information, without a target: ${n} workflows parked and resumed ${inUseRounds} ` +
+            `round${inUseRounds === 1 ? '' : 's'} on one table with no refill in between, as a worker's ` +
+            `table is used (after a first round from the fresh fill, not counted), each operation after ` +
+            `the same settling as the unpark of the main rounds. `
+          : '') +
         `Figures: median [interquartile range] over rounds; ratios are taken round by round.` +
         (backend.inProcess === true
           ? ' With the database in this process, its CPU time (user and system) is shown too: the ' +
@@ -364,6 +396,22 @@ export async function runParkSuite(
           : ''),
       tables: [
         table(n, samples),
+        ...(inUse.park.length === 0
+          ? []
+          : [
+              {
+                title: `${backend.name}: ${n} workflows parked and resumed round after round on one table (for information)`,
+                columns: ['Operation', 'graceful-drain', 'ratio to the park'],
+                rows: [
+                  ['park', iqr(s(inUse.park), duration), ''],
+                  [
+                    'unpark (resume)',
+                    iqr(s(inUse.unpark), duration),
+                    iqr(s(ratios(inUse.unpark, inUse.park)), times),
+                  ],
+                ],
+              },
+            ]),
         table(big, large),
         {
           title: `${backend.name}: retained heap while parking (sampled after full collections every 10 batches)`,

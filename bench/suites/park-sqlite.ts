@@ -21,4 +21,6 @@ async function open(): Promise<ParkBackend> {
   };
 }
 
-export const suite: Suite = { run: (context) => runParkSuite(context, open) };
+export const suite: Suite = {
+  run: (context) => runParkSuite(context, open, { inUseRounds: 6 }),
+};
