@@ -18,10 +18,10 @@ export interface HostTables {
   /** Leaves `n` workflows, all running, and no marks (the store's or the raw ones). */
   reset(n: number): Promise<void>;
   /**
-   * Called between a park and the unpark that follows it, untimed: leaves the database as a new
-   * process finds it after the parking one closed it, as `reset()` leaves it for the park. SQLite:
-   * checkpoints the WAL, as closing its last connection does; without it, the unpark would pay for
-   * copying the park's last frames to the database file. Absent where there is nothing to do.
+   * Called, untimed, before a timed operation that does not start from `reset()` (an unpark after its
+   * park): leaves the database as a new process finds it after the one before it closed it, as `reset()`
+   * does. SQLite: checkpoints the WAL, as closing its last connection does; without it, an unpark would
+   * pay for copying its park's last frames to the database file. Absent where there is nothing to do.
    */
   settle?(): Promise<void>;
   /** Pauses every running workflow and marks it, set-based. Returns the count. */

@@ -1,5 +1,6 @@
-import type { ShutdownReport, WorkflowStore } from 'graceful-drain';
+import type { ShutdownReport } from 'graceful-drain';
 import { bytes, duration, iqr, times } from './format.js';
+import type { HostTables } from './hand-off-driver.js';
 import { heapUsed, PeakMemory, rss } from './heap.js';
 import { core, memory } from './library.js';
 import { status, type Check, type SuiteBody, type SuiteContext } from './result.js';
@@ -8,9 +9,7 @@ import { shuffle } from '../../harness/random.js';
 import { uniqueName } from '../../harness/servers.js';
 
 /** A database holding a host table of workflows, a store over it, and the raw SQL to compare with. */
-export interface ParkBackend {
-  /** For example `PostgreSQL 15.4`. */
-  readonly name: string;
+export interface ParkBackend extends HostTables {
   /** What a reader needs to know of the set-up (table, indexes, settings, the raw statements). */
   readonly description: string;
   /**
@@ -18,21 +17,8 @@ export interface ParkBackend {
    * elapsed time, a measure that other processes on a busy machine disturb less.
    */
   readonly inProcess?: boolean | undefined;
-  readonly store: WorkflowStore;
-  /** Leaves `n` workflows, all running, and no marks (the store's or the raw ones). */
-  reset(n: number): Promise<void>;
-  /**
-   * Called between a park and its unpark, untimed: leaves the database as a new process finds it after
-   * the parking one closed it (SQLite: checkpoints the WAL). Absent where there is nothing to do.
-   */
-  settle?(): Promise<void>;
-  /** One set-based statement (or transaction): pause every running workflow and mark it. Returns the count. */
-  rawPark(): Promise<number>;
-  /** One set-based statement (or transaction): resume every marked paused workflow, clear the marks. */
-  rawUnpark(): Promise<number>;
   /** How many workflows are running and paused now. */
   count(): Promise<{ readonly running: number; readonly paused: number }>;
-  close(): Promise<void>;
 }
 
 interface Timed {
@@ -265,20 +251,22 @@ export async function runParkSuite(
     // (no refill in between). The first round starts from the fresh fill and is not counted; every
     // operation starts after settle(), as a new process finds the database.
     const inUse = { park: [] as number[], unpark: [] as number[] };
-    if (inUseRounds > 0) await backend.reset(size);
-    for (let round = 0; inUseRounds > 0 && round <= inUseRounds; round++) {
-      const doing = `${size.toLocaleString('en-US')} on one table, round ${round}/${inUseRounds}`;
-      progress(`${doing}: parking`);
-      await backend.settle?.();
-      const p = (await measure(() => park())).value;
-      if (p.report.parked !== size) throw new Error(`parked ${p.report.parked} of ${size}`);
-      await backend.settle?.();
-      progress(`${doing}: unparking`);
-      const u = (await measure(() => unpark(size))).value;
-      await expect(size, 0, 'unparking');
-      if (round === 0) continue;
-      inUse.park.push(p.ms);
-      inUse.unpark.push(u.ms);
+    if (inUseRounds > 0) {
+      await backend.reset(size);
+      for (let round = 0; round <= inUseRounds; round++) {
+        const doing = `${size.toLocaleString('en-US')} on one table, round ${round}/${inUseRounds}`;
+        progress(`${doing}: parking`);
+        if (round > 0) await backend.settle?.();
+        const p = (await measure(() => park())).value;
+        if (p.report.parked !== size) throw new Error(`parked ${p.report.parked} of ${size}`);
+        await backend.settle?.();
+        progress(`${doing}: unparking`);
+        const u = (await measure(() => unpark(size))).value;
+        await expect(size, 0, 'unparking');
+        if (round === 0) continue;
+        inUse.park.push(p.ms);
+        inUse.unpark.push(u.ms);
+      }
     }
 
     // Retained heap while parking, sampled after forced collections every few batches (untimed).
