@@ -189,7 +189,7 @@ describe('track()', () => {
         // Past every microtask a second call back could run in.
         await new Promise((resolve) => setImmediate(resolve));
         expect(drain.inFlight).toBe(0);
-        // The list and the count still right: one task left running, named alone.
+        // The list and the count still right: the two tasks left running, named in start order.
         void drain.track(() => new Promise(() => {}), { label: 'still-running' });
         void drain.track(() => new Promise(() => {}), { label: 'also-running' });
         expect(drain.inFlight).toBe(2);
