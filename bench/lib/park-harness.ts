@@ -49,6 +49,19 @@ export interface ParkSuiteOptions {
    * between, as a worker's table is used (`--quick`: 1). @defaultValue `0` (none)
    */
   readonly inUseRounds?: number | undefined;
+  /**
+   * For information, without a target: the rounds at 100,000 again on another host table (other
+   * statuses, say), opened by `open`; `title` names it in the table's title, `description` in the method
+   * (`--quick`: 1 round at the small count).
+   */
+  readonly alternate?:
+    | {
+        readonly title: string;
+        readonly description: string;
+        readonly rounds: number;
+        readonly open: () => Promise<ParkBackend>;
+      }
+    | undefined;
 }
 
 /** The samples of one count's rounds. */
@@ -90,7 +103,9 @@ export async function runParkSuite(
   const largeRounds = quick ? 1 : (options.largeRounds ?? 2);
   const inUseRounds = Math.min(quick ? 1 : Number.POSITIVE_INFINITY, options.inUseRounds ?? 0);
   const memorySizes = [quick ? 1_000 : 10_000, largeSize];
-  const backend = await open();
+  const main = await open();
+  // The backend the helpers below work on: `main`, but for the alternate's rounds.
+  let backend = main;
   // One backend for every controller of the suite, so fencing tokens keep increasing across runs.
   const coordination = new MemoryBackend();
   const group = uniqueName('bench');
@@ -269,6 +284,25 @@ export async function runParkSuite(
       }
     }
 
+    // For information: the same rounds on the alternate's tables.
+    let alternate: { name: string; samples: Samples } | undefined;
+    if (options.alternate !== undefined) {
+      const rounds = quick ? 1 : options.alternate.rounds;
+      backend = await options.alternate.open();
+      try {
+        const name = backend.name;
+        const warm = Math.min(size, 2_000);
+        await backend.reset(warm);
+        await park();
+        await unpark(warm);
+        alternate = { name, samples: await runRounds(size, rounds) };
+      } finally {
+        await Promise.all(coordinators.splice(0).map((c) => c.close()));
+        await backend.close();
+        backend = main;
+      }
+    }
+
     // Retained heap while parking, sampled after forced collections every few batches (untimed).
     const retained: { n: number; growth: number; rssGrowth: number }[] = [];
     for (const n of memorySizes) {
@@ -325,8 +359,8 @@ export async function runParkSuite(
       },
     ];
     /** The table of one count's rounds. */
-    const table = (count: string, x: Samples) => ({
-      title: `${backend.name}: ${count} workflows`,
+    const table = (count: string, x: Samples, title = `${backend.name}: ${count} workflows`) => ({
+      title,
       columns: ['Operation', 'graceful-drain', 'raw SQL (baseline)', 'ratio'],
       rows: [
         [
@@ -340,6 +374,12 @@ export async function runParkSuite(
           iqr(s(x.unpark), duration),
           iqr(s(x.rawUnpark), duration),
           iqr(s(ratios(x.unpark, x.rawUnpark)), times),
+        ],
+        [
+          'unpark over park (the time of a resume over the time of its park)',
+          iqr(s(ratios(x.unpark, x.park)), times),
+          iqr(s(ratios(x.rawUnpark, x.rawPark)), times),
+          '',
         ],
         ["park: the report's `park` phase alone", iqr(s(x.parkPhase), duration), '', ''],
         ...(backend.inProcess === true
@@ -377,6 +417,10 @@ export async function runParkSuite(
             `table is used (after a first round from the fresh fill, not counted), each operation after ` +
             `the same settling as the unpark of the main rounds. `
           : '') +
+        (alternate === undefined || options.alternate === undefined
+          ? ''
+          : `For information, without a target: the ${n} rounds again (${alternate.samples.park.length} ` +
+            `of them) on ${options.alternate.description}. `) +
         `Figures: median [interquartile range] over rounds; ratios are taken round by round.` +
         (backend.inProcess === true
           ? ' With the database in this process, its CPU time (user and system) is shown too: the ' +
@@ -400,6 +444,15 @@ export async function runParkSuite(
                 ],
               },
             ]),
+        ...(alternate === undefined || options.alternate === undefined
+          ? []
+          : [
+              table(
+                n,
+                alternate.samples,
+                `${alternate.name}: ${n} workflows, ${options.alternate.title} (for information)`,
+              ),
+            ]),
         table(big, large),
         {
           title: `${backend.name}: retained heap while parking (sampled after full collections every 10 batches)`,
@@ -412,6 +465,6 @@ export async function runParkSuite(
     };
   } finally {
     await Promise.all(coordinators.map((c) => c.close()));
-    await backend.close();
+    await main.close();
   }
 }
