@@ -50,9 +50,9 @@ export interface ParkSuiteOptions {
    */
   readonly inUseRounds?: number | undefined;
   /**
-   * For information, without a target: the rounds at 100,000 again on another host table (other
-   * statuses, say), opened by `open`; `title` names it in the table's title, `description` in the method
-   * (`--quick`: 1 round at the small count).
+   * For information, without a target: `rounds` rounds at the main count (100,000) again, on another host
+   * table (other statuses, say) opened by `open`; `title` names it in the table's title, `description` in
+   * the method (`--quick`: 1 round at the small count).
    */
   readonly alternate?:
     | {
@@ -285,17 +285,22 @@ export async function runParkSuite(
     }
 
     // For information: the same rounds on the alternate's tables.
-    let alternate: { name: string; samples: Samples } | undefined;
+    let alternate: { title: string; description: string; samples: Samples } | undefined;
     if (options.alternate !== undefined) {
-      const rounds = quick ? 1 : options.alternate.rounds;
-      backend = await options.alternate.open();
+      const { title, description, rounds, open: openAlternate } = options.alternate;
+      backend = await openAlternate();
       try {
         const name = backend.name;
-        const warm = Math.min(size, 2_000);
         await backend.reset(warm);
         await park();
         await unpark(warm);
-        alternate = { name, samples: await runRounds(size, rounds) };
+        const samples = await runRounds(size, quick ? 1 : rounds);
+        const count = size.toLocaleString('en-US');
+        alternate = {
+          title: `${name}: ${count} workflows, ${title} (for information)`,
+          description,
+          samples,
+        };
       } finally {
         await Promise.all(coordinators.splice(0).map((c) => c.close()));
         await backend.close();
@@ -417,10 +422,10 @@ export async function runParkSuite(
             `table is used (after a first round from the fresh fill, not counted), each operation after ` +
             `the same settling as the unpark of the main rounds. `
           : '') +
-        (alternate === undefined || options.alternate === undefined
+        (alternate === undefined
           ? ''
           : `For information, without a target: the ${n} rounds again (${alternate.samples.park.length} ` +
-            `of them) on ${options.alternate.description}. `) +
+            `of them) on ${alternate.description}. `) +
         `Figures: median [interquartile range] over rounds; ratios are taken round by round.` +
         (backend.inProcess === true
           ? ' With the database in this process, its CPU time (user and system) is shown too: the ' +
@@ -444,15 +449,7 @@ export async function runParkSuite(
                 ],
               },
             ]),
-        ...(alternate === undefined || options.alternate === undefined
-          ? []
-          : [
-              table(
-                n,
-                alternate.samples,
-                `${alternate.name}: ${n} workflows, ${options.alternate.title} (for information)`,
-              ),
-            ]),
+        ...(alternate === undefined ? [] : [table(n, alternate.samples, alternate.title)]),
         table(big, large),
         {
           title: `${backend.name}: retained heap while parking (sampled after full collections every 10 batches)`,
