@@ -53,8 +53,8 @@ export async function openSqliteTables(
   const store = new SqliteWorkflowStore({ database: db, table: 'workflows', marksTable, statuses });
   // The store creates its tables at first use: have them now, so that reset() can clear them.
   await store.listActive({ limit: 1 });
-  // The statuses as literals, not parameters: the planner then sees the values, as it does in the
-  // store's listings (the statistics of the index on status), and the raw statements keep one plan.
+  // The statuses as literals, as the raw statements have always had them: the planner sees the values
+  // (against the statistics of the index on status), and the baseline keeps the plan it had.
   const running = literal(statuses.running);
   const paused = literal(statuses.paused);
   const fill = db.prepare(`INSERT INTO workflows (id, status)
